@@ -1,0 +1,1 @@
+//! qbo-backfill library.

@@ -1,0 +1,2 @@
+//! `qbo-backfill` binary.
+fn main() {}

@@ -1,0 +1,2 @@
+//! `qbo-sim` binary.
+fn main() {}
