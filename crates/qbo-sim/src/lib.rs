@@ -1,1 +1,50 @@
 //! QuickBooks Online simulator.
+//!
+//! A faithful stand-in for the QBO Accounting API used by tests and benchmarks: OAuth2 refresh
+//! with rotation, the query language and its paging quirks, Intuit's envelopes and fault bodies,
+//! per-company throttling with the XML 429, and injectable faults. Use it in-process
+//! ([`SimState`], [`app`], [`serve`]) or as the `qbo-sim` binary.
+//!
+//! Module map: `config` (settings), `data` (generated rows), `render` / `json` / `time`
+//! (output), `query` (parser), `engine` (execution), `auth` (tokens), `limits` (throttling),
+//! `faults` (error bodies), `state` (control surface), `http` (server).
+
+mod auth;
+mod config;
+mod data;
+mod engine;
+mod faults;
+mod http;
+mod json;
+mod limits;
+pub mod query;
+mod render;
+mod rng;
+mod state;
+mod time;
+
+pub use config::{FaultConfig, Rotation, SimConfig, SimLimits};
+pub use http::{RunningSim, app, serve};
+pub use state::{SimState, SimStats};
+
+/// Errors of the simulator's control surface.
+#[derive(Debug, thiserror::Error)]
+pub enum SimError {
+    /// The entity name is not one the simulator holds (Customer, Item, Invoice).
+    #[error("unknown entity: {0}")]
+    UnknownEntity(String),
+    /// No row with that id.
+    #[error("{entity} with Id {id} not found")]
+    NotFound {
+        /// Entity name as given.
+        entity: String,
+        /// Id as given.
+        id: String,
+    },
+    /// Only list entities (Customer, Item) can be deactivated.
+    #[error("{0} is not a list entity and cannot be deactivated")]
+    NotListEntity(String),
+    /// Binding or serving failed.
+    #[error("I/O error: {0}")]
+    Io(#[from] std::io::Error),
+}

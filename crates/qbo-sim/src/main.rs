@@ -1,2 +1,191 @@
-//! `qbo-sim` binary.
-fn main() {}
+//! `qbo-sim` binary: parses flags, runs the simulator on 127.0.0.1 and prints
+//! `api_base_url=…` and `token_url=…` on stdout once it is ready; stops on Ctrl-C or SIGTERM.
+//! Logs go to stderr.
+
+use std::io::Write as _;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use clap::Parser;
+use qbo_sim::{FaultConfig, Rotation, SimConfig, SimLimits, SimState, serve};
+
+/// A QuickBooks Online simulator.
+#[derive(Debug, Parser)]
+#[command(name = "qbo-sim", version, about)]
+struct Args {
+    /// Port on 127.0.0.1 (0 = any free port).
+    #[arg(long, default_value_t = 0)]
+    port: u16,
+    /// Seed of the deterministic data.
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
+    /// Number of customers.
+    #[arg(long, default_value_t = 1000)]
+    customers: usize,
+    /// Number of items.
+    #[arg(long, default_value_t = 200)]
+    items: usize,
+    /// Number of invoices.
+    #[arg(long, default_value_t = 2000)]
+    invoices: usize,
+    /// First UTC day of the CreateTime spread (inclusive).
+    #[arg(long, default_value = "2026-01-01")]
+    from: jiff::civil::Date,
+    /// Last UTC day of the CreateTime spread (exclusive).
+    #[arg(long, default_value = "2026-02-01")]
+    to: jiff::civil::Date,
+    /// OAuth2 client id.
+    #[arg(long, env = "QBO_SIM_CLIENT_ID", default_value = "sim-client-id")]
+    client_id: String,
+    /// OAuth2 client secret.
+    #[arg(
+        long,
+        env = "QBO_SIM_CLIENT_SECRET",
+        default_value = "sim-client-secret",
+        hide_env_values = true,
+        hide_default_value = true
+    )]
+    client_secret: String,
+    /// Refresh token valid at start-up.
+    #[arg(
+        long,
+        env = "QBO_SIM_REFRESH_TOKEN",
+        default_value = "sim-refresh-token-0",
+        hide_env_values = true,
+        hide_default_value = true
+    )]
+    refresh_token: String,
+    /// Company (realm) id.
+    #[arg(long, default_value = "9130350000000001")]
+    realm_id: String,
+    /// Access-token lifetime in seconds.
+    #[arg(long, default_value_t = 3600)]
+    access_token_ttl_secs: u64,
+    /// Rotate the refresh token only once it is this old (seconds); default: on every refresh.
+    #[arg(long)]
+    rotate_after_secs: Option<u64>,
+    /// Requests per rolling minute (0 = unlimited).
+    #[arg(long, default_value_t = 500)]
+    requests_per_minute: u32,
+    /// Requests per rolling second (0 = unlimited).
+    #[arg(long, default_value_t = 10)]
+    requests_per_second: u32,
+    /// Requests in flight at once (0 = unlimited).
+    #[arg(long, default_value_t = 10)]
+    max_in_flight: u32,
+    /// Disable all throttling.
+    #[arg(long)]
+    no_limits: bool,
+    /// Probability of a 500/502/503.
+    #[arg(long, default_value_t = 0.0)]
+    error_rate: f64,
+    /// Share of injected errors sent as the load balancer's HTML page.
+    #[arg(long, default_value_t = 0.0)]
+    html_error_share: f64,
+    /// Fixed latency added to each API request, in milliseconds.
+    #[arg(long, default_value_t = 0)]
+    latency_ms: u64,
+    /// Random extra latency up to this many milliseconds.
+    #[arg(long, default_value_t = 0)]
+    latency_jitter_ms: u64,
+    /// Probability that a 200 body is cut partway.
+    #[arg(long, default_value_t = 0.0)]
+    truncate_rate: f64,
+    /// Probability that the connection is closed without a response.
+    #[arg(long, default_value_t = 0.0)]
+    drop_rate: f64,
+}
+
+fn limit(n: u32) -> Option<u32> {
+    (n > 0).then_some(n)
+}
+
+fn redact(secret: &str) -> String {
+    let tail: Vec<char> = secret.chars().rev().take(4).collect();
+    format!("…{}", tail.into_iter().rev().collect::<String>())
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .init();
+    let args = Args::parse();
+    for (name, rate) in [
+        ("--error-rate", args.error_rate),
+        ("--html-error-share", args.html_error_share),
+        ("--truncate-rate", args.truncate_rate),
+        ("--drop-rate", args.drop_rate),
+    ] {
+        anyhow::ensure!((0.0..=1.0).contains(&rate), "{name} must be within [0, 1]");
+    }
+    let limits = if args.no_limits {
+        SimLimits::none()
+    } else {
+        SimLimits {
+            requests_per_minute: limit(args.requests_per_minute),
+            requests_per_second: limit(args.requests_per_second),
+            max_in_flight: limit(args.max_in_flight),
+        }
+    };
+    let config = SimConfig {
+        seed: args.seed,
+        customers: args.customers,
+        items: args.items,
+        invoices: args.invoices,
+        from: args.from,
+        to: args.to,
+        client_id: args.client_id,
+        client_secret: args.client_secret,
+        refresh_token: args.refresh_token,
+        realm_id: args.realm_id,
+        access_token_ttl: Duration::from_secs(args.access_token_ttl_secs),
+        rotation: args.rotate_after_secs.map_or(Rotation::EveryRefresh, |s| {
+            Rotation::AfterAge(Duration::from_secs(s))
+        }),
+        limits,
+        faults: FaultConfig {
+            error_rate: args.error_rate,
+            html_error_share: args.html_error_share,
+            latency: Duration::from_millis(args.latency_ms),
+            latency_jitter: Duration::from_millis(args.latency_jitter_ms),
+            truncate_rate: args.truncate_rate,
+            drop_rate: args.drop_rate,
+        },
+    };
+    let started = Instant::now();
+    let initial_rt = redact(&config.refresh_token);
+    let state = SimState::new(config);
+    let sim = serve(state, SocketAddr::from((Ipv4Addr::LOCALHOST, args.port)))
+        .await
+        .context("binding the listener")?;
+    tracing::info!(
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        customers = args.customers,
+        items = args.items,
+        invoices = args.invoices,
+        refresh_token = %initial_rt,
+        "qbo-sim ready"
+    );
+    {
+        let mut out = std::io::stdout().lock();
+        writeln!(out, "api_base_url={}", sim.api_base_url())?;
+        writeln!(out, "token_url={}", sim.token_url())?;
+        out.flush()?;
+    }
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .context("installing the SIGTERM handler")?;
+    tokio::select! {
+        r = tokio::signal::ctrl_c() => r.context("waiting for Ctrl-C")?,
+        _ = term.recv() => {}
+    }
+    tracing::info!("shutting down");
+    sim.shutdown().await;
+    Ok(())
+}

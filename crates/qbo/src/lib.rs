@@ -1,10 +1,30 @@
 //! QuickBooks Online client: settings, OAuth2 refresh with rotation, the query builder, paging,
 //! the error taxonomy, retries and the per-company rate limit.
 
+mod auth;
+mod client;
 pub mod entity;
+pub mod error;
 pub mod page;
+mod pager;
+pub mod query;
+mod rate_limit;
+pub mod redact;
+pub mod response;
+pub mod settings;
 pub mod token_store;
 
+pub use client::{ClientStats, QboClient};
 pub use entity::{Entity, UnknownEntity};
+pub use error::{ENVIRONMENT_HINT, Fault, FaultError, QboError};
 pub use page::{Page, Row};
-pub use token_store::{BoxFuture, MemoryTokenStore, TokenLease, TokenSet, TokenStore, TokenStoreError};
+pub use pager::{MAX_REPAGES, WindowPager};
+pub use query::{Literal, Operator, Query, TimeWindow, escape_literal, format_datetime};
+pub use rate_limit::{MINUTE_GUARD, SECOND_GUARD};
+pub use response::QueryPage;
+pub use settings::{
+    ClientSettings, Credentials, Environment, RateLimitSettings, RetrySettings, UnknownEnvironment,
+};
+pub use token_store::{
+    BoxFuture, MemoryTokenStore, TokenLease, TokenSet, TokenStore, TokenStoreError,
+};

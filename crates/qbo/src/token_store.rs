@@ -48,7 +48,10 @@ impl fmt::Debug for TokenSet {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("TokenSet")
             .field("refresh_token", &"[REDACTED]")
-            .field("access_token", &self.access_token.as_ref().map(|_| "[REDACTED]"))
+            .field(
+                "access_token",
+                &self.access_token.as_ref().map(|_| "[REDACTED]"),
+            )
             .field("access_token_expires_at", &self.access_token_expires_at)
             .field("refresh_token_expires_at", &self.refresh_token_expires_at)
             .finish()
@@ -67,7 +70,10 @@ pub struct TokenStoreError {
 impl TokenStoreError {
     /// An error with an operator-facing message and no underlying cause.
     pub fn new(message: impl Into<String>) -> Self {
-        Self { message: message.into(), source: None }
+        Self {
+            message: message.into(),
+            source: None,
+        }
     }
 
     /// An error with an operator-facing message and the cause behind it.
@@ -75,7 +81,10 @@ impl TokenStoreError {
         message: impl Into<String>,
         source: impl std::error::Error + Send + Sync + 'static,
     ) -> Self {
-        Self { message: message.into(), source: Some(Box::new(source)) }
+        Self {
+            message: message.into(),
+            source: Some(Box::new(source)),
+        }
     }
 }
 
@@ -94,7 +103,8 @@ pub trait TokenLease: Send {
 
     /// Durably stores `tokens` (the rotated refresh token and the new access token) and ends the
     /// lease. Returns only once the write is durable.
-    fn commit(self: Box<Self>, tokens: TokenSet) -> BoxFuture<'static, Result<(), TokenStoreError>>;
+    fn commit(self: Box<Self>, tokens: TokenSet)
+    -> BoxFuture<'static, Result<(), TokenStoreError>>;
 }
 
 /// An in-process [`TokenStore`]: exclusive within one process only.
@@ -107,7 +117,9 @@ impl MemoryTokenStore {
     /// A store that starts with `tokens`.
     #[must_use]
     pub fn new(tokens: TokenSet) -> Self {
-        Self { inner: std::sync::Arc::new(tokio::sync::Mutex::new(tokens)) }
+        Self {
+            inner: std::sync::Arc::new(tokio::sync::Mutex::new(tokens)),
+        }
     }
 
     /// The tokens currently stored.

@@ -1,0 +1,258 @@
+//! OAuth2 state: the refresh-token chain with rotation, revocation and reconnect, and the
+//! issued access tokens with their expiry.
+
+use std::collections::{HashMap, HashSet};
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use serde::Serialize;
+
+use crate::Rotation;
+use crate::rng::SharedRng;
+
+/// Intuit's rolling refresh-token lifetime (101 days), reported as `x_refresh_token_expires_in`.
+const REFRESH_TOKEN_LIFETIME_SECS: u64 = 8_726_400;
+/// The (constant, non-secret) JWE header every generated access token starts with.
+const ACCESS_TOKEN_HEADER: &str = "eyJlbmMiOiJBMTI4Q0JDLUhTMjU2IiwiYWxnIjoiZGlyIn0";
+/// Keep at most this many access tokens before pruning expired ones.
+const MAX_ACCESS_TOKENS: usize = 10_000;
+
+/// A successful token response, in Intuit's key order (no `id_token`: no OpenID scope).
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct TokenResponse {
+    pub(crate) access_token: String,
+    pub(crate) refresh_token: String,
+    pub(crate) token_type: &'static str,
+    pub(crate) expires_in: u64,
+    pub(crate) x_refresh_token_expires_in: u64,
+}
+
+/// Why a refresh was refused; each maps to one of Intuit's recorded 400 bodies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum GrantError {
+    /// Never issued: `{"error":"invalid_grant"}`.
+    Unknown,
+    /// Replaced by rotation or reconnect: `{"error_description":"Token invalid",…}`.
+    Replaced,
+    /// Revoked: `{"error":"invalid_grant","error_description":"Incorrect or invalid refresh token"}`.
+    Revoked,
+}
+
+impl GrantError {
+    /// The exact response body.
+    pub(crate) fn body(self) -> &'static str {
+        match self {
+            GrantError::Unknown => r#"{"error":"invalid_grant"}"#,
+            GrantError::Replaced => {
+                r#"{"error_description":"Token invalid","error":"invalid_grant"}"#
+            }
+            GrantError::Revoked => {
+                r#"{"error":"invalid_grant","error_description":"Incorrect or invalid refresh token"}"#
+            }
+        }
+    }
+}
+
+/// Result of checking a bearer token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Access {
+    Valid,
+    Expired,
+    Unknown,
+}
+
+/// Token bookkeeping (behind a mutex in the state).
+#[derive(Debug)]
+pub(crate) struct Tokens {
+    latest: String,
+    latest_issued: Instant,
+    latest_valid: bool,
+    replaced: HashSet<String>,
+    revoked: HashSet<String>,
+    access: HashMap<String, Instant>,
+}
+
+impl Tokens {
+    pub(crate) fn new(initial_refresh_token: String) -> Self {
+        Self {
+            latest: initial_refresh_token,
+            latest_issued: Instant::now(),
+            latest_valid: true,
+            replaced: HashSet::new(),
+            revoked: HashSet::new(),
+            access: HashMap::new(),
+        }
+    }
+
+    /// The most recently issued refresh token (valid unless revoked).
+    pub(crate) fn latest(&self) -> &str {
+        &self.latest
+    }
+
+    /// Exchanges a refresh token, rotating it per `rotation`.
+    pub(crate) fn refresh(
+        &mut self,
+        presented: &str,
+        rotation: Rotation,
+        ttl: Duration,
+        rng: &SharedRng,
+    ) -> Result<TokenResponse, GrantError> {
+        if presented != self.latest || !self.latest_valid {
+            return Err(if self.revoked.contains(presented) {
+                GrantError::Revoked
+            } else if self.replaced.contains(presented) {
+                GrantError::Replaced
+            } else {
+                GrantError::Unknown
+            });
+        }
+        let rotate = match rotation {
+            Rotation::EveryRefresh => true,
+            Rotation::AfterAge(age) => self.latest_issued.elapsed() >= age,
+        };
+        if rotate {
+            self.issue_refresh_token(rng);
+        }
+        let access_token = new_access_token(rng);
+        let now = Instant::now();
+        if self.access.len() >= MAX_ACCESS_TOKENS {
+            self.access.retain(|_, exp| *exp > now);
+        }
+        self.access.insert(access_token.clone(), now + ttl);
+        Ok(TokenResponse {
+            access_token,
+            refresh_token: self.latest.clone(),
+            token_type: "bearer",
+            expires_in: ttl.as_secs(),
+            x_refresh_token_expires_in: REFRESH_TOKEN_LIFETIME_SECS
+                .saturating_sub(self.latest_issued.elapsed().as_secs()),
+        })
+    }
+
+    fn issue_refresh_token(&mut self, rng: &SharedRng) {
+        let old = std::mem::replace(&mut self.latest, new_refresh_token(rng));
+        if self.latest_valid {
+            self.replaced.insert(old);
+        }
+        self.latest_issued = Instant::now();
+        self.latest_valid = true;
+    }
+
+    /// The user re-consented: a brand-new valid refresh token.
+    pub(crate) fn reconnect(&mut self, rng: &SharedRng) -> String {
+        self.issue_refresh_token(rng);
+        self.latest.clone()
+    }
+
+    /// The current refresh token answers `invalid_grant` from now on.
+    pub(crate) fn revoke(&mut self) {
+        if self.latest_valid {
+            self.revoked.insert(self.latest.clone());
+            self.latest_valid = false;
+        }
+    }
+
+    /// Every access token issued so far is expired.
+    pub(crate) fn expire_access_tokens(&mut self) {
+        let now = Instant::now();
+        for exp in self.access.values_mut() {
+            *exp = (*exp).min(now);
+        }
+    }
+
+    pub(crate) fn check_access(&self, token: &str) -> Access {
+        match self.access.get(token) {
+            Some(exp) if *exp > Instant::now() => Access::Valid,
+            Some(_) => Access::Expired,
+            None => Access::Unknown,
+        }
+    }
+}
+
+fn random_bytes(rng: &SharedRng, n: usize) -> Vec<u8> {
+    let mut out = Vec::with_capacity(n + 8);
+    while out.len() < n {
+        out.extend_from_slice(&rng.next_u64().to_le_bytes());
+    }
+    out.truncate(n);
+    out
+}
+
+/// An opaque JWE-looking access token (~280 characters).
+fn new_access_token(rng: &SharedRng) -> String {
+    format!(
+        "{ACCESS_TOKEN_HEADER}..{}.{}",
+        URL_SAFE_NO_PAD.encode(random_bytes(rng, 180)),
+        URL_SAFE_NO_PAD.encode(random_bytes(rng, 16))
+    )
+}
+
+/// A refresh token shaped like Intuit's: `AB11` + 10 digits + 36 alphanumerics.
+fn new_refresh_token(rng: &SharedRng) -> String {
+    const ALNUM: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+    let secs = jiff::Timestamp::now()
+        .as_second()
+        .rem_euclid(10_000_000_000);
+    let mut s = format!("AB11{secs:010}");
+    for _ in 0..36 {
+        s.push(char::from(ALNUM[rng.below(ALNUM.len() as u64) as usize]));
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rotation_replaces_and_old_token_fails() {
+        let rng = SharedRng::new(1);
+        let mut t = Tokens::new("rt0".to_owned());
+        let ttl = Duration::from_secs(60);
+        let r1 = t.refresh("rt0", Rotation::EveryRefresh, ttl, &rng).unwrap();
+        assert_ne!(r1.refresh_token, "rt0");
+        assert_eq!(r1.refresh_token.len(), 50);
+        assert_eq!(
+            t.refresh("rt0", Rotation::EveryRefresh, ttl, &rng)
+                .unwrap_err(),
+            GrantError::Replaced
+        );
+        assert_eq!(
+            t.refresh("nope", Rotation::EveryRefresh, ttl, &rng)
+                .unwrap_err(),
+            GrantError::Unknown
+        );
+        assert_eq!(t.check_access(&r1.access_token), Access::Valid);
+        t.expire_access_tokens();
+        assert_eq!(t.check_access(&r1.access_token), Access::Expired);
+        t.revoke();
+        assert_eq!(
+            t.refresh(&r1.refresh_token, Rotation::EveryRefresh, ttl, &rng)
+                .unwrap_err(),
+            GrantError::Revoked
+        );
+        let fresh = t.reconnect(&rng);
+        assert!(t.refresh(&fresh, Rotation::EveryRefresh, ttl, &rng).is_ok());
+    }
+
+    #[test]
+    fn after_age_keeps_token_until_old() {
+        let rng = SharedRng::new(2);
+        let mut t = Tokens::new("rt0".to_owned());
+        let rot = Rotation::AfterAge(Duration::from_secs(3600));
+        let r = t
+            .refresh("rt0", rot, Duration::from_secs(60), &rng)
+            .unwrap();
+        assert_eq!(r.refresh_token, "rt0");
+        let r = t
+            .refresh(
+                "rt0",
+                Rotation::AfterAge(Duration::ZERO),
+                Duration::from_secs(60),
+                &rng,
+            )
+            .unwrap();
+        assert_ne!(r.refresh_token, "rt0");
+    }
+}

@@ -1,0 +1,692 @@
+//! The HTTP face: QBO API routes, the token endpoint, the `/__admin/` API, the gate that applies
+//! throttling / latency / faults / bearer checks, and [`serve`] with a listener whose connections
+//! can be dropped on purpose.
+
+use std::io;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::connect_info::Connected;
+use axum::extract::{ConnectInfo, Path, RawQuery, Request, State};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header};
+use axum::middleware::{Next, from_fn_with_state, map_response_with_state};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::serve::{IncomingStream, Listener};
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+use crate::auth::Access;
+use crate::data::Kind;
+use crate::engine::read_body;
+use crate::faults::{
+    FaultError, fault, forbidden_realm, json, server_error, throttled, unauthorized,
+};
+use crate::query::parse_query;
+use crate::state::Counters;
+use crate::{FaultConfig, SimError, SimLimits, SimState};
+
+/// Path of the token endpoint.
+const TOKEN_PATH: &str = "/oauth2/v1/tokens/bearer";
+
+/// Builds the router: QBO API, token endpoint and admin API, all on `state`.
+///
+/// Dropped-connection faults need the connection handle that [`serve`] installs; on a router
+/// served some other way they are answered as an empty 502 instead.
+pub fn app(state: SimState) -> Router {
+    let qbo = Router::new()
+        .route("/v3/company/{realm}/query", get(query).post(query))
+        .route("/v3/company/{realm}/{entity}/{id}", get(read_entity))
+        .route_layer(from_fn_with_state(state.clone(), gate));
+    let admin = Router::new()
+        .route("/entities/{entity}/{id}/mutate", post(admin_mutate))
+        .route("/entities/{entity}/{id}/deactivate", post(admin_deactivate))
+        .route("/stats", get(admin_stats))
+        .route("/queries", get(admin_queries))
+        .route("/reset", post(admin_reset))
+        .route("/faults", get(admin_get_faults).put(admin_put_faults))
+        .route("/limits", get(admin_get_limits).put(admin_put_limits))
+        .route("/tokens/expire", post(admin_expire))
+        .route("/tokens/revoke", post(admin_revoke))
+        .route("/tokens/reconnect", post(admin_reconnect));
+    Router::new()
+        .route(TOKEN_PATH, post(token))
+        .merge(qbo)
+        .nest("/__admin", admin)
+        .fallback(not_found)
+        .layer(map_response_with_state(state.clone(), add_tid))
+        .with_state(state)
+}
+
+/// Adds `intuit_tid` (`1-5f7330b9-…`) to every response.
+async fn add_tid(State(st): State<SimState>, mut resp: Response) -> Response {
+    let tid = format!(
+        "1-{:08x}-{:012x}{:012x}",
+        jiff::Timestamp::now().as_second() as u32,
+        st.inner.rng.next_u64() >> 16,
+        st.inner.rng.next_u64() >> 16
+    );
+    if let Ok(v) = HeaderValue::from_str(&tid) {
+        resp.headers_mut()
+            .insert(HeaderName::from_static("intuit_tid"), v);
+    }
+    resp
+}
+
+async fn sleep_latency(st: &SimState, f: &FaultConfig) {
+    let jitter = f.latency_jitter.as_secs_f64() * st.inner.rng.next_f64();
+    let total = f.latency + Duration::from_secs_f64(jitter);
+    if !total.is_zero() {
+        tokio::time::sleep(total).await;
+    }
+}
+
+/// Throttling, latency, injected faults and the bearer check, in that order, for `/v3/...`.
+async fn gate(State(st): State<SimState>, req: Request, next: Next) -> Response {
+    let inner = &st.inner;
+    Counters::bump(&inner.counters.requests_total);
+    let (_in_flight, throttle) = inner.limiter.admit();
+    if throttle {
+        Counters::bump(&inner.counters.throttled);
+        return throttled();
+    }
+    let f = st.faults();
+    sleep_latency(&st, &f).await;
+    let r = inner.rng.next_f64();
+    if r < f.drop_rate {
+        Counters::bump(&inner.counters.faults_injected);
+        return match req.extensions().get::<ConnectInfo<ConnKill>>() {
+            Some(ConnectInfo(kill)) => {
+                kill.0.store(true, Ordering::Release);
+                StatusCode::OK.into_response()
+            }
+            None => StatusCode::BAD_GATEWAY.into_response(),
+        };
+    }
+    if r < f.drop_rate + f.error_rate {
+        Counters::bump(&inner.counters.faults_injected);
+        return server_error(&inner.rng, f.html_error_share);
+    }
+    if let Some(resp) = check_bearer(&st, req.headers()) {
+        return resp;
+    }
+    let resp = next.run(req).await;
+    if resp.status() == StatusCode::OK
+        && f.truncate_rate > 0.0
+        && inner.rng.next_f64() < f.truncate_rate
+    {
+        Counters::bump(&inner.counters.faults_injected);
+        let (parts, body) = resp.into_parts();
+        let Ok(bytes) = axum::body::to_bytes(body, usize::MAX).await else {
+            return StatusCode::BAD_GATEWAY.into_response();
+        };
+        // Cut somewhere in the middle 10–90 % so the JSON is never complete.
+        let cut = (bytes.len() as f64 * (0.1 + 0.8 * inner.rng.next_f64())) as usize;
+        return Response::from_parts(
+            parts,
+            Body::from(bytes.slice(..cut.min(bytes.len().saturating_sub(1)))),
+        );
+    }
+    resp
+}
+
+/// `None` when the bearer token is valid, else the 401 response.
+fn check_bearer(st: &SimState, headers: &HeaderMap) -> Option<Response> {
+    let auth = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let token = match auth.split_once(' ') {
+        Some((scheme, t)) if scheme.eq_ignore_ascii_case("bearer") => t.trim(),
+        _ => return Some(unauthorized("Token invalid")),
+    };
+    if token.len() < 20 || token.len() > 10_000 {
+        return Some(unauthorized(
+            "Malformed bearer token: too short or too long",
+        ));
+    }
+    // A short prefix only: never echo a whole token.
+    let prefix: String = token.chars().take(6).collect();
+    match st.tokens().check_access(token) {
+        Access::Valid => None,
+        Access::Expired => Some(unauthorized(&format!("Token expired: {prefix}"))),
+        Access::Unknown => Some(unauthorized(&format!("Token invalid: {prefix}"))),
+    }
+}
+
+fn hex_val(b: u8) -> Option<u8> {
+    match b {
+        b'0'..=b'9' => Some(b - b'0'),
+        b'a'..=b'f' => Some(b - b'a' + 10),
+        b'A'..=b'F' => Some(b - b'A' + 10),
+        _ => None,
+    }
+}
+
+/// Decodes `application/x-www-form-urlencoded` text (`+` is a space; bad escapes stay as is).
+fn percent_decode(s: &[u8]) -> String {
+    let mut out = Vec::with_capacity(s.len());
+    let mut i = 0;
+    while i < s.len() {
+        match s[i] {
+            b'+' => out.push(b' '),
+            b'%' => match (
+                s.get(i + 1).copied().and_then(hex_val),
+                s.get(i + 2).copied().and_then(hex_val),
+            ) {
+                (Some(h), Some(l)) => {
+                    out.push(h * 16 + l);
+                    i += 2;
+                }
+                _ => out.push(b'%'),
+            },
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Parses a query string or form body into name/value pairs.
+fn parse_form(s: &[u8]) -> Vec<(String, String)> {
+    s.split(|&b| b == b'&')
+        .filter(|p| !p.is_empty())
+        .map(|p| match p.iter().position(|&b| b == b'=') {
+            Some(eq) => (percent_decode(&p[..eq]), percent_decode(&p[eq + 1..])),
+            None => (percent_decode(p), String::new()),
+        })
+        .collect()
+}
+
+fn form_get<'a>(form: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    form.iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.as_str())
+}
+
+fn is_form(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ct| {
+            ct.to_ascii_lowercase()
+                .starts_with("application/x-www-form-urlencoded")
+        })
+}
+
+/// `GET ?query=…` or `POST` with the statement as an `application/text` body (or a form).
+async fn query(
+    State(st): State<SimState>,
+    Path(realm): Path<String>,
+    method: Method,
+    headers: HeaderMap,
+    RawQuery(raw): RawQuery,
+    body: Bytes,
+) -> Response {
+    if realm != st.inner.realm_id {
+        return forbidden_realm();
+    }
+    let params = raw.map(|r| parse_form(r.as_bytes())).unwrap_or_default();
+    let text = if method == Method::POST && is_form(&headers) {
+        form_get(&parse_form(&body), "query").map(str::to_owned)
+    } else if method == Method::POST && !body.is_empty() {
+        Some(String::from_utf8_lossy(&body).into_owned())
+    } else {
+        None
+    }
+    .or_else(|| form_get(&params, "query").map(str::to_owned))
+    .unwrap_or_default();
+    let result = parse_query(&text).and_then(|q| {
+        st.record_query(&text, &q.entity);
+        st.inner.engine.run(&st.inner.data, &q)
+    });
+    match result {
+        Ok(body) => json(StatusCode::OK, body),
+        Err(e) => {
+            if matches!(e, crate::query::QueryError::Parse(_)) {
+                st.record_query(&text, "?");
+            }
+            fault(
+                StatusCode::BAD_REQUEST,
+                "ValidationFault",
+                FaultError {
+                    message: e.message(),
+                    detail: Some(e.detail()),
+                    code: e.code(),
+                    element: false,
+                },
+            )
+        }
+    }
+}
+
+/// `GET /v3/company/{realm}/{entity}/{id}`.
+async fn read_entity(
+    State(st): State<SimState>,
+    Path((realm, entity, id)): Path<(String, String, String)>,
+) -> Response {
+    if realm != st.inner.realm_id {
+        return forbidden_realm();
+    }
+    Counters::bump(&st.inner.counters.read_requests);
+    let Some(kind) = Kind::from_any_case(&entity) else {
+        let path = format!("/v3/company/{realm}/{entity}/{id}");
+        let detail = format!(
+            "Operation Could not find resource for relative : {path} of full path: {path} is not supported."
+        );
+        return fault(
+            StatusCode::BAD_REQUEST,
+            "ValidationFault",
+            FaultError {
+                message: "Unsupported Operation",
+                detail: Some(&detail),
+                code: "500",
+                element: true,
+            },
+        );
+    };
+    match id
+        .parse::<u64>()
+        .ok()
+        .and_then(|n| read_body(&st.inner.data, kind, n))
+    {
+        Some(body) => json(StatusCode::OK, body),
+        None => fault(
+            StatusCode::BAD_REQUEST,
+            "ValidationFault",
+            FaultError {
+                message: "Object Not Found",
+                detail: Some(
+                    "Object Not Found : Something you're trying to use has been made inactive. \
+                     Check the fields with accounts, customers, items, vendors or employees.",
+                ),
+                code: "610",
+                element: true,
+            },
+        ),
+    }
+}
+
+fn oauth_error(status: StatusCode, body: &'static str) -> Response {
+    json(status, body.to_owned())
+}
+
+/// `POST /oauth2/v1/tokens/bearer` with `grant_type=refresh_token`.
+async fn token(State(st): State<SimState>, headers: HeaderMap, body: Bytes) -> Response {
+    Counters::bump(&st.inner.counters.requests_total);
+    Counters::bump(&st.inner.counters.token_requests);
+    let f = st.faults();
+    sleep_latency(&st, &f).await;
+    let form = parse_form(&body);
+    let basic = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("basic"))
+        .and_then(|(_, b64)| STANDARD.decode(b64.trim()).ok())
+        .and_then(|raw| String::from_utf8(raw).ok())
+        .and_then(|s| s.split_once(':').map(|(a, b)| (a.to_owned(), b.to_owned())));
+    let (id, secret) = match basic {
+        Some(pair) => pair,
+        None => (
+            form_get(&form, "client_id").unwrap_or("").to_owned(),
+            form_get(&form, "client_secret").unwrap_or("").to_owned(),
+        ),
+    };
+    if id != st.inner.client_id || secret != st.inner.client_secret {
+        return oauth_error(StatusCode::UNAUTHORIZED, r#"{"error":"invalid_client"}"#);
+    }
+    if form_get(&form, "grant_type") != Some("refresh_token") {
+        return oauth_error(
+            StatusCode::BAD_REQUEST,
+            r#"{"error":"unsupported_grant_type"}"#,
+        );
+    }
+    let Some(rt) = form_get(&form, "refresh_token").filter(|t| !t.is_empty()) else {
+        return oauth_error(StatusCode::BAD_REQUEST, r#"{"error":"invalid_request"}"#);
+    };
+    let outcome = st.tokens().refresh(
+        rt,
+        st.inner.rotation,
+        st.inner.access_token_ttl,
+        &st.inner.rng,
+    );
+    match outcome {
+        Ok(resp) => match serde_json::to_string(&resp) {
+            Ok(body) => json(StatusCode::OK, body),
+            Err(_) => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
+        },
+        Err(e) => oauth_error(StatusCode::BAD_REQUEST, e.body()),
+    }
+}
+
+async fn not_found() -> Response {
+    fault(
+        StatusCode::NOT_FOUND,
+        "ValidationFault",
+        FaultError {
+            message: "Unsupported Operation",
+            detail: Some("Resource not found"),
+            code: "500",
+            element: true,
+        },
+    )
+}
+
+fn admin_json(status: StatusCode, v: &impl serde::Serialize) -> Response {
+    match serde_json::to_string(v) {
+        Ok(body) => json(status, body),
+        Err(_) => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
+    }
+}
+
+fn admin_error(e: &SimError) -> Response {
+    let status = match e {
+        SimError::UnknownEntity(_) | SimError::NotFound { .. } => StatusCode::NOT_FOUND,
+        _ => StatusCode::BAD_REQUEST,
+    };
+    admin_json(status, &serde_json::json!({ "error": e.to_string() }))
+}
+
+fn admin_changed(st: &SimState, entity: &str, id: &str, r: Result<(), SimError>) -> Response {
+    match r {
+        Ok(()) => admin_json(StatusCode::OK, &st.entity_json(entity, id)),
+        Err(e) => admin_error(&e),
+    }
+}
+
+async fn admin_mutate(
+    State(st): State<SimState>,
+    Path((entity, id)): Path<(String, String)>,
+) -> Response {
+    let r = st.mutate(&entity, &id);
+    admin_changed(&st, &entity, &id, r)
+}
+
+async fn admin_deactivate(
+    State(st): State<SimState>,
+    Path((entity, id)): Path<(String, String)>,
+) -> Response {
+    let r = st.deactivate(&entity, &id);
+    admin_changed(&st, &entity, &id, r)
+}
+
+async fn admin_stats(State(st): State<SimState>) -> Response {
+    admin_json(StatusCode::OK, &st.stats())
+}
+
+async fn admin_queries(State(st): State<SimState>) -> Response {
+    admin_json(StatusCode::OK, &st.queries())
+}
+
+async fn admin_reset(State(st): State<SimState>) -> StatusCode {
+    st.reset_stats();
+    StatusCode::NO_CONTENT
+}
+
+async fn admin_get_faults(State(st): State<SimState>) -> Response {
+    admin_json(StatusCode::OK, &st.faults())
+}
+
+fn bad_request(msg: impl std::fmt::Display) -> Response {
+    admin_json(
+        StatusCode::BAD_REQUEST,
+        &serde_json::json!({ "error": msg.to_string() }),
+    )
+}
+
+async fn admin_put_faults(State(st): State<SimState>, body: Bytes) -> Response {
+    let f: FaultConfig = match serde_json::from_slice(&body) {
+        Ok(f) => f,
+        Err(e) => return bad_request(e),
+    };
+    let rates = [
+        f.error_rate,
+        f.html_error_share,
+        f.truncate_rate,
+        f.drop_rate,
+    ];
+    if rates.iter().any(|r| !(0.0..=1.0).contains(r)) {
+        return bad_request("rates must be within [0, 1]");
+    }
+    st.set_faults(f);
+    admin_json(StatusCode::OK, &f)
+}
+
+async fn admin_get_limits(State(st): State<SimState>) -> Response {
+    admin_json(StatusCode::OK, &st.limits())
+}
+
+async fn admin_put_limits(State(st): State<SimState>, body: Bytes) -> Response {
+    match serde_json::from_slice::<SimLimits>(&body) {
+        Ok(l) => {
+            st.set_limits(l);
+            admin_json(StatusCode::OK, &l)
+        }
+        Err(e) => bad_request(e),
+    }
+}
+
+async fn admin_expire(State(st): State<SimState>) -> StatusCode {
+    st.expire_access_tokens();
+    StatusCode::NO_CONTENT
+}
+
+async fn admin_revoke(State(st): State<SimState>) -> StatusCode {
+    st.revoke_refresh_tokens();
+    StatusCode::NO_CONTENT
+}
+
+async fn admin_reconnect(State(st): State<SimState>) -> Response {
+    admin_json(
+        StatusCode::OK,
+        &serde_json::json!({ "refresh_token": st.reconnect() }),
+    )
+}
+
+/// Handle that lets a request close its own connection without a response.
+#[derive(Debug, Clone)]
+pub(crate) struct ConnKill(Arc<AtomicBool>);
+
+/// A TCP listener whose streams fail all writes once their [`ConnKill`] is set.
+struct KillListener(TcpListener);
+
+struct KillStream {
+    inner: TcpStream,
+    kill: Arc<AtomicBool>,
+}
+
+impl Listener for KillListener {
+    type Io = KillStream;
+    type Addr = SocketAddr;
+
+    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+        let (stream, addr) = Listener::accept(&mut self.0).await;
+        // Best effort: small responses should not wait for Nagle.
+        let _ = stream.set_nodelay(true);
+        (
+            KillStream {
+                inner: stream,
+                kill: Arc::new(AtomicBool::new(false)),
+            },
+            addr,
+        )
+    }
+
+    fn local_addr(&self) -> io::Result<Self::Addr> {
+        self.0.local_addr()
+    }
+}
+
+impl Connected<IncomingStream<'_, KillListener>> for ConnKill {
+    fn connect_info(stream: IncomingStream<'_, KillListener>) -> Self {
+        ConnKill(Arc::clone(&stream.io().kill))
+    }
+}
+
+fn dropped() -> io::Error {
+    io::Error::new(
+        io::ErrorKind::ConnectionReset,
+        "connection dropped by fault injection",
+    )
+}
+
+impl AsyncRead for KillStream {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for KillStream {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        if this.kill.load(Ordering::Acquire) {
+            return Poll::Ready(Err(dropped()));
+        }
+        Pin::new(&mut this.inner).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        if this.kill.load(Ordering::Acquire) {
+            return Poll::Ready(Err(dropped()));
+        }
+        Pin::new(&mut this.inner).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        if this.kill.load(Ordering::Acquire) {
+            return Poll::Ready(Err(dropped()));
+        }
+        Pin::new(&mut this.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
+    }
+}
+
+/// A running simulator server (see [`serve`]).
+#[derive(Debug)]
+pub struct RunningSim {
+    state: SimState,
+    local_addr: SocketAddr,
+    shutdown: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<()>>,
+}
+
+/// Binds `addr` (port 0 = any free port) and serves [`app`] on it in a background task.
+pub async fn serve(state: SimState, addr: SocketAddr) -> Result<RunningSim, SimError> {
+    let listener = TcpListener::bind(addr).await?;
+    let local_addr = listener.local_addr()?;
+    let (tx, rx) = oneshot::channel::<()>();
+    let make = app(state.clone()).into_make_service_with_connect_info::<ConnKill>();
+    let task = tokio::spawn(async move {
+        let served = axum::serve(KillListener(listener), make)
+            .with_graceful_shutdown(async move {
+                let _ = rx.await;
+            })
+            .await;
+        if let Err(e) = served {
+            tracing::warn!(error = %e, "qbo-sim server stopped with an error");
+        }
+    });
+    Ok(RunningSim {
+        state,
+        local_addr,
+        shutdown: Some(tx),
+        task: Some(task),
+    })
+}
+
+impl RunningSim {
+    /// `http://127.0.0.1:PORT` (the bound address; `127.0.0.1` when bound to all interfaces).
+    pub fn api_base_url(&self) -> String {
+        let ip = self.local_addr.ip();
+        if ip.is_unspecified() {
+            format!("http://127.0.0.1:{}", self.local_addr.port())
+        } else {
+            format!("http://{}", self.local_addr)
+        }
+    }
+
+    /// `api_base_url() + "/oauth2/v1/tokens/bearer"`.
+    pub fn token_url(&self) -> String {
+        format!("{}{TOKEN_PATH}", self.api_base_url())
+    }
+
+    /// The state being served.
+    pub fn state(&self) -> &SimState {
+        &self.state
+    }
+
+    /// The bound address.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// Stops accepting, lets in-flight requests finish (at most 5 s), then returns.
+    pub async fn shutdown(mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(mut task) = self.task.take()
+            && tokio::time::timeout(Duration::from_secs(5), &mut task)
+                .await
+                .is_err()
+        {
+            task.abort();
+        }
+    }
+}
+
+impl Drop for RunningSim {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn form_decoding() {
+        let f = parse_form(b"grant_type=refresh_token&refresh_token=a%2Bb+c&x&bad=%zz%4");
+        assert_eq!(form_get(&f, "grant_type"), Some("refresh_token"));
+        assert_eq!(form_get(&f, "refresh_token"), Some("a+b c"));
+        assert_eq!(form_get(&f, "x"), Some(""));
+        assert_eq!(form_get(&f, "bad"), Some("%zz%4"));
+        assert_eq!(percent_decode(b"Caf%C3%A9%20%5C%27"), "Café \\'");
+        assert_eq!(percent_decode(b"%FF"), "\u{FFFD}");
+    }
+}

@@ -1,0 +1,294 @@
+//! JSON rendering of entities, straight into a `String` (no serde on the hot path), shaped and
+//! ordered like the recorded QBO bodies in `shared/fixtures/qbo`.
+
+use crate::data::{
+    ADDRESSES, CustomerProfile, Kind, Row, customer_profile, invoice_profile, item_profile, txn_day,
+};
+use crate::json::{push_balance, push_money, push_price, push_str, push_u64, push_u64_str};
+use crate::time::{push_date, push_pacific_secs};
+
+/// What rendering needs besides the row.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Ctx {
+    pub(crate) seed: u64,
+    pub(crate) customers: usize,
+    pub(crate) items: usize,
+}
+
+/// Suffix QBO gives names of inactive ("deleted") list entities.
+const DELETED: &str = " (deleted)";
+
+/// Appends the entity object `{…}`.
+pub(crate) fn render(out: &mut String, ctx: &Ctx, kind: Kind, id: u64, row: &Row) {
+    match kind {
+        Kind::Customer => customer(out, ctx, id, row),
+        Kind::Item => item(out, ctx, id, row),
+        Kind::Invoice => invoice(out, ctx, id, row),
+    }
+}
+
+/// The `DisplayName` a row shows.
+pub(crate) fn customer_display(p: &CustomerProfile, active: bool) -> String {
+    if active {
+        p.display.clone()
+    } else {
+        format!("{}{DELETED}", p.display)
+    }
+}
+
+/// The `Name` an item row shows.
+pub(crate) fn item_name(seed: u64, id: u64, active: bool) -> String {
+    let name = item_profile(seed, id).name;
+    if active {
+        name
+    } else {
+        format!("{name}{DELETED}")
+    }
+}
+
+fn common(out: &mut String, id: u64, row: &Row) {
+    out.push_str("\"domain\":\"QBO\",\"sparse\":false,\"Id\":");
+    push_u64_str(out, id);
+    out.push_str(",\"SyncToken\":");
+    push_u64_str(out, u64::from(row.sync));
+    out.push_str(",\"MetaData\":{\"CreateTime\":\"");
+    push_pacific_secs(out, row.created);
+    out.push_str("\",\"LastUpdatedTime\":\"");
+    push_pacific_secs(out, row.updated);
+    out.push_str("\"}");
+}
+
+fn address(out: &mut String, addr_id: u64, street_no: u32, idx: usize) {
+    let (street, city, state, zip, lat, long) = ADDRESSES[idx % ADDRESSES.len()];
+    out.push_str("{\"Id\":");
+    push_u64_str(out, addr_id);
+    out.push_str(",\"Line1\":\"");
+    push_u64(out, u64::from(street_no));
+    out.push(' ');
+    // Street names contain no characters that need escaping.
+    out.push_str(street);
+    out.push_str("\",\"City\":\"");
+    out.push_str(city);
+    out.push_str("\",\"CountrySubDivisionCode\":\"");
+    out.push_str(state);
+    out.push_str("\",\"PostalCode\":\"");
+    out.push_str(zip);
+    out.push_str("\",\"Lat\":\"");
+    out.push_str(lat);
+    out.push_str("\",\"Long\":\"");
+    out.push_str(long);
+    out.push_str("\"}");
+}
+
+fn customer(out: &mut String, ctx: &Ctx, id: u64, row: &Row) {
+    let p = customer_profile(ctx.seed, id);
+    let display = customer_display(&p, row.active);
+    out.push_str("{\"Taxable\":");
+    out.push_str(if p.taxable { "true" } else { "false" });
+    out.push_str(",\"BillAddr\":");
+    address(out, id * 2, p.street_no, p.bill);
+    if let Some(ship) = p.ship {
+        out.push_str(",\"ShipAddr\":");
+        if ship == p.bill {
+            address(out, id * 2, p.street_no, ship);
+        } else {
+            address(out, id * 2 + 1, p.street_no / 2 + 1, ship);
+        }
+    }
+    out.push_str(",\"Job\":false,\"BillWithParent\":false,\"Balance\":");
+    push_balance(out, p.balance_cents);
+    out.push_str(",\"BalanceWithJobs\":");
+    push_balance(out, p.balance_cents);
+    out.push_str(
+        ",\"CurrencyRef\":{\"value\":\"USD\",\"name\":\"United States Dollar\"},\
+         \"PreferredDeliveryMethod\":\"",
+    );
+    out.push_str(p.delivery);
+    out.push_str("\",");
+    common(out, id, row);
+    out.push_str(",\"GivenName\":");
+    push_str(out, p.given);
+    out.push_str(",\"FamilyName\":");
+    push_str(out, p.family);
+    out.push_str(",\"FullyQualifiedName\":");
+    push_str(out, &display);
+    if p.is_company {
+        out.push_str(",\"CompanyName\":");
+        push_str(out, &p.display);
+    }
+    out.push_str(",\"DisplayName\":");
+    push_str(out, &display);
+    out.push_str(",\"PrintOnCheckName\":");
+    push_str(out, &p.display);
+    out.push_str(",\"Active\":");
+    out.push_str(if row.active { "true" } else { "false" });
+    let (a, b, c) = p.phone;
+    out.push_str(",\"PrimaryPhone\":{\"FreeFormNumber\":\"(");
+    push_u64(out, u64::from(a));
+    out.push_str(") ");
+    push_u64(out, u64::from(b));
+    out.push('-');
+    for d in [1000, 100, 10, 1] {
+        out.push(char::from(b'0' + (c / d % 10) as u8));
+    }
+    out.push_str("\"},\"PrimaryEmailAddr\":{\"Address\":");
+    push_str(out, &p.email);
+    out.push('}');
+    if p.taxable {
+        out.push_str(",\"DefaultTaxCodeRef\":{\"value\":\"2\"}");
+    }
+    if row.sync > 0 {
+        out.push_str(",\"Notes\":\"Revision ");
+        push_u64(out, u64::from(row.sync));
+        out.push('"');
+    }
+    out.push('}');
+}
+
+fn item(out: &mut String, ctx: &Ctx, id: u64, row: &Row) {
+    let p = item_profile(ctx.seed, id);
+    let name = if row.active {
+        p.name.clone()
+    } else {
+        format!("{}{DELETED}", p.name)
+    };
+    let inventory = p.item_type == "Inventory";
+    out.push_str("{\"Name\":");
+    push_str(out, &name);
+    out.push_str(",\"Description\":\"");
+    out.push_str(p.noun);
+    if row.sync > 0 {
+        out.push_str(" (revision ");
+        push_u64(out, u64::from(row.sync));
+        out.push(')');
+    }
+    out.push_str("\",\"Active\":");
+    out.push_str(if row.active { "true" } else { "false" });
+    out.push_str(",\"FullyQualifiedName\":");
+    push_str(out, &name);
+    out.push_str(",\"Taxable\":");
+    out.push_str(if p.taxable { "true" } else { "false" });
+    out.push_str(",\"UnitPrice\":");
+    push_price(out, p.price_cents);
+    out.push_str(",\"Type\":\"");
+    out.push_str(p.item_type);
+    out.push_str("\",\"IncomeAccountRef\":");
+    out.push_str(if inventory {
+        "{\"value\":\"79\",\"name\":\"Sales of Product Income\"}"
+    } else {
+        "{\"value\":\"48\",\"name\":\"Landscaping Services\"}"
+    });
+    if inventory {
+        out.push_str(",\"PurchaseDesc\":\"");
+        out.push_str(p.noun);
+        out.push('"');
+    }
+    out.push_str(",\"PurchaseCost\":");
+    push_price(
+        out,
+        if p.item_type == "Service" {
+            0
+        } else {
+            p.cost_cents
+        },
+    );
+    if p.item_type != "Service" {
+        out.push_str(",\"ExpenseAccountRef\":{\"value\":\"80\",\"name\":\"Cost of Goods Sold\"}");
+    }
+    if inventory {
+        out.push_str(
+            ",\"AssetAccountRef\":{\"value\":\"81\",\"name\":\"Inventory Asset\"},\
+             \"TrackQtyOnHand\":true,\"QtyOnHand\":",
+        );
+        push_u64(out, u64::from(p.qty_on_hand));
+        out.push_str(",\"InvStartDate\":\"");
+        push_date(out, txn_day(row.created));
+        out.push('"');
+    } else {
+        out.push_str(",\"TrackQtyOnHand\":false");
+    }
+    out.push(',');
+    common(out, id, row);
+    out.push('}');
+}
+
+fn invoice(out: &mut String, ctx: &Ctx, id: u64, row: &Row) {
+    let p = invoice_profile(ctx.seed, id, ctx.customers, ctx.items);
+    out.push_str(
+        "{\"AllowIPNPayment\":false,\"AllowOnlinePayment\":false,\
+         \"AllowOnlineCreditCardPayment\":false,\"AllowOnlineACHPayment\":false,",
+    );
+    common(out, id, row);
+    out.push_str(
+        ",\"CustomField\":[{\"DefinitionId\":\"1\",\"Name\":\"Crew #\",\"Type\":\"StringType\"}],\
+         \"DocNumber\":\"",
+    );
+    push_u64(out, p.doc_number);
+    out.push_str("\",\"TxnDate\":\"");
+    let day = txn_day(row.created);
+    push_date(out, day);
+    out.push_str("\",\"CurrencyRef\":{\"value\":\"USD\",\"name\":\"United States Dollar\"}");
+    if row.sync > 0 {
+        out.push_str(",\"PrivateNote\":\"Revision ");
+        push_u64(out, u64::from(row.sync));
+        out.push('"');
+    }
+    out.push_str(",\"LinkedTxn\":[],\"Line\":[");
+    for (n, line) in p.lines.iter().enumerate() {
+        let item_name = if ctx.items == 0 {
+            "Services".to_owned()
+        } else {
+            item_profile(ctx.seed, line.item_id).name
+        };
+        let amount = i64::from(line.qty) * line.unit_cents;
+        out.push_str("{\"Id\":");
+        push_u64_str(out, n as u64 + 1);
+        out.push_str(",\"LineNum\":");
+        push_u64(out, n as u64 + 1);
+        out.push_str(",\"Description\":");
+        push_str(out, &item_name);
+        out.push_str(",\"Amount\":");
+        push_money(out, amount);
+        out.push_str(
+            ",\"DetailType\":\"SalesItemLineDetail\",\"SalesItemLineDetail\":{\"ItemRef\":{\"value\":",
+        );
+        push_u64_str(out, line.item_id);
+        out.push_str(",\"name\":");
+        push_str(out, &item_name);
+        out.push_str("},\"UnitPrice\":");
+        push_price(out, line.unit_cents);
+        out.push_str(",\"Qty\":");
+        push_u64(out, u64::from(line.qty));
+        out.push_str(",\"TaxCodeRef\":{\"value\":\"NON\"}}},");
+    }
+    out.push_str("{\"Amount\":");
+    push_money(out, p.total_cents);
+    out.push_str(
+        ",\"DetailType\":\"SubTotalLineDetail\",\"SubTotalLineDetail\":{}}],\
+         \"TxnTaxDetail\":{\"TotalTax\":0}",
+    );
+    if let Some(cid) = p.customer_id {
+        let c = customer_profile(ctx.seed, cid);
+        out.push_str(",\"CustomerRef\":{\"value\":");
+        push_u64_str(out, cid);
+        out.push_str(",\"name\":");
+        push_str(out, &c.display);
+        out.push_str("},\"BillAddr\":");
+        address(out, cid * 2, c.street_no, c.bill);
+        if let Some(ship) = c.ship {
+            out.push_str(",\"ShipAddr\":");
+            if ship == c.bill {
+                address(out, cid * 2, c.street_no, ship);
+            } else {
+                address(out, cid * 2 + 1, c.street_no / 2 + 1, ship);
+            }
+        }
+    }
+    out.push_str(",\"DueDate\":\"");
+    push_date(out, day + 30);
+    out.push_str("\",\"TotalAmt\":");
+    push_money(out, p.total_cents);
+    out.push_str(",\"ApplyTaxAfterDiscount\":false,\"PrintStatus\":\"NeedToPrint\",\"EmailStatus\":\"NotSet\",\"Balance\":");
+    push_balance(out, if p.paid { 0 } else { p.total_cents });
+    out.push('}');
+}

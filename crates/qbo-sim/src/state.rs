@@ -1,0 +1,263 @@
+//! [`SimState`]: the shared simulator state (data, tokens, limits, faults, statistics) and its
+//! public control surface used by tests and the admin API.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::auth::Tokens;
+use crate::data::{ChangeError, Dataset, Kind};
+use crate::engine::{Engine, render_entity};
+use crate::limits::Limiter;
+use crate::rng::SharedRng;
+use crate::{FaultConfig, Rotation, SimConfig, SimError, SimLimits};
+
+/// How many received query texts [`SimState::queries`] keeps.
+const QUERY_LOG_LEN: usize = 10_000;
+
+/// Request counters. Admin requests are not counted.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SimStats {
+    /// Requests to the QBO API and the token endpoint (throttled and faulted ones included).
+    pub requests_total: u64,
+    /// Query requests that reached the query handler.
+    pub query_requests: u64,
+    /// Single-entity reads that reached the read handler.
+    pub read_requests: u64,
+    /// Token endpoint requests.
+    pub token_requests: u64,
+    /// 429 responses sent.
+    pub throttled: u64,
+    /// Injected faults (5xx, dropped connections, truncated bodies).
+    pub faults_injected: u64,
+    /// Highest number of QBO API requests in flight at once.
+    pub max_in_flight_seen: u64,
+    /// Query requests per entity name as written in the query (`?` when unparsable).
+    pub queries_by_entity: BTreeMap<String, u64>,
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct Counters {
+    pub(crate) requests_total: AtomicU64,
+    pub(crate) query_requests: AtomicU64,
+    pub(crate) read_requests: AtomicU64,
+    pub(crate) token_requests: AtomicU64,
+    pub(crate) throttled: AtomicU64,
+    pub(crate) faults_injected: AtomicU64,
+}
+
+impl Counters {
+    pub(crate) fn bump(c: &AtomicU64) {
+        c.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+#[derive(Debug)]
+pub(crate) struct Inner {
+    pub(crate) client_id: String,
+    pub(crate) client_secret: String,
+    pub(crate) realm_id: String,
+    pub(crate) access_token_ttl: Duration,
+    pub(crate) rotation: Rotation,
+    pub(crate) data: Dataset,
+    pub(crate) engine: Engine,
+    pub(crate) tokens: Mutex<Tokens>,
+    pub(crate) faults: RwLock<FaultConfig>,
+    pub(crate) limiter: Limiter,
+    pub(crate) counters: Counters,
+    pub(crate) by_entity: Mutex<BTreeMap<String, u64>>,
+    pub(crate) queries: Mutex<VecDeque<String>>,
+    pub(crate) rng: SharedRng,
+}
+
+/// The simulator: cheap to clone (an `Arc` inside), shared by the server and tests.
+#[derive(Debug, Clone)]
+pub struct SimState {
+    pub(crate) inner: Arc<Inner>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl SimState {
+    /// Generates the data and sets up tokens, limits and faults from `config`.
+    pub fn new(config: SimConfig) -> Self {
+        let data = Dataset::generate(&config);
+        let token_seed = config.seed ^ jiff::Timestamp::now().as_nanosecond() as u64;
+        Self {
+            inner: Arc::new(Inner {
+                tokens: Mutex::new(Tokens::new(config.refresh_token.clone())),
+                client_id: config.client_id,
+                client_secret: config.client_secret,
+                realm_id: config.realm_id,
+                access_token_ttl: config.access_token_ttl,
+                rotation: config.rotation,
+                data,
+                engine: Engine::default(),
+                faults: RwLock::new(config.faults),
+                limiter: Limiter::new(config.limits),
+                counters: Counters::default(),
+                by_entity: Mutex::new(BTreeMap::new()),
+                queries: Mutex::new(VecDeque::new()),
+                rng: SharedRng::new(token_seed),
+            }),
+        }
+    }
+
+    /// Replaces the injected faults.
+    pub fn set_faults(&self, f: FaultConfig) {
+        *self
+            .inner
+            .faults
+            .write()
+            .unwrap_or_else(PoisonError::into_inner) = f;
+    }
+
+    /// The injected faults in force.
+    pub fn faults(&self) -> FaultConfig {
+        *self
+            .inner
+            .faults
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Replaces the throttling limits.
+    pub fn set_limits(&self, l: SimLimits) {
+        self.inner.limiter.set(l);
+    }
+
+    /// The throttling limits in force.
+    pub fn limits(&self) -> SimLimits {
+        self.inner.limiter.get()
+    }
+
+    /// Every access token issued so far is expired (answers the 401 envelope).
+    pub fn expire_access_tokens(&self) {
+        lock(&self.inner.tokens).expire_access_tokens();
+    }
+
+    /// The current refresh token answers `invalid_grant` from now on.
+    pub fn revoke_refresh_tokens(&self) {
+        lock(&self.inner.tokens).revoke();
+    }
+
+    /// Simulates the user re-consenting: issues and returns a brand-new valid refresh token
+    /// (the previous one, if still valid, is replaced).
+    pub fn reconnect(&self) -> String {
+        lock(&self.inner.tokens).reconnect(&self.inner.rng)
+    }
+
+    /// The most recently issued refresh token (no longer valid after
+    /// [`revoke_refresh_tokens`](Self::revoke_refresh_tokens)).
+    pub fn current_refresh_token(&self) -> String {
+        lock(&self.inner.tokens).latest().to_owned()
+    }
+
+    fn map_change(entity: &str, id: &str, r: Result<(), ChangeError>) -> Result<(), SimError> {
+        r.map_err(|e| match e {
+            ChangeError::UnknownEntity => SimError::UnknownEntity(entity.to_owned()),
+            ChangeError::NotFound => SimError::NotFound {
+                entity: entity.to_owned(),
+                id: id.to_owned(),
+            },
+            ChangeError::NotList => SimError::NotListEntity(entity.to_owned()),
+        })
+    }
+
+    /// Edits an entity: bumps `SyncToken`, sets `MetaData.LastUpdatedTime` to now and changes a
+    /// visible field (`Notes` / `Description` / `PrivateNote`); `CreateTime` is unchanged.
+    pub fn mutate(&self, entity: &str, id: &str) -> Result<(), SimError> {
+        let now = jiff::Timestamp::now().as_second();
+        Self::map_change(entity, id, self.inner.data.mutate(entity, id, now))
+    }
+
+    /// Makes a list entity (Customer, Item) inactive, bumping `SyncToken` and
+    /// `LastUpdatedTime`; its name gets QBO's ` (deleted)` suffix.
+    pub fn deactivate(&self, entity: &str, id: &str) -> Result<(), SimError> {
+        let now = jiff::Timestamp::now().as_second();
+        Self::map_change(entity, id, self.inner.data.deactivate(entity, id, now))
+    }
+
+    /// A snapshot of the counters.
+    pub fn stats(&self) -> SimStats {
+        let c = &self.inner.counters;
+        let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        SimStats {
+            requests_total: get(&c.requests_total),
+            query_requests: get(&c.query_requests),
+            read_requests: get(&c.read_requests),
+            token_requests: get(&c.token_requests),
+            throttled: get(&c.throttled),
+            faults_injected: get(&c.faults_injected),
+            max_in_flight_seen: u64::from(self.inner.limiter.max_in_flight_seen()),
+            queries_by_entity: lock(&self.inner.by_entity).clone(),
+        }
+    }
+
+    /// Query texts received, oldest first (the last 10 000).
+    pub fn queries(&self) -> Vec<String> {
+        lock(&self.inner.queries).iter().cloned().collect()
+    }
+
+    /// Zeroes the counters and clears the query log.
+    pub fn reset_stats(&self) {
+        let c = &self.inner.counters;
+        for a in [
+            &c.requests_total,
+            &c.query_requests,
+            &c.read_requests,
+            &c.token_requests,
+            &c.throttled,
+            &c.faults_injected,
+        ] {
+            a.store(0, Ordering::Relaxed);
+        }
+        self.inner.limiter.reset_max_in_flight_seen();
+        lock(&self.inner.by_entity).clear();
+        lock(&self.inner.queries).clear();
+    }
+
+    /// Ids (ascending) of `entity` rows whose `MetaData.CreateTime` is in `[start, end)`,
+    /// inactive rows included. Unknown entities have none.
+    pub fn ids_created_between(
+        &self,
+        entity: &str,
+        start: jiff::Timestamp,
+        end: jiff::Timestamp,
+    ) -> Vec<String> {
+        Kind::from_any_case(entity).map_or_else(Vec::new, |k| {
+            self.inner
+                .data
+                .ids_created_between(k, start.as_millisecond(), end.as_millisecond())
+        })
+    }
+
+    /// The entity as the API renders it now, or `None` if it does not exist.
+    pub fn entity_json(&self, entity: &str, id: &str) -> Option<serde_json::Value> {
+        let kind = Kind::from_any_case(entity)?;
+        let id: u64 = id.trim().parse().ok()?;
+        let body = render_entity(&self.inner.data, kind, id)?;
+        serde_json::from_str(&body).ok()
+    }
+
+    pub(crate) fn record_query(&self, text: &str, entity: &str) {
+        Counters::bump(&self.inner.counters.query_requests);
+        *lock(&self.inner.by_entity)
+            .entry(entity.to_owned())
+            .or_default() += 1;
+        let mut q = lock(&self.inner.queries);
+        if q.len() >= QUERY_LOG_LEN {
+            q.pop_front();
+        }
+        q.push_back(text.to_owned());
+    }
+
+    pub(crate) fn tokens(&self) -> std::sync::MutexGuard<'_, Tokens> {
+        lock(&self.inner.tokens)
+    }
+}

@@ -1,0 +1,12 @@
+//! Integration tests of qbo-sim over real HTTP (reqwest against `serve` on port 0).
+
+// Helpers shared by the tests panic on failure exactly like the `#[test]` functions calling
+// them (which clippy.toml already allows to unwrap).
+#![allow(clippy::unwrap_used)]
+
+mod common;
+mod envelopes;
+mod faults;
+mod parser;
+mod queries;
+mod tokens;

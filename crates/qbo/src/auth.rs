@@ -1,0 +1,255 @@
+//! Access tokens: the in-memory cache, the single-flight refresh within the process, the
+//! cross-process exclusive section of the [`TokenStore`], and the OAuth2 refresh call itself.
+//!
+//! Order of a refresh: take the process-wide refresh mutex → re-check the cache → `store.lock()`
+//! → adopt the stored access token if another process already refreshed → otherwise spend the
+//! stored refresh token → `lease.commit(new)` → only then cache and use the new access token.
+
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex as StdMutex, PoisonError};
+use std::time::Duration;
+
+use jiff::{SignedDuration, Timestamp};
+use secrecy::{ExposeSecret, SecretString};
+use url::Url;
+
+use crate::client::{Stats, backoff, transport_error};
+use crate::response::{ResponseMeta, TokenGrant, interpret_token_response};
+use crate::token_store::{TokenSet, TokenStore};
+use crate::{QboError, RetrySettings};
+
+/// Access token lifetime assumed when the token endpoint omits `expires_in`.
+const DEFAULT_ACCESS_TTL: u64 = 3600;
+
+/// A usable access token and when to stop using it.
+struct CachedToken {
+    token: SecretString,
+    refresh_at: Timestamp,
+}
+
+/// What the token manager needs to talk to the token endpoint.
+pub(crate) struct TokenConfig {
+    pub(crate) token_url: Url,
+    pub(crate) client_id: String,
+    pub(crate) client_secret: SecretString,
+    pub(crate) refresh_margin: Duration,
+    pub(crate) retry: RetrySettings,
+}
+
+/// Hands out access tokens, refreshing them at most once at a time per process.
+pub(crate) struct TokenManager {
+    shared: Arc<Shared>,
+}
+
+/// The token manager's state; the slow path runs in its own task on an `Arc` of it.
+struct Shared {
+    http: reqwest::Client,
+    config: TokenConfig,
+    store: Arc<dyn TokenStore>,
+    stats: Arc<Stats>,
+    cache: StdMutex<Option<CachedToken>>,
+    refresh_lock: tokio::sync::Mutex<()>,
+}
+
+fn same_secret(a: &SecretString, b: &SecretString) -> bool {
+    a.expose_secret() == b.expose_secret()
+}
+
+fn plus_secs(t: Timestamp, secs: u64) -> Timestamp {
+    let secs = i64::try_from(secs).unwrap_or(i64::MAX);
+    t.saturating_add(SignedDuration::from_secs(secs))
+        .unwrap_or(Timestamp::MAX)
+}
+
+fn minus(t: Timestamp, d: Duration) -> Timestamp {
+    let d = SignedDuration::try_from(d).unwrap_or(SignedDuration::MAX);
+    t.saturating_sub(d).unwrap_or(Timestamp::MIN)
+}
+
+impl TokenManager {
+    pub(crate) fn new(
+        http: reqwest::Client,
+        config: TokenConfig,
+        store: Arc<dyn TokenStore>,
+        stats: Arc<Stats>,
+    ) -> Self {
+        Self {
+            shared: Arc::new(Shared {
+                http,
+                config,
+                store,
+                stats,
+                cache: StdMutex::new(None),
+                refresh_lock: tokio::sync::Mutex::new(()),
+            }),
+        }
+    }
+
+    /// A usable access token. `rejected` is a token the API just refused (401): it is marked
+    /// stale and never returned again, which forces a refresh unless someone already did one.
+    ///
+    /// The refresh runs in its own task, so a caller that is cancelled (its future dropped)
+    /// mid-refresh cannot lose a rotated refresh token between the token endpoint and the store.
+    pub(crate) async fn access_token(
+        &self,
+        rejected: Option<&SecretString>,
+    ) -> Result<SecretString, QboError> {
+        if let Some(token) = self.shared.cached(rejected) {
+            return Ok(token);
+        }
+        let shared = Arc::clone(&self.shared);
+        let rejected = rejected.cloned();
+        tokio::spawn(async move { shared.obtain(rejected.as_ref()).await })
+            .await
+            .unwrap_or_else(|e| {
+                Err(QboError::TokenEndpoint {
+                    status: None,
+                    message: format!("the token refresh task failed: {e}"),
+                    retryable: false,
+                    intuit_tid: None,
+                })
+            })
+    }
+}
+
+impl Shared {
+    /// The cached token if it is still good and is not `rejected`; a rejected token is dropped
+    /// from the cache.
+    fn cached(&self, rejected: Option<&SecretString>) -> Option<SecretString> {
+        let mut cache = self.cache.lock().unwrap_or_else(PoisonError::into_inner);
+        let entry = cache.as_ref()?;
+        if rejected.is_some_and(|r| same_secret(r, &entry.token)) {
+            *cache = None;
+            return None;
+        }
+        (Timestamp::now() < entry.refresh_at).then(|| entry.token.clone())
+    }
+
+    fn remember(&self, token: SecretString, refresh_at: Timestamp) {
+        *self.cache.lock().unwrap_or_else(PoisonError::into_inner) =
+            Some(CachedToken { token, refresh_at });
+    }
+
+    /// The slow path: single flight, cross-process lease, adopt or refresh, commit, cache.
+    async fn obtain(&self, rejected: Option<&SecretString>) -> Result<SecretString, QboError> {
+        let _single_flight = self.refresh_lock.lock().await;
+        // Another task may have refreshed while we waited.
+        if let Some(token) = self.cached(rejected) {
+            return Ok(token);
+        }
+        let lease = self.store.lock().await.map_err(QboError::TokenStore)?;
+        let stored = lease.tokens().clone();
+        if let (Some(token), Some(expires_at)) =
+            (&stored.access_token, stored.access_token_expires_at)
+        {
+            let refresh_at = minus(expires_at, self.config.refresh_margin);
+            let is_rejected = rejected.is_some_and(|r| same_secret(r, token));
+            if !is_rejected && Timestamp::now() < refresh_at {
+                // Another process refreshed: reuse its access token, leave the store untouched.
+                drop(lease);
+                tracing::debug!("using the access token another process stored");
+                self.remember(token.clone(), refresh_at);
+                return Ok(token.clone());
+            }
+        }
+        let (grant, sent_at) = self.refresh_with_retries(&stored.refresh_token).await?;
+        let lifetime = grant.expires_in.unwrap_or(DEFAULT_ACCESS_TTL);
+        let expires_at = plus_secs(sent_at, lifetime);
+        // Never let the margin swallow a short-lived token entirely.
+        let margin = self
+            .config
+            .refresh_margin
+            .min(Duration::from_secs(lifetime) / 2);
+        let refresh_at = minus(expires_at, margin);
+        let rotated = grant.refresh_token.is_some();
+        let new_tokens = TokenSet {
+            refresh_token: grant
+                .refresh_token
+                .unwrap_or_else(|| stored.refresh_token.clone()),
+            access_token: Some(grant.access_token.clone()),
+            access_token_expires_at: Some(expires_at),
+            refresh_token_expires_at: grant
+                .refresh_token_expires_in
+                .map(|s| plus_secs(sent_at, s))
+                .or(stored.refresh_token_expires_at),
+        };
+        // Persist the rotated refresh token before the new access token is used.
+        if let Err(e) = lease.commit(new_tokens).await {
+            tracing::error!(
+                "the refreshed QuickBooks tokens could not be stored; the previous refresh token may \
+                 no longer work: {e}"
+            );
+            return Err(QboError::TokenStore(e));
+        }
+        self.stats.refreshes.fetch_add(1, Ordering::Relaxed);
+        tracing::info!(
+            rotated,
+            expires_in = lifetime,
+            "refreshed the QuickBooks access token"
+        );
+        self.remember(grant.access_token.clone(), refresh_at);
+        Ok(grant.access_token)
+    }
+
+    /// Calls the token endpoint, retrying 5xx, timeouts and connection failures with backoff.
+    /// Returns the grant and when the successful request was sent.
+    async fn refresh_with_retries(
+        &self,
+        refresh_token: &SecretString,
+    ) -> Result<(TokenGrant, Timestamp), QboError> {
+        let mut attempt = 0;
+        loop {
+            let sent_at = Timestamp::now();
+            match self.refresh_once(refresh_token).await {
+                Ok(grant) => return Ok((grant, sent_at)),
+                Err(e) if e.is_retryable() && attempt < self.config.retry.max_retries => {
+                    let wait = backoff(&self.config.retry, attempt);
+                    attempt += 1;
+                    tracing::warn!(
+                        attempt,
+                        wait_ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX),
+                        "token refresh failed, retrying: {e}"
+                    );
+                    tokio::time::sleep(wait).await;
+                }
+                Err(e) => {
+                    if e.is_terminal_auth() {
+                        tracing::error!("token refresh refused: {e}");
+                    }
+                    return Err(e);
+                }
+            }
+        }
+    }
+
+    async fn refresh_once(&self, refresh_token: &SecretString) -> Result<TokenGrant, QboError> {
+        let to_token_error = |e: reqwest::Error| match transport_error(e) {
+            QboError::Timeout { message } | QboError::Connection { message } => {
+                QboError::TokenEndpoint {
+                    status: None,
+                    message,
+                    retryable: true,
+                    intuit_tid: None,
+                }
+            }
+            other => other,
+        };
+        let response = self
+            .http
+            .post(self.config.token_url.clone())
+            .basic_auth(
+                &self.config.client_id,
+                Some(self.config.client_secret.expose_secret()),
+            )
+            .form(&[
+                ("grant_type", "refresh_token"),
+                ("refresh_token", refresh_token.expose_secret()),
+            ])
+            .send()
+            .await
+            .map_err(to_token_error)?;
+        let meta = ResponseMeta::from_parts(response.status().as_u16(), response.headers());
+        let body = response.bytes().await.map_err(to_token_error)?;
+        interpret_token_response(&meta, &body)
+    }
+}

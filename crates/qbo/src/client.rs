@@ -1,0 +1,434 @@
+//! [`QboClient`]: one HTTP client per company with its token manager, rate limiter and
+//! counters; sends queries with retries (backoff with full jitter for 5xx, timeouts, dropped
+//! connections and truncated bodies; `Retry-After` or `throttle_wait` for 429s) and one forced
+//! token refresh after a 401.
+
+use std::fmt;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use reqwest::header::{ACCEPT, HeaderMap, HeaderValue};
+use secrecy::{ExposeSecret, SecretString};
+use url::Url;
+
+use crate::auth::{TokenConfig, TokenManager};
+use crate::rate_limit::RateLimiter;
+use crate::redact::{redact, redact_with};
+use crate::response::{QueryPage, ResponseMeta, interpret_query_response};
+use crate::token_store::TokenStore;
+use crate::{
+    ClientSettings, Credentials, Entity, QboError, RetrySettings, TimeWindow, WindowPager,
+};
+
+/// Shared counters (atomics, so every clone and task updates them lock-free).
+#[derive(Debug, Default)]
+pub(crate) struct Stats {
+    pub(crate) requests: AtomicU64,
+    pub(crate) retries: AtomicU64,
+    pub(crate) throttled: AtomicU64,
+    pub(crate) throttle_wait_ns: AtomicU64,
+    pub(crate) refreshes: AtomicU64,
+    pub(crate) unauthorized_retries: AtomicU64,
+}
+
+/// A snapshot of a client's counters (shared by all clones).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ClientStats {
+    /// API requests sent (each attempt counts; token calls do not).
+    pub requests: u64,
+    /// Requests re-sent after a retryable failure (5xx, 429, timeout, dropped connection,
+    /// truncated body).
+    pub retries: u64,
+    /// 429 / `ThrottleExceeded` answers received.
+    pub throttled: u64,
+    /// Total time spent waiting after throttling.
+    pub throttle_wait: Duration,
+    /// Successful token refreshes.
+    pub refreshes: u64,
+    /// Requests re-sent once after a 401 and a forced refresh.
+    pub unauthorized_retries: u64,
+}
+
+/// The backoff before retry number `attempt + 1`: uniformly random in
+/// `[0, min(max_backoff, initial_backoff * 2^attempt)]` ("full jitter").
+pub(crate) fn backoff(retry: &RetrySettings, attempt: u32) -> Duration {
+    let factor = 1_u32.checked_shl(attempt.min(31)).unwrap_or(u32::MAX);
+    let ceiling = retry
+        .initial_backoff
+        .saturating_mul(factor)
+        .min(retry.max_backoff);
+    ceiling.mul_f64(fastrand::f64())
+}
+
+/// The error chain of a transport failure, without URLs and redacted.
+pub(crate) fn transport_error(e: reqwest::Error) -> QboError {
+    let timeout = e.is_timeout();
+    let builder = e.is_builder();
+    let e = e.without_url();
+    let mut message = e.to_string();
+    let mut source = std::error::Error::source(&e);
+    while let Some(s) = source {
+        let text = s.to_string();
+        if !message.contains(&text) {
+            message.push_str(": ");
+            message.push_str(&text);
+        }
+        source = s.source();
+    }
+    let message = redact(&message);
+    if timeout {
+        QboError::Timeout { message }
+    } else if builder {
+        QboError::Config(message)
+    } else {
+        QboError::Connection { message }
+    }
+}
+
+/// Percent-encodes everything but RFC 3986 unreserved characters (so a space is `%20`, `+` is
+/// `%2B`, `&` is `%26`, `'` is `%27`): every server decodes this the same way.
+pub(crate) fn encode_query_value(value: &str) -> String {
+    let mut out = String::with_capacity(value.len() * 3 / 2);
+    for &b in value.as_bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            out.push(char::from(b));
+        } else {
+            out.push('%');
+            out.push(char::from(b"0123456789ABCDEF"[usize::from(b >> 4)]));
+            out.push(char::from(b"0123456789ABCDEF"[usize::from(b & 0xF)]));
+        }
+    }
+    out
+}
+
+struct Inner {
+    settings: ClientSettings,
+    realm_id: String,
+    http: reqwest::Client,
+    query_url: Url,
+    auth: TokenManager,
+    limiter: RateLimiter,
+    stats: Arc<Stats>,
+}
+
+/// A QuickBooks Online client for one company. Cheap to clone: clones share the HTTP
+/// connection pool, token cache, rate limiter and counters.
+#[derive(Clone)]
+pub struct QboClient {
+    inner: Arc<Inner>,
+}
+
+impl fmt::Debug for QboClient {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("QboClient")
+            .field("realm_id", &self.inner.realm_id)
+            .field("environment", &self.inner.settings.environment)
+            .field("api_base_url", &self.inner.settings.api_base_url.as_str())
+            .finish_non_exhaustive()
+    }
+}
+
+impl QboClient {
+    /// Builds a client. Fails only on unusable settings (page size, limits of 0, a base URL
+    /// that cannot take a path, an invalid user agent) or an empty realm id / client id.
+    pub fn new(
+        settings: ClientSettings,
+        credentials: Credentials,
+        tokens: Arc<dyn TokenStore>,
+    ) -> Result<Self, QboError> {
+        settings.validate().map_err(QboError::Config)?;
+        let realm_id = credentials.realm_id.trim().to_owned();
+        if realm_id.is_empty() {
+            return Err(QboError::Config("the realm id is empty".to_owned()));
+        }
+        if credentials.client_id.trim().is_empty() {
+            return Err(QboError::Config("the client id is empty".to_owned()));
+        }
+        let mut query_url = settings.api_base_url.clone();
+        query_url.set_query(None);
+        query_url.set_fragment(None);
+        query_url
+            .path_segments_mut()
+            .map_err(|()| QboError::Config("api_base_url cannot be a base URL".to_owned()))?
+            .pop_if_empty()
+            .extend(["v3", "company", realm_id.as_str(), "query"]);
+
+        let mut headers = HeaderMap::new();
+        headers.insert(ACCEPT, HeaderValue::from_static("application/json"));
+        let http = reqwest::Client::builder()
+            .timeout(settings.request_timeout)
+            .connect_timeout(settings.connect_timeout)
+            .user_agent(settings.user_agent.as_str())
+            .default_headers(headers)
+            .build()
+            .map_err(|e| {
+                QboError::Config(format!(
+                    "cannot build the HTTP client: {}",
+                    transport_error(e)
+                ))
+            })?;
+
+        let stats = Arc::new(Stats::default());
+        let auth = TokenManager::new(
+            http.clone(),
+            TokenConfig {
+                token_url: settings.token_url.clone(),
+                client_id: credentials.client_id.trim().to_owned(),
+                client_secret: credentials.client_secret,
+                refresh_margin: settings.refresh_margin,
+                retry: settings.retry.clone(),
+            },
+            tokens,
+            Arc::clone(&stats),
+        );
+        let limiter = RateLimiter::new(&settings.limits);
+        Ok(Self {
+            inner: Arc::new(Inner {
+                settings,
+                realm_id,
+                http,
+                query_url,
+                auth,
+                limiter,
+                stats,
+            }),
+        })
+    }
+
+    /// The company id this client queries.
+    #[must_use]
+    pub fn realm_id(&self) -> &str {
+        &self.inner.realm_id
+    }
+
+    /// The settings the client was built with.
+    #[must_use]
+    pub fn settings(&self) -> &ClientSettings {
+        &self.inner.settings
+    }
+
+    /// Makes sure a usable access token is at hand, refreshing now if needed. Lets callers fail
+    /// fast on `invalid_grant` before starting work.
+    pub async fn ensure_access_token(&self) -> Result<(), QboError> {
+        self.inner.auth.access_token(None).await.map(drop)
+    }
+
+    /// Sends one query (with retries and 401 handling) and returns its page.
+    pub async fn query(&self, query: &str) -> Result<QueryPage, QboError> {
+        self.run_query(query, None).await
+    }
+
+    /// Sends a `SELECT COUNT(*) …` query and returns `totalCount` (0 for an empty
+    /// `QueryResponse`).
+    pub async fn count(&self, query: &str) -> Result<u64, QboError> {
+        let page = self.run_query(query, None).await?;
+        match page.total_count {
+            Some(n) => Ok(n),
+            None if page.entity_key.is_none() => Ok(0),
+            None => Err(QboError::Decode {
+                status: 200,
+                message: "a COUNT(*) query answered with rows instead of totalCount".to_owned(),
+                retryable: false,
+                intuit_tid: page.intuit_tid,
+            }),
+        }
+    }
+
+    /// Pages through every `entity` row created in `window` (see [`WindowPager`]).
+    #[must_use]
+    pub fn window_pager(&self, entity: Entity, window: TimeWindow) -> WindowPager {
+        WindowPager::new(self.clone(), entity, window)
+    }
+
+    /// The counters so far (shared by every clone).
+    #[must_use]
+    pub fn stats(&self) -> ClientStats {
+        let s = &self.inner.stats;
+        ClientStats {
+            requests: s.requests.load(Ordering::Relaxed),
+            retries: s.retries.load(Ordering::Relaxed),
+            throttled: s.throttled.load(Ordering::Relaxed),
+            throttle_wait: Duration::from_nanos(s.throttle_wait_ns.load(Ordering::Relaxed)),
+            refreshes: s.refreshes.load(Ordering::Relaxed),
+            unauthorized_retries: s.unauthorized_retries.load(Ordering::Relaxed),
+        }
+    }
+
+    /// The full URL for `query`.
+    fn url_for(&self, query: &str) -> Url {
+        let mut url = self.inner.query_url.clone();
+        url.set_query(Some(&format!(
+            "query={}&minorversion={}",
+            encode_query_value(query),
+            self.inner.settings.minor_version
+        )));
+        url
+    }
+
+    /// Sends `query` until it succeeds, fails for good, or retries run out.
+    pub(crate) async fn run_query(
+        &self,
+        query: &str,
+        expected_key: Option<&str>,
+    ) -> Result<QueryPage, QboError> {
+        let inner = &*self.inner;
+        let retry = &inner.settings.retry;
+        let url = self.url_for(query);
+        let mut retries = 0_u32;
+        let mut refreshed_after_401 = false;
+        let mut rejected: Option<SecretString> = None;
+        loop {
+            let token = inner.auth.access_token(rejected.take().as_ref()).await?;
+            let err = match self.send_once(&url, &token, expected_key).await {
+                Ok(page) => return Ok(page),
+                Err(e) => e,
+            };
+            if err.is_unauthorized() && !refreshed_after_401 {
+                refreshed_after_401 = true;
+                inner
+                    .stats
+                    .unauthorized_retries
+                    .fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(realm_id = %inner.realm_id, "access token refused, refreshing once and retrying: {err}");
+                rejected = Some(token);
+                continue;
+            }
+            if !err.is_retryable() || retries >= retry.max_retries {
+                return Err(err);
+            }
+            let wait = if let QboError::Throttled { retry_after, .. } = &err {
+                let wait = retry_after.unwrap_or(retry.throttle_wait);
+                inner.limiter.pause_for(wait);
+                let ns = u64::try_from(wait.as_nanos()).unwrap_or(u64::MAX);
+                inner
+                    .stats
+                    .throttle_wait_ns
+                    .fetch_add(ns, Ordering::Relaxed);
+                wait
+            } else {
+                backoff(retry, retries)
+            };
+            retries += 1;
+            inner.stats.retries.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(
+                realm_id = %inner.realm_id,
+                attempt = retries,
+                max_retries = retry.max_retries,
+                wait_ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX),
+                status = err.status(),
+                intuit_tid = err.intuit_tid(),
+                "QuickBooks request failed, retrying: {err}"
+            );
+            tokio::time::sleep(wait).await;
+        }
+    }
+
+    /// One attempt: wait for the rate limiter, send, read the whole body, release the in-flight
+    /// slot, then interpret.
+    async fn send_once(
+        &self,
+        url: &Url,
+        token: &SecretString,
+        expected_key: Option<&str>,
+    ) -> Result<QueryPage, QboError> {
+        let inner = &*self.inner;
+        let permit = inner.limiter.acquire().await;
+        inner.stats.requests.fetch_add(1, Ordering::Relaxed);
+        let response = inner
+            .http
+            .get(url.clone())
+            .bearer_auth(token.expose_secret())
+            .send()
+            .await
+            .map_err(transport_error)?;
+        let meta = ResponseMeta::from_parts(response.status().as_u16(), response.headers());
+        let body = response.bytes().await.map_err(transport_error)?;
+        drop(permit);
+        let result = interpret_query_response(&meta, &body, expected_key);
+        match result {
+            Err(QboError::Throttled { .. }) => {
+                inner.stats.throttled.fetch_add(1, Ordering::Relaxed);
+                result
+            }
+            Err(QboError::Unauthorized {
+                status,
+                fault,
+                detail,
+                intuit_tid,
+            }) => {
+                // The 401 detail echoes the token; mask it even if it does not look like one.
+                let secret = [token.expose_secret()];
+                let scrub = |s: String| redact_with(&s, &secret);
+                let fault = fault.map(|mut f| {
+                    for e in &mut f.errors {
+                        e.message = e.message.take().map(scrub);
+                        e.detail = e.detail.take().map(scrub);
+                    }
+                    f
+                });
+                Err(QboError::Unauthorized {
+                    status,
+                    fault,
+                    detail: detail.map(scrub),
+                    intuit_tid,
+                })
+            }
+            other => other,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn query_values_are_fully_percent_encoded() {
+        assert_eq!(
+            encode_query_value(r"SELECT * FROM Customer WHERE DisplayName = 'A\'s & B+C'"),
+            "SELECT%20%2A%20FROM%20Customer%20WHERE%20DisplayName%20%3D%20%27A%5C%27s%20%26%20B%2BC%27"
+        );
+        assert_eq!(encode_query_value("é"), "%C3%A9");
+    }
+
+    #[test]
+    fn backoff_is_bounded_by_the_doubling_ceiling() {
+        let retry = RetrySettings {
+            max_retries: 6,
+            initial_backoff: Duration::from_millis(100),
+            max_backoff: Duration::from_millis(1000),
+            throttle_wait: Duration::from_secs(1),
+        };
+        for attempt in 0..40 {
+            let ceiling = Duration::from_millis(100 * (1_u64 << attempt.min(20)))
+                .min(Duration::from_millis(1000));
+            for _ in 0..50 {
+                assert!(backoff(&retry, attempt) <= ceiling);
+            }
+        }
+        // Full jitter: across many draws the waits are not all the same.
+        let draws: std::collections::HashSet<_> = (0..50).map(|_| backoff(&retry, 3)).collect();
+        assert!(draws.len() > 1);
+    }
+
+    #[test]
+    fn query_url_keeps_a_base_path_and_encodes_the_realm() {
+        let mut settings = ClientSettings::for_environment(crate::Environment::Sandbox);
+        settings.api_base_url = Url::parse("http://127.0.0.1:8080/prefix/").expect("url");
+        let creds = Credentials {
+            client_id: "id".into(),
+            client_secret: SecretString::from("secret"),
+            realm_id: "12 34".into(),
+        };
+        let store = Arc::new(crate::MemoryTokenStore::new(
+            crate::TokenSet::from_refresh_token(SecretString::from("rt")),
+        ));
+        let client = QboClient::new(settings, creds, store).expect("client");
+        assert_eq!(
+            client.url_for("SELECT * FROM Item").as_str(),
+            "http://127.0.0.1:8080/prefix/v3/company/12%2034/query?query=SELECT%20%2A%20FROM%20Item&minorversion=75"
+        );
+        assert_eq!(client.realm_id(), "12 34");
+    }
+}

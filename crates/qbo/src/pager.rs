@@ -1,0 +1,202 @@
+//! [`WindowPager`]: pages every row of one entity created in one [`TimeWindow`], the core of
+//! the backfill. Ordered by `Id`, 1-based `STARTPOSITION`, stops on a missing array or a short
+//! page, and verifies multi-page windows with `COUNT(*)`, re-paging when the window changed.
+
+use std::collections::HashSet;
+
+use crate::query::Query;
+use crate::{Entity, Page, QboClient, QboError, TimeWindow};
+
+/// How many times a window is paged again when its `COUNT(*)` disagrees with what paging saw.
+pub const MAX_REPAGES: u32 = 2;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    Paging,
+    NeedsCount,
+    Done,
+}
+
+/// Pages through `SELECT * FROM {Entity} WHERE MetaData.CreateTime >= start AND
+/// MetaData.CreateTime < end [AND Active IN (true, false)] ORDERBY Id STARTPOSITION n
+/// MAXRESULTS page_size`.
+///
+/// - Only pages with rows are returned; `Ok(None)` means the window is finished.
+/// - A page with fewer rows than requested, or without the entity array, is the last one. A page
+///   with *more* rows than requested (QBO has answered 101 rows to `MAXRESULTS 100`) is not
+///   short: paging continues at `start + page_size`, so rows may repeat; nothing is deduplicated.
+/// - When a pass took more than one page, a `COUNT(*)` with the same filter follows; if it
+///   differs from the distinct Ids seen, the window is paged again from `STARTPOSITION 1`
+///   (rows are then returned again: consumers must upsert by Id). After [`MAX_REPAGES`]
+///   re-pages the pager fails with [`QboError::WindowUnstable`].
+/// - After an error the pager stays where it was: calling `next_page` again retries the same
+///   request.
+#[derive(Debug)]
+pub struct WindowPager {
+    client: QboClient,
+    entity: Entity,
+    window: TimeWindow,
+    page_size: u32,
+    state: State,
+    next_start: u32,
+    pass: u32,
+    pass_pages: u32,
+    seen: HashSet<String>,
+    pages: u32,
+    rows: u64,
+}
+
+impl WindowPager {
+    pub(crate) fn new(client: QboClient, entity: Entity, window: TimeWindow) -> Self {
+        let page_size = client.settings().page_size;
+        Self {
+            client,
+            entity,
+            window,
+            page_size,
+            state: if window.is_empty() {
+                State::Done
+            } else {
+                State::Paging
+            },
+            next_start: 1,
+            pass: 1,
+            pass_pages: 0,
+            seen: HashSet::new(),
+            pages: 0,
+            rows: 0,
+        }
+    }
+
+    /// The filter every query of this window shares.
+    fn base_query(&self) -> Query {
+        Query::select(self.entity).created_in(self.window)
+    }
+
+    /// The next page with rows, or `None` when the window is done.
+    pub async fn next_page(&mut self) -> Result<Option<Page>, QboError> {
+        loop {
+            match self.state {
+                State::Done => return Ok(None),
+                State::NeedsCount => self.verify_count().await?,
+                State::Paging => {
+                    if let Some(page) = self.fetch_page().await? {
+                        return Ok(Some(page));
+                    }
+                }
+            }
+        }
+    }
+
+    async fn fetch_page(&mut self) -> Result<Option<Page>, QboError> {
+        let start = self.next_start;
+        let query = self
+            .base_query()
+            .order_by("Id")
+            .start_position(start)
+            .max_results(self.page_size)
+            .to_string();
+        let result = self
+            .client
+            .run_query(&query, Some(self.entity.qbo_name()))
+            .await?;
+        self.pages += 1;
+        self.pass_pages += 1;
+        let returned = result.rows.len();
+        self.seen.extend(result.rows.iter().map(|r| r.id.clone()));
+        let requested = usize::try_from(self.page_size).unwrap_or(usize::MAX);
+        let last = result.entity_key.is_none() || returned < requested;
+        if last {
+            self.state = if self.pass_pages > 1 {
+                State::NeedsCount
+            } else {
+                State::Done
+            };
+        } else {
+            self.next_start = start.saturating_add(self.page_size);
+        }
+        tracing::debug!(
+            entity = %self.entity,
+            window = %self.window,
+            start,
+            rows = returned,
+            last,
+            intuit_tid = result.intuit_tid.as_deref(),
+            "fetched a page"
+        );
+        if returned == 0 {
+            return Ok(None);
+        }
+        self.rows += returned as u64;
+        Ok(Some(Page {
+            entity: self.entity,
+            number: self.pages,
+            start_position: start,
+            page_size: self.page_size,
+            query,
+            minor_version: self.client.settings().minor_version,
+            intuit_tid: result.intuit_tid,
+            rows: result.rows,
+        }))
+    }
+
+    async fn verify_count(&mut self) -> Result<(), QboError> {
+        let count = self
+            .client
+            .count(&self.base_query().to_count().to_string())
+            .await?;
+        let seen = self.seen.len() as u64;
+        if count == seen {
+            self.state = State::Done;
+            return Ok(());
+        }
+        if self.pass > MAX_REPAGES {
+            self.state = State::Done;
+            return Err(QboError::WindowUnstable {
+                entity: self.entity,
+                window: self.window,
+                count,
+                seen,
+                passes: self.pass,
+            });
+        }
+        tracing::warn!(
+            entity = %self.entity,
+            window = %self.window,
+            count,
+            seen,
+            pass = self.pass,
+            "the window changed while it was paged; paging it again"
+        );
+        self.pass += 1;
+        self.pass_pages = 0;
+        self.next_start = 1;
+        self.seen.clear();
+        self.state = State::Paging;
+        Ok(())
+    }
+
+    /// Pages fetched so far (every query page, across re-pages, including empty ones).
+    #[must_use]
+    pub fn pages(&self) -> u32 {
+        self.pages
+    }
+
+    /// Rows returned so far, as returned (duplicates and re-pages included).
+    #[must_use]
+    pub fn rows(&self) -> u64 {
+        self.rows
+    }
+
+    /// The entity paged.
+    #[must_use]
+    pub fn entity(&self) -> Entity {
+        self.entity
+    }
+
+    /// The window paged.
+    #[must_use]
+    pub fn window(&self) -> TimeWindow {
+        self.window
+    }
+}

@@ -1,0 +1,145 @@
+//! Quirks scripted with the stub server: a JSON 429 with `Retry-After`, faults carried by HTTP
+//! 200, a token endpoint that fails then recovers, and a token response without a new refresh
+//! token.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+use qbo::QboError;
+use secrecy::ExposeSecret;
+
+use crate::stub::{Stub, StubResponse};
+
+const THROTTLE_JSON: &str = include_str!(concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../../../shared/fixtures/qbo/fault_throttle.json"
+));
+const THROTTLE_XML: &str = include_str!(concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../../../shared/fixtures/qbo/fault_throttle.xml"
+));
+const INVALID_QUERY: &str = include_str!(concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../../../shared/fixtures/qbo/fault_invalid_query.json"
+));
+
+/// Answers the first `n` API calls with `first`, then one customer.
+fn first_n_then_ok(
+    n: u32,
+    first: StubResponse,
+) -> impl Fn(&crate::stub::StubRequest) -> StubResponse {
+    let calls = Arc::new(AtomicU32::new(0));
+    move |req| {
+        if req.is_token() {
+            StubResponse::token_ok()
+        } else if calls.fetch_add(1, Ordering::SeqCst) < n {
+            first.clone()
+        } else {
+            StubResponse::customers(&[1], 1)
+        }
+    }
+}
+
+#[tokio::test]
+async fn json_429_honours_retry_after() {
+    let stub = Stub::start(first_n_then_ok(
+        1,
+        StubResponse::json(429, THROTTLE_JSON).header("Retry-After", "1"),
+    ))
+    .await;
+    let (client, _store) = stub.client(1000);
+    client.ensure_access_token().await.expect("token");
+    let started = Instant::now();
+    let page = client.query("SELECT * FROM Customer").await.expect("query");
+    assert_eq!(page.rows.len(), 1);
+    assert!(
+        started.elapsed() >= Duration::from_secs(1),
+        "Retry-After: 1 was not honoured"
+    );
+    let s = client.stats();
+    assert_eq!((s.throttled, s.retries), (1, 1));
+    assert_eq!(s.throttle_wait, Duration::from_secs(1));
+}
+
+#[tokio::test]
+async fn xml_throttle_on_http_200_is_still_a_throttle() {
+    let stub = Stub::start(first_n_then_ok(2, StubResponse::json(200, THROTTLE_XML))).await;
+    let (client, _store) = stub.client(1000);
+    let page = client.query("SELECT * FROM Customer").await.expect("query");
+    assert_eq!(page.rows.len(), 1);
+    let s = client.stats();
+    assert_eq!((s.throttled, s.retries), (2, 2));
+    assert_eq!(
+        s.throttle_wait,
+        Duration::from_millis(100),
+        "throttle_wait (50 ms) per 429 without Retry-After"
+    );
+}
+
+#[tokio::test]
+async fn a_validation_fault_on_http_200_is_rejected_without_retry() {
+    let stub = Stub::start(first_n_then_ok(5, StubResponse::json(200, INVALID_QUERY))).await;
+    let (client, _store) = stub.client(1000);
+    let err = client
+        .query("SELECT * FROM Customer")
+        .await
+        .expect_err("fault");
+    assert!(
+        matches!(err, QboError::Rejected { status: 200, .. }),
+        "{err:?}"
+    );
+    assert_eq!(err.intuit_tid(), Some("1-stub-tid"));
+    assert_eq!(stub.api_requests().len(), 1);
+}
+
+#[tokio::test]
+async fn token_endpoint_5xx_is_retried_and_a_missing_refresh_token_keeps_the_old_one() {
+    let calls = Arc::new(AtomicU32::new(0));
+    let c = Arc::clone(&calls);
+    let stub = Stub::start(move |req| {
+        if !req.is_token() {
+            return StubResponse::customers(&[1], 1);
+        }
+        match c.fetch_add(1, Ordering::SeqCst) {
+            0 => StubResponse::json(503, "<html><head><title>503 Service Temporarily Unavailable</title></head></html>"),
+            1 => StubResponse::json(500, ""),
+            _ => StubResponse::json(200, r#"{"access_token":"stub-access-token-without-rotation","token_type":"bearer","expires_in":3600}"#),
+        }
+    })
+    .await;
+    let (client, store) = stub.client(1000);
+    client
+        .ensure_access_token()
+        .await
+        .expect("refresh after two 5xx");
+    assert_eq!(calls.load(Ordering::SeqCst), 3);
+    let stored = store.current().await;
+    assert_eq!(
+        stored.refresh_token.expose_secret(),
+        "stub-refresh-token-1",
+        "kept when none came back"
+    );
+    assert_eq!(
+        stored
+            .access_token
+            .as_ref()
+            .map(|t| t.expose_secret().to_owned())
+            .as_deref(),
+        Some("stub-access-token-without-rotation")
+    );
+    // The refresh request was a form post with the stored refresh token.
+    let token_call = stub
+        .requests()
+        .into_iter()
+        .find(|r| r.is_token())
+        .expect("token call");
+    assert!(token_call.body.contains("grant_type=refresh_token"));
+    assert!(
+        token_call
+            .body
+            .contains("refresh_token=stub-refresh-token-1")
+    );
+    client.query("SELECT * FROM Customer").await.expect("query");
+    assert_eq!(client.stats().refreshes, 1);
+}
