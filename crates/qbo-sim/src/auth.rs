@@ -153,6 +153,20 @@ impl Tokens {
         }
     }
 
+    /// Revokes the grant `token` belongs to (the current refresh token or an access token issued
+    /// for it), as Intuit's revocation endpoint does: the refresh token answers `invalid_grant`
+    /// and every access token is unknown from then on. Returns whether anything was revoked
+    /// (unknown tokens are ignored, per RFC 7009).
+    pub(crate) fn revoke_token(&mut self, token: &str) -> bool {
+        let current = self.latest_valid && token == self.latest;
+        if !current && !self.access.contains_key(token) {
+            return false;
+        }
+        self.revoke();
+        self.access.clear();
+        true
+    }
+
     /// Every access token issued so far is expired.
     pub(crate) fn expire_access_tokens(&mut self) {
         let now = Instant::now();
@@ -234,6 +248,32 @@ mod tests {
         );
         let fresh = t.reconnect(&rng);
         assert!(t.refresh(&fresh, Rotation::EveryRefresh, ttl, &rng).is_ok());
+    }
+
+    #[test]
+    fn revoking_a_token_revokes_the_grant() {
+        let rng = SharedRng::new(3);
+        let ttl = Duration::from_secs(60);
+        let mut t = Tokens::new("rt0".to_owned());
+        let r = t.refresh("rt0", Rotation::EveryRefresh, ttl, &rng).unwrap();
+        assert!(
+            !t.revoke_token("rt0"),
+            "a replaced token is not the grant's"
+        );
+        assert!(!t.revoke_token("unknown"));
+        assert!(t.revoke_token(&r.access_token));
+        assert_eq!(t.check_access(&r.access_token), Access::Unknown);
+        assert_eq!(
+            t.refresh(&r.refresh_token, Rotation::EveryRefresh, ttl, &rng)
+                .unwrap_err(),
+            GrantError::Revoked
+        );
+        let fresh = t.reconnect(&rng);
+        let r = t
+            .refresh(&fresh, Rotation::EveryRefresh, ttl, &rng)
+            .unwrap();
+        assert!(t.revoke_token(&r.refresh_token));
+        assert_eq!(t.check_access(&r.access_token), Access::Unknown);
     }
 
     #[test]

@@ -55,7 +55,8 @@ impl Kind {
     }
 }
 
-/// Other QBO entities the query endpoint knows (they answer with no rows).
+/// Other QBO entities the query endpoint knows (they answer with no rows). The per-company
+/// singletons CompanyInfo and Preferences live in `company`.
 pub(crate) const EMPTY_ENTITIES: &[&str] = &[
     "Account",
     "Attachable",
@@ -64,7 +65,6 @@ pub(crate) const EMPTY_ENTITIES: &[&str] = &[
     "Budget",
     "Class",
     "CompanyCurrency",
-    "CompanyInfo",
     "CreditMemo",
     "CustomerType",
     "Department",
@@ -76,7 +76,6 @@ pub(crate) const EMPTY_ENTITIES: &[&str] = &[
     "JournalEntry",
     "Payment",
     "PaymentMethod",
-    "Preferences",
     "Purchase",
     "PurchaseOrder",
     "RefundReceipt",
@@ -116,6 +115,8 @@ pub(crate) enum ChangeError {
 #[derive(Debug)]
 pub(crate) struct Dataset {
     pub(crate) seed: u64,
+    /// Unix second of the first day of the CreateTime spread (`SimConfig::from`, 00:00 UTC).
+    pub(crate) origin: i64,
     tables: [RwLock<Vec<Row>>; 3],
     /// Bumped by every change; query caches key on it.
     generation: AtomicU64,
@@ -141,6 +142,7 @@ impl Dataset {
         };
         Self {
             seed: cfg.seed,
+            origin: from,
             tables: [
                 gen_table(Kind::Customer, cfg.customers),
                 gen_table(Kind::Item, cfg.items),

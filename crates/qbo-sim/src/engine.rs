@@ -8,6 +8,7 @@ use std::cmp::Ordering;
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, PoisonError};
 
+use crate::company::Singleton;
 use crate::data::{
     CustomerProfile, Dataset, EMPTY_ENTITIES, InvoiceProfile, ItemProfile, Kind, Row,
     customer_profile, invoice_profile, item_profile, read, txn_day,
@@ -309,23 +310,26 @@ fn like(value: &str, parts: &[String]) -> bool {
 
 impl Pred {
     fn matches(&self, view: &mut View<'_>) -> bool {
-        let v = view.value(self.field);
-        if v == FVal::Missing {
+        self.matches_value(&view.value(self.field))
+    }
+
+    fn matches_value(&self, v: &FVal) -> bool {
+        if *v == FVal::Missing {
             return false;
         }
         self.lits.iter().any(|lit| match lit {
             Lit::Never => false,
-            Lit::Like(parts) => match &v {
+            Lit::Like(parts) => match v {
                 FVal::Text(t) => like(t, parts),
                 FVal::Int(n) => like(&n.to_string(), parts),
                 FVal::Missing => false,
             },
             Lit::Val(l) => match self.op {
-                Op::Eq | Op::In | Op::Like => v == *l,
-                Op::Lt => v < *l,
-                Op::Gt => v > *l,
-                Op::Le => v <= *l,
-                Op::Ge => v >= *l,
+                Op::Eq | Op::In | Op::Like => v == l,
+                Op::Lt => v < l,
+                Op::Gt => v > l,
+                Op::Le => v <= l,
+                Op::Ge => v >= l,
             },
         })
     }
@@ -465,6 +469,9 @@ impl Engine {
     pub(crate) fn run(&self, ds: &Dataset, q: &Query) -> Result<String, QueryError> {
         // The docs call entity names case-sensitive, but node-quickbooks sends
         // `select * from customer` and works against production, so match them case-insensitively.
+        if let Some(s) = Singleton::from_any_case(&q.entity) {
+            return run_singleton(ds, s, q);
+        }
         let Some(kind) = Kind::from_any_case(&q.entity) else {
             if EMPTY_ENTITIES
                 .iter()
@@ -656,6 +663,138 @@ fn compute(
     ids
 }
 
+/// Most objects one CDC response carries (Intuit: 1000).
+const CDC_MAX_OBJECTS: usize = 1000;
+
+/// The CDC body: `{"CDCResponse":[{"QueryResponse":[…]}],"time":…}` with one element per
+/// requested entity, in request order: `{"Customer":[…],"startPosition":1,"maxResults":n}` for
+/// the rows whose `MetaData.LastUpdatedTime` is at or after `since_ms` (inactive list rows
+/// included), oldest change first, or `{}` when there are none (or the 1000-object budget of the
+/// response is spent). `None` entries are entities the simulator holds no rows of.
+pub(crate) fn cdc_body(ds: &Dataset, entities: &[Option<Kind>], since_ms: i64) -> String {
+    let ctx = Ctx {
+        seed: ds.seed,
+        customers: ds.len(Kind::Customer),
+        items: ds.len(Kind::Item),
+    };
+    let mut budget = CDC_MAX_OBJECTS;
+    let mut out = String::from("{\"CDCResponse\":[{\"QueryResponse\":[");
+    for (n, kind) in entities.iter().enumerate() {
+        if n > 0 {
+            out.push(',');
+        }
+        let Some(kind) = *kind else {
+            out.push_str("{}");
+            continue;
+        };
+        let mut preds = vec![Pred {
+            field: Field::LastUpdatedTime,
+            op: Op::Ge,
+            lits: vec![Lit::Val(FVal::Int(since_ms))],
+        }];
+        if kind.is_list() {
+            preds.push(Pred {
+                field: Field::Active,
+                op: Op::In,
+                lits: vec![Lit::Val(FVal::Int(1)), Lit::Val(FVal::Int(0))],
+            });
+        }
+        let ids = compute(ds, &ctx, kind, &preds, &[(Field::LastUpdatedTime, false)]);
+        let take = ids.len().min(budget);
+        if take == 0 {
+            out.push_str("{}");
+            continue;
+        }
+        budget -= take;
+        let rows = read(ds.table(kind));
+        out.push_str("{\"");
+        out.push_str(kind.name());
+        out.push_str("\":[");
+        for (j, &i) in ids[..take].iter().enumerate() {
+            if j > 0 {
+                out.push(',');
+            }
+            render(&mut out, &ctx, kind, u64::from(i) + 1, &rows[i as usize]);
+        }
+        drop(rows);
+        out.push_str("],\"startPosition\":1,\"maxResults\":");
+        push_u64(&mut out, take as u64);
+        out.push('}');
+    }
+    out.push_str("]}],\"time\":\"");
+    out.push_str(&envelope_time());
+    out.push_str("\"}");
+    out
+}
+
+/// A singleton's queryable properties: `Id`, `SyncToken`, `MetaData.*` and, for CompanyInfo,
+/// `CompanyName`.
+fn singleton_value(s: Singleton, row: &Row, prop: &str) -> Option<(Field, FVal)> {
+    Some(match prop.to_ascii_lowercase().as_str() {
+        "id" => (Field::Id, FVal::Int(1)),
+        "synctoken" => (Field::SyncToken, FVal::Int(i64::from(row.sync))),
+        "metadata.createtime" => (Field::CreateTime, FVal::Int(row.created * 1000)),
+        "metadata.lastupdatedtime" => (Field::LastUpdatedTime, FVal::Int(row.updated * 1000)),
+        "companyname" if s == Singleton::CompanyInfo => (
+            Field::CompanyName,
+            FVal::Text(crate::company::COMPANY_NAME.to_lowercase()),
+        ),
+        _ => return None,
+    })
+}
+
+/// A query on CompanyInfo / Preferences: the one row, if it passes the WHERE clause.
+fn run_singleton(ds: &Dataset, s: Singleton, q: &Query) -> Result<String, QueryError> {
+    let row = s.row(ds);
+    let not_found = |prop: &str| {
+        QueryError::validation(format_args!(
+            "Property {prop} not found for Entity {}",
+            s.name()
+        ))
+    };
+    let mut hit = true;
+    for c in &q.conditions {
+        let (field, value) =
+            singleton_value(s, &row, &c.property).ok_or_else(|| not_found(&c.property))?;
+        let lits = match &c.value {
+            Value::List(items) => items
+                .iter()
+                .map(|v| compile_lit(field, &c.property, c.op, v))
+                .collect::<Result<_, _>>()?,
+            v => vec![compile_lit(field, &c.property, c.op, v)?],
+        };
+        let pred = Pred {
+            field,
+            op: c.op,
+            lits,
+        };
+        hit &= pred.matches_value(&value);
+    }
+    if let Some(o) = q
+        .order_by
+        .iter()
+        .find(|o| singleton_value(s, &row, &o.property).is_none())
+    {
+        return Err(not_found(&o.property));
+    }
+    if q.count {
+        return Ok(count_body(u64::from(hit)));
+    }
+    let start = q.start_position.unwrap_or(1).max(1);
+    if !hit || start > 1 || q.max_results == Some(0) {
+        return Ok(empty_body());
+    }
+    let mut out = String::with_capacity(4096);
+    out.push_str("{\"QueryResponse\":{\"");
+    out.push_str(s.name());
+    out.push_str("\":[");
+    s.render(&mut out, ds);
+    out.push_str("],\"startPosition\":1,\"maxResults\":1},\"time\":\"");
+    out.push_str(&envelope_time());
+    out.push_str("\"}");
+    Ok(out)
+}
+
 fn count_body(n: u64) -> String {
     let mut out = String::with_capacity(96);
     out.push_str("{\"QueryResponse\":{\"totalCount\":");
@@ -684,6 +823,19 @@ pub(crate) fn render_entity(ds: &Dataset, kind: Kind, id: u64) -> Option<String>
     let mut out = String::with_capacity(1600);
     render(&mut out, &ctx, kind, id, &row);
     Some(out)
+}
+
+/// The single-read body of a singleton: `{"CompanyInfo":{…},"time":"…"}`.
+pub(crate) fn singleton_body(ds: &Dataset, s: Singleton) -> String {
+    let mut out = String::with_capacity(4096);
+    out.push_str("{\"");
+    out.push_str(s.name());
+    out.push_str("\":");
+    s.render(&mut out, ds);
+    out.push_str(",\"time\":\"");
+    out.push_str(&envelope_time());
+    out.push_str("\"}");
+    out
 }
 
 /// The single-read body `{"Customer":{…},"time":"…"}`.

@@ -27,17 +27,29 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 use crate::auth::Access;
-use crate::data::Kind;
-use crate::engine::read_body;
+use crate::company::Singleton;
+use crate::data::{EMPTY_ENTITIES, Kind};
+use crate::engine::{cdc_body, read_body, singleton_body};
 use crate::faults::{
     FaultError, fault, forbidden_realm, json, server_error, throttled, unauthorized,
 };
+use crate::oidc::{JWKS_PATH, REVOKE_PATH, discovery_document};
 use crate::query::parse_query;
 use crate::state::Counters;
+use crate::time::parse_instant_literal;
 use crate::{FaultConfig, SimError, SimLimits, SimState};
 
 /// Path of the token endpoint.
 const TOKEN_PATH: &str = "/oauth2/v1/tokens/bearer";
+
+/// Where the discovery document is served (each also with a trailing slash): Intuit's production
+/// and sandbox names (intuit-oauth and node-quickbooks use these) and the standard OIDC one.
+const DISCOVERY_PATHS: [&str; 4] = [
+    "/.well-known/openid_configuration",
+    "/.well-known/openid_sandbox_configuration",
+    "/.well-known/openid-configuration",
+    "/.well-known/openid-sandbox-configuration",
+];
 
 /// Builds the router: QBO API, token endpoint and admin API, all on `state`.
 ///
@@ -46,6 +58,8 @@ const TOKEN_PATH: &str = "/oauth2/v1/tokens/bearer";
 pub fn app(state: SimState) -> Router {
     let qbo = Router::new()
         .route("/v3/company/{realm}/query", get(query).post(query))
+        .route("/v3/company/{realm}/preferences", get(read_preferences))
+        .route("/v3/company/{realm}/cdc", get(cdc))
         .route("/v3/company/{realm}/{entity}/{id}", get(read_entity))
         .route_layer(from_fn_with_state(state.clone(), gate));
     let admin = Router::new()
@@ -59,8 +73,16 @@ pub fn app(state: SimState) -> Router {
         .route("/tokens/expire", post(admin_expire))
         .route("/tokens/revoke", post(admin_revoke))
         .route("/tokens/reconnect", post(admin_reconnect));
-    Router::new()
+    let mut router = Router::new()
         .route(TOKEN_PATH, post(token))
+        .route(REVOKE_PATH, post(revoke))
+        .route(JWKS_PATH, get(jwks));
+    for path in DISCOVERY_PATHS {
+        router = router
+            .route(path, get(discovery))
+            .route(&format!("{path}/"), get(discovery));
+    }
+    router
         .merge(qbo)
         .nest("/__admin", admin)
         .fallback(not_found)
@@ -279,6 +301,21 @@ async fn read_entity(
         return forbidden_realm();
     }
     Counters::bump(&st.inner.counters.read_requests);
+    if let Some(s) = Singleton::from_any_case(&entity) {
+        // Intuit documents `companyinfo/{realmId}`; the entity's own Id is "1".
+        return if id == realm || id == "1" {
+            json(StatusCode::OK, singleton_body(&st.inner.data, s))
+        } else {
+            object_not_found()
+        };
+    }
+    if EMPTY_ENTITIES
+        .iter()
+        .any(|e| e.eq_ignore_ascii_case(&entity))
+    {
+        // A known entity the simulator holds no rows of.
+        return object_not_found();
+    }
     let Some(kind) = Kind::from_any_case(&entity) else {
         let path = format!("/v3/company/{realm}/{entity}/{id}");
         let detail = format!(
@@ -301,33 +338,116 @@ async fn read_entity(
         .and_then(|n| read_body(&st.inner.data, kind, n))
     {
         Some(body) => json(StatusCode::OK, body),
-        None => fault(
+        None => object_not_found(),
+    }
+}
+
+/// The 400 `ValidationFault` 610 a read of a missing id answers.
+fn object_not_found() -> Response {
+    fault(
+        StatusCode::BAD_REQUEST,
+        "ValidationFault",
+        FaultError {
+            message: "Object Not Found",
+            detail: Some(
+                "Object Not Found : Something you're trying to use has been made inactive. \
+                 Check the fields with accounts, customers, items, vendors or employees.",
+            ),
+            code: "610",
+            element: true,
+        },
+    )
+}
+
+/// `GET /v3/company/{realm}/preferences` (no id: one per company).
+async fn read_preferences(State(st): State<SimState>, Path(realm): Path<String>) -> Response {
+    if realm != st.inner.realm_id {
+        return forbidden_realm();
+    }
+    Counters::bump(&st.inner.counters.read_requests);
+    json(
+        StatusCode::OK,
+        singleton_body(&st.inner.data, Singleton::Preferences),
+    )
+}
+
+/// `GET /v3/company/{realm}/cdc?entities=Customer,Invoice&changedSince=…`: change data capture
+/// (see [`cdc_body`]). Like Intuit in recorded traffic, a `changedSince` older than the documented
+/// 30-day window is served, not refused.
+async fn cdc(
+    State(st): State<SimState>,
+    Path(realm): Path<String>,
+    RawQuery(raw): RawQuery,
+) -> Response {
+    if realm != st.inner.realm_id {
+        return forbidden_realm();
+    }
+    let params = raw.map(|r| parse_form(r.as_bytes())).unwrap_or_default();
+    let entities = form_get(&params, "entities").unwrap_or("");
+    let since = form_get(&params, "changedSince").unwrap_or("");
+    st.record_query(
+        &format!("CDC entities={entities} changedSince={since}"),
+        "CDC",
+    );
+    let invalid = |detail: &str| {
+        fault(
             StatusCode::BAD_REQUEST,
             "ValidationFault",
             FaultError {
-                message: "Object Not Found",
-                detail: Some(
-                    "Object Not Found : Something you're trying to use has been made inactive. \
-                     Check the fields with accounts, customers, items, vendors or employees.",
-                ),
-                code: "610",
+                message: "Request has invalid or unsupported property",
+                detail: Some(detail),
+                code: "2010",
                 element: true,
             },
-        ),
+        )
+    };
+    let Some(since_ms) = parse_instant_literal(since.trim()) else {
+        return invalid(&format!("Property Name:changedSince, Value:{since}"));
+    };
+    let mut kinds = Vec::new();
+    for name in entities.split(',').map(str::trim).filter(|n| !n.is_empty()) {
+        if let Some(k) = Kind::from_any_case(name) {
+            kinds.push(Some(k));
+        } else if EMPTY_ENTITIES.iter().any(|e| e.eq_ignore_ascii_case(name))
+            || Singleton::from_any_case(name).is_some()
+        {
+            kinds.push(None);
+        } else {
+            return invalid(&format!("Property Name:entities, Value:{name}"));
+        }
     }
+    if kinds.is_empty() {
+        return invalid("Property Name:entities, Value:");
+    }
+    json(StatusCode::OK, cdc_body(&st.inner.data, &kinds, since_ms))
+}
+
+/// `GET /.well-known/openid_configuration` (and the sandbox / hyphenated names): Intuit's
+/// discovery document with every endpoint on this server, as addressed by the `Host` header.
+async fn discovery(headers: HeaderMap) -> Response {
+    let host = headers
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .filter(|h| !h.is_empty())
+        .unwrap_or("127.0.0.1");
+    json(
+        StatusCode::OK,
+        discovery_document(&format!("http://{host}"), TOKEN_PATH),
+    )
+}
+
+/// `GET /op/v1/jwks`: no keys (the simulator issues no `id_token`).
+async fn jwks() -> Response {
+    json(StatusCode::OK, r#"{"keys":[]}"#.to_owned())
 }
 
 fn oauth_error(status: StatusCode, body: &'static str) -> Response {
     json(status, body.to_owned())
 }
 
-/// `POST /oauth2/v1/tokens/bearer` with `grant_type=refresh_token`.
-async fn token(State(st): State<SimState>, headers: HeaderMap, body: Bytes) -> Response {
-    Counters::bump(&st.inner.counters.requests_total);
-    Counters::bump(&st.inner.counters.token_requests);
-    let f = st.faults();
-    sleep_latency(&st, &f).await;
-    let form = parse_form(&body);
+/// `None` when the client credentials (HTTP Basic, else `client_id` / `client_secret` form
+/// fields) are right, else the 401 `invalid_client`.
+fn check_client(st: &SimState, headers: &HeaderMap, form: &[(String, String)]) -> Option<Response> {
     let basic = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
@@ -339,12 +459,54 @@ async fn token(State(st): State<SimState>, headers: HeaderMap, body: Bytes) -> R
     let (id, secret) = match basic {
         Some(pair) => pair,
         None => (
-            form_get(&form, "client_id").unwrap_or("").to_owned(),
-            form_get(&form, "client_secret").unwrap_or("").to_owned(),
+            form_get(form, "client_id").unwrap_or("").to_owned(),
+            form_get(form, "client_secret").unwrap_or("").to_owned(),
         ),
     };
-    if id != st.inner.client_id || secret != st.inner.client_secret {
-        return oauth_error(StatusCode::UNAUTHORIZED, r#"{"error":"invalid_client"}"#);
+    (id != st.inner.client_id || secret != st.inner.client_secret)
+        .then(|| oauth_error(StatusCode::UNAUTHORIZED, r#"{"error":"invalid_client"}"#))
+}
+
+/// `POST /v2/oauth2/tokens/revoke` with `{"token":…}` (intuit-oauth) or `token=…`
+/// (node-quickbooks): revokes the grant; 200 with an empty body, unknown tokens included.
+async fn revoke(State(st): State<SimState>, headers: HeaderMap, body: Bytes) -> Response {
+    Counters::bump(&st.inner.counters.requests_total);
+    Counters::bump(&st.inner.counters.token_requests);
+    let is_json = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ct| ct.to_ascii_lowercase().starts_with("application/json"));
+    let form = if is_json {
+        Vec::new()
+    } else {
+        parse_form(&body)
+    };
+    if let Some(resp) = check_client(&st, &headers, &form) {
+        return resp;
+    }
+    let token = if is_json {
+        serde_json::from_slice::<serde_json::Value>(&body)
+            .ok()
+            .and_then(|v| v.get("token")?.as_str().map(str::to_owned))
+    } else {
+        form_get(&form, "token").map(str::to_owned)
+    };
+    let Some(token) = token.filter(|t| !t.is_empty()) else {
+        return oauth_error(StatusCode::BAD_REQUEST, r#"{"error":"invalid_request"}"#);
+    };
+    st.tokens().revoke_token(&token);
+    StatusCode::OK.into_response()
+}
+
+/// `POST /oauth2/v1/tokens/bearer` with `grant_type=refresh_token`.
+async fn token(State(st): State<SimState>, headers: HeaderMap, body: Bytes) -> Response {
+    Counters::bump(&st.inner.counters.requests_total);
+    Counters::bump(&st.inner.counters.token_requests);
+    let f = st.faults();
+    sleep_latency(&st, &f).await;
+    let form = parse_form(&body);
+    if let Some(resp) = check_client(&st, &headers, &form) {
+        return resp;
     }
     if form_get(&form, "grant_type") != Some("refresh_token") {
         return oauth_error(

@@ -5,11 +5,13 @@
 //! per-company throttling with the XML 429, and injectable faults. Use it in-process
 //! ([`SimState`], [`app`], [`serve`]) or as the `qbo-sim` binary.
 //!
-//! Module map: `config` (settings), `data` (generated rows), `render` / `json` / `time`
-//! (output), `query` (parser), `engine` (execution), `auth` (tokens), `limits` (throttling),
-//! `faults` (error bodies), `state` (control surface), `http` (server).
+//! Module map: `config` (settings), `data` (generated rows), `company` (CompanyInfo and
+//! Preferences), `render` / `json` / `time` (output), `query` (parser), `engine` (execution),
+//! `auth` (tokens), `oidc` (discovery document), `limits` (throttling), `faults` (error bodies),
+//! `state` (control surface), `http` (server).
 
 mod auth;
+mod company;
 mod config;
 mod data;
 mod engine;
@@ -17,6 +19,7 @@ mod faults;
 mod http;
 mod json;
 mod limits;
+mod oidc;
 pub mod query;
 mod render;
 mod rng;

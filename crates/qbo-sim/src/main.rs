@@ -1,5 +1,6 @@
 //! `qbo-sim` binary: parses flags, runs the simulator on 127.0.0.1 and prints
-//! `api_base_url=…` and `token_url=…` on stdout once it is ready; stops on Ctrl-C or SIGTERM.
+//! `api_base_url=…`, `token_url=…` and `discovery_url=…` on stdout once it is ready; stops on
+//! Ctrl-C or SIGTERM.
 //! Logs go to stderr.
 
 use std::io::Write as _;
@@ -177,6 +178,11 @@ async fn main() -> anyhow::Result<()> {
         let mut out = std::io::stdout().lock();
         writeln!(out, "api_base_url={}", sim.api_base_url())?;
         writeln!(out, "token_url={}", sim.token_url())?;
+        writeln!(
+            out,
+            "discovery_url={}/.well-known/openid_configuration",
+            sim.api_base_url()
+        )?;
         out.flush()?;
     }
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())

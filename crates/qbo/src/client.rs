@@ -294,6 +294,11 @@ impl QboClient {
                 rejected = Some(token);
                 continue;
             }
+            if !err.is_unauthorized() {
+                // Only a 401 right after a forced refresh is final; a token that expired while
+                // this request waited out a throttle or an outage earns a fresh refresh.
+                refreshed_after_401 = false;
+            }
             if !err.is_retryable() || retries >= retry.max_retries {
                 return Err(err);
             }

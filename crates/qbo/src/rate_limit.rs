@@ -1,28 +1,40 @@
 //! The per-company client-side rate limit shared by every clone of a client: at most N requests
-//! started in any rolling minute, at most M in any rolling second (both with a small guard so the
-//! server, which counts arrivals, never sees more), at most K in flight, and a shared pause after
-//! the server throttles us. Uses `tokio::time`, so paused-time tests drive it.
+//! in any rolling minute, at most M in any rolling second, at most K in flight, and a shared
+//! pause after the server throttles us. Uses `tokio::time`, so paused-time tests drive it.
+//!
+//! The server counts a request when it *arrives*, somewhere between our send and our receipt of
+//! the answer. So a request is counted here from the moment it starts until its window span has
+//! passed after it *completed*: whatever the network delay, no rolling window on the server can
+//! then hold more requests than the limit. In-flight requests occupy a slot until they finish.
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex as StdMutex, PoisonError};
 use std::time::Duration;
 
-use tokio::sync::{Mutex, OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{Mutex, Notify, OwnedSemaphorePermit, Semaphore};
 use tokio::time::{Instant, sleep_until};
 
 use crate::RateLimitSettings;
 
-/// Added to the minute window: a request is counted for 60.5 s.
+/// Added to the minute window: a request is counted for 60.5 s after it completed.
 pub const MINUTE_GUARD: Duration = Duration::from_millis(500);
-/// Added to the second window: a request is counted for 1.2 s.
-pub const SECOND_GUARD: Duration = Duration::from_millis(200);
+/// Added to the second window: a request is counted for 1.05 s after it completed.
+pub const SECOND_GUARD: Duration = Duration::from_millis(50);
 
-/// A rolling window: the start instants of the last requests inside it.
+/// A rolling window: the completion instants of the last requests inside it, oldest first.
 #[derive(Debug)]
 struct Window {
     limit: usize,
     span: Duration,
-    starts: VecDeque<Instant>,
+    done: VecDeque<Instant>,
+}
+
+/// When a window lets a new request start.
+enum Ready {
+    Now,
+    At(Instant),
+    /// Only once an in-flight request completes.
+    OnCompletion,
 }
 
 impl Window {
@@ -31,30 +43,46 @@ impl Window {
         Self {
             limit,
             span,
-            starts: VecDeque::with_capacity(limit.min(4096)),
+            done: VecDeque::with_capacity(limit.min(4096)),
         }
     }
 
-    /// When a new request may start (`None`: now).
-    fn ready_at(&mut self, now: Instant) -> Option<Instant> {
-        while self.starts.front().is_some_and(|&t| t + self.span <= now) {
-            self.starts.pop_front();
+    fn ready(&mut self, now: Instant, in_flight: usize) -> Ready {
+        while self.done.front().is_some_and(|&t| t + self.span <= now) {
+            self.done.pop_front();
         }
-        if self.starts.len() < self.limit {
-            None
-        } else {
-            // Once this entry leaves the window, `limit - 1` remain.
-            self.starts
-                .get(self.starts.len() - self.limit)
-                .map(|&t| t + self.span)
+        let used = self.done.len() + in_flight;
+        if used < self.limit {
+            return Ready::Now;
+        }
+        // In-flight requests complete after `now`, so they leave the window after every
+        // completed one: the `used - limit`-th completed entry is the one to wait for.
+        match self.done.get(used - self.limit) {
+            Some(&t) => Ready::At(t + self.span),
+            None => Ready::OnCompletion,
         }
     }
 }
 
 #[derive(Debug)]
-struct Windows {
+struct State {
     minute: Option<Window>,
     second: Option<Window>,
+    /// Requests started and not yet completed.
+    in_flight: usize,
+}
+
+#[derive(Debug)]
+struct Shared {
+    state: StdMutex<State>,
+    completed: Notify,
+    paused_until: StdMutex<Option<Instant>>,
+}
+
+impl Shared {
+    fn state(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
 }
 
 /// Limits request starts and concurrency for one company.
@@ -62,14 +90,30 @@ struct Windows {
 pub(crate) struct RateLimiter {
     in_flight: Option<Arc<Semaphore>>,
     /// Held (fairly, FIFO) by the one task waiting for a window slot; others queue behind it.
-    windows: Mutex<Windows>,
-    paused_until: StdMutex<Option<Instant>>,
+    gate: Mutex<()>,
+    shared: Arc<Shared>,
 }
 
-/// Permission to have one request in flight; dropping it frees the slot.
+/// Permission to have one request in flight; dropping it marks the request completed.
 #[derive(Debug)]
 pub(crate) struct Permit {
+    shared: Arc<Shared>,
     _in_flight: Option<OwnedSemaphorePermit>,
+}
+
+impl Drop for Permit {
+    fn drop(&mut self) {
+        let now = Instant::now();
+        {
+            let mut state = self.shared.state();
+            state.in_flight = state.in_flight.saturating_sub(1);
+            let State { minute, second, .. } = &mut *state;
+            for w in [minute.as_mut(), second.as_mut()].into_iter().flatten() {
+                w.done.push_back(now);
+            }
+        }
+        self.shared.completed.notify_waiters();
+    }
 }
 
 impl RateLimiter {
@@ -80,51 +124,67 @@ impl RateLimiter {
                     usize::try_from(n).unwrap_or(usize::MAX).max(1),
                 ))
             }),
-            windows: Mutex::new(Windows {
-                minute: settings
-                    .requests_per_minute
-                    .map(|n| Window::new(n, Duration::from_secs(60) + MINUTE_GUARD)),
-                second: settings
-                    .requests_per_second
-                    .map(|n| Window::new(n, Duration::from_secs(1) + SECOND_GUARD)),
+            gate: Mutex::new(()),
+            shared: Arc::new(Shared {
+                state: StdMutex::new(State {
+                    minute: settings
+                        .requests_per_minute
+                        .map(|n| Window::new(n, Duration::from_secs(60) + MINUTE_GUARD)),
+                    second: settings
+                        .requests_per_second
+                        .map(|n| Window::new(n, Duration::from_secs(1) + SECOND_GUARD)),
+                    in_flight: 0,
+                }),
+                completed: Notify::new(),
+                paused_until: StdMutex::new(None),
             }),
-            paused_until: StdMutex::new(None),
         }
     }
 
-    /// Waits until a request may start, records its start, and returns its in-flight permit.
+    /// Waits until a request may start and returns its permit; drop the permit once the
+    /// response has been read completely.
     pub(crate) async fn acquire(&self) -> Permit {
         let in_flight = match &self.in_flight {
             // The semaphore is never closed, so this only fails if that changes; run unlimited then.
             Some(sem) => Arc::clone(sem).acquire_owned().await.ok(),
             None => None,
         };
-        let mut guard = self.windows.lock().await;
-        let windows = &mut *guard;
+        let _gate = self.gate.lock().await;
         loop {
+            let completed = self.shared.completed.notified();
+            tokio::pin!(completed);
+            completed.as_mut().enable();
             let now = Instant::now();
-            let paused = self.paused_until().filter(|&p| p > now);
-            let ready = [
-                paused,
-                windows.minute.as_mut().and_then(|w| w.ready_at(now)),
-                windows.second.as_mut().and_then(|w| w.ready_at(now)),
-            ]
-            .into_iter()
-            .flatten()
-            .max();
-            match ready {
-                Some(at) => sleep_until(at).await,
-                None => {
-                    for w in [windows.minute.as_mut(), windows.second.as_mut()]
-                        .into_iter()
-                        .flatten()
-                    {
-                        w.starts.push_back(now);
+            let mut wait_at = self.paused_until().filter(|&p| p > now);
+            let mut on_completion = false;
+            {
+                let mut state = self.shared.state();
+                let pending = state.in_flight;
+                let State { minute, second, .. } = &mut *state;
+                for w in [minute.as_mut(), second.as_mut()].into_iter().flatten() {
+                    match w.ready(now, pending) {
+                        Ready::Now => {}
+                        Ready::At(at) => wait_at = wait_at.max(Some(at)),
+                        Ready::OnCompletion => on_completion = true,
                     }
+                }
+                if wait_at.is_none() && !on_completion {
+                    state.in_flight += 1;
                     return Permit {
+                        shared: Arc::clone(&self.shared),
                         _in_flight: in_flight,
                     };
                 }
+            }
+            match (wait_at, on_completion) {
+                (Some(at), false) => sleep_until(at).await,
+                (Some(at), true) => {
+                    tokio::select! {
+                        () = sleep_until(at) => {}
+                        () = &mut completed => {}
+                    }
+                }
+                (None, _) => completed.await,
             }
         }
     }
@@ -133,6 +193,7 @@ impl RateLimiter {
     pub(crate) fn pause_for(&self, wait: Duration) {
         let until = Instant::now() + wait;
         let mut guard = self
+            .shared
             .paused_until
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
@@ -143,6 +204,7 @@ impl RateLimiter {
 
     fn paused_until(&self) -> Option<Instant> {
         *self
+            .shared
             .paused_until
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
@@ -217,6 +279,26 @@ mod tests {
         drop(a);
         let started = third.await.expect("task");
         assert_eq!(started, released);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_slot_is_held_from_start_until_a_window_after_completion() {
+        let limiter = Arc::new(RateLimiter::new(&limits(None, Some(1), None)));
+        let t0 = Instant::now();
+        let first = limiter.acquire().await;
+        let l2 = Arc::clone(&limiter);
+        let second = tokio::spawn(async move {
+            let _p = l2.acquire().await;
+            Instant::now()
+        });
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        assert!(
+            !second.is_finished(),
+            "started while the slot's request was in flight"
+        );
+        drop(first);
+        let started = second.await.expect("task");
+        assert_eq!(started - t0, Duration::from_secs(3) + SECOND_GUARD);
     }
 
     #[tokio::test(start_paused = true)]

@@ -60,7 +60,14 @@ impl ResponseMeta {
         let intuit_tid = header("intuit_tid")
             .or_else(|| header("intuit-tid"))
             .filter(|t| !t.is_empty())
-            .map(|t| redact(t).chars().take(128).collect());
+            .map(|t| {
+                // Not a secret (Intuit support asks for it), so kept verbatim, but only in a
+                // safe alphabet and bounded length, since it comes from the server.
+                t.chars()
+                    .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | ':'))
+                    .take(128)
+                    .collect()
+            });
         let retry_after =
             header("retry-after").and_then(|v| parse_retry_after(v, jiff::Timestamp::now()));
         Self {

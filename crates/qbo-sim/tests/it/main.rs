@@ -8,5 +8,6 @@ mod common;
 mod envelopes;
 mod faults;
 mod parser;
+mod peer_clients;
 mod queries;
 mod tokens;

@@ -58,9 +58,10 @@ async fn the_limiter_keeps_the_simulator_from_throttling() {
     assert!(sim_stats.max_in_flight_seen <= 5, "{sim_stats:?}");
     let s = client.stats();
     assert_eq!((s.throttled, s.retries, s.requests), (0, 0, 60));
-    // 60 requests at 20 per 1.2 s need at least two full second-windows.
+    // 60 requests at 20 per second-window (counted until 1 s + guard after completion) need
+    // at least two full windows.
     assert!(
-        started.elapsed() >= Duration::from_millis(2400),
+        started.elapsed() >= (Duration::from_secs(1) + qbo::SECOND_GUARD) * 2,
         "{:?}",
         started.elapsed()
     );

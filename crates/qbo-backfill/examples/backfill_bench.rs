@@ -1,0 +1,319 @@
+//! End-to-end benchmark of a backfill, as the issue defines it.
+//!
+//! Runs `qbo-sim` as a separate process (so its memory is not counted), loads N customers
+//! spread over 31 days into a fresh database with the real pipeline, then measures on the same
+//! machine: end-to-end rows/s; PostgreSQL `COPY` of the same payloads into an equal table (the
+//! ceiling); their ratio; the same for an unchanged re-run; the time of 365 empty windows; and
+//! this process's peak RSS (VmHWM) after 100,000 and after 1,000,000 rows.
+//!
+//! ```text
+//! cargo build --release -p qbo-sim -p qbo-backfill --examples
+//! target/release/examples/backfill_bench [--rows 100000] [--big-rows 1000000] [--limits]
+//! ```
+//! `--limits` instead runs with Intuit's limits enforced on both sides and reports how much of
+//! the 500 requests/minute budget the run used and whether it was ever throttled.
+
+use std::io::{BufRead as _, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, bail};
+use qbo_backfill::pipeline::runner::{Cancel, RunPlan, Runner};
+use qbo_backfill::pipeline::runs::RunStatus;
+use qbo_backfill::pipeline::{DateRange, Pipeline};
+use qbo_backfill::settings::ClientTuning;
+use qbo_backfill::store::secrets::SecretKey;
+use qbo_backfill::store::testdb::TestDb;
+use qbo_backfill::store::tokens::PgTokenStore;
+use secrecy::SecretString;
+
+struct Sim {
+    child: Child,
+    api_base_url: String,
+    token_url: String,
+}
+
+impl Drop for Sim {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start_sim(customers: usize, limits: bool) -> anyhow::Result<Sim> {
+    let exe = std::env::current_exe()?;
+    let dir = exe
+        .parent()
+        .and_then(|p| p.parent())
+        .context("target dir")?;
+    let sim_exe = dir.join("qbo-sim");
+    if !sim_exe.exists() {
+        bail!(
+            "{} is missing: cargo build --release -p qbo-sim first",
+            sim_exe.display()
+        );
+    }
+    let mut cmd = Command::new(sim_exe);
+    cmd.args([
+        "--port",
+        "0",
+        "--customers",
+        &customers.to_string(),
+        "--items",
+        "0",
+        "--invoices",
+        "0",
+        "--from",
+        "2026-01-01",
+        "--to",
+        "2026-02-01",
+    ]);
+    if !limits {
+        cmd.arg("--no-limits");
+    }
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()?;
+    let stdout = child.stdout.take().context("sim stdout")?;
+    let mut lines = BufReader::new(stdout).lines();
+    let (mut api, mut token) = (None, None);
+    while api.is_none() || token.is_none() {
+        let line = lines.next().context("qbo-sim exited early")??;
+        if let Some(v) = line.strip_prefix("api_base_url=") {
+            api = Some(v.to_owned());
+        } else if let Some(v) = line.strip_prefix("token_url=") {
+            token = Some(v.to_owned());
+        }
+    }
+    std::thread::spawn(move || for _ in lines {});
+    Ok(Sim {
+        child,
+        api_base_url: api.unwrap_or_default(),
+        token_url: token.unwrap_or_default(),
+    })
+}
+
+fn peak_rss_mb() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| {
+                l.split_whitespace()
+                    .nth(1)
+                    .and_then(|v| v.parse::<f64>().ok())
+            })
+        })
+        .map_or(0.0, |kb| kb / 1024.0)
+}
+
+async fn runner(db: &TestDb, sim: &Sim, tuning: &ClientTuning) -> anyhow::Result<Runner> {
+    let key = SecretKey::from_bytes([9; 32]);
+    let tokens = PgTokenStore::new(db.pool.clone(), key, "9130350000000001");
+    tokens
+        .replace_refresh_token(&SecretString::from("sim-refresh-token-0"))
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let mut settings = qbo::ClientSettings::for_environment(qbo::Environment::Sandbox);
+    settings.api_base_url = sim.api_base_url.parse()?;
+    settings.token_url = sim.token_url.parse()?;
+    tuning.apply(&mut settings);
+    let client = qbo::QboClient::new(
+        settings,
+        qbo::Credentials {
+            client_id: "sim-client-id".into(),
+            client_secret: SecretString::from("sim-client-secret"),
+            realm_id: "9130350000000001".into(),
+        },
+        Arc::new(tokens),
+    )
+    .map_err(|e| anyhow::anyhow!("{e}"))?;
+    Ok(Runner {
+        pool: db.pool.clone(),
+        client,
+        concurrency: tuning.window_concurrency(),
+        interrupt: Cancel::new(),
+    })
+}
+
+async fn load(runner: &Runner, from: &str, to: &str) -> anyhow::Result<(Duration, u64)> {
+    let range = DateRange::parse(from, to)?;
+    let started = Instant::now();
+    let outcome = runner
+        .execute(RunPlan {
+            pipeline: Pipeline::Customers,
+            range,
+            windows: range.windows()?,
+            retry_of: None,
+            trigger: "bench",
+        })
+        .await?;
+    if outcome.status != RunStatus::Succeeded {
+        bail!("the run did not succeed: {:?}", outcome.status);
+    }
+    Ok((started.elapsed(), outcome.totals.rows))
+}
+
+/// COPY the loaded rows (all columns) into an equal, empty table; returns rows/s. Only the
+/// `COPY … FROM STDIN` is timed; building its CSV input is not.
+async fn copy_ceiling(db: &TestDb) -> anyhow::Result<f64> {
+    let pool = &db.pool;
+    sqlx::query("DROP TABLE IF EXISTS public.copy_target")
+        .execute(pool)
+        .await?;
+    sqlx::query("CREATE TABLE public.copy_target (LIKE raw.qb_customers INCLUDING ALL)")
+        .execute(pool)
+        .await?;
+    let columns: Vec<String> = sqlx::query_scalar(
+        "SELECT column_name::text FROM information_schema.columns \
+         WHERE table_schema = 'raw' AND table_name = 'qb_customers' ORDER BY ordinal_position",
+    )
+    .fetch_all(pool)
+    .await?;
+    let select = columns
+        .iter()
+        .map(|c| format!("{c}::text"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let rows: Vec<sqlx::postgres::PgRow> = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT {select} FROM raw.qb_customers"
+    )))
+    .fetch_all(pool)
+    .await?;
+    let mut data = Vec::with_capacity(rows.len() * 1500);
+    for row in &rows {
+        use sqlx::Row as _;
+        for i in 0..columns.len() {
+            if i > 0 {
+                data.push(b',');
+            }
+            if let Some(v) = row.try_get::<Option<String>, _>(i)? {
+                data.push(b'"');
+                data.extend_from_slice(v.replace('"', "\"\"").as_bytes());
+                data.push(b'"');
+            }
+        }
+        data.push(b'\n');
+    }
+    let count = rows.len() as f64;
+    drop(rows);
+    let mut conn = pool.acquire().await?;
+    let started = Instant::now();
+    let mut copy = conn
+        .copy_in_raw("COPY public.copy_target FROM STDIN (FORMAT csv)")
+        .await?;
+    for chunk in data.chunks(1 << 20) {
+        copy.send(chunk).await?;
+    }
+    copy.finish().await?;
+    let secs = started.elapsed().as_secs_f64();
+    sqlx::query("DROP TABLE public.copy_target")
+        .execute(&mut *conn)
+        .await?;
+    Ok(count / secs)
+}
+
+fn arg(name: &str) -> Option<String> {
+    let args: Vec<String> = std::env::args().collect();
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1).cloned())
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let rows: usize = arg("--rows").map_or(Ok(100_000), |v| v.parse())?;
+    let big_rows: usize = arg("--big-rows").map_or(Ok(1_000_000), |v| v.parse())?;
+    let limits = std::env::args().any(|a| a == "--limits");
+    if limits {
+        return budget(rows).await;
+    }
+    let unlimited = ClientTuning {
+        requests_per_minute: 0,
+        requests_per_second: 0,
+        max_in_flight: 0,
+        concurrency: Some(4),
+        ..ClientTuning::default()
+    };
+
+    println!(
+        "backfill benchmark: {rows} customers over 31 days, qbo-sim without latency or limits"
+    );
+    let sim = start_sim(rows, false)?;
+    let db = TestDb::new().await.map_err(|e| anyhow::anyhow!("{e}"))?;
+    let run = runner(&db, &sim, &unlimited).await?;
+    let (first, loaded) = load(&run, "2026-01-01", "2026-02-01").await?;
+    let first_rps = loaded as f64 / first.as_secs_f64();
+    let rss_small = peak_rss_mb();
+    let (second, again) = load(&run, "2026-01-01", "2026-02-01").await?;
+    let second_rps = again as f64 / second.as_secs_f64();
+    let copy_rps = copy_ceiling(&db).await?;
+    let (empty, _) = load(&run, "2025-01-01", "2026-01-01").await?;
+    drop(run);
+    db.cleanup().await.map_err(|e| anyhow::anyhow!("{e}"))?;
+    drop(sim);
+
+    println!(
+        "first load:     {loaded} rows in {:.2} s = {first_rps:.0} rows/s",
+        first.as_secs_f64()
+    );
+    println!("COPY ceiling:   {copy_rps:.0} rows/s (same payloads, equal table)");
+    println!(
+        "first / COPY:   {:.2}  (goal >= 0.60)",
+        first_rps / copy_rps
+    );
+    println!(
+        "unchanged re-run: {again} rows in {:.2} s = {second_rps:.0} rows/s",
+        second.as_secs_f64()
+    );
+    println!(
+        "re-run / COPY:  {:.2}  (goal >= 1.00)",
+        second_rps / copy_rps
+    );
+    println!(
+        "365 empty windows: {:.2} s = {:.2} ms per window  (goal <= 5 ms)",
+        empty.as_secs_f64(),
+        empty.as_secs_f64() * 1000.0 / 365.0
+    );
+    println!("peak RSS after {loaded} rows: {rss_small:.1} MB");
+
+    if big_rows > 0 {
+        let sim = start_sim(big_rows, false)?;
+        let db = TestDb::new().await.map_err(|e| anyhow::anyhow!("{e}"))?;
+        let run = runner(&db, &sim, &unlimited).await?;
+        let (t, n) = load(&run, "2026-01-01", "2026-02-01").await?;
+        println!(
+            "big load: {n} rows in {:.1} s = {:.0} rows/s; peak RSS {:.1} MB  (goal < 150 MB, flat)",
+            t.as_secs_f64(),
+            n as f64 / t.as_secs_f64(),
+            peak_rss_mb()
+        );
+        drop(run);
+        db.cleanup().await.map_err(|e| anyhow::anyhow!("{e}"))?;
+    }
+    Ok(())
+}
+
+/// With Intuit's limits on both sides: budget use and throttling.
+async fn budget(rows: usize) -> anyhow::Result<()> {
+    println!("budget check: {rows} customers, qbo-sim enforcing 500/min, 10/s, 10 in flight");
+    let sim = start_sim(rows, true)?;
+    let db = TestDb::new().await.map_err(|e| anyhow::anyhow!("{e}"))?;
+    let run = runner(&db, &sim, &ClientTuning::default()).await?;
+    let before = run.client.stats();
+    let (t, n) = load(&run, "2026-01-01", "2026-02-01").await?;
+    let stats = run.client.stats();
+    let requests = stats.requests - before.requests;
+    let minutes = t.as_secs_f64() / 60.0;
+    println!(
+        "{n} rows, {requests} requests in {:.1} s: {:.0} requests/min = {:.1}% of 500/min; throttled {} times",
+        t.as_secs_f64(),
+        requests as f64 / minutes,
+        requests as f64 / minutes / 5.0,
+        stats.throttled - before.throttled
+    );
+    drop(run);
+    db.cleanup().await.map_err(|e| anyhow::anyhow!("{e}"))?;
+    Ok(())
+}

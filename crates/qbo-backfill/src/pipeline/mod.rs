@@ -1,0 +1,332 @@
+//! The backfill pipelines: their names and entities, planning daily UTC windows over a
+//! `[fecha_inicio, fecha_fin)` range, running them (`runner`), recording them (`runs`) and the
+//! operator-facing output (`report`).
+
+pub mod report;
+pub mod runner;
+pub mod runs;
+
+use std::fmt;
+use std::str::FromStr;
+
+use jiff::Timestamp;
+use jiff::civil::Date;
+
+use crate::store::raw::RawTable;
+
+/// A backfill pipeline, as operators name it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Pipeline {
+    /// `qb_customers_backfill`: Customer into `raw.qb_customers`.
+    Customers,
+    /// `qb_items_backfill`: Item into `raw.qb_items`.
+    Items,
+    /// `qb_invoices_backfill`: Invoice into `raw.qb_invoices`.
+    Invoices,
+}
+
+impl Pipeline {
+    /// Every pipeline.
+    pub const ALL: [Self; 3] = [Self::Customers, Self::Items, Self::Invoices];
+
+    /// The pipeline's name (`qb_customers_backfill`, …).
+    #[must_use]
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::Customers => "qb_customers_backfill",
+            Self::Items => "qb_items_backfill",
+            Self::Invoices => "qb_invoices_backfill",
+        }
+    }
+
+    /// The QBO entity it loads.
+    #[must_use]
+    pub const fn entity(self) -> qbo::Entity {
+        match self {
+            Self::Customers => qbo::Entity::Customer,
+            Self::Items => qbo::Entity::Item,
+            Self::Invoices => qbo::Entity::Invoice,
+        }
+    }
+
+    /// The raw table it writes.
+    #[must_use]
+    pub const fn table(self) -> RawTable {
+        match self {
+            Self::Customers => RawTable::Customers,
+            Self::Items => RawTable::Items,
+            Self::Invoices => RawTable::Invoices,
+        }
+    }
+
+    /// The plural label used in log lines (`Customers`).
+    #[must_use]
+    pub const fn label(self) -> &'static str {
+        match self {
+            Self::Customers => "Customers",
+            Self::Items => "Items",
+            Self::Invoices => "Invoices",
+        }
+    }
+}
+
+impl fmt::Display for Pipeline {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// The name given is not a pipeline.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error(
+    "unknown pipeline `{0}` (expected one of qb_customers_backfill, qb_items_backfill, qb_invoices_backfill)"
+)]
+pub struct UnknownPipeline(pub String);
+
+impl FromStr for Pipeline {
+    type Err = UnknownPipeline;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::ALL
+            .into_iter()
+            .find(|p| p.name() == s)
+            .ok_or_else(|| UnknownPipeline(s.to_owned()))
+    }
+}
+
+/// One daily UTC window `[start, end)`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Window {
+    /// The day the window covers.
+    pub day: Date,
+    /// `day 00:00Z`.
+    pub start: Timestamp,
+    /// `day+1 00:00Z`.
+    pub end: Timestamp,
+}
+
+impl Window {
+    /// The window covering `day` (UTC).
+    ///
+    /// # Errors
+    /// When `day` is the last representable date.
+    pub fn for_day(day: Date) -> Result<Self, RangeError> {
+        let next = day.tomorrow().map_err(|_| RangeError::OutOfRange)?;
+        Ok(Self {
+            day,
+            start: utc_midnight(day)?,
+            end: utc_midnight(next)?,
+        })
+    }
+}
+
+fn utc_midnight(day: Date) -> Result<Timestamp, RangeError> {
+    day.to_zoned(jiff::tz::TimeZone::UTC)
+        .map(|z| z.timestamp())
+        .map_err(|_| RangeError::OutOfRange)
+}
+
+/// What is wrong with a requested range (bad input: exit status 2).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RangeError {
+    /// A date did not parse.
+    #[error("{flag}: `{value}` is not a valid date (expected YYYY-MM-DD, e.g. 2026-01-31)")]
+    BadDate {
+        /// The flag (`--fecha-inicio`).
+        flag: &'static str,
+        /// What was given.
+        value: String,
+    },
+    /// `fecha_fin` is not after `fecha_inicio`.
+    #[error(
+        "--fecha-fin ({fin}) must be after --fecha-inicio ({inicio}): the range is half-open, so one day is --fecha-inicio D --fecha-fin D+1"
+    )]
+    Empty {
+        /// `fecha_inicio`.
+        inicio: Date,
+        /// `fecha_fin`.
+        fin: Date,
+    },
+    /// Too many windows for one run.
+    #[error(
+        "the range {inicio}..{fin} has {days} days; at most {MAX_WINDOWS} windows fit in one run"
+    )]
+    TooLong {
+        /// `fecha_inicio`.
+        inicio: Date,
+        /// `fecha_fin`.
+        fin: Date,
+        /// Days asked.
+        days: i64,
+    },
+    /// A date outside what can be represented.
+    #[error("the date range is outside what can be represented")]
+    OutOfRange,
+}
+
+/// At most this many windows in one run (about 100 years).
+pub const MAX_WINDOWS: i64 = 36_600;
+
+/// Parses a `YYYY-MM-DD` date strictly (no times, no offsets, no surrounding junk).
+///
+/// # Errors
+/// [`RangeError::BadDate`] naming `flag`.
+pub fn parse_date(flag: &'static str, value: &str) -> Result<Date, RangeError> {
+    let bad = || RangeError::BadDate {
+        flag,
+        value: value.to_owned(),
+    };
+    let bytes = value.as_bytes();
+    let shape_ok = bytes.len() == 10
+        && bytes.iter().enumerate().all(|(i, b)| match i {
+            4 | 7 => *b == b'-',
+            _ => b.is_ascii_digit(),
+        });
+    if !shape_ok {
+        return Err(bad());
+    }
+    value.parse::<Date>().map_err(|_| bad())
+}
+
+/// A validated `[fecha_inicio, fecha_fin)` range.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DateRange {
+    /// First day loaded.
+    pub fecha_inicio: Date,
+    /// First day not loaded.
+    pub fecha_fin: Date,
+}
+
+impl DateRange {
+    /// Validates a range.
+    ///
+    /// # Errors
+    /// An empty, reversed or too long range.
+    pub fn new(fecha_inicio: Date, fecha_fin: Date) -> Result<Self, RangeError> {
+        if fecha_fin <= fecha_inicio {
+            return Err(RangeError::Empty {
+                inicio: fecha_inicio,
+                fin: fecha_fin,
+            });
+        }
+        let days = i64::from(
+            fecha_inicio
+                .until((jiff::Unit::Day, fecha_fin))
+                .map_err(|_| RangeError::OutOfRange)?
+                .get_days(),
+        );
+        if days > MAX_WINDOWS {
+            return Err(RangeError::TooLong {
+                inicio: fecha_inicio,
+                fin: fecha_fin,
+                days,
+            });
+        }
+        Ok(Self {
+            fecha_inicio,
+            fecha_fin,
+        })
+    }
+
+    /// Parses and validates the CLI's `--fecha-inicio` and `--fecha-fin`.
+    ///
+    /// # Errors
+    /// A bad date or range, with a one-line message.
+    pub fn parse(fecha_inicio: &str, fecha_fin: &str) -> Result<Self, RangeError> {
+        Self::new(
+            parse_date("--fecha-inicio", fecha_inicio)?,
+            parse_date("--fecha-fin", fecha_fin)?,
+        )
+    }
+
+    /// The daily windows that tile the range, in order, without gaps or overlaps.
+    ///
+    /// # Errors
+    /// Dates at the edge of what can be represented.
+    pub fn windows(&self) -> Result<Vec<Window>, RangeError> {
+        let mut out = Vec::new();
+        let mut day = self.fecha_inicio;
+        while day < self.fecha_fin {
+            out.push(Window::for_day(day)?);
+            day = day.tomorrow().map_err(|_| RangeError::OutOfRange)?;
+        }
+        Ok(out)
+    }
+
+    /// `fecha_inicio 00:00Z`.
+    ///
+    /// # Errors
+    /// Out of range.
+    pub fn start(&self) -> Result<Timestamp, RangeError> {
+        utc_midnight(self.fecha_inicio)
+    }
+
+    /// `fecha_fin 00:00Z`.
+    ///
+    /// # Errors
+    /// Out of range.
+    pub fn end(&self) -> Result<Timestamp, RangeError> {
+        utc_midnight(self.fecha_fin)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use jiff::civil::date;
+    use proptest::prelude::*;
+
+    #[test]
+    fn january_is_thirty_windows_ending_on_the_31st() {
+        let range = DateRange::parse("2026-01-01", "2026-01-31").unwrap();
+        let windows = range.windows().unwrap();
+        assert_eq!(windows.len(), 30);
+        assert_eq!(windows[0].start.to_string(), "2026-01-01T00:00:00Z");
+        assert_eq!(windows[29].end.to_string(), "2026-01-31T00:00:00Z");
+        assert_eq!(range.end().unwrap().to_string(), "2026-01-31T00:00:00Z");
+    }
+
+    #[test]
+    fn bad_input_is_rejected_with_one_line() {
+        for (a, b) in [
+            ("2026-13-01", "2026-01-02"),
+            ("2026-01-01T00:00", "2026-01-02"),
+            ("26-01-01", "2026-01-02"),
+            ("2026-02-30", "2026-03-01"),
+            ("", "2026-01-01"),
+            ("2026-01-01", "2026-01-01"),
+            ("2026-01-02", "2026-01-01"),
+            ("1900-01-01", "2026-01-01"),
+            (" 2026-01-01", "2026-01-02"),
+        ] {
+            let err = DateRange::parse(a, b).unwrap_err().to_string();
+            assert!(!err.contains('\n'), "{err}");
+        }
+    }
+
+    #[test]
+    fn pipelines_parse_by_name_only() {
+        assert_eq!(
+            "qb_items_backfill".parse::<Pipeline>().unwrap(),
+            Pipeline::Items
+        );
+        assert!("Customers".parse::<Pipeline>().is_err());
+    }
+
+    proptest! {
+        #[test]
+        fn windows_tile_the_range(start in 0i64..20_000, len in 1i64..800) {
+            let inicio = date(1990, 1, 1).checked_add(jiff::Span::new().days(start)).unwrap();
+            let fin = inicio.checked_add(jiff::Span::new().days(len)).unwrap();
+            let range = DateRange::new(inicio, fin).unwrap();
+            let windows = range.windows().unwrap();
+            prop_assert_eq!(windows.len() as i64, len);
+            prop_assert_eq!(windows[0].start, range.start().unwrap());
+            prop_assert_eq!(windows[windows.len() - 1].end, range.end().unwrap());
+            for pair in windows.windows(2) {
+                prop_assert_eq!(pair[0].end, pair[1].start);
+                prop_assert_eq!(pair[0].end.as_second() - pair[0].start.as_second(), 86_400);
+            }
+        }
+    }
+}

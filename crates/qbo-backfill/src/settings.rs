@@ -1,0 +1,237 @@
+//! Configuration: every environment variable is named once here, and [`Settings::resolve`]
+//! turns flags, environment and the secret store into one plain struct that is passed down.
+
+use std::time::Duration;
+
+use secrecy::SecretString;
+
+/// The environment variables this program reads, each named once.
+pub mod env {
+    /// PostgreSQL URL.
+    pub const DATABASE_URL: &str = "DATABASE_URL";
+    /// Intuit app client id.
+    pub const QBO_CLIENT_ID: &str = "QBO_CLIENT_ID";
+    /// Intuit app client secret.
+    pub const QBO_CLIENT_SECRET: &str = "QBO_CLIENT_SECRET";
+    /// Seeds the secret store's refresh token when it holds none.
+    pub const QBO_REFRESH_TOKEN: &str = "QBO_REFRESH_TOKEN";
+    /// Company (realm) id.
+    pub const QBO_REALM_ID: &str = "QBO_REALM_ID";
+    /// `sandbox` or `production`.
+    pub const QBO_ENVIRONMENT: &str = "QBO_ENVIRONMENT";
+    /// Overrides the API base URL.
+    pub const QBO_API_BASE_URL: &str = "QBO_API_BASE_URL";
+    /// Overrides the OAuth token endpoint.
+    pub const QBO_TOKEN_URL: &str = "QBO_TOKEN_URL";
+    /// QBO minor version (default 75).
+    pub const QBO_MINOR_VERSION: &str = "QBO_MINOR_VERSION";
+}
+
+/// The default database when `DATABASE_URL` is not set.
+pub const DEFAULT_DATABASE_URL: &str = "postgres://postgres@localhost:5432/qbo_backfill";
+
+/// Reads an environment variable, treating an empty value as unset.
+#[must_use]
+pub fn env_var(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.trim().is_empty())
+}
+
+/// The database URL from the environment, or the default.
+#[must_use]
+pub fn database_url() -> String {
+    env_var(env::DATABASE_URL).unwrap_or_else(|| DEFAULT_DATABASE_URL.to_owned())
+}
+
+/// How the QuickBooks client paces and retries requests (flags with environment fallbacks).
+#[derive(Debug, Clone, clap::Args)]
+pub struct ClientTuning {
+    /// Requests per minute per company (Intuit allows 500). 0 = no limit.
+    #[arg(long, env = "QBO_REQUESTS_PER_MINUTE", default_value_t = 500)]
+    pub requests_per_minute: u32,
+    /// Requests per second per company (Intuit allows 10). 0 = no limit.
+    #[arg(long, env = "QBO_REQUESTS_PER_SECOND", default_value_t = 10)]
+    pub requests_per_second: u32,
+    /// Requests in flight per company (Intuit allows 10). 0 = no limit.
+    #[arg(long, env = "QBO_MAX_IN_FLIGHT", default_value_t = 10)]
+    pub max_in_flight: u32,
+    /// Windows loaded at the same time (default: the in-flight limit, or 10).
+    #[arg(long, env = "QBO_WINDOW_CONCURRENCY")]
+    pub concurrency: Option<usize>,
+    /// Retries of a failing request (5xx, timeouts, dropped connections) before its window fails.
+    #[arg(long, env = "QBO_MAX_RETRIES", default_value_t = 6)]
+    pub max_retries: u32,
+    /// First backoff delay in milliseconds (doubles with jitter on each retry).
+    #[arg(long, env = "QBO_INITIAL_BACKOFF_MS", default_value_t = 500)]
+    pub initial_backoff_ms: u64,
+    /// Wait after a 429 without `Retry-After`, in milliseconds (Intuit says 60 s).
+    #[arg(long, env = "QBO_THROTTLE_WAIT_MS", default_value_t = 60_000)]
+    pub throttle_wait_ms: u64,
+    /// Per-request timeout in seconds (Intuit's server side limit is 120 s).
+    #[arg(long, env = "QBO_REQUEST_TIMEOUT_S", default_value_t = 120)]
+    pub request_timeout_s: u64,
+}
+
+impl Default for ClientTuning {
+    fn default() -> Self {
+        Self {
+            requests_per_minute: 500,
+            requests_per_second: 10,
+            max_in_flight: 10,
+            concurrency: None,
+            max_retries: 6,
+            initial_backoff_ms: 500,
+            throttle_wait_ms: 60_000,
+            request_timeout_s: 120,
+        }
+    }
+}
+
+fn nonzero(v: u32) -> Option<u32> {
+    (v > 0).then_some(v)
+}
+
+impl ClientTuning {
+    /// Windows to load at once.
+    #[must_use]
+    pub fn window_concurrency(&self) -> usize {
+        self.concurrency
+            .unwrap_or(if self.max_in_flight == 0 {
+                10
+            } else {
+                self.max_in_flight as usize
+            })
+            .max(1)
+    }
+
+    /// Applies this tuning to client settings.
+    pub fn apply(&self, settings: &mut qbo::ClientSettings) {
+        settings.limits.requests_per_minute = nonzero(self.requests_per_minute);
+        settings.limits.requests_per_second = nonzero(self.requests_per_second);
+        settings.limits.max_in_flight = nonzero(self.max_in_flight);
+        settings.retry.max_retries = self.max_retries;
+        settings.retry.initial_backoff = Duration::from_millis(self.initial_backoff_ms);
+        settings.retry.throttle_wait = Duration::from_millis(self.throttle_wait_ms);
+        settings.request_timeout = Duration::from_secs(self.request_timeout_s.max(1));
+    }
+}
+
+/// Everything needed to talk to one QuickBooks company.
+#[derive(Debug, Clone)]
+pub struct QboSettings {
+    /// Client settings (hosts, minor version, limits, retries).
+    pub client: qbo::ClientSettings,
+    /// Intuit app client id.
+    pub client_id: String,
+    /// Intuit app client secret.
+    pub client_secret: SecretString,
+    /// Company id.
+    pub realm_id: String,
+    /// Refresh token from the environment, used only to seed an empty store.
+    pub seed_refresh_token: Option<SecretString>,
+}
+
+/// A configuration problem the operator must fix (exit status 2).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct ConfigError(pub String);
+
+/// A source of named values besides the environment (the secret store).
+pub trait SecretLookup {
+    /// The stored value of `name`, if any.
+    fn lookup(&self, name: &str) -> Option<SecretString>;
+}
+
+impl SecretLookup for () {
+    fn lookup(&self, _name: &str) -> Option<SecretString> {
+        None
+    }
+}
+
+impl<F: Fn(&str) -> Option<SecretString>> SecretLookup for F {
+    fn lookup(&self, name: &str) -> Option<SecretString> {
+        self(name)
+    }
+}
+
+impl QboSettings {
+    /// Resolves QuickBooks settings from the environment, falling back to `stored` values
+    /// (the secret store) for credentials and the realm id.
+    pub fn resolve(tuning: &ClientTuning, stored: &dyn SecretLookup) -> Result<Self, ConfigError> {
+        use secrecy::ExposeSecret;
+        let environment = match env_var(env::QBO_ENVIRONMENT) {
+            None => qbo::Environment::Sandbox,
+            Some(v) => v.parse().map_err(|_| {
+                ConfigError(format!(
+                    "{}=`{v}` is not valid: use `sandbox` or `production`",
+                    env::QBO_ENVIRONMENT
+                ))
+            })?,
+        };
+        let mut client = qbo::ClientSettings::for_environment(environment);
+        if let Some(v) = env_var(env::QBO_API_BASE_URL) {
+            client.api_base_url = parse_url(env::QBO_API_BASE_URL, &v)?;
+        }
+        if let Some(v) = env_var(env::QBO_TOKEN_URL) {
+            client.token_url = parse_url(env::QBO_TOKEN_URL, &v)?;
+        }
+        if let Some(v) = env_var(env::QBO_MINOR_VERSION) {
+            client.minor_version = v.parse().map_err(|_| {
+                ConfigError(format!(
+                    "{}=`{v}` is not valid: use a whole number such as 75",
+                    env::QBO_MINOR_VERSION
+                ))
+            })?;
+        }
+        tuning.apply(&mut client);
+        let from_env_or_store = |name: &str| -> Option<String> {
+            env_var(name).or_else(|| stored.lookup(name).map(|s| s.expose_secret().to_owned()))
+        };
+        let missing = |name: &str| {
+            ConfigError(format!(
+                "{name} is not set: export it or store it with `qbo-backfill secrets set {name}`"
+            ))
+        };
+        let client_id =
+            from_env_or_store(env::QBO_CLIENT_ID).ok_or_else(|| missing(env::QBO_CLIENT_ID))?;
+        let client_secret = env_var(env::QBO_CLIENT_SECRET)
+            .map(SecretString::from)
+            .or_else(|| stored.lookup(env::QBO_CLIENT_SECRET))
+            .ok_or_else(|| missing(env::QBO_CLIENT_SECRET))?;
+        let realm_id =
+            from_env_or_store(env::QBO_REALM_ID).ok_or_else(|| missing(env::QBO_REALM_ID))?;
+        if !realm_id.chars().all(|c| c.is_ascii_alphanumeric()) || realm_id.len() > 64 {
+            return Err(ConfigError(format!(
+                "{}=`{realm_id}` is not valid: a realm id is the company's number",
+                env::QBO_REALM_ID
+            )));
+        }
+        Ok(Self {
+            client,
+            client_id,
+            client_secret,
+            realm_id,
+            seed_refresh_token: env_var(env::QBO_REFRESH_TOKEN).map(SecretString::from),
+        })
+    }
+
+    /// The client credentials.
+    #[must_use]
+    pub fn credentials(&self) -> qbo::Credentials {
+        qbo::Credentials {
+            client_id: self.client_id.clone(),
+            client_secret: self.client_secret.clone(),
+            realm_id: self.realm_id.clone(),
+        }
+    }
+}
+
+fn parse_url(name: &str, value: &str) -> Result<url::Url, ConfigError> {
+    let url = url::Url::parse(value)
+        .map_err(|e| ConfigError(format!("{name}=`{value}` is not a valid URL: {e}")))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(ConfigError(format!(
+            "{name}=`{value}` must be an http:// or https:// URL"
+        )));
+    }
+    Ok(url)
+}

@@ -1,0 +1,72 @@
+//! Helpers shared by the integration tests: a throwaway database, QBO-shaped rows and pages, and
+//! timestamps.
+
+use jiff::Timestamp;
+use qbo_backfill::store::TestDb;
+use serde_json::value::RawValue;
+
+/// A fresh, migrated database on the test server; panics with the store's one-line reason.
+pub(crate) async fn test_db() -> TestDb {
+    match TestDb::new().await {
+        Ok(db) => db,
+        Err(e) => panic!("no test database: {e}"),
+    }
+}
+
+/// A timestamp from RFC 3339 text.
+pub(crate) fn ts(text: &str) -> Timestamp {
+    text.parse().expect("valid timestamp")
+}
+
+/// A customer as QBO returns it (about 1 KB), with a given `Id`, `SyncToken` and name.
+pub(crate) fn customer_json(id: &str, sync_token: u64, name: &str) -> String {
+    serde_json::json!({
+        "Taxable": true,
+        "BillAddr": {"Id": "6", "Line1": "25 Court St.", "City": "Tucson",
+                     "CountrySubDivisionCode": "AZ", "PostalCode": "85719"},
+        "Job": false, "BillWithParent": false, "Balance": 0, "BalanceWithJobs": 0,
+        "CurrencyRef": {"value": "USD", "name": "United States Dollar"},
+        "PreferredDeliveryMethod": "Print", "domain": "QBO", "sparse": false,
+        "Id": id, "SyncToken": sync_token.to_string(),
+        "MetaData": {"CreateTime": "2026-01-01T08:00:00-08:00",
+                     "LastUpdatedTime": "2026-01-02T08:00:00-08:00"},
+        "DisplayName": name, "FullyQualifiedName": name, "CompanyName": name,
+        "Active": true, "PrimaryEmailAddr": {"Address": "ops@example.com"},
+        "Notes": "Line one\nline \"two\" with a backslash \\ and ünïcödé"
+    })
+    .to_string()
+}
+
+/// A query row from raw JSON text; `Id` and `SyncToken` are read from it.
+pub(crate) fn row(json: &str) -> qbo::Row {
+    let value: serde_json::Value = serde_json::from_str(json).expect("valid json");
+    let field = |name: &str| value[name].as_str().unwrap_or_default().to_owned();
+    qbo::Row {
+        id: field("Id"),
+        sync_token: field("SyncToken"),
+        raw: RawValue::from_string(json.to_owned()).expect("valid json"),
+    }
+}
+
+/// A customer row.
+pub(crate) fn customer(id: &str, sync_token: u64, name: &str) -> qbo::Row {
+    row(&customer_json(id, sync_token, name))
+}
+
+/// Page `number` of a customer query holding `rows`.
+pub(crate) fn page(number: u32, rows: Vec<qbo::Row>) -> qbo::Page {
+    let start = (number - 1) * 1000 + 1;
+    qbo::Page {
+        entity: qbo::Entity::Customer,
+        number,
+        start_position: start,
+        page_size: 1000,
+        query: format!(
+            "SELECT * FROM Customer WHERE Active IN (true, false) STARTPOSITION {start} \
+             MAXRESULTS 1000"
+        ),
+        minor_version: 75,
+        intuit_tid: Some(format!("tid-{number}")),
+        rows,
+    }
+}
