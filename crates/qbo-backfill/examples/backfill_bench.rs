@@ -42,6 +42,10 @@ impl Drop for Sim {
 }
 
 fn start_sim(customers: usize, limits: bool) -> anyhow::Result<Sim> {
+    start_sim_with(customers, limits, &[])
+}
+
+fn start_sim_with(customers: usize, limits: bool, extra: &[&str]) -> anyhow::Result<Sim> {
     let exe = std::env::current_exe()?;
     let dir = exe
         .parent()
@@ -72,6 +76,7 @@ fn start_sim(customers: usize, limits: bool) -> anyhow::Result<Sim> {
     if !limits {
         cmd.arg("--no-limits");
     }
+    cmd.args(extra);
     let mut child = cmd
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
@@ -230,9 +235,11 @@ fn arg(name: &str) -> Option<String> {
 async fn main() -> anyhow::Result<()> {
     let rows: usize = arg("--rows").map_or(Ok(100_000), |v| v.parse())?;
     let big_rows: usize = arg("--big-rows").map_or(Ok(1_000_000), |v| v.parse())?;
-    let limits = std::env::args().any(|a| a == "--limits");
-    if limits {
+    if std::env::args().any(|a| a == "--limits") {
         return budget(rows).await;
+    }
+    if std::env::args().any(|a| a == "--seed-job") {
+        return seed_job().await;
     }
     let unlimited = ClientTuning {
         requests_per_minute: 0,
@@ -300,6 +307,24 @@ async fn main() -> anyhow::Result<()> {
         drop(run);
         db.cleanup().await.map_err(|e| anyhow::anyhow!("{e}"))?;
     }
+    Ok(())
+}
+
+/// The seed runbook's job: about 22 customers over 30 daily windows, 300 ms per request, with
+/// Intuit's limits on both sides (Mage, one window after another, takes about 11 s).
+async fn seed_job() -> anyhow::Result<()> {
+    let sim = start_sim_with(23, true, &["--latency-ms", "300"])?;
+    let db = TestDb::new().await.map_err(|e| anyhow::anyhow!("{e}"))?;
+    let run = runner(&db, &sim, &ClientTuning::default()).await?;
+    let (t, n) = load(&run, "2026-01-01", "2026-01-31").await?;
+    println!(
+        "seed job: 30 windows, {n} rows, 300 ms per request: {:.2} s ({} requests, throttled {})",
+        t.as_secs_f64(),
+        run.client.stats().requests,
+        run.client.stats().throttled
+    );
+    drop(run);
+    db.cleanup().await.map_err(|e| anyhow::anyhow!("{e}"))?;
     Ok(())
 }
 

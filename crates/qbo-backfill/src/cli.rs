@@ -142,6 +142,8 @@ pub async fn dispatch(cli: Cli) -> Result<u8, CliError> {
             let pipeline: Pipeline = pipeline.parse().map_err(bad)?;
             let range = DateRange::parse(&fecha_inicio, &fecha_fin).map_err(bad)?;
             let windows = range.windows().map_err(bad)?;
+            // Invalid configuration is bad input too: reject it before touching the database.
+            QboSettings::client_settings(&tuning)?;
             let env_only = QboSettings::resolve(&tuning, &());
             let pool = connect().await?;
             let key = secret_key()?;
@@ -165,7 +167,8 @@ pub async fn dispatch(cli: Cli) -> Result<u8, CliError> {
         Command::Retry { run_id, tuning } => {
             let run_id: Uuid = run_id.parse().map_err(|_| {
                 bad(format!(
-                    "`{run_id}` is not a run id (a UUID, as printed in `run_id=…`)"
+                    "`{}` is not a run id (a UUID, as printed in `run_id=…`)",
+                    crate::pipeline::echo(&run_id)
                 ))
             })?;
             let pool = connect().await?;
@@ -323,14 +326,27 @@ async fn runner_for(
     {
         let interrupt = interrupt.clone();
         tokio::spawn(async move {
-            if tokio::signal::ctrl_c().await.is_ok() {
-                tracing::warn!(
-                    "Interrupted: finishing the pages in flight, then stopping (Ctrl-C again to abort)"
-                );
-                interrupt.cancel();
-                if tokio::signal::ctrl_c().await.is_ok() {
-                    std::process::exit(130);
+            // Ctrl-C, or SIGTERM from a service manager or `docker stop`: stop gracefully.
+            let mut terminate =
+                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+            let terminated = async {
+                match terminate.as_mut() {
+                    Some(signal) => {
+                        signal.recv().await;
+                    }
+                    None => std::future::pending::<()>().await,
                 }
+            };
+            tokio::select! {
+                r = tokio::signal::ctrl_c() => if r.is_err() { return },
+                () = terminated => {}
+            }
+            tracing::warn!(
+                "Interrupted: finishing the pages in flight, then stopping (Ctrl-C again to abort)"
+            );
+            interrupt.cancel();
+            if tokio::signal::ctrl_c().await.is_ok() {
+                std::process::exit(130);
             }
         });
     }
@@ -350,7 +366,12 @@ fn valid_secret_name(name: &str) -> bool {
             .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_')
 }
 
-/// Reads a secret value from stdin: a hidden prompt on a terminal, otherwise the first line.
+/// The longest secret value accepted on stdin.
+const MAX_SECRET_BYTES: u64 = 1 << 20;
+
+/// Reads a secret value from stdin: a hidden prompt on a terminal, otherwise all of stdin (one
+/// line, surrounding whitespace trimmed). A value that is too long, not UTF-8, spans lines or
+/// holds control characters is bad input (exit 2), never stored cut or mangled.
 fn read_secret_value(name: &str) -> Result<SecretString, CliError> {
     let stdin = std::io::stdin();
     let mut value = String::new();
@@ -367,11 +388,19 @@ fn read_secret_value(name: &str) -> Result<SecretString, CliError> {
         eprintln!();
         read.map_err(|e| anyhow::anyhow!("cannot read the value: {e}"))?;
     } else {
+        let mut bytes = Vec::new();
         stdin
             .lock()
-            .take(1 << 20)
-            .read_to_string(&mut value)
+            .take(MAX_SECRET_BYTES + 1)
+            .read_to_end(&mut bytes)
             .map_err(|e| anyhow::anyhow!("cannot read the value from stdin: {e}"))?;
+        if bytes.len() as u64 > MAX_SECRET_BYTES {
+            return Err(bad(format!(
+                "the value for {name} on stdin is longer than {MAX_SECRET_BYTES} bytes"
+            )));
+        }
+        value = String::from_utf8(bytes)
+            .map_err(|_| bad(format!("the value for {name} on stdin is not UTF-8 text")))?;
     }
     let trimmed = value.trim();
     if trimmed.is_empty() {
@@ -380,13 +409,19 @@ fn read_secret_value(name: &str) -> Result<SecretString, CliError> {
     if trimmed.contains(['\n', '\r']) {
         return Err(bad(format!("the value for {name} must be a single line")));
     }
+    if trimmed.chars().any(char::is_control) {
+        return Err(bad(format!(
+            "the value for {name} contains control characters"
+        )));
+    }
     Ok(SecretString::from(trimmed.to_owned()))
 }
 
 async fn secrets_set(name: &str) -> Result<u8, CliError> {
     if !valid_secret_name(name) {
         return Err(bad(format!(
-            "`{name}` is not a secret name: use upper-case letters, digits and `_` (e.g. QBO_REFRESH_TOKEN)"
+            "`{}` is not a secret name: use upper-case letters, digits and `_` (e.g. QBO_REFRESH_TOKEN)",
+            crate::pipeline::echo(name)
         )));
     }
     let value = read_secret_value(name)?;
@@ -429,6 +464,10 @@ async fn secrets_set(name: &str) -> Result<u8, CliError> {
 
 async fn list_runs(pool: &PgPool, limit: i64) -> Result<(), CliError> {
     use sqlx::Row as _;
+    // A run whose process died is shown as interrupted, never as running.
+    runs::reap_dead_runs(pool)
+        .await
+        .map_err(anyhow::Error::from)?;
     let rows = sqlx::query(
         "SELECT id, pipeline, realm_id, fecha_inicio::text AS fi, fecha_fin::text AS ff, status, \
                 windows_total, windows_failed, rows_total, inserted, updated, unchanged, \
@@ -460,6 +499,30 @@ async fn list_runs(pool: &PgPool, limit: i64) -> Result<(), CliError> {
         );
     }
     Ok(())
+}
+
+/// A command-line parsing error (unknown flag, missing argument, …) as the contract's one line:
+/// clap's message and tip without the usage block, e.g. `error: the following required
+/// arguments were not provided: --fecha-fin <YYYY-MM-DD>`.
+#[must_use]
+pub fn one_line_usage_error(e: &clap::Error) -> String {
+    let text = e.to_string();
+    let mut parts = Vec::new();
+    for line in text.lines() {
+        let line = line.trim();
+        if line.starts_with("Usage:") || line.starts_with("For more information") {
+            break;
+        }
+        if !line.is_empty() {
+            parts.push(line);
+        }
+    }
+    let line = parts.join(" ");
+    if line.is_empty() {
+        "error: invalid command line (see --help)".to_owned()
+    } else {
+        line
+    }
 }
 
 /// Prints a failure the way the contract wants: one line.

@@ -7,7 +7,20 @@ use clap::Parser as _;
 
 fn main() -> ExitCode {
     qbo_backfill::pipeline::report::init_logging();
-    let cli = qbo_backfill::cli::Cli::parse();
+    let cli = match qbo_backfill::cli::Cli::try_parse() {
+        Ok(cli) => cli,
+        // Help and version (and help shown for a bare `qbo-backfill`) print as clap prints them.
+        Err(e)
+            if !e.use_stderr()
+                || e.kind() == clap::error::ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand =>
+        {
+            e.exit()
+        }
+        Err(e) => {
+            eprintln!("{}", qbo_backfill::cli::one_line_usage_error(&e));
+            return ExitCode::from(2);
+        }
+    };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -154,10 +154,12 @@ impl<F: Fn(&str) -> Option<SecretString>> SecretLookup for F {
 }
 
 impl QboSettings {
-    /// Resolves QuickBooks settings from the environment, falling back to `stored` values
-    /// (the secret store) for credentials and the realm id.
-    pub fn resolve(tuning: &ClientTuning, stored: &dyn SecretLookup) -> Result<Self, ConfigError> {
-        use secrecy::ExposeSecret;
+    /// The client settings from the environment alone (hosts, minor version) with `tuning`
+    /// applied. Pure: callers use it to reject bad configuration before touching anything.
+    ///
+    /// # Errors
+    /// An invalid `QBO_ENVIRONMENT`, URL or minor version.
+    pub fn client_settings(tuning: &ClientTuning) -> Result<qbo::ClientSettings, ConfigError> {
         let environment = match env_var(env::QBO_ENVIRONMENT) {
             None => qbo::Environment::Sandbox,
             Some(v) => v.parse().map_err(|_| {
@@ -183,6 +185,17 @@ impl QboSettings {
             })?;
         }
         tuning.apply(&mut client);
+        Ok(client)
+    }
+
+    /// Resolves QuickBooks settings from the environment, falling back to `stored` values
+    /// (the secret store) for credentials and the realm id.
+    ///
+    /// # Errors
+    /// Invalid or missing configuration.
+    pub fn resolve(tuning: &ClientTuning, stored: &dyn SecretLookup) -> Result<Self, ConfigError> {
+        use secrecy::ExposeSecret;
+        let client = Self::client_settings(tuning)?;
         let from_env_or_store = |name: &str| -> Option<String> {
             env_var(name).or_else(|| stored.lookup(name).map(|s| s.expose_secret().to_owned()))
         };
@@ -225,13 +238,60 @@ impl QboSettings {
     }
 }
 
+/// `value` with anything between `://` and the authority's last `@` (a user name and password)
+/// masked, so an error message can echo a URL without its credentials.
+fn without_userinfo(value: &str) -> String {
+    let Some(scheme_end) = value.find("://").map(|i| i + 3) else {
+        return value.to_owned();
+    };
+    let rest = &value[scheme_end..];
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    match rest[..authority_end].rfind('@') {
+        Some(at) => format!("{}…{}", &value[..scheme_end], &rest[at..]),
+        None => value.to_owned(),
+    }
+}
+
+/// Parses an `http(s)://` URL setting. A URL carrying a user name or password is refused (the
+/// QuickBooks endpoints take none, and it would end up in logs); error messages never echo
+/// credentials.
 fn parse_url(name: &str, value: &str) -> Result<url::Url, ConfigError> {
+    let shown = without_userinfo(value);
     let url = url::Url::parse(value)
-        .map_err(|e| ConfigError(format!("{name}=`{value}` is not a valid URL: {e}")))?;
+        .map_err(|e| ConfigError(format!("{name}=`{shown}` is not a valid URL: {e}")))?;
     if !matches!(url.scheme(), "http" | "https") {
         return Err(ConfigError(format!(
-            "{name}=`{value}` must be an http:// or https:// URL"
+            "{name}=`{shown}` must be an http:// or https:// URL"
+        )));
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(ConfigError(format!(
+            "{name}=`{shown}` must not contain a user name or password"
         )));
     }
     Ok(url)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn url_errors_never_echo_credentials() {
+        for value in [
+            "http://user:Pw5ecretZZ@127.0.0.1:8080",
+            "https://:Pw5ecretZZ@example.com/v3",
+            "ftp://user:Pw5ecretZZ@127.0.0.1:8080",
+            "http://user:Pw5ecretZZ@[::1:8080/x",
+        ] {
+            let err = parse_url("QBO_API_BASE_URL", value).unwrap_err().0;
+            assert!(!err.contains("Pw5ecretZZ"), "{err}");
+            assert!(!err.contains('\n'), "{err}");
+        }
+        assert!(parse_url("QBO_API_BASE_URL", "http://127.0.0.1:8080/").is_ok());
+        assert_eq!(
+            without_userinfo("http://a:b@h/p@q"),
+            "http://…@h/p@q".to_owned()
+        );
+    }
 }

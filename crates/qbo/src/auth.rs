@@ -250,6 +250,13 @@ impl Shared {
             .map_err(to_token_error)?;
         let meta = ResponseMeta::from_parts(response.status().as_u16(), response.headers());
         let body = response.bytes().await.map_err(to_token_error)?;
-        interpret_token_response(&meta, &body)
+        // An error body may echo what was sent (the refresh token, the client credentials):
+        // mask them whatever their shape, not only when they look like tokens.
+        interpret_token_response(&meta, &body).map_err(|e| {
+            e.scrub_token_error(&[
+                refresh_token.expose_secret(),
+                self.config.client_secret.expose_secret(),
+            ])
+        })
     }
 }

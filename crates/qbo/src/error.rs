@@ -324,6 +324,45 @@ fn status_suffix(status: &Option<u16>) -> String {
 }
 
 impl QboError {
+    /// Masks every occurrence of each of `secrets` (values the caller knows to be secret,
+    /// whatever their shape) in the server-supplied text of a token endpoint error.
+    #[must_use]
+    pub(crate) fn scrub_token_error(self, secrets: &[&str]) -> Self {
+        let scrub = |text: String| crate::redact::redact_with(&text, secrets);
+        match self {
+            Self::InvalidGrant {
+                status,
+                description,
+                intuit_tid,
+            } => Self::InvalidGrant {
+                status,
+                description: description.map(scrub),
+                intuit_tid,
+            },
+            Self::InvalidClient {
+                status,
+                description,
+                intuit_tid,
+            } => Self::InvalidClient {
+                status,
+                description: description.map(scrub),
+                intuit_tid,
+            },
+            Self::TokenEndpoint {
+                status,
+                message,
+                retryable,
+                intuit_tid,
+            } => Self::TokenEndpoint {
+                status,
+                message: scrub(message),
+                retryable,
+                intuit_tid,
+            },
+            other => other,
+        }
+    }
+
     /// The HTTP status of the response behind this error, if there was one.
     #[must_use]
     pub fn status(&self) -> Option<u16> {

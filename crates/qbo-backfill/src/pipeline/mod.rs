@@ -90,7 +90,7 @@ impl FromStr for Pipeline {
         Self::ALL
             .into_iter()
             .find(|p| p.name() == s)
-            .ok_or_else(|| UnknownPipeline(s.to_owned()))
+            .ok_or_else(|| UnknownPipeline(echo(s)))
     }
 }
 
@@ -167,14 +167,32 @@ pub enum RangeError {
 /// At most this many windows in one run (about 100 years).
 pub const MAX_WINDOWS: i64 = 36_600;
 
-/// Parses a `YYYY-MM-DD` date strictly (no times, no offsets, no surrounding junk).
+/// The longest part of a rejected value echoed back in an error message.
+const MAX_ECHO_CHARS: usize = 40;
+
+/// `value` as echoed in a one-line error: at most [`MAX_ECHO_CHARS`] characters, control
+/// characters escaped.
+pub(crate) fn echo(value: &str) -> String {
+    let mut out: String = value
+        .chars()
+        .take(MAX_ECHO_CHARS)
+        .flat_map(char::escape_default)
+        .collect();
+    if value.chars().count() > MAX_ECHO_CHARS {
+        out.push('…');
+    }
+    out
+}
+
+/// Parses a `YYYY-MM-DD` date strictly (no times, no offsets, no surrounding junk), from year
+/// 0001 (PostgreSQL has no year 0000).
 ///
 /// # Errors
 /// [`RangeError::BadDate`] naming `flag`.
 pub fn parse_date(flag: &'static str, value: &str) -> Result<Date, RangeError> {
     let bad = || RangeError::BadDate {
         flag,
-        value: value.to_owned(),
+        value: echo(value),
     };
     let bytes = value.as_bytes();
     let shape_ok = bytes.len() == 10
@@ -185,7 +203,11 @@ pub fn parse_date(flag: &'static str, value: &str) -> Result<Date, RangeError> {
     if !shape_ok {
         return Err(bad());
     }
-    value.parse::<Date>().map_err(|_| bad())
+    let date = value.parse::<Date>().map_err(|_| bad())?;
+    if date.year() < 1 {
+        return Err(bad());
+    }
+    Ok(date)
 }
 
 /// A validated `[fecha_inicio, fecha_fin)` range.
@@ -298,10 +320,22 @@ mod tests {
             ("2026-01-02", "2026-01-01"),
             ("1900-01-01", "2026-01-01"),
             (" 2026-01-01", "2026-01-02"),
+            ("0000-01-01", "0000-01-02"),
+            ("2026-01-01", "2026-01-0\n"),
         ] {
             let err = DateRange::parse(a, b).unwrap_err().to_string();
             assert!(!err.contains('\n'), "{err}");
         }
+        let huge = "9".repeat(100_000);
+        let err = DateRange::parse("2026-01-01", &huge)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.len() < 200,
+            "the whole value was echoed: {} bytes",
+            err.len()
+        );
+        assert!(DateRange::parse("0001-01-01", "0001-01-02").is_ok());
     }
 
     #[test]

@@ -184,6 +184,13 @@ impl Runner {
     pub async fn execute(&self, plan: RunPlan) -> Result<RunOutcome, RunError> {
         let started = Instant::now();
         let realm_id = self.client.realm_id().to_owned();
+        // Runs whose process died are recorded as interrupted before this one starts, so
+        // `runs` and the ops tables never show a dead run (or its windows) as running.
+        for dead in runs::reap_dead_runs(&self.pool).await? {
+            warn!(
+                "Run {dead} stopped without finishing; marked interrupted (finish it with: qbo-backfill retry {dead})"
+            );
+        }
         let run_id = runs::create_run(
             &self.pool,
             plan.pipeline,
@@ -428,7 +435,7 @@ impl Runner {
                 end: window.end,
             },
         );
-        let mut pages: u64 = 0;
+        let mut written_pages: u64 = 0;
         let mut rows: u64 = 0;
         let mut counts = UpsertCounts::default();
         loop {
@@ -478,7 +485,7 @@ impl Runner {
             // request never interrupts this: the page in flight commits or rolls back whole.
             match self.write_page(run_id, pipeline, window, &page).await {
                 Ok(Some(page_counts)) => {
-                    pages += 1;
+                    written_pages += 1;
                     rows += page.rows.len() as u64;
                     counts += page_counts;
                     let totals = shared.add(|t| {
@@ -532,8 +539,11 @@ impl Runner {
             .await;
             return;
         }
+        // `pages` counts query pages fetched, as the runbook's lines do (an empty window is
+        // `pages=1 rows=0`); `written` counts pages that carried rows.
         info!(
-            "Window completed | pages={pages} rows={rows} duration_s={:.2} window={day} inserted={} updated={} unchanged={}",
+            "Window completed | pages={} rows={rows} duration_s={:.2} window={day} written_pages={written_pages} inserted={} updated={} unchanged={}",
+            pager.pages(),
             duration.as_secs_f64(),
             counts.inserted,
             counts.updated,

@@ -216,12 +216,16 @@ pub async fn claim_window(
     window: &Window,
 ) -> Result<Claim> {
     let mut tx = pool.begin().await?;
+    // Lock the window row on its own, then read its holder in a second statement. A join in
+    // the locking statement would be wrong: when the lock had to wait for another claim, the
+    // row is re-read after that claim commits but the joined run row is not, so the new
+    // holder's liveness would come from a stale (or missing) row and a live run's window
+    // would be taken over.
     let current = sqlx::query(
-        "SELECT w.status, w.run_id, (w.lease_until IS NULL OR w.lease_until < now()) AS expired, \
-                r.status AS run_status, r.host, r.pid \
-         FROM ops.windows w LEFT JOIN ops.runs r ON r.id = w.run_id \
-         WHERE w.pipeline = $1 AND w.realm_id = $2 AND w.window_start = $3::timestamptz \
-         FOR UPDATE OF w",
+        "SELECT status, run_id, (lease_until IS NULL OR lease_until < now()) AS expired \
+         FROM ops.windows \
+         WHERE pipeline = $1 AND realm_id = $2 AND window_start = $3::timestamptz \
+         FOR UPDATE",
     )
     .bind(pipeline.name())
     .bind(realm_id)
@@ -232,13 +236,26 @@ pub async fn claim_window(
         let status: String = row.try_get("status")?;
         let holder: Option<Uuid> = row.try_get("run_id")?;
         let expired: bool = row.try_get("expired")?;
-        let run_status: Option<String> = row.try_get("run_status")?;
-        let host: Option<String> = row.try_get("host")?;
-        let pid: Option<i32> = row.try_get("pid")?;
         if status == "running"
             && let Some(holder) = holder
             && holder != run_id
         {
+            let run = sqlx::query("SELECT status, host, pid FROM ops.runs WHERE id = $1")
+                .bind(holder)
+                .fetch_optional(&mut *tx)
+                .await?;
+            let run_status: Option<String> =
+                run.as_ref().map(|r| r.try_get("status")).transpose()?;
+            let host: Option<String> = run
+                .as_ref()
+                .map(|r| r.try_get("host"))
+                .transpose()?
+                .flatten();
+            let pid: Option<i32> = run
+                .as_ref()
+                .map(|r| r.try_get("pid"))
+                .transpose()?
+                .flatten();
             let holder_over = run_status.as_deref() != Some("running");
             let holder_dead =
                 host.as_deref() == Some(host_name().as_str()) && pid.is_some_and(|p| !pid_alive(p));
@@ -255,6 +272,17 @@ pub async fn claim_window(
                 .execute(&mut *tx)
                 .await?;
             }
+            // The holder's own record of this window must not stay `running` forever.
+            sqlx::query(
+                "UPDATE ops.run_windows SET status = 'pending', \
+                   error = coalesce(error, 'taken over by run ' || $3::text) \
+                 WHERE run_id = $1 AND window_start = $2::timestamptz AND status = 'running'",
+            )
+            .bind(holder)
+            .bind(ts(window.start))
+            .bind(run_id.to_string())
+            .execute(&mut *tx)
+            .await?;
         }
     }
     let lease_s = LEASE.as_secs_f64();
@@ -496,20 +524,76 @@ pub fn run_is_alive(run: &RunRecord) -> bool {
         .is_some_and(|age| age < LEASE.as_secs_f64())
 }
 
-/// Marks a run whose process died as interrupted.
+/// Marks a run whose process died as interrupted, and puts the windows it still held (in
+/// `ops.windows` and in its own `ops.run_windows`) back to `pending`, so nothing stays
+/// `running` after its process is gone. Does nothing to a run that is no longer running.
+///
+/// Locks windows before the run row, the same order as [`claim_window`], so the two never
+/// deadlock.
 ///
 /// # Errors
 /// Database errors.
 pub async fn mark_interrupted(pool: &PgPool, run_id: Uuid, reason: &str) -> Result<()> {
+    let mut tx = pool.begin().await?;
+    sqlx::query(
+        "UPDATE ops.windows SET status = 'pending', lease_until = NULL, finished_at = now(), \
+           last_error = $2 \
+         WHERE run_id = $1 AND status = 'running' \
+           AND EXISTS (SELECT 1 FROM ops.runs r WHERE r.id = $1 AND r.status = 'running')",
+    )
+    .bind(run_id)
+    .bind(reason)
+    .execute(&mut *tx)
+    .await?;
+    sqlx::query(
+        "UPDATE ops.run_windows SET status = 'pending', error = coalesce(error, $2) \
+         WHERE run_id = $1 AND status = 'running' \
+           AND EXISTS (SELECT 1 FROM ops.runs r WHERE r.id = $1 AND r.status = 'running')",
+    )
+    .bind(run_id)
+    .bind(reason)
+    .execute(&mut *tx)
+    .await?;
     sqlx::query(
         "UPDATE ops.runs SET status = 'interrupted', finished_at = now(), \
          error = coalesce(error, $2) WHERE id = $1 AND status = 'running'",
     )
     .bind(run_id)
     .bind(reason)
-    .execute(pool)
+    .execute(&mut *tx)
     .await?;
-    Ok(())
+    tx.commit().await
+}
+
+/// Finds the runs recorded as `running` whose process is gone (on this host its pid no longer
+/// exists; on any host, no heartbeat for a whole [`LEASE`]) and marks each one interrupted
+/// with [`mark_interrupted`]. Returns their ids.
+///
+/// # Errors
+/// Database errors.
+pub async fn reap_dead_runs(pool: &PgPool) -> Result<Vec<Uuid>> {
+    let rows = sqlx::query(
+        "SELECT id, host, pid, \
+                (heartbeat_at IS NULL OR heartbeat_at < now() - make_interval(secs => $1)) AS stale \
+         FROM ops.runs WHERE status = 'running'",
+    )
+    .bind(LEASE.as_secs_f64())
+    .fetch_all(pool)
+    .await?;
+    let here = host_name();
+    let mut reaped = Vec::new();
+    for row in rows {
+        let id: Uuid = row.try_get("id")?;
+        let host: Option<String> = row.try_get("host")?;
+        let pid: Option<i32> = row.try_get("pid")?;
+        let stale: bool = row.try_get("stale")?;
+        let gone = host.as_deref() == Some(here.as_str()) && pid.is_some_and(|p| !pid_alive(p));
+        if stale || gone {
+            mark_interrupted(pool, id, "its process stopped without finishing").await?;
+            reaped.push(id);
+        }
+    }
+    Ok(reaped)
 }
 
 /// The windows of a run that did not succeed (failed, or never finished), in order.

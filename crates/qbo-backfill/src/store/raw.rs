@@ -19,6 +19,7 @@
 //! SyncToken is older; the folded-away occurrences count as unchanged, so
 //! `inserted + updated + unchanged == page.rows.len()` and `inserted` equals the table's growth.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::ops::AddAssign;
 
@@ -193,10 +194,11 @@ impl std::ops::Add for UpsertCounts {
     }
 }
 
-/// A row ready to write: its id, raw JSON text, hash and parsed SyncToken.
+/// A row ready to write: its id, raw JSON text (made storable by [`jsonb_safe`]), hash and
+/// parsed SyncToken.
 struct Prepared<'a> {
     id: &'a str,
-    payload: &'a str,
+    payload: Cow<'a, str>,
     hash: [u8; 32],
     sync_token: Option<i64>,
 }
@@ -206,11 +208,11 @@ fn prepare(rows: &[qbo::Row]) -> Vec<Prepared<'_>> {
     let mut out: Vec<Prepared<'_>> = Vec::with_capacity(rows.len());
     let mut seen: HashMap<&str, usize> = HashMap::with_capacity(rows.len());
     for row in rows {
-        let payload = row.raw.get();
+        let payload = jsonb_safe(row.raw.get());
         let candidate = Prepared {
             id: row.id.as_str(),
-            payload,
             hash: Sha256::digest(payload.as_bytes()).into(),
+            payload,
             sync_token: parse_sync_token(&row.sync_token),
         };
         match seen.get(candidate.id) {
@@ -230,6 +232,62 @@ fn prepare(rows: &[qbo::Row]) -> Vec<Prepared<'_>> {
         }
     }
     out
+}
+
+/// The four hex digits at `at`, as a UTF-16 code unit.
+fn hex4(text: &str, at: usize) -> Option<u32> {
+    let digits = text.get(at..at + 4)?;
+    if !digits.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return None;
+    }
+    u32::from_str_radix(digits, 16).ok()
+}
+
+/// Makes QBO's JSON text storable as `jsonb`. PostgreSQL refuses `\u0000` and unpaired UTF-16
+/// surrogate escapes (`\ud800`), which would make the whole page, and so its window, fail on
+/// every retry; each such escape is replaced by `\ufffd` (the replacement character). All
+/// other text is kept byte for byte (borrowed when nothing changes). `text` must be valid
+/// JSON, where a backslash always starts an escape inside a string.
+fn jsonb_safe(text: &str) -> Cow<'_, str> {
+    if !text.contains("\\u") {
+        return Cow::Borrowed(text);
+    }
+    let bytes = text.as_bytes();
+    let mut out = String::new();
+    let (mut i, mut copied) = (0, 0);
+    while i < bytes.len() {
+        if bytes[i] != b'\\' {
+            i += 1;
+            continue;
+        }
+        if bytes.get(i + 1) != Some(&b'u') {
+            i += 2;
+            continue;
+        }
+        let Some(unit) = hex4(text, i + 2) else {
+            i += 2;
+            continue;
+        };
+        let paired_low = || {
+            text.get(i + 6..i + 8) == Some("\\u")
+                && hex4(text, i + 8).is_some_and(|low| (0xDC00..=0xDFFF).contains(&low))
+        };
+        match unit {
+            0xD800..=0xDBFF if paired_low() => i += 12,
+            0 | 0xD800..=0xDFFF => {
+                out.push_str(&text[copied..i]);
+                out.push_str("\\ufffd");
+                i += 6;
+                copied = i;
+            }
+            _ => i += 6,
+        }
+    }
+    if copied == 0 {
+        return Cow::Borrowed(text);
+    }
+    out.push_str(&text[copied..]);
+    Cow::Owned(out)
 }
 
 /// QBO sends `SyncToken` as a decimal string; anything else is treated as unknown (`NULL`),
@@ -287,7 +345,7 @@ pub async fn upsert_page(
             .filter_map(|&ord| usize::try_from(ord - 1).ok().and_then(|i| prepared.get(i)))
             .collect();
         let ids: Vec<&str> = chosen.iter().map(|p| p.id).collect();
-        let payloads: Vec<&str> = chosen.iter().map(|p| p.payload).collect();
+        let payloads: Vec<&str> = chosen.iter().map(|p| p.payload.as_ref()).collect();
         let hashes: Vec<&[u8]> = chosen.iter().map(|p| p.hash.as_slice()).collect();
         let tokens: Vec<Option<i64>> = chosen.iter().map(|p| p.sync_token).collect();
         let written: Vec<bool> = sqlx::query_scalar(write.table.write_sql())
@@ -333,8 +391,33 @@ mod tests {
             row("1", "2", r#"{"v":"e"}"#),
         ];
         let prepared = prepare(&rows);
-        let got: Vec<(&str, &str)> = prepared.iter().map(|p| (p.id, p.payload)).collect();
+        let got: Vec<(&str, &str)> = prepared
+            .iter()
+            .map(|p| (p.id, p.payload.as_ref()))
+            .collect();
         assert_eq!(got, [("1", r#"{"v":"c"}"#), ("2", r#"{"v":"d"}"#)]);
+    }
+
+    #[test]
+    fn only_what_jsonb_refuses_is_replaced() {
+        for (raw, stored) in [
+            (r#"{"a":"plain é"}"#, r#"{"a":"plain é"}"#),
+            (r#"{"a":"x\u0000y"}"#, r#"{"a":"x\ufffdy"}"#),
+            (
+                r#"{"a":"\ud800","b":"\udc00z"}"#,
+                r#"{"a":"\ufffd","b":"\ufffdz"}"#,
+            ),
+            (
+                r#"{"a":"\ud83d\ude00 \u00e9"}"#,
+                r#"{"a":"\ud83d\ude00 \u00e9"}"#,
+            ),
+            (r#"{"a":"\\u0000 is text"}"#, r#"{"a":"\\u0000 is text"}"#),
+            (r#"{"a":"\"\u0000\\"}"#, r#"{"a":"\"\ufffd\\"}"#),
+            (r#"{"a":"\ud800\u0041"}"#, r#"{"a":"\ufffd\u0041"}"#),
+        ] {
+            assert_eq!(jsonb_safe(raw), stored, "{raw}");
+        }
+        assert!(matches!(jsonb_safe(r#"{"a":"\u00e9"}"#), Cow::Borrowed(_)));
     }
 
     #[test]

@@ -1,6 +1,11 @@
 //! Integration tests of qbo-backfill, one binary.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod claims;
 mod harness;
+mod hostile;
+mod payloads;
 mod runbook;
 mod store;
 mod support;

@@ -37,6 +37,12 @@ async fn run_loads_every_customer_with_contract_log_lines_then_rerun_changes_not
     );
     assert!(text.contains("==== QB CUSTOMERS BACKFILL SUMMARY ====\nwindow_start_utc=2026-01-01T00:00:00Z\nwindow_end_utc=2026-01-31T00:00:00Z\ntotal_rows="));
     assert!(text.contains("\nduration_seconds="));
+    // An empty day is one query page with no rows, as the runbook shows it.
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("Window completed | pages=1 rows=0 duration_s=")),
+        "{text}"
+    );
 
     // Exactly the simulator's customers of [Jan 1, Jan 31), inactive ones included.
     let expected = world.expected_ids("Customer", JAN_FROM, JAN_TO);
@@ -239,6 +245,36 @@ async fn bad_input_exits_2_with_one_line_and_writes_nothing() {
             .await
             .unwrap();
     assert!(!exists, "bad input created the database");
+
+    // Invalid configuration is bad input as well, rejected before the database is touched.
+    let out = world
+        .command(&[
+            "run",
+            "qb_customers_backfill",
+            "--fecha-inicio",
+            "2026-01-01",
+            "--fecha-fin",
+            "2026-01-02",
+        ])
+        .env("DATABASE_URL", &url)
+        .env("QBO_ENVIRONMENT", "staging")
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert_eq!(
+        stderr(&out).trim_end().lines().count(),
+        1,
+        "{}",
+        stderr(&out)
+    );
+    let exists: bool =
+        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
+            .bind(&fresh)
+            .fetch_one(world.pool())
+            .await
+            .unwrap();
+    assert!(!exists, "invalid configuration created the database");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -470,6 +506,15 @@ async fn sigkill_in_the_middle_then_retry_ends_identical_to_a_clean_load() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ctrl_c_stops_gracefully_marks_interrupted_and_retry_finishes() {
+    interrupt_then_retry("-INT").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_stops_gracefully_like_ctrl_c() {
+    interrupt_then_retry("-TERM").await;
+}
+
+async fn interrupt_then_retry(signal: &str) {
     let mut config = sim_config(6000);
     config.faults = FaultConfig {
         latency: Duration::from_millis(40),
@@ -505,7 +550,7 @@ async fn ctrl_c_stops_gracefully_marks_interrupted_and_retry_finishes() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let status = std::process::Command::new("kill")
-        .args(["-INT", &pid.to_string()])
+        .args([signal, &pid.to_string()])
         .status()
         .unwrap();
     assert!(status.success());

@@ -5,6 +5,7 @@
 
 mod auth;
 mod common;
+mod echoed_secrets;
 mod escaping;
 mod faults;
 mod limits;

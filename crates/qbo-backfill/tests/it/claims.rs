@@ -1,0 +1,161 @@
+//! Window claims between runs against a real PostgreSQL: a claim that had to wait for another
+//! run's claim sees that run as the holder, and runs whose process died are never left
+//! `running` (nor are their windows).
+
+use std::time::Duration;
+
+use qbo_backfill::pipeline::runs::{self, Claim};
+use qbo_backfill::pipeline::{DateRange, Pipeline, Window};
+use sqlx::{Connection as _, PgPool};
+use uuid::Uuid;
+
+use crate::support::test_db;
+
+const REALM: &str = "9130357766900001";
+
+fn one_day() -> (DateRange, Vec<Window>) {
+    let range = DateRange::parse("2026-01-10", "2026-01-11").expect("range");
+    let windows = range.windows().expect("windows");
+    (range, windows)
+}
+
+async fn new_run(pool: &PgPool, range: DateRange, windows: &[Window]) -> Uuid {
+    runs::create_run(
+        pool,
+        Pipeline::Customers,
+        REALM,
+        range,
+        windows,
+        None,
+        "test",
+    )
+    .await
+    .expect("run")
+}
+
+/// Waits until some session is blocked on a row lock.
+async fn wait_for_a_blocked_session(pool: &PgPool) {
+    for _ in 0..200 {
+        let blocked: i64 = sqlx::query_scalar("SELECT count(*) FROM pg_locks WHERE NOT granted")
+            .fetch_one(pool)
+            .await
+            .expect("pg_locks");
+        if blocked > 0 {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("the second claim never waited for the first");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_claim_that_waited_for_another_claim_sees_the_live_holder() {
+    let db = test_db().await;
+    let (range, windows) = one_day();
+    let window = windows[0];
+    let a = new_run(&db.pool, range, &windows).await;
+    let b = new_run(&db.pool, range, &windows).await;
+
+    // Run A is claiming the window (row locked, not yet committed) when B tries to claim it.
+    let mut conn = sqlx::PgConnection::connect(&db.url).await.expect("connect");
+    let mut tx = conn.begin().await.expect("begin");
+    sqlx::query(
+        "SELECT 1 FROM ops.windows WHERE pipeline = $1 AND realm_id = $2 \
+         AND window_start = $3::timestamptz FOR UPDATE",
+    )
+    .bind(Pipeline::Customers.name())
+    .bind(REALM)
+    .bind(window.start.to_string())
+    .execute(&mut *tx)
+    .await
+    .expect("lock");
+    sqlx::query(
+        "UPDATE ops.windows SET status = 'running', run_id = $4, \
+         lease_until = now() + interval '60 seconds' \
+         WHERE pipeline = $1 AND realm_id = $2 AND window_start = $3::timestamptz",
+    )
+    .bind(Pipeline::Customers.name())
+    .bind(REALM)
+    .bind(window.start.to_string())
+    .bind(a)
+    .execute(&mut *tx)
+    .await
+    .expect("claim as A");
+
+    let pool = db.pool.clone();
+    let claim_b = tokio::spawn(async move {
+        runs::claim_window(&pool, b, Pipeline::Customers, REALM, &window).await
+    });
+    wait_for_a_blocked_session(&db.pool).await;
+    tx.commit().await.expect("commit A's claim");
+
+    let claim = claim_b.await.expect("task").expect("claim");
+    assert_eq!(
+        claim,
+        Claim::Busy { holder: a },
+        "B took the window while live run A was loading it"
+    );
+    let status: String = sqlx::query_scalar("SELECT status FROM ops.runs WHERE id = $1")
+        .bind(a)
+        .fetch_one(&db.pool)
+        .await
+        .expect("status");
+    assert_eq!(status, "running", "live run A was marked {status}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_run_and_its_windows_are_reaped_not_left_running() {
+    let db = test_db().await;
+    let (range, windows) = one_day();
+    let dead = new_run(&db.pool, range, &windows).await;
+    assert_eq!(
+        runs::claim_window(&db.pool, dead, Pipeline::Customers, REALM, &windows[0])
+            .await
+            .expect("claim"),
+        Claim::Claimed
+    );
+    // Its process is gone (a pid above Linux's pid_max never exists) on this host.
+    sqlx::query("UPDATE ops.runs SET pid = 99999999, host = $2 WHERE id = $1")
+        .bind(dead)
+        .bind(runs::host_name())
+        .execute(&db.pool)
+        .await
+        .expect("kill");
+    let alive = new_run(&db.pool, range, &windows).await;
+
+    let reaped = runs::reap_dead_runs(&db.pool).await.expect("reap");
+    assert_eq!(reaped, vec![dead]);
+
+    let run_status = |id: Uuid| {
+        let pool = db.pool.clone();
+        async move {
+            sqlx::query_scalar::<_, String>("SELECT status FROM ops.runs WHERE id = $1")
+                .bind(id)
+                .fetch_one(&pool)
+                .await
+                .expect("status")
+        }
+    };
+    assert_eq!(run_status(dead).await, "interrupted");
+    assert_eq!(
+        run_status(alive).await,
+        "running",
+        "a live run is left alone"
+    );
+    let running: i64 = sqlx::query_scalar(
+        "SELECT (SELECT count(*) FROM ops.windows WHERE status = 'running') \
+              + (SELECT count(*) FROM ops.run_windows WHERE run_id = $1 AND status = 'running')",
+    )
+    .bind(dead)
+    .fetch_one(&db.pool)
+    .await
+    .expect("count");
+    assert_eq!(running, 0, "the dead run's windows are still running");
+    assert_eq!(
+        runs::unfinished_windows(&db.pool, dead)
+            .await
+            .expect("unfinished"),
+        windows,
+        "the dead run's window is still retryable"
+    );
+}

@@ -1,0 +1,247 @@
+//! Hostile input and leftovers, with the real binary: dates PostgreSQL cannot store, huge or
+//! malformed values, URLs carrying credentials, clap's usage errors, secrets that would be
+//! stored cut or mangled, and runs whose process died.
+
+use std::process::{Output, Stdio};
+
+use qbo_backfill::pipeline::runs::{self, Claim};
+use qbo_backfill::pipeline::{DateRange, Pipeline};
+use tokio::io::AsyncWriteExt as _;
+
+use crate::harness::{World, assert_no_secrets, sim_config, stderr, stdout};
+
+/// Bad input: exit 2, one line on stderr, nothing on stdout.
+fn assert_bad_input(out: &Output) {
+    let err = stderr(out);
+    assert_eq!(out.status.code(), Some(2), "{err}{}", stdout(out));
+    assert_eq!(err.lines().count(), 1, "not one line: {err}");
+    assert!(err.starts_with("error: "), "{err}");
+    assert_eq!(stdout(out), "", "{err}");
+}
+
+async fn count(world: &World, sql: &'static str) -> i64 {
+    sqlx::query_scalar(sql)
+        .fetch_one(world.pool())
+        .await
+        .expect("count")
+}
+
+/// `secrets set NAME` with `value` on stdin.
+async fn secrets_set(world: &World, name: &str, value: &[u8]) -> Output {
+    let mut cmd = world.command(&["secrets", "set", name]);
+    cmd.stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().expect("spawn");
+    let mut stdin = child.stdin.take().expect("stdin");
+    // The binary may stop reading early (too long); a broken pipe is fine.
+    let _ = stdin.write_all(value).await;
+    drop(stdin);
+    child.wait_with_output().await.expect("output")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn year_0000_is_bad_input_and_writes_nothing() {
+    let world = World::new(sim_config(10)).await;
+    let out = world
+        .load("qb_customers_backfill", "0000-01-01", "0000-01-02")
+        .await;
+    assert_bad_input(&out);
+    assert!(stderr(&out).contains("0000-01-01"), "{}", stderr(&out));
+    assert_eq!(count(&world, "SELECT count(*) FROM ops.runs").await, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn huge_or_odd_arguments_are_one_short_line() {
+    let world = World::new(sim_config(10)).await;
+    let huge = "9".repeat(100_000);
+    for args in [
+        vec![
+            "run",
+            "qb_customers_backfill",
+            "--fecha-inicio",
+            "2026-01-01",
+            "--fecha-fin",
+            &huge,
+        ],
+        vec![
+            "run",
+            &huge,
+            "--fecha-inicio",
+            "2026-01-01",
+            "--fecha-fin",
+            "2026-01-02",
+        ],
+        vec!["retry", &huge],
+        // clap's own errors: a missing flag, an unknown one, a value that looks like a flag.
+        vec![
+            "run",
+            "qb_customers_backfill",
+            "--fecha-inicio",
+            "2026-01-01",
+        ],
+        vec![
+            "run",
+            "qb_customers_backfill",
+            "--fecha-inicio",
+            "-2026-01-01",
+            "--fecha-fin",
+            "2026-01-02",
+        ],
+        vec!["runs", "--limit", "lots"],
+        vec!["no-such-command"],
+    ] {
+        let out = world.run(&args).await;
+        assert_bad_input(&out);
+        assert!(stderr(&out).len() < 300, "{} bytes", stderr(&out).len());
+    }
+    let out = world
+        .run(&[
+            "run",
+            "qb_customers_backfill",
+            "--fecha-inicio",
+            "2026-01-01",
+        ])
+        .await;
+    assert!(stderr(&out).contains("--fecha-fin"), "{}", stderr(&out));
+    assert_eq!(count(&world, "SELECT count(*) FROM ops.runs").await, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn urls_with_credentials_are_refused_without_printing_them() {
+    let mut world = World::new(sim_config(10)).await;
+    let port = world
+        .sim
+        .api_base_url()
+        .rsplit(':')
+        .next()
+        .unwrap_or_default()
+        .trim_end_matches('/')
+        .to_owned();
+    for (var, value) in [
+        (
+            "QBO_API_BASE_URL",
+            format!("http://user:Pw5ecretZZ@127.0.0.1:{port}"),
+        ),
+        (
+            "QBO_API_BASE_URL",
+            "ftp://user:Pw5ecretZZ@127.0.0.1:1".to_owned(),
+        ),
+        (
+            "QBO_TOKEN_URL",
+            "http://user:Pw5ecretZZ@[::1:8080/oauth".to_owned(),
+        ),
+    ] {
+        world.extra_env = vec![(var.to_owned(), value.clone())];
+        let out = world
+            .load("qb_customers_backfill", "2026-01-01", "2026-01-02")
+            .await;
+        assert_bad_input(&out);
+        let all = format!("{}{}", stdout(&out), stderr(&out));
+        assert!(!all.contains("Pw5ecretZZ"), "{var}={value}: {all}");
+        assert!(all.contains(var), "{all}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn secrets_set_never_stores_a_cut_binary_or_control_value() {
+    let world = World::new(sim_config(10)).await;
+    let too_long = vec![b'a'; (1 << 20) + 10];
+    for (what, value) in [
+        ("longer than 1 MiB", too_long.as_slice()),
+        ("not UTF-8", b"\xff\xfe-secret".as_slice()),
+        ("a NUL byte", b"abc\0def".as_slice()),
+        ("an escape", b"abc\x1b[31mdef".as_slice()),
+    ] {
+        let out = secrets_set(&world, "QBO_CLIENT_SECRET", value).await;
+        assert_eq!(out.status.code(), Some(2), "{what}: {}", stderr(&out));
+        assert_eq!(stderr(&out).lines().count(), 1, "{what}: {}", stderr(&out));
+        assert_eq!(
+            count(&world, "SELECT count(*) FROM ops.secrets").await,
+            0,
+            "{what} was stored"
+        );
+    }
+    // An ordinary value, with the newline `echo` adds, is stored and shown redacted.
+    let out = secrets_set(&world, "QBO_CLIENT_SECRET", b"  Cl1entSecretValue-9f3k  \n").await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let list = world.run(&["secrets", "list"]).await;
+    assert!(
+        stdout(&list).contains("QBO_CLIENT_SECRET …9f3k"),
+        "{}",
+        stdout(&list)
+    );
+    assert!(!stdout(&list).contains("Cl1entSecretValue"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_whose_process_died_is_shown_interrupted_and_nothing_stays_running() {
+    let world = World::new(sim_config(200)).await;
+    let realm = world.config.realm_id.clone();
+    let range = DateRange::parse("2026-01-05", "2026-01-08").expect("range");
+    let windows = range.windows().expect("windows");
+    // A run that claimed a window and whose process then died (kill -9 before any page).
+    let dead = runs::create_run(
+        world.pool(),
+        Pipeline::Customers,
+        &realm,
+        range,
+        &windows,
+        None,
+        "cli",
+    )
+    .await
+    .expect("run");
+    assert_eq!(
+        runs::claim_window(world.pool(), dead, Pipeline::Customers, &realm, &windows[1])
+            .await
+            .expect("claim"),
+        Claim::Claimed
+    );
+    // A second one died before claiming anything (e.g. during its first token refresh).
+    let early = runs::create_run(
+        world.pool(),
+        Pipeline::Customers,
+        &realm,
+        range,
+        &windows,
+        None,
+        "cli",
+    )
+    .await
+    .expect("run");
+    sqlx::query("UPDATE ops.runs SET pid = 99999999 WHERE id = ANY($1)")
+        .bind(vec![dead, early])
+        .execute(world.pool())
+        .await
+        .expect("kill");
+
+    let listed = world.run(&["runs"]).await;
+    assert_eq!(listed.status.code(), Some(0), "{}", stderr(&listed));
+    let text = stdout(&listed);
+    assert_eq!(text.matches("status=interrupted").count(), 2, "{text}");
+    assert!(!text.contains("status=running"), "{text}");
+
+    // Re-running a different range leaves nothing of the dead runs `running` either.
+    let out = world
+        .load("qb_customers_backfill", "2026-01-10", "2026-01-11")
+        .await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_no_secrets(&world, &out);
+    for sql in [
+        "SELECT count(*) FROM ops.runs WHERE status = 'running'",
+        "SELECT count(*) FROM ops.windows WHERE status = 'running'",
+        "SELECT count(*) FROM ops.run_windows WHERE status = 'running'",
+    ] {
+        assert_eq!(count(&world, sql).await, 0, "{sql}");
+    }
+    // Both stay retryable, and the retry loads their range.
+    let retry = world.run(&["retry", &dead.to_string()]).await;
+    assert_eq!(retry.status.code(), Some(0), "{}", stderr(&retry));
+    assert_eq!(world.loaded_ids("raw.qb_customers").await, {
+        let mut ids = world.expected_ids("Customer", "2026-01-05", "2026-01-08");
+        ids.extend(world.expected_ids("Customer", "2026-01-10", "2026-01-11"));
+        ids.sort();
+        ids
+    });
+}
