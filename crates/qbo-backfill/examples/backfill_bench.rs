@@ -167,20 +167,32 @@ async fn load(runner: &Runner, from: &str, to: &str) -> anyhow::Result<(Duration
 
 /// COPY the loaded rows (all columns) into an equal, empty table; returns rows/s. Only the
 /// `COPY … FROM STDIN` is timed; building its CSV input is not.
-async fn copy_ceiling(db: &TestDb) -> anyhow::Result<f64> {
+///
+/// `lean`: into `(realm_id, id, payload)` with its primary key only, instead of an equal table.
+async fn copy_ceiling(db: &TestDb, lean: bool) -> anyhow::Result<f64> {
     let pool = &db.pool;
     sqlx::query("DROP TABLE IF EXISTS public.copy_target")
         .execute(pool)
         .await?;
-    sqlx::query("CREATE TABLE public.copy_target (LIKE raw.qb_customers INCLUDING ALL)")
+    let columns: Vec<String> = if lean {
+        sqlx::query(
+            "CREATE TABLE public.copy_target (realm_id text, id text, payload jsonb NOT NULL, \
+             PRIMARY KEY (realm_id, id))",
+        )
         .execute(pool)
         .await?;
-    let columns: Vec<String> = sqlx::query_scalar(
-        "SELECT column_name::text FROM information_schema.columns \
-         WHERE table_schema = 'raw' AND table_name = 'qb_customers' ORDER BY ordinal_position",
-    )
-    .fetch_all(pool)
-    .await?;
+        vec!["realm_id".into(), "id".into(), "payload".into()]
+    } else {
+        sqlx::query("CREATE TABLE public.copy_target (LIKE raw.qb_customers INCLUDING ALL)")
+            .execute(pool)
+            .await?;
+        sqlx::query_scalar(
+            "SELECT column_name::text FROM information_schema.columns \
+             WHERE table_schema = 'raw' AND table_name = 'qb_customers' ORDER BY ordinal_position",
+        )
+        .fetch_all(pool)
+        .await?
+    };
     let select = columns
         .iter()
         .map(|c| format!("{c}::text"))
@@ -261,29 +273,16 @@ async fn main() -> anyhow::Result<()> {
     let rss_small = peak_rss_mb();
     let (second, again) = load(&run, "2026-01-01", "2026-02-01").await?;
     let second_rps = again as f64 / second.as_secs_f64();
-    // Building COPY's input holds every payload in memory: not part of the pipeline's figure.
-    let copy_rps = copy_ceiling(&db).await?;
     let (empty, _) = load(&run, "2025-01-01", "2026-01-01").await?;
     drop(run);
-    db.cleanup().await.map_err(|e| anyhow::anyhow!("{e}"))?;
-    drop(sim);
 
     println!(
         "first load:     {loaded} rows in {:.2} s = {first_rps:.0} rows/s",
         first.as_secs_f64()
     );
-    println!("COPY ceiling:   {copy_rps:.0} rows/s (same payloads, equal table)");
-    println!(
-        "first / COPY:   {:.2}  (goal >= 0.60)",
-        first_rps / copy_rps
-    );
     println!(
         "unchanged re-run: {again} rows in {:.2} s = {second_rps:.0} rows/s",
         second.as_secs_f64()
-    );
-    println!(
-        "re-run / COPY:  {:.2}  (goal >= 1.00)",
-        second_rps / copy_rps
     );
     println!(
         "365 empty windows: {:.2} s = {:.2} ms per window  (goal <= 5 ms)",
@@ -292,10 +291,12 @@ async fn main() -> anyhow::Result<()> {
     );
     println!("peak RSS during the {loaded}-row load: {rss_small:.1} MB");
 
+    // The big load runs before the COPY phase, whose input buffer would otherwise stay in
+    // this process's heap and hide the pipeline's own footprint.
     if big_rows > 0 {
         let sim = start_sim(big_rows, false)?;
-        let db = TestDb::new().await.map_err(|e| anyhow::anyhow!("{e}"))?;
-        let run = runner(&db, &sim, &unlimited).await?;
+        let big_db = TestDb::new().await.map_err(|e| anyhow::anyhow!("{e}"))?;
+        let run = runner(&big_db, &sim, &unlimited).await?;
         reset_peak_rss();
         let (t, n) = load(&run, "2026-01-01", "2026-02-01").await?;
         println!(
@@ -305,8 +306,24 @@ async fn main() -> anyhow::Result<()> {
             peak_rss_mb()
         );
         drop(run);
-        db.cleanup().await.map_err(|e| anyhow::anyhow!("{e}"))?;
+        big_db.cleanup().await.map_err(|e| anyhow::anyhow!("{e}"))?;
     }
+
+    // Building COPY's input holds every payload in memory: not part of the pipeline's figure.
+    for (lean, label) in [
+        (false, "equal table"),
+        (true, "(realm_id, id, payload) table"),
+    ] {
+        let copy_rps = copy_ceiling(&db, lean).await?;
+        println!("COPY into an {label}: {copy_rps:.0} rows/s");
+        println!(
+            "  first / COPY: {:.2} (goal >= 0.60); re-run / COPY: {:.2} (goal >= 1.00)",
+            first_rps / copy_rps,
+            second_rps / copy_rps
+        );
+    }
+    db.cleanup().await.map_err(|e| anyhow::anyhow!("{e}"))?;
+    drop(sim);
     Ok(())
 }
 
