@@ -610,19 +610,8 @@ impl Runner {
             error: message,
             intuit_tid,
         };
-        if let Err(e) = runs::end_window(
-            &self.pool,
-            run_id,
-            pipeline,
-            self.client.realm_id(),
-            window,
-            &end,
-            started.elapsed(),
-        )
-        .await
-        {
-            error!("Cannot record the failure of window {}: {e}", window.day);
-        }
+        self.record_window_end(run_id, pipeline, window, &end, started)
+            .await;
         match intuit_tid {
             Some(tid) if !message.contains(tid) => {
                 error!(
@@ -642,19 +631,32 @@ impl Runner {
         reason: &str,
         started: Instant,
     ) {
-        let end = WindowEnd::Unfinished { reason };
-        if let Err(e) = runs::end_window(
-            &self.pool,
+        self.record_window_end(
             run_id,
             pipeline,
-            self.client.realm_id(),
             window,
-            &end,
-            started.elapsed(),
+            &WindowEnd::Unfinished { reason },
+            started,
         )
-        .await
+        .await;
+    }
+
+    /// Records how a window ended; a failure to record is logged (the lease then expires and
+    /// the window is claimable again).
+    async fn record_window_end(
+        &self,
+        run_id: Uuid,
+        pipeline: Pipeline,
+        window: &Window,
+        end: &WindowEnd<'_>,
+        started: Instant,
+    ) {
+        let realm_id = self.client.realm_id();
+        let elapsed = started.elapsed();
+        if let Err(e) =
+            runs::end_window(&self.pool, run_id, pipeline, realm_id, window, end, elapsed).await
         {
-            error!("Cannot record window {}: {e}", window.day);
+            error!("Cannot record the end of window {}: {e}", window.day);
         }
     }
 }

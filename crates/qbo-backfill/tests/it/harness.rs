@@ -133,6 +133,22 @@ impl World {
         }
     }
 
+    /// Waits (at most 60 s) until at least `pages` pages were written for any window.
+    pub(crate) async fn wait_for_pages(&self, pages: i64) {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+        while tokio::time::Instant::now() < deadline {
+            let written: i64 =
+                sqlx::query_scalar("SELECT coalesce(sum(pages), 0)::bigint FROM ops.windows")
+                    .fetch_one(self.pool())
+                    .await
+                    .unwrap_or(0);
+            if written >= pages {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
     /// Strings that must never be printed.
     pub(crate) fn secrets(&self) -> Vec<String> {
         let config = &self.config;

@@ -458,18 +458,7 @@ async fn sigkill_in_the_middle_then_retry_ends_identical_to_a_clean_load() {
         .spawn()
         .unwrap();
     // Kill it once some pages are in, well before the end.
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    loop {
-        let pages: i64 =
-            sqlx::query_scalar("SELECT coalesce(sum(pages), 0)::bigint FROM ops.windows")
-                .fetch_one(world.pool())
-                .await
-                .unwrap_or(0);
-        if pages >= 4 || tokio::time::Instant::now() > deadline {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    world.wait_for_pages(4).await;
     child.start_kill().unwrap();
     child.wait().await.unwrap();
     let loaded_before = world.loaded_ids("raw.qb_customers").await.len();
@@ -537,18 +526,7 @@ async fn interrupt_then_retry(signal: &str) {
         .spawn()
         .unwrap();
     let pid = child.id().unwrap();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    loop {
-        let pages: i64 =
-            sqlx::query_scalar("SELECT coalesce(sum(pages), 0)::bigint FROM ops.windows")
-                .fetch_one(world.pool())
-                .await
-                .unwrap_or(0);
-        if pages >= 3 || tokio::time::Instant::now() > deadline {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    world.wait_for_pages(3).await;
     let status = std::process::Command::new("kill")
         .args([signal, &pid.to_string()])
         .status()
