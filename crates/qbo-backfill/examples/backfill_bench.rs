@@ -330,7 +330,11 @@ async fn main() -> anyhow::Result<()> {
 /// The seed runbook's job: about 22 customers over 30 daily windows, 300 ms per request, with
 /// Intuit's limits on both sides (Mage, one window after another, takes about 11 s).
 async fn seed_job() -> anyhow::Result<()> {
-    let sim = start_sim_with(23, true, &["--latency-ms", "300"])?;
+    let sim = start_sim_with(
+        23,
+        true,
+        &["--latency-ms", "300", "--requests-per-second", "10"],
+    )?;
     let db = TestDb::new().await.map_err(|e| anyhow::anyhow!("{e}"))?;
     let run = runner(&db, &sim, &ClientTuning::default()).await?;
     let (t, n) = load(&run, "2026-01-01", "2026-01-31").await?;
@@ -348,7 +352,7 @@ async fn seed_job() -> anyhow::Result<()> {
 /// With Intuit's limits on both sides: budget use and throttling.
 async fn budget(rows: usize) -> anyhow::Result<()> {
     println!("budget check: {rows} customers, qbo-sim enforcing 500/min, 10/s, 10 in flight");
-    let sim = start_sim(rows, true)?;
+    let sim = start_sim_with(rows, true, &["--requests-per-second", "10"])?;
     let db = TestDb::new().await.map_err(|e| anyhow::anyhow!("{e}"))?;
     let run = runner(&db, &sim, &ClientTuning::default()).await?;
     let before = run.client.stats();

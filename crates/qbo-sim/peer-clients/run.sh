@@ -20,7 +20,7 @@ fi
 
 cargo build -q -p qbo-sim --manifest-path "$root/Cargo.toml"
 out=$(mktemp)
-"${CARGO_TARGET_DIR:-$root/target}/debug/qbo-sim" --port 0 --no-limits >"$out" &
+"${CARGO_TARGET_DIR:-$root/target}/debug/qbo-sim" --port 0 >"$out" &
 pid=$!
 trap 'kill "$pid" 2>/dev/null || true; rm -f "$out"' EXIT
 for _ in $(seq 100); do
