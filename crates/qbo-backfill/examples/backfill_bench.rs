@@ -19,10 +19,13 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
-use qbo_backfill::pipeline::runner::{Cancel, RunPlan, Runner};
-use qbo_backfill::pipeline::runs::RunStatus;
+use qbo_backfill::orchestrator::worker::{Executor, LocalRun};
+use qbo_backfill::pipeline::events::{RunEvent, RunEvents};
+use qbo_backfill::pipeline::runner::Cancel;
 use qbo_backfill::pipeline::{DateRange, Pipeline};
 use qbo_backfill::settings::ClientTuning;
+use qbo_backfill::store::companies::{self, Company};
+use qbo_backfill::store::runs::{LEASE, RunStatus};
 use qbo_backfill::store::secrets::SecretKey;
 use qbo_backfill::store::testdb::TestDb;
 use qbo_backfill::store::tokens::PgTokenStore;
@@ -118,48 +121,57 @@ fn peak_rss_mb() -> f64 {
         .map_or(0.0, |kb| kb / 1024.0)
 }
 
-async fn runner(db: &TestDb, sim: &Sim, tuning: &ClientTuning) -> anyhow::Result<Runner> {
+/// Events go nowhere: the benchmark prints its own figures.
+struct Quiet;
+
+impl RunEvents for Quiet {
+    fn emit(&self, _event: &RunEvent<'_>) {}
+}
+
+async fn runner(db: &TestDb, sim: &Sim, tuning: &ClientTuning) -> anyhow::Result<Executor> {
     let key = SecretKey::from_bytes([9; 32]);
-    let tokens = PgTokenStore::new(db.pool.clone(), key, "9130350000000001");
+    let tokens = PgTokenStore::new(db.pool.clone(), key.clone(), "9130350000000001");
     tokens
         .replace_refresh_token(&SecretString::from("sim-refresh-token-0"))
         .await
         .map_err(|e| anyhow::anyhow!("{e}"))?;
-    let mut settings = qbo::ClientSettings::for_environment(qbo::Environment::Sandbox);
-    settings.api_base_url = sim.api_base_url.parse()?;
-    settings.token_url = sim.token_url.parse()?;
-    tuning.apply(&mut settings);
-    let client = qbo::QboClient::new(
-        settings,
-        qbo::Credentials {
+    companies::upsert(
+        &db.pool,
+        &key,
+        &Company {
+            realm_id: "9130350000000001".into(),
+            environment: qbo::Environment::Sandbox,
             client_id: "sim-client-id".into(),
             client_secret: SecretString::from("sim-client-secret"),
-            realm_id: "9130350000000001".into(),
+            api_base_url: Some(sim.api_base_url.parse()?),
+            token_url: Some(sim.token_url.parse()?),
+            minor_version: None,
         },
-        Arc::new(tokens),
     )
+    .await
     .map_err(|e| anyhow::anyhow!("{e}"))?;
-    Ok(Runner {
-        pool: db.pool.clone(),
-        client,
-        concurrency: tuning.window_concurrency(),
-        interrupt: Cancel::new(),
-    })
+    Ok(Executor::new(db.pool.clone(), key, tuning.clone(), LEASE))
 }
 
-async fn load(runner: &Runner, from: &str, to: &str) -> anyhow::Result<(Duration, u64)> {
+async fn load(runner: &Executor, from: &str, to: &str) -> anyhow::Result<(Duration, u64)> {
     let range = DateRange::parse(from, to)?;
     let started = Instant::now();
     let outcome = runner
-        .execute(RunPlan {
-            pipeline: Pipeline::Customers,
-            range,
-            windows: range.windows()?,
-            retry_of: None,
-            trigger: "bench",
-        })
-        .await?;
-    if outcome.status != RunStatus::Succeeded {
+        .run_here(
+            LocalRun {
+                pipeline: Pipeline::Customers,
+                realm_id: "9130350000000001",
+                range,
+                windows: range.windows()?,
+                trigger: "bench",
+                retry_of: None,
+            },
+            Cancel::new(),
+            Arc::new(Quiet),
+        )
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    if outcome.status != Some(RunStatus::Succeeded) {
         bail!("the run did not succeed: {:?}", outcome.status);
     }
     Ok((started.elapsed(), outcome.totals.rows))
@@ -341,8 +353,16 @@ async fn seed_job() -> anyhow::Result<()> {
     println!(
         "seed job: 30 windows, {n} rows, 300 ms per request: {:.2} s ({} requests, throttled {})",
         t.as_secs_f64(),
-        run.client.stats().requests,
-        run.client.stats().throttled
+        run.client_for("9130350000000001")
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?
+            .stats()
+            .requests,
+        run.client_for("9130350000000001")
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?
+            .stats()
+            .throttled
     );
     drop(run);
     db.cleanup().await.map_err(|e| anyhow::anyhow!("{e}"))?;
@@ -355,9 +375,17 @@ async fn budget(rows: usize) -> anyhow::Result<()> {
     let sim = start_sim_with(rows, true, &["--requests-per-second", "10"])?;
     let db = TestDb::new().await.map_err(|e| anyhow::anyhow!("{e}"))?;
     let run = runner(&db, &sim, &ClientTuning::default()).await?;
-    let before = run.client.stats();
+    let before = run
+        .client_for("9130350000000001")
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?
+        .stats();
     let (t, n) = load(&run, "2026-01-01", "2026-02-01").await?;
-    let stats = run.client.stats();
+    let stats = run
+        .client_for("9130350000000001")
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?
+        .stats();
     let requests = stats.requests - before.requests;
     let minutes = t.as_secs_f64() / 60.0;
     println!(

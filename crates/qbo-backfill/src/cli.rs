@@ -1,6 +1,6 @@
-//! The command line: `run`, `retry`, `secrets`, `runs`, `migrate` and `demo`, with the
-//! contract's exit statuses (0 success, 1 failed windows or a fatal error, 2 bad input with one
-//! line saying what is wrong and nothing written, 130 interrupted).
+//! The command line: `run`, `retry`, `serve`, `worker`, `api-tokens`, `secrets`, `runs`,
+//! `migrate` and `demo`, with the contract's exit statuses (0 success, 1 failed windows or a fatal
+//! error, 2 bad input with one line saying what is wrong and nothing written, 130 interrupted).
 
 use std::collections::HashMap;
 use std::io::{IsTerminal as _, Read as _};
@@ -12,10 +12,13 @@ use sqlx::PgPool;
 use tracing::{error, info};
 use uuid::Uuid;
 
-use crate::pipeline::runner::{Cancel, RunPlan, Runner};
-use crate::pipeline::runs::{self, RunStatus};
+use crate::orchestrator::worker::{Executor, LocalRun};
+use crate::pipeline::events::TerminalEvents;
+use crate::pipeline::runner::Cancel;
 use crate::pipeline::{DateRange, Pipeline};
 use crate::settings::{self, ClientTuning, ConfigError, QboSettings, env};
+use crate::store::companies::{self, Company};
+use crate::store::runs::{self, RunStatus};
 use crate::store::secrets::{KeySettings, SecretKey, SecretStore};
 use crate::store::tokens::PgTokenStore;
 
@@ -53,6 +56,45 @@ pub enum Command {
         #[command(flatten)]
         tuning: ClientTuning,
     },
+    /// Serve the web UI and JSON API on port 6789, run the scheduler, and execute queued runs
+    /// with `--workers N` workers.
+    Serve {
+        /// Address to listen on.
+        #[arg(long, env = "QBO_BACKFILL_BIND", default_value = "127.0.0.1:6789")]
+        bind: String,
+        /// Workers in this process (0 = API and scheduler only).
+        #[arg(long, env = "QBO_BACKFILL_WORKERS", default_value_t = 1)]
+        workers: usize,
+        /// How late a one-time trigger may still fire after the server was down, in seconds.
+        #[arg(long, env = "QBO_BACKFILL_TRIGGER_GRACE_S", default_value_t = 900)]
+        trigger_grace_s: u64,
+        /// Claims and leases.
+        #[command(flatten)]
+        queue: QueueTuning,
+        /// Request pacing and retries.
+        #[command(flatten)]
+        tuning: ClientTuning,
+    },
+    /// Execute queued runs (no API, no scheduler): scale out by starting more of these on any
+    /// machine that reaches the database.
+    Worker {
+        /// Workers in this process.
+        #[arg(long, env = "QBO_BACKFILL_WORKERS", default_value_t = 1)]
+        workers: usize,
+        /// Claims and leases.
+        #[command(flatten)]
+        queue: QueueTuning,
+        /// Request pacing and retries.
+        #[command(flatten)]
+        tuning: ClientTuning,
+    },
+    /// Manage API tokens (`Authorization: Bearer TOKEN` on the JSON API and `/metrics`).
+    #[command(name = "api-tokens")]
+    ApiTokens {
+        /// What to do with them.
+        #[command(subcommand)]
+        action: ApiTokensAction,
+    },
     /// Manage stored secrets (encrypted at rest).
     Secrets {
         /// What to do with them.
@@ -79,6 +121,49 @@ pub enum Command {
         /// Invoices in the simulated company.
         #[arg(long, default_value_t = 5_000)]
         invoices: usize,
+    },
+}
+
+/// How workers claim runs.
+#[derive(Debug, Clone, clap::Args)]
+pub struct QueueTuning {
+    /// How long a worker's claim on a run lasts without a heartbeat, in seconds: a worker that
+    /// dies has its runs taken over this long after its last heartbeat.
+    #[arg(long, env = "QBO_BACKFILL_LEASE_S", default_value_t = 30)]
+    pub lease_s: u64,
+    /// How often an idle worker looks for queued runs, in milliseconds.
+    #[arg(long, env = "QBO_BACKFILL_POLL_MS", default_value_t = 500)]
+    pub poll_ms: u64,
+}
+
+impl QueueTuning {
+    /// The lease.
+    #[must_use]
+    pub fn lease(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(self.lease_s.clamp(3, 3600))
+    }
+
+    /// The poll interval.
+    #[must_use]
+    pub fn poll(&self) -> std::time::Duration {
+        std::time::Duration::from_millis(self.poll_ms.clamp(10, 60_000))
+    }
+}
+
+/// `api-tokens` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum ApiTokensAction {
+    /// Create a token; it is printed once, on the last line of stdout, and stored only hashed.
+    Create {
+        /// A name saying who or what uses it.
+        name: String,
+    },
+    /// List tokens (names and last characters only).
+    List,
+    /// Revoke a token by id or name.
+    Revoke {
+        /// The token's id or name.
+        id_or_name: String,
     },
 }
 
@@ -151,76 +236,83 @@ pub async fn dispatch(cli: Cli) -> Result<u8, CliError> {
                 Ok(s) => s,
                 Err(_) => QboSettings::resolve(&tuning, &stored_lookup(&pool, &key).await?)?,
             };
-            let runner = runner_for(&pool, &key, &settings, &tuning).await?;
-            let outcome = runner
-                .execute(RunPlan {
+            save_company(&pool, &key, &settings).await?;
+            run_locally(
+                &pool,
+                &key,
+                &tuning,
+                LocalRun {
                     pipeline,
+                    realm_id: &settings.realm_id,
                     range,
                     windows,
-                    retry_of: None,
                     trigger: "cli",
-                })
-                .await
-                .map_err(anyhow::Error::from)?;
-            Ok(outcome.exit_code())
+                    retry_of: None,
+                },
+            )
+            .await
         }
-        Command::Retry { run_id, tuning } => {
-            let run_id: Uuid = run_id.parse().map_err(|_| {
+        Command::Retry { run_id, tuning } => retry(&run_id, &tuning).await,
+        Command::Serve {
+            bind,
+            workers,
+            trigger_grace_s,
+            queue,
+            tuning,
+        } => {
+            let bind: std::net::SocketAddr = bind.parse().map_err(|_| {
                 bad(format!(
-                    "`{}` is not a run id (a UUID, as printed in `run_id=…`)",
-                    crate::pipeline::echo(&run_id)
+                    "--bind `{}` is not an address such as 127.0.0.1:6789 or 0.0.0.0:6789",
+                    crate::pipeline::echo(&bind)
                 ))
             })?;
-            let pool = connect().await?;
-            let key = secret_key()?;
-            let Some(run) = runs::load_run(&pool, run_id)
-                .await
-                .map_err(anyhow::Error::from)?
-            else {
-                return Err(bad(format!("no run `{run_id}` in this database")));
-            };
-            if runs::run_is_alive(&run) {
-                return Err(bad(format!(
-                    "run {run_id} is still running (host {}, pid {}); wait for it or stop it first",
-                    run.host.as_deref().unwrap_or("?"),
-                    run.pid.unwrap_or(0)
-                )));
-            }
-            if run.status == RunStatus::Running {
-                runs::mark_interrupted(&pool, run_id, "its process stopped without finishing")
-                    .await
-                    .map_err(anyhow::Error::from)?;
-            }
-            let pipeline: Pipeline = run.pipeline.parse().map_err(bad)?;
-            let windows = runs::unfinished_windows(&pool, run_id)
-                .await
-                .map_err(anyhow::Error::from)?;
-            if windows.is_empty() {
-                info!("Run {run_id} has no failed or unfinished windows; nothing to retry");
-                return Ok(0);
-            }
-            let settings = QboSettings::resolve(&tuning, &stored_lookup(&pool, &key).await?)?;
-            if settings.realm_id != run.realm_id {
-                return Err(bad(format!(
-                    "run {run_id} loaded realm {} but {} is {}",
-                    run.realm_id,
-                    env::QBO_REALM_ID,
-                    settings.realm_id
-                )));
-            }
-            let runner = runner_for(&pool, &key, &settings, &tuning).await?;
-            let outcome = runner
-                .execute(RunPlan {
-                    pipeline,
-                    range: run.range,
-                    windows,
-                    retry_of: Some(run_id),
-                    trigger: "retry",
-                })
-                .await
-                .map_err(anyhow::Error::from)?;
-            Ok(outcome.exit_code())
+            QboSettings::client_settings(&tuning)?;
+            let (pool, key) = start_service(&tuning).await?;
+            crate::server::serve(crate::server::ServeConfig {
+                pool,
+                key,
+                bind,
+                workers,
+                tuning,
+                lease: queue.lease(),
+                poll: queue.poll(),
+                trigger_grace: std::time::Duration::from_secs(trigger_grace_s),
+            })
+            .await
+            .map_err(CliError::Other)?;
+            Ok(0)
         }
+        Command::Worker {
+            workers,
+            queue,
+            tuning,
+        } => {
+            QboSettings::client_settings(&tuning)?;
+            let (pool, key) = start_service(&tuning).await?;
+            let executor = Arc::new(Executor::new(pool.clone(), key, tuning, queue.lease()));
+            let identity = crate::store::workers::WorkerIdentity::current();
+            crate::store::workers::register(&pool, &identity, "worker")
+                .await
+                .map_err(anyhow::Error::from)?;
+            info!(
+                "Worker {} started: {workers} workers (host {}, pid {})",
+                identity.id, identity.host, identity.pid
+            );
+            let shutdown = shutdown_signal();
+            crate::orchestrator::worker::run_workers(
+                executor,
+                identity,
+                crate::orchestrator::worker::WorkerSettings {
+                    workers: workers.max(1),
+                    poll: queue.poll(),
+                },
+                shutdown,
+            )
+            .await;
+            info!("Worker stopped");
+            Ok(0)
+        }
+        Command::ApiTokens { action } => api_tokens(action).await,
         Command::Secrets {
             action: SecretsAction::Set { name },
         } => secrets_set(&name).await,
@@ -301,32 +393,55 @@ async fn stored_lookup(
     Ok(move |name: &str| values.get(name).cloned())
 }
 
-/// Builds the runner for one company: its token store (seeded from `QBO_REFRESH_TOKEN` when
-/// empty), its client, and Ctrl-C handling.
-async fn runner_for(
+/// Saves the company the settings describe (so workers can load it) and seeds its refresh token
+/// from `QBO_REFRESH_TOKEN` when the store holds none.
+async fn save_company(
     pool: &PgPool,
     key: &SecretKey,
     settings: &QboSettings,
-    tuning: &ClientTuning,
-) -> Result<Runner, CliError> {
-    let tokens = PgTokenStore::new(pool.clone(), key.clone(), settings.realm_id.clone());
+) -> Result<(), CliError> {
+    let company = Company {
+        realm_id: settings.realm_id.clone(),
+        environment: settings.client.environment,
+        client_id: settings.client_id.clone(),
+        client_secret: settings.client_secret.clone(),
+        api_base_url: Some(settings.client.api_base_url.clone()),
+        token_url: Some(settings.client.token_url.clone()),
+        minor_version: Some(settings.client.minor_version),
+    };
+    companies::upsert(pool, key, &company)
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
     if let Some(seed) = &settings.seed_refresh_token {
-        tokens
+        PgTokenStore::new(pool.clone(), key.clone(), settings.realm_id.clone())
             .seed_if_empty(seed)
             .await
             .map_err(|e| anyhow::anyhow!("{e}"))?;
     }
-    let client = qbo::QboClient::new(
-        settings.client.clone(),
-        settings.credentials(),
-        Arc::new(tokens),
-    )
-    .map_err(|e| anyhow::anyhow!("{e}"))?;
+    Ok(())
+}
+
+/// Connects, and saves the company of the environment when it describes one (the first company
+/// of a deployment is seeded this way); without one, companies come from Connect QuickBooks.
+async fn start_service(tuning: &ClientTuning) -> Result<(PgPool, SecretKey), CliError> {
+    let pool = connect().await?;
+    let key = secret_key()?;
+    match QboSettings::resolve(tuning, &stored_lookup(&pool, &key).await?) {
+        Ok(settings) => save_company(&pool, &key, &settings).await?,
+        Err(e) => {
+            info!("No company from the environment ({e}); using the companies already connected")
+        }
+    }
+    Ok((pool, key))
+}
+
+/// Raised on Ctrl-C or SIGTERM (a service manager, `docker stop`): stop gracefully. A second
+/// Ctrl-C exits at once with status 130.
+pub fn shutdown_signal() -> Cancel {
     let interrupt = Cancel::new();
     {
         let interrupt = interrupt.clone();
         tokio::spawn(async move {
-            // Ctrl-C, or SIGTERM from a service manager or `docker stop`: stop gracefully.
             let mut terminate =
                 tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
             let terminated = async {
@@ -350,15 +465,145 @@ async fn runner_for(
             }
         });
     }
-    Ok(Runner {
-        pool: pool.clone(),
-        client,
-        concurrency: tuning.window_concurrency(),
-        interrupt,
-    })
+    interrupt
 }
 
-fn valid_secret_name(name: &str) -> bool {
+/// Runs `run` in this process with the terminal's output; returns the exit status.
+async fn run_locally(
+    pool: &PgPool,
+    key: &SecretKey,
+    tuning: &ClientTuning,
+    run: LocalRun<'_>,
+) -> Result<u8, CliError> {
+    let executor = Executor::new(pool.clone(), key.clone(), tuning.clone(), runs::LEASE);
+    let outcome = executor
+        .run_here(run, shutdown_signal(), Arc::new(TerminalEvents::new()))
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    Ok(outcome.exit_code())
+}
+
+async fn retry(run_id: &str, tuning: &ClientTuning) -> Result<u8, CliError> {
+    let run_id: Uuid = run_id.parse().map_err(|_| {
+        bad(format!(
+            "`{}` is not a run id (a UUID, as printed in `run_id=…`)",
+            crate::pipeline::echo(run_id)
+        ))
+    })?;
+    let pool = connect().await?;
+    let key = secret_key()?;
+    let Some(run) = runs::load_run(&pool, run_id)
+        .await
+        .map_err(anyhow::Error::from)?
+    else {
+        return Err(bad(format!("no run `{run_id}` in this database")));
+    };
+    if run.status == RunStatus::Queued || runs::run_is_alive(&run) {
+        return Err(bad(format!(
+            "run {run_id} is still {} (host {}, pid {}); wait for it or cancel it first",
+            run.status,
+            run.host.as_deref().unwrap_or("?"),
+            run.pid.unwrap_or(0)
+        )));
+    }
+    if run.status == RunStatus::Running {
+        runs::mark_interrupted(&pool, run_id, "its worker stopped without finishing")
+            .await
+            .map_err(anyhow::Error::from)?;
+    }
+    let pipeline: Pipeline = run.pipeline.parse().map_err(bad)?;
+    let windows = runs::unfinished_windows(&pool, run_id)
+        .await
+        .map_err(anyhow::Error::from)?;
+    if windows.is_empty() {
+        info!("Run {run_id} has no failed or unfinished windows; nothing to retry");
+        return Ok(0);
+    }
+    // New credentials in the environment (a reconnect) apply to the run's company.
+    if let Ok(settings) = QboSettings::resolve(tuning, &stored_lookup(&pool, &key).await?) {
+        if settings.realm_id != run.realm_id {
+            return Err(bad(format!(
+                "run {run_id} loaded realm {} but {} is {}",
+                run.realm_id,
+                env::QBO_REALM_ID,
+                settings.realm_id
+            )));
+        }
+        save_company(&pool, &key, &settings).await?;
+    }
+    run_locally(
+        &pool,
+        &key,
+        tuning,
+        LocalRun {
+            pipeline,
+            realm_id: &run.realm_id,
+            range: run.range(),
+            windows,
+            trigger: "retry",
+            retry_of: Some(run_id),
+        },
+    )
+    .await
+}
+
+async fn api_tokens(action: ApiTokensAction) -> Result<u8, CliError> {
+    use crate::store::api_tokens;
+    match action {
+        ApiTokensAction::Create { name } => {
+            let name = name.trim();
+            if name.is_empty() || name.len() > 100 || name.chars().any(char::is_control) {
+                return Err(bad(
+                    "a token name must be 1 to 100 characters without control characters",
+                ));
+            }
+            let pool = connect().await?;
+            let (id, token) = api_tokens::create(&pool, name)
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            info!("Created API token `{name}` (id {id}). It is shown once; keep it safe:");
+            println!("{token}");
+        }
+        ApiTokensAction::List => {
+            let pool = connect().await?;
+            for t in api_tokens::list(&pool)
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?
+            {
+                let state = if t.revoked_at.is_some() {
+                    "revoked"
+                } else {
+                    "active"
+                };
+                let used = t
+                    .last_used_at
+                    .map_or_else(|| "never".to_owned(), |ts| ts.0.to_string());
+                info!(
+                    "{} {} {} {state} created_at={} last_used_at={used}",
+                    t.id, t.name, t.hint, t.created_at.0
+                );
+            }
+        }
+        ApiTokensAction::Revoke { id_or_name } => {
+            let pool = connect().await?;
+            let n = api_tokens::revoke(&pool, &id_or_name)
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            if n == 0 {
+                return Err(bad(format!(
+                    "no active API token `{}`",
+                    crate::pipeline::echo(&id_or_name)
+                )));
+            }
+            info!("Revoked {n} API token(s)");
+        }
+    }
+    Ok(0)
+}
+
+/// Whether `name` is a secret name: upper-case letters, digits and `_`, at most 64.
+#[must_use]
+pub fn valid_secret_name(name: &str) -> bool {
     !name.is_empty()
         && name.len() <= 64
         && name
@@ -445,6 +690,9 @@ async fn secrets_set(name: &str) -> Result<u8, CliError> {
             .replace_refresh_token(&value)
             .await
             .map_err(|e| anyhow::anyhow!("{e}"))?;
+        companies::set_auth_error(&pool, &realm_id, None)
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
         info!(
             "Stored a new refresh token for realm {realm_id} ({}); the next run uses it",
             crate::store::secrets::redact(value.expose_secret())
@@ -465,7 +713,7 @@ async fn secrets_set(name: &str) -> Result<u8, CliError> {
 async fn list_runs(pool: &PgPool, limit: i64) -> Result<(), CliError> {
     use sqlx::Row as _;
     // A run whose process died is shown as interrupted, never as running.
-    runs::reap_dead_runs(pool)
+    runs::reap_lost_runs(pool)
         .await
         .map_err(anyhow::Error::from)?;
     let rows = sqlx::query(

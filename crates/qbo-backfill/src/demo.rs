@@ -10,10 +10,13 @@ use secrecy::SecretString;
 use sqlx::Row as _;
 use tracing::info;
 
-use crate::pipeline::runner::{Cancel, RunPlan, Runner};
-use crate::pipeline::runs::RunStatus;
+use crate::orchestrator::worker::{Executor, LocalRun};
+use crate::pipeline::events::TerminalEvents;
+use crate::pipeline::runner::Cancel;
 use crate::pipeline::{DateRange, Pipeline};
 use crate::settings::{self, ClientTuning};
+use crate::store::companies::{self, Company};
+use crate::store::runs::{self, RunStatus};
 use crate::store::secrets::{KeySettings, SecretKey};
 use crate::store::tokens::PgTokenStore;
 
@@ -74,53 +77,55 @@ pub async fn run(size: DemoSize) -> anyhow::Result<u8> {
         .await
         .map_err(|e| anyhow::anyhow!("{e}"))?;
 
-    let tuning = ClientTuning::default();
-    let mut client_settings = qbo::ClientSettings::for_environment(qbo::Environment::Sandbox);
-    client_settings.api_base_url = sim.api_base_url().parse().context("simulator URL")?;
-    client_settings.token_url = sim.token_url().parse().context("simulator token URL")?;
-    tuning.apply(&mut client_settings);
-    let client = qbo::QboClient::new(
-        client_settings,
-        qbo::Credentials {
+    companies::upsert(
+        &pool,
+        &key,
+        &Company {
+            realm_id: realm_id.clone(),
+            environment: qbo::Environment::Sandbox,
             client_id,
             client_secret,
-            realm_id,
+            api_base_url: Some(sim.api_base_url().parse().context("simulator URL")?),
+            token_url: Some(sim.token_url().parse().context("simulator token URL")?),
+            minor_version: None,
         },
-        Arc::new(tokens),
     )
+    .await
     .map_err(|e| anyhow::anyhow!("{e}"))?;
-    let runner = Runner {
-        pool: pool.clone(),
-        client,
-        concurrency: tuning.window_concurrency(),
-        interrupt: Cancel::new(),
-    };
-
+    let executor = Executor::new(
+        pool.clone(),
+        key.clone(),
+        ClientTuning::default(),
+        runs::LEASE,
+    );
     let range = DateRange::new(from, jiff::civil::date(2026, 1, 31))?;
+    let load = |pipeline: Pipeline| {
+        let executor = &executor;
+        let realm_id = &realm_id;
+        async move {
+            executor
+                .run_here(
+                    LocalRun {
+                        pipeline,
+                        realm_id,
+                        range,
+                        windows: range.windows()?,
+                        trigger: "demo",
+                        retry_of: None,
+                    },
+                    Cancel::new(),
+                    Arc::new(TerminalEvents::new()),
+                )
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))
+        }
+    };
     let mut all_ok = true;
     for pipeline in Pipeline::ALL {
-        let outcome = runner
-            .execute(RunPlan {
-                pipeline,
-                range,
-                windows: range.windows()?,
-                retry_of: None,
-                trigger: "demo",
-            })
-            .await?;
-        all_ok &= outcome.status == RunStatus::Succeeded;
+        all_ok &= load(pipeline).await?.status == Some(RunStatus::Succeeded);
     }
     info!("Re-running qb_customers_backfill over the same range: nothing new, nothing rewritten");
-    let again = runner
-        .execute(RunPlan {
-            pipeline: Pipeline::Customers,
-            range,
-            windows: range.windows()?,
-            retry_of: None,
-            trigger: "demo",
-        })
-        .await?;
-    all_ok &= again.status == RunStatus::Succeeded;
+    all_ok &= load(Pipeline::Customers).await?.status == Some(RunStatus::Succeeded);
 
     info!(
         "Runbook checks (psql \"{}\"):",

@@ -4,10 +4,14 @@
 //! - `settings`: environment variables and resolved configuration.
 //! - `store`: the pool, migrations, raw upserts, secrets and OAuth tokens.
 //! - `pipeline`: window planning, the runner, run bookkeeping and operator output.
+//! - `orchestrator`: the run queue, workers, triggers and the scheduler.
+//! - `server`: the JSON API, health and metrics on port 6789.
 //! - `cli` and `demo`: the command line.
 
 pub mod cli;
 pub mod demo;
+pub mod orchestrator;
 pub mod pipeline;
+pub mod server;
 pub mod settings;
 pub mod store;

@@ -1,7 +1,12 @@
-//! [`QboClient`]: one HTTP client per company with its token manager, rate limiter and
-//! counters; sends queries with retries (backoff with full jitter for 5xx, timeouts, dropped
-//! connections and truncated bodies; `Retry-After` or `throttle_wait` for 429s) and one forced
-//! token refresh after a 401.
+//! [`QboClient`]: one HTTP client per company with its token manager, rate limiter, optional
+//! [`SharedBudget`] and counters; sends queries with retries (backoff with full jitter for 5xx,
+//! timeouts, dropped connections and truncated bodies; `Retry-After` or `throttle_wait` for 429s)
+//! and one forced token refresh after a 401.
+//!
+//! Each attempt waits for the in-process rate limiter first, then (when the client has one) for a
+//! slot of the shared budget, so a process asks the shared budget only for requests its own
+//! limiter already admits. The slot is released once the body is read, on every path; a 429
+//! pauses both.
 
 use std::fmt;
 use std::sync::Arc;
@@ -13,6 +18,7 @@ use secrecy::{ExposeSecret, SecretString};
 use url::Url;
 
 use crate::auth::{TokenConfig, TokenManager};
+use crate::budget::{BudgetError, BudgetSlot, SharedBudget};
 use crate::rate_limit::RateLimiter;
 use crate::redact::{redact, redact_with};
 use crate::response::{QueryPage, ResponseMeta, interpret_query_response};
@@ -86,6 +92,26 @@ pub(crate) fn transport_error(e: reqwest::Error) -> QboError {
     }
 }
 
+/// A failure of the shared budget as a retryable error of the attempt: nothing was sent, and
+/// nothing is sent until a slot is granted.
+fn budget_error(e: BudgetError) -> QboError {
+    let mut message = e.to_string();
+    let mut source = std::error::Error::source(&e);
+    while let Some(s) = source {
+        let text = s.to_string();
+        if !message.contains(&text) {
+            message.push_str(": ");
+            message.push_str(&text);
+        }
+        source = s.source();
+    }
+    QboError::Connection {
+        message: redact(&format!(
+            "no request slot from the shared request budget, so nothing was sent ({message})"
+        )),
+    }
+}
+
 /// Percent-encodes everything but RFC 3986 unreserved characters (so a space is `%20`, `+` is
 /// `%2B`, `&` is `%26`, `'` is `%27`): every server decodes this the same way.
 pub(crate) fn encode_query_value(value: &str) -> String {
@@ -109,11 +135,13 @@ struct Inner {
     query_url: Url,
     auth: TokenManager,
     limiter: RateLimiter,
+    /// The company's budget shared with other processes, if any.
+    budget: Option<Arc<dyn SharedBudget>>,
     stats: Arc<Stats>,
 }
 
 /// A QuickBooks Online client for one company. Cheap to clone: clones share the HTTP
-/// connection pool, token cache, rate limiter and counters.
+/// connection pool, token cache, rate limiter, shared budget and counters.
 #[derive(Clone)]
 pub struct QboClient {
     inner: Arc<Inner>,
@@ -125,6 +153,7 @@ impl fmt::Debug for QboClient {
             .field("realm_id", &self.inner.realm_id)
             .field("environment", &self.inner.settings.environment)
             .field("api_base_url", &self.inner.settings.api_base_url.as_str())
+            .field("shared_budget", &self.inner.budget.is_some())
             .finish_non_exhaustive()
     }
 }
@@ -136,6 +165,26 @@ impl QboClient {
         settings: ClientSettings,
         credentials: Credentials,
         tokens: Arc<dyn TokenStore>,
+    ) -> Result<Self, QboError> {
+        Self::build(settings, credentials, tokens, None)
+    }
+
+    /// Builds a client whose requests also take a slot of `budget`, the company's request
+    /// budget shared with other processes (see [`SharedBudget`]). Fails as [`QboClient::new`].
+    pub fn with_budget(
+        settings: ClientSettings,
+        credentials: Credentials,
+        tokens: Arc<dyn TokenStore>,
+        budget: Arc<dyn SharedBudget>,
+    ) -> Result<Self, QboError> {
+        Self::build(settings, credentials, tokens, Some(budget))
+    }
+
+    fn build(
+        settings: ClientSettings,
+        credentials: Credentials,
+        tokens: Arc<dyn TokenStore>,
+        budget: Option<Arc<dyn SharedBudget>>,
     ) -> Result<Self, QboError> {
         settings.validate().map_err(QboError::Config)?;
         let realm_id = credentials.realm_id.trim().to_owned();
@@ -191,6 +240,7 @@ impl QboClient {
                 query_url,
                 auth,
                 limiter,
+                budget,
                 stats,
             }),
         })
@@ -305,6 +355,9 @@ impl QboClient {
             let wait = if let QboError::Throttled { retry_after, .. } = &err {
                 let wait = retry_after.unwrap_or(retry.throttle_wait);
                 inner.limiter.pause_for(wait);
+                if let Some(budget) = &inner.budget {
+                    budget.pause_for(wait).await;
+                }
                 let ns = u64::try_from(wait.as_nanos()).unwrap_or(u64::MAX);
                 inner
                     .stats
@@ -329,8 +382,8 @@ impl QboClient {
         }
     }
 
-    /// One attempt: wait for the rate limiter, send, read the whole body, release the in-flight
-    /// slot, then interpret.
+    /// One attempt: wait for the rate limiter and the shared budget, send, read the whole body,
+    /// release the shared slot and the in-flight permit (whatever happened), then interpret.
     async fn send_once(
         &self,
         url: &Url,
@@ -339,17 +392,29 @@ impl QboClient {
     ) -> Result<QueryPage, QboError> {
         let inner = &*self.inner;
         let permit = inner.limiter.acquire().await;
+        let slot: Option<Box<dyn BudgetSlot>> = match &inner.budget {
+            Some(budget) => Some(budget.acquire().await.map_err(budget_error)?),
+            None => None,
+        };
         inner.stats.requests.fetch_add(1, Ordering::Relaxed);
-        let response = inner
-            .http
-            .get(url.clone())
-            .bearer_auth(token.expose_secret())
-            .send()
-            .await
-            .map_err(transport_error)?;
-        let meta = ResponseMeta::from_parts(response.status().as_u16(), response.headers());
-        let body = response.bytes().await.map_err(transport_error)?;
+        let fetched = async {
+            let response = inner
+                .http
+                .get(url.clone())
+                .bearer_auth(token.expose_secret())
+                .send()
+                .await
+                .map_err(transport_error)?;
+            let meta = ResponseMeta::from_parts(response.status().as_u16(), response.headers());
+            let body = response.bytes().await.map_err(transport_error)?;
+            Ok::<_, QboError>((meta, body))
+        }
+        .await;
+        if let Some(slot) = slot {
+            slot.release().await;
+        }
         drop(permit);
+        let (meta, body) = fetched?;
         let result = interpret_query_response(&meta, &body, expected_key);
         match result {
             Err(QboError::Throttled { .. }) => {
@@ -435,5 +500,166 @@ mod tests {
             "http://127.0.0.1:8080/prefix/v3/company/12%2034/query?query=SELECT%20%2A%20FROM%20Item&minorversion=75"
         );
         assert_eq!(client.realm_id(), "12 34");
+    }
+
+    /// A [`SharedBudget`] that records what the client does with it.
+    #[derive(Default)]
+    struct RecordingBudget {
+        fail: bool,
+        acquired: AtomicU64,
+        released: Arc<AtomicU64>,
+        held: Arc<AtomicU64>,
+        max_held: Arc<AtomicU64>,
+        pauses: std::sync::Mutex<Vec<Duration>>,
+    }
+
+    struct RecordingSlot {
+        released: Arc<AtomicU64>,
+        held: Arc<AtomicU64>,
+    }
+
+    impl BudgetSlot for RecordingSlot {
+        fn release(self: Box<Self>) -> crate::BoxFuture<'static, ()> {
+            self.held.fetch_sub(1, Ordering::SeqCst);
+            self.released.fetch_add(1, Ordering::SeqCst);
+            Box::pin(async {})
+        }
+    }
+
+    impl SharedBudget for RecordingBudget {
+        fn acquire(&self) -> crate::BoxFuture<'_, Result<Box<dyn BudgetSlot>, BudgetError>> {
+            Box::pin(async move {
+                if self.fail {
+                    return Err(BudgetError::with_source(
+                        "the budget store failed",
+                        std::io::Error::other("connection refused"),
+                    ));
+                }
+                self.acquired.fetch_add(1, Ordering::SeqCst);
+                let now = self.held.fetch_add(1, Ordering::SeqCst) + 1;
+                self.max_held.fetch_max(now, Ordering::SeqCst);
+                Ok(Box::new(RecordingSlot {
+                    released: Arc::clone(&self.released),
+                    held: Arc::clone(&self.held),
+                }) as Box<dyn BudgetSlot>)
+            })
+        }
+
+        fn pause_for(&self, wait: Duration) -> crate::BoxFuture<'_, ()> {
+            self.pauses
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .push(wait);
+            Box::pin(async {})
+        }
+    }
+
+    async fn sim_with(limits: qbo_sim::SimLimits) -> qbo_sim::RunningSim {
+        let config = qbo_sim::SimConfig {
+            customers: 50,
+            items: 5,
+            invoices: 5,
+            limits,
+            ..qbo_sim::SimConfig::default()
+        };
+        qbo_sim::serve(
+            qbo_sim::SimState::new(config),
+            "127.0.0.1:0".parse().expect("addr"),
+        )
+        .await
+        .expect("simulator")
+    }
+
+    fn budget_client(
+        sim: &qbo_sim::RunningSim,
+        budget: Arc<RecordingBudget>,
+        max_retries: u32,
+    ) -> QboClient {
+        let mut settings = ClientSettings::for_environment(crate::Environment::Sandbox);
+        settings.api_base_url = Url::parse(&sim.api_base_url()).expect("url");
+        settings.token_url = Url::parse(&sim.token_url()).expect("url");
+        settings.retry.max_retries = max_retries;
+        settings.retry.initial_backoff = Duration::from_millis(1);
+        settings.retry.max_backoff = Duration::from_millis(5);
+        settings.retry.throttle_wait = Duration::from_millis(20);
+        settings.limits = crate::RateLimitSettings::unlimited();
+        let config = qbo_sim::SimConfig::default();
+        let creds = Credentials {
+            client_id: config.client_id,
+            client_secret: SecretString::from(config.client_secret),
+            realm_id: config.realm_id,
+        };
+        let store = Arc::new(crate::MemoryTokenStore::new(
+            crate::TokenSet::from_refresh_token(SecretString::from(
+                sim.state().current_refresh_token(),
+            )),
+        ));
+        QboClient::with_budget(settings, creds, store, budget).expect("client")
+    }
+
+    const QUERY: &str = "SELECT * FROM Customer WHERE Active IN (true, false) MAXRESULTS 5";
+
+    #[tokio::test]
+    async fn every_request_takes_a_shared_slot_and_releases_it() {
+        let sim = sim_with(qbo_sim::SimLimits::none()).await;
+        let budget = Arc::new(RecordingBudget::default());
+        let client = budget_client(&sim, Arc::clone(&budget), 0);
+        let mut tasks = Vec::new();
+        for _ in 0..12 {
+            let c = client.clone();
+            tasks.push(tokio::spawn(async move { c.query(QUERY).await }));
+        }
+        for t in tasks {
+            t.await.expect("task").expect("query");
+        }
+        let sent = sim.state().stats().query_requests;
+        assert_eq!(sent, 12);
+        assert_eq!(budget.acquired.load(Ordering::SeqCst), sent);
+        assert_eq!(budget.released.load(Ordering::SeqCst), sent);
+        assert_eq!(budget.held.load(Ordering::SeqCst), 0);
+        assert!(format!("{client:?}").contains("shared_budget: true"));
+    }
+
+    #[tokio::test]
+    async fn a_429_pauses_the_shared_budget_and_failed_attempts_release_their_slot() {
+        let sim = sim_with(qbo_sim::SimLimits {
+            requests_per_minute: Some(2),
+            ..qbo_sim::SimLimits::none()
+        })
+        .await;
+        let budget = Arc::new(RecordingBudget::default());
+        let client = budget_client(&sim, Arc::clone(&budget), 2);
+        client.query(QUERY).await.expect("first");
+        client.query(QUERY).await.expect("second");
+        let err = client.query(QUERY).await.expect_err("throttled");
+        assert!(matches!(err, QboError::Throttled { .. }), "{err}");
+        // Three attempts of the third query were throttled; the two retries each paused first.
+        let pauses = budget
+            .pauses
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone();
+        assert_eq!(pauses, vec![Duration::from_millis(20); 2]);
+        assert_eq!(sim.state().stats().throttled, 3);
+        assert_eq!(budget.acquired.load(Ordering::SeqCst), 5);
+        assert_eq!(budget.released.load(Ordering::SeqCst), 5);
+    }
+
+    #[tokio::test]
+    async fn a_failing_budget_sends_nothing_and_is_retryable() {
+        let sim = sim_with(qbo_sim::SimLimits::none()).await;
+        let budget = Arc::new(RecordingBudget {
+            fail: true,
+            ..RecordingBudget::default()
+        });
+        let client = budget_client(&sim, budget, 1);
+        let err = client.query(QUERY).await.expect_err("no slot");
+        assert!(err.is_retryable(), "{err}");
+        let text = err.to_string();
+        assert!(text.contains("shared request budget"), "{text}");
+        assert!(text.contains("connection refused"), "{text}");
+        assert_eq!(sim.state().stats().query_requests, 0);
+        assert_eq!(client.stats().requests, 0);
+        assert_eq!(client.stats().retries, 1);
     }
 }

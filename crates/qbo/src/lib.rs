@@ -2,6 +2,7 @@
 //! the error taxonomy, retries and the per-company rate limit.
 
 mod auth;
+mod budget;
 mod client;
 pub mod entity;
 pub mod error;
@@ -14,6 +15,7 @@ pub mod response;
 pub mod settings;
 pub mod token_store;
 
+pub use budget::{BudgetError, BudgetSlot, SharedBudget};
 pub use client::{ClientStats, QboClient};
 pub use entity::{Entity, UnknownEntity};
 pub use error::{ENVIRONMENT_HINT, Fault, FaultError, QboError};

@@ -1,10 +1,10 @@
 //! The backfill pipelines: their names and entities, planning daily UTC windows over a
-//! `[fecha_inicio, fecha_fin)` range, running them (`runner`), recording them (`runs`) and the
-//! operator-facing output (`report`).
+//! `[fecha_inicio, fecha_fin)` range, running them (`runner`), what happens as typed events
+//! (`events`) and the operator-facing output (`report`).
 
+pub mod events;
 pub mod report;
 pub mod runner;
-pub mod runs;
 
 use std::fmt;
 use std::str::FromStr;

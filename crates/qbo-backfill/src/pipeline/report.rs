@@ -14,8 +14,8 @@ use tracing_subscriber::fmt::format::Writer;
 use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields, MakeWriter};
 use tracing_subscriber::registry::LookupSpan;
 
-use super::runs::{RunStatus, RunTotals};
 use super::{DateRange, Pipeline};
+use crate::store::runs::{RunStatus, RunTotals};
 
 static BAR: OnceLock<Mutex<Option<ProgressBar>>> = OnceLock::new();
 

@@ -1,23 +1,25 @@
-//! Running one pipeline over a set of windows: several windows at once (the client keeps them
-//! inside the company's API budget), each paged in a stable order with every page written in
-//! one transaction together with the window's progress; failed windows are recorded and the
-//! rest go on; `invalid_grant` stops everything at once; Ctrl-C stops gracefully.
+//! Executing one claimed run: several windows at once (the client keeps them inside the company's
+//! API budget), each paged in a stable order with every page written in one transaction together
+//! with the window's progress; failed windows are recorded and the rest go on; `invalid_grant`
+//! stops everything at once; an interrupt (Ctrl-C, SIGTERM) or a cancel stops gracefully; a lost
+//! claim stops silently. What happens is emitted as [`RunEvent`]s; nothing here prints.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use jiff::civil::Date;
 use sqlx::PgPool;
 use tokio::sync::Notify;
-use tracing::{error, info, warn};
 use uuid::Uuid;
 
-use super::report::{Progress, RequestCounters, Summary, summary_lines};
-use super::runs::{self, Claim, RunStatus, RunTotals, WindowEnd};
+use super::events::{RunEvent, RunEvents, TokenFailure};
+use super::report::{RequestCounters, Summary};
 use super::{DateRange, Pipeline, Window};
 use crate::store::raw::{PageWrite, UpsertCounts, upsert_page};
+use crate::store::runs::{self, Claim, Execution, RequestTotals, RunStatus, RunTotals, WindowEnd};
+use crate::store::workers;
 
 /// A cancellation signal shared by every task of a run.
 #[derive(Clone, Default)]
@@ -59,29 +61,30 @@ impl Cancel {
     }
 }
 
-/// What a run is asked to do.
+/// A claimed run to execute: the context every window of it carries.
 #[derive(Debug, Clone)]
-pub struct RunPlan {
+pub struct RunContext {
+    /// The claim every write is fenced by.
+    pub execution: Execution,
     /// The pipeline.
     pub pipeline: Pipeline,
-    /// The range as the operator gave it.
+    /// The company.
+    pub realm_id: String,
+    /// The range as asked.
     pub range: DateRange,
-    /// The windows to load (all of the range, or a retry's subset).
+    /// The windows to load in this execution (those not loaded yet).
     pub windows: Vec<Window>,
-    /// The run this one retries.
-    pub retry_of: Option<Uuid>,
-    /// What started it (`cli`, `retry`, `demo`, …).
-    pub trigger: &'static str,
 }
 
-/// How a run ended.
+/// How a run ended on this worker.
 #[derive(Debug, Clone)]
 pub struct RunOutcome {
     /// The run.
     pub run_id: Uuid,
-    /// Its final status.
-    pub status: RunStatus,
-    /// Totals.
+    /// Its status as stored (`queued` when an interrupted server run went back to the queue);
+    /// `None` when this worker lost its claim and stored nothing.
+    pub status: Option<RunStatus>,
+    /// Totals of this execution.
     pub totals: RunTotals,
     /// Days whose window failed.
     pub failed_days: Vec<Date>,
@@ -92,13 +95,14 @@ pub struct RunOutcome {
 }
 
 impl RunOutcome {
-    /// The process exit status for this outcome: 0 succeeded, 1 failed, 130 interrupted.
+    /// The process exit status for this outcome: 0 succeeded, 1 failed or lost, 130
+    /// interrupted.
     #[must_use]
     pub fn exit_code(&self) -> u8 {
         match self.status {
-            RunStatus::Succeeded => 0,
-            RunStatus::Interrupted => 130,
-            RunStatus::Failed | RunStatus::Running => 1,
+            Some(RunStatus::Succeeded) => 0,
+            Some(RunStatus::Interrupted | RunStatus::Queued | RunStatus::Cancelled) => 130,
+            _ => 1,
         }
     }
 }
@@ -108,42 +112,12 @@ impl RunOutcome {
 enum Stop {
     /// A fatal error (invalid_grant, …): the run failed.
     Fatal(String),
-    /// The operator interrupted it.
+    /// The operator interrupted it, or the worker is shutting down.
     Interrupted,
-}
-
-/// The run's shared, mutable state.
-struct Shared {
-    queue: Mutex<VecDeque<Window>>,
-    totals: Mutex<RunTotals>,
-    failed_days: Mutex<Vec<Date>>,
-    stop: Mutex<Option<Stop>>,
-    /// Raised by a fatal error inside the run.
-    halt: Cancel,
-}
-
-impl Shared {
-    fn stop_with(&self, stop: Stop) -> bool {
-        let mut slot = self
-            .stop
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let first = slot.is_none();
-        if first {
-            *slot = Some(stop);
-        }
-        self.halt.cancel();
-        first
-    }
-
-    fn add(&self, f: impl FnOnce(&mut RunTotals)) -> RunTotals {
-        let mut totals = self
-            .totals
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        f(&mut totals);
-        *totals
-    }
+    /// Cancelled through the API.
+    Cancelled,
+    /// This execution lost its claim.
+    Lost,
 }
 
 /// Runs pipelines for one company.
@@ -155,8 +129,10 @@ pub struct Runner {
     pub client: qbo::QboClient,
     /// Windows loaded at once.
     pub concurrency: usize,
-    /// Raised by the operator (Ctrl-C).
+    /// Raised by the operator (Ctrl-C) or a shutting-down worker.
     pub interrupt: Cancel,
+    /// How long claims last without a heartbeat.
+    pub lease: Duration,
 }
 
 /// A failure of the run's own bookkeeping (the database), not of a window.
@@ -167,416 +143,436 @@ pub enum RunError {
     Database(#[from] sqlx::Error),
 }
 
-/// The lines that tell the operator what to do after `invalid_grant`.
-#[must_use]
-pub fn invalid_grant_advice(run_id: Uuid) -> [String; 2] {
-    [
-        "The refresh token is no longer valid (expired, rotated elsewhere, or from another environment). Reconnect the app in Intuit's developer portal (Connect to QuickBooks), then store the new refresh token with `qbo-backfill secrets set QBO_REFRESH_TOKEN` (or the UI's secrets page).".to_owned(),
-        format!("Then re-run: qbo-backfill retry {run_id}"),
-    ]
+/// One execution of a run: the context, the shared progress and the event sink that every
+/// window task works with.
+struct Scope {
+    runner: Runner,
+    ctx: RunContext,
+    events: Arc<dyn RunEvents>,
+    queue: Mutex<VecDeque<Window>>,
+    totals: Mutex<RunTotals>,
+    failed_days: Mutex<Vec<Date>>,
+    stop: Mutex<Option<Stop>>,
+    /// Raised when the run must stop (fatal error, interrupt, cancel, lost claim).
+    halt: Cancel,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl Scope {
+    fn stop_with(&self, stop: Stop) -> bool {
+        let first = {
+            let mut slot = lock(&self.stop);
+            let first = slot.is_none();
+            if first {
+                *slot = Some(stop);
+            }
+            first
+        };
+        self.halt.cancel();
+        first
+    }
+
+    fn add(&self, f: impl FnOnce(&mut RunTotals)) -> RunTotals {
+        let mut totals = lock(&self.totals);
+        f(&mut totals);
+        *totals
+    }
+
+    fn exec(&self) -> &Execution {
+        &self.ctx.execution
+    }
+
+    fn emit(&self, event: &RunEvent<'_>) {
+        self.events.emit(event);
+    }
 }
 
 impl Runner {
-    /// Runs `plan` to its end and prints the summary.
+    /// Executes a claimed run to its end, emitting what happens to `events`.
     ///
     /// # Errors
     /// Only when the run cannot be recorded at all; window failures are part of the outcome.
-    pub async fn execute(&self, plan: RunPlan) -> Result<RunOutcome, RunError> {
+    pub async fn execute(
+        &self,
+        ctx: RunContext,
+        events: Arc<dyn RunEvents>,
+    ) -> Result<RunOutcome, RunError> {
         let started = Instant::now();
-        let realm_id = self.client.realm_id().to_owned();
-        // Runs whose process died are recorded as interrupted before this one starts, so
-        // `runs` and the ops tables never show a dead run (or its windows) as running.
-        for dead in runs::reap_dead_runs(&self.pool).await? {
-            warn!(
-                "Run {dead} stopped without finishing; marked interrupted (finish it with: qbo-backfill retry {dead})"
-            );
-        }
-        let run_id = runs::create_run(
-            &self.pool,
-            plan.pipeline,
-            &realm_id,
-            plan.range,
-            &plan.windows,
-            plan.retry_of,
-            plan.trigger,
-        )
-        .await?;
-        info!(
-            "Run {run_id} started: {} {}..{} windows={} realm_id={realm_id}",
-            plan.pipeline,
-            plan.range.fecha_inicio,
-            plan.range.fecha_fin,
-            plan.windows.len()
-        );
         let stats_before = self.client.stats();
-        let heartbeat = {
-            let pool = self.pool.clone();
-            tokio::spawn(async move {
-                loop {
-                    tokio::time::sleep(runs::HEARTBEAT_EVERY).await;
-                    if let Err(e) = runs::heartbeat(&pool, run_id).await {
-                        warn!("Heartbeat failed: {e}");
-                    }
-                }
-            })
-        };
-        let shared = Arc::new(Shared {
-            queue: Mutex::new(plan.windows.iter().copied().collect()),
+        let windows = ctx.windows.len();
+        let scope = Arc::new(Scope {
+            runner: self.clone(),
+            queue: Mutex::new(ctx.windows.iter().copied().collect()),
             totals: Mutex::new(RunTotals {
-                windows: plan.windows.len() as u64,
+                windows: windows as u64,
                 ..RunTotals::default()
             }),
+            ctx,
+            events,
             failed_days: Mutex::new(Vec::new()),
             stop: Mutex::new(None),
             halt: Cancel::new(),
         });
-
+        scope.emit(&RunEvent::Started {
+            run_id: scope.exec().run_id,
+            pipeline: scope.ctx.pipeline,
+            range: scope.ctx.range,
+            windows,
+            realm_id: &scope.ctx.realm_id,
+        });
+        let heartbeat = tokio::spawn(heartbeat_loop(scope.clone()));
         // Fail fast on a bad refresh token, before any window starts.
         if let Err(e) = self.client.ensure_access_token().await {
-            self.token_failure(&shared, run_id, &e);
+            scope.token_failure(&e);
         } else {
-            let progress = Arc::new(Progress::start(plan.pipeline, plan.windows.len()));
-            let mut workers = tokio::task::JoinSet::new();
-            for _ in 0..self.concurrency.min(plan.windows.len()).max(1) {
-                let this = self.clone();
-                let shared = shared.clone();
-                let progress = progress.clone();
-                let pipeline = plan.pipeline;
-                workers.spawn(async move {
-                    this.worker(run_id, pipeline, &shared, &progress).await;
-                });
+            let mut tasks = tokio::task::JoinSet::new();
+            for _ in 0..self.concurrency.min(windows).max(1) {
+                let scope = scope.clone();
+                tasks.spawn(async move { scope.window_worker().await });
             }
-            while let Some(joined) = workers.join_next().await {
+            while let Some(joined) = tasks.join_next().await {
                 if let Err(e) = joined {
-                    error!("A window worker stopped unexpectedly: {e}");
+                    let message = format!("A window worker stopped unexpectedly: {e}");
+                    scope.emit(&RunEvent::Warning { message: &message });
                 }
             }
         }
         heartbeat.abort();
+        scope.finish(started, stats_before).await
+    }
+}
 
-        let stop = shared
-            .stop
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .clone();
-        let totals = *shared
-            .totals
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let mut failed_days = shared
-            .failed_days
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .clone();
+/// Renews the run's leases; raises the run's stop on a cancel request or a lost claim.
+async fn heartbeat_loop(scope: Arc<Scope>) {
+    let pool = &scope.runner.pool;
+    loop {
+        tokio::time::sleep(runs::HEARTBEAT_EVERY.min(scope.runner.lease / 3)).await;
+        let _ = workers::heartbeat(pool, scope.exec().worker_id).await;
+        match runs::heartbeat(pool, scope.exec(), scope.runner.lease).await {
+            Ok(Some(false)) => {}
+            Ok(Some(true)) => {
+                scope.stop_with(Stop::Cancelled);
+            }
+            Ok(None) => {
+                scope.stop_with(Stop::Lost);
+                return;
+            }
+            Err(e) => {
+                let message = format!("Heartbeat failed: {e}");
+                scope.emit(&RunEvent::Warning { message: &message });
+            }
+        }
+    }
+}
+
+impl Scope {
+    async fn finish(
+        &self,
+        started: Instant,
+        stats_before: qbo::ClientStats,
+    ) -> Result<RunOutcome, RunError> {
+        let stop = lock(&self.stop).clone();
+        let totals = *lock(&self.totals);
+        let mut failed_days = lock(&self.failed_days).clone();
         failed_days.sort_unstable();
+        let run_id = self.exec().run_id;
         let (status, fatal) = match stop {
             Some(Stop::Fatal(msg)) => (RunStatus::Failed, Some(msg)),
             Some(Stop::Interrupted) => (RunStatus::Interrupted, None),
+            Some(Stop::Cancelled) => (RunStatus::Cancelled, None),
+            Some(Stop::Lost) => {
+                self.emit(&RunEvent::Lost { run_id });
+                return Ok(self.outcome(None, totals, failed_days, started, None));
+            }
             None if totals.failed_windows > 0 => (RunStatus::Failed, None),
             None => (RunStatus::Succeeded, None),
         };
         let error_text = fatal.clone().or_else(|| {
             (!failed_days.is_empty()).then(|| format!("{} windows failed", failed_days.len()))
         });
-        runs::finish_run(&self.pool, run_id, status, &totals, error_text.as_deref()).await?;
-        let stats = self.client.stats();
-        let outcome = RunOutcome {
-            run_id,
+        let stats = self.runner.client.stats();
+        let requests = RequestTotals {
+            requests: stats.requests.saturating_sub(stats_before.requests),
+            retries: stats.retries.saturating_sub(stats_before.retries),
+            throttled: stats.throttled.saturating_sub(stats_before.throttled),
+            refreshes: stats.refreshes.saturating_sub(stats_before.refreshes),
+        };
+        let stored = runs::finish_run(
+            &self.runner.pool,
+            self.exec(),
+            status,
+            &totals,
+            &requests,
+            error_text.as_deref(),
+        )
+        .await?;
+        let Some(stored) = stored else {
+            self.emit(&RunEvent::Lost { run_id });
+            return Ok(self.outcome(None, totals, failed_days, started, fatal));
+        };
+        let outcome = self.outcome(Some(stored), totals, failed_days, started, fatal);
+        self.emit(&RunEvent::Finished {
+            summary: &Summary {
+                pipeline: self.ctx.pipeline,
+                range: self.ctx.range,
+                run_id,
+                status: stored,
+                totals,
+                failed_days: &outcome.failed_days,
+                duration: outcome.duration,
+                requests: RequestCounters {
+                    requests: requests.requests,
+                    retries: requests.retries,
+                    throttled: requests.throttled,
+                },
+            },
+        });
+        Ok(outcome)
+    }
+
+    fn outcome(
+        &self,
+        status: Option<RunStatus>,
+        totals: RunTotals,
+        failed_days: Vec<Date>,
+        started: Instant,
+        fatal: Option<String>,
+    ) -> RunOutcome {
+        RunOutcome {
+            run_id: self.exec().run_id,
             status,
             totals,
             failed_days,
             duration: started.elapsed(),
             fatal,
-        };
-        for line in summary_lines(&Summary {
-            pipeline: plan.pipeline,
-            range: plan.range,
-            run_id,
-            status,
-            totals,
-            failed_days: &outcome.failed_days,
-            duration: outcome.duration,
-            requests: RequestCounters {
-                requests: stats.requests.saturating_sub(stats_before.requests),
-                retries: stats.retries.saturating_sub(stats_before.retries),
-                throttled: stats.throttled.saturating_sub(stats_before.throttled),
-            },
-        }) {
-            info!("{line}");
         }
-        match status {
-            RunStatus::Failed if !outcome.failed_days.is_empty() => {
-                let days: Vec<String> = outcome
-                    .failed_days
-                    .iter()
-                    .map(ToString::to_string)
-                    .collect();
-                error!(
-                    "Run failed: {} of {} windows failed ({}). Retry only those with: qbo-backfill retry {run_id}",
-                    outcome.failed_days.len(),
-                    totals.windows,
-                    days.join(", ")
-                );
-            }
-            RunStatus::Interrupted => {
-                warn!("Run interrupted. Finish it with: qbo-backfill retry {run_id}");
-            }
-            _ => {}
-        }
-        Ok(outcome)
     }
 
-    fn token_failure(&self, shared: &Shared, run_id: Uuid, e: &qbo::QboError) {
-        let first = shared.stop_with(Stop::Fatal(format!("Token refresh failed: {e}")));
-        if !first {
+    fn token_failure(&self, e: &qbo::QboError) {
+        if !self.stop_with(Stop::Fatal(format!("Token refresh failed: {e}"))) {
             return;
         }
-        if e.is_invalid_grant() {
-            error!("Token refresh failed: invalid_grant");
-            for line in invalid_grant_advice(run_id) {
-                error!("{line}");
-            }
+        let kind = if e.is_invalid_grant() {
+            TokenFailure::InvalidGrant
         } else if e.is_terminal_auth() {
-            error!("Token refresh failed: invalid_client");
-            error!(
-                "Intuit rejected the app's credentials: check QBO_CLIENT_ID and QBO_CLIENT_SECRET (and that QBO_ENVIRONMENT matches the keys), then re-run: qbo-backfill retry {run_id}"
-            );
+            TokenFailure::InvalidClient
         } else {
-            error!("Token refresh failed: {e}");
-            error!("Then re-run: qbo-backfill retry {run_id}");
-        }
+            TokenFailure::Other
+        };
+        let message = e.to_string();
+        self.emit(&RunEvent::TokenFailed {
+            run_id: self.exec().run_id,
+            kind,
+            message: &message,
+        });
     }
 
-    async fn worker(&self, run_id: Uuid, pipeline: Pipeline, shared: &Shared, progress: &Progress) {
+    async fn window_worker(&self) {
         loop {
-            if self.interrupt.is_cancelled() {
-                shared.stop_with(Stop::Interrupted);
+            if self.runner.interrupt.is_cancelled() {
+                self.stop_with(Stop::Interrupted);
             }
-            if shared.halt.is_cancelled() {
+            if self.halt.is_cancelled() {
                 return;
             }
-            let next = shared
-                .queue
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .pop_front();
+            let next = lock(&self.queue).pop_front();
             let Some(window) = next else { return };
-            self.load_window(run_id, pipeline, &window, shared, progress)
-                .await;
-            progress.window_done();
+            WindowTask {
+                scope: self,
+                window,
+                started: Instant::now(),
+            }
+            .run()
+            .await;
+        }
+    }
+}
+
+/// One window being loaded by one execution.
+struct WindowTask<'a> {
+    scope: &'a Scope,
+    window: Window,
+    started: Instant,
+}
+
+/// How a window's paging ended early.
+enum Early {
+    /// The run stopped (already recorded as unfinished).
+    Stopped,
+    /// The window failed with this message and transaction id.
+    Failed(String, Option<String>),
+    /// The window was taken over.
+    TakenOver,
+}
+
+impl WindowTask<'_> {
+    fn runner(&self) -> &Runner {
+        &self.scope.runner
+    }
+
+    async fn run(&self) {
+        let scope = self.scope;
+        scope.emit(&RunEvent::WindowStarted {
+            pipeline: scope.ctx.pipeline,
+            day: self.window.day,
+        });
+        match self.claim().await {
+            Ok(true) => {}
+            Ok(false) => return,
+            Err(e) => {
+                self.failed(&format!("cannot claim the window: {e}"), None)
+                    .await;
+                return;
+            }
+        }
+        match self.load().await {
+            Ok((pages, rows, written_pages, counts)) => {
+                self.succeeded(pages, rows, written_pages, counts).await;
+            }
+            Err(Early::Stopped) => {}
+            Err(Early::TakenOver) => scope.emit(&RunEvent::WindowTakenOver {
+                day: self.window.day,
+            }),
+            Err(Early::Failed(message, tid)) => self.failed(&message, tid.as_deref()).await,
         }
     }
 
-    /// Waits until the window can be claimed by this run. Returns `false` when the run stopped.
-    async fn claim(
-        &self,
-        run_id: Uuid,
-        pipeline: Pipeline,
-        window: &Window,
-        shared: &Shared,
-    ) -> Result<bool, sqlx::Error> {
-        let realm_id = self.client.realm_id();
+    /// Waits until the window can be claimed by this run. `false` when the run stopped.
+    async fn claim(&self) -> Result<bool, sqlx::Error> {
+        let scope = self.scope;
         let mut told = false;
         loop {
-            match runs::claim_window(&self.pool, run_id, pipeline, realm_id, window).await? {
+            let claim = runs::claim_window(
+                &self.runner().pool,
+                scope.exec(),
+                scope.ctx.pipeline,
+                &scope.ctx.realm_id,
+                &self.window,
+                self.runner().lease,
+            )
+            .await?;
+            match claim {
                 Claim::Claimed => return Ok(true),
+                Claim::Lost => {
+                    scope.stop_with(Stop::Lost);
+                    return Ok(false);
+                }
                 Claim::Busy { holder } => {
                     if !told {
-                        info!(
-                            "Window {} is being loaded by run {holder}; waiting for it to finish",
-                            window.day
-                        );
+                        scope.emit(&RunEvent::WindowWaiting {
+                            day: self.window.day,
+                            holder,
+                        });
                         told = true;
                     }
                 }
             }
             tokio::select! {
                 () = tokio::time::sleep(Duration::from_millis(500)) => {}
-                () = shared.halt.cancelled() => return Ok(false),
-                () = self.interrupt.cancelled() => return Ok(false),
+                () = scope.halt.cancelled() => return Ok(false),
+                () = self.runner().interrupt.cancelled() => {
+                    scope.stop_with(Stop::Interrupted);
+                    return Ok(false);
+                }
             }
         }
     }
 
-    async fn load_window(
-        &self,
-        run_id: Uuid,
-        pipeline: Pipeline,
-        window: &Window,
-        shared: &Shared,
-        progress: &Progress,
-    ) {
-        let realm_id = self.client.realm_id();
-        let day = window.day;
-        let next_day = window.day.tomorrow().unwrap_or(window.day);
-        info!("Processing {} window {day} → {next_day}", pipeline.label());
-        let started = Instant::now();
-        match self.claim(run_id, pipeline, window, shared).await {
-            Ok(true) => {}
-            Ok(false) => return,
-            Err(e) => {
-                self.window_failed(
-                    run_id,
-                    pipeline,
-                    window,
-                    shared,
-                    &format!("cannot claim the window: {e}"),
-                    None,
-                    started,
-                )
-                .await;
-                return;
-            }
-        }
-        let mut pager = self.client.window_pager(
-            pipeline.entity(),
+    /// Pages through the window, writing each page. Returns pages fetched, rows, pages written
+    /// and the upsert counts.
+    async fn load(&self) -> Result<(u64, u64, u64, UpsertCounts), Early> {
+        let scope = self.scope;
+        let mut pager = self.runner().client.window_pager(
+            scope.ctx.pipeline.entity(),
             qbo::TimeWindow {
-                start: window.start,
-                end: window.end,
+                start: self.window.start,
+                end: self.window.end,
             },
         );
-        let mut written_pages: u64 = 0;
-        let mut rows: u64 = 0;
-        let mut counts = UpsertCounts::default();
+        let (mut written_pages, mut rows, mut counts) = (0_u64, 0_u64, UpsertCounts::default());
         loop {
             let next = tokio::select! {
                 r = pager.next_page() => r,
-                () = shared.halt.cancelled() => {
-                    self.window_unfinished(run_id, pipeline, window, "the run stopped before this window finished", started).await;
-                    return;
+                () = scope.halt.cancelled() => {
+                    self.unfinished("the run stopped before this window finished").await;
+                    return Err(Early::Stopped);
                 }
-                () = self.interrupt.cancelled() => {
-                    shared.stop_with(Stop::Interrupted);
-                    self.window_unfinished(run_id, pipeline, window, "interrupted by the operator", started).await;
-                    return;
+                () = self.runner().interrupt.cancelled() => {
+                    scope.stop_with(Stop::Interrupted);
+                    self.unfinished("interrupted by the operator").await;
+                    return Err(Early::Stopped);
                 }
             };
             let page = match next {
                 Ok(Some(page)) => page,
                 Ok(None) => break,
                 Err(e) if e.is_terminal_auth() => {
-                    self.token_failure(shared, run_id, &e);
-                    self.window_unfinished(
-                        run_id,
-                        pipeline,
-                        window,
-                        "the run stopped: token refresh failed",
-                        started,
-                    )
-                    .await;
-                    return;
+                    scope.token_failure(&e);
+                    self.unfinished("the run stopped: token refresh failed")
+                        .await;
+                    return Err(Early::Stopped);
                 }
                 Err(e) => {
-                    let message = e.to_string();
-                    self.window_failed(
-                        run_id,
-                        pipeline,
-                        window,
-                        shared,
-                        &message,
-                        e.intuit_tid(),
-                        started,
-                    )
-                    .await;
-                    return;
+                    return Err(Early::Failed(
+                        e.to_string(),
+                        e.intuit_tid().map(str::to_owned),
+                    ));
                 }
             };
             // The page and the window's progress commit together, or not at all. A stop
             // request never interrupts this: the page in flight commits or rolls back whole.
-            match self.write_page(run_id, pipeline, window, &page).await {
+            match self.write_page(&page).await {
                 Ok(Some(page_counts)) => {
                     written_pages += 1;
                     rows += page.rows.len() as u64;
                     counts += page_counts;
-                    let totals = shared.add(|t| {
+                    let totals = scope.add(|t| {
                         t.pages += 1;
                         t.rows += page.rows.len() as u64;
                         t.counts += page_counts;
                     });
-                    progress.rows(totals.rows);
+                    scope.emit(&RunEvent::PageWritten {
+                        run_rows: totals.rows,
+                    });
                 }
-                Ok(None) => {
-                    warn!("Window {day} was taken over by another run; leaving it to that run");
-                    return;
-                }
+                Ok(None) => return Err(Early::TakenOver),
                 Err(e) => {
-                    let message = format!("cannot write page {} to PostgreSQL: {e}", page.number);
-                    self.window_failed(
-                        run_id,
-                        pipeline,
-                        window,
-                        shared,
-                        &message,
-                        page.intuit_tid.as_deref(),
-                        started,
-                    )
-                    .await;
-                    return;
+                    return Err(Early::Failed(
+                        format!("cannot write page {} to PostgreSQL: {e}", page.number),
+                        page.intuit_tid.clone(),
+                    ));
                 }
             }
         }
-        let duration = started.elapsed();
-        if let Err(e) = runs::end_window(
-            &self.pool,
-            run_id,
-            pipeline,
-            realm_id,
-            window,
-            &WindowEnd::Succeeded,
-            duration,
-        )
-        .await
-        {
-            self.window_failed(
-                run_id,
-                pipeline,
-                window,
-                shared,
-                &format!("cannot record the window: {e}"),
-                None,
-                started,
-            )
-            .await;
-            return;
-        }
-        // `pages` counts query pages fetched, as the runbook's lines do (an empty window is
-        // `pages=1 rows=0`); `written` counts pages that carried rows.
-        info!(
-            "Window completed | pages={} rows={rows} duration_s={:.2} window={day} written_pages={written_pages} inserted={} updated={} unchanged={}",
-            pager.pages(),
-            duration.as_secs_f64(),
-            counts.inserted,
-            counts.updated,
-            counts.unchanged
-        );
+        Ok((u64::from(pager.pages()), rows, written_pages, counts))
     }
 
     async fn write_page(
         &self,
-        run_id: Uuid,
-        pipeline: Pipeline,
-        window: &Window,
         page: &qbo::Page,
     ) -> Result<Option<UpsertCounts>, Box<dyn std::error::Error + Send + Sync>> {
-        let realm_id = self.client.realm_id();
-        let mut tx = self.pool.begin().await?;
+        let scope = self.scope;
+        let mut tx = self.runner().pool.begin().await?;
         let counts = upsert_page(
             &mut tx,
             &PageWrite {
-                realm_id,
-                table: pipeline.table(),
-                window_start: window.start,
-                window_end: window.end,
+                realm_id: &scope.ctx.realm_id,
+                table: scope.ctx.pipeline.table(),
+                window_start: self.window.start,
+                window_end: self.window.end,
                 page,
             },
         )
         .await?;
         let held = runs::record_page(
             &mut tx,
-            run_id,
-            pipeline,
-            realm_id,
-            window,
+            scope.exec(),
+            scope.ctx.pipeline,
+            &scope.ctx.realm_id,
+            &self.window,
             page.rows.len() as u64,
             counts,
         )
@@ -589,74 +585,67 @@ impl Runner {
         Ok(Some(counts))
     }
 
-    #[allow(clippy::too_many_arguments)]
-    async fn window_failed(
-        &self,
-        run_id: Uuid,
-        pipeline: Pipeline,
-        window: &Window,
-        shared: &Shared,
-        message: &str,
-        intuit_tid: Option<&str>,
-        started: Instant,
-    ) {
-        shared.add(|t| t.failed_windows += 1);
-        shared
-            .failed_days
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .push(window.day);
-        let end = WindowEnd::Failed {
-            error: message,
-            intuit_tid,
-        };
-        self.record_window_end(run_id, pipeline, window, &end, started)
-            .await;
-        match intuit_tid {
-            Some(tid) if !message.contains(tid) => {
-                error!(
-                    "Window failed | window={} error={message}; intuit_tid={tid}",
-                    window.day
-                );
+    async fn succeeded(&self, pages: u64, rows: u64, written_pages: u64, counts: UpsertCounts) {
+        let duration = self.started.elapsed();
+        match self.end(&WindowEnd::Succeeded).await {
+            Ok(true) => self.scope.emit(&RunEvent::WindowCompleted {
+                day: self.window.day,
+                pages,
+                rows,
+                written_pages,
+                counts,
+                duration,
+            }),
+            Ok(false) => self.scope.emit(&RunEvent::WindowTakenOver {
+                day: self.window.day,
+            }),
+            Err(e) => {
+                self.failed(&format!("cannot record the window: {e}"), None)
+                    .await;
             }
-            _ => error!("Window failed | window={} error={message}", window.day),
         }
     }
 
-    async fn window_unfinished(
-        &self,
-        run_id: Uuid,
-        pipeline: Pipeline,
-        window: &Window,
-        reason: &str,
-        started: Instant,
-    ) {
-        self.record_window_end(
-            run_id,
-            pipeline,
-            window,
-            &WindowEnd::Unfinished { reason },
-            started,
-        )
+    async fn failed(&self, message: &str, intuit_tid: Option<&str>) {
+        let scope = self.scope;
+        scope.add(|t| t.failed_windows += 1);
+        lock(&scope.failed_days).push(self.window.day);
+        self.record(&WindowEnd::Failed {
+            error: message,
+            intuit_tid,
+        })
         .await;
+        scope.emit(&RunEvent::WindowFailed {
+            day: self.window.day,
+            error: message,
+            intuit_tid,
+        });
     }
 
-    /// Records how a window ended; a failure to record is logged (the lease then expires and
+    async fn unfinished(&self, reason: &str) {
+        self.record(&WindowEnd::Unfinished { reason }).await;
+    }
+
+    async fn end(&self, end: &WindowEnd<'_>) -> Result<bool, sqlx::Error> {
+        let scope = self.scope;
+        runs::end_window(
+            &self.runner().pool,
+            scope.exec(),
+            scope.ctx.pipeline,
+            &scope.ctx.realm_id,
+            &self.window,
+            end,
+            self.started.elapsed(),
+        )
+        .await
+    }
+
+    /// Records how a window ended; a failure to record is reported (the lease then expires and
     /// the window is claimable again).
-    async fn record_window_end(
-        &self,
-        run_id: Uuid,
-        pipeline: Pipeline,
-        window: &Window,
-        end: &WindowEnd<'_>,
-        started: Instant,
-    ) {
-        let realm_id = self.client.realm_id();
-        let elapsed = started.elapsed();
-        if let Err(e) =
-            runs::end_window(&self.pool, run_id, pipeline, realm_id, window, end, elapsed).await
-        {
-            error!("Cannot record the end of window {}: {e}", window.day);
+    async fn record(&self, end: &WindowEnd<'_>) {
+        if let Err(e) = self.end(end).await {
+            let message = format!("Cannot record the end of window {}: {e}", self.window.day);
+            self.scope.emit(&RunEvent::Warning { message: &message });
         }
     }
 }

@@ -6,12 +6,21 @@
 //! Every failure is a [`StoreError`] whose message says in one line what is wrong and never
 //! contains the password of a database URL (see [`redact_url`]).
 
+pub mod api_tokens;
+pub mod budget;
+pub mod companies;
 pub mod local_cluster;
 pub mod pgtime;
+pub mod queue;
 pub mod raw;
+pub mod run_logs;
+pub mod run_views;
+pub mod runs;
 pub mod secrets;
 pub mod testdb;
 pub mod tokens;
+pub mod triggers;
+pub mod workers;
 
 mod error;
 
@@ -24,7 +33,7 @@ use sqlx::{Connection, PgConnection, PgPool};
 
 pub use error::StoreError;
 pub use local_cluster::resolve_server_url;
-pub use pgtime::PgTimestamp;
+pub use pgtime::{PgDate, PgTimestamp};
 pub use raw::{PageWrite, RawTable, UpsertCounts, upsert_page};
 pub use secrets::{KeySettings, SecretInfo, SecretKey, SecretStore, redact};
 pub use testdb::TestDb;

@@ -69,6 +69,45 @@ impl<'r> Decode<'r, Postgres> for PgTimestamp {
     }
 }
 
+/// A `date` value as a [`jiff::civil::Date`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct PgDate(pub jiff::civil::Date);
+
+/// PostgreSQL's epoch for dates.
+const PG_EPOCH_DATE: jiff::civil::Date = jiff::civil::date(2000, 1, 1);
+
+impl Type<Postgres> for PgDate {
+    fn type_info() -> PgTypeInfo {
+        PgTypeInfo::with_oid(Oid(1082))
+    }
+}
+
+impl Encode<'_, Postgres> for PgDate {
+    fn encode_by_ref(&self, buf: &mut PgArgumentBuffer) -> Result<IsNull, BoxDynError> {
+        let days = PG_EPOCH_DATE.until((jiff::Unit::Day, self.0))?.get_days();
+        buf.extend(&days.to_be_bytes());
+        Ok(IsNull::No)
+    }
+}
+
+impl<'r> Decode<'r, Postgres> for PgDate {
+    fn decode(value: PgValueRef<'r>) -> Result<Self, BoxDynError> {
+        match value.format() {
+            PgValueFormat::Binary => {
+                let bytes: [u8; 4] = value
+                    .as_bytes()?
+                    .try_into()
+                    .map_err(|_| "date value is not 4 bytes")?;
+                let days = i32::from_be_bytes(bytes);
+                Ok(Self(PG_EPOCH_DATE.checked_add(
+                    jiff::Span::new().try_days(i64::from(days))?,
+                )?))
+            }
+            PgValueFormat::Text => Ok(Self(value.as_str()?.trim().parse()?)),
+        }
+    }
+}
+
 /// Parses PostgreSQL's ISO text output of a `timestamptz` (`2026-01-01 00:00:00.5+00`,
 /// `… -05`, `… +05:30`).
 fn parse_text(text: &str) -> Result<jiff::Timestamp, BoxDynError> {

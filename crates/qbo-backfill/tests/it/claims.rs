@@ -4,12 +4,13 @@
 
 use std::time::Duration;
 
-use qbo_backfill::pipeline::runs::{self, Claim};
 use qbo_backfill::pipeline::{DateRange, Pipeline, Window};
+use qbo_backfill::store::runs::{self, Claim, Execution, Reaped};
+use qbo_backfill::store::workers::WorkerIdentity;
 use sqlx::{Connection as _, PgPool};
 use uuid::Uuid;
 
-use crate::support::test_db;
+use crate::support::{dead_worker, start_run, test_db};
 
 const REALM: &str = "9130357766900001";
 
@@ -19,18 +20,8 @@ fn one_day() -> (DateRange, Vec<Window>) {
     (range, windows)
 }
 
-async fn new_run(pool: &PgPool, range: DateRange, windows: &[Window]) -> Uuid {
-    runs::create_run(
-        pool,
-        Pipeline::Customers,
-        REALM,
-        range,
-        windows,
-        None,
-        "test",
-    )
-    .await
-    .expect("run")
+async fn new_run(pool: &PgPool, range: DateRange, windows: &[Window]) -> Execution {
+    start_run(pool, REALM, range, windows, &WorkerIdentity::current()).await
 }
 
 /// Waits until some session is blocked on a row lock.
@@ -70,21 +61,22 @@ async fn a_claim_that_waited_for_another_claim_sees_the_live_holder() {
     .await
     .expect("lock");
     sqlx::query(
-        "UPDATE ops.windows SET status = 'running', run_id = $4, \
+        "UPDATE ops.windows SET status = 'running', run_id = $4, execution_id = $5, \
          lease_until = now() + interval '60 seconds' \
          WHERE pipeline = $1 AND realm_id = $2 AND window_start = $3::timestamptz",
     )
     .bind(Pipeline::Customers.name())
     .bind(REALM)
     .bind(window.start.to_string())
-    .bind(a)
+    .bind(a.run_id)
+    .bind(a.execution_id)
     .execute(&mut *tx)
     .await
     .expect("claim as A");
 
     let pool = db.pool.clone();
     let claim_b = tokio::spawn(async move {
-        runs::claim_window(&pool, b, Pipeline::Customers, REALM, &window).await
+        runs::claim_window(&pool, &b, Pipeline::Customers, REALM, &window, runs::LEASE).await
     });
     wait_for_a_blocked_session(&db.pool).await;
     tx.commit().await.expect("commit A's claim");
@@ -92,11 +84,11 @@ async fn a_claim_that_waited_for_another_claim_sees_the_live_holder() {
     let claim = claim_b.await.expect("task").expect("claim");
     assert_eq!(
         claim,
-        Claim::Busy { holder: a },
+        Claim::Busy { holder: a.run_id },
         "B took the window while live run A was loading it"
     );
     let status: String = sqlx::query_scalar("SELECT status FROM ops.runs WHERE id = $1")
-        .bind(a)
+        .bind(a.run_id)
         .fetch_one(&db.pool)
         .await
         .expect("status");
@@ -107,24 +99,32 @@ async fn a_claim_that_waited_for_another_claim_sees_the_live_holder() {
 async fn a_dead_run_and_its_windows_are_reaped_not_left_running() {
     let db = test_db().await;
     let (range, windows) = one_day();
-    let dead = new_run(&db.pool, range, &windows).await;
+    // Its worker is gone: same boot and pid namespace, a pid above Linux's pid_max.
+    let dead_exec = start_run(&db.pool, REALM, range, &windows, &dead_worker()).await;
+    let dead = dead_exec.run_id;
     assert_eq!(
-        runs::claim_window(&db.pool, dead, Pipeline::Customers, REALM, &windows[0])
-            .await
-            .expect("claim"),
+        runs::claim_window(
+            &db.pool,
+            &dead_exec,
+            Pipeline::Customers,
+            REALM,
+            &windows[0],
+            runs::LEASE
+        )
+        .await
+        .expect("claim"),
         Claim::Claimed
     );
-    // Its process is gone (a pid above Linux's pid_max never exists) on this host.
-    sqlx::query("UPDATE ops.runs SET pid = 99999999, host = $2 WHERE id = $1")
-        .bind(dead)
-        .bind(runs::host_name())
-        .execute(&db.pool)
-        .await
-        .expect("kill");
-    let alive = new_run(&db.pool, range, &windows).await;
+    let alive = new_run(&db.pool, range, &windows).await.run_id;
 
-    let reaped = runs::reap_dead_runs(&db.pool).await.expect("reap");
-    assert_eq!(reaped, vec![dead]);
+    let reaped = runs::reap_lost_runs(&db.pool).await.expect("reap");
+    assert_eq!(
+        reaped,
+        vec![Reaped {
+            run_id: dead,
+            requeued: false
+        }]
+    );
 
     let run_status = |id: Uuid| {
         let pool = db.pool.clone();

@@ -4,8 +4,8 @@
 
 use std::process::{Output, Stdio};
 
-use qbo_backfill::pipeline::runs::{self, Claim};
 use qbo_backfill::pipeline::{DateRange, Pipeline};
+use qbo_backfill::store::runs::{self, Claim};
 use tokio::io::AsyncWriteExt as _;
 
 use crate::harness::{World, assert_no_secrets, sim_config, stderr, stdout};
@@ -181,40 +181,37 @@ async fn a_run_whose_process_died_is_shown_interrupted_and_nothing_stays_running
     let range = DateRange::parse("2026-01-05", "2026-01-08").expect("range");
     let windows = range.windows().expect("windows");
     // A run that claimed a window and whose process then died (kill -9 before any page).
-    let dead = runs::create_run(
+    let dead_exec = crate::support::start_run(
         world.pool(),
-        Pipeline::Customers,
         &realm,
         range,
         &windows,
-        None,
-        "cli",
+        &crate::support::dead_worker(),
     )
-    .await
-    .expect("run");
+    .await;
+    let dead = dead_exec.run_id;
     assert_eq!(
-        runs::claim_window(world.pool(), dead, Pipeline::Customers, &realm, &windows[1])
-            .await
-            .expect("claim"),
+        runs::claim_window(
+            world.pool(),
+            &dead_exec,
+            Pipeline::Customers,
+            &realm,
+            &windows[1],
+            runs::LEASE
+        )
+        .await
+        .expect("claim"),
         Claim::Claimed
     );
     // A second one died before claiming anything (e.g. during its first token refresh).
-    let early = runs::create_run(
+    crate::support::start_run(
         world.pool(),
-        Pipeline::Customers,
         &realm,
         range,
         &windows,
-        None,
-        "cli",
+        &crate::support::dead_worker(),
     )
-    .await
-    .expect("run");
-    sqlx::query("UPDATE ops.runs SET pid = 99999999 WHERE id = ANY($1)")
-        .bind(vec![dead, early])
-        .execute(world.pool())
-        .await
-        .expect("kill");
+    .await;
 
     let listed = world.run(&["runs"]).await;
     assert_eq!(listed.status.code(), Some(0), "{}", stderr(&listed));

@@ -70,3 +70,51 @@ pub(crate) fn page(number: u32, rows: Vec<qbo::Row>) -> qbo::Page {
         rows,
     }
 }
+
+/// A worker identity that this machine can tell is dead: this boot and pid namespace, a pid
+/// that does not exist. Without `/proc`, a fresh identity (then only leases decide).
+pub(crate) fn dead_worker() -> qbo_backfill::store::workers::WorkerIdentity {
+    let mut worker = qbo_backfill::store::workers::WorkerIdentity::current();
+    worker.pid = 99_999_999;
+    worker.liveness_key = worker.liveness_key.as_deref().and_then(|key| {
+        let mut parts = key.splitn(3, '/');
+        Some(format!("{}/{}/99999999/1", parts.next()?, parts.next()?))
+    });
+    worker
+}
+
+/// A run of `windows` enqueued and claimed by `worker` (registered first), as a CLI run is.
+pub(crate) async fn start_run(
+    pool: &sqlx::PgPool,
+    realm_id: &str,
+    range: qbo_backfill::pipeline::DateRange,
+    windows: &[qbo_backfill::pipeline::Window],
+    worker: &qbo_backfill::store::workers::WorkerIdentity,
+) -> qbo_backfill::store::runs::Execution {
+    use qbo_backfill::store::queue::{NewRun, claim_run, enqueue_run};
+    qbo_backfill::store::workers::register(pool, worker, "test")
+        .await
+        .expect("register worker");
+    let mut tx = pool.begin().await.expect("begin");
+    let id = enqueue_run(
+        &mut tx,
+        &NewRun {
+            pipeline: qbo_backfill::pipeline::Pipeline::Customers,
+            realm_id,
+            range,
+            windows,
+            trigger: "cli",
+            trigger_id: None,
+            retry_of: None,
+            requeue_on_loss: false,
+        },
+    )
+    .await
+    .expect("enqueue");
+    let claimed = claim_run(&mut tx, id, worker, qbo_backfill::store::runs::LEASE)
+        .await
+        .expect("claim")
+        .expect("queued");
+    tx.commit().await.expect("commit");
+    claimed.execution
+}

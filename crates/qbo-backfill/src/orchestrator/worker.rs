@@ -1,0 +1,457 @@
+//! Workers: the [`Executor`] that turns a claimed run into a [`Runner`] for its company (one
+//! QuickBooks client per company per process, so every run of a company in this process shares
+//! one token cache and rate limiter), the stored run log ([`StoredLog`]), and the worker loop
+//! ([`run_workers`]) that claims queued runs until shutdown, reaping runs whose worker died.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use sqlx::PgPool;
+use tracing::{info, warn};
+
+use crate::pipeline::events::{self, Level, RunEvent, RunEvents};
+use crate::pipeline::runner::{Cancel, RunContext, RunError, RunOutcome, Runner};
+use crate::pipeline::{DateRange, Pipeline, Window};
+use crate::settings::ClientTuning;
+use crate::store::queue::{self, ClaimedRun, NewRun};
+use crate::store::runs::{self, RequestTotals, RunStatus, RunTotals};
+use crate::store::secrets::SecretKey;
+use crate::store::tokens::PgTokenStore;
+use crate::store::workers::{self, WorkerIdentity};
+use crate::store::{StoreError, companies, run_logs};
+
+/// Why a claimed run could not be executed.
+#[derive(Debug, thiserror::Error)]
+pub enum ExecError {
+    /// A database failure.
+    #[error("{0}")]
+    Store(#[from] StoreError),
+    /// A bookkeeping failure during the run.
+    #[error("{0}")]
+    Run(#[from] RunError),
+    /// The run's company cannot be used.
+    #[error("{0}")]
+    Company(String),
+}
+
+impl From<sqlx::Error> for ExecError {
+    fn from(e: sqlx::Error) -> Self {
+        Self::Store(StoreError::Database(e))
+    }
+}
+
+/// Executes claimed runs in this process.
+pub struct Executor {
+    /// The database.
+    pub pool: PgPool,
+    /// The secret store's key.
+    pub key: SecretKey,
+    /// Pacing and retries of the QuickBooks clients.
+    pub tuning: ClientTuning,
+    /// How long claims last without a heartbeat.
+    pub lease: Duration,
+    clients: Mutex<HashMap<String, qbo::QboClient>>,
+}
+
+impl Executor {
+    /// An executor with no client built yet.
+    #[must_use]
+    pub fn new(pool: PgPool, key: SecretKey, tuning: ClientTuning, lease: Duration) -> Self {
+        Self {
+            pool,
+            key,
+            tuning,
+            lease,
+            clients: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The QuickBooks client of company `realm_id` (built once per process).
+    ///
+    /// # Errors
+    /// No such company, or its settings are unusable.
+    pub async fn client_for(&self, realm_id: &str) -> Result<qbo::QboClient, ExecError> {
+        if let Some(client) = self
+            .clients
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(realm_id)
+        {
+            return Ok(client.clone());
+        }
+        let company = companies::get(&self.pool, &self.key, realm_id)
+            .await?
+            .ok_or_else(|| {
+                ExecError::Company(format!(
+                    "company {realm_id} is not connected (set QBO_REALM_ID and the app keys, or use Connect QuickBooks)"
+                ))
+            })?;
+        let mut settings = company.client_settings();
+        self.tuning.apply(&mut settings);
+        let tokens = PgTokenStore::new(self.pool.clone(), self.key.clone(), realm_id);
+        let client = qbo::QboClient::new(settings, company.credentials(), Arc::new(tokens))
+            .map_err(|e| ExecError::Company(format!("company {realm_id}: {e}")))?;
+        self.clients
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(realm_id.to_owned(), client.clone());
+        Ok(client)
+    }
+
+    /// Executes a claimed run to its end, its events going to `sink` and to the run's stored log.
+    ///
+    /// # Errors
+    /// Bookkeeping failures; a run whose company is unusable is recorded failed.
+    pub async fn execute(
+        &self,
+        claimed: ClaimedRun,
+        interrupt: Cancel,
+        sink: Arc<dyn RunEvents>,
+    ) -> Result<RunOutcome, ExecError> {
+        let (log, writer) = StoredLog::start(self.pool.clone(), claimed.execution.run_id);
+        let events: Arc<dyn RunEvents> = Arc::new(Tee(vec![sink, log.clone()]));
+        let result = self.execute_logged(claimed, interrupt, events).await;
+        log.close(writer).await;
+        result
+    }
+
+    async fn execute_logged(
+        &self,
+        claimed: ClaimedRun,
+        interrupt: Cancel,
+        events: Arc<dyn RunEvents>,
+    ) -> Result<RunOutcome, ExecError> {
+        let exec = claimed.execution;
+        let prepared = match claimed.pipeline.parse::<Pipeline>() {
+            Ok(pipeline) => self
+                .client_for(&claimed.realm_id)
+                .await
+                .map(|client| (pipeline, client)),
+            Err(e) => Err(ExecError::Company(e.to_string())),
+        };
+        let (pipeline, client) = match prepared {
+            Ok(ok) => ok,
+            Err(e) => {
+                let message = e.to_string();
+                events.emit(&RunEvent::Warning { message: &message });
+                runs::finish_run(
+                    &self.pool,
+                    &exec,
+                    RunStatus::Failed,
+                    &RunTotals::default(),
+                    &RequestTotals::default(),
+                    Some(&message),
+                )
+                .await?;
+                return Err(e);
+            }
+        };
+        let token_ok = client.ensure_access_token().await;
+        let auth_error = match &token_ok {
+            Err(e) if e.is_invalid_grant() => Some("invalid_grant"),
+            Err(e) if e.is_terminal_auth() => Some("invalid_client"),
+            _ => None,
+        };
+        if token_ok.is_ok() || auth_error.is_some() {
+            companies::set_auth_error(&self.pool, &claimed.realm_id, auth_error).await?;
+        }
+        let runner = Runner {
+            pool: self.pool.clone(),
+            client,
+            concurrency: self.tuning.window_concurrency(),
+            interrupt,
+            lease: self.lease,
+        };
+        let ctx = RunContext {
+            execution: exec,
+            pipeline,
+            realm_id: claimed.realm_id,
+            range: claimed.range,
+            windows: claimed.windows,
+        };
+        Ok(runner.execute(ctx, events).await?)
+    }
+}
+
+/// Sends every event to several sinks.
+pub struct Tee(pub Vec<Arc<dyn RunEvents>>);
+
+impl RunEvents for Tee {
+    fn emit(&self, event: &RunEvent<'_>) {
+        for sink in &self.0 {
+            sink.emit(event);
+        }
+    }
+}
+
+/// Prints events through `tracing` (a worker's output), nothing else.
+pub struct LogEvents;
+
+impl RunEvents for LogEvents {
+    fn emit(&self, event: &RunEvent<'_>) {
+        events::log_lines(event);
+    }
+}
+
+/// Stores a run's lines in `ops.run_logs`, batched (a background task writes them every 200 ms
+/// and once more when the run ends), so the API and UI can follow the run live.
+pub struct StoredLog {
+    pool: PgPool,
+    run_id: uuid::Uuid,
+    pending: Mutex<Vec<(Level, String)>>,
+    closed: Cancel,
+}
+
+impl StoredLog {
+    /// Starts the log of `run_id` and its writer task.
+    #[must_use]
+    pub fn start(pool: PgPool, run_id: uuid::Uuid) -> (Arc<Self>, tokio::task::JoinHandle<()>) {
+        let log = Arc::new(Self {
+            pool,
+            run_id,
+            pending: Mutex::new(Vec::new()),
+            closed: Cancel::new(),
+        });
+        let writer = {
+            let log = log.clone();
+            tokio::spawn(async move {
+                loop {
+                    tokio::select! {
+                        () = tokio::time::sleep(Duration::from_millis(200)) => {}
+                        () = log.closed.cancelled() => {}
+                    }
+                    log.flush().await;
+                    if log.closed.is_cancelled() {
+                        log.flush().await;
+                        return;
+                    }
+                }
+            })
+        };
+        (log, writer)
+    }
+
+    async fn flush(&self) {
+        let batch =
+            std::mem::take(&mut *self.pending.lock().unwrap_or_else(PoisonError::into_inner));
+        if batch.is_empty() {
+            return;
+        }
+        let levels: Vec<&str> = batch.iter().map(|(l, _)| l.as_str()).collect();
+        let texts: Vec<String> = batch.iter().map(|(_, t)| t.clone()).collect();
+        if let Err(e) = run_logs::append(&self.pool, self.run_id, &levels, &texts).await {
+            warn!(
+                "Cannot store {} log lines of run {}: {e}",
+                texts.len(),
+                self.run_id
+            );
+        }
+    }
+
+    /// Writes what is pending and stops the writer.
+    pub async fn close(&self, writer: tokio::task::JoinHandle<()>) {
+        self.closed.cancel();
+        let _ = writer.await;
+    }
+}
+
+impl RunEvents for StoredLog {
+    fn emit(&self, event: &RunEvent<'_>) {
+        let lines = events::lines(event);
+        if !lines.is_empty() {
+            self.pending
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .extend(lines);
+        }
+    }
+}
+
+/// How workers behave.
+#[derive(Debug, Clone, Copy)]
+pub struct WorkerSettings {
+    /// Workers in this process (runs executed at once).
+    pub workers: usize,
+    /// How often an idle worker looks for a queued run.
+    pub poll: Duration,
+}
+
+/// Runs `settings.workers` workers until `shutdown` is raised: each claims the oldest queued run
+/// (`SKIP LOCKED`), executes it, and looks again; every few seconds runs whose worker died are
+/// given back to the queue. On shutdown no new run is claimed, runs in flight stop gracefully
+/// (pages in flight commit or roll back whole) and go back to the queue.
+pub async fn run_workers(
+    executor: Arc<Executor>,
+    identity: WorkerIdentity,
+    settings: WorkerSettings,
+    shutdown: Cancel,
+) {
+    run_workers_woken(
+        executor,
+        identity,
+        settings,
+        shutdown,
+        Arc::new(tokio::sync::Notify::new()),
+    )
+    .await;
+}
+
+/// [`run_workers`], with idle workers also woken by `wake` (the API notifies it on each new run).
+pub async fn run_workers_woken(
+    executor: Arc<Executor>,
+    identity: WorkerIdentity,
+    settings: WorkerSettings,
+    shutdown: Cancel,
+    wake: Arc<tokio::sync::Notify>,
+) {
+    let mut tasks = tokio::task::JoinSet::new();
+    tasks.spawn(reaper_loop(
+        executor.clone(),
+        identity.clone(),
+        shutdown.clone(),
+    ));
+    for n in 0..settings.workers {
+        let executor = executor.clone();
+        let identity = identity.clone();
+        let shutdown = shutdown.clone();
+        let wake = wake.clone();
+        tasks.spawn(async move {
+            worker_loop(n, &executor, &identity, settings.poll, &shutdown, &wake).await;
+        });
+    }
+    while tasks.join_next().await.is_some() {}
+    let _ = workers::stopped(&executor.pool, identity.id).await;
+}
+
+async fn reaper_loop(executor: Arc<Executor>, identity: WorkerIdentity, shutdown: Cancel) {
+    loop {
+        let _ = workers::heartbeat(&executor.pool, identity.id).await;
+        match runs::reap_lost_runs(&executor.pool).await {
+            Ok(reaped) => {
+                for r in reaped {
+                    if r.requeued {
+                        info!("Run {} lost its worker; back in the queue", r.run_id);
+                    } else {
+                        warn!(
+                            "Run {} stopped without finishing; marked interrupted (finish it with: qbo-backfill retry {})",
+                            r.run_id, r.run_id
+                        );
+                    }
+                }
+            }
+            Err(e) => warn!("Cannot reap lost runs: {e}"),
+        }
+        tokio::select! {
+            () = tokio::time::sleep(Duration::from_secs(2)) => {}
+            () = shutdown.cancelled() => return,
+        }
+    }
+}
+
+async fn worker_loop(
+    n: usize,
+    executor: &Executor,
+    identity: &WorkerIdentity,
+    poll: Duration,
+    shutdown: &Cancel,
+    wake: &tokio::sync::Notify,
+) {
+    while !shutdown.is_cancelled() {
+        let claimed = match executor.pool.acquire().await {
+            Ok(mut conn) => queue::claim_next(&mut conn, identity, executor.lease).await,
+            Err(e) => Err(e),
+        };
+        match claimed {
+            Ok(Some(run)) => {
+                let run_id = run.execution.run_id;
+                info!(
+                    "Worker {n} claimed run {run_id} ({} {}..{})",
+                    run.pipeline, run.range.fecha_inicio, run.range.fecha_fin
+                );
+                if let Err(e) = executor
+                    .execute(run, shutdown.clone(), Arc::new(LogEvents))
+                    .await
+                {
+                    warn!("Run {run_id} could not be executed: {e}");
+                }
+                continue;
+            }
+            Ok(None) => {}
+            Err(e) => warn!("Cannot claim a queued run: {e}"),
+        }
+        tokio::select! {
+            () = tokio::time::sleep(poll) => {}
+            () = wake.notified() => {}
+            () = shutdown.cancelled() => {}
+        }
+    }
+}
+
+/// A run executed by this very process (the CLI's `run`, `retry` and `demo`).
+#[derive(Debug, Clone)]
+pub struct LocalRun<'a> {
+    /// The pipeline.
+    pub pipeline: Pipeline,
+    /// The company.
+    pub realm_id: &'a str,
+    /// The range as asked.
+    pub range: DateRange,
+    /// The windows to load.
+    pub windows: Vec<Window>,
+    /// What started it (`cli`, `retry`, `demo`).
+    pub trigger: &'a str,
+    /// The run it retries.
+    pub retry_of: Option<uuid::Uuid>,
+}
+
+impl Executor {
+    /// Enqueues `run` and claims it in the same transaction (so no worker can take it), then
+    /// executes it here as a worker of its own. If this process dies, the run becomes
+    /// `interrupted` and `qbo-backfill retry` finishes it. Runs whose worker died are reaped
+    /// first, so nothing dead stays `running`.
+    ///
+    /// # Errors
+    /// Bookkeeping failures.
+    pub async fn run_here(
+        &self,
+        run: LocalRun<'_>,
+        interrupt: Cancel,
+        sink: Arc<dyn RunEvents>,
+    ) -> Result<RunOutcome, ExecError> {
+        let identity = WorkerIdentity::current();
+        workers::register(&self.pool, &identity, "cli").await?;
+        for reaped in runs::reap_lost_runs(&self.pool).await? {
+            let id = reaped.run_id;
+            if reaped.requeued {
+                warn!("Run {id} lost its worker; back in the queue");
+            } else {
+                warn!(
+                    "Run {id} stopped without finishing; marked interrupted (finish it with: qbo-backfill retry {id})"
+                );
+            }
+        }
+        let mut tx = self.pool.begin().await?;
+        let run_id = queue::enqueue_run(
+            &mut tx,
+            &NewRun {
+                pipeline: run.pipeline,
+                realm_id: run.realm_id,
+                range: run.range,
+                windows: &run.windows,
+                trigger: run.trigger,
+                trigger_id: None,
+                retry_of: run.retry_of,
+                requeue_on_loss: false,
+            },
+        )
+        .await?;
+        let claimed = queue::claim_run(&mut tx, run_id, &identity, self.lease)
+            .await?
+            .ok_or_else(|| ExecError::Company(format!("run {run_id} could not be claimed")))?;
+        tx.commit().await?;
+        let outcome = self.execute(claimed, interrupt, sink).await;
+        let _ = workers::stopped(&self.pool, identity.id).await;
+        outcome
+    }
+}

@@ -1,0 +1,392 @@
+//! What happens during a run, as typed events: the runner emits them and knows nothing of how
+//! they are shown. [`lines`] renders an event as the contract's operator lines (the same text on
+//! the CLI, in the stored run log and in the UI); sinks ([`RunEvents`]) print them, store them,
+//! count them or draw a progress bar.
+
+use std::sync::Mutex;
+use std::time::Duration;
+
+use jiff::civil::Date;
+use uuid::Uuid;
+
+use super::report::{Progress, Summary, summary_lines};
+use super::{DateRange, Pipeline};
+use crate::store::raw::UpsertCounts;
+use crate::store::runs::RunStatus;
+
+/// Why the token could not be had.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenFailure {
+    /// `invalid_grant`: the refresh token is dead; reconnect.
+    InvalidGrant,
+    /// `invalid_client`: the app's keys are wrong.
+    InvalidClient,
+    /// Anything else (the token endpoint kept failing).
+    Other,
+}
+
+/// One thing that happened in a run.
+#[derive(Debug, Clone)]
+pub enum RunEvent<'a> {
+    /// The run started (or resumed) on this worker.
+    Started {
+        /// Run id.
+        run_id: Uuid,
+        /// Pipeline.
+        pipeline: Pipeline,
+        /// The range asked.
+        range: DateRange,
+        /// Windows to load in this execution.
+        windows: usize,
+        /// Company.
+        realm_id: &'a str,
+    },
+    /// A window starts.
+    WindowStarted {
+        /// Pipeline.
+        pipeline: Pipeline,
+        /// The window's day.
+        day: Date,
+    },
+    /// A window waits for another run that holds it.
+    WindowWaiting {
+        /// The window's day.
+        day: Date,
+        /// The run holding it.
+        holder: Uuid,
+    },
+    /// A page was written; the run's rows so far.
+    PageWritten {
+        /// Rows received by the run so far.
+        run_rows: u64,
+    },
+    /// A window was loaded completely.
+    WindowCompleted {
+        /// The window's day.
+        day: Date,
+        /// Query pages fetched (an empty window is one page).
+        pages: u64,
+        /// Rows received.
+        rows: u64,
+        /// Pages that carried rows.
+        written_pages: u64,
+        /// Upsert counts.
+        counts: UpsertCounts,
+        /// Wall time.
+        duration: Duration,
+    },
+    /// A window failed; the others go on.
+    WindowFailed {
+        /// The window's day.
+        day: Date,
+        /// What went wrong (no secrets).
+        error: &'a str,
+        /// Intuit's transaction id, when known.
+        intuit_tid: Option<&'a str>,
+    },
+    /// A window's claim was taken over by another run.
+    WindowTakenOver {
+        /// The window's day.
+        day: Date,
+    },
+    /// The token could not be had: the run stops.
+    TokenFailed {
+        /// Run id (for the advice).
+        run_id: Uuid,
+        /// Which failure.
+        kind: TokenFailure,
+        /// The error (no secrets).
+        message: &'a str,
+    },
+    /// A warning worth an operator's eye.
+    Warning {
+        /// The text.
+        message: &'a str,
+    },
+    /// The run ended: the summary block and the exporter line.
+    Finished {
+        /// The summary.
+        summary: &'a Summary<'a>,
+    },
+    /// This worker lost its claim on the run (taken over): it reports nothing more.
+    Lost {
+        /// Run id.
+        run_id: Uuid,
+    },
+}
+
+/// How loud a line is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Level {
+    /// Progress and results.
+    Info,
+    /// Something to look at.
+    Warn,
+    /// Something failed.
+    Error,
+}
+
+impl Level {
+    /// The stored name.
+    #[must_use]
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Info => "info",
+            Self::Warn => "warn",
+            Self::Error => "error",
+        }
+    }
+}
+
+/// The lines that tell the operator what to do after `invalid_grant`.
+#[must_use]
+pub fn invalid_grant_advice(run_id: Uuid) -> [String; 2] {
+    [
+        "The refresh token is no longer valid (expired, rotated elsewhere, or from another environment). Reconnect the app in Intuit's developer portal (Connect to QuickBooks), then store the new refresh token with `qbo-backfill secrets set QBO_REFRESH_TOKEN` (or the UI's secrets page).".to_owned(),
+        format!("Then re-run: qbo-backfill retry {run_id}"),
+    ]
+}
+
+/// The operator lines for `event`, exactly as the contract writes them.
+#[must_use]
+pub fn lines(event: &RunEvent<'_>) -> Vec<(Level, String)> {
+    use Level::{Error, Info, Warn};
+    match event {
+        RunEvent::Started {
+            run_id,
+            pipeline,
+            range,
+            windows,
+            realm_id,
+        } => vec![(
+            Info,
+            format!(
+                "Run {run_id} started: {pipeline} {}..{} windows={windows} realm_id={realm_id}",
+                range.fecha_inicio, range.fecha_fin
+            ),
+        )],
+        RunEvent::WindowStarted { pipeline, day } => {
+            let next = day.tomorrow().unwrap_or(*day);
+            vec![(
+                Info,
+                format!("Processing {} window {day} → {next}", pipeline.label()),
+            )]
+        }
+        RunEvent::WindowWaiting { day, holder } => vec![(
+            Info,
+            format!("Window {day} is being loaded by run {holder}; waiting for it to finish"),
+        )],
+        RunEvent::PageWritten { .. } => Vec::new(),
+        RunEvent::WindowCompleted {
+            day,
+            pages,
+            rows,
+            written_pages,
+            counts,
+            duration,
+        } => vec![(
+            Info,
+            format!(
+                "Window completed | pages={pages} rows={rows} duration_s={:.2} window={day} written_pages={written_pages} inserted={} updated={} unchanged={}",
+                duration.as_secs_f64(),
+                counts.inserted,
+                counts.updated,
+                counts.unchanged
+            ),
+        )],
+        RunEvent::WindowFailed {
+            day,
+            error,
+            intuit_tid,
+        } => {
+            let text = match intuit_tid {
+                Some(tid) if !error.contains(tid) => {
+                    format!("Window failed | window={day} error={error}; intuit_tid={tid}")
+                }
+                _ => format!("Window failed | window={day} error={error}"),
+            };
+            vec![(Error, text)]
+        }
+        RunEvent::WindowTakenOver { day } => vec![(
+            Warn,
+            format!("Window {day} was taken over by another run; leaving it to that run"),
+        )],
+        RunEvent::TokenFailed {
+            run_id,
+            kind,
+            message,
+        } => token_lines(*run_id, *kind, message),
+        RunEvent::Warning { message } => vec![(Warn, (*message).to_owned())],
+        RunEvent::Finished { summary } => finished_lines(summary),
+        RunEvent::Lost { run_id } => vec![(
+            Warn,
+            format!(
+                "Run {run_id} was taken over by another worker (this worker lost its lease); stopping without reporting"
+            ),
+        )],
+    }
+}
+
+fn token_lines(run_id: Uuid, kind: TokenFailure, message: &str) -> Vec<(Level, String)> {
+    use Level::Error;
+    match kind {
+        TokenFailure::InvalidGrant => {
+            let mut out = vec![(Error, "Token refresh failed: invalid_grant".to_owned())];
+            out.extend(invalid_grant_advice(run_id).map(|l| (Error, l)));
+            out
+        }
+        TokenFailure::InvalidClient => vec![
+            (Error, "Token refresh failed: invalid_client".to_owned()),
+            (
+                Error,
+                format!(
+                    "Intuit rejected the app's credentials: check QBO_CLIENT_ID and QBO_CLIENT_SECRET (and that QBO_ENVIRONMENT matches the keys), then re-run: qbo-backfill retry {run_id}"
+                ),
+            ),
+        ],
+        TokenFailure::Other => vec![
+            (Error, format!("Token refresh failed: {message}")),
+            (Error, format!("Then re-run: qbo-backfill retry {run_id}")),
+        ],
+    }
+}
+
+fn finished_lines(summary: &Summary<'_>) -> Vec<(Level, String)> {
+    let mut out: Vec<(Level, String)> = summary_lines(summary)
+        .into_iter()
+        .map(|l| (Level::Info, l))
+        .collect();
+    let run_id = summary.run_id;
+    match summary.status {
+        RunStatus::Failed if !summary.failed_days.is_empty() => {
+            let days: Vec<String> = summary
+                .failed_days
+                .iter()
+                .map(ToString::to_string)
+                .collect();
+            out.push((
+                Level::Error,
+                format!(
+                    "Run failed: {} of {} windows failed ({}). Retry only those with: qbo-backfill retry {run_id}",
+                    summary.failed_days.len(),
+                    summary.totals.windows,
+                    days.join(", ")
+                ),
+            ));
+        }
+        RunStatus::Interrupted => out.push((
+            Level::Warn,
+            format!("Run interrupted. Finish it with: qbo-backfill retry {run_id}"),
+        )),
+        RunStatus::Queued => out.push((
+            Level::Warn,
+            format!("Run {run_id} stopped on this worker and went back to the queue"),
+        )),
+        RunStatus::Cancelled => out.push((Level::Warn, format!("Run {run_id} cancelled"))),
+        _ => {}
+    }
+    out
+}
+
+/// Where a run's events go.
+pub trait RunEvents: Send + Sync {
+    /// Handles one event.
+    fn emit(&self, event: &RunEvent<'_>);
+}
+
+/// Prints an event's lines through `tracing` (the process's log output).
+pub fn log_lines(event: &RunEvent<'_>) {
+    for (level, line) in lines(event) {
+        match level {
+            Level::Info => tracing::info!("{line}"),
+            Level::Warn => tracing::warn!("{line}"),
+            Level::Error => tracing::error!("{line}"),
+        }
+    }
+}
+
+/// The command line's sink: the lines on stdout and, on a terminal, a progress bar.
+#[derive(Default)]
+pub struct TerminalEvents {
+    progress: Mutex<Option<Progress>>,
+}
+
+impl TerminalEvents {
+    /// A sink with no bar yet (one appears when the run starts).
+    #[must_use]
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn with_progress(&self, f: impl FnOnce(&Progress)) {
+        if let Ok(slot) = self.progress.lock()
+            && let Some(p) = slot.as_ref()
+        {
+            f(p);
+        }
+    }
+}
+
+impl RunEvents for TerminalEvents {
+    fn emit(&self, event: &RunEvent<'_>) {
+        match event {
+            RunEvent::Started {
+                pipeline, windows, ..
+            } => {
+                if let Ok(mut slot) = self.progress.lock() {
+                    *slot = Some(Progress::start(*pipeline, *windows));
+                }
+            }
+            RunEvent::PageWritten { run_rows } => self.with_progress(|p| p.rows(*run_rows)),
+            RunEvent::WindowCompleted { .. } | RunEvent::WindowFailed { .. } => {
+                self.with_progress(Progress::window_done);
+            }
+            RunEvent::Finished { .. } | RunEvent::Lost { .. } => {
+                if let Ok(mut slot) = self.progress.lock() {
+                    slot.take();
+                }
+            }
+            _ => {}
+        }
+        log_lines(event);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn window_lines_are_the_contracts() {
+        let day = jiff::civil::date(2026, 1, 10);
+        assert_eq!(
+            lines(&RunEvent::WindowStarted {
+                pipeline: Pipeline::Customers,
+                day
+            }),
+            vec![(
+                Level::Info,
+                "Processing Customers window 2026-01-10 → 2026-01-11".to_owned()
+            )]
+        );
+        let done = lines(&RunEvent::WindowCompleted {
+            day,
+            pages: 1,
+            rows: 0,
+            written_pages: 0,
+            counts: UpsertCounts::default(),
+            duration: Duration::from_millis(1040),
+        });
+        assert_eq!(
+            done[0].1,
+            "Window completed | pages=1 rows=0 duration_s=1.04 window=2026-01-10 written_pages=0 inserted=0 updated=0 unchanged=0"
+        );
+        let grant = lines(&RunEvent::TokenFailed {
+            run_id: Uuid::nil(),
+            kind: TokenFailure::InvalidGrant,
+            message: "x",
+        });
+        assert_eq!(grant[0].1, "Token refresh failed: invalid_grant");
+        assert!(grant[1].1.contains("Reconnect the app"));
+    }
+}

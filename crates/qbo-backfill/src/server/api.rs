@@ -1,0 +1,416 @@
+//! The JSON API under `/api/v1` (the contract's "Server" section): runs (start, list, read,
+//! logs, retry, cancel), triggers and secrets. Input is validated exactly as the CLI validates it;
+//! every error is an [`ApiError`].
+
+use std::collections::HashMap;
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use secrecy::SecretString;
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+use uuid::Uuid;
+
+use super::AppState;
+use super::error::ApiError;
+use crate::pipeline::{DateRange, Pipeline, Window, echo};
+use crate::store::companies::{self, NoDefault};
+use crate::store::queue::{self, CancelOutcome, NewRun};
+use crate::store::run_logs;
+use crate::store::run_views::{self, RunFilter};
+use crate::store::runs::{self, RunStatus};
+use crate::store::secrets::SecretStore;
+use crate::store::tokens::PgTokenStore;
+
+/// The longest message text echoed from a parser.
+const MAX_MESSAGE: usize = 200;
+
+fn one_line(text: &str) -> String {
+    let mut out: String = text
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .take(MAX_MESSAGE)
+        .collect();
+    if text.chars().count() > MAX_MESSAGE {
+        out.push('…');
+    }
+    out
+}
+
+/// Parses a JSON body into `T`: malformed JSON is `400 invalid_json`, wrong fields or types are
+/// `422 invalid_request`.
+pub(crate) fn parse_body<T: DeserializeOwned>(body: &Bytes) -> Result<T, ApiError> {
+    serde_json::from_slice(body).map_err(|e| {
+        use serde_json::error::Category;
+        match e.classify() {
+            Category::Syntax | Category::Eof | Category::Io => ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_json",
+                format!("the body is not valid JSON: {}", one_line(&e.to_string())),
+            ),
+            Category::Data => ApiError::invalid(
+                "invalid_request",
+                format!(
+                    "the body does not have the expected fields: {}",
+                    one_line(&e.to_string())
+                ),
+            ),
+        }
+    })
+}
+
+fn parse_uuid(what: &str, text: &str) -> Result<Uuid, ApiError> {
+    text.parse::<Uuid>()
+        .map_err(|_| ApiError::not_found(format!("no {what} `{}`", echo(text))))
+}
+
+/// Validates a pipeline name and a range exactly as the CLI does.
+pub(crate) fn validate_run(
+    pipeline: &str,
+    fecha_inicio: &str,
+    fecha_fin: &str,
+) -> Result<(Pipeline, DateRange, Vec<Window>), ApiError> {
+    let pipeline: Pipeline = pipeline
+        .parse()
+        .map_err(|e: crate::pipeline::UnknownPipeline| {
+            ApiError::invalid("unknown_pipeline", e.to_string())
+        })?;
+    let range = DateRange::new(
+        crate::pipeline::parse_date("fecha_inicio", fecha_inicio)
+            .map_err(|e| ApiError::invalid("invalid_date", e.to_string()))?,
+        crate::pipeline::parse_date("fecha_fin", fecha_fin)
+            .map_err(|e| ApiError::invalid("invalid_date", e.to_string()))?,
+    )
+    .map_err(|e| {
+        ApiError::invalid(
+            "invalid_range",
+            e.to_string()
+                .replace("--fecha", "fecha")
+                .replace("fecha-", "fecha_"),
+        )
+    })?;
+    let windows = range
+        .windows()
+        .map_err(|e| ApiError::invalid("invalid_range", e.to_string()))?;
+    Ok((pipeline, range, windows))
+}
+
+/// The company a request names, or the only one connected.
+pub(crate) async fn resolve_realm(
+    state: &AppState,
+    realm_id: Option<&str>,
+) -> Result<String, ApiError> {
+    match realm_id.map(str::trim).filter(|r| !r.is_empty()) {
+        Some(realm) => {
+            let known = companies::list(&state.pool)
+                .await?
+                .into_iter()
+                .any(|c| c.realm_id == realm);
+            if known {
+                Ok(realm.to_owned())
+            } else {
+                Err(ApiError::invalid(
+                    "unknown_company",
+                    format!("no connected company with realm_id `{}`", echo(realm)),
+                ))
+            }
+        }
+        None => match companies::default_realm(&state.pool).await? {
+            Ok(realm) => Ok(realm),
+            Err(NoDefault::None) => Err(ApiError::conflict(
+                "no_company",
+                "no QuickBooks company is connected yet: use Connect QuickBooks, or start the server with QBO_REALM_ID and the app keys",
+            )),
+            Err(NoDefault::Several) => Err(ApiError::invalid(
+                "realm_id_required",
+                "several companies are connected: name one with realm_id",
+            )),
+        },
+    }
+}
+
+/// Enqueues a run for workers and answers `202` with it.
+pub(crate) async fn enqueue(state: &AppState, run: NewRun<'_>) -> Result<Response, ApiError> {
+    let mut tx = state.pool.begin().await?;
+    let id = queue::enqueue_run(&mut tx, &run).await?;
+    tx.commit().await?;
+    state.wake_workers.notify_waiters();
+    let view = run_views::get(&state.pool, id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("the run just created"))?;
+    Ok((StatusCode::ACCEPTED, Json(view)).into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CreateRunBody {
+    pipeline: String,
+    fecha_inicio: String,
+    fecha_fin: String,
+    #[serde(default)]
+    realm_id: Option<String>,
+}
+
+/// `POST /api/v1/runs`.
+pub(crate) async fn create_run(
+    State(state): State<AppState>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let body: CreateRunBody = parse_body(&body)?;
+    let (pipeline, range, windows) =
+        validate_run(&body.pipeline, &body.fecha_inicio, &body.fecha_fin)?;
+    let realm_id = resolve_realm(&state, body.realm_id.as_deref()).await?;
+    enqueue(
+        &state,
+        NewRun {
+            pipeline,
+            realm_id: &realm_id,
+            range,
+            windows: &windows,
+            trigger: "api",
+            trigger_id: None,
+            retry_of: None,
+            requeue_on_loss: true,
+        },
+    )
+    .await
+}
+
+fn query_i64(
+    query: &HashMap<String, String>,
+    name: &str,
+    default: i64,
+    range: std::ops::RangeInclusive<i64>,
+) -> Result<i64, ApiError> {
+    match query.get(name) {
+        None => Ok(default),
+        Some(v) => v
+            .parse::<i64>()
+            .ok()
+            .filter(|n| range.contains(n))
+            .ok_or_else(|| {
+                ApiError::invalid(
+                    "invalid_query",
+                    format!(
+                        "`{name}` must be a whole number from {} to {} (got `{}`)",
+                        range.start(),
+                        range.end(),
+                        echo(v)
+                    ),
+                )
+            }),
+    }
+}
+
+/// `GET /api/v1/runs?limit=N&status=S&pipeline=P&before=ID`.
+pub(crate) async fn list_runs(
+    State(state): State<AppState>,
+    Query(query): Query<HashMap<String, String>>,
+) -> Result<Response, ApiError> {
+    let limit = query_i64(&query, "limit", 50, 1..=1000)?;
+    let status = match query.get("status") {
+        None => None,
+        Some(s) => Some(s.parse::<RunStatus>().map_err(|_| {
+            ApiError::invalid(
+                "invalid_query",
+                format!("`status` must be one of queued, running, succeeded, failed, interrupted, cancelled (got `{}`)", echo(s)),
+            )
+        })?),
+    };
+    let before = match query.get("before") {
+        None => None,
+        Some(s) => Some(s.parse::<Uuid>().map_err(|_| {
+            ApiError::invalid(
+                "invalid_query",
+                format!("`before` must be a run id (got `{}`)", echo(s)),
+            )
+        })?),
+    };
+    let filter = RunFilter {
+        status,
+        pipeline: query.get("pipeline").cloned(),
+        before,
+    };
+    let runs = run_views::list(&state.pool, &filter, limit).await?;
+    Ok(Json(serde_json::json!({ "runs": runs })).into_response())
+}
+
+/// `GET /api/v1/runs/{id}`.
+pub(crate) async fn get_run(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let id = parse_uuid("run", &id)?;
+    let view = run_views::get(&state.pool, id)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("no run `{id}`")))?;
+    Ok(Json(view).into_response())
+}
+
+/// `GET /api/v1/runs/{id}/logs?after=N`.
+pub(crate) async fn run_logs(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    Query(query): Query<HashMap<String, String>>,
+) -> Result<Response, ApiError> {
+    let id = parse_uuid("run", &id)?;
+    let after = query_i64(&query, "after", 0, 0..=i64::MAX)?;
+    let limit = query_i64(&query, "limit", 1000, 1..=5000)?;
+    if runs::load_run(&state.pool, id).await?.is_none() {
+        return Err(ApiError::not_found(format!("no run `{id}`")));
+    }
+    let lines = run_logs::read(&state.pool, id, after, limit).await?;
+    let next = lines.last().map_or(after, |l| l.n);
+    let lines: Vec<serde_json::Value> = lines
+        .into_iter()
+        .map(|l| serde_json::json!({"n": l.n, "at": l.at.0.to_string(), "level": l.level, "text": l.text}))
+        .collect();
+    Ok(Json(serde_json::json!({ "lines": lines, "next": next })).into_response())
+}
+
+/// `POST /api/v1/runs/{id}/retry`: a new run (its `retry_of` names this one) of only the windows
+/// that did not succeed.
+pub(crate) async fn retry_run(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let id = parse_uuid("run", &id)?;
+    let run = runs::load_run(&state.pool, id)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("no run `{id}`")))?;
+    if matches!(run.status, RunStatus::Queued | RunStatus::Running) {
+        return Err(ApiError::conflict(
+            "run_active",
+            format!(
+                "run {id} is {}; retry it once it has ended (or cancel it)",
+                run.status
+            ),
+        ));
+    }
+    let pipeline: Pipeline =
+        run.pipeline
+            .parse()
+            .map_err(|e: crate::pipeline::UnknownPipeline| {
+                ApiError::invalid("unknown_pipeline", e.to_string())
+            })?;
+    let windows = runs::unfinished_windows(&state.pool, id).await?;
+    if windows.is_empty() {
+        return Err(ApiError::conflict(
+            "nothing_to_retry",
+            format!("run {id} has no failed or unfinished windows"),
+        ));
+    }
+    enqueue(
+        &state,
+        NewRun {
+            pipeline,
+            realm_id: &run.realm_id,
+            range: run.range(),
+            windows: &windows,
+            trigger: "retry",
+            trigger_id: None,
+            retry_of: Some(id),
+            requeue_on_loss: true,
+        },
+    )
+    .await
+}
+
+/// `POST /api/v1/runs/{id}/cancel`.
+pub(crate) async fn cancel_run(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let id = parse_uuid("run", &id)?;
+    match queue::cancel_run(&state.pool, id).await? {
+        CancelOutcome::NotFound => return Err(ApiError::not_found(format!("no run `{id}`"))),
+        CancelOutcome::AlreadyOver(status) => {
+            return Err(ApiError::conflict(
+                "run_finished",
+                format!("run {id} is already {status}"),
+            ));
+        }
+        CancelOutcome::Cancelled | CancelOutcome::Requested => {}
+    }
+    let view = run_views::get(&state.pool, id)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("no run `{id}`")))?;
+    Ok((StatusCode::ACCEPTED, Json(view)).into_response())
+}
+
+/// `GET /api/v1/secrets`: names and when they changed, never values.
+pub(crate) async fn list_secrets(State(state): State<AppState>) -> Result<Response, ApiError> {
+    let store = SecretStore::new(state.pool.clone(), state.key.clone());
+    let mut secrets: Vec<serde_json::Value> = store
+        .list()
+        .await?
+        .into_iter()
+        .map(|s| serde_json::json!({"name": s.name, "updated_at": s.updated_at.map(|t| t.to_string())}))
+        .collect();
+    for company in companies::list(&state.pool).await? {
+        let tokens = PgTokenStore::new(
+            state.pool.clone(),
+            state.key.clone(),
+            company.realm_id.clone(),
+        );
+        if let Some(status) = tokens.status().await? {
+            secrets.push(serde_json::json!({
+                "name": "QBO_REFRESH_TOKEN",
+                "realm_id": company.realm_id,
+                "updated_at": status.updated_at.map(|t| t.to_string()),
+            }));
+        }
+    }
+    Ok(Json(serde_json::json!({ "secrets": secrets })).into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SecretBody {
+    value: String,
+    #[serde(default)]
+    realm_id: Option<String>,
+}
+
+/// Why a secret value is refused, if it is.
+pub(crate) fn secret_value_problem(name: &str, value: &str) -> Option<String> {
+    let trimmed = value.trim();
+    if trimmed.is_empty() {
+        Some(format!("no value given for {name}"))
+    } else if trimmed.contains(['\n', '\r']) {
+        Some(format!("the value for {name} must be a single line"))
+    } else if trimmed.chars().any(char::is_control) {
+        Some(format!("the value for {name} contains control characters"))
+    } else if trimmed.len() > 64 * 1024 {
+        Some(format!("the value for {name} is longer than 65536 bytes"))
+    } else {
+        None
+    }
+}
+
+/// `PUT /api/v1/secrets/{NAME}` with `{"value": "…"}` → `204`.
+pub(crate) async fn put_secret(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    if !crate::cli::valid_secret_name(&name) {
+        return Err(ApiError::invalid(
+            "invalid_secret_name",
+            format!(
+                "`{}` is not a secret name: use upper-case letters, digits and `_` (e.g. QBO_REFRESH_TOKEN)",
+                echo(&name)
+            ),
+        ));
+    }
+    let body: SecretBody = parse_body(&body)?;
+    if let Some(problem) = secret_value_problem(&name, &body.value) {
+        return Err(ApiError::invalid("invalid_secret_value", problem));
+    }
+    let value = SecretString::from(body.value.trim().to_owned());
+    super::secrets::store_secret(&state, &name, &value, body.realm_id.as_deref()).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}

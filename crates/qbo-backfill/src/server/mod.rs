@@ -1,0 +1,221 @@
+//! `qbo-backfill serve`: the JSON API ([`api`]), `/healthz` and `/metrics` ([`metrics`]) on
+//! port 6789, the scheduler that fires triggers, and `--workers N` workers, in one process that
+//! stops gracefully on SIGTERM or Ctrl-C.
+
+pub mod api;
+pub mod error;
+pub mod metrics;
+pub mod secrets;
+pub mod triggers_api;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::http::{StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post, put};
+use sqlx::PgPool;
+use tokio::sync::Notify;
+use tracing::info;
+
+use crate::orchestrator::worker::{Executor, WorkerSettings, run_workers_woken};
+use crate::settings::ClientTuning;
+use crate::store::secrets::SecretKey;
+use crate::store::workers::{self, WorkerIdentity};
+use error::ApiError;
+
+/// What the server shares with every request.
+#[derive(Clone)]
+pub struct AppState {
+    /// The database.
+    pub pool: PgPool,
+    /// The secret store's key.
+    pub key: SecretKey,
+    /// Wakes idle workers of this process when a run is queued.
+    pub wake_workers: Arc<Notify>,
+}
+
+/// How to serve.
+pub struct ServeConfig {
+    /// The database.
+    pub pool: PgPool,
+    /// The secret store's key.
+    pub key: SecretKey,
+    /// Where to listen.
+    pub bind: SocketAddr,
+    /// Workers in this process.
+    pub workers: usize,
+    /// Pacing of the QuickBooks clients.
+    pub tuning: ClientTuning,
+    /// Claim lease.
+    pub lease: Duration,
+    /// Idle workers' poll interval.
+    pub poll: Duration,
+    /// How late a one-time trigger may still fire.
+    pub trigger_grace: Duration,
+}
+
+/// The largest request body accepted.
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+
+/// The router: `/healthz` open, everything else behind an API token.
+pub fn app(state: AppState) -> Router {
+    let api = Router::new()
+        .route("/api/v1/runs", post(api::create_run).get(api::list_runs))
+        .route("/api/v1/runs/{id}", get(api::get_run))
+        .route("/api/v1/runs/{id}/logs", get(api::run_logs))
+        .route("/api/v1/runs/{id}/retry", post(api::retry_run))
+        .route("/api/v1/runs/{id}/cancel", post(api::cancel_run))
+        .route(
+            "/api/v1/triggers",
+            post(triggers_api::create).get(triggers_api::list),
+        )
+        .route(
+            "/api/v1/triggers/{id}",
+            get(triggers_api::get_one)
+                .patch(triggers_api::patch)
+                .delete(triggers_api::delete),
+        )
+        .route("/api/v1/secrets", get(api::list_secrets))
+        .route("/api/v1/secrets/{name}", put(api::put_secret))
+        .route("/metrics", get(metrics_route))
+        .fallback(api_not_found)
+        .route_layer(middleware::from_fn_with_state(state.clone(), require_token));
+    Router::new()
+        .route("/healthz", get(healthz))
+        .merge(api)
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .with_state(state)
+}
+
+async fn api_not_found() -> ApiError {
+    ApiError::not_found("no such API route (see the contract's Server section)")
+}
+
+/// Refuses a request without a live API token.
+async fn require_token(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let token = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        })
+        .map(str::trim);
+    let Some(token) = token else {
+        return ApiError::unauthorized().into_response();
+    };
+    match crate::store::api_tokens::verify(&state.pool, token).await {
+        Ok(Some(_)) => next.run(request).await,
+        Ok(None) => ApiError::unauthorized().into_response(),
+        Err(e) => ApiError::internal(&e).into_response(),
+    }
+}
+
+async fn healthz(State(state): State<AppState>) -> Response {
+    match sqlx::query_scalar::<_, i32>("SELECT 1")
+        .fetch_one(&state.pool)
+        .await
+    {
+        Ok(_) => (StatusCode::OK, "ok\n").into_response(),
+        Err(_) => (StatusCode::SERVICE_UNAVAILABLE, "database unreachable\n").into_response(),
+    }
+}
+
+async fn metrics_route(State(state): State<AppState>) -> Response {
+    match metrics::render(&state.pool).await {
+        Ok(text) => (
+            [(
+                header::CONTENT_TYPE,
+                "text/plain; version=0.0.4; charset=utf-8",
+            )],
+            text,
+        )
+            .into_response(),
+        Err(e) => ApiError::internal(&e).into_response(),
+    }
+}
+
+/// Serves until SIGTERM or Ctrl-C: the API, the scheduler and the workers; then stops claiming,
+/// lets pages in flight commit or roll back whole, gives unfinished runs back to the queue, and
+/// returns.
+///
+/// # Errors
+/// The address cannot be bound (one line saying why).
+pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
+    let listener = tokio::net::TcpListener::bind(config.bind)
+        .await
+        .map_err(|e| {
+            let hint = if e.kind() == std::io::ErrorKind::AddrInUse {
+                " (another process listens there: stop it or pass --bind with another port)"
+            } else {
+                ""
+            };
+            anyhow::anyhow!("cannot listen on {}: {e}{hint}", config.bind)
+        })?;
+    let shutdown = crate::cli::shutdown_signal();
+    let wake = Arc::new(Notify::new());
+    let state = AppState {
+        pool: config.pool.clone(),
+        key: config.key.clone(),
+        wake_workers: wake.clone(),
+    };
+    let identity = WorkerIdentity::current();
+    workers::register(&config.pool, &identity, "serve").await?;
+    let mut background = tokio::task::JoinSet::new();
+    {
+        let pool = config.pool.clone();
+        let shutdown = shutdown.clone();
+        let grace = config.trigger_grace;
+        // Triggers name their company; one created without one belongs to the only company.
+        let default_realm = crate::store::companies::default_realm(&pool)
+            .await?
+            .unwrap_or_default();
+        background.spawn(async move {
+            crate::orchestrator::scheduler::run_scheduler(
+                pool,
+                crate::orchestrator::scheduler::SystemClock,
+                Duration::from_secs(1),
+                grace,
+                &default_realm,
+                shutdown.cancelled(),
+            )
+            .await;
+        });
+    }
+    if config.workers > 0 {
+        let executor = Arc::new(Executor::new(
+            config.pool.clone(),
+            config.key.clone(),
+            config.tuning.clone(),
+            config.lease,
+        ));
+        let settings = WorkerSettings {
+            workers: config.workers,
+            poll: config.poll,
+        };
+        let shutdown = shutdown.clone();
+        let identity = identity.clone();
+        background.spawn(async move {
+            run_workers_woken(executor, identity, settings, shutdown, wake).await;
+        });
+    }
+    let local = listener.local_addr().unwrap_or(config.bind);
+    info!(
+        "Serving on http://{local} (API under /api/v1, health /healthz, metrics /metrics) with {} workers; worker id {}",
+        config.workers, identity.id
+    );
+    let server_shutdown = shutdown.clone();
+    axum::serve(listener, app(state))
+        .with_graceful_shutdown(async move { server_shutdown.cancelled().await })
+        .await?;
+    while background.join_next().await.is_some() {}
+    let _ = workers::stopped(&config.pool, identity.id).await;
+    info!("Server stopped");
+    Ok(())
+}

@@ -1,0 +1,111 @@
+//! API tokens (`ops.api_tokens`): created with a name, shown once, stored only as a SHA-256 hash
+//! (the token is 256 random bits, so a fast hash is safe); checked on every API call.
+
+use base64::Engine as _;
+use sha2::{Digest as _, Sha256};
+use sqlx::PgPool;
+use uuid::Uuid;
+
+use super::{PgTimestamp, StoreError};
+
+/// What every token starts with (so leaked tokens are easy to search for).
+pub const TOKEN_PREFIX: &str = "qbt_";
+
+/// A token as listed (never the token itself).
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct ApiTokenInfo {
+    /// Token id.
+    pub id: Uuid,
+    /// Its name.
+    pub name: String,
+    /// Its last four characters.
+    pub hint: String,
+    /// When it was created.
+    pub created_at: PgTimestamp,
+    /// When it was last used.
+    pub last_used_at: Option<PgTimestamp>,
+    /// When it was revoked.
+    pub revoked_at: Option<PgTimestamp>,
+}
+
+fn hash(token: &str) -> Vec<u8> {
+    Sha256::digest(token.as_bytes()).to_vec()
+}
+
+/// Creates a token named `name`; returns its id and the token, which is never stored.
+///
+/// # Errors
+/// Database errors, or no randomness.
+pub async fn create(pool: &PgPool, name: &str) -> Result<(Uuid, String), StoreError> {
+    let mut bytes = [0u8; 32];
+    getrandom::fill(&mut bytes).map_err(|e| StoreError::Random(e.to_string()))?;
+    let token = format!(
+        "{TOKEN_PREFIX}{}",
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+    );
+    let hint: String = token
+        .chars()
+        .rev()
+        .take(4)
+        .collect::<Vec<_>>()
+        .into_iter()
+        .rev()
+        .collect();
+    let id = Uuid::now_v7();
+    sqlx::query("INSERT INTO ops.api_tokens (id, name, token_hash, hint) VALUES ($1, $2, $3, $4)")
+        .bind(id)
+        .bind(name)
+        .bind(hash(&token))
+        .bind(format!("…{hint}"))
+        .execute(pool)
+        .await?;
+    Ok((id, token))
+}
+
+/// The id of the live token `token`, if it is one; records its use.
+///
+/// # Errors
+/// Database errors.
+pub async fn verify(pool: &PgPool, token: &str) -> Result<Option<Uuid>, StoreError> {
+    if !token.starts_with(TOKEN_PREFIX) || token.len() > 200 {
+        return Ok(None);
+    }
+    let id: Option<Uuid> = sqlx::query_scalar(
+        "UPDATE ops.api_tokens SET last_used_at = now() \
+         WHERE token_hash = $1 AND revoked_at IS NULL RETURNING id",
+    )
+    .bind(hash(token))
+    .fetch_optional(pool)
+    .await?;
+    Ok(id)
+}
+
+/// Every token, newest first.
+///
+/// # Errors
+/// Database errors.
+pub async fn list(pool: &PgPool) -> Result<Vec<ApiTokenInfo>, StoreError> {
+    Ok(sqlx::query_as::<_, ApiTokenInfo>(
+        "SELECT id, name, hint, created_at, last_used_at, revoked_at FROM ops.api_tokens \
+         ORDER BY created_at DESC",
+    )
+    .fetch_all(pool)
+    .await?)
+}
+
+/// Revokes the tokens with this id or name; returns how many.
+///
+/// # Errors
+/// Database errors.
+pub async fn revoke(pool: &PgPool, id_or_name: &str) -> Result<u64, StoreError> {
+    let id = id_or_name.parse::<Uuid>().ok();
+    Ok(sqlx::query(
+        "UPDATE ops.api_tokens SET revoked_at = now() \
+         WHERE (id = $1 OR name = $2) AND revoked_at IS NULL",
+    )
+    .bind(id)
+    .bind(id_or_name)
+    .execute(pool)
+    .await?
+    .rows_affected())
+}

@@ -1,0 +1,762 @@
+//! Run and window bookkeeping in `ops`: the statuses, claiming a window so two runs never load it
+//! at once (a lease renewed by the run's heartbeat, taken over when its holder is gone), recording
+//! each page's progress in the page's own transaction, ending windows and runs, and reaping runs
+//! whose worker died.
+//!
+//! Every write on behalf of a run is fenced by its [`Execution`]: once a run was taken over (its
+//! lease expired, its worker died, it was requeued), the old execution's page commits, window ends
+//! and run end all find nothing to update, so a lost worker can never report anything.
+
+use std::time::Duration;
+
+use sqlx::{PgConnection, PgPool, Row as _};
+use uuid::Uuid;
+
+use super::PgDate;
+use super::raw::UpsertCounts;
+use super::workers;
+use crate::pipeline::{DateRange, Pipeline, Window};
+
+/// How long a run's claim (and its windows' claims) last without a heartbeat, by default.
+pub const LEASE: Duration = Duration::from_secs(30);
+
+/// How often a running run renews its leases and reads cancel requests.
+pub const HEARTBEAT_EVERY: Duration = Duration::from_secs(2);
+
+/// A failure of the bookkeeping queries.
+pub type Result<T> = std::result::Result<T, sqlx::Error>;
+
+/// Maps a fieldless enum to and from a PostgreSQL `text` column.
+macro_rules! text_enum {
+    ($ty:ident { $($variant:ident => $name:literal),+ $(,)? }) => {
+        impl $ty {
+            /// The stored name.
+            #[must_use]
+            pub const fn as_str(self) -> &'static str {
+                match self { $(Self::$variant => $name),+ }
+            }
+        }
+        impl std::str::FromStr for $ty {
+            type Err = String;
+            fn from_str(s: &str) -> std::result::Result<Self, String> {
+                match s { $($name => Ok(Self::$variant),)+ other => Err(format!("unknown {} `{other}`", stringify!($ty))) }
+            }
+        }
+        impl std::fmt::Display for $ty {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+        impl serde::Serialize for $ty {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+                s.serialize_str(self.as_str())
+            }
+        }
+        impl sqlx::Type<sqlx::Postgres> for $ty {
+            fn type_info() -> sqlx::postgres::PgTypeInfo {
+                <&str as sqlx::Type<sqlx::Postgres>>::type_info()
+            }
+            fn compatible(ty: &sqlx::postgres::PgTypeInfo) -> bool {
+                <&str as sqlx::Type<sqlx::Postgres>>::compatible(ty)
+            }
+        }
+        impl<'q> sqlx::Encode<'q, sqlx::Postgres> for $ty {
+            fn encode_by_ref(
+                &self,
+                buf: &mut sqlx::postgres::PgArgumentBuffer,
+            ) -> std::result::Result<sqlx::encode::IsNull, sqlx::error::BoxDynError> {
+                <&str as sqlx::Encode<sqlx::Postgres>>::encode(self.as_str(), buf)
+            }
+        }
+        impl<'r> sqlx::Decode<'r, sqlx::Postgres> for $ty {
+            fn decode(
+                value: sqlx::postgres::PgValueRef<'r>,
+            ) -> std::result::Result<Self, sqlx::error::BoxDynError> {
+                let text = <&str as sqlx::Decode<sqlx::Postgres>>::decode(value)?;
+                Ok(text.parse::<Self>()?)
+            }
+        }
+    };
+}
+
+/// The status of a run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum RunStatus {
+    /// Waiting for a worker.
+    Queued,
+    /// A worker is loading it.
+    Running,
+    /// Every window succeeded.
+    Succeeded,
+    /// Some windows failed, or a fatal error stopped it.
+    Failed,
+    /// Stopped by the operator (Ctrl-C) or found dead; retryable.
+    Interrupted,
+    /// Cancelled through the API or UI.
+    Cancelled,
+}
+
+text_enum!(RunStatus {
+    Queued => "queued",
+    Running => "running",
+    Succeeded => "succeeded",
+    Failed => "failed",
+    Interrupted => "interrupted",
+    Cancelled => "cancelled",
+});
+
+impl RunStatus {
+    /// Every status, in the order they are shown.
+    pub const ALL: [Self; 6] = [
+        Self::Queued,
+        Self::Running,
+        Self::Succeeded,
+        Self::Failed,
+        Self::Interrupted,
+        Self::Cancelled,
+    ];
+
+    /// Whether the run is over (nothing will change it without a retry).
+    #[must_use]
+    pub const fn is_final(self) -> bool {
+        !matches!(self, Self::Queued | Self::Running)
+    }
+}
+
+/// The status of a window.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum WindowStatus {
+    /// Not loaded yet (or given back unfinished).
+    Pending,
+    /// Being loaded.
+    Running,
+    /// Loaded completely.
+    Succeeded,
+    /// Failed after the client's retries.
+    Failed,
+}
+
+text_enum!(WindowStatus {
+    Pending => "pending",
+    Running => "running",
+    Succeeded => "succeeded",
+    Failed => "failed",
+});
+
+impl WindowStatus {
+    /// Every status.
+    pub const ALL: [Self; 4] = [Self::Pending, Self::Running, Self::Succeeded, Self::Failed];
+}
+
+/// One claim of a run by one worker: what every write on the run's behalf is fenced by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Execution {
+    /// The run.
+    pub run_id: Uuid,
+    /// This claim of it (a new one each time the run is claimed).
+    pub execution_id: Uuid,
+    /// The worker holding it.
+    pub worker_id: Uuid,
+}
+
+/// A run as stored (for `retry` and liveness checks).
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct RunRecord {
+    /// Run id.
+    pub id: Uuid,
+    /// Pipeline name.
+    pub pipeline: String,
+    /// Company.
+    pub realm_id: String,
+    /// First day.
+    pub fecha_inicio: PgDate,
+    /// First day not loaded.
+    pub fecha_fin: PgDate,
+    /// Status.
+    pub status: RunStatus,
+    /// Host that ran it.
+    pub host: Option<String>,
+    /// Process that ran it.
+    pub pid: Option<i32>,
+    /// Whether its lease (or, for old rows, its heartbeat) expired.
+    pub lease_expired: bool,
+    /// The liveness key of its worker.
+    pub liveness_key: Option<String>,
+}
+
+impl RunRecord {
+    /// The range asked.
+    #[must_use]
+    pub fn range(&self) -> DateRange {
+        DateRange {
+            fecha_inicio: self.fecha_inicio.0,
+            fecha_fin: self.fecha_fin.0,
+        }
+    }
+}
+
+/// Totals of a run, as written at its end.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RunTotals {
+    /// Windows in the run.
+    pub windows: u64,
+    /// Windows that failed.
+    pub failed_windows: u64,
+    /// Pages written.
+    pub pages: u64,
+    /// Rows received.
+    pub rows: u64,
+    /// Upsert counts.
+    pub counts: UpsertCounts,
+}
+
+/// QuickBooks request counters of one execution, stored with the run.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RequestTotals {
+    /// Requests sent.
+    pub requests: u64,
+    /// Requests re-sent.
+    pub retries: u64,
+    /// Throttled answers.
+    pub throttled: u64,
+    /// Token refreshes.
+    pub refreshes: u64,
+}
+
+pub(crate) fn to_i64(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+fn ts(t: jiff::Timestamp) -> String {
+    t.to_string()
+}
+
+/// The condition (on `ops.runs r`) under which a running run's lease ran out.
+const LEASE_EXPIRED: &str = "(coalesce(r.lease_until, r.heartbeat_at + interval '60 seconds', \
+     r.created_at + interval '60 seconds') < now())";
+
+/// Renews the run's lease and heartbeat and its windows' leases. Returns `None` when this
+/// execution no longer holds the run (taken over, reaped), else whether a cancel was requested.
+///
+/// # Errors
+/// Database errors.
+pub async fn heartbeat(pool: &PgPool, exec: &Execution, lease: Duration) -> Result<Option<bool>> {
+    let lease_s = lease.as_secs_f64();
+    let cancel: Option<bool> = sqlx::query_scalar(
+        "UPDATE ops.runs SET heartbeat_at = now(), lease_until = now() + make_interval(secs => $3) \
+         WHERE id = $1 AND execution_id = $2 AND status = 'running' RETURNING cancel_requested",
+    )
+    .bind(exec.run_id)
+    .bind(exec.execution_id)
+    .bind(lease_s)
+    .fetch_optional(pool)
+    .await?;
+    if cancel.is_some() {
+        sqlx::query(
+            "UPDATE ops.windows SET lease_until = now() + make_interval(secs => $2) \
+             WHERE execution_id = $1 AND status = 'running'",
+        )
+        .bind(exec.execution_id)
+        .bind(lease_s)
+        .execute(pool)
+        .await?;
+    }
+    Ok(cancel)
+}
+
+/// The outcome of trying to claim a window.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Claim {
+    /// This run now holds the window.
+    Claimed,
+    /// Another live run is loading it.
+    Busy {
+        /// The run holding it.
+        holder: Uuid,
+    },
+    /// This execution no longer holds its run: stop.
+    Lost,
+}
+
+/// Whether the run holding a window claim (as seen inside the claiming transaction) is gone.
+async fn holder_gone(
+    conn: &mut PgConnection,
+    holder: Uuid,
+    holder_execution: Option<Uuid>,
+) -> Result<bool> {
+    let run = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT r.status, r.execution_id, {LEASE_EXPIRED} AS expired, w.liveness_key \
+         FROM ops.runs r LEFT JOIN ops.workers w ON w.id = r.worker_id WHERE r.id = $1"
+    )))
+    .bind(holder)
+    .fetch_optional(&mut *conn)
+    .await?;
+    let Some(run) = run else { return Ok(true) };
+    let status: RunStatus = run.try_get("status")?;
+    let execution: Option<Uuid> = run.try_get("execution_id")?;
+    let expired: bool = run.try_get("expired")?;
+    let key: Option<String> = run.try_get("liveness_key")?;
+    let dead_here = key.as_deref().and_then(workers::alive_here) == Some(false);
+    Ok(status != RunStatus::Running
+        || (holder_execution.is_some() && execution != holder_execution)
+        || expired
+        || dead_here)
+}
+
+/// Claims `window` for the execution: succeeds when the window is not running, or its holder
+/// run is over, was claimed again since, lost its lease or died. Resets the window's counters (a
+/// window is always re-loaded whole).
+///
+/// # Errors
+/// Database errors.
+pub async fn claim_window(
+    pool: &PgPool,
+    exec: &Execution,
+    pipeline: Pipeline,
+    realm_id: &str,
+    window: &Window,
+    lease: Duration,
+) -> Result<Claim> {
+    let mut tx = pool.begin().await?;
+    // Lock the window row on its own, then read its holder in a second statement: when the lock
+    // had to wait for another claim, the row is re-read after that claim commits but a joined
+    // run row would not be, and a live run's window would be taken over.
+    let current = sqlx::query(
+        "SELECT status, run_id, execution_id, (lease_until IS NULL OR lease_until < now()) AS expired \
+         FROM ops.windows \
+         WHERE pipeline = $1 AND realm_id = $2 AND window_start = $3::timestamptz FOR UPDATE",
+    )
+    .bind(pipeline.name())
+    .bind(realm_id)
+    .bind(ts(window.start))
+    .fetch_optional(&mut *tx)
+    .await?;
+    if let Some(row) = current {
+        let status: WindowStatus = row.try_get("status")?;
+        let holder: Option<Uuid> = row.try_get("run_id")?;
+        let holder_execution: Option<Uuid> = row.try_get("execution_id")?;
+        let expired: bool = row.try_get("expired")?;
+        if status == WindowStatus::Running
+            && let Some(holder) = holder
+            && holder_execution != Some(exec.execution_id)
+        {
+            let gone = expired || holder_gone(&mut tx, holder, holder_execution).await?;
+            if !gone {
+                return Ok(Claim::Busy { holder });
+            }
+            // The holder's own record of this window must not stay `running` forever.
+            sqlx::query(
+                "UPDATE ops.run_windows SET status = 'pending', \
+                   error = coalesce(error, 'taken over by run ' || $3::text) \
+                 WHERE run_id = $1 AND window_start = $2::timestamptz AND status = 'running'",
+            )
+            .bind(holder)
+            .bind(ts(window.start))
+            .bind(exec.run_id.to_string())
+            .execute(&mut *tx)
+            .await?;
+        }
+    }
+    let held: Option<i32> = sqlx::query_scalar(
+        "SELECT 1 FROM ops.runs WHERE id = $1 AND execution_id = $2 AND status = 'running' \
+         FOR SHARE",
+    )
+    .bind(exec.run_id)
+    .bind(exec.execution_id)
+    .fetch_optional(&mut *tx)
+    .await?;
+    if held.is_none() {
+        return Ok(Claim::Lost);
+    }
+    sqlx::query(
+        "INSERT INTO ops.windows (pipeline, realm_id, window_start, window_end, status, run_id, \
+                                 execution_id, lease_until, attempts, started_at) \
+         VALUES ($1, $2, $3::timestamptz, $4::timestamptz, 'running', $5, $7, \
+                 now() + make_interval(secs => $6), 1, now()) \
+         ON CONFLICT (pipeline, realm_id, window_start) DO UPDATE SET \
+           status = 'running', run_id = $5, execution_id = $7, \
+           lease_until = now() + make_interval(secs => $6), \
+           attempts = ops.windows.attempts + 1, pages = 0, rows_total = 0, inserted = 0, \
+           updated = 0, unchanged = 0, started_at = now(), finished_at = NULL, \
+           duration_ms = NULL, last_error = NULL, last_intuit_tid = NULL",
+    )
+    .bind(pipeline.name())
+    .bind(realm_id)
+    .bind(ts(window.start))
+    .bind(ts(window.end))
+    .bind(exec.run_id)
+    .bind(lease.as_secs_f64())
+    .bind(exec.execution_id)
+    .execute(&mut *tx)
+    .await?;
+    sqlx::query(
+        "UPDATE ops.run_windows SET status = 'running', pages = 0, rows_total = 0, inserted = 0, \
+         updated = 0, unchanged = 0, error = NULL, intuit_tid = NULL, duration_ms = NULL \
+         WHERE run_id = $1 AND window_start = $2::timestamptz",
+    )
+    .bind(exec.run_id)
+    .bind(ts(window.start))
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(Claim::Claimed)
+}
+
+/// Records one written page in the page's own transaction. Returns `false` when this execution
+/// no longer holds the window (another run or execution took it over): the caller must roll back.
+///
+/// # Errors
+/// Database errors.
+pub async fn record_page(
+    conn: &mut PgConnection,
+    exec: &Execution,
+    pipeline: Pipeline,
+    realm_id: &str,
+    window: &Window,
+    rows: u64,
+    counts: UpsertCounts,
+) -> Result<bool> {
+    let held = sqlx::query(
+        "UPDATE ops.windows SET pages = pages + 1, rows_total = rows_total + $5, \
+           inserted = inserted + $6, updated = updated + $7, unchanged = unchanged + $8 \
+         WHERE pipeline = $1 AND realm_id = $2 AND window_start = $3::timestamptz \
+           AND execution_id = $4 AND status = 'running'",
+    )
+    .bind(pipeline.name())
+    .bind(realm_id)
+    .bind(ts(window.start))
+    .bind(exec.execution_id)
+    .bind(to_i64(rows))
+    .bind(to_i64(counts.inserted))
+    .bind(to_i64(counts.updated))
+    .bind(to_i64(counts.unchanged))
+    .execute(&mut *conn)
+    .await?
+    .rows_affected()
+        == 1;
+    if !held {
+        return Ok(false);
+    }
+    sqlx::query(
+        "UPDATE ops.run_windows SET pages = pages + 1, rows_total = rows_total + $3, \
+           inserted = inserted + $4, updated = updated + $5, unchanged = unchanged + $6 \
+         WHERE run_id = $1 AND window_start = $2::timestamptz",
+    )
+    .bind(exec.run_id)
+    .bind(ts(window.start))
+    .bind(to_i64(rows))
+    .bind(to_i64(counts.inserted))
+    .bind(to_i64(counts.updated))
+    .bind(to_i64(counts.unchanged))
+    .execute(&mut *conn)
+    .await?;
+    Ok(true)
+}
+
+/// How a window ended for a run.
+#[derive(Debug, Clone)]
+pub enum WindowEnd<'a> {
+    /// Loaded completely.
+    Succeeded,
+    /// Failed after the client's retries.
+    Failed {
+        /// What went wrong (no secrets).
+        error: &'a str,
+        /// Intuit's transaction id of the failing response.
+        intuit_tid: Option<&'a str>,
+    },
+    /// Stopped before it finished (Ctrl-C, cancel, or the run stopped on a fatal error).
+    Unfinished {
+        /// Why.
+        reason: &'a str,
+    },
+}
+
+/// Ends a window held by the execution. Returns `false` when the execution no longer held it
+/// (nothing was written).
+///
+/// # Errors
+/// Database errors.
+pub async fn end_window(
+    pool: &PgPool,
+    exec: &Execution,
+    pipeline: Pipeline,
+    realm_id: &str,
+    window: &Window,
+    end: &WindowEnd<'_>,
+    duration: Duration,
+) -> Result<bool> {
+    let (status, error, tid) = match end {
+        WindowEnd::Succeeded => (WindowStatus::Succeeded, None, None),
+        WindowEnd::Failed { error, intuit_tid } => {
+            (WindowStatus::Failed, Some(*error), *intuit_tid)
+        }
+        WindowEnd::Unfinished { reason } => (WindowStatus::Pending, Some(*reason), None),
+    };
+    let duration_ms = i64::try_from(duration.as_millis()).unwrap_or(i64::MAX);
+    let mut tx = pool.begin().await?;
+    let held = sqlx::query(
+        "UPDATE ops.windows SET status = $5, lease_until = NULL, finished_at = now(), \
+           duration_ms = $6, last_error = $7, last_intuit_tid = $8 \
+         WHERE pipeline = $1 AND realm_id = $2 AND window_start = $3::timestamptz \
+           AND execution_id = $4 AND status = 'running'",
+    )
+    .bind(pipeline.name())
+    .bind(realm_id)
+    .bind(ts(window.start))
+    .bind(exec.execution_id)
+    .bind(status)
+    .bind(duration_ms)
+    .bind(error)
+    .bind(tid)
+    .execute(&mut *tx)
+    .await?
+    .rows_affected()
+        == 1;
+    if !held {
+        tx.rollback().await?;
+        return Ok(false);
+    }
+    sqlx::query(
+        "UPDATE ops.run_windows SET status = $3, error = $4, intuit_tid = $5, duration_ms = $6 \
+         WHERE run_id = $1 AND window_start = $2::timestamptz",
+    )
+    .bind(exec.run_id)
+    .bind(ts(window.start))
+    .bind(status)
+    .bind(error)
+    .bind(tid)
+    .bind(duration_ms)
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(true)
+}
+
+/// Ends a run held by the execution with its totals. A run asked to succeed while one of its
+/// windows did not is stored `failed`; an interrupted run that belongs to the queue
+/// (`requeue_on_loss`) goes back to `queued` for another worker. Returns the status stored, or
+/// `None` when the execution no longer held the run (nothing was written).
+///
+/// # Errors
+/// Database errors.
+pub async fn finish_run(
+    pool: &PgPool,
+    exec: &Execution,
+    status: RunStatus,
+    totals: &RunTotals,
+    requests: &RequestTotals,
+    error: Option<&str>,
+) -> Result<Option<RunStatus>> {
+    let mut tx = pool.begin().await?;
+    // Give back what this execution still holds (windows it never ended).
+    sqlx::query(
+        "UPDATE ops.windows SET status = 'pending', lease_until = NULL, \
+           last_error = coalesce(last_error, 'the run stopped before this window finished') \
+         WHERE execution_id = $1 AND status = 'running'",
+    )
+    .bind(exec.execution_id)
+    .execute(&mut *tx)
+    .await?;
+    let stored: Option<RunStatus> = sqlx::query_scalar(
+        "UPDATE ops.runs r SET \
+           status = CASE \
+             WHEN $3 = 'succeeded' AND EXISTS (SELECT 1 FROM ops.run_windows w \
+                  WHERE w.run_id = r.id AND w.status <> 'succeeded') THEN 'failed' \
+             WHEN $3 = 'interrupted' AND r.requeue_on_loss AND NOT r.cancel_requested THEN 'queued' \
+             ELSE $3 END, \
+           finished_at = CASE WHEN $3 = 'interrupted' AND r.requeue_on_loss \
+             AND NOT r.cancel_requested THEN NULL ELSE now() END, \
+           heartbeat_at = now(), lease_until = NULL, execution_id = NULL, \
+           windows_failed = $4, pages = r.pages + $5, rows_total = r.rows_total + $6, \
+           inserted = r.inserted + $7, updated = r.updated + $8, unchanged = r.unchanged + $9, \
+           requests = r.requests + $10, retries = r.retries + $11, \
+           throttled = r.throttled + $12, refreshes = r.refreshes + $13, error = $14 \
+         WHERE r.id = $1 AND r.execution_id = $2 AND r.status = 'running' RETURNING r.status",
+    )
+    .bind(exec.run_id)
+    .bind(exec.execution_id)
+    .bind(status)
+    .bind(i32::try_from(totals.failed_windows).unwrap_or(i32::MAX))
+    .bind(to_i64(totals.pages))
+    .bind(to_i64(totals.rows))
+    .bind(to_i64(totals.counts.inserted))
+    .bind(to_i64(totals.counts.updated))
+    .bind(to_i64(totals.counts.unchanged))
+    .bind(to_i64(requests.requests))
+    .bind(to_i64(requests.retries))
+    .bind(to_i64(requests.throttled))
+    .bind(to_i64(requests.refreshes))
+    .bind(error)
+    .fetch_optional(&mut *tx)
+    .await?;
+    if stored.is_none() {
+        tx.rollback().await?;
+        return Ok(None);
+    }
+    sqlx::query(
+        "UPDATE ops.run_windows SET status = 'pending' WHERE run_id = $1 AND status = 'running'",
+    )
+    .bind(exec.run_id)
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(stored)
+}
+
+/// Loads a run.
+///
+/// # Errors
+/// Database errors.
+pub async fn load_run(pool: &PgPool, run_id: Uuid) -> Result<Option<RunRecord>> {
+    sqlx::query_as::<_, RunRecord>(sqlx::AssertSqlSafe(format!(
+        "SELECT r.id, r.pipeline, r.realm_id, r.fecha_inicio, r.fecha_fin, r.status, r.host, \
+                r.pid, {LEASE_EXPIRED} AS lease_expired, w.liveness_key \
+         FROM ops.runs r LEFT JOIN ops.workers w ON w.id = r.worker_id WHERE r.id = $1"
+    )))
+    .bind(run_id)
+    .fetch_optional(pool)
+    .await
+}
+
+/// Whether a run marked running is really alive: its lease holds and, when its worker ran in
+/// this pid namespace of this boot, its process still exists.
+#[must_use]
+pub fn run_is_alive(run: &RunRecord) -> bool {
+    run.status == RunStatus::Running
+        && !run.lease_expired
+        && run.liveness_key.as_deref().and_then(workers::alive_here) != Some(false)
+}
+
+/// What [`reap_lost_runs`] did with a run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Reaped {
+    /// The run.
+    pub run_id: Uuid,
+    /// Back in the queue (`true`) or `interrupted` (`false`).
+    pub requeued: bool,
+}
+
+/// Finds the runs recorded as `running` whose worker is gone (its lease expired, or it died in
+/// this pid namespace) and gives them up: their windows go back to `pending`, and the run goes
+/// back to the queue (runs queued for workers) or becomes `interrupted` (CLI runs, finished with
+/// `retry`). Safe to call from any number of processes at once.
+///
+/// # Errors
+/// Database errors.
+pub async fn reap_lost_runs(pool: &PgPool) -> Result<Vec<Reaped>> {
+    let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT r.id, r.execution_id, {LEASE_EXPIRED} AS expired, w.liveness_key \
+         FROM ops.runs r LEFT JOIN ops.workers w ON w.id = r.worker_id \
+         WHERE r.status = 'running'"
+    )))
+    .fetch_all(pool)
+    .await?;
+    let mut reaped = Vec::new();
+    for row in rows {
+        let id: Uuid = row.try_get("id")?;
+        let execution: Option<Uuid> = row.try_get("execution_id")?;
+        let expired: bool = row.try_get("expired")?;
+        let key: Option<String> = row.try_get("liveness_key")?;
+        let dead_here = key.as_deref().and_then(workers::alive_here) == Some(false);
+        if (expired || dead_here)
+            && let Some(requeued) =
+                give_up(pool, id, execution, "its worker stopped without finishing").await?
+        {
+            reaped.push(Reaped {
+                run_id: id,
+                requeued,
+            });
+        }
+    }
+    Ok(reaped)
+}
+
+/// Gives up a running run held by `execution` (a dead worker's): windows back to `pending`, the
+/// run back to `queued` or `interrupted`. Returns whether it was requeued, or `None` when the run
+/// had changed meanwhile (nothing done).
+async fn give_up(
+    pool: &PgPool,
+    run_id: Uuid,
+    execution: Option<Uuid>,
+    reason: &str,
+) -> Result<Option<bool>> {
+    let mut tx = pool.begin().await?;
+    // Windows before the run row: the order claim_window locks them in.
+    sqlx::query(
+        "UPDATE ops.windows SET status = 'pending', lease_until = NULL, finished_at = now(), \
+           last_error = $3 \
+         WHERE run_id = $1 AND execution_id IS NOT DISTINCT FROM $2 AND status = 'running'",
+    )
+    .bind(run_id)
+    .bind(execution)
+    .bind(reason)
+    .execute(&mut *tx)
+    .await?;
+    let requeued: Option<bool> = sqlx::query_scalar(
+        "UPDATE ops.runs SET \
+           status = CASE WHEN requeue_on_loss AND NOT cancel_requested THEN 'queued' \
+                         WHEN cancel_requested THEN 'cancelled' ELSE 'interrupted' END, \
+           finished_at = CASE WHEN requeue_on_loss AND NOT cancel_requested THEN NULL \
+                              ELSE now() END, \
+           execution_id = NULL, lease_until = NULL, error = coalesce(error, $3) \
+         WHERE id = $1 AND execution_id IS NOT DISTINCT FROM $2 AND status = 'running' \
+         RETURNING status = 'queued'",
+    )
+    .bind(run_id)
+    .bind(execution)
+    .bind(reason)
+    .fetch_optional(&mut *tx)
+    .await?;
+    if requeued.is_none() {
+        tx.rollback().await?;
+        return Ok(None);
+    }
+    sqlx::query(
+        "UPDATE ops.run_windows SET status = 'pending', error = coalesce(error, $2) \
+         WHERE run_id = $1 AND status = 'running'",
+    )
+    .bind(run_id)
+    .bind(reason)
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(requeued)
+}
+
+/// Marks a run whose worker died as given up (see [`reap_lost_runs`]); does nothing to a run
+/// that is not running.
+///
+/// # Errors
+/// Database errors.
+pub async fn mark_interrupted(pool: &PgPool, run_id: Uuid, reason: &str) -> Result<()> {
+    let execution: Option<Option<Uuid>> =
+        sqlx::query_scalar("SELECT execution_id FROM ops.runs WHERE id = $1")
+            .bind(run_id)
+            .fetch_optional(pool)
+            .await?;
+    if let Some(execution) = execution {
+        give_up(pool, run_id, execution, reason).await?;
+    }
+    Ok(())
+}
+
+/// The windows of a run that did not succeed (failed, or never finished), in order.
+///
+/// # Errors
+/// Database errors.
+pub async fn unfinished_windows<'e>(
+    db: impl sqlx::PgExecutor<'e>,
+    run_id: Uuid,
+) -> Result<Vec<Window>> {
+    let days: Vec<PgDate> = sqlx::query_scalar(
+        "SELECT (window_start AT TIME ZONE 'UTC')::date FROM ops.run_windows \
+         WHERE run_id = $1 AND status <> 'succeeded' ORDER BY window_start",
+    )
+    .bind(run_id)
+    .fetch_all(db)
+    .await?;
+    days.into_iter()
+        .map(|day| Window::for_day(day.0).map_err(|e| sqlx::Error::Decode(Box::new(e))))
+        .collect()
+}
