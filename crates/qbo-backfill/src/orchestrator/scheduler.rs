@@ -99,42 +99,31 @@ pub async fn fire_step(
     Ok(fired)
 }
 
-/// One line per trigger handled.
+/// One line per trigger handled: id, pipeline, run, local time and UTC of the occurrence.
 fn log_fired(f: &Fired) {
-    let utc = f.occurrence_utc.to_string();
     let next = f.next_fire_utc.map(|t| t.to_string());
     let next = next.as_deref().unwrap_or("-");
-    match (f.run_id, &f.reason) {
-        (Some(run), _) => tracing::info!(
-            trigger = %f.trigger_id,
-            pipeline = %f.pipeline,
+    match f.run_id {
+        Some(run) => tracing::info!(
             realm_id = %f.realm_id,
-            run = %run,
-            local = %f.occurrence_local,
-            utc = %utc,
             missed = f.missed,
             next = %next,
-            "Trigger fired | trigger={} pipeline={} run={} local={} utc={}",
+            "Trigger fired | trigger={} pipeline={} run={run} local={} utc={}",
             f.trigger_id,
             f.pipeline,
-            run,
             f.occurrence_local,
-            utc
+            f.occurrence_utc,
         ),
-        (None, reason) => tracing::info!(
-            trigger = %f.trigger_id,
-            pipeline = %f.pipeline,
+        None => tracing::info!(
             realm_id = %f.realm_id,
-            local = %f.occurrence_local,
-            utc = %utc,
             missed = f.missed,
             next = %next,
             "Trigger missed | trigger={} pipeline={} run=- local={} utc={} reason={}",
             f.trigger_id,
             f.pipeline,
             f.occurrence_local,
-            utc,
-            reason.as_deref().unwrap_or("-")
+            f.occurrence_utc,
+            f.reason.as_deref().unwrap_or("-"),
         ),
     }
 }

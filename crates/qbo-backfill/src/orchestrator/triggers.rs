@@ -1546,7 +1546,13 @@ mod tests {
         assert_eq!(plan.after.next_fire_utc, None);
         assert_eq!(plan.missed, 0);
         let plan = plan_fire(&def, due, ts("2026-02-02T15:15:01Z"), DEFAULT_GRACE);
-        assert!(matches!(plan.decision, Decision::Miss { .. }), "{plan:?}");
+        let Decision::Miss { reason, .. } = &plan.decision else {
+            panic!("missed: {plan:?}");
+        };
+        assert_eq!(
+            reason,
+            "due at 2026-02-02T15:00:00Z, reached 15m 1s late (grace 15m)"
+        );
         assert_eq!(plan.after.state, TriggerState::Missed);
         assert!(!plan.after.enabled);
         assert_eq!(plan.missed, 1);

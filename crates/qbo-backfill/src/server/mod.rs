@@ -84,7 +84,7 @@ pub fn app(state: AppState) -> Router {
         .route("/api/v1/secrets/{name}", put(api::put_secret))
         .route("/metrics", get(metrics_route))
         .fallback(api_not_found)
-        .route_layer(middleware::from_fn_with_state(state.clone(), require_token));
+        .layer(middleware::from_fn_with_state(state.clone(), require_token));
     Router::new()
         .route("/healthz", get(healthz))
         .merge(api)

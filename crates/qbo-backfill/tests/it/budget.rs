@@ -4,7 +4,6 @@
 //! of the real binary load the three pipelines of one company at once against a simulator that
 //! enforces Intuit's limits, without one throttled response.
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use qbo::RateLimitSettings;
@@ -105,15 +104,21 @@ async fn hammer(
 ) -> Vec<Span> {
     let origin = Instant::now();
     let mut tasks = Vec::new();
-    for budget in budgets {
-        for _ in 0..tasks_each {
+    for (b, budget) in budgets.iter().enumerate() {
+        for t in 0..tasks_each {
             let budget = budget.clone();
+            // Request times spread over 0..=max_ms, differently in every task.
+            let mut seed = (b * 31 + t * 7 + 1) as u64;
             tasks.push(tokio::spawn(async move {
                 let mut spans = Vec::new();
                 for _ in 0..requests_each {
                     let slot = budget.acquire_slot().await.expect("slot");
                     let start = origin.elapsed().as_secs_f64();
-                    tokio::time::sleep(Duration::from_millis(fastrand::u64(0..=max_ms))).await;
+                    seed = seed
+                        .wrapping_mul(6_364_136_223_846_793_005)
+                        .wrapping_add(1_442_695_040_888_963_407);
+                    let ms = (seed >> 33) % (max_ms + 1);
+                    tokio::time::sleep(Duration::from_millis(ms)).await;
                     let end = origin.elapsed().as_secs_f64();
                     slot.complete().await.expect("release");
                     spans.push(Span { start, end });
@@ -153,16 +158,15 @@ async fn independent_budgets_never_exceed_the_per_second_or_in_flight_limit() {
     assert_eq!(recorded.len(), 36);
     assert!(max_in_any_window(&recorded, 1.05) <= 6);
     assert!(max_in_flight(&recorded) <= 3);
-    // The budget is used, not just respected: 36 requests at 6 per (1.05 s + request time).
+    // The budget is used, not just respected: the server's rule would let the 36 start in
+    // 6 batches of 6, 1 s apart.
     let elapsed = spans.last().map_or(0.0, |s| s.start);
-    let ideal = (36.0 / 6.0 - 1.0) * 1.05;
+    let use_ = 5.0 / elapsed;
     eprintln!(
-        "36 requests over 3 budgets in {elapsed:.2} s; at the limit they take at least {ideal:.2} s"
+        "36 requests over 3 budgets started within {elapsed:.2} s: {:.0}% of the per-second budget",
+        use_ * 100.0
     );
-    assert!(
-        elapsed < ideal * 1.6 + 1.0,
-        "too slow: {elapsed:.2} s for {ideal:.2} s"
-    );
+    assert!(use_ > 0.6, "too slow: {elapsed:.2} s");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -190,7 +194,10 @@ async fn the_in_flight_limit_alone_is_shared_and_a_release_lets_a_waiter_in_at_o
     first.complete().await.expect("release");
     let started = waiter.await.expect("task");
     let lag = started.saturating_duration_since(released);
-    assert!(lag < Duration::from_millis(150), "waited {lag:?} after a release");
+    assert!(
+        lag < Duration::from_millis(150),
+        "waited {lag:?} after a release"
+    );
     second.complete().await.expect("release");
 }
 
@@ -239,13 +246,12 @@ async fn a_dropped_slot_is_released_in_the_background() {
     let t0 = Instant::now();
     let again = budget.acquire_slot().await.expect("slot");
     assert!(t0.elapsed() < Duration::from_secs(1));
-    let completed: bool = sqlx::query_scalar(
-        "SELECT completed_at IS NOT NULL FROM ops.budget_slots WHERE id = $1",
-    )
-    .bind(id)
-    .fetch_one(&db.pool)
-    .await
-    .expect("slot row");
+    let completed: bool =
+        sqlx::query_scalar("SELECT completed_at IS NOT NULL FROM ops.budget_slots WHERE id = $1")
+            .bind(id)
+            .fetch_one(&db.pool)
+            .await
+            .expect("slot row");
     assert!(completed);
     again.complete().await.expect("release");
 }
@@ -253,7 +259,11 @@ async fn a_dropped_slot_is_released_in_the_background() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_pause_holds_back_every_budget_and_is_never_shortened() {
     let db = test_db().await;
-    let a = PgBudget::new(db.pool.clone(), REALM, &limits(Some(500), Some(10), Some(10)));
+    let a = PgBudget::new(
+        db.pool.clone(),
+        REALM,
+        &limits(Some(500), Some(10), Some(10)),
+    );
     let b = PgBudget::new(
         other_pool(&db.url).await,
         REALM,
@@ -463,15 +473,15 @@ async fn three_processes_share_one_company_budget_without_a_single_429() {
     assert!(max_in_any_window(&spans, 60.0) <= per_minute as usize);
     assert!(max_in_flight(&spans) <= 10);
 
-    // How much of the budget was used. Per second: the first `per_minute` requests went out as
-    // fast as 10 per second allows (Intuit's budget, not our guarded 10 per 1.05 s).
+    // How much of the budget was used. Per second: the server's rule (10 in any second) would
+    // let the first `per_minute` requests start in batches of 10, 1 s apart.
     let burst = &spans[..per_minute as usize];
     let burst_s = burst[burst.len() - 1].start - burst[0].start;
-    let per_second_use = (burst.len() - 1) as f64 / burst_s / 10.0;
-    // Per minute: the next request started as soon as the rule allows, 60.5 s after the first
+    let per_second_use = (burst.len().div_ceil(10) - 1) as f64 / burst_s;
+    // Per minute: the next request started as soon as our rule allows, 60.5 s after the first
     // completion.
     let next = spans[per_minute as usize].start;
-    let allowed_at = spans[0].end + 60.5;
+    let allowed_at = burst.iter().map(|s| s.end).fold(f64::INFINITY, f64::min) + 60.5;
     eprintln!(
         "{n} requests by 3 processes in {:.1} s, 0 throttled; per-second budget used {:.0}% \
          ({} requests in {burst_s:.2} s); request {} started {:.2} s after the rule allowed it; \
@@ -484,6 +494,7 @@ async fn three_processes_share_one_company_budget_without_a_single_429() {
         stats.max_in_flight_seen,
     );
     assert!(per_second_use > 0.6, "{per_second_use}");
+    assert!(next >= allowed_at - 0.001, "{next} vs {allowed_at}");
     assert!(next - allowed_at < 2.0, "{next} vs {allowed_at}");
 }
 
@@ -510,7 +521,8 @@ async fn three_processes_share_the_in_flight_limit_without_a_single_429() {
     ] {
         world.extra_env.push((k.into(), v.into()));
     }
-    let (outputs, wall) = three_pipelines_at_once(&world, "2026-01-01", "2026-02-01").await;
+    // 59 daily windows per pipeline (February's are empty pages): 177 requests.
+    let (outputs, wall) = three_pipelines_at_once(&world, "2026-01-01", "2026-03-01").await;
     assert_all_succeeded(&outputs);
     let stats = world.sim.state().stats();
     let spans = recorded_spans(world.pool()).await;
@@ -558,5 +570,4 @@ fn window_counting_helpers_count_what_a_server_could_see() {
     assert_eq!(max_in_any_window(&spans, 1.0), 3);
     assert_eq!(max_in_any_window(&spans, 0.5), 2);
     assert_eq!(max_in_flight(&spans), 2);
-    let _ = Arc::new(());
 }

@@ -159,3 +159,145 @@ async fn a_dead_run_and_its_windows_are_reaped_not_left_running() {
         "the dead run's window is still retryable"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_whose_lease_expired_goes_back_to_the_queue_and_its_old_worker_can_report_nothing() {
+    let db = test_db().await;
+    let (range, windows) = one_day();
+    // A worker on another machine or container: this process cannot judge its pid.
+    let mut remote = WorkerIdentity::current();
+    remote.liveness_key = None;
+    qbo_backfill::store::workers::register(&db.pool, &remote, "worker")
+        .await
+        .expect("register");
+    let mut tx = db.pool.begin().await.expect("begin");
+    let id = qbo_backfill::store::queue::enqueue_run(
+        &mut tx,
+        &qbo_backfill::store::queue::NewRun {
+            pipeline: Pipeline::Customers,
+            realm_id: REALM,
+            range,
+            windows: &windows,
+            trigger: "api",
+            trigger_id: None,
+            retry_of: None,
+            requeue_on_loss: true,
+        },
+    )
+    .await
+    .expect("enqueue");
+    tx.commit().await.expect("commit");
+    let mut conn = db.pool.acquire().await.expect("conn");
+    let old = qbo_backfill::store::queue::claim_next(&mut conn, &remote, runs::LEASE)
+        .await
+        .expect("claim")
+        .expect("a queued run");
+    assert_eq!(old.execution.run_id, id);
+    assert_eq!(
+        runs::claim_window(
+            &db.pool,
+            &old.execution,
+            Pipeline::Customers,
+            REALM,
+            &windows[0],
+            runs::LEASE
+        )
+        .await
+        .expect("claim window"),
+        Claim::Claimed
+    );
+    // Still alive: nothing to reap.
+    assert!(
+        runs::reap_lost_runs(&db.pool)
+            .await
+            .expect("reap")
+            .is_empty()
+    );
+    // Its heartbeats stop: the lease runs out.
+    sqlx::query("UPDATE ops.runs SET lease_until = now() - interval '1 second' WHERE id = $1")
+        .bind(id)
+        .execute(&db.pool)
+        .await
+        .expect("expire");
+    assert_eq!(
+        runs::reap_lost_runs(&db.pool).await.expect("reap"),
+        vec![Reaped {
+            run_id: id,
+            requeued: true
+        }]
+    );
+    let new =
+        qbo_backfill::store::queue::claim_next(&mut conn, &WorkerIdentity::current(), runs::LEASE)
+            .await
+            .expect("claim")
+            .expect("the run is queued again");
+    assert_eq!(new.execution.run_id, id);
+    assert_eq!(
+        new.windows, windows,
+        "the window it held is to be loaded again"
+    );
+    // The old worker wakes up: every write it tries finds nothing to update.
+    assert_eq!(
+        runs::heartbeat(&db.pool, &old.execution, runs::LEASE)
+            .await
+            .expect("hb"),
+        None
+    );
+    let mut tx = db.pool.begin().await.expect("begin");
+    assert!(
+        !runs::record_page(
+            &mut tx,
+            &old.execution,
+            Pipeline::Customers,
+            REALM,
+            &windows[0],
+            1,
+            Default::default()
+        )
+        .await
+        .expect("page")
+    );
+    tx.rollback().await.expect("rollback");
+    assert_eq!(
+        runs::claim_window(
+            &db.pool,
+            &old.execution,
+            Pipeline::Customers,
+            REALM,
+            &windows[0],
+            runs::LEASE
+        )
+        .await
+        .expect("claim window"),
+        Claim::Lost
+    );
+    let finished = runs::finish_run(
+        &db.pool,
+        &old.execution,
+        runs::RunStatus::Succeeded,
+        &runs::RunTotals::default(),
+        &runs::RequestTotals::default(),
+        None,
+    )
+    .await
+    .expect("finish");
+    assert_eq!(finished, None, "a taken-over worker reported the run");
+    let status: String = sqlx::query_scalar("SELECT status FROM ops.runs WHERE id = $1")
+        .bind(id)
+        .fetch_one(&db.pool)
+        .await
+        .expect("status");
+    assert_eq!(status, "running", "the new execution holds it");
+    // The new execution cannot report success while a window is not loaded.
+    let stored = runs::finish_run(
+        &db.pool,
+        &new.execution,
+        runs::RunStatus::Succeeded,
+        &runs::RunTotals::default(),
+        &runs::RequestTotals::default(),
+        None,
+    )
+    .await
+    .expect("finish");
+    assert_eq!(stored, Some(runs::RunStatus::Failed));
+}

@@ -2,10 +2,13 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod budget;
 mod claims;
 mod harness;
 mod hostile;
 mod payloads;
 mod runbook;
+mod server;
 mod store;
 mod support;
+mod triggers;

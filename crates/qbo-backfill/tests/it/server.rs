@@ -1,0 +1,496 @@
+//! The orchestrator end to end: the real `serve` and `worker` processes, real PostgreSQL and
+//! `qbo-sim`, driven through the JSON API as an operator's script would: tokens, starting a run
+//! and following it to the end, bad input, faults then retry, cancel, a worker killed with
+//! SIGKILL whose run another worker finishes, and no secret in anything served.
+
+use std::time::Duration;
+
+use qbo_sim::FaultConfig;
+use serde_json::{Value, json};
+
+use crate::harness::{World, sim_config, stdout};
+
+const JAN_FROM: &str = "2026-01-01";
+const JAN_TO: &str = "2026-01-31";
+
+/// A running `qbo-backfill serve` (or `worker`) process.
+struct Process {
+    child: tokio::process::Child,
+}
+
+impl Process {
+    fn kill_hard(&mut self) {
+        let _ = self.child.start_kill();
+    }
+}
+
+/// A server with an API token.
+struct Api {
+    base: String,
+    token: String,
+    http: reqwest::Client,
+    _server: Process,
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port()
+}
+
+async fn spawn(world: &World, args: &[&str]) -> Process {
+    let child = world
+        .command(args)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn");
+    Process { child }
+}
+
+impl Api {
+    async fn start(world: &World, workers: &str) -> Self {
+        let port = free_port();
+        let bind = format!("127.0.0.1:{port}");
+        let server = spawn(
+            world,
+            &[
+                "serve",
+                "--bind",
+                &bind,
+                "--workers",
+                workers,
+                "--poll-ms",
+                "100",
+            ],
+        )
+        .await;
+        let base = format!("http://{bind}");
+        let http = reqwest::Client::new();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Ok(r) = http.get(format!("{base}/healthz")).send().await
+                && r.status() == 200
+            {
+                break;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "the server never answered /healthz"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let out = world.run(&["api-tokens", "create", "tests"]).await;
+        assert_eq!(out.status.code(), Some(0));
+        let token = stdout(&out).lines().last().expect("token line").to_owned();
+        assert!(token.starts_with("qbt_"), "{token}");
+        Self {
+            base,
+            token,
+            http,
+            _server: server,
+        }
+    }
+
+    async fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> (u16, Value) {
+        let mut req = self
+            .http
+            .request(method, format!("{}{path}", self.base))
+            .bearer_auth(&self.token);
+        if let Some(body) = body {
+            req = req.json(&body);
+        }
+        let resp = req.send().await.expect("request");
+        let status = resp.status().as_u16();
+        let text = resp.text().await.expect("body");
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
+    }
+
+    async fn get(&self, path: &str) -> (u16, Value) {
+        self.call(reqwest::Method::GET, path, None).await
+    }
+
+    async fn post(&self, path: &str, body: Value) -> (u16, Value) {
+        self.call(reqwest::Method::POST, path, Some(body)).await
+    }
+
+    /// Polls a run until it is over (at most `secs`).
+    async fn wait_final(&self, id: &str, secs: u64) -> Value {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
+        loop {
+            let (status, run) = self.get(&format!("/api/v1/runs/{id}")).await;
+            assert_eq!(status, 200, "{run}");
+            let s = run["status"].as_str().unwrap_or_default();
+            if !matches!(s, "queued" | "running") {
+                return run;
+            }
+            assert!(tokio::time::Instant::now() < deadline, "run {id} still {s}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}
+
+fn run_body(from: &str, to: &str) -> Value {
+    json!({"pipeline": "qb_customers_backfill", "fecha_inicio": from, "fecha_fin": to})
+}
+
+async fn count(world: &World, sql: &str) -> i64 {
+    sqlx::query_scalar(sqlx::AssertSqlSafe(sql.to_owned()))
+        .fetch_one(world.pool())
+        .await
+        .expect("count")
+}
+
+fn assert_no_secret(world: &World, text: &str) {
+    for secret in world.secrets() {
+        assert!(!text.contains(&secret), "a secret was served");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_started_through_the_api_is_followed_to_succeeded_with_the_table_exact() {
+    let world = World::new(sim_config(400)).await;
+    let api = Api::start(&world, "2").await;
+
+    // Without a token, or with a wrong one, nothing but /healthz answers.
+    for path in [
+        "/api/v1/runs",
+        "/metrics",
+        "/api/v1/secrets",
+        "/api/v1/triggers",
+        "/api/v1/nope",
+    ] {
+        let r = api
+            .http
+            .get(format!("{}{path}", api.base))
+            .send()
+            .await
+            .expect("get");
+        assert_eq!(r.status(), 401, "{path}");
+        let body: Value = r.json().await.expect("json");
+        assert_eq!(body["error"]["code"], "unauthorized", "{path}");
+        let r = api
+            .http
+            .get(format!("{}{path}", api.base))
+            .bearer_auth("qbt_not-a-token")
+            .send()
+            .await
+            .expect("get");
+        assert_eq!(r.status(), 401, "{path}");
+    }
+
+    // Bad input: a stable code, a message for a person, nothing queued.
+    for (body, status, code) in [
+        (
+            json!({"pipeline": "qb_nope", "fecha_inicio": JAN_FROM, "fecha_fin": JAN_TO}),
+            422,
+            "unknown_pipeline",
+        ),
+        (run_body("2026-01-31", "2026-01-01"), 422, "invalid_range"),
+        (run_body("2026-02-30", "2026-03-01"), 422, "invalid_date"),
+        (run_body("1900-01-01", "2026-01-01"), 422, "invalid_range"),
+        (
+            json!({"pipeline": "qb_customers_backfill", "fecha_inicio": 20260101, "fecha_fin": JAN_TO}),
+            422,
+            "invalid_request",
+        ),
+        (
+            json!({"pipeline": "qb_customers_backfill"}),
+            422,
+            "invalid_request",
+        ),
+        (
+            json!({"pipeline": "qb_customers_backfill", "fecha_inicio": JAN_FROM, "fecha_fin": JAN_TO, "realm_id": "42"}),
+            422,
+            "unknown_company",
+        ),
+    ] {
+        let (got, answer) = api.post("/api/v1/runs", body.clone()).await;
+        assert_eq!(got, status, "{body} → {answer}");
+        assert_eq!(answer["error"]["code"], code, "{body} → {answer}");
+        let message = answer["error"]["message"].as_str().expect("message");
+        assert!(!message.is_empty() && !message.contains("SQL") && !message.contains('\n'));
+    }
+    let malformed = api
+        .http
+        .post(format!("{}/api/v1/runs", api.base))
+        .bearer_auth(&api.token)
+        .header("content-type", "application/json")
+        .body("{\"pipeline\": ")
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(malformed.status(), 400);
+    assert_eq!(count(&world, "SELECT count(*) FROM ops.runs").await, 0);
+
+    let (status, run) = api.post("/api/v1/runs", run_body(JAN_FROM, JAN_TO)).await;
+    assert_eq!(status, 202, "{run}");
+    // Queued, or already claimed by a worker woken by the API.
+    assert!(
+        matches!(run["status"].as_str(), Some("queued" | "running")),
+        "{run}"
+    );
+    assert_eq!(run["trigger"], "api");
+    let id = run["id"].as_str().expect("id").to_owned();
+    let run = api.wait_final(&id, 120).await;
+    assert_eq!(run["status"], "succeeded", "{run}");
+    let expected = world.expected_ids("Customer", JAN_FROM, JAN_TO);
+    assert_eq!(run["counts"]["total"], expected.len() as i64);
+    assert_eq!(run["counts"]["inserted"], expected.len() as i64);
+    let windows = run["windows"].as_array().expect("windows");
+    assert_eq!(windows.len(), 30);
+    assert!(windows.iter().all(|w| w["status"] == "succeeded"), "{run}");
+    assert_eq!(windows[0]["start_utc"], "2026-01-01T00:00:00Z");
+    assert_eq!(windows[29]["end_utc"], "2026-01-31T00:00:00Z");
+    assert_eq!(world.loaded_ids("raw.qb_customers").await, expected);
+    world
+        .assert_payloads_match("raw.qb_customers", "Customer")
+        .await;
+
+    // The run's log, as the contract writes it, readable in pieces.
+    let (status, logs) = api.get(&format!("/api/v1/runs/{id}/logs?after=0")).await;
+    assert_eq!(status, 200);
+    let lines: Vec<&str> = logs["lines"]
+        .as_array()
+        .expect("lines")
+        .iter()
+        .filter_map(|l| l["text"].as_str())
+        .collect();
+    assert_eq!(
+        lines
+            .iter()
+            .filter(|l| l.starts_with("Processing Customers window "))
+            .count(),
+        30
+    );
+    assert_eq!(
+        lines
+            .iter()
+            .filter(|l| l.starts_with("Window completed | pages="))
+            .count(),
+        30
+    );
+    assert!(lines.contains(&"==== QB CUSTOMERS BACKFILL SUMMARY ===="));
+    assert!(lines.contains(&"window_end_utc=2026-01-31T00:00:00Z"));
+    let next = logs["next"].as_i64().expect("next");
+    let (_, rest) = api
+        .get(&format!("/api/v1/runs/{id}/logs?after={next}"))
+        .await;
+    assert_eq!(rest["lines"].as_array().map(Vec::len), Some(0));
+    assert_eq!(rest["next"], next);
+
+    let (status, list) = api.get("/api/v1/runs?limit=5").await;
+    assert_eq!(status, 200);
+    assert_eq!(list["runs"][0]["id"], id.as_str());
+
+    let (status, metrics) = api.get("/metrics").await;
+    assert_eq!(status, 200);
+    let metrics = metrics.as_str().expect("text").to_owned();
+    assert!(
+        metrics.contains("qbo_backfill_runs{status=\"succeeded\"} 1"),
+        "{metrics}"
+    );
+    assert!(metrics.contains("qbo_backfill_queue_depth 0"), "{metrics}");
+    assert!(
+        metrics.contains(&format!(
+            "qbo_backfill_rows_total{{outcome=\"inserted\"}} {}",
+            expected.len()
+        )),
+        "{metrics}"
+    );
+
+    // Secrets: names only; a refresh token stored through the API is never served back.
+    let (status, _) = api
+        .call(
+            reqwest::Method::PUT,
+            "/api/v1/secrets/MY_NOTE",
+            Some(json!({"value": "Sup3rSecretNote-x1"})),
+        )
+        .await;
+    assert_eq!(status, 204);
+    let (status, bad) = api
+        .call(
+            reqwest::Method::PUT,
+            "/api/v1/secrets/bad%20name",
+            Some(json!({"value": "x"})),
+        )
+        .await;
+    assert_eq!(
+        (status, bad["error"]["code"].as_str()),
+        (422, Some("invalid_secret_name"))
+    );
+    let (status, secrets) = api.get("/api/v1/secrets").await;
+    assert_eq!(status, 200);
+    let text = secrets.to_string();
+    assert!(
+        text.contains("MY_NOTE") && text.contains("QBO_REFRESH_TOKEN"),
+        "{text}"
+    );
+    assert!(
+        !text.contains("Sup3rSecretNote") && !text.contains("x1\""),
+        "{text}"
+    );
+    for served in [text, run.to_string(), logs.to_string(), metrics] {
+        assert_no_secret(&world, &served);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_broken_by_faults_is_retried_through_the_api_and_only_its_failed_windows_run() {
+    let mut config = sim_config(300);
+    config.faults = FaultConfig {
+        error_rate: 0.5,
+        ..FaultConfig::default()
+    };
+    config.limits = qbo_sim::SimLimits::none();
+    let mut world = World::new(config).await;
+    world.extra_env.push(("QBO_MAX_RETRIES".into(), "0".into()));
+    let api = Api::start(&world, "1").await;
+    let (_, run) = api.post("/api/v1/runs", run_body(JAN_FROM, JAN_TO)).await;
+    let id = run["id"].as_str().expect("id").to_owned();
+    let run = api.wait_final(&id, 120).await;
+    assert_eq!(run["status"], "failed", "{run}");
+    let failed: Vec<&Value> = run["windows"]
+        .as_array()
+        .expect("windows")
+        .iter()
+        .filter(|w| w["status"] == "failed")
+        .collect();
+    assert!(!failed.is_empty() && failed.len() < 30, "{run}");
+    assert!(
+        failed
+            .iter()
+            .all(|w| w["error"].as_str().is_some_and(|e| !e.is_empty()))
+    );
+
+    world.sim.state().set_faults(FaultConfig::default());
+    let (status, retry) = api
+        .post(&format!("/api/v1/runs/{id}/retry"), json!({}))
+        .await;
+    assert_eq!(status, 202, "{retry}");
+    assert_eq!(retry["retry_of"], id.as_str());
+    assert_eq!(
+        retry["windows"].as_array().map(Vec::len),
+        Some(failed.len())
+    );
+    let retried = api.wait_final(retry["id"].as_str().expect("id"), 120).await;
+    assert_eq!(retried["status"], "succeeded", "{retried}");
+    assert_eq!(
+        world.loaded_ids("raw.qb_customers").await,
+        world.expected_ids("Customer", JAN_FROM, JAN_TO)
+    );
+    // A run that is over cannot be cancelled; one with nothing left cannot be retried.
+    let (status, answer) = api
+        .post(&format!("/api/v1/runs/{id}/cancel"), json!({}))
+        .await;
+    assert_eq!(
+        (status, answer["error"]["code"].as_str()),
+        (409, Some("run_finished"))
+    );
+    let rid = retried["id"].as_str().expect("id");
+    let (status, answer) = api
+        .post(&format!("/api/v1/runs/{rid}/retry"), json!({}))
+        .await;
+    assert_eq!(
+        (status, answer["error"]["code"].as_str()),
+        (409, Some("nothing_to_retry"))
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_queued_run_is_cancelled_at_once_and_a_running_one_stops_within_a_heartbeat() {
+    let mut config = sim_config(3000);
+    config.faults = FaultConfig {
+        latency: Duration::from_millis(60),
+        ..FaultConfig::default()
+    };
+    let world = World::new(config).await;
+    let api = Api::start(&world, "0").await;
+    let (_, queued) = api.post("/api/v1/runs", run_body(JAN_FROM, JAN_TO)).await;
+    let id = queued["id"].as_str().expect("id").to_owned();
+    let (status, cancelled) = api
+        .post(&format!("/api/v1/runs/{id}/cancel"), json!({}))
+        .await;
+    assert_eq!(status, 202);
+    assert_eq!(cancelled["status"], "cancelled");
+
+    let (_, run) = api.post("/api/v1/runs", run_body(JAN_FROM, JAN_TO)).await;
+    let id = run["id"].as_str().expect("id").to_owned();
+    let mut worker = spawn(&world, &["worker", "--poll-ms", "100"]).await;
+    world.wait_for_pages(2).await;
+    let (status, _) = api
+        .post(&format!("/api/v1/runs/{id}/cancel"), json!({}))
+        .await;
+    assert_eq!(status, 202);
+    let run = api.wait_final(&id, 30).await;
+    assert_eq!(run["status"], "cancelled", "{run}");
+    assert_eq!(
+        count(
+            &world,
+            "SELECT count(*) FROM ops.windows WHERE status = 'running'"
+        )
+        .await,
+        0
+    );
+    worker.kill_hard();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_killed_mid_run_has_its_run_finished_by_another_worker_with_the_table_exact() {
+    let mut config = sim_config(6000);
+    config.faults = FaultConfig {
+        latency: Duration::from_millis(40),
+        ..FaultConfig::default()
+    };
+    let world = World::new(config).await;
+    let api = Api::start(&world, "0").await;
+    let (_, run) = api.post("/api/v1/runs", run_body(JAN_FROM, JAN_TO)).await;
+    let id = run["id"].as_str().expect("id").to_owned();
+    let mut first = spawn(
+        &world,
+        &["worker", "--poll-ms", "100", "--concurrency", "3"],
+    )
+    .await;
+    world.wait_for_pages(4).await;
+    first.kill_hard();
+    let _ = first.child.wait().await;
+    let loaded = world.loaded_ids("raw.qb_customers").await.len();
+    let expected = world.expected_ids("Customer", JAN_FROM, JAN_TO);
+    assert!(
+        loaded > 0 && loaded < expected.len(),
+        "killed mid-run: {loaded}"
+    );
+    assert_eq!(
+        count(
+            &world,
+            "SELECT count(*) FROM ops.runs WHERE status = 'running'"
+        )
+        .await,
+        1
+    );
+
+    let _second = spawn(&world, &["worker", "--poll-ms", "100"]).await;
+    let run = api.wait_final(&id, 120).await;
+    assert_eq!(run["status"], "succeeded", "{run}");
+    assert_eq!(world.loaded_ids("raw.qb_customers").await, expected);
+    world
+        .assert_payloads_match("raw.qb_customers", "Customer")
+        .await;
+    let executions: i32 = sqlx::query_scalar("SELECT executions FROM ops.runs")
+        .fetch_one(world.pool())
+        .await
+        .expect("executions");
+    assert_eq!(executions, 2, "the second worker took the run over");
+    for sql in [
+        "SELECT count(*) FROM ops.runs WHERE status = 'running'",
+        "SELECT count(*) FROM ops.windows WHERE status <> 'succeeded'",
+        "SELECT count(*) FROM ops.run_windows WHERE status <> 'succeeded'",
+    ] {
+        assert_eq!(count(&world, sql).await, 0, "{sql}");
+    }
+}
