@@ -711,39 +711,31 @@ async fn secrets_set(name: &str) -> Result<u8, CliError> {
 }
 
 async fn list_runs(pool: &PgPool, limit: i64) -> Result<(), CliError> {
-    use sqlx::Row as _;
-    // A run whose process died is shown as interrupted, never as running.
+    // A run whose worker died is shown as given up, never as running.
     runs::reap_lost_runs(pool)
         .await
         .map_err(anyhow::Error::from)?;
-    let rows = sqlx::query(
-        "SELECT id, pipeline, realm_id, fecha_inicio::text AS fi, fecha_fin::text AS ff, status, \
-                windows_total, windows_failed, rows_total, inserted, updated, unchanged, \
-                to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') AS created \
-         FROM ops.runs ORDER BY created_at DESC LIMIT $1",
-    )
-    .bind(limit.clamp(1, 10_000))
-    .fetch_all(pool)
-    .await
-    .map_err(anyhow::Error::from)?;
-    for row in rows {
-        let get = |c: &str| row.try_get::<String, _>(c).unwrap_or_default();
-        let num = |c: &str| row.try_get::<i64, _>(c).unwrap_or_default();
-        let id: Uuid = row.try_get("id").unwrap_or_default();
-        let windows: i32 = row.try_get("windows_total").unwrap_or_default();
-        let failed: i32 = row.try_get("windows_failed").unwrap_or_default();
+    let filter = crate::store::run_views::RunFilter::default();
+    let runs = crate::store::run_views::list(pool, &filter, limit.clamp(1, 10_000))
+        .await
+        .map_err(anyhow::Error::from)?;
+    for run in runs {
         info!(
-            "{id} {} {} {}..{} status={} windows={windows} failed_windows={failed} rows={} inserted={} updated={} unchanged={} created_at={}",
-            get("pipeline"),
-            get("realm_id"),
-            get("fi"),
-            get("ff"),
-            get("status"),
-            num("rows_total"),
-            num("inserted"),
-            num("updated"),
-            num("unchanged"),
-            get("created"),
+            "{} {} {} {}..{} status={} windows={} failed_windows={} rows={} inserted={} updated={} unchanged={} trigger={} created_at={}",
+            run.id,
+            run.pipeline,
+            run.realm_id,
+            run.fecha_inicio,
+            run.fecha_fin,
+            run.status,
+            run.windows_total,
+            run.windows_failed,
+            run.rows,
+            run.counts.inserted,
+            run.counts.updated,
+            run.counts.unchanged,
+            run.trigger,
+            run.created_at.as_deref().unwrap_or("-"),
         );
     }
     Ok(())

@@ -1,7 +1,7 @@
 //! PostgreSQL storage: the connection pool and embedded migrations ([`connect`]), raw upserts
 //! ([`raw`]), the encrypted secret store ([`secrets`]), OAuth token storage ([`tokens`]), and the
-//! helpers tests and the demo use to get a server and a throwaway database ([`local_cluster`],
-//! [`testdb`]).
+//! throwaway local cluster the demo and tests fall back to ([`local_cluster`]), and, for tests only
+//! (feature `test-support`), a fresh database per test (`testdb`).
 //!
 //! Every failure is a [`StoreError`] whose message says in one line what is wrong and never
 //! contains the password of a database URL (see [`redact_url`]).
@@ -17,6 +17,7 @@ pub mod run_logs;
 pub mod run_views;
 pub mod runs;
 pub mod secrets;
+#[cfg(any(test, feature = "test-support"))]
 pub mod testdb;
 pub mod tokens;
 pub mod triggers;
@@ -36,6 +37,7 @@ pub use local_cluster::resolve_server_url;
 pub use pgtime::{PgDate, PgTimestamp};
 pub use raw::{PageWrite, RawTable, UpsertCounts, upsert_page};
 pub use secrets::{KeySettings, SecretInfo, SecretKey, SecretStore, redact};
+#[cfg(any(test, feature = "test-support"))]
 pub use testdb::TestDb;
 pub use tokens::{PgTokenStore, TokenStatus};
 
