@@ -222,36 +222,7 @@ pub async fn dispatch(cli: Cli) -> Result<u8, CliError> {
             fecha_inicio,
             fecha_fin,
             tuning,
-        } => {
-            // Validate everything first: bad input writes nothing, not even the database.
-            let pipeline: Pipeline = pipeline.parse().map_err(bad)?;
-            let range = DateRange::parse(&fecha_inicio, &fecha_fin).map_err(bad)?;
-            let windows = range.windows().map_err(bad)?;
-            // Invalid configuration is bad input too: reject it before touching the database.
-            QboSettings::client_settings(&tuning)?;
-            let env_only = QboSettings::resolve(&tuning, &());
-            let pool = connect().await?;
-            let key = secret_key()?;
-            let settings = match env_only {
-                Ok(s) => s,
-                Err(_) => QboSettings::resolve(&tuning, &stored_lookup(&pool, &key).await?)?,
-            };
-            save_company(&pool, &key, &settings).await?;
-            run_locally(
-                &pool,
-                &key,
-                &tuning,
-                LocalRun {
-                    pipeline,
-                    realm_id: &settings.realm_id,
-                    range,
-                    windows,
-                    trigger: "cli",
-                    retry_of: None,
-                },
-            )
-            .await
-        }
+        } => run(&pipeline, &fecha_inicio, &fecha_fin, &tuning).await,
         Command::Retry { run_id, tuning } => retry(&run_id, &tuning).await,
         Command::Serve {
             bind,
@@ -259,59 +230,12 @@ pub async fn dispatch(cli: Cli) -> Result<u8, CliError> {
             trigger_grace_s,
             queue,
             tuning,
-        } => {
-            let bind: std::net::SocketAddr = bind.parse().map_err(|_| {
-                bad(format!(
-                    "--bind `{}` is not an address such as 127.0.0.1:6789 or 0.0.0.0:6789",
-                    crate::pipeline::echo(&bind)
-                ))
-            })?;
-            QboSettings::client_settings(&tuning)?;
-            let (pool, key) = start_service(&tuning).await?;
-            crate::server::serve(crate::server::ServeConfig {
-                pool,
-                key,
-                bind,
-                workers,
-                tuning,
-                lease: queue.lease(),
-                poll: queue.poll(),
-                trigger_grace: std::time::Duration::from_secs(trigger_grace_s),
-            })
-            .await
-            .map_err(CliError::Other)?;
-            Ok(0)
-        }
+        } => serve(&bind, workers, trigger_grace_s, &queue, tuning).await,
         Command::Worker {
             workers,
             queue,
             tuning,
-        } => {
-            QboSettings::client_settings(&tuning)?;
-            let (pool, key) = start_service(&tuning).await?;
-            let executor = Arc::new(Executor::new(pool.clone(), key, tuning, queue.lease()));
-            let identity = crate::store::workers::WorkerIdentity::current();
-            crate::store::workers::register(&pool, &identity, "worker")
-                .await
-                .map_err(anyhow::Error::from)?;
-            info!(
-                "Worker {} started: {workers} workers (host {}, pid {})",
-                identity.id, identity.host, identity.pid
-            );
-            let shutdown = shutdown_signal();
-            crate::orchestrator::worker::run_workers(
-                executor,
-                identity,
-                crate::orchestrator::worker::WorkerSettings {
-                    workers: workers.max(1),
-                    poll: queue.poll(),
-                },
-                shutdown,
-            )
-            .await;
-            info!("Worker stopped");
-            Ok(0)
-        }
+        } => worker(workers, &queue, tuning).await,
         Command::ApiTokens { action } => api_tokens(action).await,
         Command::Secrets {
             action: SecretsAction::Set { name },
@@ -391,6 +315,99 @@ async fn stored_lookup(
         }
     }
     Ok(move |name: &str| values.get(name).cloned())
+}
+
+async fn run(
+    pipeline: &str,
+    fecha_inicio: &str,
+    fecha_fin: &str,
+    tuning: &ClientTuning,
+) -> Result<u8, CliError> {
+    // Validate everything first: bad input writes nothing, not even the database.
+    let pipeline: Pipeline = pipeline.parse().map_err(bad)?;
+    let range = DateRange::parse(fecha_inicio, fecha_fin).map_err(bad)?;
+    let windows = range.windows().map_err(bad)?;
+    // Invalid configuration is bad input too: reject it before touching the database.
+    QboSettings::client_settings(tuning)?;
+    let env_only = QboSettings::resolve(tuning, &());
+    let pool = connect().await?;
+    let key = secret_key()?;
+    let settings = match env_only {
+        Ok(s) => s,
+        Err(_) => QboSettings::resolve(tuning, &stored_lookup(&pool, &key).await?)?,
+    };
+    save_company(&pool, &key, &settings).await?;
+    run_locally(
+        &pool,
+        &key,
+        tuning,
+        LocalRun {
+            pipeline,
+            realm_id: &settings.realm_id,
+            range,
+            windows,
+            trigger: "cli",
+            retry_of: None,
+        },
+    )
+    .await
+}
+
+async fn serve(
+    bind: &str,
+    workers: usize,
+    trigger_grace_s: u64,
+    queue: &QueueTuning,
+    tuning: ClientTuning,
+) -> Result<u8, CliError> {
+    let bind: std::net::SocketAddr = bind.parse().map_err(|_| {
+        bad(format!(
+            "--bind `{}` is not an address such as 127.0.0.1:6789 or 0.0.0.0:6789",
+            crate::pipeline::echo(bind)
+        ))
+    })?;
+    QboSettings::client_settings(&tuning)?;
+    let (pool, key) = start_service(&tuning).await?;
+    crate::server::serve(crate::server::ServeConfig {
+        pool,
+        key,
+        bind,
+        workers,
+        tuning,
+        lease: queue.lease(),
+        poll: queue.poll(),
+        trigger_grace: std::time::Duration::from_secs(trigger_grace_s),
+    })
+    .await
+    .map_err(CliError::Other)?;
+    Ok(0)
+}
+
+async fn worker(workers: usize, queue: &QueueTuning, tuning: ClientTuning) -> Result<u8, CliError> {
+    QboSettings::client_settings(&tuning)?;
+    let (pool, key) = start_service(&tuning).await?;
+    let executor = Arc::new(Executor::new(pool.clone(), key, tuning, queue.lease()));
+    let identity = crate::store::workers::WorkerIdentity::current();
+    crate::store::workers::register(&pool, &identity, "worker")
+        .await
+        .map_err(anyhow::Error::from)?;
+    info!(
+        "Worker {} started: {workers} workers (host {}, pid {})",
+        identity.id, identity.host, identity.pid
+    );
+    let shutdown = shutdown_signal();
+    crate::orchestrator::worker::run_workers(
+        executor,
+        identity,
+        crate::orchestrator::worker::WorkerSettings {
+            workers: workers.max(1),
+            poll: queue.poll(),
+        },
+        shutdown,
+    )
+    .await;
+    info!("Worker stopped");
+    Ok(0)
 }
 
 /// Saves the company the settings describe (so workers can load it) and seeds its refresh token

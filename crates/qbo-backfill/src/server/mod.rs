@@ -128,13 +128,13 @@ async fn healthz(State(state): State<AppState>) -> Response {
 }
 
 async fn metrics_route(State(state): State<AppState>) -> Response {
-    match metrics::render(&state.pool).await {
-        Ok(text) => (
+    match crate::store::metrics::snapshot(&state.pool).await {
+        Ok(snapshot) => (
             [(
                 header::CONTENT_TYPE,
                 "text/plain; version=0.0.4; charset=utf-8",
             )],
-            text,
+            metrics::render(&snapshot),
         )
             .into_response(),
         Err(e) => ApiError::internal(&e).into_response(),

@@ -10,6 +10,7 @@ pub mod api_tokens;
 pub mod budget;
 pub mod companies;
 pub mod local_cluster;
+pub mod metrics;
 pub mod pgtime;
 pub mod queue;
 pub mod raw;

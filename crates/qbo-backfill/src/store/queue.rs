@@ -42,6 +42,15 @@ pub struct NewRun<'a> {
 /// Database errors.
 pub async fn enqueue_run(conn: &mut PgConnection, run: &NewRun<'_>) -> Result<Uuid, sqlx::Error> {
     let id = Uuid::now_v7();
+    // Enqueues of one pipeline and company take turns (until their transactions end), so two
+    // inserting overlapping windows at once never deadlock.
+    sqlx::query(
+        "SELECT pg_advisory_xact_lock(hashtextextended('ops.enqueue:' || $1 || ':' || $2, 0))",
+    )
+    .bind(run.pipeline.name())
+    .bind(run.realm_id)
+    .execute(&mut *conn)
+    .await?;
     sqlx::query(
         "INSERT INTO ops.runs (id, pipeline, realm_id, fecha_inicio, fecha_fin, status, trigger, \
            trigger_id, retry_of, windows_total, requeue_on_loss) \

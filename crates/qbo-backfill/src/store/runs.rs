@@ -303,6 +303,41 @@ async fn holder_gone(
         || dead_here)
 }
 
+/// When the window (`row`, locked) is running for another live execution, its run; otherwise
+/// `None`, after giving the gone holder's own record of the window back to `pending`.
+async fn busy_holder(
+    conn: &mut PgConnection,
+    exec: &Execution,
+    window: &Window,
+    row: &sqlx::postgres::PgRow,
+) -> Result<Option<Uuid>> {
+    let status: WindowStatus = row.try_get("status")?;
+    let holder: Option<Uuid> = row.try_get("run_id")?;
+    let holder_execution: Option<Uuid> = row.try_get("execution_id")?;
+    let expired: bool = row.try_get("expired")?;
+    if status == WindowStatus::Running
+        && let Some(holder) = holder
+        && holder_execution != Some(exec.execution_id)
+    {
+        let gone = expired || holder_gone(&mut *conn, holder, holder_execution).await?;
+        if !gone {
+            return Ok(Some(holder));
+        }
+        // The holder's own record of this window must not stay `running` forever.
+        sqlx::query(
+            "UPDATE ops.run_windows SET status = 'pending', \
+               error = coalesce(error, 'taken over by run ' || $3::text) \
+             WHERE run_id = $1 AND window_start = $2::timestamptz AND status = 'running'",
+        )
+        .bind(holder)
+        .bind(ts(window.start))
+        .bind(exec.run_id.to_string())
+        .execute(&mut *conn)
+        .await?;
+    }
+    Ok(None)
+}
+
 /// Claims `window` for the execution: succeeds when the window is not running, or its holder
 /// run is over, was claimed again since, lost its lease or died. Resets the window's counters (a
 /// window is always re-loaded whole).
@@ -331,31 +366,10 @@ pub async fn claim_window(
     .bind(ts(window.start))
     .fetch_optional(&mut *tx)
     .await?;
-    if let Some(row) = current {
-        let status: WindowStatus = row.try_get("status")?;
-        let holder: Option<Uuid> = row.try_get("run_id")?;
-        let holder_execution: Option<Uuid> = row.try_get("execution_id")?;
-        let expired: bool = row.try_get("expired")?;
-        if status == WindowStatus::Running
-            && let Some(holder) = holder
-            && holder_execution != Some(exec.execution_id)
-        {
-            let gone = expired || holder_gone(&mut tx, holder, holder_execution).await?;
-            if !gone {
-                return Ok(Claim::Busy { holder });
-            }
-            // The holder's own record of this window must not stay `running` forever.
-            sqlx::query(
-                "UPDATE ops.run_windows SET status = 'pending', \
-                   error = coalesce(error, 'taken over by run ' || $3::text) \
-                 WHERE run_id = $1 AND window_start = $2::timestamptz AND status = 'running'",
-            )
-            .bind(holder)
-            .bind(ts(window.start))
-            .bind(exec.run_id.to_string())
-            .execute(&mut *tx)
-            .await?;
-        }
+    if let Some(row) = current
+        && let Some(holder) = busy_holder(&mut tx, exec, window, &row).await?
+    {
+        return Ok(Claim::Busy { holder });
     }
     let held: Option<i32> = sqlx::query_scalar(
         "SELECT 1 FROM ops.runs WHERE id = $1 AND execution_id = $2 AND status = 'running' \

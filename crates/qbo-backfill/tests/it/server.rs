@@ -494,3 +494,195 @@ async fn a_worker_killed_mid_run_has_its_run_finished_by_another_worker_with_the
         assert_eq!(count(&world, sql).await, 0, "{sql}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn triggers_are_managed_through_the_api_and_a_due_one_fires_once_into_a_run() {
+    let world = World::new(sim_config(200)).await;
+    let api = Api::start(&world, "1").await;
+
+    // 10:00 in Guayaquil (the default zone) is 15:00 UTC.
+    let (status, once) = api
+        .post(
+            "/api/v1/triggers",
+            json!({"pipeline": "qb_customers_backfill", "kind": "once", "local_time": "2030-02-02T10:00",
+                   "params": {"fecha_inicio": JAN_FROM, "fecha_fin": JAN_TO}}),
+        )
+        .await;
+    assert_eq!(status, 201, "{once}");
+    assert_eq!(once["time_zone"], "America/Guayaquil");
+    assert_eq!(once["next_fire_utc"], "2030-02-02T15:00:00Z");
+    assert_eq!(once["state"], "scheduled");
+    assert_eq!(once["enabled"], true);
+    let once_id = once["id"].as_str().expect("id").to_owned();
+
+    let (status, cron) = api
+        .post(
+            "/api/v1/triggers",
+            json!({"pipeline": "qb_items_backfill", "kind": "cron", "cron": "0 10 * * *",
+                   "time_zone": "America/Guayaquil", "params": {"fecha_inicio": "yesterday", "fecha_fin": "today"}}),
+        )
+        .await;
+    assert_eq!(status, 201, "{cron}");
+    assert!(
+        cron["next_fire_utc"]
+            .as_str()
+            .is_some_and(|t| t.ends_with("T15:00:00Z")),
+        "{cron}"
+    );
+
+    for (body, code) in [
+        (
+            json!({"pipeline": "qb_customers_backfill", "kind": "once", "local_time": "2030-02-02T10:00", "time_zone": "Mars/Olympus",
+                "params": {"fecha_inicio": JAN_FROM, "fecha_fin": JAN_TO}}),
+            "invalid_time_zone",
+        ),
+        (
+            json!({"pipeline": "qb_customers_backfill", "kind": "cron", "cron": "61 * * * *",
+                "params": {"fecha_inicio": "yesterday", "fecha_fin": "today"}}),
+            "invalid_cron",
+        ),
+        (
+            json!({"pipeline": "qb_customers_backfill", "kind": "once", "local_time": "2030-02-02T10:00",
+                "params": {"fecha_inicio": JAN_TO, "fecha_fin": JAN_FROM}}),
+            "invalid_params",
+        ),
+        (
+            json!({"pipeline": "nope", "kind": "once", "local_time": "2030-02-02T10:00",
+                "params": {"fecha_inicio": JAN_FROM, "fecha_fin": JAN_TO}}),
+            "unknown_pipeline",
+        ),
+    ] {
+        let (status, answer) = api.post("/api/v1/triggers", body.clone()).await;
+        assert_eq!(
+            (status, answer["error"]["code"].as_str()),
+            (422, Some(code)),
+            "{body} → {answer}"
+        );
+    }
+
+    let (status, list) = api.get("/api/v1/triggers").await;
+    assert_eq!(status, 200);
+    assert_eq!(list["triggers"].as_array().map(Vec::len), Some(2));
+    let (status, disabled) = api
+        .call(
+            reqwest::Method::PATCH,
+            &format!("/api/v1/triggers/{once_id}"),
+            Some(json!({"enabled": false})),
+        )
+        .await;
+    assert_eq!(status, 200, "{disabled}");
+    assert_eq!(disabled["enabled"], false);
+    let (status, _) = api
+        .call(
+            reqwest::Method::DELETE,
+            &format!("/api/v1/triggers/{once_id}"),
+            None,
+        )
+        .await;
+    assert_eq!(status, 204);
+    let (status, gone) = api.get(&format!("/api/v1/triggers/{once_id}")).await;
+    assert_eq!(
+        (status, gone["error"]["code"].as_str()),
+        (404, Some("trigger_not_found"))
+    );
+
+    // A one-time trigger due in a few seconds fires once, records its run, and disables itself.
+    let soon = jiff::Timestamp::now()
+        .checked_add(jiff::SignedDuration::from_secs(3))
+        .expect("time")
+        .to_zoned(jiff::tz::TimeZone::UTC)
+        .strftime("%Y-%m-%dT%H:%M:%S")
+        .to_string();
+    let (status, due) = api
+        .post(
+            "/api/v1/triggers",
+            json!({"pipeline": "qb_customers_backfill", "kind": "once", "local_time": soon, "time_zone": "UTC",
+                   "params": {"fecha_inicio": "2026-01-05", "fecha_fin": "2026-01-07"}}),
+        )
+        .await;
+    assert_eq!(status, 201, "{due}");
+    let due_id = due["id"].as_str().expect("id").to_owned();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    let fired = loop {
+        let (_, t) = api.get(&format!("/api/v1/triggers/{due_id}")).await;
+        if t["state"] == "fired" {
+            break t;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "never fired: {t}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(fired["enabled"], false);
+    let run_id = fired["last_run_id"].as_str().expect("run id").to_owned();
+    let run = api.wait_final(&run_id, 60).await;
+    assert_eq!(run["status"], "succeeded", "{run}");
+    assert_eq!(run["trigger"], "trigger");
+    assert_eq!(run["trigger_id"], due_id.as_str());
+    assert_eq!(run["fecha_inicio"], "2026-01-05");
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(
+        count(
+            &world,
+            "SELECT count(*) FROM ops.runs WHERE trigger = 'trigger'"
+        )
+        .await,
+        1,
+        "a one-time trigger fired twice"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_on_a_worker_gives_its_run_back_to_the_queue_and_another_worker_finishes_it() {
+    let mut config = sim_config(6000);
+    config.faults = FaultConfig {
+        latency: Duration::from_millis(40),
+        ..FaultConfig::default()
+    };
+    let world = World::new(config).await;
+    let api = Api::start(&world, "0").await;
+    let (_, run) = api.post("/api/v1/runs", run_body(JAN_FROM, JAN_TO)).await;
+    let id = run["id"].as_str().expect("id").to_owned();
+    let mut first = spawn(
+        &world,
+        &["worker", "--poll-ms", "100", "--concurrency", "3"],
+    )
+    .await;
+    world.wait_for_pages(4).await;
+    let pid = first.child.id().expect("pid");
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status()
+        .expect("kill");
+    assert!(status.success());
+    let exit = tokio::time::timeout(Duration::from_secs(30), first.child.wait())
+        .await
+        .expect("the worker stopped in time")
+        .expect("wait");
+    assert!(exit.success(), "{exit:?}");
+    // Back in the queue, nothing held, every written page whole.
+    let (_, run) = api.get(&format!("/api/v1/runs/{id}")).await;
+    assert_eq!(run["status"], "queued", "{run}");
+    assert_eq!(
+        count(
+            &world,
+            "SELECT count(*) FROM ops.windows WHERE status = 'running'"
+        )
+        .await,
+        0
+    );
+    let (pages_rows, loaded): (i64, i64) = sqlx::query_as(
+        "SELECT (SELECT coalesce(sum(rows_total), 0)::bigint FROM ops.windows), \
+                (SELECT count(*) FROM raw.qb_customers)",
+    )
+    .fetch_one(world.pool())
+    .await
+    .expect("counts");
+    assert_eq!(pages_rows, loaded, "pages commit whole with their progress");
+
+    let _second = spawn(&world, &["worker", "--poll-ms", "100"]).await;
+    let run = api.wait_final(&id, 120).await;
+    assert_eq!(run["status"], "succeeded", "{run}");
+    assert_eq!(
+        world.loaded_ids("raw.qb_customers").await,
+        world.expected_ids("Customer", JAN_FROM, JAN_TO)
+    );
+}

@@ -1,0 +1,74 @@
+//! The figures `/metrics` shows, read from PostgreSQL at scrape time so they cover every worker
+//! process of the deployment, not just the one answering.
+
+use sqlx::PgPool;
+
+/// QuickBooks request counters of one company.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct CompanyRequests {
+    /// Company.
+    pub realm_id: String,
+    /// Requests sent.
+    pub requests: i64,
+    /// Requests re-sent.
+    pub retries: i64,
+    /// Throttled answers.
+    pub throttled: i64,
+}
+
+/// Everything `/metrics` shows.
+#[derive(Debug, Clone, Default)]
+pub struct Snapshot {
+    /// Runs by status.
+    pub runs: Vec<(String, i64)>,
+    /// Windows by pipeline and status.
+    pub windows: Vec<(String, String, i64)>,
+    /// Rows inserted, updated, unchanged.
+    pub rows: (i64, i64, i64),
+    /// Requests by company (counted when an execution ends).
+    pub requests: Vec<CompanyRequests>,
+    /// Token refreshes by company.
+    pub refreshes: Vec<(String, i64)>,
+    /// Runs queued.
+    pub queue_depth: i64,
+    /// Workers with a heartbeat in the last minute.
+    pub live_workers: i64,
+}
+
+/// Reads the snapshot.
+///
+/// # Errors
+/// Database errors.
+pub async fn snapshot(pool: &PgPool) -> Result<Snapshot, sqlx::Error> {
+    Ok(Snapshot {
+        runs: sqlx::query_as("SELECT status, count(*) FROM ops.runs GROUP BY status")
+            .fetch_all(pool)
+            .await?,
+        windows: sqlx::query_as(
+            "SELECT pipeline, status, count(*) FROM ops.windows GROUP BY 1, 2 ORDER BY 1, 2",
+        )
+        .fetch_all(pool)
+        .await?,
+        rows: sqlx::query_as(
+            "SELECT coalesce(sum(inserted), 0)::bigint, coalesce(sum(updated), 0)::bigint, \
+                    coalesce(sum(unchanged), 0)::bigint FROM ops.run_windows",
+        )
+        .fetch_one(pool)
+        .await?,
+        requests: sqlx::query_as(
+            "SELECT realm_id, coalesce(sum(requests), 0)::bigint AS requests, \
+                    coalesce(sum(retries), 0)::bigint AS retries, \
+                    coalesce(sum(throttled), 0)::bigint AS throttled \
+             FROM ops.runs GROUP BY realm_id ORDER BY realm_id",
+        )
+        .fetch_all(pool)
+        .await?,
+        refreshes: sqlx::query_as(
+            "SELECT realm_id, refresh_count FROM ops.oauth_tokens ORDER BY realm_id",
+        )
+        .fetch_all(pool)
+        .await?,
+        queue_depth: super::queue::depth(pool).await?,
+        live_workers: super::workers::live_count(pool, 60.0).await?,
+    })
+}
