@@ -367,7 +367,14 @@ async fn serve(
         ))
     })?;
     QboSettings::client_settings(&tuning)?;
+    let connect = crate::server::web::connect::ConnectConfig::from_env(bind).map_err(bad)?;
     let (pool, key) = start_service(&tuning).await?;
+    announce_admin(&pool).await?;
+    let web = crate::server::web::WebConfig {
+        secure_cookies: settings::env_var(env::QBO_BACKFILL_SECURE_COOKIES)
+            .is_some_and(|v| matches!(v.as_str(), "1" | "true" | "yes")),
+        connect,
+    };
     crate::server::serve(crate::server::ServeConfig {
         pool,
         key,
@@ -377,6 +384,7 @@ async fn serve(
         lease: queue.lease(),
         poll: queue.poll(),
         trigger_grace: std::time::Duration::from_secs(trigger_grace_s),
+        web,
     })
     .await
     .map_err(CliError::Other)?;
@@ -408,6 +416,23 @@ async fn worker(workers: usize, queue: &QueueTuning, tuning: ClientTuning) -> Re
     .await;
     info!("Worker stopped");
     Ok(0)
+}
+
+/// Creates the first operator if needed; a generated password is printed once.
+async fn announce_admin(pool: &PgPool) -> Result<(), CliError> {
+    let user =
+        settings::env_var(env::QBO_BACKFILL_ADMIN_USER).unwrap_or_else(|| "admin".to_owned());
+    let password = settings::env_var(env::QBO_BACKFILL_ADMIN_PASSWORD);
+    let generated = crate::store::web::ensure_admin(pool, &user, password.as_deref())
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    if let Some(generated) = generated {
+        info!(
+            "Created the first operator `{user}` with the password: {generated} (shown once; set {} to choose another)",
+            env::QBO_BACKFILL_ADMIN_PASSWORD
+        );
+    }
+    Ok(())
 }
 
 /// Saves the company the settings describe (so workers can load it) and seeds its refresh token

@@ -25,6 +25,16 @@ pub mod env {
     pub const QBO_TOKEN_URL: &str = "QBO_TOKEN_URL";
     /// QBO minor version (default 75).
     pub const QBO_MINOR_VERSION: &str = "QBO_MINOR_VERSION";
+    /// Intuit's consent page for "Connect QuickBooks" (default Intuit's).
+    pub const QBO_AUTHORIZE_URL: &str = "QBO_AUTHORIZE_URL";
+    /// The callback registered with the Intuit app (default `http://localhost:PORT/connect/callback`).
+    pub const QBO_REDIRECT_URI: &str = "QBO_REDIRECT_URI";
+    /// The first operator's user name (default `admin`).
+    pub const QBO_BACKFILL_ADMIN_USER: &str = "QBO_BACKFILL_ADMIN_USER";
+    /// The first operator's password; generated and printed once when unset at the first start.
+    pub const QBO_BACKFILL_ADMIN_PASSWORD: &str = "QBO_BACKFILL_ADMIN_PASSWORD";
+    /// Mark session cookies `Secure` (`true` when served over TLS, e.g. behind a proxy).
+    pub const QBO_BACKFILL_SECURE_COOKIES: &str = "QBO_BACKFILL_SECURE_COOKIES";
 }
 
 /// The default database when `DATABASE_URL` is not set.

@@ -1,5 +1,5 @@
-//! OAuth2 state: the refresh-token chain with rotation, revocation and reconnect, and the
-//! issued access tokens with their expiry.
+//! OAuth2 state: the refresh-token chain with rotation, revocation and reconnect, the issued
+//! access tokens with their expiry, and the authorization codes of the consent flow.
 
 use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
@@ -17,6 +17,8 @@ const REFRESH_TOKEN_LIFETIME_SECS: u64 = 8_726_400;
 const ACCESS_TOKEN_HEADER: &str = "eyJlbmMiOiJBMTI4Q0JDLUhTMjU2IiwiYWxnIjoiZGlyIn0";
 /// Keep at most this many access tokens before pruning expired ones.
 const MAX_ACCESS_TOKENS: usize = 10_000;
+/// Keep at most this many authorization codes before pruning expired ones.
+const MAX_AUTH_CODES: usize = 10_000;
 
 /// A successful token response, in Intuit's key order (no `id_token`: no OpenID scope).
 #[derive(Debug, Clone, Serialize)]
@@ -54,6 +56,33 @@ impl GrantError {
     }
 }
 
+/// An authorization code handed out by the consent redirect.
+#[derive(Debug, Clone)]
+struct AuthCode {
+    client_id: String,
+    redirect_uri: String,
+    expires: Instant,
+    /// The grant the code was exchanged for, once it has been.
+    exchanged_for: Option<u64>,
+}
+
+/// Why an authorization-code exchange was refused. Every case answers Intuit's bare
+/// `{"error":"invalid_grant"}` (RFC 6749 §5.2 puts them all under `invalid_grant`); the variants
+/// only tell tests and logs apart.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum CodeError {
+    /// Never issued, or expired and pruned.
+    Unknown,
+    /// Issued, but older than its lifetime.
+    Expired,
+    /// Already exchanged once (the grant it produced is revoked, if still current).
+    Reused,
+    /// Issued to another client.
+    WrongClient,
+    /// `redirect_uri` differs from the authorization request's.
+    WrongRedirectUri,
+}
+
 /// Result of checking a bearer token.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Access {
@@ -71,6 +100,10 @@ pub(crate) struct Tokens {
     replaced: HashSet<String>,
     revoked: HashSet<String>,
     access: HashMap<String, Instant>,
+    /// Grant generation: a new one starts with every consent (code exchange or reconnect);
+    /// refresh rotations stay within it.
+    grant: u64,
+    codes: HashMap<String, AuthCode>,
 }
 
 impl Tokens {
@@ -82,6 +115,8 @@ impl Tokens {
             replaced: HashSet::new(),
             revoked: HashSet::new(),
             access: HashMap::new(),
+            grant: 0,
+            codes: HashMap::new(),
         }
     }
 
@@ -114,20 +149,26 @@ impl Tokens {
         if rotate {
             self.issue_refresh_token(rng);
         }
+        Ok(self.token_response(ttl, rng))
+    }
+
+    /// Issues an access token for the current grant and answers with it and the current
+    /// refresh token.
+    fn token_response(&mut self, ttl: Duration, rng: &SharedRng) -> TokenResponse {
         let access_token = new_access_token(rng);
         let now = Instant::now();
         if self.access.len() >= MAX_ACCESS_TOKENS {
             self.access.retain(|_, exp| *exp > now);
         }
         self.access.insert(access_token.clone(), now + ttl);
-        Ok(TokenResponse {
+        TokenResponse {
             access_token,
             refresh_token: self.latest.clone(),
             token_type: "bearer",
             expires_in: ttl.as_secs(),
             x_refresh_token_expires_in: REFRESH_TOKEN_LIFETIME_SECS
                 .saturating_sub(self.latest_issued.elapsed().as_secs()),
-        })
+        }
     }
 
     fn issue_refresh_token(&mut self, rng: &SharedRng) {
@@ -139,10 +180,81 @@ impl Tokens {
         self.latest_valid = true;
     }
 
-    /// The user re-consented: a brand-new valid refresh token.
+    /// The user re-consented: a brand-new valid refresh token (a new grant).
     pub(crate) fn reconnect(&mut self, rng: &SharedRng) -> String {
         self.issue_refresh_token(rng);
+        self.grant += 1;
         self.latest.clone()
+    }
+
+    /// The consent redirect: a new single-use code for `client_id` and `redirect_uri`, valid
+    /// for `ttl`.
+    pub(crate) fn issue_code(
+        &mut self,
+        client_id: &str,
+        redirect_uri: &str,
+        ttl: Duration,
+        rng: &SharedRng,
+    ) -> String {
+        let now = Instant::now();
+        if self.codes.len() >= MAX_AUTH_CODES {
+            self.codes.retain(|_, c| c.expires > now);
+        }
+        let code = new_refresh_token(rng);
+        self.codes.insert(
+            code.clone(),
+            AuthCode {
+                client_id: client_id.to_owned(),
+                redirect_uri: redirect_uri.to_owned(),
+                expires: now + ttl,
+                exchanged_for: None,
+            },
+        );
+        code
+    }
+
+    /// Exchanges an authorization code (`grant_type=authorization_code`): a new grant whose
+    /// refresh token replaces the current one (which answers `invalid_grant` from then on, as
+    /// after any reconnect), plus an access token.
+    ///
+    /// A code works once. Presenting it again is refused and, as RFC 6749 §4.1.2 asks and
+    /// Intuit does ("a second call with the same oauth code … would invalidate the token for
+    /// that auth code", intuit/oauth-jsclient#173), revokes the grant it was exchanged for if
+    /// that grant is still the current one. A wrong client or `redirect_uri` is refused
+    /// without using the code up.
+    pub(crate) fn exchange_code(
+        &mut self,
+        code: &str,
+        client_id: &str,
+        redirect_uri: &str,
+        ttl: Duration,
+        rng: &SharedRng,
+    ) -> Result<TokenResponse, CodeError> {
+        let Some(entry) = self.codes.get(code) else {
+            return Err(CodeError::Unknown);
+        };
+        if let Some(grant) = entry.exchanged_for {
+            if grant == self.grant {
+                self.revoke();
+                self.access.clear();
+            }
+            return Err(CodeError::Reused);
+        }
+        if entry.expires <= Instant::now() {
+            return Err(CodeError::Expired);
+        }
+        if entry.client_id != client_id {
+            return Err(CodeError::WrongClient);
+        }
+        if entry.redirect_uri != redirect_uri {
+            return Err(CodeError::WrongRedirectUri);
+        }
+        self.reconnect(rng);
+        let grant = self.grant;
+        if let Some(entry) = self.codes.get_mut(code) {
+            entry.exchanged_for = Some(grant);
+        }
+        Ok(self.token_response(ttl, rng))
     }
 
     /// The current refresh token answers `invalid_grant` from now on.
@@ -274,6 +386,67 @@ mod tests {
             .unwrap();
         assert!(t.revoke_token(&r.refresh_token));
         assert_eq!(t.check_access(&r.access_token), Access::Unknown);
+    }
+
+    #[test]
+    fn codes_are_single_use_and_bound() {
+        let rng = SharedRng::new(4);
+        let ttl = Duration::from_secs(60);
+        let mut t = Tokens::new("rt0".to_owned());
+        let code = t.issue_code("cid", "https://app/cb", ttl, &rng);
+        assert_eq!(
+            t.exchange_code(&code, "other", "https://app/cb", ttl, &rng)
+                .unwrap_err(),
+            CodeError::WrongClient
+        );
+        assert_eq!(
+            t.exchange_code(&code, "cid", "https://app/cb2", ttl, &rng)
+                .unwrap_err(),
+            CodeError::WrongRedirectUri
+        );
+        let r = t
+            .exchange_code(&code, "cid", "https://app/cb", ttl, &rng)
+            .unwrap();
+        assert_ne!(r.refresh_token, "rt0");
+        assert_eq!(r.x_refresh_token_expires_in, REFRESH_TOKEN_LIFETIME_SECS);
+        assert_eq!(
+            t.refresh("rt0", Rotation::EveryRefresh, ttl, &rng)
+                .unwrap_err(),
+            GrantError::Replaced
+        );
+        assert_eq!(t.check_access(&r.access_token), Access::Valid);
+        // A replay revokes what the code produced.
+        assert_eq!(
+            t.exchange_code(&code, "cid", "https://app/cb", ttl, &rng)
+                .unwrap_err(),
+            CodeError::Reused
+        );
+        assert_eq!(t.check_access(&r.access_token), Access::Unknown);
+        assert_eq!(
+            t.refresh(&r.refresh_token, Rotation::EveryRefresh, ttl, &rng)
+                .unwrap_err(),
+            GrantError::Revoked
+        );
+        // A replay of an older code leaves a newer grant alone.
+        let c2 = t.issue_code("cid", "https://app/cb", ttl, &rng);
+        let r2 = t.exchange_code(&c2, "cid", "https://app/cb", ttl, &rng).unwrap();
+        let c3 = t.issue_code("cid", "https://app/cb", ttl, &rng);
+        let r3 = t.exchange_code(&c3, "cid", "https://app/cb", ttl, &rng).unwrap();
+        assert!(t.exchange_code(&c2, "cid", "https://app/cb", ttl, &rng).is_err());
+        assert_eq!(t.check_access(&r2.access_token), Access::Valid);
+        assert!(t.refresh(&r3.refresh_token, Rotation::EveryRefresh, ttl, &rng).is_ok());
+        // Expired and unknown codes.
+        let c4 = t.issue_code("cid", "https://app/cb", Duration::ZERO, &rng);
+        assert_eq!(
+            t.exchange_code(&c4, "cid", "https://app/cb", ttl, &rng)
+                .unwrap_err(),
+            CodeError::Expired
+        );
+        assert_eq!(
+            t.exchange_code("nope", "cid", "https://app/cb", ttl, &rng)
+                .unwrap_err(),
+            CodeError::Unknown
+        );
     }
 
     #[test]

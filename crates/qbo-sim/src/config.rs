@@ -34,6 +34,17 @@ pub struct SimConfig {
     pub access_token_ttl: Duration,
     /// When the token endpoint replaces the refresh token.
     pub rotation: Rotation,
+    /// Lifetime of the authorization codes the consent redirect hands out (`GET
+    /// /connect/oauth2`); 5 minutes by default.
+    pub auth_code_ttl: Duration,
+    /// The app's registered redirect URIs: the authorization endpoint accepts only these, exactly
+    /// as written, like Intuit's "Redirect URIs" list on the app's Keys tab. Empty: any `http` or
+    /// `https` URI is accepted.
+    pub redirect_uris: Vec<String>,
+    /// Batch requests (`POST …/batch`) admitted per rolling minute, on top of
+    /// [`SimLimits`] (where each batch item counts as one request). Intuit: 40 per realm and
+    /// app. `None` disables it.
+    pub batch_requests_per_minute: Option<u32>,
     /// Throttling limits.
     pub limits: SimLimits,
     /// Injected faults.
@@ -55,6 +66,9 @@ impl Default for SimConfig {
             realm_id: "9130350000000001".to_owned(),
             access_token_ttl: Duration::from_secs(3600),
             rotation: Rotation::default(),
+            auth_code_ttl: Duration::from_secs(300),
+            redirect_uris: Vec::new(),
+            batch_requests_per_minute: Some(40),
             limits: SimLimits::default(),
             faults: FaultConfig::default(),
         }

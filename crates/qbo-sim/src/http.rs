@@ -1,6 +1,6 @@
-//! The HTTP face: QBO API routes, the token endpoint, the `/__admin/` API, the gate that applies
-//! throttling / latency / faults / bearer checks, and [`serve`] with a listener whose connections
-//! can be dropped on purpose.
+//! The HTTP face: QBO API routes, the authorization and token endpoints, the `/__admin/` API, the
+//! gate that applies throttling / latency / faults / bearer checks, and [`serve`] with a listener
+//! whose connections can be dropped on purpose.
 
 use std::io;
 use std::net::SocketAddr;
@@ -27,6 +27,7 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 use crate::auth::Access;
+use crate::authorize::{AUTHORIZE_ALT_PATH, AUTHORIZE_PATH, authorize};
 use crate::company::Singleton;
 use crate::data::{EMPTY_ENTITIES, Kind};
 use crate::engine::{cdc_body, read_body, singleton_body};
@@ -72,8 +73,14 @@ pub fn app(state: SimState) -> Router {
         .route("/limits", get(admin_get_limits).put(admin_put_limits))
         .route("/tokens/expire", post(admin_expire))
         .route("/tokens/revoke", post(admin_revoke))
-        .route("/tokens/reconnect", post(admin_reconnect));
+        .route("/tokens/reconnect", post(admin_reconnect))
+        .route(
+            "/authorize",
+            get(admin_get_authorize).put(admin_put_authorize),
+        );
     let mut router = Router::new()
+        .route(AUTHORIZE_PATH, get(authorize))
+        .route(AUTHORIZE_ALT_PATH, get(authorize))
         .route(TOKEN_PATH, post(token))
         .route(REVOKE_PATH, post(revoke))
         .route(JWKS_PATH, get(jwks));
@@ -220,7 +227,7 @@ fn percent_decode(s: &[u8]) -> String {
 }
 
 /// Parses a query string or form body into name/value pairs.
-fn parse_form(s: &[u8]) -> Vec<(String, String)> {
+pub(crate) fn parse_form(s: &[u8]) -> Vec<(String, String)> {
     s.split(|&b| b == b'&')
         .filter(|p| !p.is_empty())
         .map(|p| match p.iter().position(|&b| b == b'=') {
@@ -230,7 +237,8 @@ fn parse_form(s: &[u8]) -> Vec<(String, String)> {
         .collect()
 }
 
-fn form_get<'a>(form: &'a [(String, String)], name: &str) -> Option<&'a str> {
+/// The first value of `name` in a parsed form.
+pub(crate) fn form_get<'a>(form: &'a [(String, String)], name: &str) -> Option<&'a str> {
     form.iter()
         .find(|(k, _)| k == name)
         .map(|(_, v)| v.as_str())
@@ -432,7 +440,7 @@ async fn discovery(headers: HeaderMap) -> Response {
         .unwrap_or("127.0.0.1");
     json(
         StatusCode::OK,
-        discovery_document(&format!("http://{host}"), TOKEN_PATH),
+        discovery_document(&format!("http://{host}"), TOKEN_PATH, AUTHORIZE_PATH),
     )
 }
 
@@ -498,7 +506,9 @@ async fn revoke(State(st): State<SimState>, headers: HeaderMap, body: Bytes) -> 
     StatusCode::OK.into_response()
 }
 
-/// `POST /oauth2/v1/tokens/bearer` with `grant_type=refresh_token`.
+/// `POST /oauth2/v1/tokens/bearer`: `grant_type=refresh_token&refresh_token=…` or
+/// `grant_type=authorization_code&code=…&redirect_uri=…`, client credentials by HTTP Basic or
+/// form fields. Both answer the same token response.
 async fn token(State(st): State<SimState>, headers: HeaderMap, body: Bytes) -> Response {
     Counters::bump(&st.inner.counters.requests_total);
     Counters::bump(&st.inner.counters.token_requests);
@@ -508,27 +518,47 @@ async fn token(State(st): State<SimState>, headers: HeaderMap, body: Bytes) -> R
     if let Some(resp) = check_client(&st, &headers, &form) {
         return resp;
     }
-    if form_get(&form, "grant_type") != Some("refresh_token") {
-        return oauth_error(
-            StatusCode::BAD_REQUEST,
-            r#"{"error":"unsupported_grant_type"}"#,
-        );
-    }
-    let Some(rt) = form_get(&form, "refresh_token").filter(|t| !t.is_empty()) else {
-        return oauth_error(StatusCode::BAD_REQUEST, r#"{"error":"invalid_request"}"#);
+    let inner = &st.inner;
+    let param = |name: &str| form_get(&form, name).filter(|v| !v.is_empty());
+    let outcome = match form_get(&form, "grant_type") {
+        Some("refresh_token") => {
+            let Some(rt) = param("refresh_token") else {
+                return oauth_error(StatusCode::BAD_REQUEST, r#"{"error":"invalid_request"}"#);
+            };
+            st.tokens()
+                .refresh(rt, inner.rotation, inner.access_token_ttl, &inner.rng)
+                .map_err(|e| e.body())
+        }
+        Some("authorization_code") => {
+            let (Some(code), Some(redirect_uri)) = (param("code"), param("redirect_uri")) else {
+                return oauth_error(StatusCode::BAD_REQUEST, r#"{"error":"invalid_request"}"#);
+            };
+            st.tokens()
+                .exchange_code(
+                    code,
+                    &inner.client_id,
+                    redirect_uri,
+                    inner.access_token_ttl,
+                    &inner.rng,
+                )
+                .map_err(|e| {
+                    tracing::debug!(reason = ?e, "authorization code refused");
+                    r#"{"error":"invalid_grant"}"#
+                })
+        }
+        _ => {
+            return oauth_error(
+                StatusCode::BAD_REQUEST,
+                r#"{"error":"unsupported_grant_type"}"#,
+            );
+        }
     };
-    let outcome = st.tokens().refresh(
-        rt,
-        st.inner.rotation,
-        st.inner.access_token_ttl,
-        &st.inner.rng,
-    );
     match outcome {
         Ok(resp) => match serde_json::to_string(&resp) {
             Ok(body) => json(StatusCode::OK, body),
             Err(_) => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
         },
-        Err(e) => oauth_error(StatusCode::BAD_REQUEST, e.body()),
+        Err(body) => oauth_error(StatusCode::BAD_REQUEST, body),
     }
 }
 
@@ -654,6 +684,32 @@ async fn admin_reconnect(State(st): State<SimState>) -> Response {
         StatusCode::OK,
         &serde_json::json!({ "refresh_token": st.reconnect() }),
     )
+}
+
+/// Body of `GET/PUT /__admin/authorize`.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+struct AuthorizeSettings {
+    /// Whether the consent screen answers `error=access_denied`.
+    deny: bool,
+}
+
+async fn admin_get_authorize(State(st): State<SimState>) -> Response {
+    admin_json(
+        StatusCode::OK,
+        &AuthorizeSettings {
+            deny: st.authorize_deny(),
+        },
+    )
+}
+
+async fn admin_put_authorize(State(st): State<SimState>, body: Bytes) -> Response {
+    match serde_json::from_slice::<AuthorizeSettings>(&body) {
+        Ok(a) => {
+            st.set_authorize_deny(a.deny);
+            admin_json(StatusCode::OK, &a)
+        }
+        Err(e) => bad_request(e),
+    }
 }
 
 /// Handle that lets a request close its own connection without a response.
@@ -802,6 +858,12 @@ impl RunningSim {
     /// `api_base_url() + "/oauth2/v1/tokens/bearer"`.
     pub fn token_url(&self) -> String {
         format!("{}{TOKEN_PATH}", self.api_base_url())
+    }
+
+    /// `api_base_url() + "/connect/oauth2"`: the authorization (consent) endpoint, standing in for
+    /// `https://appcenter.intuit.com/connect/oauth2`.
+    pub fn authorize_url(&self) -> String {
+        format!("{}{AUTHORIZE_PATH}", self.api_base_url())
     }
 
     /// The state being served.

@@ -1,16 +1,18 @@
 //! QuickBooks Online simulator.
 //!
-//! A faithful stand-in for the QBO Accounting API used by tests and benchmarks: OAuth2 refresh
-//! with rotation, the query language and its paging quirks, Intuit's envelopes and fault bodies,
+//! A faithful stand-in for the QBO Accounting API used by tests and benchmarks: OAuth2 consent
+//! (authorization code) and refresh with rotation, the query language and its paging quirks, Intuit's envelopes and fault bodies,
 //! per-company throttling with the XML 429, and injectable faults. Use it in-process
 //! ([`SimState`], [`app`], [`serve`]) or as the `qbo-sim` binary.
 //!
 //! Module map: `config` (settings), `data` (generated rows), `company` (CompanyInfo and
 //! Preferences), `render` / `json` / `time` (output), `query` (parser), `engine` (execution),
-//! `auth` (tokens), `oidc` (discovery document), `limits` (throttling), `faults` (error bodies),
-//! `state` (control surface), `http` (server).
+//! `batch` (the batch endpoint), `auth` (tokens and codes), `authorize` (consent endpoint),
+//! `oidc` (discovery document), `limits` (throttling), `faults` (error bodies), `state` (control
+//! surface), `http` (server).
 
 mod auth;
+mod authorize;
 mod company;
 mod config;
 mod data;

@@ -1,6 +1,6 @@
 //! `qbo-sim` binary: parses flags, runs the simulator on 127.0.0.1 and prints
-//! `api_base_url=…`, `token_url=…` and `discovery_url=…` on stdout once it is ready; stops on
-//! Ctrl-C or SIGTERM.
+//! `api_base_url=…`, `token_url=…`, `authorize_url=…` and `discovery_url=…` on stdout once it is
+//! ready; stops on Ctrl-C or SIGTERM.
 //! Logs go to stderr.
 
 use std::io::Write as _;
@@ -66,6 +66,13 @@ struct Args {
     /// Rotate the refresh token only once it is this old (seconds); default: on every refresh.
     #[arg(long)]
     rotate_after_secs: Option<u64>,
+    /// Lifetime of the authorization codes of the consent flow, in seconds.
+    #[arg(long, default_value_t = 300)]
+    auth_code_ttl_secs: u64,
+    /// A registered redirect URI of the app (repeatable); the authorization endpoint accepts
+    /// only these. Default: any http(s) URI.
+    #[arg(long = "redirect-uri", value_name = "URI")]
+    redirect_uris: Vec<String>,
     /// Requests per rolling minute (0 = unlimited).
     #[arg(long, default_value_t = 500)]
     requests_per_minute: u32,
@@ -76,6 +83,10 @@ struct Args {
     /// Requests in flight at once (0 = unlimited).
     #[arg(long, default_value_t = 10)]
     max_in_flight: u32,
+    /// Batch requests per rolling minute (0 = unlimited); each batch item also counts as one
+    /// request towards --requests-per-minute.
+    #[arg(long, default_value_t = 40)]
+    batch_requests_per_minute: u32,
     /// Disable all throttling.
     #[arg(long)]
     no_limits: bool,
@@ -151,6 +162,13 @@ async fn main() -> anyhow::Result<()> {
         rotation: args.rotate_after_secs.map_or(Rotation::EveryRefresh, |s| {
             Rotation::AfterAge(Duration::from_secs(s))
         }),
+        auth_code_ttl: Duration::from_secs(args.auth_code_ttl_secs),
+        redirect_uris: args.redirect_uris,
+        batch_requests_per_minute: if args.no_limits {
+            None
+        } else {
+            limit(args.batch_requests_per_minute)
+        },
         limits,
         faults: FaultConfig {
             error_rate: args.error_rate,
@@ -179,6 +197,7 @@ async fn main() -> anyhow::Result<()> {
         let mut out = std::io::stdout().lock();
         writeln!(out, "api_base_url={}", sim.api_base_url())?;
         writeln!(out, "token_url={}", sim.token_url())?;
+        writeln!(out, "authorize_url={}", sim.authorize_url())?;
         writeln!(
             out,
             "discovery_url={}/.well-known/openid_configuration",

@@ -14,19 +14,17 @@ use crate::json::push_str;
 pub(crate) const REVOKE_PATH: &str = "/v2/oauth2/tokens/revoke";
 /// Path of the (empty) key set.
 pub(crate) const JWKS_PATH: &str = "/op/v1/jwks";
-/// Path of the authorization endpoint (not served: the simulator starts from a refresh token).
-const AUTHORIZE_PATH: &str = "/connect/oauth2";
 /// Path of the user-info endpoint (not served).
 const USERINFO_PATH: &str = "/v1/openid_connect/userinfo";
 
 /// The discovery document with every endpoint under `base` (`http://host:port`).
-pub(crate) fn discovery_document(base: &str, token_path: &str) -> String {
+pub(crate) fn discovery_document(base: &str, token_path: &str, authorize_path: &str) -> String {
     let url = |path: &str| format!("{base}{path}");
     let mut out = String::with_capacity(1024);
     out.push_str(
         "{\"issuer\":\"https://oauth.platform.intuit.com/op/v1\",\"authorization_endpoint\":",
     );
-    push_str(&mut out, &url(AUTHORIZE_PATH));
+    push_str(&mut out, &url(authorize_path));
     out.push_str(",\"token_endpoint\":");
     push_str(&mut out, &url(token_path));
     out.push_str(",\"userinfo_endpoint\":");
@@ -51,7 +49,11 @@ mod tests {
 
     #[test]
     fn document_points_at_base() {
-        let doc = discovery_document("http://127.0.0.1:9", "/oauth2/v1/tokens/bearer");
+        let doc = discovery_document(
+            "http://127.0.0.1:9",
+            "/oauth2/v1/tokens/bearer",
+            "/connect/oauth2",
+        );
         let v: serde_json::Value = serde_json::from_str(&doc).unwrap();
         assert_eq!(
             v["token_endpoint"],
@@ -62,5 +64,9 @@ mod tests {
             "http://127.0.0.1:9/v2/oauth2/tokens/revoke"
         );
         assert_eq!(v["issuer"], "https://oauth.platform.intuit.com/op/v1");
+        assert_eq!(
+            v["authorization_endpoint"],
+            "http://127.0.0.1:9/connect/oauth2"
+        );
     }
 }

@@ -2,7 +2,7 @@
 //! public control surface used by tests and the admin API.
 
 use std::collections::{BTreeMap, VecDeque};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::Duration;
 
@@ -27,6 +27,9 @@ pub struct SimStats {
     pub query_requests: u64,
     /// Single-entity reads that reached the read handler.
     pub read_requests: u64,
+    /// Batch requests that reached the batch handler (their query items also count in
+    /// `query_requests`).
+    pub batch_requests: u64,
     /// Token endpoint requests.
     pub token_requests: u64,
     /// 429 responses sent.
@@ -44,6 +47,7 @@ pub(crate) struct Counters {
     pub(crate) requests_total: AtomicU64,
     pub(crate) query_requests: AtomicU64,
     pub(crate) read_requests: AtomicU64,
+    pub(crate) batch_requests: AtomicU64,
     pub(crate) token_requests: AtomicU64,
     pub(crate) throttled: AtomicU64,
     pub(crate) faults_injected: AtomicU64,
@@ -62,6 +66,10 @@ pub(crate) struct Inner {
     pub(crate) realm_id: String,
     pub(crate) access_token_ttl: Duration,
     pub(crate) rotation: Rotation,
+    pub(crate) auth_code_ttl: Duration,
+    pub(crate) redirect_uris: Vec<String>,
+    /// Whether the consent screen answers `access_denied` (the user clicked "Cancel").
+    pub(crate) authorize_deny: AtomicBool,
     pub(crate) data: Dataset,
     pub(crate) engine: Engine,
     pub(crate) tokens: Mutex<Tokens>,
@@ -96,10 +104,13 @@ impl SimState {
                 realm_id: config.realm_id,
                 access_token_ttl: config.access_token_ttl,
                 rotation: config.rotation,
+                auth_code_ttl: config.auth_code_ttl,
+                redirect_uris: config.redirect_uris,
+                authorize_deny: AtomicBool::new(false),
                 data,
                 engine: Engine::default(),
                 faults: RwLock::new(config.faults),
-                limiter: Limiter::new(config.limits),
+                limiter: Limiter::new(config.limits, config.batch_requests_per_minute),
                 counters: Counters::default(),
                 by_entity: Mutex::new(BTreeMap::new()),
                 queries: Mutex::new(VecDeque::new()),
@@ -134,6 +145,34 @@ impl SimState {
     /// The throttling limits in force.
     pub fn limits(&self) -> SimLimits {
         self.inner.limiter.get()
+    }
+
+    /// Replaces the batch-requests-per-minute limit (`None` = off); see
+    /// [`SimConfig::batch_requests_per_minute`].
+    pub fn set_batch_requests_per_minute(&self, limit: Option<u32>) {
+        self.inner.limiter.set_batch_limit(limit);
+    }
+
+    /// The batch-requests-per-minute limit in force.
+    pub fn batch_requests_per_minute(&self) -> Option<u32> {
+        self.inner.limiter.batch_limit()
+    }
+
+    /// The company (realm) id this simulator serves; the consent redirect reports it as
+    /// `realmId`.
+    pub fn realm_id(&self) -> &str {
+        &self.inner.realm_id
+    }
+
+    /// Makes the consent screen (`GET /connect/oauth2`) deny (`true`: redirects with
+    /// `error=access_denied`, as when the user cancels) or approve at once (`false`, the default).
+    pub fn set_authorize_deny(&self, deny: bool) {
+        self.inner.authorize_deny.store(deny, Ordering::Relaxed);
+    }
+
+    /// Whether the consent screen denies; see [`set_authorize_deny`](Self::set_authorize_deny).
+    pub fn authorize_deny(&self) -> bool {
+        self.inner.authorize_deny.load(Ordering::Relaxed)
     }
 
     /// Every access token issued so far is expired (answers the 401 envelope).
@@ -191,6 +230,7 @@ impl SimState {
             requests_total: get(&c.requests_total),
             query_requests: get(&c.query_requests),
             read_requests: get(&c.read_requests),
+            batch_requests: get(&c.batch_requests),
             token_requests: get(&c.token_requests),
             throttled: get(&c.throttled),
             faults_injected: get(&c.faults_injected),
@@ -211,6 +251,7 @@ impl SimState {
             &c.requests_total,
             &c.query_requests,
             &c.read_requests,
+            &c.batch_requests,
             &c.token_requests,
             &c.throttled,
             &c.faults_injected,

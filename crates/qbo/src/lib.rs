@@ -2,6 +2,7 @@
 //! the error taxonomy, retries and the per-company rate limit.
 
 mod auth;
+pub mod authorization;
 mod budget;
 mod client;
 pub mod entity;

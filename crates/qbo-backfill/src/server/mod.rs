@@ -7,6 +7,7 @@ pub mod error;
 pub mod metrics;
 pub mod secrets;
 pub mod triggers_api;
+pub mod web;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -37,6 +38,8 @@ pub struct AppState {
     pub key: SecretKey,
     /// Wakes idle workers of this process when a run is queued.
     pub wake_workers: Arc<Notify>,
+    /// How the web UI is reached.
+    pub web: Arc<web::WebConfig>,
 }
 
 /// How to serve.
@@ -57,6 +60,8 @@ pub struct ServeConfig {
     pub poll: Duration,
     /// How late a one-time trigger may still fire.
     pub trigger_grace: Duration,
+    /// How the web UI is reached.
+    pub web: web::WebConfig,
 }
 
 /// The largest request body accepted.
@@ -85,8 +90,10 @@ pub fn app(state: AppState) -> Router {
         .route("/metrics", get(metrics_route))
         .fallback(api_not_found)
         .layer(middleware::from_fn_with_state(state.clone(), require_token));
+    let pages = web::routes().layer(middleware::from_fn(web::security_headers));
     Router::new()
         .route("/healthz", get(healthz))
+        .merge(pages)
         .merge(api)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(state)
@@ -164,6 +171,7 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
         pool: config.pool.clone(),
         key: config.key.clone(),
         wake_workers: wake.clone(),
+        web: Arc::new(config.web.clone()),
     };
     let identity = WorkerIdentity::current();
     workers::register(&config.pool, &identity, "serve").await?;

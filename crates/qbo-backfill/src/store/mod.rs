@@ -22,6 +22,7 @@ pub mod secrets;
 pub mod testdb;
 pub mod tokens;
 pub mod triggers;
+pub mod web;
 pub mod workers;
 
 mod error;

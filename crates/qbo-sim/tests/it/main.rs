@@ -7,6 +7,7 @@
 mod common;
 mod envelopes;
 mod faults;
+mod oauth_code;
 mod parser;
 mod peer_clients;
 mod queries;

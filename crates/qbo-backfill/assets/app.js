@@ -1,0 +1,62 @@
+// qbo-backfill: progressive enhancement only. Confirms destructive forms, and on a run's page
+// refreshes its status and windows and streams its log while it is going on.
+(function () {
+  "use strict";
+  document.addEventListener("submit", function (e) {
+    var form = e.target;
+    var question = form.getAttribute && form.getAttribute("data-confirm");
+    if (question && !window.confirm(question)) { e.preventDefault(); }
+  });
+
+  var live = document.getElementById("live");
+  var log = document.getElementById("log");
+  if (!live || !log) { return; }
+  var runId = live.getAttribute("data-run-id");
+  var after = 0;
+
+  function appendLines(lines) {
+    var atBottom = log.scrollTop + log.clientHeight >= log.scrollHeight - 8;
+    lines.forEach(function (line) {
+      var span = document.createElement("span");
+      span.className = "l-" + line.level;
+      span.textContent = line.text + "\n";
+      log.appendChild(span);
+    });
+    if (atBottom) { log.scrollTop = log.scrollHeight; }
+  }
+
+  function pollLog() {
+    return fetch("/runs/" + runId + "/log?after=" + after, { credentials: "same-origin" })
+      .then(function (r) { return r.ok ? r.json() : null; })
+      .then(function (body) {
+        if (body && body.lines) { appendLines(body.lines); after = body.next; }
+        return body && body.lines && body.lines.length === 1000;
+      });
+  }
+
+  function pollLive() {
+    return fetch("/runs/" + runId + "/live", { credentials: "same-origin" })
+      .then(function (r) { return r.ok ? r.text() : null; })
+      .then(function (html) {
+        if (html === null) { return; }
+        var box = document.createElement("div");
+        box.innerHTML = html;
+        var inner = box.firstElementChild;
+        if (inner && inner.id === "live") {
+          live.innerHTML = inner.innerHTML;
+          live.setAttribute("data-final", inner.getAttribute("data-final"));
+        }
+      });
+  }
+
+  function tick() {
+    var wasFinal = live.getAttribute("data-final") === "true";
+    Promise.all([pollLog(), pollLive()]).then(function (res) {
+      var more = res[0];
+      if (more) { return tick(); }
+      if (!wasFinal) { window.setTimeout(tick, 1000); }
+      else { pollLog(); }
+    }, function () { window.setTimeout(tick, 3000); });
+  }
+  tick();
+})();

@@ -1,0 +1,318 @@
+//! "Connect QuickBooks": Intuit's OAuth2 authorization-code flow, which turns the runbook's
+//! recovery after `invalid_grant` into one click. `/connect/start` sends the browser to Intuit's
+//! consent page with a one-time `state` bound to the session; Intuit sends it back to
+//! `/connect/callback`, which hands over (same-site, so the `SameSite=Strict` session cookie
+//! comes along) to `/connect/finish`: the state is spent, the code exchanged, the company and its
+//! tokens stored encrypted, and its reconnect banner cleared.
+
+use std::collections::HashMap;
+
+use askama::Template;
+use axum::extract::{Query, State};
+use axum::http::HeaderMap;
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use secrecy::{ExposeSecret as _, SecretString};
+
+use super::{Layout, failure, layout, operator, render};
+use crate::server::AppState;
+use crate::settings::{ClientTuning, QboSettings, env, env_var};
+use crate::store::companies::{self, Company};
+use crate::store::secrets::SecretStore;
+use crate::store::tokens::PgTokenStore;
+use crate::store::{StoreError, web};
+
+/// Where the consent page is and where Intuit sends the browser back.
+#[derive(Debug, Clone)]
+pub struct ConnectConfig {
+    /// Intuit's consent page (`QBO_AUTHORIZE_URL`; a simulator's in tests and the demo).
+    pub authorize_url: url::Url,
+    /// Our callback as registered with the app (`QBO_REDIRECT_URI`).
+    pub redirect_uri: String,
+}
+
+impl ConnectConfig {
+    /// From the environment, defaulting the callback to `http://localhost:PORT/connect/callback`.
+    ///
+    /// # Errors
+    /// An unparsable `QBO_AUTHORIZE_URL`.
+    pub fn from_env(bind: std::net::SocketAddr) -> Result<Self, String> {
+        let authorize = env_var(env::QBO_AUTHORIZE_URL)
+            .unwrap_or_else(|| qbo::authorization::INTUIT_AUTHORIZE_URL.to_owned());
+        let authorize_url = url::Url::parse(&authorize)
+            .map_err(|e| format!("{}=`{authorize}` is not a valid URL: {e}", env::QBO_AUTHORIZE_URL))?;
+        let host = if bind.ip().is_unspecified() || bind.ip().is_loopback() {
+            "localhost".to_owned()
+        } else {
+            bind.ip().to_string()
+        };
+        let redirect_uri = env_var(env::QBO_REDIRECT_URI)
+            .unwrap_or_else(|| format!("http://{host}:{}/connect/callback", bind.port()));
+        Ok(Self {
+            authorize_url,
+            redirect_uri,
+        })
+    }
+}
+
+/// The app's keys and hosts used to connect a company.
+struct AppKeys {
+    client_id: String,
+    client_secret: SecretString,
+    settings: qbo::ClientSettings,
+}
+
+/// The app's keys: from the environment or the secret store, else those of the only company.
+async fn app_keys(state: &AppState) -> Result<Option<AppKeys>, StoreError> {
+    let store = SecretStore::new(state.pool.clone(), state.key.clone());
+    let client_id = match env_var(env::QBO_CLIENT_ID) {
+        Some(v) => Some(v),
+        None => store
+            .get(env::QBO_CLIENT_ID)
+            .await?
+            .map(|s| s.expose_secret().to_owned()),
+    };
+    let client_secret = match env_var(env::QBO_CLIENT_SECRET) {
+        Some(v) => Some(SecretString::from(v)),
+        None => store.get(env::QBO_CLIENT_SECRET).await?,
+    };
+    if let (Some(client_id), Some(client_secret)) = (client_id, client_secret)
+        && let Ok(settings) = QboSettings::client_settings(&ClientTuning::default())
+    {
+        return Ok(Some(AppKeys {
+            client_id,
+            client_secret,
+            settings,
+        }));
+    }
+    let Ok(realm) = companies::default_realm(&state.pool).await? else {
+        return Ok(None);
+    };
+    Ok(companies::get(&state.pool, &state.key, &realm)
+        .await?
+        .map(|c| AppKeys {
+            settings: c.client_settings(),
+            client_id: c.client_id,
+            client_secret: c.client_secret,
+        }))
+}
+
+struct CompanyRow {
+    realm_id: String,
+    environment: String,
+    tokens: String,
+    error: Option<String>,
+}
+
+#[derive(Template)]
+#[template(path = "connect.html")]
+struct ConnectPage {
+    layout: Layout,
+    companies: Vec<CompanyRow>,
+    ready: bool,
+    not_ready: String,
+    redirect_uri: String,
+}
+
+async fn connect_page(state: &AppState, layout: Layout) -> Result<ConnectPage, StoreError> {
+    let mut rows = Vec::new();
+    for c in companies::list(&state.pool).await? {
+        let tokens = PgTokenStore::new(state.pool.clone(), state.key.clone(), c.realm_id.clone())
+            .status()
+            .await?
+            .map_or_else(
+                || "none stored".to_owned(),
+                |s| {
+                    format!(
+                        "refresh token stored {}",
+                        s.updated_at.map_or_else(String::new, |t| t.strftime("%Y-%m-%d %H:%MZ").to_string())
+                    )
+                },
+            );
+        rows.push(CompanyRow {
+            realm_id: c.realm_id,
+            environment: c.environment,
+            tokens,
+            error: c.last_auth_error,
+        });
+    }
+    let ready = app_keys(state).await?.is_some();
+    Ok(ConnectPage {
+        layout,
+        companies: rows,
+        ready,
+        not_ready: "The app's keys are not set: put QBO_CLIENT_ID and QBO_CLIENT_SECRET (from Intuit's developer portal) in the environment or on the Secrets page.".to_owned(),
+        redirect_uri: state.web.connect.redirect_uri.clone(),
+    })
+}
+
+fn flash_text(query: &HashMap<String, String>) -> Option<String> {
+    match query.get("flash").map(String::as_str) {
+        Some("connected") => Some(format!(
+            "Connected QuickBooks company {}. Its tokens are stored; retry the failed runs.",
+            query
+                .get("realm")
+                .map(|r| crate::pipeline::echo(r))
+                .unwrap_or_default()
+        )),
+        Some("denied") => Some("Intuit did not grant access; nothing changed.".to_owned()),
+        Some("expired") => {
+            Some("That connection attempt expired or was not started here; try again.".to_owned())
+        }
+        Some("refused") => Some(
+            "Intuit refused the authorization code (used, expired, or another redirect URI); try again."
+                .to_owned(),
+        ),
+        _ => None,
+    }
+}
+
+/// `GET /connect`.
+pub(crate) async fn page(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(query): Query<HashMap<String, String>>,
+) -> Response {
+    let op = match operator(&state, &headers).await {
+        Ok(op) => op,
+        Err(r) => return r,
+    };
+    let built = async {
+        let layout = layout(&state, &op, "connect", flash_text(&query)).await?;
+        connect_page(&state, layout).await
+    };
+    match built.await {
+        Ok(page) => render(&page),
+        Err(e) => failure(&e),
+    }
+}
+
+/// `GET /connect/start`: to Intuit's consent page.
+pub(crate) async fn start(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    let op = match operator(&state, &headers).await {
+        Ok(op) => op,
+        Err(r) => return r,
+    };
+    let keys = match app_keys(&state).await {
+        Ok(Some(keys)) => keys,
+        Ok(None) => return Redirect::to("/connect").into_response(),
+        Err(e) => return failure(&e),
+    };
+    let oauth_state = match web::new_oauth_state(&state.pool, &op.session_id).await {
+        Ok(s) => s,
+        Err(e) => return failure(&e),
+    };
+    let url = qbo::authorization::authorize_url(
+        &state.web.connect.authorize_url,
+        &keys.client_id,
+        &state.web.connect.redirect_uri,
+        &oauth_state,
+    );
+    Redirect::to(url.as_str()).into_response()
+}
+
+/// `GET /connect/callback`: Intuit's redirect arrives cross-site, without the `SameSite=Strict`
+/// session cookie; this page moves on to `/connect/finish` from our own origin, which carries it.
+pub(crate) async fn callback(Query(query): Query<HashMap<String, String>>) -> Response {
+    let mut target = url::Url::parse("http://localhost/connect/finish").ok();
+    if let Some(url) = target.as_mut() {
+        let mut pairs = url.query_pairs_mut();
+        for key in ["code", "state", "realmId", "error"] {
+            if let Some(v) = query.get(key) {
+                pairs.append_pair(key, v);
+            }
+        }
+    }
+    let next = target.map_or_else(
+        || "/connect/finish".to_owned(),
+        |u| format!("/connect/finish?{}", u.query().unwrap_or_default()),
+    );
+    let next = askama::filters::escape(&next, askama::filters::Html)
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+    Html(format!(
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
+         <meta http-equiv=\"refresh\" content=\"0;url={next}\"><title>Connecting…</title></head>\
+         <body><p>Connecting QuickBooks… <a href=\"{next}\">Continue</a></p></body></html>"
+    ))
+    .into_response()
+}
+
+fn valid_realm(realm: &str) -> bool {
+    !realm.is_empty() && realm.len() <= 64 && realm.chars().all(|c| c.is_ascii_alphanumeric())
+}
+
+/// `GET /connect/finish`: spend the state, exchange the code, store the company and its tokens.
+pub(crate) async fn finish(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(query): Query<HashMap<String, String>>,
+) -> Response {
+    let op = match operator(&state, &headers).await {
+        Ok(op) => op,
+        Err(r) => return r,
+    };
+    let given_state = query.get("state").map_or("", String::as_str);
+    match web::take_oauth_state(&state.pool, &op.session_id, given_state).await {
+        Ok(true) => {}
+        Ok(false) => return Redirect::to("/connect?flash=expired").into_response(),
+        Err(e) => return failure(&e),
+    }
+    if query.contains_key("error") {
+        return Redirect::to("/connect?flash=denied").into_response();
+    }
+    let (Some(code), Some(realm)) = (query.get("code"), query.get("realmId")) else {
+        return Redirect::to("/connect?flash=refused").into_response();
+    };
+    if !valid_realm(realm) || code.len() > 2000 {
+        return Redirect::to("/connect?flash=refused").into_response();
+    }
+    let keys = match app_keys(&state).await {
+        Ok(Some(keys)) => keys,
+        Ok(None) => return Redirect::to("/connect").into_response(),
+        Err(e) => return failure(&e),
+    };
+    let tokens = match qbo::authorization::exchange_code(
+        &keys.settings,
+        &keys.client_id,
+        &keys.client_secret,
+        code,
+        &state.web.connect.redirect_uri,
+    )
+    .await
+    {
+        Ok(tokens) => tokens,
+        Err(e) => {
+            tracing::warn!("Connect QuickBooks: the code exchange failed: {e}");
+            return Redirect::to("/connect?flash=refused").into_response();
+        }
+    };
+    match store_connection(&state, realm, keys, &tokens.refresh_token).await {
+        Ok(()) => {
+            tracing::info!("Connected QuickBooks company {realm}");
+            Redirect::to(&format!("/connect?flash=connected&realm={realm}")).into_response()
+        }
+        Err(e) => failure(&e),
+    }
+}
+
+async fn store_connection(
+    state: &AppState,
+    realm: &str,
+    keys: AppKeys,
+    refresh_token: &SecretString,
+) -> Result<(), StoreError> {
+    let company = Company {
+        realm_id: realm.to_owned(),
+        environment: keys.settings.environment,
+        client_id: keys.client_id,
+        client_secret: keys.client_secret,
+        api_base_url: Some(keys.settings.api_base_url.clone()),
+        token_url: Some(keys.settings.token_url.clone()),
+        minor_version: Some(keys.settings.minor_version),
+    };
+    companies::upsert(&state.pool, &state.key, &company).await?;
+    PgTokenStore::new(state.pool.clone(), state.key.clone(), realm.to_owned())
+        .replace_refresh_token(refresh_token)
+        .await?;
+    companies::set_auth_error(&state.pool, realm, None).await
+}

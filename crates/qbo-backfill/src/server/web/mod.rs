@@ -1,0 +1,274 @@
+//! The web UI on port 6789: server-rendered pages (askama templates compiled into the binary, a
+//! small stylesheet and script served from it, no build step), behind a login. Sessions are
+//! `HttpOnly` + `SameSite=Strict` cookies (`Secure` behind TLS) whose id is stored only hashed;
+//! every form carries the session's CSRF token; failed logins are rate-limited across processes.
+//!
+//! - [`pages`]: pipelines, runs, a run (live), triggers, secrets.
+//! - [`connect`]: Intuit's authorization-code flow ("Connect QuickBooks").
+
+pub mod connect;
+pub mod pages;
+
+use std::collections::HashMap;
+
+use axum::Router;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+
+use super::AppState;
+use crate::store::web::{self, Session};
+use crate::store::{StoreError, companies};
+
+/// The session cookie.
+pub const SESSION_COOKIE: &str = "qbo_session";
+/// The cookie that carries the login form's CSRF token before there is a session.
+pub const LOGIN_CSRF_COOKIE: &str = "qbo_login_csrf";
+
+/// How the UI is reached.
+#[derive(Debug, Clone)]
+pub struct WebConfig {
+    /// Mark cookies `Secure` (served over TLS, directly or behind a proxy).
+    pub secure_cookies: bool,
+    /// "Connect QuickBooks" settings.
+    pub connect: connect::ConnectConfig,
+}
+
+/// The page routes (merged with the API by [`super::app`]).
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/login", get(pages::login_form).post(pages::login))
+        .route("/logout", post(pages::logout))
+        .route("/", get(pages::pipelines))
+        .route("/runs", get(pages::runs).post(pages::run_once))
+        .route("/runs/{id}", get(pages::run))
+        .route("/runs/{id}/live", get(pages::run_live))
+        .route("/runs/{id}/log", get(pages::run_log))
+        .route("/runs/{id}/retry", post(pages::retry))
+        .route("/runs/{id}/cancel", post(pages::cancel))
+        .route("/triggers", get(pages::triggers).post(pages::create_trigger))
+        .route("/triggers/{id}/{action}", post(pages::trigger_action))
+        .route("/secrets", get(pages::secrets).post(pages::replace_secret))
+        .route("/connect", get(connect::page))
+        .route("/connect/start", get(connect::start))
+        .route("/connect/callback", get(connect::callback))
+        .route("/connect/finish", get(connect::finish))
+        .route("/assets/app.css", get(css))
+        .route("/assets/app.js", get(js))
+}
+
+async fn css() -> Response {
+    static_asset("text/css; charset=utf-8", include_str!("../../../assets/app.css"))
+}
+
+async fn js() -> Response {
+    static_asset(
+        "text/javascript; charset=utf-8",
+        include_str!("../../../assets/app.js"),
+    )
+}
+
+fn static_asset(content_type: &'static str, body: &'static str) -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, content_type),
+            (header::CACHE_CONTROL, "public, max-age=300"),
+        ],
+        body,
+    )
+        .into_response()
+}
+
+/// Security headers on every page.
+pub async fn security_headers(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let mut response = next.run(request).await;
+    let h = response.headers_mut();
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(
+            "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
+             frame-ancestors 'none'; base-uri 'none'; form-action 'self'",
+        ),
+    );
+    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    response
+}
+
+/// A cookie's value from the request.
+pub fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v.to_owned())
+}
+
+/// A `Set-Cookie` value: `HttpOnly`, `SameSite=Strict`, `Path=/`, and `Secure` when configured.
+pub fn set_cookie(config: &WebConfig, name: &str, value: &str, max_age_s: Option<u64>) -> String {
+    let mut c = format!("{name}={value}; Path=/; HttpOnly; SameSite=Strict");
+    if let Some(age) = max_age_s {
+        c.push_str(&format!("; Max-Age={age}"));
+    }
+    if config.secure_cookies {
+        c.push_str("; Secure");
+    }
+    c
+}
+
+/// The logged-in operator of a request.
+#[derive(Debug, Clone)]
+pub struct Operator {
+    /// The session id (from the cookie).
+    pub session_id: String,
+    /// The session.
+    pub session: Session,
+}
+
+/// The operator, or a redirect to the login page.
+///
+/// # Errors
+/// A response to send instead: the redirect, or a failure page.
+pub async fn operator(state: &AppState, headers: &HeaderMap) -> Result<Operator, Response> {
+    let Some(id) = cookie(headers, SESSION_COOKIE) else {
+        return Err(Redirect::to("/login").into_response());
+    };
+    match web::session(&state.pool, &id).await {
+        Ok(Some(session)) => Ok(Operator {
+            session_id: id,
+            session,
+        }),
+        Ok(None) => Err(Redirect::to("/login").into_response()),
+        Err(e) => Err(failure(&e)),
+    }
+}
+
+/// Refuses a form without the session's CSRF token.
+///
+/// # Errors
+/// The 403 page.
+pub fn check_csrf(op: &Operator, form: &HashMap<String, String>) -> Result<(), Response> {
+    match form.get("csrf") {
+        Some(token) if constant_time_eq(token, &op.session.csrf_token) => Ok(()),
+        _ => Err(forbidden()),
+    }
+}
+
+/// Compares two strings without stopping at the first difference.
+#[must_use]
+pub fn constant_time_eq(a: &str, b: &str) -> bool {
+    a.len() == b.len()
+        && a.bytes()
+            .zip(b.bytes())
+            .fold(0_u8, |acc, (x, y)| acc | (x ^ y))
+            == 0
+}
+
+/// The page for a form that did not come from this site (or whose session changed).
+#[must_use]
+pub fn forbidden() -> Response {
+    (
+        StatusCode::FORBIDDEN,
+        Html(
+            "<!doctype html><title>Refused</title><h1>Refused</h1><p>This form expired or did not \
+             come from this site. <a href=\"/\">Reload the page</a> and try again.</p>",
+        ),
+    )
+        .into_response()
+}
+
+/// A failure page; the cause goes to the server log only.
+#[must_use]
+pub fn failure(cause: &dyn std::fmt::Display) -> Response {
+    tracing::error!("Web request failed: {cause}");
+    (
+        StatusCode::INTERNAL_SERVER_ERROR,
+        Html(
+            "<!doctype html><title>Error</title><h1>Something went wrong</h1><p>The server could \
+             not complete the request; its log says why. <a href=\"/\">Back</a></p>",
+        ),
+    )
+        .into_response()
+}
+
+/// A 404 page.
+#[must_use]
+pub fn not_found() -> Response {
+    (
+        StatusCode::NOT_FOUND,
+        Html("<!doctype html><title>Not found</title><h1>Not found</h1><p><a href=\"/\">Back</a></p>"),
+    )
+        .into_response()
+}
+
+/// A company whose token was refused: shown as a banner on every page.
+#[derive(Debug, Clone)]
+pub struct Banner {
+    /// The company.
+    pub realm_id: String,
+    /// `invalid_grant` or `invalid_client`.
+    pub error: String,
+}
+
+/// What every page's frame shows.
+#[derive(Debug, Clone)]
+pub struct Layout {
+    /// The operator.
+    pub username: String,
+    /// The session's CSRF token.
+    pub csrf: String,
+    /// The nav item to mark.
+    pub active: &'static str,
+    /// Companies to reconnect.
+    pub banners: Vec<Banner>,
+    /// A one-line confirmation.
+    pub flash: Option<String>,
+}
+
+/// The frame of a page for `op`.
+///
+/// # Errors
+/// Database errors.
+pub async fn layout(
+    state: &AppState,
+    op: &Operator,
+    active: &'static str,
+    flash: Option<String>,
+) -> Result<Layout, StoreError> {
+    let banners = companies::list(&state.pool)
+        .await?
+        .into_iter()
+        .filter_map(|c| {
+            c.last_auth_error.map(|error| Banner {
+                realm_id: c.realm_id,
+                error,
+            })
+        })
+        .collect();
+    Ok(Layout {
+        username: op.session.username.clone(),
+        csrf: op.session.csrf_token.clone(),
+        active,
+        banners,
+        flash,
+    })
+}
+
+/// Renders a template, or the failure page.
+pub fn render(template: &impl askama::Template) -> Response {
+    match template.render() {
+        Ok(html) => Html(html).into_response(),
+        Err(e) => failure(&e),
+    }
+}
+
