@@ -429,12 +429,22 @@ mod tests {
         );
         // A replay of an older code leaves a newer grant alone.
         let c2 = t.issue_code("cid", "https://app/cb", ttl, &rng);
-        let r2 = t.exchange_code(&c2, "cid", "https://app/cb", ttl, &rng).unwrap();
+        let r2 = t
+            .exchange_code(&c2, "cid", "https://app/cb", ttl, &rng)
+            .unwrap();
         let c3 = t.issue_code("cid", "https://app/cb", ttl, &rng);
-        let r3 = t.exchange_code(&c3, "cid", "https://app/cb", ttl, &rng).unwrap();
-        assert!(t.exchange_code(&c2, "cid", "https://app/cb", ttl, &rng).is_err());
+        let r3 = t
+            .exchange_code(&c3, "cid", "https://app/cb", ttl, &rng)
+            .unwrap();
+        assert!(
+            t.exchange_code(&c2, "cid", "https://app/cb", ttl, &rng)
+                .is_err()
+        );
         assert_eq!(t.check_access(&r2.access_token), Access::Valid);
-        assert!(t.refresh(&r3.refresh_token, Rotation::EveryRefresh, ttl, &rng).is_ok());
+        assert!(
+            t.refresh(&r3.refresh_token, Rotation::EveryRefresh, ttl, &rng)
+                .is_ok()
+        );
         // Expired and unknown codes.
         let c4 = t.issue_code("cid", "https://app/cb", Duration::ZERO, &rng);
         assert_eq!(

@@ -465,19 +465,42 @@ pub(crate) struct Engine {
 }
 
 impl Engine {
-    /// Runs a parsed query and returns the full response body.
+    /// Runs a parsed query and returns the full response body,
+    /// `{"QueryResponse":{…},"time":"…"}`.
     pub(crate) fn run(&self, ds: &Dataset, q: &Query) -> Result<String, QueryError> {
+        let mut out = String::from("{");
+        self.push_query_response(&mut out, ds, q)?;
+        out.push_str(",\"time\":\"");
+        out.push_str(&envelope_time());
+        out.push_str("\"}");
+        Ok(out)
+    }
+
+    /// Runs a parsed query and appends its `"QueryResponse":{…}` member to `out` (the body of
+    /// [`run`](Self::run) without the braces and `time`; a batch item's answer uses it as is).
+    /// On error `out` may hold a partial member.
+    pub(crate) fn push_query_response(
+        &self,
+        out: &mut String,
+        ds: &Dataset,
+        q: &Query,
+    ) -> Result<(), QueryError> {
         // The docs call entity names case-sensitive, but node-quickbooks sends
         // `select * from customer` and works against production, so match them case-insensitively.
         if let Some(s) = Singleton::from_any_case(&q.entity) {
-            return run_singleton(ds, s, q);
+            return run_singleton(out, ds, s, q);
         }
         let Some(kind) = Kind::from_any_case(&q.entity) else {
             if EMPTY_ENTITIES
                 .iter()
                 .any(|e| e.eq_ignore_ascii_case(&q.entity))
             {
-                return Ok(if q.count { count_body(0) } else { empty_body() });
+                if q.count {
+                    push_count(out, 0);
+                } else {
+                    push_empty(out);
+                }
+                return Ok(());
             }
             return Err(QueryError::validation(format_args!(
                 "invalid context declaration: {}",
@@ -507,7 +530,8 @@ impl Engine {
         };
         let ids = self.matching(ds, &ctx, kind, q, &preds, &order);
         if q.count {
-            return Ok(count_body(ids.len() as u64));
+            push_count(out, ids.len() as u64);
+            return Ok(());
         }
         let start = q.start_position.unwrap_or(1).max(1);
         let max = q.max_results.unwrap_or(DEFAULT_MAX_RESULTS);
@@ -518,7 +542,8 @@ impl Engine {
             .unwrap_or(usize::MAX)
             .min(ids.len() - skip);
         if take == 0 {
-            return Ok(empty_body());
+            push_empty(out);
+            return Ok(());
         }
         let page: Vec<(u64, Row)> = {
             let rows = read(ds.table(kind));
@@ -527,24 +552,22 @@ impl Engine {
                 .filter_map(|&i| rows.get(i as usize).map(|r| (u64::from(i) + 1, *r)))
                 .collect()
         };
-        let mut out = String::with_capacity(page.len() * 1400 + 128);
-        out.push_str("{\"QueryResponse\":{\"");
+        out.reserve(page.len() * 1400 + 128);
+        out.push_str("\"QueryResponse\":{\"");
         out.push_str(kind.name());
         out.push_str("\":[");
         for (n, (id, row)) in page.iter().enumerate() {
             if n > 0 {
                 out.push(',');
             }
-            render(&mut out, &ctx, kind, *id, row);
+            render(out, &ctx, kind, *id, row);
         }
         out.push_str("],\"startPosition\":");
-        push_u64(&mut out, start);
+        push_u64(out, start);
         out.push_str(",\"maxResults\":");
-        push_u64(&mut out, page.len() as u64);
-        out.push_str("},\"time\":\"");
-        out.push_str(&envelope_time());
-        out.push_str("\"}");
-        Ok(out)
+        push_u64(out, page.len() as u64);
+        out.push('}');
+        Ok(())
     }
 
     fn matching(
@@ -744,7 +767,12 @@ fn singleton_value(s: Singleton, row: &Row, prop: &str) -> Option<(Field, FVal)>
 }
 
 /// A query on CompanyInfo / Preferences: the one row, if it passes the WHERE clause.
-fn run_singleton(ds: &Dataset, s: Singleton, q: &Query) -> Result<String, QueryError> {
+fn run_singleton(
+    out: &mut String,
+    ds: &Dataset,
+    s: Singleton,
+    q: &Query,
+) -> Result<(), QueryError> {
     let row = s.row(ds);
     let not_found = |prop: &str| {
         QueryError::validation(format_args!(
@@ -778,38 +806,33 @@ fn run_singleton(ds: &Dataset, s: Singleton, q: &Query) -> Result<String, QueryE
         return Err(not_found(&o.property));
     }
     if q.count {
-        return Ok(count_body(u64::from(hit)));
+        push_count(out, u64::from(hit));
+        return Ok(());
     }
     let start = q.start_position.unwrap_or(1).max(1);
     if !hit || start > 1 || q.max_results == Some(0) {
-        return Ok(empty_body());
+        push_empty(out);
+        return Ok(());
     }
-    let mut out = String::with_capacity(4096);
-    out.push_str("{\"QueryResponse\":{\"");
+    out.reserve(4096);
+    out.push_str("\"QueryResponse\":{\"");
     out.push_str(s.name());
     out.push_str("\":[");
-    s.render(&mut out, ds);
-    out.push_str("],\"startPosition\":1,\"maxResults\":1},\"time\":\"");
-    out.push_str(&envelope_time());
-    out.push_str("\"}");
-    Ok(out)
+    s.render(out, ds);
+    out.push_str("],\"startPosition\":1,\"maxResults\":1}");
+    Ok(())
 }
 
-fn count_body(n: u64) -> String {
-    let mut out = String::with_capacity(96);
-    out.push_str("{\"QueryResponse\":{\"totalCount\":");
-    push_u64(&mut out, n);
-    out.push_str("},\"time\":\"");
-    out.push_str(&envelope_time());
-    out.push_str("\"}");
-    out
+/// `"QueryResponse":{"totalCount":n}`.
+fn push_count(out: &mut String, n: u64) {
+    out.push_str("\"QueryResponse\":{\"totalCount\":");
+    push_u64(out, n);
+    out.push('}');
 }
 
-fn empty_body() -> String {
-    format!(
-        "{{\"QueryResponse\":{{}},\"time\":\"{}\"}}",
-        envelope_time()
-    )
+/// `"QueryResponse":{}`: nothing matched, or a page past the end.
+fn push_empty(out: &mut String) {
+    out.push_str("\"QueryResponse\":{}");
 }
 
 /// Renders one entity object, or `None` when the id does not exist.

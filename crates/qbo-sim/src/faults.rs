@@ -31,23 +31,31 @@ pub(crate) struct FaultError<'a> {
     pub(crate) element: bool,
 }
 
-/// `{"Fault":{"Error":[{"Message":…,"Detail":…,"code":…}],"type":…},"time":…}`.
-pub(crate) fn fault_body(kind: &str, e: FaultError<'_>) -> String {
-    let mut out = String::with_capacity(256);
-    out.push_str("{\"Fault\":{\"Error\":[{\"Message\":");
-    push_str(&mut out, e.message);
+/// Appends the member `"Fault":{"Error":[{"Message":…,"Detail":…,"code":…}],"type":…}` (a
+/// batch item's answer uses it as is).
+pub(crate) fn push_fault(out: &mut String, kind: &str, e: FaultError<'_>) {
+    out.push_str("\"Fault\":{\"Error\":[{\"Message\":");
+    push_str(out, e.message);
     if let Some(d) = e.detail {
         out.push_str(",\"Detail\":");
-        push_str(&mut out, d);
+        push_str(out, d);
     }
     out.push_str(",\"code\":");
-    push_str(&mut out, e.code);
+    push_str(out, e.code);
     if e.element {
         out.push_str(",\"element\":\"\"");
     }
     out.push_str("}],\"type\":");
-    push_str(&mut out, kind);
-    out.push_str("},\"time\":");
+    push_str(out, kind);
+    out.push('}');
+}
+
+/// `{"Fault":{"Error":[{"Message":…,"Detail":…,"code":…}],"type":…},"time":…}`.
+pub(crate) fn fault_body(kind: &str, e: FaultError<'_>) -> String {
+    let mut out = String::with_capacity(256);
+    out.push('{');
+    push_fault(&mut out, kind, e);
+    out.push_str(",\"time\":");
     push_str(&mut out, &envelope_time());
     out.push('}');
     out

@@ -28,6 +28,7 @@ use tokio::task::JoinHandle;
 
 use crate::auth::Access;
 use crate::authorize::{AUTHORIZE_ALT_PATH, AUTHORIZE_PATH, authorize};
+use crate::batch::{MAX_BATCH_ITEMS, batch, item_count};
 use crate::company::Singleton;
 use crate::data::{EMPTY_ENTITIES, Kind};
 use crate::engine::{cdc_body, read_body, singleton_body};
@@ -59,6 +60,7 @@ const DISCOVERY_PATHS: [&str; 4] = [
 pub fn app(state: SimState) -> Router {
     let qbo = Router::new()
         .route("/v3/company/{realm}/query", get(query).post(query))
+        .route("/v3/company/{realm}/batch", post(batch))
         .route("/v3/company/{realm}/preferences", get(read_preferences))
         .route("/v3/company/{realm}/cdc", get(cdc))
         .route("/v3/company/{realm}/{entity}/{id}", get(read_entity))
@@ -120,11 +122,48 @@ async fn sleep_latency(st: &SimState, f: &FaultConfig) {
     }
 }
 
+/// Largest batch request body read (Intuit's own limit is unrecorded; queries are small).
+const MAX_BATCH_BODY: usize = 4 << 20;
+
+/// The 413 Intuit's front end sends for an oversized batch (ruckus/quickbooks-ruby#361).
+fn too_large(path: &str) -> Response {
+    let body = format!(
+        "<!DOCTYPE HTML PUBLIC \"-//IETF//DTD HTML 2.0//EN\">\n<html><head>\n\
+         <title>413 Request Entity Too Large</title>\n</head><body>\n\
+         <h1>Request Entity Too Large</h1>\nThe requested resource<br />{path}<br />\n\
+         does not allow request data with POST requests, or the amount of data provided in\n\
+         the request exceeds the capacity limit.\n</body></html>\n"
+    );
+    let mut r = (StatusCode::PAYLOAD_TOO_LARGE, body).into_response();
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/html; charset=iso-8859-1"),
+    );
+    r
+}
+
 /// Throttling, latency, injected faults and the bearer check, in that order, for `/v3/...`.
+///
+/// A batch request is read first: it weighs as many requests as it has items (at least one, at
+/// most [`MAX_BATCH_ITEMS`]) in the per-minute window, and counts as a batch.
 async fn gate(State(st): State<SimState>, req: Request, next: Next) -> Response {
     let inner = &st.inner;
     Counters::bump(&inner.counters.requests_total);
-    let (_in_flight, throttle) = inner.limiter.admit();
+    let (req, batch_weight) =
+        if req.method() == Method::POST && req.uri().path().ends_with("/batch") {
+            let (parts, body) = req.into_parts();
+            let Ok(bytes) = axum::body::to_bytes(body, MAX_BATCH_BODY).await else {
+                return too_large(parts.uri.path());
+            };
+            let weight = item_count(&bytes).clamp(1, MAX_BATCH_ITEMS) as u32;
+            (Request::from_parts(parts, Body::from(bytes)), Some(weight))
+        } else {
+            (req, None)
+        };
+    let (_in_flight, throttle) = match batch_weight {
+        Some(w) => inner.limiter.admit_weighted(w, true),
+        None => inner.limiter.admit(),
+    };
     if throttle {
         Counters::bump(&inner.counters.throttled);
         return throttled();
@@ -655,15 +694,42 @@ async fn admin_put_faults(State(st): State<SimState>, body: Bytes) -> Response {
     admin_json(StatusCode::OK, &f)
 }
 
-async fn admin_get_limits(State(st): State<SimState>) -> Response {
-    admin_json(StatusCode::OK, &st.limits())
+/// `SimLimits` plus `batch_requests_per_minute`, as `/__admin/limits` shows them.
+fn limits_json(st: &SimState) -> serde_json::Value {
+    let mut v = serde_json::to_value(st.limits()).unwrap_or_default();
+    if let Some(obj) = v.as_object_mut() {
+        obj.insert(
+            "batch_requests_per_minute".to_owned(),
+            st.batch_requests_per_minute().into(),
+        );
+    }
+    v
 }
 
+async fn admin_get_limits(State(st): State<SimState>) -> Response {
+    admin_json(StatusCode::OK, &limits_json(&st))
+}
+
+/// Replaces the limits; `batch_requests_per_minute` only changes when present (`null` = off).
 async fn admin_put_limits(State(st): State<SimState>, body: Bytes) -> Response {
+    let batch = match serde_json::from_slice::<serde_json::Value>(&body) {
+        Ok(v) => match v.get("batch_requests_per_minute") {
+            None => None,
+            Some(serde_json::Value::Null) => Some(None),
+            Some(n) => match n.as_u64().and_then(|n| u32::try_from(n).ok()) {
+                Some(n) => Some(Some(n)),
+                None => return bad_request("batch_requests_per_minute: expected a u32 or null"),
+            },
+        },
+        Err(e) => return bad_request(e),
+    };
     match serde_json::from_slice::<SimLimits>(&body) {
         Ok(l) => {
             st.set_limits(l);
-            admin_json(StatusCode::OK, &l)
+            if let Some(b) = batch {
+                st.set_batch_requests_per_minute(b);
+            }
+            admin_json(StatusCode::OK, &limits_json(&st))
         }
         Err(e) => bad_request(e),
     }

@@ -13,6 +13,7 @@
 
 mod auth;
 mod authorize;
+mod batch;
 mod company;
 mod config;
 mod data;

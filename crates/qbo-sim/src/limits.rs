@@ -214,7 +214,10 @@ mod tests {
         l.set(SimLimits::none());
         assert!(!l.admit_weighted(1, true).1);
         assert!(l.admit_weighted(1, true).1, "3 batches per minute");
-        assert!(!l.admit_weighted(1, false).1, "plain requests are not batches");
+        assert!(
+            !l.admit_weighted(1, false).1,
+            "plain requests are not batches"
+        );
         l.set_batch_limit(None);
         assert!(!l.admit_weighted(30, true).1);
     }

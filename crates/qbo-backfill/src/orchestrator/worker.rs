@@ -10,7 +10,7 @@ use std::time::Duration;
 use sqlx::PgPool;
 use tracing::{info, warn};
 
-use crate::pipeline::events::{self, Level, RunEvent, RunEvents};
+use crate::pipeline::events::{self, Level, RunEvent, RunEvents, TokenFailure};
 use crate::pipeline::runner::{Cancel, RunContext, RunError, RunOutcome, Runner};
 use crate::pipeline::{DateRange, Pipeline, Window};
 use crate::settings::ClientTuning;
@@ -163,6 +163,10 @@ impl Executor {
             interrupt,
             lease: self.lease,
         };
+        // A token refused in the middle of the run raises the company's reconnect banner too.
+        let watch = Arc::new(AuthWatch::default());
+        let events: Arc<dyn RunEvents> = Arc::new(Tee(vec![events, watch.clone()]));
+        let realm_id = claimed.realm_id.clone();
         let ctx = RunContext {
             execution: exec,
             pipeline,
@@ -170,7 +174,30 @@ impl Executor {
             range: claimed.range,
             windows: claimed.windows,
         };
-        Ok(runner.execute(ctx, events).await?)
+        let outcome = runner.execute(ctx, events).await?;
+        let refused = *watch.0.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(kind) = refused {
+            let code = match kind {
+                TokenFailure::InvalidGrant => "invalid_grant",
+                _ => "invalid_client",
+            };
+            companies::set_auth_error(&self.pool, &realm_id, Some(code)).await?;
+        }
+        Ok(outcome)
+    }
+}
+
+/// Remembers whether Intuit refused the company's tokens during a run.
+#[derive(Default)]
+struct AuthWatch(Mutex<Option<TokenFailure>>);
+
+impl RunEvents for AuthWatch {
+    fn emit(&self, event: &RunEvent<'_>) {
+        if let RunEvent::TokenFailed { kind, .. } = event
+            && *kind != TokenFailure::Other
+        {
+            *self.0.lock().unwrap_or_else(PoisonError::into_inner) = Some(*kind);
+        }
     }
 }
 

@@ -2,8 +2,10 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod browser;
 mod budget;
 mod claims;
+mod deploy;
 mod harness;
 mod hostile;
 mod payloads;

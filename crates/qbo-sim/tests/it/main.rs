@@ -4,6 +4,7 @@
 // them (which clippy.toml already allows to unwrap).
 #![allow(clippy::unwrap_used)]
 
+mod batch;
 mod common;
 mod envelopes;
 mod faults;

@@ -186,7 +186,10 @@ async fn connect_flow_end_to_end() {
     assert_eq!(r.status(), 401);
     assert_eq!(r.text().await.unwrap(), r#"{"error":"invalid_client"}"#);
     for form in [
-        vec![("grant_type", "authorization_code"), ("code", code.as_str())],
+        vec![
+            ("grant_type", "authorization_code"),
+            ("code", code.as_str()),
+        ],
         vec![
             ("grant_type", "authorization_code"),
             ("redirect_uri", REDIRECT_URI),
@@ -274,7 +277,10 @@ async fn consent_screen_errors() {
     let mut p = consent_params(REDIRECT_URI, "st");
     p[2].1 = "openid com.intuit.quickbooks.accounting email";
     let (_, q) = location(&authorize(&sim, &c, &p).await);
-    assert!(q.contains_key("code"), "several scopes, accounting among them");
+    assert!(
+        q.contains_key("code"),
+        "several scopes, accounting among them"
+    );
 
     // The user cancels (admin toggle).
     let admin = format!("{}/__admin/authorize", sim.api_base_url());
@@ -291,7 +297,10 @@ async fn consent_screen_errors() {
     assert_eq!(q["error"], "access_denied");
     assert_eq!(q["state"], "a b");
     assert_eq!(q["tenant"], "7");
-    assert!(url.as_str().ends_with("&error=access_denied&state=a%20b"), "{url}");
+    assert!(
+        url.as_str().ends_with("&error=access_denied&state=a%20b"),
+        "{url}"
+    );
     sim.state().set_authorize_deny(false);
     assert!(!sim.state().authorize_deny());
 
