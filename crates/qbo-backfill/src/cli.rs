@@ -121,6 +121,13 @@ pub enum Command {
         /// Invoices in the simulated company.
         #[arg(long, default_value_t = 5_000)]
         invoices: usize,
+        /// Then keep serving the web UI and API with the simulator as the company (log in with
+        /// the printed password; Ctrl-C stops).
+        #[arg(long)]
+        serve: bool,
+        /// Where `--serve` listens.
+        #[arg(long, env = "QBO_BACKFILL_BIND", default_value = "127.0.0.1:6789")]
+        bind: String,
     },
 }
 
@@ -275,13 +282,30 @@ pub async fn dispatch(cli: Cli) -> Result<u8, CliError> {
             customers,
             items,
             invoices,
-        } => crate::demo::run(crate::demo::DemoSize {
-            customers,
-            items,
-            invoices,
-        })
-        .await
-        .map_err(CliError::Other),
+            serve,
+            bind,
+        } => {
+            let bind = if serve {
+                Some(bind.parse::<std::net::SocketAddr>().map_err(|_| {
+                    bad(format!(
+                        "--bind `{}` is not an address such as 127.0.0.1:6789",
+                        crate::pipeline::echo(&bind)
+                    ))
+                })?)
+            } else {
+                None
+            };
+            crate::demo::run(
+                crate::demo::DemoSize {
+                    customers,
+                    items,
+                    invoices,
+                },
+                bind,
+            )
+            .await
+            .map_err(CliError::Other)
+        }
     }
 }
 

@@ -35,7 +35,7 @@ pub struct DemoSize {
 ///
 /// # Errors
 /// When PostgreSQL cannot be reached or the simulator cannot start.
-pub async fn run(size: DemoSize) -> anyhow::Result<u8> {
+pub async fn run(size: DemoSize, serve: Option<std::net::SocketAddr>) -> anyhow::Result<u8> {
     let url = crate::store::local_cluster::resolve_server_url(&settings::database_url())
         .await
         .map_err(|e| anyhow::anyhow!("{e}"))?;
@@ -151,6 +151,59 @@ pub async fn run(size: DemoSize) -> anyhow::Result<u8> {
         let n: i64 = row.try_get("n")?;
         info!("  {day} | {n}");
     }
+    if let Some(bind) = serve {
+        serve_demo(pool, key, &sim, bind).await?;
+    }
     sim.shutdown().await;
     Ok(if all_ok { 0 } else { 1 })
+}
+
+/// Serves the UI and API over the demo's data, the simulator standing in for Intuit (its
+/// consent page included, so Connect QuickBooks works), until Ctrl-C.
+async fn serve_demo(
+    pool: sqlx::PgPool,
+    key: SecretKey,
+    sim: &qbo_sim::RunningSim,
+    bind: std::net::SocketAddr,
+) -> anyhow::Result<()> {
+    // A fresh password each start, so a newcomer always has one (the demo database is theirs).
+    let password: String = crate::store::web::random_token()
+        .map_err(|e| anyhow::anyhow!("{e}"))?
+        .chars()
+        .take(16)
+        .collect();
+    crate::store::web::set_user(&pool, "admin", &password)
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let host = if bind.ip().is_unspecified() || bind.ip().is_loopback() {
+        "127.0.0.1".to_owned()
+    } else {
+        bind.ip().to_string()
+    };
+    let base = format!("http://{host}:{}", bind.port());
+    let web = crate::server::web::WebConfig {
+        secure_cookies: false,
+        connect: crate::server::web::connect::ConnectConfig {
+            authorize_url: sim
+                .authorize_url()
+                .parse()
+                .context("simulator consent URL")?,
+            redirect_uri: format!("{base}/connect/callback"),
+        },
+    };
+    info!(
+        "Open {base}/ and log in as admin with the password {password} (the simulator is the company; Ctrl-C stops)"
+    );
+    crate::server::serve(crate::server::ServeConfig {
+        pool,
+        key,
+        bind,
+        workers: 2,
+        tuning: ClientTuning::default(),
+        lease: runs::LEASE,
+        poll: std::time::Duration::from_millis(200),
+        trigger_grace: std::time::Duration::from_secs(900),
+        web,
+    })
+    .await
 }

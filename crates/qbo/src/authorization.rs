@@ -91,7 +91,12 @@ mod tests {
     #[test]
     fn the_consent_url_carries_every_parameter_encoded() {
         let base = Url::parse(INTUIT_AUTHORIZE_URL).expect("url");
-        let url = authorize_url(&base, "ABc123", "http://localhost:6789/connect/callback", "s t&x");
+        let url = authorize_url(
+            &base,
+            "ABc123",
+            "http://localhost:6789/connect/callback",
+            "s t&x",
+        );
         assert_eq!(
             url.as_str(),
             "https://appcenter.intuit.com/connect/oauth2?client_id=ABc123&response_type=code&scope=com.intuit.quickbooks.accounting&redirect_uri=http%3A%2F%2Flocalhost%3A6789%2Fconnect%2Fcallback&state=s+t%26x"

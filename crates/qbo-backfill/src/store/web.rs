@@ -49,8 +49,11 @@ pub fn hash_password(password: &str) -> Result<String, StoreError> {
 }
 
 fn verify_password(password: &str, phc: &str) -> bool {
-    PasswordHash::new(phc)
-        .is_ok_and(|hash| Argon2::default().verify_password(password.as_bytes(), &hash).is_ok())
+    PasswordHash::new(phc).is_ok_and(|hash| {
+        Argon2::default()
+            .verify_password(password.as_bytes(), &hash)
+            .is_ok()
+    })
 }
 
 /// Whether any operator exists.
@@ -58,9 +61,11 @@ fn verify_password(password: &str, phc: &str) -> bool {
 /// # Errors
 /// Database errors.
 pub async fn has_users(pool: &PgPool) -> Result<bool, StoreError> {
-    Ok(sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM ops.users)")
-        .fetch_one(pool)
-        .await?)
+    Ok(
+        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM ops.users)")
+            .fetch_one(pool)
+            .await?,
+    )
 }
 
 /// Creates or replaces an operator's password. Existing sessions of that user end.
@@ -144,7 +149,11 @@ pub async fn ensure_admin(
 ///
 /// # Errors
 /// Database errors.
-pub async fn login_blocked(pool: &PgPool, username: &str, client: &str) -> Result<bool, StoreError> {
+pub async fn login_blocked(
+    pool: &PgPool,
+    username: &str,
+    client: &str,
+) -> Result<bool, StoreError> {
     let (by_user, by_client): (i64, i64) = sqlx::query_as(
         "SELECT count(*) FILTER (WHERE username = $1), count(*) FILTER (WHERE client = $2) \
          FROM ops.login_failures WHERE at > now() - make_interval(secs => $3)",
@@ -213,8 +222,7 @@ pub async fn login(
 }
 
 /// A hash of nothing anyone knows, verified for unknown users so timing tells nothing.
-const DUMMY_HASH: &str =
-    "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$0XqkTz4h9H8hG8Gk2Jm1e2b3c4d5e6f7g8h9i0j1k2l";
+const DUMMY_HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$0XqkTz4h9H8hG8Gk2Jm1e2b3c4d5e6f7g8h9i0j1k2l";
 
 /// A live session.
 #[derive(Debug, Clone, sqlx::FromRow)]

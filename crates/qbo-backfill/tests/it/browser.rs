@@ -51,8 +51,9 @@ impl Browser {
     async fn start() -> Self {
         let chromedriver = find_program(&["chromedriver"])
             .expect("chromedriver is not installed: `apt-get install chromium chromium-driver` (.ci/run does)");
-        let chromium = find_program(&["chromium", "chromium-browser", "google-chrome"])
-            .expect("chromium is not installed: `apt-get install chromium chromium-driver` (.ci/run does)");
+        let chromium = find_program(&["chromium", "chromium-browser", "google-chrome"]).expect(
+            "chromium is not installed: `apt-get install chromium chromium-driver` (.ci/run does)",
+        );
         let port = free_port();
         let child = tokio::process::Command::new(chromedriver)
             .arg(format!("--port={port}"))
@@ -65,7 +66,10 @@ impl Browser {
         let http = reqwest::Client::new();
         let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
         while http.get(format!("{driver}/status")).send().await.is_err() {
-            assert!(tokio::time::Instant::now() < deadline, "chromedriver never answered");
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "chromedriver never answered"
+            );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
         let caps = json!({"capabilities": {"alwaysMatch": {
@@ -103,21 +107,36 @@ impl Browser {
         if let Some(body) = body {
             req = req.json(&body);
         }
-        let answer: Value = req.send().await.expect("webdriver").json().await.expect("json");
+        let answer: Value = req
+            .send()
+            .await
+            .expect("webdriver")
+            .json()
+            .await
+            .expect("json");
         answer["value"].clone()
     }
 
     async fn goto(&self, url: &str) {
-        self.cmd(reqwest::Method::POST, "/url", Some(json!({"url": url}))).await;
+        self.cmd(reqwest::Method::POST, "/url", Some(json!({"url": url})))
+            .await;
         self.remember_page().await;
     }
 
     async fn url(&self) -> String {
-        self.cmd(reqwest::Method::GET, "/url", None).await.as_str().unwrap_or_default().to_owned()
+        self.cmd(reqwest::Method::GET, "/url", None)
+            .await
+            .as_str()
+            .unwrap_or_default()
+            .to_owned()
     }
 
     async fn source(&self) -> String {
-        self.cmd(reqwest::Method::GET, "/source", None).await.as_str().unwrap_or_default().to_owned()
+        self.cmd(reqwest::Method::GET, "/source", None)
+            .await
+            .as_str()
+            .unwrap_or_default()
+            .to_owned()
     }
 
     async fn remember_page(&self) {
@@ -127,7 +146,11 @@ impl Browser {
 
     async fn find(&self, css: &str) -> Option<String> {
         let found = self
-            .cmd(reqwest::Method::POST, "/element", Some(json!({"using": "css selector", "value": css})))
+            .cmd(
+                reqwest::Method::POST,
+                "/element",
+                Some(json!({"using": "css selector", "value": css})),
+            )
             .await;
         found
             .as_object()
@@ -137,21 +160,36 @@ impl Browser {
     }
 
     async fn count(&self, css: &str) -> usize {
-        self.cmd(reqwest::Method::POST, "/elements", Some(json!({"using": "css selector", "value": css})))
-            .await
-            .as_array()
-            .map_or(0, Vec::len)
+        self.cmd(
+            reqwest::Method::POST,
+            "/elements",
+            Some(json!({"using": "css selector", "value": css})),
+        )
+        .await
+        .as_array()
+        .map_or(0, Vec::len)
     }
 
     async fn element(&self, css: &str) -> String {
-        self.find(css).await.unwrap_or_else(|| panic!("no element `{css}`"))
+        self.find(css)
+            .await
+            .unwrap_or_else(|| panic!("no element `{css}`"))
     }
 
     async fn type_into(&self, css: &str, text: &str) {
         let el = self.element(css).await;
-        self.cmd(reqwest::Method::POST, &format!("/element/{el}/clear"), Some(json!({}))).await;
-        self.cmd(reqwest::Method::POST, &format!("/element/{el}/value"), Some(json!({"text": text})))
-            .await;
+        self.cmd(
+            reqwest::Method::POST,
+            &format!("/element/{el}/clear"),
+            Some(json!({})),
+        )
+        .await;
+        self.cmd(
+            reqwest::Method::POST,
+            &format!("/element/{el}/value"),
+            Some(json!({"text": text})),
+        )
+        .await;
     }
 
     /// Sets an input's value directly (date and datetime inputs take keyboard input per locale).
@@ -166,7 +204,12 @@ impl Browser {
 
     async fn click(&self, css: &str) {
         let el = self.element(css).await;
-        self.cmd(reqwest::Method::POST, &format!("/element/{el}/click"), Some(json!({}))).await;
+        self.cmd(
+            reqwest::Method::POST,
+            &format!("/element/{el}/click"),
+            Some(json!({})),
+        )
+        .await;
         tokio::time::sleep(Duration::from_millis(150)).await;
         self.remember_page().await;
     }
@@ -208,8 +251,12 @@ impl Browser {
     }
 
     async fn resize(&self, width: u32, height: u32) {
-        self.cmd(reqwest::Method::POST, "/window/rect", Some(json!({"width": width, "height": height})))
-            .await;
+        self.cmd(
+            reqwest::Method::POST,
+            "/window/rect",
+            Some(json!({"width": width, "height": height})),
+        )
+        .await;
     }
 
     fn pages_seen(&self) -> Vec<String> {
@@ -222,7 +269,9 @@ impl Drop for Browser {
         let url = format!("{}/session/{}", self.driver, self.session);
         // Best effort: chromedriver is killed on drop anyway.
         let _ = std::thread::spawn(move || {
-            let _ = std::process::Command::new("curl").args(["-s", "-X", "DELETE", &url]).output();
+            let _ = std::process::Command::new("curl")
+                .args(["-s", "-X", "DELETE", &url])
+                .output();
         })
         .join();
     }
@@ -239,12 +288,26 @@ impl Ui {
         let port = free_port();
         let base = format!("http://127.0.0.1:{port}");
         world.extra_env.extend([
-            ("QBO_BACKFILL_ADMIN_PASSWORD".to_owned(), ADMIN_PASSWORD.to_owned()),
+            (
+                "QBO_BACKFILL_ADMIN_PASSWORD".to_owned(),
+                ADMIN_PASSWORD.to_owned(),
+            ),
             ("QBO_AUTHORIZE_URL".to_owned(), world.sim.authorize_url()),
-            ("QBO_REDIRECT_URI".to_owned(), format!("{base}/connect/callback")),
+            (
+                "QBO_REDIRECT_URI".to_owned(),
+                format!("{base}/connect/callback"),
+            ),
         ]);
         let server = world
-            .command(&["serve", "--bind", &format!("127.0.0.1:{port}"), "--workers", "2", "--poll-ms", "100"])
+            .command(&[
+                "serve",
+                "--bind",
+                &format!("127.0.0.1:{port}"),
+                "--workers",
+                "2",
+                "--poll-ms",
+                "100",
+            ])
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
             .spawn()
@@ -257,7 +320,10 @@ impl Ui {
             {
                 break;
             }
-            assert!(tokio::time::Instant::now() < deadline, "serve never answered");
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "serve never answered"
+            );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         Self {
@@ -269,7 +335,9 @@ impl Ui {
     async fn login(&self, browser: &Browser) {
         browser.goto(&format!("{}/login", self.base)).await;
         browser.type_into("input[name=username]", "admin").await;
-        browser.type_into("input[name=password]", ADMIN_PASSWORD).await;
+        browser
+            .type_into("input[name=password]", ADMIN_PASSWORD)
+            .await;
         browser.click("button[type=submit]").await;
         browser.wait_for("form.run-once", 3, 20).await;
     }
@@ -278,8 +346,12 @@ impl Ui {
     async fn run_once(&self, browser: &Browser, from: &str, to: &str) -> String {
         browser.goto(&format!("{}/", self.base)).await;
         let form = "#qb_customers_backfill form.run-once";
-        browser.set_value(&format!("{form} input[name=fecha_inicio]"), from).await;
-        browser.set_value(&format!("{form} input[name=fecha_fin]"), to).await;
+        browser
+            .set_value(&format!("{form} input[name=fecha_inicio]"), from)
+            .await;
+        browser
+            .set_value(&format!("{form} input[name=fecha_fin]"), to)
+            .await;
         browser.click(&format!("{form} button[type=submit]")).await;
         browser.wait_for("#live", 1, 20).await;
         browser.url().await
@@ -291,7 +363,10 @@ fn assert_no_secret_in(world: &World, pages: &[String]) {
         for secret in world.secrets() {
             assert!(!page.contains(&secret), "a secret was sent to the browser");
         }
-        assert!(!page.contains(ADMIN_PASSWORD), "the admin password was sent to the browser");
+        assert!(
+            !page.contains(ADMIN_PASSWORD),
+            "the admin password was sent to the browser"
+        );
     }
 }
 
@@ -304,24 +379,41 @@ async fn an_operator_runs_once_schedules_a_trigger_and_reconnects_after_invalid_
     // Every page without a session goes to the login page.
     for path in ["/", "/runs", "/triggers", "/secrets", "/connect"] {
         browser.goto(&format!("{}{path}", ui.base)).await;
-        assert!(browser.url().await.ends_with("/login"), "{path} without a session");
+        assert!(
+            browser.url().await.ends_with("/login"),
+            "{path} without a session"
+        );
     }
     browser.screenshot("01-login").await;
     // A wrong password is refused in words.
     browser.type_into("input[name=username]", "admin").await;
     browser.type_into("input[name=password]", "wrong").await;
     browser.click("button[type=submit]").await;
-    assert!(browser.text("p.error").await.contains("Wrong user name or password"));
+    assert!(
+        browser
+            .text("p.error")
+            .await
+            .contains("Wrong user name or password")
+    );
     ui.login(&browser).await;
     browser.screenshot("02-pipelines").await;
 
     // A reversed range is refused inline, in an operator's words, and nothing is queued.
     browser.goto(&format!("{}/", ui.base)).await;
     let form = "#qb_customers_backfill form.run-once";
-    browser.set_value(&format!("{form} input[name=fecha_inicio]"), JAN_TO).await;
-    browser.set_value(&format!("{form} input[name=fecha_fin]"), JAN_FROM).await;
+    browser
+        .set_value(&format!("{form} input[name=fecha_inicio]"), JAN_TO)
+        .await;
+    browser
+        .set_value(&format!("{form} input[name=fecha_fin]"), JAN_FROM)
+        .await;
     browser.click(&format!("{form} button[type=submit]")).await;
-    assert!(browser.text("#qb_customers_backfill p.error").await.contains("must be after"));
+    assert!(
+        browser
+            .text("#qb_customers_backfill p.error")
+            .await
+            .contains("must be after")
+    );
     let runs: i64 = sqlx::query_scalar("SELECT count(*) FROM ops.runs")
         .fetch_one(world.pool())
         .await
@@ -331,12 +423,19 @@ async fn an_operator_runs_once_schedules_a_trigger_and_reconnects_after_invalid_
     // Run once, and watch every window turn green.
     let run_url = ui.run_once(&browser, JAN_FROM, JAN_TO).await;
     assert!(run_url.contains("/runs/"), "{run_url}");
-    browser.wait_for("ol.grid li.cell.s-succeeded", 30, 120).await;
-    browser.wait_for(".run-head .status.s-succeeded", 1, 30).await;
+    browser
+        .wait_for("ol.grid li.cell.s-succeeded", 30, 120)
+        .await;
+    browser
+        .wait_for(".run-head .status.s-succeeded", 1, 30)
+        .await;
     browser.wait_for("#log span", 30, 30).await;
     let log = browser.text("#log").await;
     assert!(log.contains("Window completed | pages="), "{log}");
-    assert!(log.contains("==== QB CUSTOMERS BACKFILL SUMMARY ===="), "{log}");
+    assert!(
+        log.contains("==== QB CUSTOMERS BACKFILL SUMMARY ===="),
+        "{log}"
+    );
     browser.screenshot("03-run-succeeded").await;
     assert_eq!(
         world.loaded_ids("raw.qb_customers").await,
@@ -354,15 +453,22 @@ async fn an_operator_runs_once_schedules_a_trigger_and_reconnects_after_invalid_
             .await,
         "America/Guayaquil"
     );
-    browser.set_value("input[name=local_time]", "2030-02-02T10:00").await;
-    browser.set_value("input[name=fecha_inicio]", JAN_FROM).await;
+    browser
+        .set_value("input[name=local_time]", "2030-02-02T10:00")
+        .await;
+    browser
+        .set_value("input[name=fecha_inicio]", JAN_FROM)
+        .await;
     browser.set_value("input[name=fecha_fin]", JAN_TO).await;
     browser.click("form.trigger-form button[type=submit]").await;
     let flash = browser.text(".flash").await;
     assert!(flash.contains("2030-02-02T10:00:00-05:00"), "{flash}");
     assert!(flash.contains("2030-02-02 15:00:00Z"), "{flash}");
     let row = browser.text("tbody tr").await;
-    assert!(row.contains("2030-02-02 15:00:00Z") && row.contains("scheduled"), "{row}");
+    assert!(
+        row.contains("2030-02-02 15:00:00Z") && row.contains("scheduled"),
+        "{row}"
+    );
     browser.screenshot("05-triggers").await;
 
     // The refresh token dies: the next run fails with invalid_grant and every page shows the
@@ -383,19 +489,34 @@ async fn an_operator_runs_once_schedules_a_trigger_and_reconnects_after_invalid_
     browser.screenshot("06-invalid-grant-banner").await;
     browser.goto(&format!("{}/connect", ui.base)).await;
     browser.screenshot("07-connect").await;
-    browser.click("a.button.primary[href='/connect/start']").await;
+    browser
+        .click("a.button.primary[href='/connect/start']")
+        .await;
     browser.wait_for(".flash", 1, 20).await;
-    assert!(browser.text(".flash").await.contains("Connected QuickBooks company"));
-    assert_eq!(browser.count(".banner").await, 0, "the banner stays after reconnecting");
+    assert!(
+        browser
+            .text(".flash")
+            .await
+            .contains("Connected QuickBooks company")
+    );
+    assert_eq!(
+        browser.count(".banner").await,
+        0,
+        "the banner stays after reconnecting"
+    );
     browser.goto(&failed_url).await;
     browser.click("form[action$='/retry'] button").await;
-    browser.wait_for(".run-head .status.s-succeeded", 1, 60).await;
+    browser
+        .wait_for(".run-head .status.s-succeeded", 1, 60)
+        .await;
     browser.screenshot("08-retried-after-reconnect").await;
 
     // Secrets: names only, and a replaced value is never sent back.
     browser.goto(&format!("{}/secrets", ui.base)).await;
     browser.type_into("input[name=name]", "MY_NOTE").await;
-    browser.type_into("input[name=value]", "Pr1vate-Note-Value-zz9").await;
+    browser
+        .type_into("input[name=value]", "Pr1vate-Note-Value-zz9")
+        .await;
     browser.click("form[action='/secrets'] button").await;
     assert!(browser.text(".flash").await.contains("MY_NOTE replaced"));
     browser.screenshot("09-secrets").await;
@@ -436,8 +557,14 @@ async fn only_the_failed_windows_of_a_run_broken_by_faults_are_retried_from_the_
     world.sim.state().set_faults(FaultConfig::default());
     browser.goto(&run_url).await;
     browser.click("form[action$='/retry'] button").await;
-    browser.wait_for(".run-head .status.s-succeeded", 1, 120).await;
-    assert_eq!(browser.count("ol.grid li.cell").await, failed, "the retry ran only the failed windows");
+    browser
+        .wait_for(".run-head .status.s-succeeded", 1, 120)
+        .await;
+    assert_eq!(
+        browser.count("ol.grid li.cell").await,
+        failed,
+        "the retry ran only the failed windows"
+    );
     assert!(browser.source().await.contains("retry of"));
     assert_eq!(
         world.loaded_ids("raw.qb_customers").await,
@@ -456,13 +583,28 @@ async fn pages_refuse_strangers_and_forged_forms_and_escape_hostile_text() {
         .expect("client");
     // Without a session: pages redirect to the login, forms and live parts are refused.
     for (method, path) in [
-        ("GET", "/"), ("GET", "/runs"), ("GET", "/runs/00000000-0000-0000-0000-000000000000"),
-        ("GET", "/triggers"), ("GET", "/secrets"), ("GET", "/connect"), ("GET", "/connect/start"),
-        ("GET", "/connect/finish?code=x&state=y&realmId=1"), ("POST", "/runs"), ("POST", "/secrets"),
-        ("POST", "/triggers"), ("POST", "/logout"),
+        ("GET", "/"),
+        ("GET", "/runs"),
+        ("GET", "/runs/00000000-0000-0000-0000-000000000000"),
+        ("GET", "/triggers"),
+        ("GET", "/secrets"),
+        ("GET", "/connect"),
+        ("GET", "/connect/start"),
+        ("GET", "/connect/finish?code=x&state=y&realmId=1"),
+        ("POST", "/runs"),
+        ("POST", "/secrets"),
+        ("POST", "/triggers"),
+        ("POST", "/logout"),
     ] {
-        let req = http.request(method.parse().expect("method"), format!("{}{path}", ui.base));
-        let req = if method == "POST" { req.form(&[("csrf", "x")]) } else { req };
+        let req = http.request(
+            method.parse().expect("method"),
+            format!("{}{path}", ui.base),
+        );
+        let req = if method == "POST" {
+            req.form(&[("csrf", "x")])
+        } else {
+            req
+        };
         let r = req.send().await.expect("request");
         assert_eq!(r.status(), 303, "{method} {path}");
         assert_eq!(r.headers()["location"], "/login", "{method} {path}");
@@ -476,86 +618,168 @@ async fn pages_refuse_strangers_and_forged_forms_and_escape_hostile_text() {
         .expect("login");
     assert_eq!(r.status(), 403);
     // Log in properly (cookie jar by hand).
-    let login = http.get(format!("{}/login", ui.base)).send().await.expect("login page");
-    let login_cookie = login.headers()["set-cookie"].to_str().expect("cookie").split(';').next().expect("pair").to_owned();
+    let login = http
+        .get(format!("{}/login", ui.base))
+        .send()
+        .await
+        .expect("login page");
+    let login_cookie = login.headers()["set-cookie"]
+        .to_str()
+        .expect("cookie")
+        .split(';')
+        .next()
+        .expect("pair")
+        .to_owned();
     let page = login.text().await.expect("html");
-    let csrf = page.split("name=\"csrf\" value=\"").nth(1).and_then(|s| s.split('"').next()).expect("csrf").to_owned();
+    let csrf = page
+        .split("name=\"csrf\" value=\"")
+        .nth(1)
+        .and_then(|s| s.split('"').next())
+        .expect("csrf")
+        .to_owned();
     let r = http
         .post(format!("{}/login", ui.base))
         .header("cookie", &login_cookie)
-        .form(&[("csrf", csrf.as_str()), ("username", "admin"), ("password", ADMIN_PASSWORD)])
+        .form(&[
+            ("csrf", csrf.as_str()),
+            ("username", "admin"),
+            ("password", ADMIN_PASSWORD),
+        ])
         .send()
         .await
         .expect("login");
     assert_eq!(r.status(), 303);
-    let set_cookie = r.headers()["set-cookie"].to_str().expect("cookie").to_owned();
-    assert!(set_cookie.contains("HttpOnly") && set_cookie.contains("SameSite=Strict"), "{set_cookie}");
+    let set_cookie = r.headers()["set-cookie"]
+        .to_str()
+        .expect("cookie")
+        .to_owned();
+    assert!(
+        set_cookie.contains("HttpOnly") && set_cookie.contains("SameSite=Strict"),
+        "{set_cookie}"
+    );
     let session = set_cookie.split(';').next().expect("pair").to_owned();
-    let home = http.get(format!("{}/", ui.base)).header("cookie", &session).send().await.expect("home");
+    let home = http
+        .get(format!("{}/", ui.base))
+        .header("cookie", &session)
+        .send()
+        .await
+        .expect("home");
     assert_eq!(home.status(), 200);
-    let csp = home.headers()["content-security-policy"].to_str().expect("csp").to_owned();
+    let csp = home.headers()["content-security-policy"]
+        .to_str()
+        .expect("csp")
+        .to_owned();
     assert!(csp.contains("script-src 'self'"), "{csp}");
     let home = home.text().await.expect("html");
-    let session_csrf = home.split("name=\"csrf\" value=\"").nth(1).and_then(|s| s.split('"').next()).expect("csrf").to_owned();
+    let session_csrf = home
+        .split("name=\"csrf\" value=\"")
+        .nth(1)
+        .and_then(|s| s.split('"').next())
+        .expect("csrf")
+        .to_owned();
     // Forms without their token, or with another's, are refused and write nothing.
     for token in ["", "forged-token", csrf.as_str()] {
         let r = http
             .post(format!("{}/runs", ui.base))
             .header("cookie", &session)
-            .form(&[("csrf", token), ("pipeline", "qb_customers_backfill"), ("fecha_inicio", JAN_FROM), ("fecha_fin", JAN_TO)])
+            .form(&[
+                ("csrf", token),
+                ("pipeline", "qb_customers_backfill"),
+                ("fecha_inicio", JAN_FROM),
+                ("fecha_fin", JAN_TO),
+            ])
             .send()
             .await
             .expect("post");
         assert_eq!(r.status(), 403, "token `{token}`");
     }
-    let runs: i64 = sqlx::query_scalar("SELECT count(*) FROM ops.runs").fetch_one(world.pool()).await.expect("count");
+    let runs: i64 = sqlx::query_scalar("SELECT count(*) FROM ops.runs")
+        .fetch_one(world.pool())
+        .await
+        .expect("count");
     assert_eq!(runs, 0);
     // Hostile text is shown escaped wherever it is echoed.
     let hostile = "<script>alert(\"x\")</script>' onmouseover='y";
     let r = http
         .post(format!("{}/triggers", ui.base))
         .header("cookie", &session)
-        .form(&[("csrf", session_csrf.as_str()), ("pipeline", "qb_customers_backfill"), ("kind", "cron"), ("cron", hostile), ("time_zone", hostile), ("fecha_inicio", hostile), ("fecha_fin", "today")])
+        .form(&[
+            ("csrf", session_csrf.as_str()),
+            ("pipeline", "qb_customers_backfill"),
+            ("kind", "cron"),
+            ("cron", hostile),
+            ("time_zone", hostile),
+            ("fecha_inicio", hostile),
+            ("fecha_fin", "today"),
+        ])
         .send()
         .await
         .expect("post");
     let html = r.text().await.expect("html");
-    assert!(html.contains("class=\"error\""), "the hostile trigger was not refused");
-    assert!(!html.contains("<script>alert"), "hostile text was not escaped");
-    assert!(html.contains("&#60;script&#62;") || html.contains("&lt;script&gt;"), "hostile text missing");
+    assert!(
+        html.contains("class=\"error\""),
+        "the hostile trigger was not refused"
+    );
+    assert!(
+        !html.contains("<script>alert"),
+        "hostile text was not escaped"
+    );
+    assert!(
+        html.contains("&#60;script&#62;") || html.contains("&lt;script&gt;"),
+        "hostile text missing"
+    );
     let r = http
         .post(format!("{}/login", ui.base))
         .header("cookie", &login_cookie)
-        .form(&[("csrf", csrf.as_str()), ("username", hostile), ("password", "x")])
+        .form(&[
+            ("csrf", csrf.as_str()),
+            ("username", hostile),
+            ("password", "x"),
+        ])
         .send()
         .await
         .expect("login");
     let html = r.text().await.expect("html");
-    assert!(!html.contains("<script>alert") && !html.contains("' onmouseover='"), "login echo not escaped");
+    assert!(
+        !html.contains("<script>alert") && !html.contains("' onmouseover='"),
+        "login echo not escaped"
+    );
     // Failed logins are rate-limited.
     let mut blocked = false;
     for _ in 0..8 {
         let r = http
             .post(format!("{}/login", ui.base))
             .header("cookie", &login_cookie)
-            .form(&[("csrf", csrf.as_str()), ("username", "admin"), ("password", "wrong")])
+            .form(&[
+                ("csrf", csrf.as_str()),
+                ("username", "admin"),
+                ("password", "wrong"),
+            ])
             .send()
             .await
             .expect("login");
-        blocked |= r.text().await.expect("html").contains("Too many failed attempts");
+        blocked |= r
+            .text()
+            .await
+            .expect("html")
+            .contains("Too many failed attempts");
     }
     assert!(blocked, "failed logins were never rate-limited");
     // A forged OAuth state is refused and stores nothing.
     let r = http
-        .get(format!("{}/connect/finish?code=abc&state=forged&realmId=123", ui.base))
+        .get(format!(
+            "{}/connect/finish?code=abc&state=forged&realmId=123",
+            ui.base
+        ))
         .header("cookie", &session)
         .send()
         .await
         .expect("finish");
     assert_eq!(r.headers()["location"], "/connect?flash=expired");
-    let companies: i64 = sqlx::query_scalar("SELECT count(*) FROM ops.companies WHERE realm_id = '123'")
-        .fetch_one(world.pool())
-        .await
-        .expect("count");
+    let companies: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM ops.companies WHERE realm_id = '123'")
+            .fetch_one(world.pool())
+            .await
+            .expect("count");
     assert_eq!(companies, 0);
 }

@@ -38,8 +38,12 @@ impl ConnectConfig {
     pub fn from_env(bind: std::net::SocketAddr) -> Result<Self, String> {
         let authorize = env_var(env::QBO_AUTHORIZE_URL)
             .unwrap_or_else(|| qbo::authorization::INTUIT_AUTHORIZE_URL.to_owned());
-        let authorize_url = url::Url::parse(&authorize)
-            .map_err(|e| format!("{}=`{authorize}` is not a valid URL: {e}", env::QBO_AUTHORIZE_URL))?;
+        let authorize_url = url::Url::parse(&authorize).map_err(|e| {
+            format!(
+                "{}=`{authorize}` is not a valid URL: {e}",
+                env::QBO_AUTHORIZE_URL
+            )
+        })?;
         let host = if bind.ip().is_unspecified() || bind.ip().is_loopback() {
             "localhost".to_owned()
         } else {
@@ -124,7 +128,9 @@ async fn connect_page(state: &AppState, layout: Layout) -> Result<ConnectPage, S
                 |s| {
                     format!(
                         "refresh token stored {}",
-                        s.updated_at.map_or_else(String::new, |t| t.strftime("%Y-%m-%d %H:%MZ").to_string())
+                        s.updated_at.map_or_else(String::new, |t| t
+                            .strftime("%Y-%m-%d %H:%MZ")
+                            .to_string())
                     )
                 },
             );

@@ -46,7 +46,10 @@ pub fn routes() -> Router<AppState> {
         .route("/runs/{id}/log", get(pages::run_log))
         .route("/runs/{id}/retry", post(pages::retry))
         .route("/runs/{id}/cancel", post(pages::cancel))
-        .route("/triggers", get(pages::triggers).post(pages::create_trigger))
+        .route(
+            "/triggers",
+            get(pages::triggers).post(pages::create_trigger),
+        )
         .route("/triggers/{id}/{action}", post(pages::trigger_action))
         .route("/secrets", get(pages::secrets).post(pages::replace_secret))
         .route("/connect", get(connect::page))
@@ -58,7 +61,10 @@ pub fn routes() -> Router<AppState> {
 }
 
 async fn css() -> Response {
-    static_asset("text/css; charset=utf-8", include_str!("../../../assets/app.css"))
+    static_asset(
+        "text/css; charset=utf-8",
+        include_str!("../../../assets/app.css"),
+    )
 }
 
 async fn js() -> Response {
@@ -98,7 +104,10 @@ pub async fn security_headers(
         header::X_CONTENT_TYPE_OPTIONS,
         HeaderValue::from_static("nosniff"),
     );
-    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
     response
 }
 
@@ -153,15 +162,11 @@ pub async fn operator(state: &AppState, headers: &HeaderMap) -> Result<Operator,
     }
 }
 
-/// Refuses a form without the session's CSRF token.
-///
-/// # Errors
-/// The 403 page.
-pub fn check_csrf(op: &Operator, form: &HashMap<String, String>) -> Result<(), Response> {
-    match form.get("csrf") {
-        Some(token) if constant_time_eq(token, &op.session.csrf_token) => Ok(()),
-        _ => Err(forbidden()),
-    }
+/// Whether a form carries the session's CSRF token (refuse it with [`forbidden`] otherwise).
+#[must_use]
+pub fn csrf_ok(op: &Operator, form: &HashMap<String, String>) -> bool {
+    form.get("csrf")
+        .is_some_and(|token| constant_time_eq(token, &op.session.csrf_token))
 }
 
 /// Compares two strings without stopping at the first difference.
@@ -271,4 +276,3 @@ pub fn render(template: &impl askama::Template) -> Response {
         Err(e) => failure(&e),
     }
 }
-

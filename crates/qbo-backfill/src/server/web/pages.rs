@@ -13,7 +13,7 @@ use secrecy::SecretString;
 use uuid::Uuid;
 
 use super::{
-    LOGIN_CSRF_COOKIE, Layout, Operator, SESSION_COOKIE, check_csrf, constant_time_eq, cookie,
+    LOGIN_CSRF_COOKIE, Layout, Operator, SESSION_COOKIE, constant_time_eq, cookie, csrf_ok,
     failure, layout, not_found, operator, render, set_cookie,
 };
 use crate::orchestrator::triggers::{NewTrigger, TriggerPatch};
@@ -70,7 +70,10 @@ fn icon(status: &str) -> &'static str {
 /// A UTC time as shown: `2026-01-31 15:00:00Z` (no fraction).
 fn shown(t: Option<&str>) -> String {
     t.and_then(|t| t.parse::<jiff::Timestamp>().ok())
-        .map_or_else(|| "—".to_owned(), |t| t.strftime("%Y-%m-%d %H:%M:%SZ").to_string())
+        .map_or_else(
+            || "—".to_owned(),
+            |t| t.strftime("%Y-%m-%d %H:%M:%SZ").to_string(),
+        )
 }
 
 // ----- login -------------------------------------------------------------------------------
@@ -111,7 +114,10 @@ fn client_of(headers: &HeaderMap) -> String {
         .get("x-forwarded-for")
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.split(',').next())
-        .map_or_else(|| "direct".to_owned(), |v| v.trim().chars().take(64).collect())
+        .map_or_else(
+            || "direct".to_owned(),
+            |v| v.trim().chars().take(64).collect(),
+        )
 }
 
 /// `POST /login`: CSRF (double submit), rate limit, argon2 check, then a fresh session.
@@ -174,8 +180,8 @@ pub(crate) async fn logout(
         Ok(op) => op,
         Err(r) => return r,
     };
-    if let Err(r) = check_csrf(&op, &form) {
-        return r;
+    if !csrf_ok(&op, &form) {
+        return super::forbidden();
     }
     if let Err(e) = web::logout(&state.pool, &op.session_id).await {
         return failure(&e);
@@ -247,7 +253,10 @@ async fn pipelines_page(
                 pipeline: Some(p.name().to_owned()),
                 ..RunFilter::default()
             };
-            let last = run_views::list(&state.pool, &filter, 1).await?.into_iter().next();
+            let last = run_views::list(&state.pool, &filter, 1)
+                .await?
+                .into_iter()
+                .next();
             let next = all_triggers
                 .iter()
                 .map(triggers::Trigger::view)
@@ -311,8 +320,8 @@ pub(crate) async fn run_once(
         Ok(op) => op,
         Err(r) => return r,
     };
-    if let Err(r) = check_csrf(&op, &form) {
-        return r;
+    if !csrf_ok(&op, &form) {
+        return super::forbidden();
     }
     let (pipeline, inicio, fin) = (
         field(&form, "pipeline"),
@@ -429,7 +438,9 @@ pub(crate) async fn runs(
         Ok(op) => op,
         Err(r) => return r,
     };
-    let status = query.get("status").and_then(|s| s.parse::<RunStatus>().ok());
+    let status = query
+        .get("status")
+        .and_then(|s| s.parse::<RunStatus>().ok());
     let pipeline = query
         .get("pipeline")
         .and_then(|p| p.parse::<Pipeline>().ok())
@@ -545,7 +556,9 @@ fn detail(view: RunView) -> (RunDetail, Vec<WindowRow>) {
             inserted: w.inserted,
             updated: w.updated,
             unchanged: w.unchanged,
-            duration: w.duration_s.map_or_else(String::new, |d| format!("{d:.2} s")),
+            duration: w
+                .duration_s
+                .map_or_else(String::new, |d| format!("{d:.2} s")),
             error: w.error.unwrap_or_default(),
             intuit_tid: w.intuit_tid,
         })
@@ -585,7 +598,9 @@ async fn load_run(state: &AppState, id: &str) -> Result<Option<RunView>, Respons
     let Ok(id) = id.parse::<Uuid>() else {
         return Ok(None);
     };
-    run_views::get(&state.pool, id).await.map_err(|e| failure(&e))
+    run_views::get(&state.pool, id)
+        .await
+        .map_err(|e| failure(&e))
 }
 
 /// `GET /runs/{id}`.
@@ -703,8 +718,8 @@ pub(crate) async fn retry(
         Ok(op) => op,
         Err(r) => return r,
     };
-    if let Err(r) = check_csrf(&op, &form) {
-        return r;
+    if !csrf_ok(&op, &form) {
+        return super::forbidden();
     }
     let Ok(id) = id.parse::<Uuid>() else {
         return not_found();
@@ -751,8 +766,8 @@ pub(crate) async fn cancel(
         Ok(op) => op,
         Err(r) => return r,
     };
-    if let Err(r) = check_csrf(&op, &form) {
-        return r;
+    if !csrf_ok(&op, &form) {
+        return super::forbidden();
     }
     let Ok(id) = id.parse::<Uuid>() else {
         return not_found();
@@ -810,13 +825,23 @@ struct TriggersPage {
 
 fn trigger_row(t: &triggers::Trigger) -> TriggerRow {
     let v = t.view();
-    let param = |k: &str| v.params.get(k).and_then(|x| x.as_str()).unwrap_or("").to_owned();
+    let param = |k: &str| {
+        v.params
+            .get(k)
+            .and_then(|x| x.as_str())
+            .unwrap_or("")
+            .to_owned()
+    };
     let state = v.state.to_string();
     TriggerRow {
         id: v.id,
         pipeline: v.pipeline.clone(),
         kind: v.kind.to_string(),
-        when: v.local_time.clone().or_else(|| v.cron.clone()).unwrap_or_default(),
+        when: v
+            .local_time
+            .clone()
+            .or_else(|| v.cron.clone())
+            .unwrap_or_default(),
         time_zone: v.time_zone.clone(),
         fecha_inicio: param("fecha_inicio"),
         fecha_fin: param("fecha_fin"),
@@ -895,10 +920,14 @@ pub(crate) async fn create_trigger(
         Ok(op) => op,
         Err(r) => return r,
     };
-    if let Err(r) = check_csrf(&op, &form) {
-        return r;
+    if !csrf_ok(&op, &form) {
+        return super::forbidden();
     }
-    let kind = if field(&form, "kind") == "cron" { "cron" } else { "once" };
+    let kind = if field(&form, "kind") == "cron" {
+        "cron"
+    } else {
+        "once"
+    };
     let echo_form = TriggerForm {
         pipeline: field(&form, "pipeline").to_owned(),
         kind: kind.to_owned(),
@@ -953,8 +982,8 @@ pub(crate) async fn trigger_action(
         Ok(op) => op,
         Err(r) => return r,
     };
-    if let Err(r) = check_csrf(&op, &form) {
-        return r;
+    if !csrf_ok(&op, &form) {
+        return super::forbidden();
     }
     let Ok(id) = id.parse::<Uuid>() else {
         return not_found();
@@ -966,7 +995,9 @@ pub(crate) async fn trigger_action(
                 enabled: Some(action == "enable"),
                 ..TriggerPatch::default()
             };
-            triggers::update(&state.pool, id, &patch, now).await.map(drop)
+            triggers::update(&state.pool, id, &patch, now)
+                .await
+                .map(drop)
         }
         "delete" => triggers::delete(&state.pool, id).await,
         _ => return not_found(),
@@ -975,7 +1006,14 @@ pub(crate) async fn trigger_action(
         Ok(()) => Redirect::to("/triggers").into_response(),
         Err(triggers::TriggerStoreError::NotFound(_)) => not_found(),
         Err(triggers::TriggerStoreError::Invalid(e)) => {
-            triggers_page(&state, &op, None, Some(e.to_string()), TriggerForm::default()).await
+            triggers_page(
+                &state,
+                &op,
+                None,
+                Some(e.to_string()),
+                TriggerForm::default(),
+            )
+            .await
         }
         Err(e) => failure(&e),
     }
@@ -1019,7 +1057,8 @@ async fn secrets_page(
             .collect();
         let companies = companies::list(&state.pool).await?;
         for c in &companies {
-            let tokens = PgTokenStore::new(state.pool.clone(), state.key.clone(), c.realm_id.clone());
+            let tokens =
+                PgTokenStore::new(state.pool.clone(), state.key.clone(), c.realm_id.clone());
             if let Some(status) = tokens.status().await? {
                 rows.push(SecretRow {
                     name: "QBO_REFRESH_TOKEN".to_owned(),
@@ -1060,8 +1099,8 @@ pub(crate) async fn replace_secret(
         Ok(op) => op,
         Err(r) => return r,
     };
-    if let Err(r) = check_csrf(&op, &form) {
-        return r;
+    if !csrf_ok(&op, &form) {
+        return super::forbidden();
     }
     let name = field(&form, "name").to_owned();
     if !crate::cli::valid_secret_name(&name) {
