@@ -6,6 +6,7 @@
 
 mod batch;
 mod common;
+mod connectors;
 mod envelopes;
 mod faults;
 mod oauth_code;
