@@ -322,6 +322,15 @@ fn secret_key() -> Result<SecretKey, CliError> {
         .map_err(|e| CliError::Other(anyhow::anyhow!("{e}")))
 }
 
+/// The secret key, refused when it did not seal what the database holds.
+async fn checked_key(pool: &PgPool) -> Result<SecretKey, CliError> {
+    let key = secret_key()?;
+    crate::store::secrets::check_key(pool, &key)
+        .await
+        .map_err(|e| CliError::Other(anyhow::anyhow!("{e}")))?;
+    Ok(key)
+}
+
 /// Reads the stored values settings may fall back to.
 async fn stored_lookup(
     pool: &PgPool,
@@ -355,7 +364,7 @@ async fn run(
     QboSettings::client_settings(tuning)?;
     let env_only = QboSettings::resolve(tuning, &());
     let pool = connect().await?;
-    let key = secret_key()?;
+    let key = checked_key(&pool).await?;
     let settings = match env_only {
         Ok(s) => s,
         Err(_) => QboSettings::resolve(tuning, &stored_lookup(&pool, &key).await?)?,
@@ -491,7 +500,7 @@ async fn save_company(
 /// of a deployment is seeded this way); without one, companies come from Connect QuickBooks.
 async fn start_service(tuning: &ClientTuning) -> Result<(PgPool, SecretKey), CliError> {
     let pool = connect().await?;
-    let key = secret_key()?;
+    let key = checked_key(&pool).await?;
     match QboSettings::resolve(tuning, &stored_lookup(&pool, &key).await?) {
         Ok(settings) => save_company(&pool, &key, &settings).await?,
         Err(e) => {
@@ -557,7 +566,7 @@ async fn retry(run_id: &str, tuning: &ClientTuning) -> Result<u8, CliError> {
         ))
     })?;
     let pool = connect().await?;
-    let key = secret_key()?;
+    let key = checked_key(&pool).await?;
     let Some(run) = runs::load_run(&pool, run_id)
         .await
         .map_err(anyhow::Error::from)?
@@ -737,7 +746,7 @@ async fn secrets_set(name: &str) -> Result<u8, CliError> {
     }
     let value = read_secret_value(name)?;
     let pool = connect().await?;
-    let key = secret_key()?;
+    let key = checked_key(&pool).await?;
     let store = SecretStore::new(pool.clone(), key.clone());
     if name == env::QBO_REFRESH_TOKEN {
         let realm_id = match settings::env_var(env::QBO_REALM_ID) {

@@ -27,11 +27,13 @@ use super::StoreError;
 
 /// How long an unreleased slot counts as in flight by default: Intuit's 120 s request timeout
 /// plus [`LEASE_MARGIN`].
-pub const DEFAULT_SLOT_LEASE: Duration = Duration::from_secs(150);
+pub const DEFAULT_SLOT_LEASE: Duration = Duration::from_secs(130);
 
-/// Added to the request timeout by [`PgBudget::for_client`]: a request is abandoned by the
-/// client at its timeout, so its slot can no longer be in flight after this much more.
-pub const LEASE_MARGIN: Duration = Duration::from_secs(30);
+/// Added to the request timeout by [`PgBudget::for_client`]. The client sends right after the
+/// slot is granted and abandons the request at its timeout (which covers reading the body), so
+/// the slot cannot still be in flight this much later. The price of the margin: the slots of a
+/// process killed mid-request hold their in-flight places that long.
+pub const LEASE_MARGIN: Duration = Duration::from_secs(10);
 
 /// First poll interval while only in-flight requests block.
 const POLL_MIN: Duration = Duration::from_millis(5);

@@ -107,6 +107,18 @@ pub enum StoreError {
     #[error("The system random number generator failed: {0}")]
     Random(String),
 
+    /// The database holds secrets sealed with another key than the one in use.
+    #[error(
+        "The secret key in use (QBO_BACKFILL_SECRET_KEY or the key file) is not the one that \
+         sealed the {sealed} secrets and tokens stored in this database. Restore the original key \
+         (from your backup) and start again; nothing was changed. If the original key is lost, \
+         store every secret again and reconnect QuickBooks."
+    )]
+    WrongKey {
+        /// How many stored values were sealed with another key.
+        sealed: i64,
+    },
+
     /// A secret name is empty or too long.
     #[error("Secret name `{0}` is not valid: use 1 to 200 characters without control characters.")]
     InvalidSecretName(String),

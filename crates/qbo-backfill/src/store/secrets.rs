@@ -265,6 +265,31 @@ impl SecretKey {
     }
 }
 
+/// Refuses a key that did not seal what the database holds (a lost key file replaced by a new
+/// one, another deployment's key): every sealed value starts with the id of its key.
+///
+/// # Errors
+/// [`StoreError::WrongKey`], or a database error.
+pub async fn check_key(pool: &sqlx::PgPool, key: &SecretKey) -> Result<(), StoreError> {
+    let foreign: i64 = sqlx::query_scalar(
+        "SELECT (SELECT count(*) FROM ops.secrets WHERE get_byte(ciphertext, 0) <> $1) \
+              + (SELECT count(*) FROM ops.oauth_tokens WHERE get_byte(refresh_token_enc, 0) <> $1) \
+              + (SELECT count(*) FROM ops.companies WHERE get_byte(client_secret_enc, 0) <> $1)",
+    )
+    .bind(i32::from(key.id()))
+    .fetch_one(pool)
+    .await?;
+    if foreign > 0 {
+        return Err(StoreError::WrongKey { sealed: foreign });
+    }
+    Ok(())
+}
+
+/// Makes a directory entry durable (after creating or linking a file in it).
+fn sync_dir(dir: &Path) -> std::io::Result<()> {
+    std::fs::File::open(dir)?.sync_all()
+}
+
 fn random_fill(buf: &mut [u8]) -> Result<(), StoreError> {
     getrandom::fill(buf).map_err(|e| StoreError::Random(e.to_string()))
 }
@@ -302,6 +327,9 @@ fn load_or_create_key_file(path: &Path) -> Result<SecretKey, StoreError> {
     let linked = std::fs::hard_link(&tmp, path);
     // The temporary name is no longer needed whatever happened.
     let _ = std::fs::remove_file(&tmp);
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        sync_dir(dir).map_err(|e| file_err(format!("cannot make it durable: {e}")))?;
+    }
     match linked {
         Ok(()) => {
             tracing::info!(path = %path.display(), "Created a new secret key file. Back it up: \

@@ -242,3 +242,55 @@ async fn a_run_whose_process_died_is_shown_interrupted_and_nothing_stays_running
         ids
     });
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_different_secret_key_is_refused_in_one_line_and_changes_nothing() {
+    let mut world = World::new(sim_config(50)).await;
+    let out = world
+        .load("qb_customers_backfill", "2026-01-05", "2026-01-06")
+        .await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let tokens_before: Vec<u8> =
+        sqlx::query_scalar("SELECT refresh_token_enc FROM ops.oauth_tokens")
+            .fetch_one(world.pool())
+            .await
+            .expect("tokens");
+    // The key file was lost and a new key came up (or another deployment's key was given).
+    world.secret_key_b64 =
+        base64::Engine::encode(&base64::engine::general_purpose::STANDARD, [8u8; 32]);
+    for args in [
+        vec![
+            "run",
+            "qb_customers_backfill",
+            "--fecha-inicio",
+            "2026-01-05",
+            "--fecha-fin",
+            "2026-01-06",
+        ],
+        vec!["worker"],
+        vec!["serve", "--bind", "127.0.0.1:0"],
+    ] {
+        let out = world.run(&args).await;
+        assert_eq!(
+            out.status.code(),
+            Some(1),
+            "{args:?}: {}{}",
+            stdout(&out),
+            stderr(&out)
+        );
+        let text = format!("{}{}", stdout(&out), stderr(&out));
+        let refusal: Vec<&str> = text
+            .lines()
+            .filter(|l| l.contains("is not the one that"))
+            .collect();
+        assert_eq!(refusal.len(), 1, "{args:?}: {text}");
+        assert_no_secrets(&world, &out);
+    }
+    let tokens_after: Vec<u8> =
+        sqlx::query_scalar("SELECT refresh_token_enc FROM ops.oauth_tokens")
+            .fetch_one(world.pool())
+            .await
+            .expect("tokens");
+    assert_eq!(tokens_before, tokens_after, "the stored tokens changed");
+    assert_eq!(count(&world, "SELECT count(*) FROM ops.runs").await, 1);
+}
