@@ -151,10 +151,16 @@ pub fn quote_ident(name: &str) -> String {
 
 /// Connect options for `database_url`, as [`connect`] uses them. Fails without echoing the URL.
 ///
-/// One adjustment: on a loopback host (`localhost`, `127.0.0.1`, `::1`) TLS is switched off
-/// unless the URL (`sslmode=…`) or `PGSSLMODE` asks for it. TLS buys nothing on loopback, and
-/// sqlx 0.9.0 does not set `TCP_NODELAY` (transact-rs/sqlx#4335): a message split into several
-/// TLS records then waits ~40 ms on Nagle + delayed ACK, which made page upserts 3-10x slower.
+/// TLS follows `sslmode` in the URL (or `PGSSLMODE`) exactly: `disable`, `allow`, `prefer`,
+/// `require`, `verify-ca`, `verify-full` (with `sslrootcert=/path/ca.pem` for a private CA).
+/// When neither says, the default depends on where the server is:
+/// - on a loopback host (`localhost`, `127.0.0.1`, `::1`) or a Unix socket, TLS is off: it buys
+///   nothing there, and sqlx 0.9.0 does not set `TCP_NODELAY` (transact-rs/sqlx#4335), so a
+///   message split into several TLS records waits ~40 ms on Nagle + delayed ACK;
+/// - anywhere else, `verify-full`: encrypted, the certificate checked against trusted roots and
+///   the host name. libpq's `prefer` would accept any certificate and fall back to plaintext, so a
+///   man in the middle would see the data and the password. A private network without TLS (a
+///   compose file) says `sslmode=disable` explicitly.
 ///
 /// # Errors
 /// [`StoreError::InvalidUrl`].
@@ -173,15 +179,17 @@ pub fn connect_options(database_url: &str) -> Result<PgConnectOptions, StoreErro
         u.query_pairs()
             .any(|(k, _)| k.eq_ignore_ascii_case("sslmode") || k == "ssl-mode")
     }) || std::env::var_os("PGSSLMODE").is_some();
-    let loopback = matches!(
-        options.get_host(),
-        "localhost" | "127.0.0.1" | "::1" | "[::1]"
-    );
-    Ok(if loopback && !asks_for_tls_mode {
-        options.ssl_mode(sqlx::postgres::PgSslMode::Disable)
+    if asks_for_tls_mode {
+        return Ok(options);
+    }
+    let host = options.get_host();
+    let local =
+        matches!(host, "localhost" | "127.0.0.1" | "::1" | "[::1]") || host.starts_with('/');
+    Ok(options.ssl_mode(if local {
+        sqlx::postgres::PgSslMode::Disable
     } else {
-        options
-    })
+        sqlx::postgres::PgSslMode::VerifyFull
+    }))
 }
 
 /// `host:port` (or the socket directory) of `options`, for messages.
@@ -301,6 +309,47 @@ pub(crate) fn one_line(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tls_is_verified_by_default_off_loopback_and_sslmode_is_honoured() {
+        use sqlx::postgres::PgSslMode;
+        if std::env::var_os("PGSSLMODE").is_some() {
+            return; // the environment decides then, as it should
+        }
+        let mode = |url: &str| connect_options(url).expect("url").get_ssl_mode();
+        assert!(matches!(
+            mode("postgres://u@db.example.com/x"),
+            PgSslMode::VerifyFull
+        ));
+        assert!(matches!(
+            mode("postgres://u@10.0.0.5:5432/x"),
+            PgSslMode::VerifyFull
+        ));
+        assert!(matches!(
+            mode("postgres://u@localhost/x"),
+            PgSslMode::Disable
+        ));
+        assert!(matches!(
+            mode("postgres://u@127.0.0.1/x"),
+            PgSslMode::Disable
+        ));
+        assert!(matches!(
+            mode("postgres://u@db.example.com/x?sslmode=require"),
+            PgSslMode::Require
+        ));
+        assert!(matches!(
+            mode("postgres://u@db.example.com/x?sslmode=disable"),
+            PgSslMode::Disable
+        ));
+        assert!(matches!(
+            mode("postgres://u@localhost/x?sslmode=verify-full"),
+            PgSslMode::VerifyFull
+        ));
+        assert!(matches!(
+            mode("postgres://u@db/x?sslmode=verify-ca"),
+            PgSslMode::VerifyCa
+        ));
+    }
 
     #[test]
     fn redact_url_hides_passwords() {

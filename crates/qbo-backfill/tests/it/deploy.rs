@@ -1406,7 +1406,9 @@ fn servers_problems(files: &Files) -> Vec<String> {
             .and_then(|s| environment(s).get("DATABASE_URL").cloned().flatten())
             .unwrap_or_default();
         let expected_user = format!("postgres://{user}:");
-        let expected_tail = format!("@{db_service}:{POSTGRES_PORT}/{database}");
+        // TLS is off on the compose network, and must be said (the default off loopback is
+        // verify-full).
+        let expected_tail = format!("@{db_service}:{POSTGRES_PORT}/{database}?sslmode=disable");
         if !url.starts_with(&expected_user) || !url.ends_with(&expected_tail) {
             problems.push(format!(
                 "{service_name}: DATABASE_URL {url:?} is not {expected_user}…{expected_tail}"
