@@ -22,6 +22,7 @@ use qbo::{
     TokenSet,
 };
 use qbo_backfill::store::budget::PgBudget;
+use qbo_backfill::store::connect_options;
 use qbo_backfill::store::testdb::TestDb;
 use qbo_sim::{FaultConfig, Rotation, SimConfig, SimLimits, SimState};
 use secrecy::SecretString;
@@ -42,10 +43,11 @@ fn arg(name: &str, default: u64) -> anyhow::Result<u64> {
     }
 }
 
+/// A pool of its own on `url`, connected as the binary connects (no TLS on loopback).
 async fn pool(url: &str, size: u32) -> anyhow::Result<PgPool> {
     Ok(PgPoolOptions::new()
         .max_connections(size)
-        .connect(url)
+        .connect_with(connect_options(url)?)
         .await?)
 }
 

@@ -23,6 +23,7 @@ import argparse
 import collections
 import json
 import os
+import shutil
 import sys
 import tempfile
 
@@ -41,7 +42,9 @@ def main():
     ap.add_argument("--realm-id", default=os.environ.get("QBO_SIM_REALM_ID", "9130350000000001"))
     ap.add_argument("--start-date", help="default: the day before the simulator's earliest change")
     ap.add_argument("--max-results", default="200", help="the tap's page size (its default is 1000)")
-    ap.add_argument("--workdir", help="where config, catalog and outputs go (default: a temp dir)")
+    ap.add_argument(
+        "--workdir", help="where config, catalog and outputs go (default: a temp dir, removed if all passed)"
+    )
     ap.add_argument("--ids-out", help="write {stream: ids} extracted here, as JSON")
     args = ap.parse_args()
     work = args.workdir or tempfile.mkdtemp(prefix="tap-quickbooks-")
@@ -164,6 +167,8 @@ def main():
 
     checks.check("other streams empty", others_empty)
     write_ids(args.ids_out, {s: extracted[s] for s in STREAMS})
+    if not args.workdir and not checks.failed:
+        shutil.rmtree(work, ignore_errors=True)
     return checks.exit_status()
 
 

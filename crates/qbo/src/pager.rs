@@ -1,6 +1,8 @@
 //! [`WindowPager`]: pages every row of one entity created in one [`TimeWindow`], the core of
-//! the backfill. Ordered by `Id`, 1-based `STARTPOSITION`, stops on a missing array or a short
-//! page, and verifies multi-page windows with `COUNT(*)`, re-paging when the window changed.
+//! the backfill. Ordered by `Id`, 1-based `STARTPOSITION`, consecutive pages overlapping by one
+//! row so that a row deleted mid-paging (which shifts every later offset) is seen at the next
+//! page boundary, stops on a missing array or a short page, and verifies multi-page windows with
+//! `COUNT(*)`, re-paging when the window changed.
 
 use std::collections::HashSet;
 
@@ -22,6 +24,11 @@ enum State {
 /// MAXRESULTS page_size`.
 ///
 /// - Only pages with rows are returned; `Ok(None)` means the window is finished.
+/// - Each page after the first starts at the previous page's last requested position, so its
+///   first row must be the row that ended the previous page (it is not returned twice). If it is
+///   another row, rows before the boundary disappeared (deleted while paging) and every later
+///   offset moved: without this check the row that slid across the boundary would be skipped
+///   while the `COUNT(*)` still matched. The window is then paged again from the start.
 /// - A page with fewer rows than requested, or without the entity array, is the last one. A page
 ///   with *more* rows than requested (QBO has answered 101 rows to `MAXRESULTS 100`) is not
 ///   short: paging continues at `start + page_size`, so rows may repeat; nothing is deduplicated.
@@ -42,6 +49,8 @@ pub struct WindowPager {
     pass: u32,
     pass_pages: u32,
     seen: HashSet<String>,
+    /// The Id that must open the next page (the previous page's `page_size`-th row).
+    boundary: Option<String>,
     pages: u32,
     rows: u64,
 }
@@ -63,9 +72,30 @@ impl WindowPager {
             pass: 1,
             pass_pages: 0,
             seen: HashSet::new(),
+            boundary: None,
             pages: 0,
             rows: 0,
         }
+    }
+
+    /// Positions between the starts of consecutive pages: one less than the page size, so
+    /// consecutive pages share one row (a page of one row cannot overlap).
+    fn stride(&self) -> u32 {
+        if self.page_size > 1 {
+            self.page_size - 1
+        } else {
+            self.page_size
+        }
+    }
+
+    /// Starts the window over from its first page.
+    fn restart(&mut self) {
+        self.pass += 1;
+        self.pass_pages = 0;
+        self.next_start = 1;
+        self.seen.clear();
+        self.boundary = None;
+        self.state = State::Paging;
     }
 
     /// The filter every query of this window shares.
@@ -102,10 +132,23 @@ impl WindowPager {
             .await?;
         self.pages += 1;
         self.pass_pages += 1;
-        let returned = result.rows.len();
-        self.seen.extend(result.rows.iter().map(|r| r.id.clone()));
+        let mut rows = result.rows;
         let requested = usize::try_from(self.page_size).unwrap_or(usize::MAX);
+        let returned = rows.len();
         let last = result.entity_key.is_none() || returned < requested;
+        if let Some(expected) = self.boundary.take() {
+            match rows.first() {
+                Some(first) if first.id == expected => {
+                    rows.remove(0);
+                }
+                // The previous page's last row is gone or moved: offsets shifted under us.
+                _ if self.stride() < self.page_size => {
+                    return self.shifted(start, &expected).map(|()| None);
+                }
+                _ => {}
+            }
+        }
+        self.seen.extend(rows.iter().map(|r| r.id.clone()));
         if last {
             self.state = if self.pass_pages > 1 {
                 State::NeedsCount
@@ -113,7 +156,10 @@ impl WindowPager {
                 State::Done
             };
         } else {
-            self.next_start = start.saturating_add(self.page_size);
+            self.next_start = start.saturating_add(self.stride());
+            if self.stride() < self.page_size {
+                self.boundary = rows_boundary(&rows, returned, requested);
+            }
         }
         tracing::debug!(
             entity = %self.entity,
@@ -124,10 +170,10 @@ impl WindowPager {
             intuit_tid = result.intuit_tid.as_deref(),
             "fetched a page"
         );
-        if returned == 0 {
+        if rows.is_empty() {
             return Ok(None);
         }
-        self.rows += returned as u64;
+        self.rows += rows.len() as u64;
         Ok(Some(Page {
             entity: self.entity,
             number: self.pages,
@@ -136,8 +182,34 @@ impl WindowPager {
             query,
             minor_version: self.client.settings().minor_version,
             intuit_tid: result.intuit_tid,
-            rows: result.rows,
+            rows,
         }))
+    }
+
+    /// Records a shift seen at the page starting at `start` and pages the window again (or
+    /// gives up after [`MAX_REPAGES`]).
+    fn shifted(&mut self, start: u32, expected: &str) -> Result<(), QboError> {
+        let seen = self.seen.len() as u64;
+        if self.pass > MAX_REPAGES {
+            self.state = State::Done;
+            return Err(QboError::WindowUnstable {
+                entity: self.entity,
+                window: self.window,
+                count: seen,
+                seen,
+                passes: self.pass,
+            });
+        }
+        tracing::warn!(
+            entity = %self.entity,
+            window = %self.window,
+            start,
+            expected,
+            pass = self.pass,
+            "rows disappeared while the window was paged (offsets shifted); paging it again"
+        );
+        self.restart();
+        Ok(())
     }
 
     async fn verify_count(&mut self) -> Result<(), QboError> {
@@ -168,11 +240,7 @@ impl WindowPager {
             pass = self.pass,
             "the window changed while it was paged; paging it again"
         );
-        self.pass += 1;
-        self.pass_pages = 0;
-        self.next_start = 1;
-        self.seen.clear();
-        self.state = State::Paging;
+        self.restart();
         Ok(())
     }
 
@@ -199,4 +267,15 @@ impl WindowPager {
     pub fn window(&self) -> TimeWindow {
         self.window
     }
+}
+
+/// The Id that must open the next page: the row at the last requested position of this page
+/// (`requested`-th), where the next page starts. `rows` no longer holds the overlapping first
+/// row when this page had one (`returned` counts it).
+fn rows_boundary(rows: &[crate::Row], returned: usize, requested: usize) -> Option<String> {
+    let dropped = returned - rows.len();
+    requested
+        .checked_sub(1 + dropped)
+        .and_then(|i| rows.get(i))
+        .map(|r| r.id.clone())
 }

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use qbo::RateLimitSettings;
 use qbo_backfill::store::budget::PgBudget;
+use qbo_backfill::store::connect_options;
 use qbo_sim::{FaultConfig, SimLimits};
 use sqlx::PgPool;
 use sqlx::postgres::PgPoolOptions;
@@ -29,11 +30,12 @@ fn limits(
     }
 }
 
-/// A second pool on the same database, as another process would have.
+/// A second pool on the same database, as another process would have (connected as the
+/// binary connects: no TLS on loopback).
 async fn other_pool(url: &str) -> PgPool {
     PgPoolOptions::new()
         .max_connections(4)
-        .connect(url)
+        .connect_with(connect_options(url).expect("url"))
         .await
         .expect("second pool")
 }

@@ -50,12 +50,16 @@ async fn a_window_of_more_than_1000_rows_is_paged_completely_and_verified() {
     let mut pager = client.window_pager(Entity::Invoice, window);
     let pages = drain(&mut pager).await.expect("paging");
     let sizes: Vec<_> = pages.iter().map(|p| p.rows.len()).collect();
-    assert_eq!(sizes, [1000, 1000, 500]);
+    assert_eq!(
+        sizes,
+        [1000, 999, 501],
+        "pages overlap by one row, never returned twice"
+    );
     let numbers: Vec<_> = pages
         .iter()
         .map(|p| (p.number, p.start_position, p.page_size))
         .collect();
-    assert_eq!(numbers, [(1, 1, 1000), (2, 1001, 1000), (3, 2001, 1000)]);
+    assert_eq!(numbers, [(1, 1, 1000), (2, 1000, 1000), (3, 1999, 1000)]);
     let got: Vec<String> = pages
         .iter()
         .flat_map(|p| p.rows.iter().map(|r| r.id.clone()))
@@ -78,7 +82,7 @@ async fn a_window_of_more_than_1000_rows_is_paged_completely_and_verified() {
     assert_eq!(
         pages[1].query,
         "SELECT * FROM Invoice WHERE MetaData.CreateTime >= '2026-01-01T00:00:00+00:00' AND \
-         MetaData.CreateTime < '2026-01-03T00:00:00+00:00' ORDERBY Id STARTPOSITION 1001 MAXRESULTS 1000"
+         MetaData.CreateTime < '2026-01-03T00:00:00+00:00' ORDERBY Id STARTPOSITION 1000 MAXRESULTS 1000"
     );
     assert!(
         received.iter().all(|q| !q.contains("Active")),
@@ -103,7 +107,9 @@ fn raw_field(raw: &str, field: &str) -> String {
 }
 
 #[tokio::test]
-async fn an_exact_multiple_of_the_page_size_ends_on_an_empty_page() {
+async fn a_window_whose_last_page_holds_only_the_overlapping_row_ends_there() {
+    // 2500 rows, pages of 500 overlapping by one: starts 1, 500, 999, 1498, 1997 (rows up to
+    // 2496), then 2496 answers 5 rows, the last short page.
     let sim = start_sim(two_days()).await;
     let mut settings = sim_settings(&sim);
     settings.page_size = 500;
@@ -111,13 +117,13 @@ async fn an_exact_multiple_of_the_page_size_ends_on_an_empty_page() {
     sim.state().reset_stats();
     let mut pager = client.window_pager(Entity::Invoice, whole_range());
     let pages = drain(&mut pager).await.expect("paging");
-    assert_eq!(pages.len(), 5, "empty pages are not returned");
+    assert_eq!(pages.len(), 6);
+    assert_eq!(pager.pages(), 6);
     assert_eq!(
-        pager.pages(),
-        6,
-        "the sixth page came back as {{\"QueryResponse\":{{}}}}"
+        pager.rows(),
+        2500,
+        "the overlapping rows are not returned twice"
     );
-    assert_eq!(pager.rows(), 2500);
     let distinct: BTreeSet<_> = pages
         .iter()
         .flat_map(|p| p.rows.iter().map(|r| r.id.clone()))
@@ -125,7 +131,7 @@ async fn an_exact_multiple_of_the_page_size_ends_on_an_empty_page() {
     assert_eq!(distinct.len(), 2500);
     let queries = sim.state().queries();
     assert_eq!(queries.len(), 7);
-    assert!(queries[5].contains("STARTPOSITION 2501 MAXRESULTS 500"));
+    assert!(queries[5].contains("STARTPOSITION 2496 MAXRESULTS 500"));
     assert!(queries[6].starts_with("SELECT COUNT(*)"));
 }
 
@@ -246,11 +252,8 @@ async fn a_window_whose_count_disagrees_is_paged_again() {
                 5
             });
         }
-        match req.start_position() {
-            Some(1) => StubResponse::customers(&[1, 2, 3], 1),
-            Some(4) => StubResponse::customers(&[4, 5], 4),
-            _ => StubResponse::customers(&[], 7),
-        }
+        let start = req.start_position().unwrap_or(1);
+        StubResponse::customers(&window_of(&[1, 2, 3, 4, 5], start, 3), start)
     })
     .await;
     let (client, _store) = stub.client(3);
@@ -262,8 +265,8 @@ async fn a_window_whose_count_disagrees_is_paged_again() {
         .collect();
     assert_eq!(
         numbers,
-        [(1, 1, 3), (2, 4, 2), (3, 1, 3), (4, 4, 2)],
-        "numbers keep increasing across re-pages"
+        [(1, 1, 3), (2, 3, 2), (4, 1, 3), (5, 3, 2)],
+        "numbers keep increasing across re-pages (3 and 6 held only the overlapping row)"
     );
     assert_eq!(pager.rows(), 10);
     let kinds: Vec<_> = stub
@@ -277,7 +280,10 @@ async fn a_window_whose_count_disagrees_is_paged_again() {
             }
         })
         .collect();
-    assert_eq!(kinds, ["p1", "p4", "count", "p1", "p4", "count"]);
+    assert_eq!(
+        kinds,
+        ["p1", "p3", "p5", "count", "p1", "p3", "p5", "count"]
+    );
 }
 
 #[tokio::test]
@@ -287,10 +293,9 @@ async fn a_window_that_keeps_changing_fails_after_two_repages() {
             StubResponse::token_ok()
         } else if req.is_count() {
             StubResponse::count(9)
-        } else if req.start_position() == Some(1) {
-            StubResponse::customers(&[1, 2, 3], 1)
         } else {
-            StubResponse::customers(&[4], 4)
+            let start = req.start_position().unwrap_or(1);
+            StubResponse::customers(&window_of(&[1, 2, 3, 4], start, 3), start)
         }
     })
     .await;
@@ -344,10 +349,9 @@ async fn a_page_longer_than_requested_is_not_short_and_nothing_is_deduplicated()
             StubResponse::count(5)
         } else if req.start_position() == Some(1) {
             StubResponse::customers(&[1, 2, 3, 4], 1)
-        } else if req.start_position() == Some(4) {
-            StubResponse::customers(&[4, 5], 4)
         } else {
-            StubResponse::customers(&[], 0)
+            let start = req.start_position().unwrap_or(1);
+            StubResponse::customers(&window_of(&[1, 2, 3, 4, 5], start, 3), start)
         }
     })
     .await;
@@ -367,7 +371,70 @@ async fn a_page_longer_than_requested_is_not_short_and_nothing_is_deduplicated()
         .collect();
     assert_eq!(
         starts,
-        [(false, Some(1)), (false, Some(4)), (true, None)],
-        "next start = start + page size"
+        [
+            (false, Some(1)),
+            (false, Some(3)),
+            (false, Some(5)),
+            (true, None)
+        ],
+        "next start = start + page size - 1 (one row of overlap)"
+    );
+}
+
+/// The rows at 1-based positions `start..start + size` of `ids`.
+fn window_of(ids: &[u32], start: u32, size: usize) -> Vec<u32> {
+    let from = usize::try_from(start.max(1) - 1).expect("usize");
+    ids.iter().skip(from).take(size).copied().collect()
+}
+
+#[tokio::test]
+async fn a_row_deleted_between_two_pages_never_makes_a_later_row_slip_through() {
+    // Ids 1..=7, pages of 3. After the first page, row 2 is deleted: every later offset moves
+    // down by one. Paging on by offset alone would ask positions 4..6 and get 5, 6, 7, skipping
+    // 4, while COUNT(*) (6) would still match the distinct ids seen (1, 2, 3, 5, 6, 7).
+    let rows = Arc::new(std::sync::Mutex::new(vec![1, 2, 3, 4, 5, 6, 7]));
+    let pages_served = Arc::new(AtomicU32::new(0));
+    let (r, served) = (Arc::clone(&rows), Arc::clone(&pages_served));
+    let stub = Stub::start(move |req| {
+        if req.is_token() {
+            return StubResponse::token_ok();
+        }
+        let ids = r.lock().expect("rows").clone();
+        if req.is_count() {
+            return StubResponse::count(ids.len() as u64);
+        }
+        let start = req.start_position().unwrap_or(1);
+        let page = window_of(&ids, start, 3);
+        if served.fetch_add(1, Ordering::SeqCst) == 0 {
+            r.lock().expect("rows").retain(|id| *id != 2);
+        }
+        StubResponse::customers(&page, start)
+    })
+    .await;
+    let (client, _store) = stub.client(3);
+    let mut pager = client.window_pager(Entity::Customer, whole_range());
+    let pages = drain(&mut pager).await.expect("paging");
+    let seen: BTreeSet<u32> = pages
+        .iter()
+        .flat_map(|p| p.rows.iter().map(|r| r.id.parse::<u32>().expect("id")))
+        .collect();
+    for id in [1, 3, 4, 5, 6, 7] {
+        assert!(seen.contains(&id), "row {id} slipped through: {seen:?}");
+    }
+    let starts: Vec<_> = stub
+        .api_requests()
+        .iter()
+        .map(|r| {
+            if r.is_count() {
+                0
+            } else {
+                r.start_position().unwrap_or(0)
+            }
+        })
+        .collect();
+    assert_eq!(
+        starts,
+        [1, 3, 1, 3, 5, 0],
+        "the shift is seen at the first boundary, the window paged again and verified"
     );
 }
