@@ -88,6 +88,32 @@ async fn cost_section(db: &TestDb, requests: usize) -> anyhow::Result<()> {
         max_in_flight: Some(1_000),
     };
     println!("== cost of one acquire + release (µs per request, wall time / requests) ==");
+    {
+        let p = pool(&db.url, 1).await?;
+        let mut times = [0.0_f64; 3];
+        for (i, sql) in [
+            "SELECT 1",
+            "SELECT slot_id FROM ops.budget_acquire('probe', NULL, NULL, NULL, 60500000, 1050000, 130000000)",
+            "SELECT count(*) FROM ops.budget_slots WHERE realm_id = 'none'",
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            for _ in 0..50 {
+                sqlx::query(sql).execute(&p).await?;
+            }
+            let t0 = Instant::now();
+            for _ in 0..500 {
+                sqlx::query(sql).execute(&p).await?;
+            }
+            times[i] = t0.elapsed().as_secs_f64() * 1e6 / 500.0;
+        }
+        println!(
+            "round trips: SELECT 1 {:.1} µs, ops.budget_acquire alone {:.1} µs, a count {:.1} µs",
+            times[0], times[1], times[2]
+        );
+        clear(&db.pool).await?;
+    }
     for (label, limits) in [("limits off", &off), ("limits on, never binding", &high)] {
         let one = PgBudget::new(pool(&db.url, 12).await?, REALM, limits);
         let three = [

@@ -14,6 +14,7 @@ use crate::pipeline::events::{self, Level, RunEvent, RunEvents, TokenFailure};
 use crate::pipeline::runner::{Cancel, RunContext, RunError, RunOutcome, Runner};
 use crate::pipeline::{DateRange, Pipeline, Window};
 use crate::settings::ClientTuning;
+use crate::store::budget::PgBudget;
 use crate::store::queue::{self, ClaimedRun, NewRun};
 use crate::store::runs::{self, RequestTotals, RunStatus, RunTotals};
 use crate::store::secrets::SecretKey;
@@ -51,7 +52,7 @@ pub struct Executor {
     pub tuning: ClientTuning,
     /// How long claims last without a heartbeat.
     pub lease: Duration,
-    clients: Mutex<HashMap<String, qbo::QboClient>>,
+    clients: Mutex<HashMap<String, (Vec<u8>, qbo::QboClient)>>,
 }
 
 impl Executor {
@@ -67,19 +68,14 @@ impl Executor {
         }
     }
 
-    /// The QuickBooks client of company `realm_id` (built once per process).
+    /// The QuickBooks client of company `realm_id`: built once per process and kept while the
+    /// company's record is unchanged (new app keys or hosts build a new one), so every run of a
+    /// company in this process shares one token cache and limiter. Its requests also take slots
+    /// of the company's request budget in PostgreSQL, shared with every other process.
     ///
     /// # Errors
     /// No such company, or its settings are unusable.
     pub async fn client_for(&self, realm_id: &str) -> Result<qbo::QboClient, ExecError> {
-        if let Some(client) = self
-            .clients
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .get(realm_id)
-        {
-            return Ok(client.clone());
-        }
         let company = companies::get(&self.pool, &self.key, realm_id)
             .await?
             .ok_or_else(|| {
@@ -87,15 +83,31 @@ impl Executor {
                     "company {realm_id} is not connected (set QBO_REALM_ID and the app keys, or use Connect QuickBooks)"
                 ))
             })?;
+        let fingerprint = company_fingerprint(&company);
+        if let Some((known, client)) = self
+            .clients
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(realm_id)
+            && *known == fingerprint
+        {
+            return Ok(client.clone());
+        }
         let mut settings = company.client_settings();
         self.tuning.apply(&mut settings);
         let tokens = PgTokenStore::new(self.pool.clone(), self.key.clone(), realm_id);
-        let client = qbo::QboClient::new(settings, company.credentials(), Arc::new(tokens))
-            .map_err(|e| ExecError::Company(format!("company {realm_id}: {e}")))?;
+        let budget = PgBudget::for_client(self.pool.clone(), realm_id, &settings);
+        let client = qbo::QboClient::with_budget(
+            settings,
+            company.credentials(),
+            Arc::new(tokens),
+            Arc::new(budget),
+        )
+        .map_err(|e| ExecError::Company(format!("company {realm_id}: {e}")))?;
         self.clients
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .insert(realm_id.to_owned(), client.clone());
+            .insert(realm_id.to_owned(), (fingerprint, client.clone()));
         Ok(client)
     }
 
@@ -199,6 +211,24 @@ impl RunEvents for AuthWatch {
             *self.0.lock().unwrap_or_else(PoisonError::into_inner) = Some(*kind);
         }
     }
+}
+
+/// A digest of what a client is built from (never kept in clear: it includes the secret).
+fn company_fingerprint(company: &companies::Company) -> Vec<u8> {
+    use secrecy::ExposeSecret as _;
+    use sha2::Digest as _;
+    let mut h = sha2::Sha256::new();
+    for part in [
+        company.client_id.as_str(),
+        company.client_secret.expose_secret(),
+        company.api_base_url.as_ref().map_or("", url::Url::as_str),
+        company.token_url.as_ref().map_or("", url::Url::as_str),
+        &format!("{:?}{:?}", company.environment, company.minor_version),
+    ] {
+        h.update(part.as_bytes());
+        h.update([0]);
+    }
+    h.finalize().to_vec()
 }
 
 /// Sends every event to several sinks.

@@ -12,6 +12,10 @@
 //! database. Releasing sets `completed_at`; a slot that is never released (its process died, its
 //! future was dropped before the release could be sent) counts as in flight until its lease
 //! expires and as completed at that moment afterwards.
+//!
+//! Costs: a grant is one round trip committed durably (the row lock and the slot write WAL); a
+//! release is one round trip committed without waiting for the WAL flush, since losing one in a
+//! crash only makes a slot count longer. `examples/budget_bench.rs` measures both.
 
 use std::fmt;
 use std::sync::Arc;
@@ -232,8 +236,11 @@ impl PgSlot {
     }
 }
 
+/// Marks slot `id` completed. Committed without waiting for the WAL flush (about 4 times
+/// cheaper here): a release lost in a crash of PostgreSQL only makes its slot count until its
+/// lease expires, which errs on the safe side. Grants are committed durably.
 async fn release(pool: &PgPool, id: i64) -> Result<(), StoreError> {
-    sqlx::query("SELECT ops.budget_release($1)")
+    sqlx::query("SELECT ops.budget_release($1), set_config('synchronous_commit', 'off', true)")
         .bind(id)
         .execute(pool)
         .await?;

@@ -10,6 +10,7 @@ mod harness;
 mod hostile;
 mod payloads;
 mod runbook;
+mod runbooks;
 mod server;
 mod store;
 mod support;
