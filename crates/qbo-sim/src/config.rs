@@ -144,6 +144,9 @@ pub struct FaultConfig {
     pub truncate_rate: f64,
     /// Probability that the connection is closed without any response.
     pub drop_rate: f64,
+    /// Probability that a token refresh is carried out (the refresh token rotated) and its
+    /// answer then lost: the connection closes without a response (needs `serve`).
+    pub token_drop_rate: f64,
 }
 
 mod duration_ms {

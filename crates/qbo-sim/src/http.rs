@@ -548,7 +548,16 @@ async fn revoke(State(st): State<SimState>, headers: HeaderMap, body: Bytes) -> 
 /// `POST /oauth2/v1/tokens/bearer`: `grant_type=refresh_token&refresh_token=…` or
 /// `grant_type=authorization_code&code=…&redirect_uri=…`, client credentials by HTTP Basic or
 /// form fields. Both answer the same token response.
-async fn token(State(st): State<SimState>, headers: HeaderMap, body: Bytes) -> Response {
+async fn token(State(st): State<SimState>, req: axum::extract::Request) -> Response {
+    let kill = req
+        .extensions()
+        .get::<ConnectInfo<ConnKill>>()
+        .map(|ConnectInfo(k)| k.0.clone());
+    let (parts, body) = req.into_parts();
+    let headers = parts.headers;
+    let Ok(body) = axum::body::to_bytes(body, 64 * 1024).await else {
+        return oauth_error(StatusCode::BAD_REQUEST, r#"{"error":"invalid_request"}"#);
+    };
     Counters::bump(&st.inner.counters.requests_total);
     Counters::bump(&st.inner.counters.token_requests);
     let f = st.faults();
@@ -592,6 +601,15 @@ async fn token(State(st): State<SimState>, headers: HeaderMap, body: Bytes) -> R
             );
         }
     };
+    if outcome.is_ok() && f.token_drop_rate > 0.0 && inner.rng.next_f64() < f.token_drop_rate {
+        // The refresh happened (the token rotated); its answer never arrives.
+        Counters::bump(&inner.counters.faults_injected);
+        if let Some(kill) = kill {
+            kill.store(true, Ordering::Release);
+            return StatusCode::OK.into_response();
+        }
+        return StatusCode::BAD_GATEWAY.into_response();
+    }
     match outcome {
         Ok(resp) => match serde_json::to_string(&resp) {
             Ok(body) => json(StatusCode::OK, body),
@@ -686,6 +704,7 @@ async fn admin_put_faults(State(st): State<SimState>, body: Bytes) -> Response {
         f.html_error_share,
         f.truncate_rate,
         f.drop_rate,
+        f.token_drop_rate,
     ];
     if rates.iter().any(|r| !(0.0..=1.0).contains(r)) {
         return bad_request("rates must be within [0, 1]");

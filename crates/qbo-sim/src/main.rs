@@ -108,6 +108,9 @@ struct Args {
     /// Probability that the connection is closed without a response.
     #[arg(long, default_value_t = 0.0)]
     drop_rate: f64,
+    /// Probability that a token refresh rotates the refresh token and its answer is then lost.
+    #[arg(long, default_value_t = 0.0)]
+    token_drop_rate: f64,
 }
 
 fn limit(n: u32) -> Option<u32> {
@@ -135,6 +138,7 @@ async fn main() -> anyhow::Result<()> {
         ("--html-error-share", args.html_error_share),
         ("--truncate-rate", args.truncate_rate),
         ("--drop-rate", args.drop_rate),
+        ("--token-drop-rate", args.token_drop_rate),
     ] {
         anyhow::ensure!((0.0..=1.0).contains(&rate), "{name} must be within [0, 1]");
     }
@@ -177,6 +181,7 @@ async fn main() -> anyhow::Result<()> {
             latency_jitter: Duration::from_millis(args.latency_jitter_ms),
             truncate_rate: args.truncate_rate,
             drop_rate: args.drop_rate,
+            token_drop_rate: args.token_drop_rate,
         },
     };
     let started = Instant::now();

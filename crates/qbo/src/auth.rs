@@ -15,7 +15,7 @@ use url::Url;
 
 use crate::client::{Stats, backoff, transport_error};
 use crate::response::{ResponseMeta, TokenGrant, interpret_token_response};
-use crate::token_store::{TokenSet, TokenStore};
+use crate::token_store::{TokenLease, TokenSet, TokenStore};
 use crate::{QboError, RetrySettings};
 
 /// Access token lifetime assumed when the token endpoint omits `expires_in`.
@@ -49,6 +49,31 @@ struct Shared {
     stats: Arc<Stats>,
     cache: StdMutex<Option<CachedToken>>,
     refresh_lock: tokio::sync::Mutex<()>,
+    /// A rotated token set that could not be stored yet.
+    pending: StdMutex<Option<TokenSet>>,
+}
+
+/// How many times a rotated token set that could not be stored is written again before the
+/// refresh reports the failure (it stays in memory and is written at the next refresh).
+const STORE_RETRIES: u32 = 8;
+
+/// An `invalid_grant` that followed a lost token answer: say why the stored token died.
+fn explain_lost_rotation(e: QboError) -> QboError {
+    match e {
+        QboError::InvalidGrant {
+            status,
+            description,
+            intuit_tid,
+        } => QboError::InvalidGrant {
+            status,
+            description: Some(format!(
+                "{}an earlier token answer was lost on the way after Intuit had rotated the refresh token, so the stored one is no longer valid",
+                description.map(|d| format!("{d}; ")).unwrap_or_default()
+            )),
+            intuit_tid,
+        },
+        other => other,
+    }
 }
 
 fn same_secret(a: &SecretString, b: &SecretString) -> bool {
@@ -81,6 +106,7 @@ impl TokenManager {
                 stats,
                 cache: StdMutex::new(None),
                 refresh_lock: tokio::sync::Mutex::new(()),
+                pending: StdMutex::new(None),
             }),
         }
     }
@@ -131,28 +157,97 @@ impl Shared {
     }
 
     /// The slow path: single flight, cross-process lease, adopt or refresh, commit, cache.
+    ///
+    /// The cross-process lease is held for one attempt at the token endpoint only: between
+    /// retries it is released (another process may refresh meanwhile, and is then adopted), so no
+    /// lock is held for minutes. A rotated token set that cannot be stored is kept in memory and
+    /// written again until it sticks; it is used meanwhile, and never replaced by the stale one.
     async fn obtain(&self, rejected: Option<&SecretString>) -> Result<SecretString, QboError> {
         let _single_flight = self.refresh_lock.lock().await;
         // Another task may have refreshed while we waited.
         if let Some(token) = self.cached(rejected) {
             return Ok(token);
         }
-        let lease = self.store.lock().await.map_err(QboError::TokenStore)?;
-        let stored = lease.tokens().clone();
-        if let (Some(token), Some(expires_at)) =
-            (&stored.access_token, stored.access_token_expires_at)
-        {
-            let refresh_at = minus(expires_at, self.config.refresh_margin);
-            let is_rejected = rejected.is_some_and(|r| same_secret(r, token));
-            if !is_rejected && Timestamp::now() < refresh_at {
+        if let Some(pending) = self.pending() {
+            self.store_pending(pending).await?;
+            if let Some(token) = self.cached(rejected) {
+                return Ok(token);
+            }
+        }
+        let mut attempt = 0;
+        let mut lost_response = false;
+        loop {
+            let lease = self.store.lock().await.map_err(QboError::TokenStore)?;
+            let stored = lease.tokens().clone();
+            if let Some((token, refresh_at)) = self.adoptable(&stored, rejected) {
                 // Another process refreshed: reuse its access token, leave the store untouched.
                 drop(lease);
                 tracing::debug!("using the access token another process stored");
                 self.remember(token.clone(), refresh_at);
-                return Ok(token.clone());
+                return Ok(token);
+            }
+            let sent_at = Timestamp::now();
+            match self.refresh_once(&stored.refresh_token).await {
+                Ok(grant) => return self.adopt_grant(lease, &stored, grant, sent_at).await,
+                Err(e) if e.is_retryable() && attempt < self.config.retry.max_retries => {
+                    // Release the lock while waiting.
+                    drop(lease);
+                    // A lost or cut answer may have rotated the refresh token on Intuit's side.
+                    lost_response |= matches!(
+                        e,
+                        QboError::Timeout { .. }
+                            | QboError::Connection { .. }
+                            | QboError::TokenEndpoint {
+                                status: None | Some(200),
+                                ..
+                            }
+                    );
+                    let wait = backoff(&self.config.retry, attempt);
+                    attempt += 1;
+                    tracing::warn!(
+                        attempt,
+                        wait_ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX),
+                        "token refresh failed, retrying: {e}"
+                    );
+                    tokio::time::sleep(wait).await;
+                }
+                Err(e) => {
+                    if e.is_terminal_auth() {
+                        tracing::error!("token refresh refused: {e}");
+                    }
+                    return Err(if lost_response {
+                        explain_lost_rotation(e)
+                    } else {
+                        e
+                    });
+                }
             }
         }
-        let (grant, sent_at) = self.refresh_with_retries(&stored.refresh_token).await?;
+    }
+
+    /// The stored access token when another process refreshed it and it is still good.
+    fn adoptable(
+        &self,
+        stored: &TokenSet,
+        rejected: Option<&SecretString>,
+    ) -> Option<(SecretString, Timestamp)> {
+        let (token, expires_at) = (
+            stored.access_token.as_ref()?,
+            stored.access_token_expires_at?,
+        );
+        let refresh_at = minus(expires_at, self.config.refresh_margin);
+        let is_rejected = rejected.is_some_and(|r| same_secret(r, token));
+        (!is_rejected && Timestamp::now() < refresh_at).then(|| (token.clone(), refresh_at))
+    }
+
+    /// Stores a fresh grant (the rotated refresh token first), then caches its access token.
+    async fn adopt_grant(
+        &self,
+        lease: Box<dyn TokenLease>,
+        stored: &TokenSet,
+        grant: TokenGrant,
+        sent_at: Timestamp,
+    ) -> Result<SecretString, QboError> {
         let lifetime = grant.expires_in.unwrap_or(DEFAULT_ACCESS_TTL);
         let expires_at = plus_secs(sent_at, lifetime);
         // Never let the margin swallow a short-lived token entirely.
@@ -173,15 +268,15 @@ impl Shared {
                 .map(|s| plus_secs(sent_at, s))
                 .or(stored.refresh_token_expires_at),
         };
-        // Persist the rotated refresh token before the new access token is used.
-        if let Err(e) = lease.commit(new_tokens).await {
-            tracing::error!(
-                "the refreshed QuickBooks tokens could not be stored; the previous refresh token may \
-                 no longer work: {e}"
-            );
-            return Err(QboError::TokenStore(e));
-        }
         self.stats.refreshes.fetch_add(1, Ordering::Relaxed);
+        // Persist the rotated refresh token before the new access token is used.
+        if let Err(e) = lease.commit(new_tokens.clone()).await {
+            tracing::error!(
+                "the refreshed QuickBooks tokens could not be stored; keeping them and writing them again: {e}"
+            );
+            *self.pending.lock().unwrap_or_else(PoisonError::into_inner) = Some(new_tokens.clone());
+            self.store_pending(new_tokens).await?;
+        }
         tracing::info!(
             rotated,
             expires_in = lifetime,
@@ -191,34 +286,52 @@ impl Shared {
         Ok(grant.access_token)
     }
 
-    /// Calls the token endpoint, retrying 5xx, timeouts and connection failures with backoff.
-    /// Returns the grant and when the successful request was sent.
-    async fn refresh_with_retries(
-        &self,
-        refresh_token: &SecretString,
-    ) -> Result<(TokenGrant, Timestamp), QboError> {
+    fn pending(&self) -> Option<TokenSet> {
+        self.pending
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Writes a rotated token set that could not be stored, retrying with backoff; clears it
+    /// once written. While it cannot be written the process keeps using it (the stored refresh
+    /// token is spent), and the error says what is at stake.
+    async fn store_pending(&self, tokens: TokenSet) -> Result<(), QboError> {
         let mut attempt = 0;
         loop {
-            let sent_at = Timestamp::now();
-            match self.refresh_once(refresh_token).await {
-                Ok(grant) => return Ok((grant, sent_at)),
-                Err(e) if e.is_retryable() && attempt < self.config.retry.max_retries => {
-                    let wait = backoff(&self.config.retry, attempt);
+            let written = match self.store.lock().await {
+                Ok(lease) => lease.commit(tokens.clone()).await,
+                Err(e) => Err(e),
+            };
+            match written {
+                Ok(()) => {
+                    *self.pending.lock().unwrap_or_else(PoisonError::into_inner) = None;
+                    self.remember_set(&tokens);
+                    tracing::info!("stored the rotated QuickBooks tokens after a failed write");
+                    return Ok(());
+                }
+                Err(e) if attempt < STORE_RETRIES => {
+                    let wait = backoff(&self.config.retry, attempt).max(Duration::from_millis(200));
                     attempt += 1;
                     tracing::warn!(
                         attempt,
-                        wait_ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX),
-                        "token refresh failed, retrying: {e}"
+                        "cannot store the rotated QuickBooks tokens yet: {e}"
                     );
                     tokio::time::sleep(wait).await;
                 }
                 Err(e) => {
-                    if e.is_terminal_auth() {
-                        tracing::error!("token refresh refused: {e}");
-                    }
-                    return Err(e);
+                    // Kept in `pending`, never used unstored: every next call writes them first.
+                    return Err(QboError::TokenStore(e));
                 }
             }
+        }
+    }
+
+    fn remember_set(&self, tokens: &TokenSet) {
+        if let (Some(token), Some(expires_at)) =
+            (&tokens.access_token, tokens.access_token_expires_at)
+        {
+            self.remember(token.clone(), minus(expires_at, self.config.refresh_margin));
         }
     }
 

@@ -204,6 +204,12 @@ impl PgTokenStore {
         .execute(&mut *tx)
         .await
         .map_err(db_err)?;
+        // The rotated refresh token must be on disk when the commit returns, whatever the
+        // server's or the role's setting: losing it means a manual reconnect.
+        sqlx::query("SET LOCAL synchronous_commit = on")
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?;
         let row: Option<TokenRow> = sqlx::query_as(
             "SELECT refresh_token_enc, access_token_enc, access_token_expires_at, \
                     refresh_token_expires_at \

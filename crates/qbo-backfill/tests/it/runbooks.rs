@@ -27,6 +27,9 @@
 //! The environment is the world's (what `World::command` gives the binary) except that the secret
 //! key comes from the default key file under `$HOME` and the client secret and refresh token are
 //! not in it: the runbook stores them with `secrets set`, so those blocks are load-bearing.
+//!
+//! On failure the scratch directory (each block as `block-NN.sh`/`.sql` and its `block-NN.out`)
+//! is left in the system's temporary directory for a look; a run that passes removes it.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

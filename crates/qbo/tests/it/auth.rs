@@ -317,16 +317,18 @@ impl TokenStore for CountingStore {
     }
 }
 
-/// A store whose commits fail (after counting them).
+/// A store whose first `fail_first` commits fail (all are counted).
 #[derive(Clone)]
 struct FailingCommitStore {
     inner: qbo::MemoryTokenStore,
     commits: Arc<AtomicUsize>,
+    fail_first: usize,
 }
 
 struct FailingLease {
     inner: Box<dyn TokenLease>,
     commits: Arc<AtomicUsize>,
+    fail_first: usize,
 }
 
 impl TokenStore for FailingCommitStore {
@@ -336,6 +338,7 @@ impl TokenStore for FailingCommitStore {
             Ok(Box::new(FailingLease {
                 inner,
                 commits: Arc::clone(&self.commits),
+                fail_first: self.fail_first,
             }) as Box<dyn TokenLease>)
         })
     }
@@ -348,10 +351,13 @@ impl TokenLease for FailingLease {
 
     fn commit(
         self: Box<Self>,
-        _tokens: TokenSet,
+        tokens: TokenSet,
     ) -> BoxFuture<'static, Result<(), TokenStoreError>> {
-        self.commits.fetch_add(1, Ordering::SeqCst);
-        Box::pin(async { Err(TokenStoreError::new("disk full")) })
+        let n = self.commits.fetch_add(1, Ordering::SeqCst);
+        if n < self.fail_first {
+            return Box::pin(async { Err(TokenStoreError::new("disk full")) });
+        }
+        self.inner.commit(tokens)
     }
 }
 
@@ -361,6 +367,7 @@ async fn a_token_that_cannot_be_persisted_is_never_used() {
     let store = FailingCommitStore {
         inner: store_with(&sim.state().current_refresh_token()),
         commits: Arc::new(AtomicUsize::new(0)),
+        fail_first: usize::MAX,
     };
     let commits = Arc::clone(&store.commits);
     let client =
@@ -368,7 +375,10 @@ async fn a_token_that_cannot_be_persisted_is_never_used() {
     let err = client.query(QUERY).await.expect_err("commit fails");
     assert!(matches!(err, QboError::TokenStore(_)), "{err:?}");
     assert!(err.to_string().contains("disk full"));
-    assert_eq!(commits.load(Ordering::SeqCst), 1);
+    assert!(
+        commits.load(Ordering::SeqCst) > 1,
+        "the rotated tokens were written again, not dropped"
+    );
     assert_eq!(
         sim.state().stats().query_requests,
         0,
@@ -379,4 +389,64 @@ async fn a_token_that_cannot_be_persisted_is_never_used() {
         1,
         "only the token call was made"
     );
+}
+
+#[tokio::test]
+async fn rotated_tokens_whose_first_writes_fail_are_kept_and_written_again() {
+    let sim = start_sim(small_config()).await;
+    let inner = store_with(&sim.state().current_refresh_token());
+    let store = FailingCommitStore {
+        inner: inner.clone(),
+        commits: Arc::new(AtomicUsize::new(0)),
+        fail_first: 3,
+    };
+    let commits = Arc::clone(&store.commits);
+    let client =
+        QboClient::new(sim_settings(&sim), sim_credentials(), Arc::new(store)).expect("client");
+    client
+        .query(QUERY)
+        .await
+        .expect("the query succeeds once the write sticks");
+    assert_eq!(commits.load(Ordering::SeqCst), 4);
+    assert_eq!(
+        inner.current().await.refresh_token.expose_secret(),
+        sim.state().current_refresh_token(),
+        "the stored refresh token is the rotated one"
+    );
+    assert_eq!(
+        sim.state().stats().token_requests,
+        1,
+        "one refresh, never repeated"
+    );
+}
+
+#[tokio::test]
+async fn a_lost_token_answer_after_rotation_ends_in_invalid_grant_that_says_so() {
+    let sim = start_sim(small_config()).await;
+    // Intuit rotates the refresh token, then its answer is lost on the way (a dropped
+    // connection): the retry with the stored token is refused.
+    sim.state().set_faults(qbo_sim::FaultConfig {
+        token_drop_rate: 1.0,
+        ..qbo_sim::FaultConfig::default()
+    });
+    let store = store_with(&sim.state().current_refresh_token());
+    let client =
+        QboClient::new(sim_settings(&sim), sim_credentials(), Arc::new(store)).expect("client");
+    let err = client
+        .query(QUERY)
+        .await
+        .expect_err("the rotated token is lost");
+    assert!(err.is_invalid_grant(), "{err:?}");
+    let text = err.to_string();
+    assert!(text.contains("answer was lost"), "{text}");
+    assert!(
+        !text.contains(&sim.state().current_refresh_token()),
+        "{text}"
+    );
+    assert_eq!(
+        sim.state().stats().token_requests,
+        2,
+        "one lost answer, one refused retry"
+    );
+    assert_eq!(sim.state().stats().query_requests, 0);
 }
