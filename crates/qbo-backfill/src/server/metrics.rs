@@ -90,6 +90,30 @@ pub fn render(s: &Snapshot) -> String {
     }
     family(
         &mut out,
+        "qbo_backfill_budget_requests_last_minute",
+        "gauge",
+        "Requests of the company's shared budget counted in the rolling minute (Intuit allows 500).",
+    );
+    for (realm, minute, _) in &s.budget {
+        let _ = writeln!(
+            out,
+            "qbo_backfill_budget_requests_last_minute{{realm_id=\"{realm}\"}} {minute}"
+        );
+    }
+    family(
+        &mut out,
+        "qbo_backfill_budget_in_flight",
+        "gauge",
+        "Requests of the company's shared budget in flight (Intuit allows 10).",
+    );
+    for (realm, _, in_flight) in &s.budget {
+        let _ = writeln!(
+            out,
+            "qbo_backfill_budget_in_flight{{realm_id=\"{realm}\"}} {in_flight}"
+        );
+    }
+    family(
+        &mut out,
         "qbo_backfill_queue_depth",
         "gauge",
         "Runs waiting for a worker.",

@@ -33,6 +33,8 @@ pub struct Snapshot {
     pub queue_depth: i64,
     /// Workers with a heartbeat in the last minute.
     pub live_workers: i64,
+    /// Per company: requests counted in the rolling minute, and in flight, of the shared budget.
+    pub budget: Vec<(String, i64, i64)>,
 }
 
 /// Reads the snapshot.
@@ -70,5 +72,13 @@ pub async fn snapshot(pool: &PgPool) -> Result<Snapshot, sqlx::Error> {
         .await?,
         queue_depth: super::queue::depth(pool).await?,
         live_workers: super::workers::live_count(pool, 60.0).await?,
+        budget: sqlx::query_as(
+            "SELECT realm_id, \
+                    count(*) FILTER (WHERE ends_at > now() - interval '60.5 seconds'), \
+                    count(*) FILTER (WHERE completed_at IS NULL AND expires_at > now()) \
+             FROM ops.budget_slots GROUP BY realm_id ORDER BY realm_id",
+        )
+        .fetch_all(pool)
+        .await?,
     })
 }

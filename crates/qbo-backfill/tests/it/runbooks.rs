@@ -954,6 +954,11 @@ async fn run_runbook(name: &'static str) {
         "status=failed",
         "the failed run is listed",
     );
+    assert_contains(
+        &recovery.output,
+        "\"error\":\"Token refresh failed: QuickBooks refused the refresh token (invalid_grant",
+        "the failed run's error",
+    );
     let stored = outputs(&ran, "secrets set QBO_REFRESH_TOKEN");
     assert_contains(
         stored[stored.len() - 1],

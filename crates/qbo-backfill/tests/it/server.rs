@@ -297,6 +297,11 @@ async fn a_run_started_through_the_api_is_followed_to_succeeded_with_the_table_e
     );
     assert!(metrics.contains("qbo_backfill_queue_depth 0"), "{metrics}");
     assert!(
+        metrics
+            .contains("qbo_backfill_budget_requests_last_minute{realm_id=\"9130350000000001\"} "),
+        "{metrics}"
+    );
+    assert!(
         metrics.contains(&format!(
             "qbo_backfill_rows_total{{outcome=\"inserted\"}} {}",
             expected.len()
