@@ -137,6 +137,69 @@ async fn main() -> anyhow::Result<()> {
         per_op(enqueue + claim + beat + window + finish, n)
     );
     drop(conn);
+    ui_reads(pool).await?;
     db.cleanup().await.map_err(|e| anyhow::anyhow!("{e}"))?;
+    Ok(())
+}
+
+/// The reads behind the Runs page and a run's page with 1,000 more runs of 30 windows each
+/// (30,000 windows) in the database.
+async fn ui_reads(pool: &sqlx::PgPool) -> anyhow::Result<()> {
+    use qbo_backfill::store::run_views::{self, RunFilter};
+    sqlx::query(
+        "WITH r AS (INSERT INTO ops.runs (id, pipeline, realm_id, fecha_inicio, fecha_fin, status, \
+           trigger, windows_total, created_at) \
+         SELECT gen_random_uuid(), 'qb_invoices_backfill', $1, date '2024-01-01', \
+           date '2024-01-31', 'succeeded', 'api', 30, now() - make_interval(secs => g) \
+         FROM generate_series(1, 1000) g RETURNING id) \
+         INSERT INTO ops.run_windows (run_id, window_start, window_end, status, pages, rows_total, \
+           inserted) \
+         SELECT r.id, d, d + interval '1 day', 'succeeded', 1, 50, 50 FROM r, \
+           generate_series(timestamptz '2024-01-01', timestamptz '2024-01-30', interval '1 day') d",
+    )
+    .bind(REALM)
+    .execute(pool)
+    .await?;
+    sqlx::query("ANALYZE ops.runs; ").execute(pool).await?;
+    sqlx::query("ANALYZE ops.run_windows").execute(pool).await?;
+    let windows: i64 = sqlx::query_scalar("SELECT count(*) FROM ops.run_windows")
+        .fetch_one(pool)
+        .await?;
+    let reps = 50;
+    let t = Instant::now();
+    let mut last = None;
+    for _ in 0..reps {
+        let page = run_views::list(pool, &RunFilter::default(), 50).await?;
+        last = page.last().map(|r| r.id);
+    }
+    let first_page = t.elapsed();
+    let t = Instant::now();
+    for _ in 0..reps {
+        let filter = RunFilter {
+            before: last,
+            ..RunFilter::default()
+        };
+        run_views::list(pool, &filter, 50).await?;
+    }
+    let next_page = t.elapsed();
+    let id = last.expect("a run");
+    let t = Instant::now();
+    for _ in 0..reps {
+        run_views::get(pool, id).await?.expect("run");
+    }
+    let one = t.elapsed();
+    println!("UI and API reads with {windows} run windows in the database:");
+    println!(
+        "  runs list, first page of 50                {}",
+        per_op(first_page, reps)
+    );
+    println!(
+        "  runs list, next page (keyset)              {}",
+        per_op(next_page, reps)
+    );
+    println!(
+        "  one run with its 30 windows                {}",
+        per_op(one, reps)
+    );
     Ok(())
 }
