@@ -362,7 +362,19 @@ impl Shared {
             .await
             .map_err(to_token_error)?;
         let meta = ResponseMeta::from_parts(response.status().as_u16(), response.headers());
-        let body = response.bytes().await.map_err(to_token_error)?;
+        let body = crate::client::read_capped(response, crate::client::MAX_TOKEN_RESPONSE_BYTES)
+            .await
+            .map_err(|e| match e {
+                QboError::Timeout { message } | QboError::Connection { message } => {
+                    QboError::TokenEndpoint {
+                        status: None,
+                        message,
+                        retryable: true,
+                        intuit_tid: None,
+                    }
+                }
+                other => other,
+            })?;
         // An error body may echo what was sent (the refresh token, the client credentials):
         // mask them whatever their shape, not only when they look like tokens.
         interpret_token_response(&meta, &body).map_err(|e| {

@@ -47,6 +47,7 @@ pub async fn exchange_code(
         .timeout(settings.request_timeout)
         .connect_timeout(settings.connect_timeout)
         .user_agent(settings.user_agent.as_str())
+        .redirect(reqwest::redirect::Policy::none())
         .build()
         .map_err(transport_error)?;
     let sent_at = Timestamp::now();
@@ -63,7 +64,8 @@ pub async fn exchange_code(
         .await
         .map_err(transport_error)?;
     let meta = ResponseMeta::from_parts(response.status().as_u16(), response.headers());
-    let body = response.bytes().await.map_err(transport_error)?;
+    let body =
+        crate::client::read_capped(response, crate::client::MAX_TOKEN_RESPONSE_BYTES).await?;
     let grant = interpret_token_response(&meta, &body)
         .map_err(|e| e.scrub_token_error(&[code, client_secret.expose_secret()]))?;
     let refresh_token = grant.refresh_token.ok_or_else(|| QboError::TokenEndpoint {

@@ -112,6 +112,63 @@ fn budget_error(e: BudgetError) -> QboError {
     }
 }
 
+/// The largest token endpoint response read.
+pub(crate) const MAX_TOKEN_RESPONSE_BYTES: usize = 64 * 1024;
+
+/// Reads a response body of at most `max` bytes (decompressed), refusing redirects. A longer
+/// body fails the request (not retryable) instead of filling memory.
+pub(crate) async fn read_capped(
+    mut response: reqwest::Response,
+    max: usize,
+) -> Result<bytes::Bytes, QboError> {
+    let status = response.status();
+    let intuit_tid = response
+        .headers()
+        .get("intuit_tid")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    if status.is_redirection() {
+        let host = response
+            .headers()
+            .get(reqwest::header::LOCATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|l| Url::parse(l).ok())
+            .and_then(|u| u.host_str().map(str::to_owned))
+            .unwrap_or_else(|| "another address".to_owned());
+        return Err(QboError::Decode {
+            status: status.as_u16(),
+            message: format!(
+                "the server answered with a redirect to {host}; redirects are not followed, so credentials never go to another host (check the configured URL)"
+            ),
+            retryable: false,
+            intuit_tid,
+        });
+    }
+    let too_long = |len: u64| QboError::Decode {
+        status: status.as_u16(),
+        message: format!(
+            "the response body is larger than the {} MiB allowed ({len} bytes or more); refused",
+            max.div_ceil(1024 * 1024)
+        ),
+        retryable: false,
+        intuit_tid: intuit_tid.clone(),
+    };
+    let max_u64 = u64::try_from(max).unwrap_or(u64::MAX);
+    if let Some(len) = response.content_length()
+        && len > max_u64
+    {
+        return Err(too_long(len));
+    }
+    let mut body = bytes::BytesMut::new();
+    while let Some(chunk) = response.chunk().await.map_err(transport_error)? {
+        if body.len() + chunk.len() > max {
+            return Err(too_long((body.len() + chunk.len()) as u64));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body.freeze())
+}
+
 /// Percent-encodes everything but RFC 3986 unreserved characters (so a space is `%20`, `+` is
 /// `%2B`, `&` is `%26`, `'` is `%27`): every server decodes this the same way.
 pub(crate) fn encode_query_value(value: &str) -> String {
@@ -210,6 +267,9 @@ impl QboClient {
             .connect_timeout(settings.connect_timeout)
             .user_agent(settings.user_agent.as_str())
             .default_headers(headers)
+            // Intuit's endpoints never redirect; following one could send the bearer token or
+            // the client credentials to another host.
+            .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(|e| {
                 QboError::Config(format!(
@@ -406,7 +466,7 @@ impl QboClient {
                 .await
                 .map_err(transport_error)?;
             let meta = ResponseMeta::from_parts(response.status().as_u16(), response.headers());
-            let body = response.bytes().await.map_err(transport_error)?;
+            let body = read_capped(response, inner.settings.max_response_bytes).await?;
             Ok::<_, QboError>((meta, body))
         }
         .await;

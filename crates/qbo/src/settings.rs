@@ -158,6 +158,10 @@ pub struct ClientSettings {
     pub limits: RateLimitSettings,
     /// The `User-Agent` header.
     pub user_agent: String,
+    /// The largest API response body read, after gzip decompression (default 64 MiB; a page of
+    /// 1000 large invoices is a few MiB). A longer body fails the request instead of filling
+    /// memory.
+    pub max_response_bytes: usize,
 }
 
 impl ClientSettings {
@@ -177,6 +181,7 @@ impl ClientSettings {
             retry: RetrySettings::default(),
             limits: RateLimitSettings::default(),
             user_agent: concat!("qbo-backfill/", env!("CARGO_PKG_VERSION")).to_owned(),
+            max_response_bytes: 64 * 1024 * 1024,
         }
     }
 

@@ -143,3 +143,62 @@ async fn token_endpoint_5xx_is_retried_and_a_missing_refresh_token_keeps_the_old
     client.query("SELECT * FROM Customer").await.expect("query");
     assert_eq!(client.stats().refreshes, 1);
 }
+
+#[tokio::test]
+async fn a_body_over_the_cap_fails_the_request_without_retrying() {
+    let ids: Vec<u32> = (1..=200).collect();
+    let stub = Stub::start(move |req| {
+        if req.is_token() {
+            StubResponse::token_ok()
+        } else {
+            StubResponse::customers(&ids, 1)
+        }
+    })
+    .await;
+    let (client, _store) = stub.client_with(|s| s.max_response_bytes = 4 * 1024);
+    let err = client
+        .query("SELECT * FROM Customer")
+        .await
+        .expect_err("the body is over the cap");
+    assert!(matches!(err, QboError::Decode { .. }), "{err:?}");
+    assert!(err.to_string().contains("larger than"), "{err}");
+    assert!(!err.is_retryable());
+    assert_eq!(stub.api_requests().len(), 1, "not retried");
+    // Under the cap the same answer reads.
+    let (client, _store) = stub.client_with(|s| s.max_response_bytes = 1024 * 1024);
+    assert_eq!(
+        client
+            .query("SELECT * FROM Customer")
+            .await
+            .expect("reads")
+            .rows
+            .len(),
+        200
+    );
+}
+
+#[tokio::test]
+async fn a_redirect_is_never_followed_so_the_token_never_goes_elsewhere() {
+    // Another server that would receive whatever a followed redirect sends.
+    let elsewhere = Stub::start(|_| StubResponse::json(200, "{}")).await;
+    let target = format!(
+        "{}/v3/company/4620816365/query?query=x",
+        elsewhere.token_url()
+    );
+    let stub = Stub::start(move |req| {
+        if req.is_token() {
+            StubResponse::token_ok()
+        } else {
+            StubResponse::json(302, "").header("Location", &target)
+        }
+    })
+    .await;
+    let (client, _store) = stub.client(1000);
+    let err = client
+        .query("SELECT * FROM Customer")
+        .await
+        .expect_err("a redirect is refused");
+    assert!(err.to_string().contains("redirect"), "{err}");
+    assert!(!err.is_retryable());
+    assert!(elsewhere.requests().is_empty(), "the redirect was followed");
+}

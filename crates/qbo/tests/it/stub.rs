@@ -178,9 +178,17 @@ impl Stub {
 
     /// A client for this stub with fast retries, page size `page_size`, and its store.
     pub(crate) fn client(&self, page_size: u32) -> (QboClient, MemoryTokenStore) {
+        self.client_with(|s| s.page_size = page_size)
+    }
+
+    /// A client for this stub with fast retries and `adjust`ed settings, and its store.
+    pub(crate) fn client_with(
+        &self,
+        adjust: impl FnOnce(&mut ClientSettings),
+    ) -> (QboClient, MemoryTokenStore) {
         let mut settings: ClientSettings =
             crate::common::fast_settings(&self.base, &self.token_url());
-        settings.page_size = page_size;
+        adjust(&mut settings);
         let store = crate::common::store_with("stub-refresh-token-1");
         let creds = Credentials {
             client_id: "stub-client".into(),
