@@ -184,6 +184,13 @@ pub enum SecretsAction {
     },
     /// List stored secrets, redacted.
     List,
+    /// Forget every stored secret, OAuth token and company (their app keys): the way out when the
+    /// secret key that sealed them is lost. Store them again and reconnect QuickBooks afterwards.
+    Reset {
+        /// Confirms the deletion.
+        #[arg(long)]
+        yes: bool,
+    },
 }
 
 /// A failure with its exit status.
@@ -266,6 +273,23 @@ pub async fn dispatch(cli: Cli) -> Result<u8, CliError> {
                     info.name, info.redacted
                 );
             }
+            Ok(0)
+        }
+        Command::Secrets {
+            action: SecretsAction::Reset { yes },
+        } => {
+            if !yes {
+                return Err(bad(
+                    "`secrets reset` deletes every stored secret, OAuth token and company; pass --yes to confirm",
+                ));
+            }
+            let pool = connect().await?;
+            let forgotten = crate::store::secrets::forget_all(&pool)
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            info!(
+                "Forgot {forgotten} stored secrets, tokens and companies. Store the secrets again (`qbo-backfill secrets set NAME`, or start with QBO_CLIENT_ID, QBO_CLIENT_SECRET, QBO_REALM_ID and QBO_REFRESH_TOKEN set) and reconnect QuickBooks."
+            );
             Ok(0)
         }
         Command::Runs { limit } => {

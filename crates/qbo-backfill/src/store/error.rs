@@ -111,8 +111,9 @@ pub enum StoreError {
     #[error(
         "The secret key in use (QBO_BACKFILL_SECRET_KEY or the key file) is not the one that \
          sealed the {sealed} secrets and tokens stored in this database. Restore the original key \
-         (from your backup) and start again; nothing was changed. If the original key is lost, \
-         store every secret again and reconnect QuickBooks."
+         (from your backup) and start again; nothing was changed. If the original key is lost: \
+         `qbo-backfill secrets reset --yes`, then store the secrets again and reconnect \
+         QuickBooks."
     )]
     WrongKey {
         /// How many stored values were sealed with another key.

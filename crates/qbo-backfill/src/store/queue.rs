@@ -196,7 +196,7 @@ async fn claimed(
     execution_id: Uuid,
     worker_id: Uuid,
 ) -> Result<ClaimedRun, sqlx::Error> {
-    let windows = super::runs::unfinished_windows(&mut *conn, row.id).await?;
+    let windows = super::runs::pending_windows(&mut *conn, row.id).await?;
     Ok(ClaimedRun {
         execution: Execution {
             run_id: row.id,

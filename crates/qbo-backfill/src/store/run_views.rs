@@ -87,6 +87,10 @@ pub struct RunView {
     pub windows_failed: i64,
     /// Windows succeeded.
     pub windows_succeeded: i64,
+    /// Windows of this run neither loaded by it nor since (what a retry would load).
+    pub windows_outstanding: i64,
+    /// The newest run that retries this one.
+    pub retried_by: Option<Uuid>,
     /// Rows received.
     pub rows: i64,
     /// Upsert counts, live.
@@ -120,6 +124,8 @@ struct RunRow {
     windows_total: i32,
     w_failed: i64,
     w_succeeded: i64,
+    w_outstanding: i64,
+    retried_by: Option<Uuid>,
     w_rows: i64,
     w_inserted: i64,
     w_updated: i64,
@@ -148,6 +154,8 @@ impl From<RunRow> for RunView {
             windows_total: r.windows_total,
             windows_failed: r.w_failed,
             windows_succeeded: r.w_succeeded,
+            windows_outstanding: r.w_outstanding,
+            retried_by: r.retried_by,
             rows: r.w_rows,
             counts: Counts {
                 inserted: r.w_inserted,
@@ -166,15 +174,21 @@ impl From<RunRow> for RunView {
 const RUN_SELECT: &str = "SELECT r.id, r.pipeline, r.realm_id, r.status, r.fecha_inicio, \
     r.fecha_fin, r.trigger, r.trigger_id, r.retry_of, r.created_at, r.started_at, r.finished_at, \
     r.cancel_requested, r.windows_total, w.failed AS w_failed, w.succeeded AS w_succeeded, \
+    w.outstanding AS w_outstanding, \
+    (SELECT id FROM ops.runs n WHERE n.retry_of = r.id ORDER BY n.created_at DESC LIMIT 1) \
+      AS retried_by, \
     w.rows AS w_rows, w.inserted AS w_inserted, w.updated AS w_updated, \
     w.unchanged AS w_unchanged, r.requests, r.throttled, r.error \
     FROM ops.runs r CROSS JOIN LATERAL (SELECT \
       count(*) FILTER (WHERE status = 'failed') AS failed, \
       count(*) FILTER (WHERE status = 'succeeded') AS succeeded, \
+      count(*) FILTER (WHERE status <> 'succeeded' AND NOT EXISTS (SELECT 1 FROM ops.windows ow \
+        WHERE ow.pipeline = r.pipeline AND ow.realm_id = r.realm_id \
+          AND ow.window_start = rw.window_start AND ow.status = 'succeeded')) AS outstanding, \
       coalesce(sum(rows_total), 0)::bigint AS rows, coalesce(sum(inserted), 0)::bigint AS inserted, \
       coalesce(sum(updated), 0)::bigint AS updated, \
       coalesce(sum(unchanged), 0)::bigint AS unchanged \
-      FROM ops.run_windows WHERE run_id = r.id) w";
+      FROM ops.run_windows rw WHERE rw.run_id = r.id) w";
 
 /// Filters for [`list`].
 #[derive(Debug, Clone, Default)]

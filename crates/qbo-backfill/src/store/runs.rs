@@ -755,7 +755,28 @@ pub async fn mark_interrupted(pool: &PgPool, run_id: Uuid, reason: &str) -> Resu
     Ok(())
 }
 
-/// The windows of a run that did not succeed (failed, or never finished), in order.
+/// The windows of a run that it has not loaded yet, in order: what an execution of it loads.
+///
+/// # Errors
+/// Database errors.
+pub async fn pending_windows<'e>(
+    db: impl sqlx::PgExecutor<'e>,
+    run_id: Uuid,
+) -> Result<Vec<Window>> {
+    let days: Vec<PgDate> = sqlx::query_scalar(
+        "SELECT (window_start AT TIME ZONE 'UTC')::date FROM ops.run_windows \
+         WHERE run_id = $1 AND status <> 'succeeded' ORDER BY window_start",
+    )
+    .bind(run_id)
+    .fetch_all(db)
+    .await?;
+    days.into_iter()
+        .map(|day| Window::for_day(day.0).map_err(|e| sqlx::Error::Decode(Box::new(e))))
+        .collect()
+}
+
+/// The windows of a run that did not succeed (failed, or never finished) and have not been
+/// loaded since by another run (a retry), in order: what retrying the run would load.
 ///
 /// # Errors
 /// Database errors.
@@ -764,8 +785,13 @@ pub async fn unfinished_windows<'e>(
     run_id: Uuid,
 ) -> Result<Vec<Window>> {
     let days: Vec<PgDate> = sqlx::query_scalar(
-        "SELECT (window_start AT TIME ZONE 'UTC')::date FROM ops.run_windows \
-         WHERE run_id = $1 AND status <> 'succeeded' ORDER BY window_start",
+        "SELECT (rw.window_start AT TIME ZONE 'UTC')::date FROM ops.run_windows rw \
+         JOIN ops.runs r ON r.id = rw.run_id \
+         LEFT JOIN ops.windows w ON w.pipeline = r.pipeline AND w.realm_id = r.realm_id \
+              AND w.window_start = rw.window_start \
+         WHERE rw.run_id = $1 AND rw.status <> 'succeeded' \
+           AND w.status IS DISTINCT FROM 'succeeded' \
+         ORDER BY rw.window_start",
     )
     .bind(run_id)
     .fetch_all(db)

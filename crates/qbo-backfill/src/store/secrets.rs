@@ -285,6 +285,24 @@ pub async fn check_key(pool: &sqlx::PgPool, key: &SecretKey) -> Result<(), Store
     Ok(())
 }
 
+/// Deletes every sealed value (secrets, OAuth tokens, companies with their app keys) in one
+/// transaction; returns how many rows. For a lost key: nothing sealed with it can be read.
+///
+/// # Errors
+/// Database errors.
+pub async fn forget_all(pool: &sqlx::PgPool) -> Result<u64, StoreError> {
+    let mut tx = pool.begin().await?;
+    let mut n = 0;
+    for table in ["ops.secrets", "ops.oauth_tokens", "ops.companies"] {
+        n += sqlx::query(sqlx::AssertSqlSafe(format!("DELETE FROM {table}")))
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+    }
+    tx.commit().await?;
+    Ok(n)
+}
+
 /// Makes a directory entry durable (after creating or linking a file in it).
 fn sync_dir(dir: &Path) -> std::io::Result<()> {
     std::fs::File::open(dir)?.sync_all()

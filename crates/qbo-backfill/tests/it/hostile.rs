@@ -293,4 +293,28 @@ async fn a_different_secret_key_is_refused_in_one_line_and_changes_nothing() {
             .expect("tokens");
     assert_eq!(tokens_before, tokens_after, "the stored tokens changed");
     assert_eq!(count(&world, "SELECT count(*) FROM ops.runs").await, 1);
+
+    // The original key is lost for good: forget what it sealed, store again, go on.
+    let refused = world.run(&["secrets", "reset"]).await;
+    assert_eq!(refused.status.code(), Some(2), "{}", stderr(&refused));
+    let reset = world.run(&["secrets", "reset", "--yes"]).await;
+    assert_eq!(reset.status.code(), Some(0), "{}", stderr(&reset));
+    assert_eq!(
+        count(&world, "SELECT count(*) FROM ops.oauth_tokens").await,
+        0
+    );
+    world.extra_env.push((
+        "QBO_REFRESH_TOKEN".to_owned(),
+        world.sim.state().current_refresh_token(),
+    ));
+    let out = world
+        .load("qb_customers_backfill", "2026-01-05", "2026-01-06")
+        .await;
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
 }

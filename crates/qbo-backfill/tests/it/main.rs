@@ -9,6 +9,7 @@ mod deploy;
 mod harness;
 mod hostile;
 mod payloads;
+mod proof;
 mod runbook;
 mod runbooks;
 mod server;

@@ -507,6 +507,7 @@ struct RunDetail {
     updated: i64,
     unchanged: i64,
     error: Option<String>,
+    retried_by: Option<Uuid>,
     can_retry: bool,
     can_cancel: bool,
 }
@@ -563,7 +564,7 @@ fn detail(view: RunView) -> (RunDetail, Vec<WindowRow>) {
             intuit_tid: w.intuit_tid,
         })
         .collect();
-    let unfinished = view.windows_succeeded < i64::from(view.windows_total);
+    let unfinished = view.windows_outstanding > 0;
     let run = RunDetail {
         id: view.id,
         short_id: view.id.to_string().chars().take(8).collect(),
@@ -590,6 +591,7 @@ fn detail(view: RunView) -> (RunDetail, Vec<WindowRow>) {
         updated: view.counts.updated,
         unchanged: view.counts.unchanged,
         error: view.error,
+        retried_by: view.retried_by,
     };
     (run, windows)
 }
