@@ -520,6 +520,26 @@ async fn save_company(
     Ok(())
 }
 
+/// Saves the company that the environment and the secret store describe (app keys, realm,
+/// refresh token), if they describe one; returns its realm id. Lets a server started before the
+/// secrets were stored pick the company up without a restart.
+///
+/// # Errors
+/// Database or encryption failures.
+pub async fn company_from_environment(
+    pool: &PgPool,
+    key: &SecretKey,
+) -> Result<Option<String>, CliError> {
+    let tuning = ClientTuning::default();
+    match QboSettings::resolve(&tuning, &stored_lookup(pool, key).await?) {
+        Ok(settings) => {
+            save_company(pool, key, &settings).await?;
+            Ok(Some(settings.realm_id))
+        }
+        Err(_) => Ok(None),
+    }
+}
+
 /// Connects, and saves the company of the environment when it describes one (the first company
 /// of a deployment is seeded this way); without one, companies come from Connect QuickBooks.
 async fn start_service(tuning: &ClientTuning) -> Result<(PgPool, SecretKey), CliError> {

@@ -120,10 +120,15 @@ pub(crate) async fn resolve_realm(
         }
         None => match companies::default_realm(&state.pool).await? {
             Ok(realm) => Ok(realm),
-            Err(NoDefault::None) => Err(ApiError::conflict(
-                "no_company",
-                "no QuickBooks company is connected yet: use Connect QuickBooks, or start the server with QBO_REALM_ID and the app keys",
-            )),
+            Err(NoDefault::None) => {
+                match crate::cli::company_from_environment(&state.pool, &state.key).await {
+                    Ok(Some(realm)) => Ok(realm),
+                    _ => Err(ApiError::conflict(
+                        "no_company",
+                        "no QuickBooks company is connected yet: use Connect QuickBooks, or store QBO_CLIENT_ID, QBO_CLIENT_SECRET, QBO_REALM_ID and QBO_REFRESH_TOKEN (environment or secrets)",
+                    )),
+                }
+            }
             Err(NoDefault::Several) => Err(ApiError::invalid(
                 "realm_id_required",
                 "several companies are connected: name one with realm_id",

@@ -823,6 +823,7 @@ struct TriggersPage {
     form: TriggerForm,
     pipelines: Vec<Choice>,
     zones: Vec<String>,
+    companies: Vec<String>,
 }
 
 fn trigger_row(t: &triggers::Trigger) -> TriggerRow {
@@ -885,6 +886,10 @@ async fn triggers_page(
         Ok(l) => l,
         Err(e) => return failure(&e),
     };
+    let companies = match companies::list(&state.pool).await {
+        Ok(list) => list.into_iter().map(|c| c.realm_id).collect(),
+        Err(e) => return failure(&e),
+    };
     let form = if form.time_zone.is_empty() {
         TriggerForm {
             time_zone: crate::orchestrator::triggers::DEFAULT_TIME_ZONE.to_owned(),
@@ -901,6 +906,7 @@ async fn triggers_page(
         pipelines: pipeline_choices(&form.pipeline),
         form,
         zones: zone_names(),
+        companies,
     })
 }
 
@@ -939,7 +945,8 @@ pub(crate) async fn create_trigger(
         fecha_inicio: field(&form, "fecha_inicio").to_owned(),
         fecha_fin: field(&form, "fecha_fin").to_owned(),
     };
-    let realm = match crate::server::api::resolve_realm(&state, None).await {
+    let realm = form.get("realm_id").map(String::as_str);
+    let realm = match crate::server::api::resolve_realm(&state, realm).await {
         Ok(r) => r,
         Err(e) => return triggers_page(&state, &op, None, Some(e.message), echo_form).await,
     };
