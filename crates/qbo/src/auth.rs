@@ -13,9 +13,9 @@ use jiff::{SignedDuration, Timestamp};
 use secrecy::{ExposeSecret, SecretString};
 use url::Url;
 
-use crate::client::{Stats, backoff, transport_error};
 use crate::response::{ResponseMeta, TokenGrant, interpret_token_response};
 use crate::token_store::{TokenLease, TokenSet, TokenStore};
+use crate::transport::{Stats, backoff, transport_error};
 use crate::{QboError, RetrySettings};
 
 /// Access token lifetime assumed when the token endpoint omits `expires_in`.
@@ -362,19 +362,20 @@ impl Shared {
             .await
             .map_err(to_token_error)?;
         let meta = ResponseMeta::from_parts(response.status().as_u16(), response.headers());
-        let body = crate::client::read_capped(response, crate::client::MAX_TOKEN_RESPONSE_BYTES)
-            .await
-            .map_err(|e| match e {
-                QboError::Timeout { message } | QboError::Connection { message } => {
-                    QboError::TokenEndpoint {
-                        status: None,
-                        message,
-                        retryable: true,
-                        intuit_tid: None,
+        let body =
+            crate::transport::read_capped(response, crate::transport::MAX_TOKEN_RESPONSE_BYTES)
+                .await
+                .map_err(|e| match e {
+                    QboError::Timeout { message } | QboError::Connection { message } => {
+                        QboError::TokenEndpoint {
+                            status: None,
+                            message,
+                            retryable: true,
+                            intuit_tid: None,
+                        }
                     }
-                }
-                other => other,
-            })?;
+                    other => other,
+                })?;
         // An error body may echo what was sent (the refresh token, the client credentials):
         // mask them whatever their shape, not only when they look like tokens.
         interpret_token_response(&meta, &body).map_err(|e| {

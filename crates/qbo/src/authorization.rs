@@ -7,9 +7,9 @@ use jiff::Timestamp;
 use secrecy::{ExposeSecret as _, SecretString};
 use url::Url;
 
-use crate::client::transport_error;
 use crate::response::{ResponseMeta, interpret_token_response};
 use crate::token_store::TokenSet;
+use crate::transport::transport_error;
 use crate::{ClientSettings, QboError};
 
 /// Intuit's consent page.
@@ -65,7 +65,7 @@ pub async fn exchange_code(
         .map_err(transport_error)?;
     let meta = ResponseMeta::from_parts(response.status().as_u16(), response.headers());
     let body =
-        crate::client::read_capped(response, crate::client::MAX_TOKEN_RESPONSE_BYTES).await?;
+        crate::transport::read_capped(response, crate::transport::MAX_TOKEN_RESPONSE_BYTES).await?;
     let grant = interpret_token_response(&meta, &body)
         .map_err(|e| e.scrub_token_error(&[code, client_secret.expose_secret()]))?;
     let refresh_token = grant.refresh_token.ok_or_else(|| QboError::TokenEndpoint {

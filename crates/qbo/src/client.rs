@@ -10,7 +10,7 @@
 
 use std::fmt;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use reqwest::header::{ACCEPT, HeaderMap, HeaderValue};
@@ -23,20 +23,8 @@ use crate::rate_limit::RateLimiter;
 use crate::redact::{redact, redact_with};
 use crate::response::{QueryPage, ResponseMeta, interpret_query_response};
 use crate::token_store::TokenStore;
-use crate::{
-    ClientSettings, Credentials, Entity, QboError, RetrySettings, TimeWindow, WindowPager,
-};
-
-/// Shared counters (atomics, so every clone and task updates them lock-free).
-#[derive(Debug, Default)]
-pub(crate) struct Stats {
-    pub(crate) requests: AtomicU64,
-    pub(crate) retries: AtomicU64,
-    pub(crate) throttled: AtomicU64,
-    pub(crate) throttle_wait_ns: AtomicU64,
-    pub(crate) refreshes: AtomicU64,
-    pub(crate) unauthorized_retries: AtomicU64,
-}
+use crate::transport::{Stats, backoff, read_capped, transport_error};
+use crate::{ClientSettings, Credentials, Entity, QboError, TimeWindow, WindowPager};
 
 /// A snapshot of a client's counters (shared by all clones).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -54,42 +42,6 @@ pub struct ClientStats {
     pub refreshes: u64,
     /// Requests re-sent once after a 401 and a forced refresh.
     pub unauthorized_retries: u64,
-}
-
-/// The backoff before retry number `attempt + 1`: uniformly random in
-/// `[0, min(max_backoff, initial_backoff * 2^attempt)]` ("full jitter").
-pub(crate) fn backoff(retry: &RetrySettings, attempt: u32) -> Duration {
-    let factor = 1_u32.checked_shl(attempt.min(31)).unwrap_or(u32::MAX);
-    let ceiling = retry
-        .initial_backoff
-        .saturating_mul(factor)
-        .min(retry.max_backoff);
-    ceiling.mul_f64(fastrand::f64())
-}
-
-/// The error chain of a transport failure, without URLs and redacted.
-pub(crate) fn transport_error(e: reqwest::Error) -> QboError {
-    let timeout = e.is_timeout();
-    let builder = e.is_builder();
-    let e = e.without_url();
-    let mut message = e.to_string();
-    let mut source = std::error::Error::source(&e);
-    while let Some(s) = source {
-        let text = s.to_string();
-        if !message.contains(&text) {
-            message.push_str(": ");
-            message.push_str(&text);
-        }
-        source = s.source();
-    }
-    let message = redact(&message);
-    if timeout {
-        QboError::Timeout { message }
-    } else if builder {
-        QboError::Config(message)
-    } else {
-        QboError::Connection { message }
-    }
 }
 
 /// A failure of the shared budget as a retryable error of the attempt: nothing was sent, and
@@ -110,63 +62,6 @@ fn budget_error(e: BudgetError) -> QboError {
             "no request slot from the shared request budget, so nothing was sent ({message})"
         )),
     }
-}
-
-/// The largest token endpoint response read.
-pub(crate) const MAX_TOKEN_RESPONSE_BYTES: usize = 64 * 1024;
-
-/// Reads a response body of at most `max` bytes (decompressed), refusing redirects. A longer
-/// body fails the request (not retryable) instead of filling memory.
-pub(crate) async fn read_capped(
-    mut response: reqwest::Response,
-    max: usize,
-) -> Result<bytes::Bytes, QboError> {
-    let status = response.status();
-    let intuit_tid = response
-        .headers()
-        .get("intuit_tid")
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned);
-    if status.is_redirection() {
-        let host = response
-            .headers()
-            .get(reqwest::header::LOCATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|l| Url::parse(l).ok())
-            .and_then(|u| u.host_str().map(str::to_owned))
-            .unwrap_or_else(|| "another address".to_owned());
-        return Err(QboError::Decode {
-            status: status.as_u16(),
-            message: format!(
-                "the server answered with a redirect to {host}; redirects are not followed, so credentials never go to another host (check the configured URL)"
-            ),
-            retryable: false,
-            intuit_tid,
-        });
-    }
-    let too_long = |len: u64| QboError::Decode {
-        status: status.as_u16(),
-        message: format!(
-            "the response body is larger than the {} MiB allowed ({len} bytes or more); refused",
-            max.div_ceil(1024 * 1024)
-        ),
-        retryable: false,
-        intuit_tid: intuit_tid.clone(),
-    };
-    let max_u64 = u64::try_from(max).unwrap_or(u64::MAX);
-    if let Some(len) = response.content_length()
-        && len > max_u64
-    {
-        return Err(too_long(len));
-    }
-    let mut body = bytes::BytesMut::new();
-    while let Some(chunk) = response.chunk().await.map_err(transport_error)? {
-        if body.len() + chunk.len() > max {
-            return Err(too_long((body.len() + chunk.len()) as u64));
-        }
-        body.extend_from_slice(&chunk);
-    }
-    Ok(body.freeze())
 }
 
 /// Percent-encodes everything but RFC 3986 unreserved characters (so a space is `%20`, `+` is
@@ -511,7 +406,10 @@ impl QboClient {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::atomic::AtomicU64;
+
     use super::*;
+    use crate::RetrySettings;
 
     #[test]
     fn query_values_are_fully_percent_encoded() {

@@ -15,6 +15,7 @@ pub mod redact;
 pub mod response;
 pub mod settings;
 pub mod token_store;
+mod transport;
 
 pub use budget::{BudgetError, BudgetSlot, SharedBudget};
 pub use client::{ClientStats, QboClient};
