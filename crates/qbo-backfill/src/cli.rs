@@ -251,47 +251,7 @@ pub async fn dispatch(cli: Cli) -> Result<u8, CliError> {
             tuning,
         } => worker(workers, &queue, tuning).await,
         Command::ApiTokens { action } => api_tokens(action).await,
-        Command::Secrets {
-            action: SecretsAction::Set { name },
-        } => secrets_set(&name).await,
-        Command::Secrets {
-            action: SecretsAction::List,
-        } => {
-            let pool = connect().await?;
-            let store = SecretStore::new(pool.clone(), secret_key()?);
-            for info in store.list().await.map_err(anyhow::Error::from)? {
-                let updated = info
-                    .updated_at
-                    .map_or_else(|| "-".to_owned(), |t| t.to_string());
-                let readable = if info.readable {
-                    ""
-                } else {
-                    " (cannot be decrypted with this key)"
-                };
-                info!(
-                    "{} {} updated_at={updated}{readable}",
-                    info.name, info.redacted
-                );
-            }
-            Ok(0)
-        }
-        Command::Secrets {
-            action: SecretsAction::Reset { yes },
-        } => {
-            if !yes {
-                return Err(bad(
-                    "`secrets reset` deletes every stored secret, OAuth token and company; pass --yes to confirm",
-                ));
-            }
-            let pool = connect().await?;
-            let forgotten = crate::store::secrets::forget_all(&pool)
-                .await
-                .map_err(|e| anyhow::anyhow!("{e}"))?;
-            info!(
-                "Forgot {forgotten} stored secrets, tokens and companies. Store the secrets again (`qbo-backfill secrets set NAME`, or start with QBO_CLIENT_ID, QBO_CLIENT_SECRET, QBO_REALM_ID and QBO_REFRESH_TOKEN set) and reconnect QuickBooks."
-            );
-            Ok(0)
-        }
+        Command::Secrets { action } => secrets_command(action).await,
         Command::Runs { limit } => {
             let pool = connect().await?;
             list_runs(&pool, limit).await?;
@@ -329,6 +289,47 @@ pub async fn dispatch(cli: Cli) -> Result<u8, CliError> {
             )
             .await
             .map_err(CliError::Other)
+        }
+    }
+}
+
+/// `secrets set`, `list` and `reset`.
+async fn secrets_command(action: SecretsAction) -> Result<u8, CliError> {
+    match action {
+        SecretsAction::Set { name } => secrets_set(&name).await,
+        SecretsAction::List => {
+            let pool = connect().await?;
+            let store = SecretStore::new(pool.clone(), secret_key()?);
+            for info in store.list().await.map_err(anyhow::Error::from)? {
+                let updated = info
+                    .updated_at
+                    .map_or_else(|| "-".to_owned(), |t| t.to_string());
+                let readable = if info.readable {
+                    ""
+                } else {
+                    " (cannot be decrypted with this key)"
+                };
+                info!(
+                    "{} {} updated_at={updated}{readable}",
+                    info.name, info.redacted
+                );
+            }
+            Ok(0)
+        }
+        SecretsAction::Reset { yes } => {
+            if !yes {
+                return Err(bad(
+                    "`secrets reset` deletes every stored secret, OAuth token and company; pass --yes to confirm",
+                ));
+            }
+            let pool = connect().await?;
+            let forgotten = crate::store::secrets::forget_all(&pool)
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            info!(
+                "Forgot {forgotten} stored secrets, tokens and companies. Store the secrets again (`qbo-backfill secrets set NAME`, or start with QBO_CLIENT_ID, QBO_CLIENT_SECRET, QBO_REALM_ID and QBO_REFRESH_TOKEN set) and reconnect QuickBooks."
+            );
+            Ok(0)
         }
     }
 }

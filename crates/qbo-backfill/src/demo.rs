@@ -127,14 +127,24 @@ pub async fn run(size: DemoSize, serve: Option<std::net::SocketAddr>) -> anyhow:
     info!("Re-running qb_customers_backfill over the same range: nothing new, nothing rewritten");
     all_ok &= load(Pipeline::Customers).await?.status == Some(RunStatus::Succeeded);
 
+    print_runbook_checks(&pool, &url).await?;
+    if let Some(bind) = serve {
+        serve_demo(pool, key, &sim, bind).await?;
+    }
+    sim.shutdown().await;
+    Ok(if all_ok { 0 } else { 1 })
+}
+
+/// The runbook's verification queries with their results.
+async fn print_runbook_checks(pool: &sqlx::PgPool, url: &str) -> anyhow::Result<()> {
     info!(
         "Runbook checks (psql \"{}\"):",
-        crate::store::redact_url(&url)
+        crate::store::redact_url(url)
     );
     for table in ["raw.qb_customers", "raw.qb_items", "raw.qb_invoices"] {
         let count: i64 =
             sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SELECT COUNT(*) FROM {table}")))
-                .fetch_one(&pool)
+                .fetch_one(pool)
                 .await?;
         info!("SELECT COUNT(*) FROM {table};  -> {count}");
     }
@@ -144,18 +154,14 @@ pub async fn run(size: DemoSize, serve: Option<std::net::SocketAddr>) -> anyhow:
     let rows = sqlx::query(
         "SELECT extract_window_start_utc::date::text AS day, COUNT(*) AS n FROM raw.qb_customers GROUP BY 1 ORDER BY 1",
     )
-    .fetch_all(&pool)
+    .fetch_all(pool)
     .await?;
     for row in rows {
         let day: String = row.try_get("day")?;
         let n: i64 = row.try_get("n")?;
         info!("  {day} | {n}");
     }
-    if let Some(bind) = serve {
-        serve_demo(pool, key, &sim, bind).await?;
-    }
-    sim.shutdown().await;
-    Ok(if all_ok { 0 } else { 1 })
+    Ok(())
 }
 
 /// Serves the UI and API over the demo's data, the simulator standing in for Intuit (its

@@ -1,135 +1,138 @@
-//! `GET /metrics`: the store's [`Snapshot`] as Prometheus text.
+//! `GET /metrics`: the store's [`Snapshot`] as Prometheus text (format 0.0.4).
 
 use std::fmt::Write as _;
 
 use crate::store::metrics::Snapshot;
 use crate::store::runs::RunStatus;
 
-/// Renders a snapshot as Prometheus text (format 0.0.4).
+/// One metric family: its help, type and samples (`labels`, value).
+fn family(
+    out: &mut String,
+    name: &str,
+    kind: &str,
+    help: &str,
+    samples: impl IntoIterator<Item = (String, i64)>,
+) {
+    let _ = writeln!(out, "# HELP {name} {help}");
+    let _ = writeln!(out, "# TYPE {name} {kind}");
+    for (labels, value) in samples {
+        if labels.is_empty() {
+            let _ = writeln!(out, "{name} {value}");
+        } else {
+            let _ = writeln!(out, "{name}{{{labels}}} {value}");
+        }
+    }
+}
+
+fn realm(realm_id: &str) -> String {
+    format!("realm_id=\"{realm_id}\"")
+}
+
+/// Renders a snapshot.
 #[must_use]
 pub fn render(s: &Snapshot) -> String {
     let mut out = String::with_capacity(4096);
-    family(&mut out, "qbo_backfill_runs", "gauge", "Runs by status.");
-    for status in RunStatus::ALL {
-        let n = s
-            .runs
-            .iter()
-            .find(|(st, _)| st == status.as_str())
-            .map_or(0, |(_, n)| *n);
-        let _ = writeln!(out, "qbo_backfill_runs{{status=\"{status}\"}} {n}");
-    }
-    family(
-        &mut out,
-        "qbo_backfill_windows",
-        "gauge",
-        "Daily windows by pipeline and status (the latest truth per window).",
-    );
-    for (pipeline, status, n) in &s.windows {
-        let _ = writeln!(
-            out,
-            "qbo_backfill_windows{{pipeline=\"{pipeline}\",status=\"{status}\"}} {n}"
-        );
-    }
-    family(
-        &mut out,
-        "qbo_backfill_rows_total",
-        "counter",
-        "Rows written to raw, by outcome.",
-    );
-    let (inserted, updated, unchanged) = s.rows;
-    for (outcome, n) in [
-        ("inserted", inserted),
-        ("updated", updated),
-        ("unchanged", unchanged),
-    ] {
-        let _ = writeln!(out, "qbo_backfill_rows_total{{outcome=\"{outcome}\"}} {n}");
-    }
-    family(
-        &mut out,
-        "qbo_backfill_qbo_requests_total",
-        "counter",
-        "QuickBooks requests by company and outcome (counted when a run's execution ends).",
-    );
-    for r in &s.requests {
-        let realm = &r.realm_id;
-        for (outcome, n) in [
-            ("answered", r.requests - r.retries),
-            ("retried", r.retries),
-            ("throttled", r.throttled),
-        ] {
-            let _ = writeln!(
-                out,
-                "qbo_backfill_qbo_requests_total{{realm_id=\"{realm}\",outcome=\"{outcome}\"}} {n}"
-            );
-        }
-    }
-    family(
-        &mut out,
-        "qbo_backfill_throttled_waits_total",
-        "counter",
-        "429 answers waited out, by company.",
-    );
-    for r in &s.requests {
-        let _ = writeln!(
-            out,
-            "qbo_backfill_throttled_waits_total{{realm_id=\"{}\"}} {}",
-            r.realm_id, r.throttled
-        );
-    }
-    family(
-        &mut out,
-        "qbo_backfill_token_refreshes_total",
-        "counter",
-        "OAuth token refreshes committed, by company.",
-    );
-    for (realm, n) in &s.refreshes {
-        let _ = writeln!(
-            out,
-            "qbo_backfill_token_refreshes_total{{realm_id=\"{realm}\"}} {n}"
-        );
-    }
-    family(
-        &mut out,
-        "qbo_backfill_budget_requests_last_minute",
-        "gauge",
-        "Requests of the company's shared budget counted in the rolling minute (Intuit allows 500).",
-    );
-    for (realm, minute, _) in &s.budget {
-        let _ = writeln!(
-            out,
-            "qbo_backfill_budget_requests_last_minute{{realm_id=\"{realm}\"}} {minute}"
-        );
-    }
-    family(
-        &mut out,
-        "qbo_backfill_budget_in_flight",
-        "gauge",
-        "Requests of the company's shared budget in flight (Intuit allows 10).",
-    );
-    for (realm, _, in_flight) in &s.budget {
-        let _ = writeln!(
-            out,
-            "qbo_backfill_budget_in_flight{{realm_id=\"{realm}\"}} {in_flight}"
-        );
-    }
+    render_runs(&mut out, s);
+    render_requests(&mut out, s);
     family(
         &mut out,
         "qbo_backfill_queue_depth",
         "gauge",
         "Runs waiting for a worker.",
+        [(String::new(), s.queue_depth)],
     );
-    let _ = writeln!(out, "qbo_backfill_queue_depth {}", s.queue_depth);
     family(
         &mut out,
         "qbo_backfill_workers",
         "gauge",
         "Worker processes with a heartbeat in the last minute.",
+        [(String::new(), s.live_workers)],
     );
-    let _ = writeln!(out, "qbo_backfill_workers {}", s.live_workers);
     out
 }
 
-fn family(out: &mut String, name: &str, kind: &str, help: &str) {
-    let _ = writeln!(out, "# HELP {name} {help}");
-    let _ = writeln!(out, "# TYPE {name} {kind}");
+fn render_runs(out: &mut String, s: &Snapshot) {
+    family(
+        out,
+        "qbo_backfill_runs",
+        "gauge",
+        "Runs by status.",
+        RunStatus::ALL.iter().map(|status| {
+            let n = s
+                .runs
+                .iter()
+                .find(|(st, _)| st == status.as_str())
+                .map_or(0, |(_, n)| *n);
+            (format!("status=\"{status}\""), n)
+        }),
+    );
+    family(
+        out,
+        "qbo_backfill_windows",
+        "gauge",
+        "Daily windows by pipeline and status (the latest truth per window).",
+        s.windows
+            .iter()
+            .map(|(p, st, n)| (format!("pipeline=\"{p}\",status=\"{st}\""), *n)),
+    );
+    let (inserted, updated, unchanged) = s.rows;
+    family(
+        out,
+        "qbo_backfill_rows_total",
+        "counter",
+        "Rows written to raw, by outcome.",
+        [
+            ("inserted", inserted),
+            ("updated", updated),
+            ("unchanged", unchanged),
+        ]
+        .map(|(o, n)| (format!("outcome=\"{o}\""), n)),
+    );
+}
+
+fn render_requests(out: &mut String, s: &Snapshot) {
+    family(
+        out,
+        "qbo_backfill_qbo_requests_total",
+        "counter",
+        "QuickBooks requests by company and outcome (counted when a run's execution ends).",
+        s.requests.iter().flat_map(|r| {
+            [
+                ("answered", r.requests - r.retries),
+                ("retried", r.retries),
+                ("throttled", r.throttled),
+            ]
+            .map(|(o, n)| (format!("{},outcome=\"{o}\"", realm(&r.realm_id)), n))
+        }),
+    );
+    family(
+        out,
+        "qbo_backfill_throttled_waits_total",
+        "counter",
+        "429 answers waited out, by company.",
+        s.requests.iter().map(|r| (realm(&r.realm_id), r.throttled)),
+    );
+    family(
+        out,
+        "qbo_backfill_token_refreshes_total",
+        "counter",
+        "OAuth token refreshes committed, by company.",
+        s.refreshes.iter().map(|(r, n)| (realm(r), *n)),
+    );
+    family(
+        out,
+        "qbo_backfill_budget_requests_last_minute",
+        "gauge",
+        "Requests of the company's shared budget counted in the rolling minute (Intuit allows 500).",
+        s.budget.iter().map(|(r, minute, _)| (realm(r), *minute)),
+    );
+    family(
+        out,
+        "qbo_backfill_budget_in_flight",
+        "gauge",
+        "Requests of the company's shared budget in flight (Intuit allows 10).",
+        s.budget
+            .iter()
+            .map(|(r, _, in_flight)| (realm(r), *in_flight)),
+    );
 }
