@@ -89,6 +89,7 @@ pub fn app(state: AppState) -> Router {
         .route("/api/v1/secrets/{name}", put(api::put_secret))
         .route("/metrics", get(metrics_route))
         .fallback(api_not_found)
+        .layer(middleware::map_response(json_body_limit))
         .layer(middleware::from_fn_with_state(state.clone(), require_token));
     let pages = web::routes().layer(middleware::from_fn(web::security_headers));
     Router::new()
@@ -97,6 +98,23 @@ pub fn app(state: AppState) -> Router {
         .merge(api)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(state)
+}
+
+/// A body over [`MAX_BODY_BYTES`] is refused by the body limit with a plain 413: give it the
+/// API's JSON error envelope.
+async fn json_body_limit(response: Response) -> Response {
+    if response.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        return ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "body_too_large",
+            format!(
+                "the request body is larger than {} KiB",
+                MAX_BODY_BYTES / 1024
+            ),
+        )
+        .into_response();
+    }
+    response
 }
 
 async fn api_not_found() -> ApiError {

@@ -226,6 +226,18 @@ async fn a_run_started_through_the_api_is_followed_to_succeeded_with_the_table_e
         .await
         .expect("post");
     assert_eq!(malformed.status(), 400);
+    let oversized = api
+        .http
+        .post(format!("{}/api/v1/runs", api.base))
+        .bearer_auth(&api.token)
+        .header("content-type", "application/json")
+        .body(format!("{{\"pipeline\": \"{}\"}}", "x".repeat(100_000)))
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(oversized.status(), 413);
+    let answer: Value = oversized.json().await.expect("a JSON error");
+    assert_eq!(answer["error"]["code"], "body_too_large");
     assert_eq!(count(&world, "SELECT count(*) FROM ops.runs").await, 0);
 
     let (status, run) = api.post("/api/v1/runs", run_body(JAN_FROM, JAN_TO)).await;

@@ -226,6 +226,8 @@ struct PipelinesPage {
     layout: Layout,
     pipelines: Vec<PipelineCard>,
     companies: Vec<String>,
+    /// A refusal that belongs to no card (an unknown pipeline).
+    page_error: Option<String>,
 }
 
 /// Shown when the Run once form of `pipeline` was refused.
@@ -290,10 +292,15 @@ async fn pipelines_page(
             .into_iter()
             .map(|c| c.realm_id)
             .collect();
+        let page_error = error
+            .as_ref()
+            .filter(|e| e.pipeline.parse::<Pipeline>().is_err())
+            .map(|e| e.message.clone());
         Ok::<_, crate::store::StoreError>(PipelinesPage {
             layout,
             pipelines: cards,
             companies,
+            page_error,
         })
     };
     match built.await {
