@@ -232,6 +232,12 @@ fn token_lines(run_id: Uuid, kind: TokenFailure, message: &str) -> Vec<(Level, S
     match kind {
         TokenFailure::InvalidGrant => {
             let mut out = vec![(Error, "Token refresh failed: invalid_grant".to_owned())];
+            if message.contains("answer was lost") {
+                out.push((
+                    Error,
+                    "Cause: an earlier token answer was lost on the way (a dropped connection) after Intuit had rotated the refresh token, so the stored one is no longer valid.".to_owned(),
+                ));
+            }
             out.extend(invalid_grant_advice(run_id).map(|l| (Error, l)));
             out
         }
@@ -388,5 +394,17 @@ mod tests {
         });
         assert_eq!(grant[0].1, "Token refresh failed: invalid_grant");
         assert!(grant[1].1.contains("Reconnect the app"));
+        let lost = lines(&RunEvent::TokenFailed {
+            run_id: Uuid::nil(),
+            kind: TokenFailure::InvalidGrant,
+            message: "QuickBooks refused the refresh token (invalid_grant: an earlier token answer was lost on the way after Intuit had rotated the refresh token, so the stored one is no longer valid)",
+        });
+        assert_eq!(lost[0].1, "Token refresh failed: invalid_grant");
+        assert!(
+            lost[1]
+                .1
+                .starts_with("Cause: an earlier token answer was lost")
+        );
+        assert!(lost[2].1.contains("Reconnect the app"));
     }
 }
