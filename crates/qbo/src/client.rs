@@ -284,8 +284,7 @@ impl QboClient {
         let mut refreshed_after_401 = false;
         let mut rejected: Option<SecretString> = None;
         loop {
-            let token = inner.auth.access_token(rejected.take().as_ref()).await?;
-            let err = match self.send_once(&url, &token, expected_key).await {
+            let (token, err) = match self.send_once(&url, rejected.take(), expected_key).await {
                 Ok(page) => return Ok(page),
                 Err(e) => e,
             };
@@ -296,7 +295,7 @@ impl QboClient {
                     .unauthorized_retries
                     .fetch_add(1, Ordering::Relaxed);
                 tracing::warn!(realm_id = %inner.realm_id, "access token refused, refreshing once and retrying: {err}");
-                rejected = Some(token);
+                rejected = token;
                 continue;
             }
             if !err.is_unauthorized() {
@@ -337,19 +336,36 @@ impl QboClient {
         }
     }
 
-    /// One attempt: wait for the rate limiter and the shared budget, send, read the whole body,
-    /// release the shared slot and the in-flight permit (whatever happened), then interpret.
+    /// One attempt: wait for the rate limiter and the shared budget, then take the access token
+    /// (refreshing it if `rejected` was refused or it is about to expire: a throttled wait can
+    /// outlast a short-lived token), send, read the whole body, release the shared slot and the
+    /// in-flight permit (whatever happened), then interpret. On failure the token sent is
+    /// returned beside the error, so a 401 can name the token to replace.
     async fn send_once(
         &self,
         url: &Url,
-        token: &SecretString,
+        rejected: Option<SecretString>,
         expected_key: Option<&str>,
-    ) -> Result<QueryPage, QboError> {
+    ) -> Result<QueryPage, (Option<SecretString>, QboError)> {
         let inner = &*self.inner;
         let permit = inner.limiter.acquire().await;
         let slot: Option<Box<dyn BudgetSlot>> = match &inner.budget {
-            Some(budget) => Some(budget.acquire().await.map_err(budget_error)?),
+            Some(budget) => Some(
+                budget
+                    .acquire()
+                    .await
+                    .map_err(|e| (None, budget_error(e)))?,
+            ),
             None => None,
+        };
+        let token = match inner.auth.access_token(rejected.as_ref()).await {
+            Ok(token) => token,
+            Err(e) => {
+                if let Some(slot) = slot {
+                    slot.release().await;
+                }
+                return Err((None, e));
+            }
         };
         inner.stats.requests.fetch_add(1, Ordering::Relaxed);
         let fetched = async {
@@ -369,9 +385,9 @@ impl QboClient {
             slot.release().await;
         }
         drop(permit);
-        let (meta, body) = fetched?;
-        let result = interpret_query_response(&meta, &body, expected_key);
-        match result {
+        let result =
+            fetched.and_then(|(meta, body)| interpret_query_response(&meta, &body, expected_key));
+        let result = match result {
             Err(QboError::Throttled { .. }) => {
                 inner.stats.throttled.fetch_add(1, Ordering::Relaxed);
                 result
@@ -400,7 +416,8 @@ impl QboClient {
                 })
             }
             other => other,
-        }
+        };
+        result.map_err(|e| (Some(token), e))
     }
 }
 
