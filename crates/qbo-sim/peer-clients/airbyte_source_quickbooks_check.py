@@ -13,8 +13,9 @@ back.
   3. `read`, every stream incremental: 30-day slices from `start_date` to now, `STARTPOSITION`
      paging of `MAXRESULTS 200`, `Active IN (true, false)` for list entities;
   4. `read` again with the final state: nothing new.
-The extracted Customer / Item / Invoice ids must be exactly the simulator's (inactive rows
-included), every other stream empty, and the last saved refresh token must still work.
+The extracted ids of the 26 entities the simulator holds data of must be exactly the simulator's
+(inactive rows included), the other streams (budgets, tax agencies) empty, and the last saved
+refresh token must still work.
 
 Usage: python airbyte_source_quickbooks_check.py --base-url http://127.0.0.1:PORT [--workdir DIR]
        [--ids-out FILE] [--start-date YYYY-MM-DDTHH:MM:SSZ]
@@ -32,10 +33,7 @@ import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from qbo_sim_api import Checks, Sim, expect, messages, run_connector, tail, write_ids  # noqa: E402
-
-STREAMS = {"customers": "Customer", "items": "Item", "invoices": "Invoice"}
-
+from qbo_sim_api import STREAMS, Checks, Sim, expect, messages, run_connector, tail, write_ids  # noqa: E402
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -190,10 +188,10 @@ def main():
     def others_empty():
         others = {s: len(r) for s, r in records.items() if s not in STREAMS}
         expect(not any(others.values()), f"records in {others}")
-        return "no records in the 25 other streams"
+        return f"no records in {', '.join(sorted(others)) or 'the other streams'}"
 
     checks.check("other streams empty", others_empty)
-    write_ids(args.ids_out, extracted)
+    write_ids(args.ids_out, {STREAMS[s]: extracted[s] for s in STREAMS})
     if not args.workdir and not checks.failed:
         shutil.rmtree(work, ignore_errors=True)
     return checks.exit_status()

@@ -274,10 +274,14 @@ async function main() {
     return `${c.Customer.length} customers, ${i.Invoice.length} invoices`;
   });
 
-  await check('findVendors() (no data) -> empty QueryResponse', async () => {
+  await check('findVendors() -> the active vendors; getVendor', async () => {
     const d = await call(qbo, 'findVendors');
-    expect(rows(d, 'Vendor').length === 0, 'rows');
-    return JSON.stringify(d.QueryResponse);
+    const vs = rows(d, 'Vendor');
+    const n = (await call(qbo, 'findVendors', { count: true })).QueryResponse.totalCount;
+    expect(vs.length > 0 && vs.length === n && vs.every((v) => v.Active), `${vs.length}/${n}`);
+    const v = await call(qbo, 'getVendor', vs[0].Id);
+    expect(v.DisplayName === vs[0].DisplayName, 'getVendor');
+    return `${vs.length} active vendors`;
   });
 
   await check('bad query -> Fault 4000', async () => {

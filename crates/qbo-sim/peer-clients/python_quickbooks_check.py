@@ -273,22 +273,29 @@ def main() -> int:
         resp = change_data_capture([Customer, Invoice, Vendor], since, qb=qb)
         customers = list(resp.Customer)
         invoices = list(resp.Invoice)
-        want_c = Customer.count(f"Metadata.LastUpdatedTime >= '{since}' AND Active IN (true, false)", qb=qb)
-        want_i = Invoice.count(f"Metadata.LastUpdatedTime >= '{since}'", qb=qb)
-        expect(len(customers) == want_c and len(invoices) == want_i,
-               f"{len(customers)}/{want_c} customers, {len(invoices)}/{want_i} invoices")
-        expect(not hasattr(resp, "Vendor"), "Vendor changes")
+        vendors = list(getattr(resp, "Vendor", []))
+        since_q = f"Metadata.LastUpdatedTime >= '{since}'"
+        want_c = Customer.count(f"{since_q} AND Active IN (true, false)", qb=qb)
+        want_i = Invoice.count(since_q, qb=qb)
+        want_v = Vendor.count(f"{since_q} AND Active IN (true, false)", qb=qb)
+        expect(len(customers) == want_c and len(invoices) == want_i and len(vendors) == want_v,
+               f"{len(customers)}/{want_c} customers, {len(invoices)}/{want_i} invoices, "
+               f"{len(vendors)}/{want_v} vendors")
         expect(any(not c.Active for c in customers), "deactivated customers missing")
-        return f"{len(customers)} customers ({sum(not c.Active for c in customers)} inactive), {len(invoices)} invoices"
+        return (f"{len(customers)} customers ({sum(not c.Active for c in customers)} inactive), "
+                f"{len(invoices)} invoices, {len(vendors)} vendors")
 
     check("change_data_capture([Customer, Invoice, Vendor], since)", cdc)
 
-    def vendor_empty():
+    def vendors():
         vs = Vendor.all(qb=qb)
-        expect(vs == [], f"{len(vs)} vendors")
-        return "empty list"
+        n = Vendor.count(qb=qb)
+        expect(vs and len(vs) == n and all(v.Active for v in vs), f"{len(vs)} vendors, count {n}")
+        got = Vendor.get(vs[0].Id, qb=qb)
+        expect(got.DisplayName == vs[0].DisplayName, "Vendor.get")
+        return f"{len(vs)} active vendors"
 
-    check("Vendor.all() (no data)", vendor_empty)
+    check("Vendor.all()/count()/get()", vendors)
 
     def bad_query():
         try:

@@ -19,9 +19,45 @@ from datetime import datetime, timedelta, timezone
 HERE = os.path.dirname(os.path.abspath(__file__))
 REBIND = os.path.join(HERE, "intuit_rebind.py")
 
-#: The simulated entities a connector must extract exactly, with whether they are list
-#: entities (inactive rows only show with `Active IN (true, false)`).
-ENTITIES = {"Customer": True, "Item": True, "Invoice": False}
+#: The simulated entities (all 26 with data) a connector must extract exactly: their stream name
+#: (Singer's and Airbyte's) and whether they are list entities (inactive rows only show with
+#: `Active IN (true, false)`).
+ENTITIES = {
+    "Account": ("accounts", True),
+    "Bill": ("bills", False),
+    "BillPayment": ("bill_payments", False),
+    "Class": ("classes", True),
+    "CreditMemo": ("credit_memos", False),
+    "Customer": ("customers", True),
+    "Department": ("departments", True),
+    "Deposit": ("deposits", False),
+    "Employee": ("employees", True),
+    "Estimate": ("estimates", False),
+    "Invoice": ("invoices", False),
+    "Item": ("items", True),
+    "JournalEntry": ("journal_entries", False),
+    "Payment": ("payments", False),
+    "PaymentMethod": ("payment_methods", True),
+    "Purchase": ("purchases", False),
+    "PurchaseOrder": ("purchase_orders", False),
+    "RefundReceipt": ("refund_receipts", False),
+    "SalesReceipt": ("sales_receipts", False),
+    "TaxCode": ("tax_codes", True),
+    "TaxRate": ("tax_rates", True),
+    "Term": ("terms", True),
+    "TimeActivity": ("time_activities", False),
+    "Transfer": ("transfers", False),
+    "Vendor": ("vendors", True),
+    "VendorCredit": ("vendor_credits", False),
+}
+
+#: {stream: entity} of the simulated entities.
+STREAMS = {stream: entity for entity, (stream, _) in ENTITIES.items()}
+
+
+def where_all(entity):
+    """` WHERE Active IN (true, false)` for list entities, else nothing."""
+    return " WHERE Active IN (true, false)" if ENTITIES[entity][1] else ""
 
 
 class Sim:
@@ -68,7 +104,7 @@ class Sim:
 
     def all_rows(self, access_token, entity):
         """Every row of `entity` (inactive ones included), paging by 1000."""
-        where = " WHERE Active IN (true, false)" if ENTITIES.get(entity) else ""
+        where = where_all(entity)
         rows, start = [], 1
         while True:
             v = self.query(access_token, f"SELECT * FROM {entity}{where} STARTPOSITION {start} MAXRESULTS 1000")
@@ -87,7 +123,7 @@ class Sim:
         as `YYYY-MM-DDT00:00:00Z` (a start date that covers everything)."""
         earliest = None
         for e in ENTITIES:
-            where = " WHERE Active IN (true, false)" if ENTITIES[e] else ""
+            where = where_all(e)
             v = self.query(
                 access_token, f"SELECT * FROM {e}{where} ORDERBY MetaData.LastUpdatedTime MAXRESULTS 1"
             )
@@ -167,7 +203,7 @@ def tail(path, n=15):
 
 
 def write_ids(path, extracted):
-    """Writes {stream: sorted ids} for the caller (the Rust test) to compare."""
+    """Writes {entity: sorted ids} for the caller (the Rust test) to compare."""
     if path:
         with open(path, "w", encoding="utf-8") as f:
             json.dump({k: sorted(v) for k, v in extracted.items()}, f)

@@ -10,8 +10,9 @@ Singer runner makes:
   3. `tap-quickbooks --config C --catalog K`: all 29 query streams go through the batch endpoint
      (one `BatchItemRequest` with 29 queries per round, `STARTPOSITION` advancing per stream),
      then `deleted_objects` through CDC.
-The extracted Customer / Item / Invoice ids must be exactly the simulator's (inactive rows
-included), every other stream empty, and the config's final refresh token must still work.
+The extracted ids of the 26 entities the simulator holds data of must be exactly the simulator's
+(inactive rows included), the other streams (budgets, tax agencies, deleted objects: nothing is
+deleted) empty, and the config's final refresh token must still work.
 
 Usage: python singer_tap_quickbooks_check.py --base-url http://127.0.0.1:PORT [--workdir DIR]
        [--ids-out FILE] [--max-results N] [--start-date YYYY-MM-DDTHH:MM:SSZ]
@@ -29,10 +30,7 @@ import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from qbo_sim_api import Checks, Sim, expect, messages, parse_time, run_connector, tail, write_ids  # noqa: E402
-
-STREAMS = {"customers": "Customer", "items": "Item", "invoices": "Invoice"}
-
+from qbo_sim_api import STREAMS, Checks, Sim, expect, messages, parse_time, run_connector, tail, write_ids  # noqa: E402
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -163,10 +161,10 @@ def main():
     def others_empty():
         others = {s: len(r) for s, r in records.items() if s not in STREAMS}
         expect(not any(others.values()), f"records in {others}")
-        return "no records in the 26 other streams nor deleted_objects"
+        return f"no records in {', '.join(sorted(others)) or 'the other streams'}"
 
     checks.check("other streams empty", others_empty)
-    write_ids(args.ids_out, {s: extracted[s] for s in STREAMS})
+    write_ids(args.ids_out, {STREAMS[s]: extracted[s] for s in STREAMS})
     if not args.workdir and not checks.failed:
         shutil.rmtree(work, ignore_errors=True)
     return checks.exit_status()

@@ -44,6 +44,7 @@ impl Singleton {
             updated,
             sync,
             active: true,
+            deleted: false,
         }
     }
 

@@ -18,6 +18,12 @@ pub struct SimConfig {
     pub items: usize,
     /// Number of `Invoice` rows.
     pub invoices: usize,
+    /// Number of rows of each other entity with data (Account, Bill, BillPayment, Class,
+    /// CreditMemo, Department, Deposit, Employee, Estimate, JournalEntry, Payment,
+    /// PaymentMethod, Purchase, PurchaseOrder, RefundReceipt, SalesReceipt, TaxCode, TaxRate,
+    /// Term, TimeActivity, Transfer, Vendor, VendorCredit), spread over the same CreateTime
+    /// range.
+    pub other_rows: usize,
     /// First day (UTC) of the `MetaData.CreateTime` spread, inclusive.
     pub from: jiff::civil::Date,
     /// Last day (UTC) of the `MetaData.CreateTime` spread, exclusive.
@@ -58,6 +64,7 @@ impl Default for SimConfig {
             customers: 1000,
             items: 200,
             invoices: 2000,
+            other_rows: 40,
             from: jiff::civil::date(2026, 1, 1),
             to: jiff::civil::date(2026, 2, 1),
             client_id: "sim-client-id".to_owned(),

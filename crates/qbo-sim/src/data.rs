@@ -13,16 +13,69 @@ use crate::SimConfig;
 use crate::rng::hash3;
 use crate::time::{days_from_civil, pacific_day};
 
-/// Entities that hold data in the simulator.
+/// Entities that hold data in the simulator. The discriminant is the table index.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub(crate) enum Kind {
     Customer,
     Item,
     Invoice,
+    Account,
+    Bill,
+    BillPayment,
+    Class,
+    CreditMemo,
+    Department,
+    Deposit,
+    Employee,
+    Estimate,
+    JournalEntry,
+    Payment,
+    PaymentMethod,
+    Purchase,
+    PurchaseOrder,
+    RefundReceipt,
+    SalesReceipt,
+    TaxCode,
+    TaxRate,
+    Term,
+    TimeActivity,
+    Transfer,
+    Vendor,
+    VendorCredit,
 }
 
 impl Kind {
-    pub(crate) const ALL: [Kind; 3] = [Kind::Customer, Kind::Item, Kind::Invoice];
+    /// Number of entities with data.
+    pub(crate) const COUNT: usize = 26;
+
+    pub(crate) const ALL: [Kind; Kind::COUNT] = [
+        Kind::Customer,
+        Kind::Item,
+        Kind::Invoice,
+        Kind::Account,
+        Kind::Bill,
+        Kind::BillPayment,
+        Kind::Class,
+        Kind::CreditMemo,
+        Kind::Department,
+        Kind::Deposit,
+        Kind::Employee,
+        Kind::Estimate,
+        Kind::JournalEntry,
+        Kind::Payment,
+        Kind::PaymentMethod,
+        Kind::Purchase,
+        Kind::PurchaseOrder,
+        Kind::RefundReceipt,
+        Kind::SalesReceipt,
+        Kind::TaxCode,
+        Kind::TaxRate,
+        Kind::Term,
+        Kind::TimeActivity,
+        Kind::Transfer,
+        Kind::Vendor,
+        Kind::VendorCredit,
+    ];
 
     /// The QBO entity name (`Customer`).
     pub(crate) fn name(self) -> &'static str {
@@ -30,6 +83,29 @@ impl Kind {
             Kind::Customer => "Customer",
             Kind::Item => "Item",
             Kind::Invoice => "Invoice",
+            Kind::Account => "Account",
+            Kind::Bill => "Bill",
+            Kind::BillPayment => "BillPayment",
+            Kind::Class => "Class",
+            Kind::CreditMemo => "CreditMemo",
+            Kind::Department => "Department",
+            Kind::Deposit => "Deposit",
+            Kind::Employee => "Employee",
+            Kind::Estimate => "Estimate",
+            Kind::JournalEntry => "JournalEntry",
+            Kind::Payment => "Payment",
+            Kind::PaymentMethod => "PaymentMethod",
+            Kind::Purchase => "Purchase",
+            Kind::PurchaseOrder => "PurchaseOrder",
+            Kind::RefundReceipt => "RefundReceipt",
+            Kind::SalesReceipt => "SalesReceipt",
+            Kind::TaxCode => "TaxCode",
+            Kind::TaxRate => "TaxRate",
+            Kind::Term => "Term",
+            Kind::TimeActivity => "TimeActivity",
+            Kind::Transfer => "Transfer",
+            Kind::Vendor => "Vendor",
+            Kind::VendorCredit => "VendorCredit",
         }
     }
 
@@ -41,38 +117,57 @@ impl Kind {
             .find(|k| k.name().eq_ignore_ascii_case(s))
     }
 
-    /// List (name) entities have `Active` and hide inactive rows by default.
+    /// List (name) entities have `Active` and hide inactive rows by default; QuickBooks never
+    /// deletes them, it makes them inactive.
     pub(crate) fn is_list(self) -> bool {
-        matches!(self, Kind::Customer | Kind::Item)
+        matches!(
+            self,
+            Kind::Customer
+                | Kind::Item
+                | Kind::Account
+                | Kind::Class
+                | Kind::Department
+                | Kind::Employee
+                | Kind::PaymentMethod
+                | Kind::TaxCode
+                | Kind::TaxRate
+                | Kind::Term
+                | Kind::Vendor
+        )
     }
 
+    /// Salt of the row (time) generation. The first three are fixed forever: the data of
+    /// Customer, Item and Invoice must not change with new entities.
     fn salt(self) -> u64 {
         match self {
             Kind::Customer => 0xC057,
             Kind::Item => 0x17E3,
             Kind::Invoice => 0x1A01,
+            k => 0xA000 + k as u64,
         }
+    }
+
+    /// Salt of the profile hashes of the entities beyond Customer, Item and Invoice (64 salts
+    /// per entity: the profile and its lines).
+    pub(crate) fn profile_salt(self) -> u64 {
+        0xB000 + (self as u64) * 0x40
     }
 }
 
-/// Other QBO entities the query endpoint knows (they answer with no rows). The per-company
-/// singletons CompanyInfo and Preferences live in `company`.
-pub(crate) const EMPTY_ENTITIES: &[&str] = &[
+/// The 26 entities that hold generated data, alphabetically.
+pub const DATA_ENTITIES: &[&str] = &[
     "Account",
-    "Attachable",
     "Bill",
     "BillPayment",
-    "Budget",
     "Class",
-    "CompanyCurrency",
     "CreditMemo",
-    "CustomerType",
+    "Customer",
     "Department",
     "Deposit",
     "Employee",
     "Estimate",
-    "ExchangeRate",
-    "JournalCode",
+    "Invoice",
+    "Item",
     "JournalEntry",
     "Payment",
     "PaymentMethod",
@@ -80,7 +175,6 @@ pub(crate) const EMPTY_ENTITIES: &[&str] = &[
     "PurchaseOrder",
     "RefundReceipt",
     "SalesReceipt",
-    "TaxAgency",
     "TaxCode",
     "TaxRate",
     "Term",
@@ -88,6 +182,45 @@ pub(crate) const EMPTY_ENTITIES: &[&str] = &[
     "Transfer",
     "Vendor",
     "VendorCredit",
+];
+
+/// The entities of [`DATA_ENTITIES`] that are list (name) entities: they have `Active`, a plain
+/// `SELECT` hides their inactive rows (ask with `Active IN (true, false)`), and they are made
+/// inactive rather than deleted. The others are transactions.
+pub const LIST_ENTITIES: &[&str] = &[
+    "Account",
+    "Class",
+    "Customer",
+    "Department",
+    "Employee",
+    "Item",
+    "PaymentMethod",
+    "TaxCode",
+    "TaxRate",
+    "Term",
+    "Vendor",
+];
+
+/// Entities change data capture refuses (Intuit's CDC page: "all API entities except
+/// JournalCode, TaxAgency, TimeActivity, TaxCode, TaxRate").
+pub(crate) const CDC_UNSUPPORTED: &[&str] = &[
+    "JournalCode",
+    "TaxAgency",
+    "TimeActivity",
+    "TaxCode",
+    "TaxRate",
+];
+
+/// Other QBO entities the query endpoint knows (they answer with no rows). The per-company
+/// singletons CompanyInfo and Preferences live in `company`.
+pub(crate) const EMPTY_ENTITIES: &[&str] = &[
+    "Attachable",
+    "Budget",
+    "CompanyCurrency",
+    "CustomerType",
+    "ExchangeRate",
+    "JournalCode",
+    "TaxAgency",
 ];
 
 /// The mutable part of an entity.
@@ -101,6 +234,9 @@ pub(crate) struct Row {
     pub(crate) sync: u32,
     /// `Active` (always true for transactions).
     pub(crate) active: bool,
+    /// Deleted (transactions only): gone from queries and reads, reported by CDC with
+    /// `status: "Deleted"`; `updated` is then the deletion time.
+    pub(crate) deleted: bool,
 }
 
 /// Why an admin change was refused.
@@ -109,6 +245,8 @@ pub(crate) enum ChangeError {
     UnknownEntity,
     NotFound,
     NotList,
+    /// A delete of a list entity (QuickBooks makes those inactive instead).
+    ListDelete,
 }
 
 /// All generated data.
@@ -117,7 +255,9 @@ pub(crate) struct Dataset {
     pub(crate) seed: u64,
     /// Unix second of the first day of the CreateTime spread (`SimConfig::from`, 00:00 UTC).
     pub(crate) origin: i64,
-    tables: [RwLock<Vec<Row>>; 3],
+    tables: [RwLock<Vec<Row>>; Kind::COUNT],
+    /// Rows per entity (fixed: deleting only flags a row).
+    counts: [usize; Kind::COUNT],
     /// Bumped by every change; query caches key on it.
     generation: AtomicU64,
 }
@@ -137,17 +277,26 @@ impl Dataset {
         ) * 86_400)
             .max(from + 86_400);
         let weights = day_weights(cfg.seed, from, to);
-        let gen_table = |kind: Kind, n: usize| {
-            RwLock::new(generate_rows(cfg.seed, kind, n, from, to, &weights))
-        };
+        let counts = Kind::ALL.map(|kind| match kind {
+            Kind::Customer => cfg.customers,
+            Kind::Item => cfg.items,
+            Kind::Invoice => cfg.invoices,
+            _ => cfg.other_rows,
+        });
         Self {
             seed: cfg.seed,
             origin: from,
-            tables: [
-                gen_table(Kind::Customer, cfg.customers),
-                gen_table(Kind::Item, cfg.items),
-                gen_table(Kind::Invoice, cfg.invoices),
-            ],
+            tables: Kind::ALL.map(|kind| {
+                RwLock::new(generate_rows(
+                    cfg.seed,
+                    kind,
+                    counts[kind as usize],
+                    from,
+                    to,
+                    &weights,
+                ))
+            }),
+            counts,
             generation: AtomicU64::new(0),
         }
     }
@@ -160,15 +309,21 @@ impl Dataset {
         self.generation.load(Ordering::Acquire)
     }
 
-    /// Number of rows of an entity.
-    pub(crate) fn len(&self, kind: Kind) -> usize {
-        read(self.table(kind)).len()
+    /// Rows per entity, deleted ones included (ids run from 1 to the count), indexed by
+    /// `Kind as usize`.
+    pub(crate) fn counts(&self) -> [usize; Kind::COUNT] {
+        self.counts
     }
 
-    /// The row of `id`, if any.
+    /// The row of `id`, deleted or not.
     pub(crate) fn row(&self, kind: Kind, id: u64) -> Option<Row> {
         let idx = usize::try_from(id.checked_sub(1)?).ok()?;
         read(self.table(kind)).get(idx).copied()
+    }
+
+    /// The row of `id` unless it does not exist or is deleted.
+    pub(crate) fn live_row(&self, kind: Kind, id: u64) -> Option<Row> {
+        self.row(kind, id).filter(|r| !r.deleted)
     }
 
     fn change(
@@ -185,7 +340,10 @@ impl Dataset {
             .and_then(|i| i.checked_sub(1))
             .ok_or(ChangeError::NotFound)?;
         let mut rows = write(self.table(kind));
-        let row = rows.get_mut(idx).ok_or(ChangeError::NotFound)?;
+        let row = rows
+            .get_mut(idx)
+            .filter(|r| !r.deleted)
+            .ok_or(ChangeError::NotFound)?;
         f(kind, row)?;
         drop(rows);
         self.generation.fetch_add(1, Ordering::AcqRel);
@@ -219,7 +377,20 @@ impl Dataset {
         })
     }
 
-    /// Ids whose CreateTime is in `[start_ms, end_ms)`, inactive included.
+    /// Deletes a transaction: it leaves queries and reads, and CDC reports it as deleted at
+    /// `now_secs` (its LastUpdatedTime from then on). List entities refuse.
+    pub(crate) fn delete(&self, entity: &str, id: &str, now_secs: i64) -> Result<(), ChangeError> {
+        self.change(entity, id, |kind, row| {
+            if kind.is_list() {
+                return Err(ChangeError::ListDelete);
+            }
+            row.deleted = true;
+            row.updated = now_secs.max(row.created);
+            Ok(())
+        })
+    }
+
+    /// Ids whose CreateTime is in `[start_ms, end_ms)`, inactive included, deleted not.
     pub(crate) fn ids_created_between(
         &self,
         kind: Kind,
@@ -229,7 +400,36 @@ impl Dataset {
         let rows = read(self.table(kind));
         let lo = rows.partition_point(|r| r.created * 1000 < start_ms);
         let hi = rows.partition_point(|r| r.created * 1000 < end_ms).max(lo);
-        (lo..hi).map(|i| (i + 1).to_string()).collect()
+        (lo..hi)
+            .filter(|&i| !rows[i].deleted)
+            .map(|i| (i + 1).to_string())
+            .collect()
+    }
+
+    /// Ids (ascending) whose LastUpdatedTime is in `[start_ms, end_ms)`, inactive included,
+    /// deleted not.
+    pub(crate) fn ids_updated_between(
+        &self,
+        kind: Kind,
+        start_ms: i64,
+        end_ms: i64,
+    ) -> Vec<String> {
+        read(self.table(kind))
+            .iter()
+            .enumerate()
+            .filter(|(_, r)| !r.deleted && (start_ms..end_ms).contains(&(r.updated * 1000)))
+            .map(|(i, _)| (i + 1).to_string())
+            .collect()
+    }
+
+    /// Ids (ascending) of deleted rows.
+    pub(crate) fn deleted_ids(&self, kind: Kind) -> Vec<String> {
+        read(self.table(kind))
+            .iter()
+            .enumerate()
+            .filter(|(_, r)| r.deleted)
+            .map(|(i, _)| (i + 1).to_string())
+            .collect()
     }
 }
 
@@ -298,12 +498,13 @@ fn generate_rows(seed: u64, kind: Kind, n: usize, from: i64, to: i64, weights: &
                 updated,
                 sync,
                 active: !inactive,
+                deleted: false,
             }
         })
         .collect()
 }
 
-const GIVEN: [&str; 30] = [
+pub(crate) const GIVEN: [&str; 30] = [
     "Amy",
     "Peter",
     "Dylan",
@@ -336,7 +537,7 @@ const GIVEN: [&str; 30] = [
     "Diego",
 ];
 
-const FAMILY: [&str; 30] = [
+pub(crate) const FAMILY: [&str; 30] = [
     "Müller",
     "Dukes",
     "Sollfrank",
@@ -577,7 +778,7 @@ pub(crate) fn customer_profile(seed: u64, id: u64) -> CustomerProfile {
 }
 
 /// Folds the letters used in generated names to ASCII for e-mail addresses.
-fn ascii_fold(c: char) -> Option<char> {
+pub(crate) fn ascii_fold(c: char) -> Option<char> {
     let f = match c {
         'a'..='z' | 'A'..='Z' => c,
         'ä' | 'á' | 'à' | 'â' => 'a',
@@ -816,6 +1017,70 @@ mod tests {
     }
 
     #[test]
+    fn every_entity_is_generated_and_listed() {
+        let c = SimConfig {
+            other_rows: 33,
+            ..cfg(500)
+        };
+        let ds = Dataset::generate(&c);
+        let mut names: Vec<&str> = Kind::ALL.iter().map(|k| k.name()).collect();
+        names.sort_unstable();
+        assert_eq!(names, DATA_ENTITIES);
+        let lists: Vec<&str> = names
+            .iter()
+            .copied()
+            .filter(|n| Kind::from_any_case(n).is_some_and(Kind::is_list))
+            .collect();
+        assert_eq!(lists, LIST_ENTITIES);
+        for kind in Kind::ALL {
+            let want = match kind {
+                Kind::Customer => 500,
+                Kind::Item => 125,
+                Kind::Invoice => 500,
+                _ => 33,
+            };
+            assert_eq!(ds.counts()[kind as usize], want, "{kind:?}");
+            let rows = read(ds.table(kind));
+            assert_eq!(rows.len(), want);
+            assert!(rows.windows(2).all(|w| w[0].created <= w[1].created));
+            assert!(rows.iter().all(|r| r.active || kind.is_list()));
+        }
+        for e in EMPTY_ENTITIES.iter().chain(CDC_UNSUPPORTED) {
+            assert_eq!(
+                Kind::from_any_case(e).is_some(),
+                ["TimeActivity", "TaxCode", "TaxRate"].contains(e),
+                "{e}"
+            );
+        }
+    }
+
+    #[test]
+    fn delete_flags_transactions_only() {
+        let ds = Dataset::generate(&cfg(100));
+        let g = ds.generation();
+        let now = 2_000_000_000;
+        ds.mutate("Invoice", "3", now).unwrap();
+        ds.delete("invoice", "4", now).unwrap();
+        let after = ds.row(Kind::Invoice, 4).unwrap();
+        assert!(after.deleted && ds.live_row(Kind::Invoice, 4).is_none());
+        assert_eq!(after.updated, now);
+        assert!(ds.generation() > g);
+        assert_eq!(ds.deleted_ids(Kind::Invoice), ["4"]);
+        let created = ds.ids_created_between(Kind::Invoice, 0, now * 1000);
+        assert_eq!(created.len(), 99);
+        assert!(!created.contains(&"4".to_owned()));
+        assert_eq!(
+            ds.ids_updated_between(Kind::Invoice, now * 1000, (now + 1) * 1000),
+            ["3"]
+        );
+        assert_eq!(ds.delete("Invoice", "4", 0), Err(ChangeError::NotFound));
+        assert_eq!(ds.mutate("Invoice", "4", 0), Err(ChangeError::NotFound));
+        assert_eq!(ds.delete("Customer", "4", 0), Err(ChangeError::ListDelete));
+        assert_eq!(ds.delete("Vendor", "4", 0), Err(ChangeError::ListDelete));
+        ds.delete("TimeActivity", "2", 0).unwrap();
+    }
+
+    #[test]
     fn mutate_and_deactivate() {
         let ds = Dataset::generate(&cfg(100));
         let before = ds.row(Kind::Customer, 3).unwrap();
@@ -830,6 +1095,6 @@ mod tests {
         assert_eq!(ds.deactivate("Invoice", "1", 0), Err(ChangeError::NotList));
         assert_eq!(ds.mutate("Customer", "0", 0), Err(ChangeError::NotFound));
         assert_eq!(ds.mutate("Customer", "101", 0), Err(ChangeError::NotFound));
-        assert_eq!(ds.mutate("Vendor", "1", 0), Err(ChangeError::UnknownEntity));
+        assert_eq!(ds.mutate("Budget", "1", 0), Err(ChangeError::UnknownEntity));
     }
 }

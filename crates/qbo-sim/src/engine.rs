@@ -14,9 +14,13 @@ use crate::data::{
     customer_profile, invoice_profile, item_profile, read, txn_day,
 };
 use crate::json::push_u64;
+use crate::lists::{
+    ListProfile, account_type, email, list_profile, payment_method_type, vendor_balance_cents,
+};
 use crate::query::{Op, Query, QueryError, Value};
-use crate::render::{Ctx, customer_display, item_name, render};
+use crate::render::{Ctx, customer_display, item_name, render, render_deleted};
 use crate::time::{envelope_time, parse_date_literal, parse_instant_literal};
+use crate::txns::{Txn, has_doc_number, txn_profile};
 
 /// Default `MAXRESULTS`.
 const DEFAULT_MAX_RESULTS: u64 = 100;
@@ -47,6 +51,11 @@ enum Field {
     DueDate,
     CustomerRef,
     TotalAmt,
+    AccountType,
+    AccountSubType,
+    Classification,
+    VendorRef,
+    EmployeeRef,
 }
 
 /// How a field's values compare.
@@ -69,7 +78,7 @@ impl Field {
     fn ty(self) -> FieldType {
         use Field::*;
         match self {
-            Id | SyncToken | CustomerRef => FieldType::Int,
+            Id | SyncToken | CustomerRef | VendorRef | EmployeeRef => FieldType::Int,
             Active => FieldType::Bool,
             CreateTime | LastUpdatedTime => FieldType::Instant,
             Balance | UnitPrice | TotalAmt => FieldType::Money,
@@ -90,27 +99,104 @@ fn resolve(kind: Kind, prop: &str) -> Option<Field> {
         "metadata.lastupdatedtime" => Some(LastUpdatedTime),
         _ => None,
     };
-    common.or(match (kind, p.as_str()) {
-        (Kind::Customer | Kind::Item, "active") => Some(Active),
-        (Kind::Customer, "displayname") => Some(DisplayName),
-        (Kind::Customer, "givenname") => Some(GivenName),
-        (Kind::Customer, "familyname") => Some(FamilyName),
-        (Kind::Customer, "companyname") => Some(CompanyName),
-        (Kind::Customer | Kind::Item, "fullyqualifiedname") => Some(FullyQualifiedName),
-        (Kind::Customer, "printoncheckname") => Some(PrintOnCheckName),
-        (Kind::Customer, "primaryemailaddr") => Some(PrimaryEmailAddr),
-        (Kind::Customer | Kind::Invoice, "balance") => Some(Balance),
-        (Kind::Item, "name") => Some(Name),
-        (Kind::Item, "type") => Some(Type),
-        (Kind::Item, "description") => Some(Description),
-        (Kind::Item, "unitprice") => Some(UnitPrice),
-        (Kind::Invoice, "docnumber") => Some(DocNumber),
-        (Kind::Invoice, "txndate") => Some(TxnDate),
-        (Kind::Invoice, "duedate") => Some(DueDate),
-        (Kind::Invoice, "customerref") => Some(CustomerRef),
-        (Kind::Invoice, "totalamt") => Some(TotalAmt),
+    if common.is_some() {
+        return common;
+    }
+    if kind.is_list() && p == "active" {
+        return Some(Active);
+    }
+    match kind {
+        Kind::Customer | Kind::Item | Kind::Invoice => match (kind, p.as_str()) {
+            (Kind::Customer, "displayname") => Some(DisplayName),
+            (Kind::Customer, "givenname") => Some(GivenName),
+            (Kind::Customer, "familyname") => Some(FamilyName),
+            (Kind::Customer, "companyname") => Some(CompanyName),
+            (Kind::Customer | Kind::Item, "fullyqualifiedname") => Some(FullyQualifiedName),
+            (Kind::Customer, "printoncheckname") => Some(PrintOnCheckName),
+            (Kind::Customer, "primaryemailaddr") => Some(PrimaryEmailAddr),
+            (Kind::Customer | Kind::Invoice, "balance") => Some(Balance),
+            (Kind::Item, "name") => Some(Name),
+            (Kind::Item, "type") => Some(Type),
+            (Kind::Item, "description") => Some(Description),
+            (Kind::Item, "unitprice") => Some(UnitPrice),
+            (Kind::Invoice, "docnumber") => Some(DocNumber),
+            (Kind::Invoice, "txndate") => Some(TxnDate),
+            (Kind::Invoice, "duedate") => Some(DueDate),
+            (Kind::Invoice, "customerref") => Some(CustomerRef),
+            (Kind::Invoice, "totalamt") => Some(TotalAmt),
+            _ => None,
+        },
+        k if k.is_list() => resolve_list(k, &p),
+        k => resolve_txn(k, &p),
+    }
+}
+
+/// The queryable properties of the other list entities (lower-cased name).
+fn resolve_list(kind: Kind, p: &str) -> Option<Field> {
+    use Field::*;
+    let person = matches!(kind, Kind::Vendor | Kind::Employee);
+    match (kind, p) {
+        (_, "displayname") if person => Some(DisplayName),
+        (_, "givenname") if person => Some(GivenName),
+        (_, "familyname") if person => Some(FamilyName),
+        (_, "printoncheckname") if person => Some(PrintOnCheckName),
+        (_, "primaryemailaddr") if person => Some(PrimaryEmailAddr),
+        (Kind::Vendor, "companyname") => Some(CompanyName),
+        (Kind::Vendor, "balance") => Some(Balance),
+        (_, "name") if !person => Some(Name),
+        (Kind::Account | Kind::Class | Kind::Department, "fullyqualifiedname") => {
+            Some(FullyQualifiedName)
+        }
+        (Kind::Account, "accounttype") => Some(AccountType),
+        (Kind::Account, "accountsubtype") => Some(AccountSubType),
+        (Kind::Account, "classification") => Some(Classification),
+        (Kind::PaymentMethod | Kind::Term, "type") => Some(Type),
         _ => None,
-    })
+    }
+}
+
+/// The queryable properties of the other transactions (lower-cased name).
+fn resolve_txn(kind: Kind, p: &str) -> Option<Field> {
+    use Field::*;
+    use Kind as K;
+    match p {
+        "txndate" => Some(TxnDate),
+        "docnumber" if has_doc_number(kind) => Some(DocNumber),
+        "totalamt" if !matches!(kind, K::Transfer | K::TimeActivity) => Some(TotalAmt),
+        "amount" if kind == K::Transfer => Some(TotalAmt),
+        "balance"
+            if matches!(
+                kind,
+                K::Bill | K::VendorCredit | K::CreditMemo | K::SalesReceipt | K::RefundReceipt
+            ) =>
+        {
+            Some(Balance)
+        }
+        "duedate" if kind == K::Bill => Some(DueDate),
+        "customerref"
+            if matches!(
+                kind,
+                K::CreditMemo
+                    | K::Estimate
+                    | K::SalesReceipt
+                    | K::RefundReceipt
+                    | K::Payment
+                    | K::TimeActivity
+            ) =>
+        {
+            Some(CustomerRef)
+        }
+        "vendorref"
+            if matches!(
+                kind,
+                K::Bill | K::BillPayment | K::PurchaseOrder | K::VendorCredit | K::TimeActivity
+            ) =>
+        {
+            Some(VendorRef)
+        }
+        "employeeref" if kind == K::TimeActivity => Some(EmployeeRef),
+        _ => None,
+    }
 }
 
 /// A field value of one row.
@@ -130,6 +216,8 @@ struct View<'a> {
     customer: Option<CustomerProfile>,
     item: Option<ItemProfile>,
     invoice: Option<InvoiceProfile>,
+    list: Option<ListProfile>,
+    txn: Option<Txn>,
 }
 
 impl<'a> View<'a> {
@@ -142,6 +230,61 @@ impl<'a> View<'a> {
             customer: None,
             item: None,
             invoice: None,
+            list: None,
+            txn: None,
+        }
+    }
+
+    fn list(&mut self) -> &ListProfile {
+        let (seed, kind, id) = (self.ctx.seed, self.kind, self.id);
+        self.list
+            .get_or_insert_with(|| list_profile(seed, kind, id))
+    }
+
+    fn txn(&mut self) -> &Txn {
+        let (ctx, kind, id) = (self.ctx, self.kind, self.id);
+        self.txn.get_or_insert_with(|| txn_profile(ctx, kind, id))
+    }
+
+    /// Values of the entities beyond Customer, Item and Invoice.
+    fn other_value(&mut self, field: Field) -> FVal {
+        use Field::*;
+        let text = |s: &str| FVal::Text(s.to_lowercase());
+        let int = |v: Option<u64>| v.map_or(FVal::Missing, |n| FVal::Int(n as i64));
+        let (kind, id, row) = (self.kind, self.id, self.row);
+        if kind.is_list() {
+            let p = self.list();
+            return match field {
+                Name | DisplayName | FullyQualifiedName => text(&p.shown(row.active)),
+                PrintOnCheckName => text(&p.name),
+                GivenName if !p.given.is_empty() => text(p.given),
+                FamilyName if !p.family.is_empty() => text(p.family),
+                CompanyName if p.is_company() => text(&p.name),
+                PrimaryEmailAddr => text(&email(kind, p, id)),
+                Balance => FVal::Int(vendor_balance_cents(p) * 10_000),
+                AccountType => text(account_type(id).0),
+                AccountSubType => text(account_type(id).1),
+                Classification => text(account_type(id).2),
+                Type if kind == Kind::Term => text("STANDARD"),
+                Type => text(payment_method_type(p)),
+                _ => FVal::Missing,
+            };
+        }
+        let t = self.txn();
+        match field {
+            TxnDate => FVal::Int(txn_day(row.created)),
+            DueDate => FVal::Int(txn_day(row.created) + t.due_days),
+            DocNumber => t
+                .doc_number
+                .map_or(FVal::Missing, |d| FVal::Text(d.to_string())),
+            TotalAmt => FVal::Int(t.total_cents * 10_000),
+            Balance => t
+                .balance_cents(kind)
+                .map_or(FVal::Missing, |b| FVal::Int(b * 10_000)),
+            CustomerRef => int(t.customer),
+            VendorRef => int(t.vendor),
+            EmployeeRef => int(t.employee),
+            _ => FVal::Missing,
         }
     }
 
@@ -158,12 +301,27 @@ impl<'a> View<'a> {
 
     fn invoice(&mut self) -> &InvoiceProfile {
         let (ctx, id) = (*self.ctx, self.id);
-        self.invoice
-            .get_or_insert_with(|| invoice_profile(ctx.seed, id, ctx.customers, ctx.items))
+        self.invoice.get_or_insert_with(|| {
+            invoice_profile(
+                ctx.seed,
+                id,
+                ctx.count(Kind::Customer),
+                ctx.count(Kind::Item),
+            )
+        })
     }
 
     fn value(&mut self, field: Field) -> FVal {
         use Field::*;
+        let core = matches!(self.kind, Kind::Customer | Kind::Item | Kind::Invoice);
+        if !core
+            && !matches!(
+                field,
+                Id | SyncToken | Active | CreateTime | LastUpdatedTime
+            )
+        {
+            return self.other_value(field);
+        }
         let active = self.row.active;
         let text = |s: &str| FVal::Text(s.to_lowercase());
         match field {
@@ -213,7 +371,8 @@ impl<'a> View<'a> {
                 None => FVal::Missing,
             },
             TotalAmt => FVal::Int(self.invoice().total_cents * 10_000),
-            DisplayName => FVal::Missing,
+            DisplayName | AccountType | AccountSubType | Classification | VendorRef
+            | EmployeeRef => FVal::Missing,
         }
     }
 }
@@ -523,11 +682,7 @@ impl Engine {
                     })
             })
             .collect::<Result<Vec<_>, _>>()?;
-        let ctx = Ctx {
-            seed: ds.seed,
-            customers: ds.len(Kind::Customer),
-            items: ds.len(Kind::Item),
-        };
+        let ctx = Ctx::new(ds);
         let ids = self.matching(ds, &ctx, kind, q, &preds, &order);
         if q.count {
             push_count(out, ids.len() as u64);
@@ -627,7 +782,11 @@ fn compute(
     let mut ids: Vec<u32> = candidates(&rows, preds)
         .into_iter()
         .filter(|&i| {
-            let mut view = View::new(ctx, kind, u64::from(i) + 1, rows[i as usize]);
+            let row = rows[i as usize];
+            if row.deleted {
+                return false;
+            }
+            let mut view = View::new(ctx, kind, u64::from(i) + 1, row);
             preds.iter().all(|p| p.matches(&mut view))
         })
         .collect();
@@ -686,20 +845,23 @@ fn compute(
     ids
 }
 
-/// Most objects one CDC response carries (Intuit: 1000).
-const CDC_MAX_OBJECTS: usize = 1000;
+/// Most objects one CDC response carries (Intuit: "a maximum of 1,000 objects").
+pub(crate) const CDC_MAX_OBJECTS: usize = 1000;
 
 /// The CDC body: `{"CDCResponse":[{"QueryResponse":[…]}],"time":…}` with one element per
 /// requested entity, in request order: `{"Customer":[…],"startPosition":1,"maxResults":n}` for
-/// the rows whose `MetaData.LastUpdatedTime` is at or after `since_ms` (inactive list rows
-/// included), oldest change first, or `{}` when there are none (or the 1000-object budget of the
-/// response is spent). `None` entries are entities the simulator holds no rows of.
+/// the rows whose `MetaData.LastUpdatedTime` is at or after `since_ms`, oldest change first
+/// (ties by Id), or `{}` when there are none. Inactive list rows are ordinary rows
+/// (`Active:false`); deleted rows are `{"domain":"QBO","status":"Deleted","Id":…,"MetaData":
+/// {"LastUpdatedTime":…}}` (their deletion time).
+///
+/// The cap: at most [`CDC_MAX_OBJECTS`] objects in the whole response, filled in request order:
+/// the first entity takes what it has up to the cap, the next what is left, and an entity whose
+/// turn comes after the cap is spent answers `{}`. A response carrying 1000 objects may
+/// therefore be cut; ask again per entity, or with a later `changedSince` (an entity's objects
+/// are its oldest changes). `None` entries are entities the simulator holds no rows of.
 pub(crate) fn cdc_body(ds: &Dataset, entities: &[Option<Kind>], since_ms: i64) -> String {
-    let ctx = Ctx {
-        seed: ds.seed,
-        customers: ds.len(Kind::Customer),
-        items: ds.len(Kind::Item),
-    };
+    let ctx = Ctx::new(ds);
     let mut budget = CDC_MAX_OBJECTS;
     let mut out = String::from("{\"CDCResponse\":[{\"QueryResponse\":[");
     for (n, kind) in entities.iter().enumerate() {
@@ -710,34 +872,34 @@ pub(crate) fn cdc_body(ds: &Dataset, entities: &[Option<Kind>], since_ms: i64) -
             out.push_str("{}");
             continue;
         };
-        let mut preds = vec![Pred {
-            field: Field::LastUpdatedTime,
-            op: Op::Ge,
-            lits: vec![Lit::Val(FVal::Int(since_ms))],
-        }];
-        if kind.is_list() {
-            preds.push(Pred {
-                field: Field::Active,
-                op: Op::In,
-                lits: vec![Lit::Val(FVal::Int(1)), Lit::Val(FVal::Int(0))],
-            });
-        }
-        let ids = compute(ds, &ctx, kind, &preds, &[(Field::LastUpdatedTime, false)]);
-        let take = ids.len().min(budget);
+        let rows = read(ds.table(kind));
+        let mut changed: Vec<(i64, u32)> = rows
+            .iter()
+            .enumerate()
+            .filter(|(_, r)| r.updated * 1000 >= since_ms)
+            .map(|(i, r)| (r.updated, i as u32))
+            .collect();
+        changed.sort_unstable();
+        let take = changed.len().min(budget);
         if take == 0 {
             out.push_str("{}");
             continue;
         }
         budget -= take;
-        let rows = read(ds.table(kind));
+        out.reserve(take * 1400);
         out.push_str("{\"");
         out.push_str(kind.name());
         out.push_str("\":[");
-        for (j, &i) in ids[..take].iter().enumerate() {
+        for (j, &(_, i)) in changed[..take].iter().enumerate() {
             if j > 0 {
                 out.push(',');
             }
-            render(&mut out, &ctx, kind, u64::from(i) + 1, &rows[i as usize]);
+            let row = &rows[i as usize];
+            if row.deleted {
+                render_deleted(&mut out, u64::from(i) + 1, row);
+            } else {
+                render(&mut out, &ctx, kind, u64::from(i) + 1, row);
+            }
         }
         drop(rows);
         out.push_str("],\"startPosition\":1,\"maxResults\":");
@@ -835,14 +997,10 @@ fn push_empty(out: &mut String) {
     out.push_str("\"QueryResponse\":{}");
 }
 
-/// Renders one entity object, or `None` when the id does not exist.
+/// Renders one entity object, or `None` when the id does not exist or is deleted.
 pub(crate) fn render_entity(ds: &Dataset, kind: Kind, id: u64) -> Option<String> {
-    let row = ds.row(kind, id)?;
-    let ctx = Ctx {
-        seed: ds.seed,
-        customers: ds.len(Kind::Customer),
-        items: ds.len(Kind::Item),
-    };
+    let row = ds.live_row(kind, id)?;
+    let ctx = Ctx::new(ds);
     let mut out = String::with_capacity(1600);
     render(&mut out, &ctx, kind, id, &row);
     Some(out)
@@ -1005,7 +1163,7 @@ mod tests {
         assert_eq!(e.code(), "4001");
         let e = run(&ds, "SELECT * FROM Invoice WHERE TxnDate > 'soon'").unwrap_err();
         assert_eq!(e.code(), "4001");
-        let v = run(&ds, "SELECT * FROM Vendor").unwrap();
+        let v = run(&ds, "SELECT * FROM Budget").unwrap();
         assert_eq!(v["QueryResponse"], serde_json::json!({}));
     }
 

@@ -30,15 +30,16 @@ use crate::auth::Access;
 use crate::authorize::{AUTHORIZE_ALT_PATH, AUTHORIZE_PATH, authorize};
 use crate::batch::{MAX_BATCH_ITEMS, batch, item_count};
 use crate::company::Singleton;
-use crate::data::{EMPTY_ENTITIES, Kind};
+use crate::data::{CDC_UNSUPPORTED, EMPTY_ENTITIES, Kind};
 use crate::engine::{cdc_body, read_body, singleton_body};
 use crate::faults::{
     FaultError, fault, forbidden_realm, json, server_error, throttled, unauthorized,
 };
+use crate::json::push_str;
 use crate::oidc::{JWKS_PATH, REVOKE_PATH, discovery_document};
 use crate::query::parse_query;
 use crate::state::Counters;
-use crate::time::parse_instant_literal;
+use crate::time::{envelope_time, parse_instant_literal};
 use crate::{FaultConfig, SimError, SimLimits, SimState};
 
 /// Path of the token endpoint.
@@ -68,6 +69,7 @@ pub fn app(state: SimState) -> Router {
     let admin = Router::new()
         .route("/entities/{entity}/{id}/mutate", post(admin_mutate))
         .route("/entities/{entity}/{id}/deactivate", post(admin_deactivate))
+        .route("/entities/{entity}/{id}/delete", post(admin_delete))
         .route("/stats", get(admin_stats))
         .route("/queries", get(admin_queries))
         .route("/reset", post(admin_reset))
@@ -420,7 +422,9 @@ async fn read_preferences(State(st): State<SimState>, Path(realm): Path<String>)
 
 /// `GET /v3/company/{realm}/cdc?entities=Customer,Invoice&changedSince=…`: change data capture
 /// (see [`cdc_body`]). Like Intuit in recorded traffic, a `changedSince` older than the documented
-/// 30-day window is served, not refused.
+/// 30-day window is served, not refused. Entities Intuit documents CDC does not serve
+/// (JournalCode, TaxAgency, TimeActivity, TaxCode, TaxRate) are refused like unknown ones: 400
+/// `ValidationFault` 2010 (Intuit's exact answer is unrecorded).
 async fn cdc(
     State(st): State<SimState>,
     Path(realm): Path<String>,
@@ -453,6 +457,15 @@ async fn cdc(
     };
     let mut kinds = Vec::new();
     for name in entities.split(',').map(str::trim).filter(|n| !n.is_empty()) {
+        if let Some(unsupported) = CDC_UNSUPPORTED
+            .iter()
+            .find(|e| e.eq_ignore_ascii_case(name))
+        {
+            return invalid(&format!(
+                "Property Name:entities, Value:{name} (change data capture does not support \
+                 {unsupported})"
+            ));
+        }
         if let Some(k) = Kind::from_any_case(name) {
             kinds.push(Some(k));
         } else if EMPTY_ENTITIES.iter().any(|e| e.eq_ignore_ascii_case(name))
@@ -668,6 +681,32 @@ async fn admin_deactivate(
 ) -> Response {
     let r = st.deactivate(&entity, &id);
     admin_changed(&st, &entity, &id, r)
+}
+
+/// `POST /__admin/entities/{entity}/{id}/delete`: answers Intuit's delete response,
+/// `{"Invoice":{"domain":"QBO","status":"Deleted","Id":"266"},"time":"…"}`.
+async fn admin_delete(
+    State(st): State<SimState>,
+    Path((entity, id)): Path<(String, String)>,
+) -> Response {
+    match st.delete(&entity, &id) {
+        Ok(()) => {
+            let name = Kind::from_any_case(&entity).map_or("", Kind::name);
+            let mut body = String::from("{\"");
+            body.push_str(name);
+            body.push_str("\":{\"domain\":\"QBO\",\"status\":\"Deleted\",\"Id\":");
+            let id = id
+                .trim()
+                .parse::<u64>()
+                .map_or_else(|_| id.clone(), |n| n.to_string());
+            push_str(&mut body, &id);
+            body.push_str("},\"time\":\"");
+            body.push_str(&envelope_time());
+            body.push_str("\"}");
+            json(StatusCode::OK, body)
+        }
+        Err(e) => admin_error(&e),
+    }
 }
 
 async fn admin_stats(State(st): State<SimState>) -> Response {

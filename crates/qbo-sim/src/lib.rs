@@ -5,7 +5,8 @@
 //! per-company throttling with the XML 429, and injectable faults. Use it in-process
 //! ([`SimState`], [`app`], [`serve`]) or as the `qbo-sim` binary.
 //!
-//! Module map: `config` (settings), `data` (generated rows), `company` (CompanyInfo and
+//! Module map: `config` (settings), `data` (generated rows; Customer, Item and Invoice
+//! profiles), `lists` / `txns` (the other 23 entities with data), `company` (CompanyInfo and
 //! Preferences), `render` / `json` / `time` (output), `query` (parser), `engine` (execution),
 //! `batch` (the batch endpoint), `auth` (tokens and codes), `authorize` (consent endpoint),
 //! `oidc` (discovery document), `limits` (throttling), `faults` (error bodies), `state` (control
@@ -22,21 +23,24 @@ mod faults;
 mod http;
 mod json;
 mod limits;
+mod lists;
 mod oidc;
 pub mod query;
 mod render;
 mod rng;
 mod state;
 mod time;
+mod txns;
 
 pub use config::{FaultConfig, Rotation, SimConfig, SimLimits};
+pub use data::{DATA_ENTITIES, LIST_ENTITIES};
 pub use http::{RunningSim, app, serve};
 pub use state::{SimState, SimStats};
 
 /// Errors of the simulator's control surface.
 #[derive(Debug, thiserror::Error)]
 pub enum SimError {
-    /// The entity name is not one the simulator holds (Customer, Item, Invoice).
+    /// The entity name is not one the simulator holds data of (see [`DATA_ENTITIES`]).
     #[error("unknown entity: {0}")]
     UnknownEntity(String),
     /// No row with that id.
@@ -47,9 +51,16 @@ pub enum SimError {
         /// Id as given.
         id: String,
     },
-    /// Only list entities (Customer, Item) can be deactivated.
+    /// Only list entities (see [`LIST_ENTITIES`]) can be deactivated.
     #[error("{0} is not a list entity and cannot be deactivated")]
     NotListEntity(String),
+    /// List entities cannot be deleted: QuickBooks Online makes them inactive instead (see
+    /// [`SimState::deactivate`]).
+    #[error(
+        "{0} is a list entity: QuickBooks Online does not delete list entities, it makes them \
+         inactive (use deactivate)"
+    )]
+    ListEntityNotDeletable(String),
     /// Binding or serving failed.
     #[error("I/O error: {0}")]
     Io(#[from] std::io::Error),

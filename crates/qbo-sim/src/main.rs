@@ -30,6 +30,9 @@ struct Args {
     /// Number of invoices.
     #[arg(long, default_value_t = 2000)]
     invoices: usize,
+    /// Number of rows of each other entity with data (Account, Bill, Vendor, …).
+    #[arg(long, default_value_t = 40)]
+    other_rows: usize,
     /// First UTC day of the CreateTime spread (inclusive).
     #[arg(long, default_value = "2026-01-01")]
     from: jiff::civil::Date,
@@ -156,6 +159,7 @@ async fn main() -> anyhow::Result<()> {
         customers: args.customers,
         items: args.items,
         invoices: args.invoices,
+        other_rows: args.other_rows,
         from: args.from,
         to: args.to,
         client_id: args.client_id,
@@ -195,6 +199,7 @@ async fn main() -> anyhow::Result<()> {
         customers = args.customers,
         items = args.items,
         invoices = args.invoices,
+        other_rows = args.other_rows,
         refresh_token = %initial_rt,
         "qbo-sim ready"
     );

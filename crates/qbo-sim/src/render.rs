@@ -1,22 +1,56 @@
 //! JSON rendering of entities, straight into a `String` (no serde on the hot path), shaped and
-//! ordered like the recorded QBO bodies in `shared/fixtures/qbo`.
+//! ordered like the recorded QBO bodies in `shared/fixtures/qbo`. Customer, Item and Invoice
+//! are here; the other list entities are in `lists`, the other transactions in `txns`.
 
 use crate::data::{
-    ADDRESSES, CustomerProfile, Kind, Row, customer_profile, invoice_profile, item_profile, txn_day,
+    ADDRESSES, CustomerProfile, Dataset, Kind, Row, customer_profile, invoice_profile,
+    item_profile, txn_day,
 };
 use crate::json::{push_balance, push_money, push_price, push_str, push_u64, push_u64_str};
+use crate::rng::hash3;
 use crate::time::{push_date, push_pacific_secs};
+use crate::{lists, txns};
 
-/// What rendering needs besides the row.
+/// What rendering needs besides the row: the seed and how many rows each entity has (so
+/// references point at ids that exist).
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Ctx {
     pub(crate) seed: u64,
-    pub(crate) customers: usize,
-    pub(crate) items: usize,
+    pub(crate) counts: [usize; Kind::COUNT],
+}
+
+impl Ctx {
+    /// The context of a dataset.
+    pub(crate) fn new(ds: &Dataset) -> Self {
+        Self {
+            seed: ds.seed,
+            counts: ds.counts(),
+        }
+    }
+
+    /// Rows of `kind` (ids `1..=count`).
+    pub(crate) fn count(&self, kind: Kind) -> usize {
+        self.counts[kind as usize]
+    }
+
+    /// An id of `kind` chosen by the hash bits `h`, or `None` when it has no rows.
+    pub(crate) fn pick(&self, kind: Kind, h: u64) -> Option<u64> {
+        let n = self.count(kind) as u64;
+        (n > 0).then(|| 1 + h % n)
+    }
+
+    /// A stable hash of `(seed, salt, n)`.
+    pub(crate) fn hash(&self, salt: u64, n: u64) -> u64 {
+        hash3(self.seed, salt, n)
+    }
 }
 
 /// Suffix QBO gives names of inactive ("deleted") list entities.
-const DELETED: &str = " (deleted)";
+pub(crate) const DELETED: &str = " (deleted)";
+
+/// `"CurrencyRef":{…}` of the home currency.
+pub(crate) const USD: &str =
+    "\"CurrencyRef\":{\"value\":\"USD\",\"name\":\"United States Dollar\"}";
 
 /// Appends the entity object `{…}`.
 pub(crate) fn render(out: &mut String, ctx: &Ctx, kind: Kind, id: u64, row: &Row) {
@@ -24,7 +58,36 @@ pub(crate) fn render(out: &mut String, ctx: &Ctx, kind: Kind, id: u64, row: &Row
         Kind::Customer => customer(out, ctx, id, row),
         Kind::Item => item(out, ctx, id, row),
         Kind::Invoice => invoice(out, ctx, id, row),
+        k if k.is_list() => lists::render(out, ctx, k, id, row),
+        k => txns::render(out, ctx, k, id, row),
     }
+}
+
+/// Appends a deleted entity as change data capture reports it:
+/// `{"domain":"QBO","status":"Deleted","Id":"266","MetaData":{"LastUpdatedTime":"…"}}`.
+pub(crate) fn render_deleted(out: &mut String, id: u64, row: &Row) {
+    out.push_str("{\"domain\":\"QBO\",\"status\":\"Deleted\",\"Id\":");
+    push_u64_str(out, id);
+    out.push_str(",\"MetaData\":{\"LastUpdatedTime\":\"");
+    push_pacific_secs(out, row.updated);
+    out.push_str("\"}}");
+}
+
+/// Appends a reference `{"value":"42","name":"…"}`.
+pub(crate) fn push_ref(out: &mut String, id: u64, name: &str) {
+    out.push_str("{\"value\":");
+    push_u64_str(out, id);
+    out.push_str(",\"name\":");
+    push_str(out, name);
+    out.push('}');
+}
+
+/// Appends `,"Key":{"value":"42","name":"…"}`.
+pub(crate) fn push_ref_field(out: &mut String, key: &str, id: u64, name: &str) {
+    out.push_str(",\"");
+    out.push_str(key);
+    out.push_str("\":");
+    push_ref(out, id, name);
 }
 
 /// The `DisplayName` a row shows.
@@ -46,7 +109,8 @@ pub(crate) fn item_name(seed: u64, id: u64, active: bool) -> String {
     }
 }
 
-fn common(out: &mut String, id: u64, row: &Row) {
+/// Appends `"domain":…,"sparse":false,"Id":…,"SyncToken":…,"MetaData":{…}` (no braces).
+pub(crate) fn common(out: &mut String, id: u64, row: &Row) {
     out.push_str("\"domain\":\"QBO\",\"sparse\":false,\"Id\":");
     push_u64_str(out, id);
     out.push_str(",\"SyncToken\":");
@@ -58,7 +122,8 @@ fn common(out: &mut String, id: u64, row: &Row) {
     out.push_str("\"}");
 }
 
-fn address(out: &mut String, addr_id: u64, street_no: u32, idx: usize) {
+/// Appends a postal address object (`BillAddr`, `ShipAddr`, `PrimaryAddr`).
+pub(crate) fn address(out: &mut String, addr_id: u64, street_no: u32, idx: usize) {
     let (street, city, state, zip, lat, long) = ADDRESSES[idx % ADDRESSES.len()];
     out.push_str("{\"Id\":");
     push_u64_str(out, addr_id);
@@ -78,6 +143,22 @@ fn address(out: &mut String, addr_id: u64, street_no: u32, idx: usize) {
     out.push_str("\",\"Long\":\"");
     out.push_str(long);
     out.push_str("\"}");
+}
+
+/// Appends `,"BillAddr":{…}` and, when the customer has one, `,"ShipAddr":{…}` of customer
+/// `cid`, as invoices show them.
+pub(crate) fn customer_addresses(out: &mut String, seed: u64, cid: u64) {
+    let c = customer_profile(seed, cid);
+    out.push_str(",\"BillAddr\":");
+    address(out, cid * 2, c.street_no, c.bill);
+    if let Some(ship) = c.ship {
+        out.push_str(",\"ShipAddr\":");
+        if ship == c.bill {
+            address(out, cid * 2, c.street_no, ship);
+        } else {
+            address(out, cid * 2 + 1, c.street_no / 2 + 1, ship);
+        }
+    }
 }
 
 fn customer(out: &mut String, ctx: &Ctx, id: u64, row: &Row) {
@@ -213,7 +294,8 @@ fn item(out: &mut String, ctx: &Ctx, id: u64, row: &Row) {
 }
 
 fn invoice(out: &mut String, ctx: &Ctx, id: u64, row: &Row) {
-    let p = invoice_profile(ctx.seed, id, ctx.customers, ctx.items);
+    let (customers, items) = (ctx.count(Kind::Customer), ctx.count(Kind::Item));
+    let p = invoice_profile(ctx.seed, id, customers, items);
     out.push_str(
         "{\"AllowIPNPayment\":false,\"AllowOnlinePayment\":false,\
          \"AllowOnlineCreditCardPayment\":false,\"AllowOnlineACHPayment\":false,",
@@ -235,7 +317,7 @@ fn invoice(out: &mut String, ctx: &Ctx, id: u64, row: &Row) {
     }
     out.push_str(",\"LinkedTxn\":[],\"Line\":[");
     for (n, line) in p.lines.iter().enumerate() {
-        let item_name = if ctx.items == 0 {
+        let item_name = if items == 0 {
             "Services".to_owned()
         } else {
             item_profile(ctx.seed, line.item_id).name

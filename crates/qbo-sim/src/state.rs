@@ -205,21 +205,36 @@ impl SimState {
                 id: id.to_owned(),
             },
             ChangeError::NotList => SimError::NotListEntity(entity.to_owned()),
+            ChangeError::ListDelete => SimError::ListEntityNotDeletable(entity.to_owned()),
         })
     }
 
-    /// Edits an entity: bumps `SyncToken`, sets `MetaData.LastUpdatedTime` to now and changes a
-    /// visible field (`Notes` / `Description` / `PrivateNote`); `CreateTime` is unchanged.
+    /// Edits an entity of [`DATA_ENTITIES`](crate::DATA_ENTITIES): bumps `SyncToken`, sets
+    /// `MetaData.LastUpdatedTime` to now and, where the entity has a free-text field, changes it
+    /// (`Notes` / `Description` / `PrivateNote`); `CreateTime` is unchanged. Deleted rows answer
+    /// [`SimError::NotFound`].
     pub fn mutate(&self, entity: &str, id: &str) -> Result<(), SimError> {
         let now = jiff::Timestamp::now().as_second();
         Self::map_change(entity, id, self.inner.data.mutate(entity, id, now))
     }
 
-    /// Makes a list entity (Customer, Item) inactive, bumping `SyncToken` and
-    /// `LastUpdatedTime`; its name gets QBO's ` (deleted)` suffix.
+    /// Makes a list entity (see [`LIST_ENTITIES`](crate::LIST_ENTITIES)) inactive, bumping
+    /// `SyncToken` and `LastUpdatedTime`; its name gets QBO's ` (deleted)` suffix.
     pub fn deactivate(&self, entity: &str, id: &str) -> Result<(), SimError> {
         let now = jiff::Timestamp::now().as_second();
         Self::map_change(entity, id, self.inner.data.deactivate(entity, id, now))
+    }
+
+    /// Deletes a transaction (an entity of [`DATA_ENTITIES`](crate::DATA_ENTITIES) not in
+    /// [`LIST_ENTITIES`](crate::LIST_ENTITIES)), now: it disappears from queries, `COUNT(*)`,
+    /// batch and single reads (which answer 610 "Object Not Found"), and change data capture
+    /// reports it as `{"domain":"QBO","status":"Deleted","Id":…,"MetaData":{"LastUpdatedTime":
+    /// now}}`. List entities answer [`SimError::ListEntityNotDeletable`] (QuickBooks makes them
+    /// inactive instead, see [`deactivate`](Self::deactivate)); an id already deleted answers
+    /// [`SimError::NotFound`].
+    pub fn delete(&self, entity: &str, id: &str) -> Result<(), SimError> {
+        let now = jiff::Timestamp::now().as_second();
+        Self::map_change(entity, id, self.inner.data.delete(entity, id, now))
     }
 
     /// A snapshot of the counters.
@@ -264,7 +279,8 @@ impl SimState {
     }
 
     /// Ids (ascending) of `entity` rows whose `MetaData.CreateTime` is in `[start, end)`,
-    /// inactive rows included. Unknown entities have none.
+    /// inactive rows included, deleted ones not: what queries on that window return. Unknown
+    /// entities have none.
     pub fn ids_created_between(
         &self,
         entity: &str,
@@ -278,7 +294,28 @@ impl SimState {
         })
     }
 
-    /// The entity as the API renders it now, or `None` if it does not exist.
+    /// Ids (ascending) of `entity` rows whose `MetaData.LastUpdatedTime` is in `[from, to)`,
+    /// inactive rows included, deleted ones not. Unknown entities have none.
+    pub fn ids_updated_between(
+        &self,
+        entity: &str,
+        from: jiff::Timestamp,
+        to: jiff::Timestamp,
+    ) -> Vec<String> {
+        Kind::from_any_case(entity).map_or_else(Vec::new, |k| {
+            self.inner
+                .data
+                .ids_updated_between(k, from.as_millisecond(), to.as_millisecond())
+        })
+    }
+
+    /// Ids (ascending) of the deleted `entity` rows (see [`delete`](Self::delete)). Unknown
+    /// entities have none.
+    pub fn deleted_ids(&self, entity: &str) -> Vec<String> {
+        Kind::from_any_case(entity).map_or_else(Vec::new, |k| self.inner.data.deleted_ids(k))
+    }
+
+    /// The entity as the API renders it now, or `None` if it does not exist or is deleted.
     pub fn entity_json(&self, entity: &str, id: &str) -> Option<serde_json::Value> {
         let kind = Kind::from_any_case(entity)?;
         let id: u64 = id.trim().parse().ok()?;

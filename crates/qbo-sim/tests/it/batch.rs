@@ -53,7 +53,7 @@ async fn items_answer_exactly_as_query_does() {
         "SELECT * FROM Customer WHERE Metadata.LastUpdatedTime >= '2020-01-01T00:00:00Z' AND Active IN (true, false) ORDER BY Metadata.LastUpdatedTime ASC STARTPOSITION 1 MAXRESULTS 100",
         "SELECT COUNT(*) FROM Item WHERE Active IN (true, false)",
         "SELECT * FROM Invoice STARTPOSITION 100000 MAXRESULTS 10",
-        "SELECT * FROM Vendor WHERE Active IN (true, false)",
+        "SELECT * FROM Budget WHERE Active IN (true, false)",
         "select * from CompanyInfo",
         "SELECT * FROM Customer WHERE",
         "SELECT * FROM Custmoer",

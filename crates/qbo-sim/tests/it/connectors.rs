@@ -2,8 +2,8 @@
 //! and Airbyte's `source-quickbooks`. Each test installs its connector (pinned) into a throwaway
 //! virtualenv with a pip cache that lives only as long as the test, starts a simulator with
 //! Intuit's default limits, runs the connector through `peer-clients/*_check.py` (which only
-//! rebinds Intuit's hostnames, see `peer-clients/intuit_rebind.py`), and compares the Customer,
-//! Item and Invoice ids it extracted with the simulator's.
+//! rebinds Intuit's hostnames, see `peer-clients/intuit_rebind.py`), and compares the ids it
+//! extracted of each of the 26 entities with data (`DATA_ENTITIES`) with the simulator's.
 //!
 //! Needs `python3` (with `venv`) and the Python package index. When the index cannot be reached
 //! (a `pip download` probe fails with a network error) the test prints why and passes without
@@ -14,7 +14,7 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use jiff::ToSpan;
-use qbo_sim::{SimConfig, SimLimits};
+use qbo_sim::{DATA_ENTITIES, SimConfig, SimLimits};
 use tokio::process::Command;
 
 use crate::common::start;
@@ -159,6 +159,7 @@ fn connector_config() -> SimConfig {
         customers: 300,
         items: 40,
         invoices: 500,
+        other_rows: 40,
         from: today.checked_sub(30.days()).unwrap(),
         to: today,
         limits: SimLimits::default(),
@@ -206,14 +207,16 @@ async fn connector_extracts_everything(
         jiff::Timestamp::UNIX_EPOCH,
         jiff::Timestamp::now() + 48.hours(),
     );
-    for (stream, entity, n) in [
-        ("customers", "Customer", 300),
-        ("items", "Item", 40),
-        ("invoices", "Invoice", 500),
-    ] {
-        let mut got: Vec<u64> = extracted[stream]
+    for entity in DATA_ENTITIES {
+        let n = match *entity {
+            "Customer" => 300,
+            "Item" => 40,
+            "Invoice" => 500,
+            _ => 40,
+        };
+        let mut got: Vec<u64> = extracted[*entity]
             .as_array()
-            .unwrap()
+            .unwrap_or_else(|| panic!("{name}: no ids of {entity}"))
             .iter()
             .map(|v| v.as_str().unwrap().parse().unwrap())
             .collect();
@@ -225,7 +228,7 @@ async fn connector_extracts_everything(
             .map(|s| s.parse().unwrap())
             .collect();
         assert_eq!(want.len(), n, "{entity}");
-        assert_eq!(got, want, "{name}: {stream}");
+        assert_eq!(got, want, "{name}: {entity}");
     }
     let stats = sim.state().stats();
     assert!(stats.batch_requests >= min_batches, "{stats:?}");

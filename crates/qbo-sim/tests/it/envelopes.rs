@@ -6,7 +6,7 @@ use serde_json::Value;
 
 use crate::common::*;
 
-fn keys(v: &Value) -> BTreeSet<String> {
+pub(crate) fn keys(v: &Value) -> BTreeSet<String> {
     v.as_object().unwrap().keys().cloned().collect()
 }
 
@@ -23,7 +23,7 @@ fn kind(v: &Value) -> &'static str {
 
 /// Every key of the fixture entity appears in some rendered entity with the same JSON type,
 /// recursively for nested objects; every rendered key with a fixture counterpart has its type.
-fn assert_like_fixture(fixture: &Value, ours: &[Value], path: &str) {
+pub(crate) fn assert_like_fixture(fixture: &Value, ours: &[Value], path: &str) {
     let f = fixture.as_object().unwrap();
     for (k, fv) in f {
         let with_key: Vec<&Value> = ours.iter().filter_map(|o| o.get(k)).collect();
@@ -38,7 +38,7 @@ fn assert_like_fixture(fixture: &Value, ours: &[Value], path: &str) {
     }
 }
 
-fn assert_meta_times(e: &Value) {
+pub(crate) fn assert_meta_times(e: &Value) {
     for k in ["CreateTime", "LastUpdatedTime"] {
         let t = e["MetaData"][k].as_str().unwrap();
         assert_eq!(t.len(), 25, "{t}");

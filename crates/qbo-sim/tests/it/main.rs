@@ -7,6 +7,7 @@
 mod batch;
 mod common;
 mod connectors;
+mod entities;
 mod envelopes;
 mod faults;
 mod oauth_code;

@@ -189,7 +189,7 @@ async fn company_info_and_preferences_reads() {
     );
 
     // A known entity without rows reads as "Object Not Found", like a missing id.
-    let (status, v) = get_json(&c, &at, &format!("{base}/vendor/1")).await;
+    let (status, v) = get_json(&c, &at, &format!("{base}/budget/1")).await;
     assert_eq!(
         (status, &v["Fault"]["Error"][0]["code"]),
         (400, &"610".into())
@@ -361,7 +361,7 @@ async fn change_data_capture() {
     };
 
     let since = "2026-01-25T00:00:00-08:00";
-    let r = cdc("customer,Vendor,Invoice", since).await.unwrap();
+    let r = cdc("customer,Budget,Invoice", since).await.unwrap();
     assert_eq!(r.status(), 200);
     let v: Value = r.json().await.unwrap();
     let want = fixture("cdc_response.json");
@@ -372,7 +372,7 @@ async fn change_data_capture() {
     assert_pacific_millis(v["time"].as_str().unwrap());
     let sections = v["CDCResponse"][0]["QueryResponse"].as_array().unwrap();
     assert_eq!(sections.len(), 3);
-    assert_eq!(sections[1], serde_json::json!({}), "no vendors");
+    assert_eq!(sections[1], serde_json::json!({}), "no budgets");
     for (section, entity, extra) in [
         (&sections[0], "Customer", " AND Active IN (true, false)"),
         (&sections[2], "Invoice", ""),

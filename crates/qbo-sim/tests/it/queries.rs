@@ -289,7 +289,7 @@ async fn mutate_bumps_sync_token_and_last_updated_but_not_create_time() {
         assert_ne!(after[field], before[field], "{entity}.{field}");
     }
     assert!(state.mutate("Customer", "999999").is_err());
-    assert!(state.mutate("Vendor", "1").is_err());
+    assert!(state.mutate("Budget", "1").is_err());
     let r = c
         .post(format!(
             "{}/__admin/entities/Customer/0/mutate",
