@@ -19,12 +19,15 @@ use url::Url;
 
 use crate::auth::{TokenConfig, TokenManager};
 use crate::budget::{BudgetError, BudgetSlot, SharedBudget};
+use crate::query::Query;
 use crate::rate_limit::RateLimiter;
 use crate::redact::{redact, redact_with};
-use crate::response::{QueryPage, ResponseMeta, interpret_query_response};
+use crate::response::{
+    CdcChange, QueryPage, ResponseMeta, interpret_cdc_response, interpret_query_response,
+};
 use crate::token_store::TokenStore;
 use crate::transport::{Stats, backoff, read_capped, transport_error};
-use crate::{ClientSettings, Credentials, Entity, QboError, TimeWindow, WindowPager};
+use crate::{ClientSettings, Credentials, Entity, QboError, TimeField, TimeWindow, WindowPager};
 
 /// A snapshot of a client's counters (shared by all clones).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -91,6 +94,9 @@ struct Inner {
     budget: Option<Arc<dyn SharedBudget>>,
     stats: Arc<Stats>,
 }
+
+/// Turns a whole answer (status, headers, body) into its value or its error.
+type Interpret<'a, T> = dyn Fn(&ResponseMeta, &[u8]) -> Result<T, QboError> + Sync + 'a;
 
 /// A QuickBooks Online client for one company. Cheap to clone: clones share the HTTP
 /// connection pool, token cache, rate limiter, shared budget and counters.
@@ -243,7 +249,25 @@ impl QboClient {
     /// Pages through every `entity` row created in `window` (see [`WindowPager`]).
     #[must_use]
     pub fn window_pager(&self, entity: Entity, window: TimeWindow) -> WindowPager {
-        WindowPager::new(self.clone(), entity, window)
+        WindowPager::new(self.clone(), entity, TimeField::Created, window)
+    }
+
+    /// Pages through every `entity` row whose `field` lies in `window` (see [`WindowPager`]).
+    #[must_use]
+    pub fn pager(&self, entity: Entity, field: TimeField, window: TimeWindow) -> WindowPager {
+        WindowPager::new(self.clone(), entity, field, window)
+    }
+
+    /// How many `entity` rows have their `field` in `window` (`SELECT COUNT(*)`, inactive list
+    /// rows included).
+    pub async fn count_within(
+        &self,
+        entity: Entity,
+        field: TimeField,
+        window: TimeWindow,
+    ) -> Result<u64, QboError> {
+        let query = Query::count(entity).within(field, window).to_string();
+        self.count(&query).await
     }
 
     /// The counters so far (shared by every clone).
@@ -277,14 +301,50 @@ impl QboClient {
         query: &str,
         expected_key: Option<&str>,
     ) -> Result<QueryPage, QboError> {
+        let url = self.url_for(query);
+        self.run_get(&url, &|meta: &ResponseMeta, body: &[u8]| {
+            interpret_query_response(meta, body, expected_key)
+        })
+        .await
+    }
+
+    /// Changes to `entity` since `since` reported by the change-data-capture endpoint
+    /// (`GET …/cdc?entities=<entity>&changedSince=<since>`), deletions included. QuickBooks looks
+    /// back 30 days at most and answers at most 1,000 objects.
+    ///
+    /// # Errors
+    /// Like a query: after retries, on a terminal answer, or when the body is not a CDC answer.
+    pub async fn cdc(
+        &self,
+        entity: Entity,
+        since: jiff::Timestamp,
+    ) -> Result<Vec<CdcChange>, QboError> {
+        let inner = &*self.inner;
+        // `…/v3/company/{realm}/query` → `…/cdc` (a base URL, checked when the client was built).
+        let mut url = inner.query_url.clone();
+        if let Ok(mut segments) = url.path_segments_mut() {
+            segments.pop().push("cdc");
+        }
+        url.query_pairs_mut()
+            .append_pair("entities", entity.qbo_name())
+            .append_pair("changedSince", &crate::format_datetime(since))
+            .append_pair("minorversion", &inner.settings.minor_version.to_string());
+        self.run_get(&url, &|meta: &ResponseMeta, body: &[u8]| {
+            interpret_cdc_response(meta, body, entity.qbo_name())
+        })
+        .await
+    }
+
+    /// Sends a GET to `url` until it succeeds, fails for good, or retries run out; `interpret`
+    /// turns a whole answer into its value or its error.
+    async fn run_get<T>(&self, url: &Url, interpret: &Interpret<'_, T>) -> Result<T, QboError> {
         let inner = &*self.inner;
         let retry = &inner.settings.retry;
-        let url = self.url_for(query);
         let mut retries = 0_u32;
         let mut refreshed_after_401 = false;
         let mut rejected: Option<SecretString> = None;
         loop {
-            let (token, err) = match self.send_once(&url, rejected.take(), expected_key).await {
+            let (token, err) = match self.send_once(url, rejected.take(), interpret).await {
                 Ok(page) => return Ok(page),
                 Err(e) => e,
             };
@@ -341,12 +401,12 @@ impl QboClient {
     /// outlast a short-lived token), send, read the whole body, release the shared slot and the
     /// in-flight permit (whatever happened), then interpret. On failure the token sent is
     /// returned beside the error, so a 401 can name the token to replace.
-    async fn send_once(
+    async fn send_once<T>(
         &self,
         url: &Url,
         rejected: Option<SecretString>,
-        expected_key: Option<&str>,
-    ) -> Result<QueryPage, (Option<SecretString>, QboError)> {
+        interpret: &Interpret<'_, T>,
+    ) -> Result<T, (Option<SecretString>, QboError)> {
         let inner = &*self.inner;
         let permit = inner.limiter.acquire().await;
         let slot: Option<Box<dyn BudgetSlot>> = match &inner.budget {
@@ -385,8 +445,7 @@ impl QboClient {
             slot.release().await;
         }
         drop(permit);
-        let result =
-            fetched.and_then(|(meta, body)| interpret_query_response(&meta, &body, expected_key));
+        let result = fetched.and_then(|(meta, body)| interpret(&meta, &body));
         let result = match result {
             Err(QboError::Throttled { .. }) => {
                 inner.stats.throttled.fetch_add(1, Ordering::Relaxed);

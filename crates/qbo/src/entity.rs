@@ -45,11 +45,25 @@ pub enum Entity {
     Purchase,
     /// `JournalEntry` (transaction).
     JournalEntry,
+    /// `BillPayment` (transaction).
+    BillPayment,
+    /// `Deposit` (transaction).
+    Deposit,
+    /// `PurchaseOrder` (transaction).
+    PurchaseOrder,
+    /// `RefundReceipt` (transaction).
+    RefundReceipt,
+    /// `TimeActivity` (transaction).
+    TimeActivity,
+    /// `Transfer` (transaction).
+    Transfer,
+    /// `VendorCredit` (transaction).
+    VendorCredit,
 }
 
 impl Entity {
     /// Every entity, in declaration order.
-    pub const ALL: [Self; 19] = [
+    pub const ALL: [Self; 26] = [
         Self::Customer,
         Self::Item,
         Self::Invoice,
@@ -69,6 +83,13 @@ impl Entity {
         Self::CreditMemo,
         Self::Purchase,
         Self::JournalEntry,
+        Self::BillPayment,
+        Self::Deposit,
+        Self::PurchaseOrder,
+        Self::RefundReceipt,
+        Self::TimeActivity,
+        Self::Transfer,
+        Self::VendorCredit,
     ];
 
     /// The case-sensitive name QBO uses in queries and as the response array key.
@@ -94,7 +115,21 @@ impl Entity {
             Self::CreditMemo => "CreditMemo",
             Self::Purchase => "Purchase",
             Self::JournalEntry => "JournalEntry",
+            Self::BillPayment => "BillPayment",
+            Self::Deposit => "Deposit",
+            Self::PurchaseOrder => "PurchaseOrder",
+            Self::RefundReceipt => "RefundReceipt",
+            Self::TimeActivity => "TimeActivity",
+            Self::Transfer => "Transfer",
+            Self::VendorCredit => "VendorCredit",
         }
+    }
+
+    /// Whether QuickBooks' change-data-capture endpoint (`/cdc`) reports this entity; it does not
+    /// for TimeActivity, TaxCode and TaxRate (nor JournalCode and TaxAgency, which we do not load).
+    #[must_use]
+    pub const fn has_cdc(self) -> bool {
+        !matches!(self, Self::TimeActivity | Self::TaxCode | Self::TaxRate)
     }
 
     /// Whether this is a list entity: list entities are never deleted, they become inactive, and

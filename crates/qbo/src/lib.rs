@@ -23,9 +23,12 @@ pub use entity::{Entity, UnknownEntity};
 pub use error::{ENVIRONMENT_HINT, Fault, FaultError, QboError};
 pub use page::{Page, Row};
 pub use pager::{MAX_REPAGES, WindowPager};
-pub use query::{Literal, Operator, Query, TimeWindow, escape_literal, format_datetime};
+pub use query::{Literal, Operator, Query, TimeField, TimeWindow, escape_literal, format_datetime};
 pub use rate_limit::{MINUTE_GUARD, SECOND_GUARD};
-pub use response::QueryPage;
+pub use response::{CdcChange, QueryPage};
+
+/// The most objects QuickBooks' change-data-capture endpoint answers at once.
+pub const CDC_MAX_OBJECTS: usize = 1000;
 pub use settings::{
     ClientSettings, Credentials, Environment, RateLimitSettings, RetrySettings, UnknownEnvironment,
 };

@@ -14,6 +14,21 @@ pub struct Row {
     pub sync_token: String,
     /// The entity's JSON exactly as QBO returned it.
     pub raw: Box<RawValue>,
+    /// `MetaData.CreateTime`, when present and well-formed.
+    pub created: Option<jiff::Timestamp>,
+    /// `MetaData.LastUpdatedTime`, when present and well-formed.
+    pub updated: Option<jiff::Timestamp>,
+}
+
+impl Row {
+    /// The row's `field` timestamp.
+    #[must_use]
+    pub const fn time(&self, field: crate::TimeField) -> Option<jiff::Timestamp> {
+        match field {
+            crate::TimeField::Created => self.created,
+            crate::TimeField::LastUpdated => self.updated,
+        }
+    }
 }
 
 /// One page of a paged query.

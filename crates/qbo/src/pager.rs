@@ -6,7 +6,7 @@
 
 use std::collections::HashSet;
 
-use crate::query::Query;
+use crate::query::{Query, TimeField};
 use crate::{Entity, Page, QboClient, QboError, TimeWindow};
 
 /// How many times a window is paged again when its `COUNT(*)` disagrees with what paging saw.
@@ -42,6 +42,7 @@ enum State {
 pub struct WindowPager {
     client: QboClient,
     entity: Entity,
+    field: TimeField,
     window: TimeWindow,
     page_size: u32,
     state: State,
@@ -53,14 +54,23 @@ pub struct WindowPager {
     boundary: Option<String>,
     pages: u32,
     rows: u64,
+    /// A `COUNT(*)` of the same filter taken just before paging: when the first pass sees
+    /// exactly that many rows, the verifying count is not sent again.
+    expected: Option<u64>,
 }
 
 impl WindowPager {
-    pub(crate) fn new(client: QboClient, entity: Entity, window: TimeWindow) -> Self {
+    pub(crate) fn new(
+        client: QboClient,
+        entity: Entity,
+        field: TimeField,
+        window: TimeWindow,
+    ) -> Self {
         let page_size = client.settings().page_size;
         Self {
             client,
             entity,
+            field,
             window,
             page_size,
             state: if window.is_empty() {
@@ -75,6 +85,7 @@ impl WindowPager {
             boundary: None,
             pages: 0,
             rows: 0,
+            expected: None,
         }
     }
 
@@ -88,8 +99,15 @@ impl WindowPager {
         }
     }
 
+    /// Tells the pager the window's `COUNT(*)` as the caller just measured it: a first pass that
+    /// sees exactly that many distinct rows is complete without counting again.
+    pub fn expect_count(&mut self, count: u64) {
+        self.expected = Some(count);
+    }
+
     /// Starts the window over from its first page.
     fn restart(&mut self) {
+        self.expected = None;
         self.pass += 1;
         self.pass_pages = 0;
         self.next_start = 1;
@@ -100,7 +118,7 @@ impl WindowPager {
 
     /// The filter every query of this window shares.
     fn base_query(&self) -> Query {
-        Query::select(self.entity).created_in(self.window)
+        Query::select(self.entity).within(self.field, self.window)
     }
 
     /// The next page with rows, or `None` when the window is done.
@@ -150,7 +168,8 @@ impl WindowPager {
         }
         self.seen.extend(rows.iter().map(|r| r.id.clone()));
         if last {
-            self.state = if self.pass_pages > 1 {
+            let counted = self.expected == Some(self.seen.len() as u64);
+            self.state = if self.pass_pages > 1 && !counted {
                 State::NeedsCount
             } else {
                 State::Done

@@ -185,9 +185,33 @@ struct Condition {
     value: Literal,
 }
 
-/// The `CreateTime` property windows filter on: it never changes, so an edited row stays in its
-/// window (`LastUpdatedTime` would move it).
+/// The `CreateTime` property backfill windows filter on: it never changes, so an edited row
+/// stays in its window (`LastUpdatedTime` would move it).
 pub const CREATE_TIME: &str = "MetaData.CreateTime";
+
+/// The `LastUpdatedTime` property incremental windows filter on: every edit moves a row to the
+/// window of its edit.
+pub const LAST_UPDATED_TIME: &str = "MetaData.LastUpdatedTime";
+
+/// Which of an entity's timestamps a [`TimeWindow`] applies to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum TimeField {
+    /// `MetaData.CreateTime` (backfills).
+    Created,
+    /// `MetaData.LastUpdatedTime` (incremental syncs).
+    LastUpdated,
+}
+
+impl TimeField {
+    /// The QBO property name.
+    #[must_use]
+    pub const fn property(self) -> &'static str {
+        match self {
+            Self::Created => CREATE_TIME,
+            Self::LastUpdated => LAST_UPDATED_TIME,
+        }
+    }
+}
 
 /// A QBO query under construction. `Display` gives the text to send.
 ///
@@ -263,11 +287,15 @@ impl Query {
     /// `MetaData.CreateTime >= start AND MetaData.CreateTime < end`.
     #[must_use]
     pub fn created_in(self, window: TimeWindow) -> Self {
-        self.filter(CREATE_TIME, Operator::Ge, window.start).filter(
-            CREATE_TIME,
-            Operator::Lt,
-            window.end,
-        )
+        self.within(TimeField::Created, window)
+    }
+
+    /// Restricts to rows whose `field` lies inside `window`: `field >= start AND field < end`.
+    #[must_use]
+    pub fn within(self, field: TimeField, window: TimeWindow) -> Self {
+        let property = field.property();
+        self.filter(property, Operator::Ge, window.start)
+            .filter(property, Operator::Lt, window.end)
     }
 
     /// Whether to add `Active IN (true, false)` for list entities (default `true`). Has no effect

@@ -359,6 +359,22 @@ struct IdTok<'a> {
     id: Option<Scalar<'a>>,
     #[serde(rename = "SyncToken", borrow, default)]
     sync_token: Option<Scalar<'a>>,
+    #[serde(rename = "MetaData", borrow, default)]
+    meta: Option<MetaTimes<'a>>,
+}
+
+/// `MetaData.CreateTime` and `MetaData.LastUpdatedTime` of one row, as sent.
+#[derive(Deserialize)]
+struct MetaTimes<'a> {
+    #[serde(rename = "CreateTime", borrow, default)]
+    created: Option<Cow<'a, str>>,
+    #[serde(rename = "LastUpdatedTime", borrow, default)]
+    updated: Option<Cow<'a, str>>,
+}
+
+/// A QBO timestamp (`2015-10-07T11:42:38-07:00`); `None` when it does not parse.
+fn parse_time(text: Option<&str>) -> Option<jiff::Timestamp> {
+    text.and_then(|t| t.parse::<jiff::Timestamp>().ok())
 }
 
 /// A string (borrowed when unescaped) or a number, as text.
@@ -398,10 +414,18 @@ pub(crate) fn row_from_raw(raw: Box<RawValue>) -> Result<Row, String> {
         .map(|s| s.0.into_owned())
         .ok_or_else(|| "an entity has no Id".to_owned())?;
     let sync_token = tok.sync_token.map(|s| s.0.into_owned()).unwrap_or_default();
+    let (created, updated) = tok.meta.map_or((None, None), |m| {
+        (
+            parse_time(m.created.as_deref()),
+            parse_time(m.updated.as_deref()),
+        )
+    });
     Ok(Row {
         id,
         sync_token,
         raw,
+        created,
+        updated,
     })
 }
 
@@ -433,11 +457,88 @@ fn shape_error(meta: &ResponseMeta, message: String) -> QboError {
 /// `expected_key` is the entity array the caller asked for; when given, an array under another
 /// name is an error. A 2xx body that is not JSON, or is cut short, is a retryable
 /// [`QboError::Decode`]; a 2xx body with a `Fault` is classified like an error response.
-pub(crate) fn interpret_query_response(
+/// One change reported by QuickBooks' change-data-capture endpoint.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CdcChange {
+    /// The entity's `Id`.
+    pub id: String,
+    /// `status: "Deleted"`: the entity was deleted (only transactions are ever deleted).
+    pub deleted: bool,
+    /// `MetaData.LastUpdatedTime` (for a deletion: when it was deleted), when sent.
+    pub updated: Option<jiff::Timestamp>,
+}
+
+/// The top level of a `/cdc` answer: `CDCResponse` and/or a fault.
+#[derive(Deserialize)]
+struct CdcEnvelope {
+    #[serde(rename = "CDCResponse", default)]
+    cdc: Option<Vec<CdcQueryResponses>>,
+    #[serde(rename = "Fault", alias = "fault", default)]
+    fault: Option<RawFault>,
+}
+
+#[derive(Deserialize)]
+struct CdcQueryResponses {
+    #[serde(rename = "QueryResponse", default)]
+    query_responses: Vec<serde_json::Map<String, serde_json::Value>>,
+}
+
+/// Interprets an answer of `GET …/cdc?entities=<entity>&changedSince=…`: the changes of
+/// `entity` (deleted or not), or the error it carries (statuses, XML and HTML bodies and faults
+/// are classified exactly like a query's).
+pub(crate) fn interpret_cdc_response(
     meta: &ResponseMeta,
     body: &[u8],
-    expected_key: Option<&str>,
-) -> Result<QueryPage, QboError> {
+    entity: &str,
+) -> Result<Vec<CdcChange>, QboError> {
+    reject_non_json(meta, body)?;
+    let env: CdcEnvelope = serde_json::from_slice(body).map_err(|e| decode_error(meta, &e))?;
+    if let Some(fault) = env.fault {
+        let parsed = ErrorBody {
+            fault: Some(fault.into_fault()),
+            ..ErrorBody::default()
+        };
+        return Err(classify_error(meta, &parsed));
+    }
+    let Some(responses) = env.cdc else {
+        return Err(shape_error(
+            meta,
+            "the response has neither CDCResponse nor Fault".to_owned(),
+        ));
+    };
+    let mut out = Vec::new();
+    let objects = responses
+        .iter()
+        .flat_map(|r| &r.query_responses)
+        .filter_map(|qr| qr.get(entity))
+        .filter_map(serde_json::Value::as_array)
+        .flatten();
+    for object in objects {
+        let id = match object.get("Id") {
+            Some(serde_json::Value::String(s)) => s.clone(),
+            Some(serde_json::Value::Number(n)) => n.to_string(),
+            _ => return Err(shape_error(meta, format!("a CDC {entity} has no Id"))),
+        };
+        let deleted = object
+            .get("status")
+            .and_then(serde_json::Value::as_str)
+            .is_some_and(|s| s.eq_ignore_ascii_case("Deleted"));
+        let updated = parse_time(
+            object
+                .pointer("/MetaData/LastUpdatedTime")
+                .and_then(serde_json::Value::as_str),
+        );
+        out.push(CdcChange {
+            id,
+            deleted,
+            updated,
+        });
+    }
+    Ok(out)
+}
+
+/// Errors every API answer shares: a non-2xx status, an XML fault or an HTML page.
+fn reject_non_json(meta: &ResponseMeta, body: &[u8]) -> Result<(), QboError> {
     if !(200..300).contains(&meta.status) {
         return Err(classify_error(meta, &parse_error_body(body)));
     }
@@ -458,6 +559,15 @@ pub(crate) fn interpret_query_response(
             intuit_tid: meta.intuit_tid.clone(),
         });
     }
+    Ok(())
+}
+
+pub(crate) fn interpret_query_response(
+    meta: &ResponseMeta,
+    body: &[u8],
+    expected_key: Option<&str>,
+) -> Result<QueryPage, QboError> {
+    reject_non_json(meta, body)?;
     let env: Envelope = serde_json::from_slice(body).map_err(|e| decode_error(meta, &e))?;
     if let Some(fault) = env.fault {
         let parsed = ErrorBody {
