@@ -202,3 +202,62 @@ async fn a_redirect_is_never_followed_so_the_token_never_goes_elsewhere() {
     assert!(!err.is_retryable());
     assert!(elsewhere.requests().is_empty(), "the redirect was followed");
 }
+
+const CDC: &str = include_str!(concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../../../shared/fixtures/qbo/cdc_response.json"
+));
+
+#[tokio::test]
+async fn cdc_reads_changes_and_deletions_of_one_entity() {
+    // Intuit's recorded answer, plus one deleted Estimate in the shape deletions take.
+    let deleted = r#"{"domain":"QBO","status":"Deleted","Id":"77","MetaData":{"LastUpdatedTime":"2015-10-09T08:00:00-07:00"}},"#;
+    let body = CDC.replacen("\"Estimate\":[", &format!("\"Estimate\":[{deleted}"), 1);
+    let stub = Stub::start(move |req| {
+        if req.is_token() {
+            StubResponse::token_ok()
+        } else {
+            StubResponse::json(200, body.clone())
+        }
+    })
+    .await;
+    let (client, _store) = stub.client(1000);
+    let since: jiff::Timestamp = "2015-10-01T00:00:00Z".parse().expect("time");
+    let changes = client.cdc(qbo::Entity::Estimate, since).await.expect("cdc");
+    let ids: Vec<&str> = changes.iter().map(|c| c.id.as_str()).collect();
+    assert_eq!(ids, ["77", "48", "46", "41", "100"]);
+    assert!(changes[0].deleted && changes[1..].iter().all(|c| !c.deleted));
+    assert_eq!(
+        changes[0].updated,
+        Some("2015-10-09T15:00:00Z".parse().expect("time"))
+    );
+    // Other entities in the answer are not this entity's changes.
+    assert!(
+        client
+            .cdc(qbo::Entity::Invoice, since)
+            .await
+            .expect("cdc")
+            .is_empty()
+    );
+    let request = &stub.api_requests()[0];
+    assert!(request.path.ends_with("/cdc"), "{request:?}");
+}
+
+#[tokio::test]
+async fn a_cdc_fault_is_an_error_not_an_empty_answer() {
+    let stub = Stub::start(|req| {
+        if req.is_token() {
+            StubResponse::token_ok()
+        } else {
+            StubResponse::json(400, INVALID_QUERY)
+        }
+    })
+    .await;
+    let (client, _store) = stub.client(1000);
+    let since: jiff::Timestamp = "2026-01-01T00:00:00Z".parse().expect("time");
+    let err = client
+        .cdc(qbo::Entity::Customer, since)
+        .await
+        .expect_err("a fault");
+    assert!(!err.is_retryable(), "{err}");
+}
