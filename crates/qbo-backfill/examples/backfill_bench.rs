@@ -159,7 +159,7 @@ async fn load(runner: &Executor, from: &str, to: &str) -> anyhow::Result<(Durati
     let outcome = runner
         .run_here(
             LocalRun {
-                pipeline: Pipeline::Customers,
+                pipeline: Pipeline::CUSTOMERS,
                 realm_id: "9130350000000001",
                 range,
                 windows: range.windows()?,

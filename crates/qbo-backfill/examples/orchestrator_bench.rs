@@ -44,7 +44,7 @@ async fn main() -> anyhow::Result<()> {
         queue::enqueue_run(
             &mut tx,
             &NewRun {
-                pipeline: Pipeline::Customers,
+                pipeline: Pipeline::CUSTOMERS,
                 realm_id: REALM,
                 range,
                 windows: &windows,
@@ -81,11 +81,11 @@ async fn main() -> anyhow::Result<()> {
         beat += t.elapsed();
         let t = Instant::now();
         let w = run.windows[0];
-        runs::claim_window(pool, &exec, Pipeline::Customers, REALM, &w, runs::LEASE).await?;
+        runs::claim_window(pool, &exec, Pipeline::CUSTOMERS, REALM, &w, runs::LEASE).await?;
         runs::end_window(
             pool,
             &exec,
-            Pipeline::Customers,
+            Pipeline::CUSTOMERS,
             REALM,
             &w,
             &WindowEnd::Succeeded,

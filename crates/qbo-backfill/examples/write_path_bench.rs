@@ -292,7 +292,7 @@ async fn pass(
         let mut tx = conn.begin().await?;
         let write = PageWrite {
             realm_id: REALM,
-            table: RawTable::Customers,
+            table: RawTable::CUSTOMERS,
             window_start,
             window_end,
             page,
@@ -634,6 +634,8 @@ fn generate(rows: usize, change_every: u64) -> Vec<qbo::Page> {
             id,
             sync_token: sync_token.to_string(),
             raw: RawValue::from_string(text).expect("generated JSON is valid"),
+            created: None,
+            updated: None,
         });
         if current.len() == PAGE {
             pages.push(page(pages.len() as u32 + 1, std::mem::take(&mut current)));

@@ -15,7 +15,7 @@ use uuid::Uuid;
 use crate::orchestrator::worker::{Executor, LocalRun};
 use crate::pipeline::events::TerminalEvents;
 use crate::pipeline::runner::Cancel;
-use crate::pipeline::{DateRange, Pipeline};
+use crate::pipeline::{DateRange, Mode, Pipeline, SinceError, range_or_since_cursor};
 use crate::settings::{self, ClientTuning, ConfigError, QboSettings, env};
 use crate::store::companies::{self, Company};
 use crate::store::runs::{self, RunStatus};
@@ -34,20 +34,24 @@ pub struct Cli {
 /// The subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Load one pipeline over `[fecha_inicio, fecha_fin)` (UTC days).
+    /// Load one pipeline over `[fecha_inicio, fecha_fin)` (UTC days). An incremental pipeline
+    /// without dates loads what changed since its last successful sync.
     Run {
-        /// `qb_customers_backfill`, `qb_items_backfill` or `qb_invoices_backfill`.
+        /// `qb_<entity>_backfill` (by creation time) or `qb_<entity>_incremental` (by last
+        /// update, with deletions), e.g. `qb_customers_backfill`; `pipelines` lists them.
         pipeline: String,
         /// First day to load (YYYY-MM-DD, UTC).
         #[arg(long = "fecha-inicio", value_name = "YYYY-MM-DD")]
-        fecha_inicio: String,
+        fecha_inicio: Option<String>,
         /// First day NOT loaded (YYYY-MM-DD, UTC): the range is half-open.
         #[arg(long = "fecha-fin", value_name = "YYYY-MM-DD")]
-        fecha_fin: String,
+        fecha_fin: Option<String>,
         /// Request pacing and retries.
         #[command(flatten)]
         tuning: ClientTuning,
     },
+    /// List every pipeline: its entity, raw table and what it windows by.
+    Pipelines,
     /// Re-run only the failed or unfinished windows of a run.
     Retry {
         /// The run id printed in the summary (`run_id=…`).
@@ -236,7 +240,19 @@ pub async fn dispatch(cli: Cli) -> Result<u8, CliError> {
             fecha_inicio,
             fecha_fin,
             tuning,
-        } => run(&pipeline, &fecha_inicio, &fecha_fin, &tuning).await,
+        } => {
+            run(
+                &pipeline,
+                fecha_inicio.as_deref(),
+                fecha_fin.as_deref(),
+                &tuning,
+            )
+            .await
+        }
+        Command::Pipelines => {
+            list_pipelines();
+            Ok(0)
+        }
         Command::Retry { run_id, tuning } => retry(&run_id, &tuning).await,
         Command::Serve {
             bind,
@@ -375,16 +391,38 @@ async fn stored_lookup(
     Ok(move |name: &str| values.get(name).cloned())
 }
 
+/// `pipelines`: every pipeline with its entity and raw table.
+fn list_pipelines() {
+    let mut out = String::from("pipeline\tentity\ttable\twindows by\n");
+    for p in Pipeline::all() {
+        let by = match p.mode() {
+            Mode::Backfill => "MetaData.CreateTime",
+            Mode::Incremental => "MetaData.LastUpdatedTime (+ deletions)",
+        };
+        out.push_str(&format!(
+            "{}\t{}\t{}\t{by}\n",
+            p.name(),
+            p.entity(),
+            p.table().qualified_name()
+        ));
+    }
+    print!("{out}");
+}
+
 async fn run(
     pipeline: &str,
-    fecha_inicio: &str,
-    fecha_fin: &str,
+    fecha_inicio: Option<&str>,
+    fecha_fin: Option<&str>,
     tuning: &ClientTuning,
 ) -> Result<u8, CliError> {
     // Validate everything first: bad input writes nothing, not even the database.
     let pipeline: Pipeline = pipeline.parse().map_err(bad)?;
-    let range = DateRange::parse(fecha_inicio, fecha_fin).map_err(bad)?;
-    let windows = range.windows().map_err(bad)?;
+    let dates = match (fecha_inicio, fecha_fin) {
+        (Some(inicio), Some(fin)) => Some(DateRange::parse(inicio, fin).map_err(bad)?),
+        (None, None) if pipeline.mode() == Mode::Incremental => None,
+        (None, None) => return Err(bad(SinceError::DatesRequired(pipeline))),
+        _ => return Err(bad(SinceError::OneDate)),
+    };
     // Invalid configuration is bad input too: reject it before touching the database.
     QboSettings::client_settings(tuning)?;
     let env_only = QboSettings::resolve(tuning, &());
@@ -395,6 +433,19 @@ async fn run(
         Err(_) => QboSettings::resolve(tuning, &stored_lookup(&pool, &key).await?)?,
     };
     save_company(&pool, &key, &settings).await?;
+    let range = range_or_since_cursor(
+        &pool,
+        &settings.realm_id,
+        pipeline,
+        dates,
+        jiff::Timestamp::now(),
+    )
+    .await
+    .map_err(|e| match e {
+        SinceError::Database(e) => CliError::from(anyhow::anyhow!("{e}")),
+        other => bad(other),
+    })?;
+    let windows = range.windows().map_err(bad)?;
     run_locally(
         &pool,
         &key,

@@ -121,11 +121,11 @@ pub async fn run(size: DemoSize, serve: Option<std::net::SocketAddr>) -> anyhow:
         }
     };
     let mut all_ok = true;
-    for pipeline in Pipeline::ALL {
+    for pipeline in [Pipeline::CUSTOMERS, Pipeline::ITEMS, Pipeline::INVOICES] {
         all_ok &= load(pipeline).await?.status == Some(RunStatus::Succeeded);
     }
     info!("Re-running qb_customers_backfill over the same range: nothing new, nothing rewritten");
-    all_ok &= load(Pipeline::Customers).await?.status == Some(RunStatus::Succeeded);
+    all_ok &= load(Pipeline::CUSTOMERS).await?.status == Some(RunStatus::Succeeded);
 
     print_runbook_checks(&pool, &url).await?;
     if let Some(bind) = serve {

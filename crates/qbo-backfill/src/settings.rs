@@ -79,6 +79,15 @@ pub struct ClientTuning {
     /// Per-request timeout in seconds (Intuit's server side limit is 120 s).
     #[arg(long, env = "QBO_REQUEST_TIMEOUT_S", default_value_t = 120)]
     pub request_timeout_s: u64,
+    /// Rows asked per query page, 1 to 1000 (Intuit's maximum). Lower it if pages of a wide
+    /// entity (TimeActivity) time out.
+    #[arg(long, env = "QBO_PAGE_SIZE", default_value_t = 1000)]
+    pub page_size: u32,
+    /// Consecutive days are fetched together while their `COUNT(*)` fits in this many pages
+    /// (a denser span is split in two). 0 asks for every day on its own, as a calendar scan
+    /// would (one request per day at least).
+    #[arg(long, env = "QBO_SPAN_MAX_PAGES", default_value_t = 50)]
+    pub span_max_pages: u64,
 }
 
 impl Default for ClientTuning {
@@ -92,6 +101,8 @@ impl Default for ClientTuning {
             initial_backoff_ms: 500,
             throttle_wait_ms: 60_000,
             request_timeout_s: 120,
+            page_size: 1000,
+            span_max_pages: 50,
         }
     }
 }
@@ -122,6 +133,7 @@ impl ClientTuning {
         settings.retry.initial_backoff = Duration::from_millis(self.initial_backoff_ms);
         settings.retry.throttle_wait = Duration::from_millis(self.throttle_wait_ms);
         settings.request_timeout = Duration::from_secs(self.request_timeout_s.max(1));
+        settings.page_size = self.page_size;
     }
 }
 

@@ -1489,7 +1489,7 @@ mod tests {
     fn other_fields_are_validated_with_codes() {
         let now = ts("2026-01-01T00:00:00Z");
         let mut t = new_once("2026-02-02T10:00", "America/Guayaquil");
-        t.pipeline = Some("qb_vendors_backfill".to_owned());
+        t.pipeline = Some("qb_widgets_backfill".to_owned());
         assert_eq!(code(t.validate(now)), "unknown_pipeline");
         t.pipeline = None;
         assert_eq!(code(t.validate(now)), "unknown_pipeline");

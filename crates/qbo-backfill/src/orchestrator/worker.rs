@@ -172,6 +172,7 @@ impl Executor {
             pool: self.pool.clone(),
             client,
             concurrency: self.tuning.window_concurrency(),
+            span_max_pages: self.tuning.span_max_pages,
             interrupt,
             lease: self.lease,
         };

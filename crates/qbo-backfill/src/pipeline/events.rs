@@ -103,6 +103,17 @@ pub enum RunEvent<'a> {
         /// The text.
         message: &'a str,
     },
+    /// An incremental sync read QuickBooks' deletions (change data capture) and marked them.
+    Deletions {
+        /// The changes asked for are those since this instant.
+        since: jiff::Timestamp,
+        /// Deletions QuickBooks reported.
+        reported: u64,
+        /// Rows of `raw` marked deleted now (the others were marked before or never loaded).
+        marked: u64,
+        /// QuickBooks answered its maximum of objects: older deletions may be missing.
+        capped: bool,
+    },
     /// The run ended: the summary block and the exporter line.
     Finished {
         /// The summary.
@@ -217,6 +228,27 @@ pub fn lines(event: &RunEvent<'_>) -> Vec<(Level, String)> {
             message,
         } => token_lines(*run_id, *kind, message),
         RunEvent::Warning { message } => vec![(Warn, (*message).to_owned())],
+        RunEvent::Deletions {
+            since,
+            reported,
+            marked,
+            capped,
+        } => {
+            let mut lines = vec![(
+                Info,
+                format!(
+                    "Deletions marked | deleted={marked} reported={reported} since={}",
+                    since.strftime("%Y-%m-%dT%H:%M:%SZ")
+                ),
+            )];
+            if *capped {
+                lines.push((
+                    Warn,
+                    "QuickBooks answered its maximum of 1000 changes: deletions before those may be missing; sync more often".to_owned(),
+                ));
+            }
+            lines
+        }
         RunEvent::Finished { summary } => finished_lines(summary),
         RunEvent::Lost { run_id } => vec![(
             Warn,
@@ -367,7 +399,7 @@ mod tests {
         let day = jiff::civil::date(2026, 1, 10);
         assert_eq!(
             lines(&RunEvent::WindowStarted {
-                pipeline: Pipeline::Customers,
+                pipeline: Pipeline::CUSTOMERS,
                 day
             }),
             vec![(

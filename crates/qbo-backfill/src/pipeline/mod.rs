@@ -2,6 +2,7 @@
 //! `[fecha_inicio, fecha_fin)` range, running them (`runner`), what happens as typed events
 //! (`events`) and the operator-facing output (`report`).
 
+pub mod catalog;
 pub mod events;
 pub mod report;
 pub mod runner;
@@ -14,59 +15,120 @@ use jiff::civil::Date;
 
 use crate::store::raw::RawTable;
 
-/// A backfill pipeline, as operators name it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Pipeline {
-    /// `qb_customers_backfill`: Customer into `raw.qb_customers`.
-    Customers,
-    /// `qb_items_backfill`: Item into `raw.qb_items`.
-    Items,
-    /// `qb_invoices_backfill`: Invoice into `raw.qb_invoices`.
-    Invoices,
+/// What a pipeline windows by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Mode {
+    /// `qb_<plural>_backfill`: history, windowed by `MetaData.CreateTime`.
+    Backfill,
+    /// `qb_<plural>_incremental`: changes, windowed by `MetaData.LastUpdatedTime`, with
+    /// deletions from change data capture and a cursor per company and entity.
+    Incremental,
+}
+
+/// A pipeline, as operators name it: an entity of [`catalog::ENTITIES`] and a [`Mode`].
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Pipeline {
+    index: u8,
+    mode: Mode,
 }
 
 impl Pipeline {
-    /// Every pipeline.
-    pub const ALL: [Self; 3] = [Self::Customers, Self::Items, Self::Invoices];
+    /// `qb_customers_backfill`.
+    pub const CUSTOMERS: Self = Self::backfill_at(0);
+    /// `qb_items_backfill`.
+    pub const ITEMS: Self = Self::backfill_at(1);
+    /// `qb_invoices_backfill`.
+    pub const INVOICES: Self = Self::backfill_at(2);
 
-    /// The pipeline's name (`qb_customers_backfill`, …).
+    const fn backfill_at(index: u8) -> Self {
+        Self {
+            index,
+            mode: Mode::Backfill,
+        }
+    }
+
+    /// Every pipeline: the backfills in catalog order, then the incremental syncs.
+    pub fn all() -> impl Iterator<Item = Self> {
+        [Mode::Backfill, Mode::Incremental]
+            .into_iter()
+            .flat_map(Self::every)
+    }
+
+    /// Every pipeline of one mode, in catalog order.
+    pub fn every(mode: Mode) -> impl Iterator<Item = Self> {
+        (0..catalog::ENTITIES.len())
+            .filter_map(move |i| u8::try_from(i).ok().map(|index| Self { index, mode }))
+    }
+
+    /// The pipeline of `mode` for `entity`, if we load it.
     #[must_use]
-    pub const fn name(self) -> &'static str {
-        match self {
-            Self::Customers => "qb_customers_backfill",
-            Self::Items => "qb_items_backfill",
-            Self::Invoices => "qb_invoices_backfill",
+    pub fn of(entity: qbo::Entity, mode: Mode) -> Option<Self> {
+        let index = u8::try_from(catalog::position(entity)?).ok()?;
+        Some(Self { index, mode })
+    }
+
+    /// The same entity in another mode (`qb_customers_backfill` → `qb_customers_incremental`).
+    #[must_use]
+    pub const fn with_mode(self, mode: Mode) -> Self {
+        Self {
+            index: self.index,
+            mode,
+        }
+    }
+
+    /// The entity's entry in the catalog.
+    #[must_use]
+    pub fn spec(self) -> &'static catalog::EntitySpec {
+        &catalog::ENTITIES[usize::from(self.index)]
+    }
+
+    /// Backfill or incremental.
+    #[must_use]
+    pub const fn mode(self) -> Mode {
+        self.mode
+    }
+
+    /// The pipeline's name (`qb_customers_backfill`, `qb_customers_incremental`, …).
+    #[must_use]
+    pub fn name(self) -> &'static str {
+        match self.mode {
+            Mode::Backfill => self.spec().backfill,
+            Mode::Incremental => self.spec().incremental,
         }
     }
 
     /// The QBO entity it loads.
     #[must_use]
-    pub const fn entity(self) -> qbo::Entity {
-        match self {
-            Self::Customers => qbo::Entity::Customer,
-            Self::Items => qbo::Entity::Item,
-            Self::Invoices => qbo::Entity::Invoice,
-        }
+    pub fn entity(self) -> qbo::Entity {
+        self.spec().entity
     }
 
     /// The raw table it writes.
     #[must_use]
-    pub const fn table(self) -> RawTable {
-        match self {
-            Self::Customers => RawTable::Customers,
-            Self::Items => RawTable::Items,
-            Self::Invoices => RawTable::Invoices,
-        }
+    pub fn table(self) -> RawTable {
+        RawTable::at(usize::from(self.index))
     }
 
     /// The plural label used in log lines (`Customers`).
     #[must_use]
-    pub const fn label(self) -> &'static str {
-        match self {
-            Self::Customers => "Customers",
-            Self::Items => "Items",
-            Self::Invoices => "Invoices",
+    pub fn label(self) -> &'static str {
+        self.spec().label
+    }
+
+    /// The timestamp its windows filter on: `CreateTime` for backfills, `LastUpdatedTime` for
+    /// incremental syncs.
+    #[must_use]
+    pub const fn time_field(self) -> qbo::TimeField {
+        match self.mode {
+            Mode::Backfill => qbo::TimeField::Created,
+            Mode::Incremental => qbo::TimeField::LastUpdated,
         }
+    }
+}
+
+impl fmt::Debug for Pipeline {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
     }
 }
 
@@ -79,7 +141,7 @@ impl fmt::Display for Pipeline {
 /// The name given is not a pipeline.
 #[derive(Debug, Clone, thiserror::Error)]
 #[error(
-    "unknown pipeline `{0}` (expected one of qb_customers_backfill, qb_items_backfill, qb_invoices_backfill)"
+    "unknown pipeline `{0}` (expected qb_<entity>_backfill or qb_<entity>_incremental, e.g. qb_customers_backfill, qb_invoices_incremental; `qbo-backfill pipelines` lists them)"
 )]
 pub struct UnknownPipeline(pub String);
 
@@ -87,11 +149,89 @@ impl FromStr for Pipeline {
     type Err = UnknownPipeline;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Self::ALL
-            .into_iter()
+        Self::all()
             .find(|p| p.name() == s)
             .ok_or_else(|| UnknownPipeline(echo(s)))
     }
+}
+
+/// How far before its cursor an incremental sync without dates starts again, so that a change
+/// committed by QuickBooks just as the last sync read never falls between two syncs.
+pub const CURSOR_OVERLAP: jiff::SignedDuration = jiff::SignedDuration::from_mins(10);
+
+/// Why a run without dates has no range.
+#[derive(Debug, thiserror::Error)]
+pub enum SinceError {
+    /// A backfill was given no dates.
+    #[error(
+        "{0} needs --fecha-inicio and --fecha-fin; only incremental pipelines (qb_<entity>_incremental) run without dates, from where their last sync ended"
+    )]
+    DatesRequired(Pipeline),
+    /// Only one of the two dates was given.
+    #[error(
+        "give both --fecha-inicio and --fecha-fin, or neither (an incremental sync then continues from its cursor)"
+    )]
+    OneDate,
+    /// No incremental sync of this entity has succeeded for this company yet.
+    #[error(
+        "{pipeline} has no cursor for company {realm_id} yet: run it once with --fecha-inicio and --fecha-fin (e.g. from the first day of your backfill to tomorrow); later runs without dates continue from where it ended"
+    )]
+    NoCursor {
+        /// The pipeline.
+        pipeline: Pipeline,
+        /// The company.
+        realm_id: String,
+    },
+    /// The cursor could not be read.
+    #[error("cannot read the sync cursor from PostgreSQL: {0}")]
+    Database(#[from] sqlx::Error),
+    /// The range from the cursor is not valid (a cursor decades old).
+    #[error(transparent)]
+    Range(#[from] RangeError),
+}
+
+/// The range an incremental sync without dates loads: from the UTC day of
+/// `cursor - CURSOR_OVERLAP` to the end of today (UTC).
+///
+/// # Errors
+/// A range longer than [`MAX_WINDOWS`] or outside what can be represented.
+pub fn range_since(cursor: Timestamp, now: Timestamp) -> Result<DateRange, RangeError> {
+    let utc = jiff::tz::TimeZone::UTC;
+    let from = cursor
+        .checked_sub(CURSOR_OVERLAP)
+        .map_err(|_| RangeError::OutOfRange)?
+        .to_zoned(utc.clone())
+        .date();
+    let today = now.to_zoned(utc).date();
+    let fin = today.tomorrow().map_err(|_| RangeError::OutOfRange)?;
+    DateRange::new(from.min(today), fin)
+}
+
+/// The range of a run given `dates` (`fecha_inicio`, `fecha_fin`) or none: a backfill needs
+/// both; an incremental sync without dates continues from its cursor ([`range_since`]).
+///
+/// # Errors
+/// [`SinceError`]; the dates themselves are validated by the caller.
+pub async fn range_or_since_cursor(
+    pool: &sqlx::PgPool,
+    realm_id: &str,
+    pipeline: Pipeline,
+    dates: Option<DateRange>,
+    now: Timestamp,
+) -> Result<DateRange, SinceError> {
+    if let Some(range) = dates {
+        return Ok(range);
+    }
+    if pipeline.mode() != Mode::Incremental {
+        return Err(SinceError::DatesRequired(pipeline));
+    }
+    let cursor = crate::store::cursors::get(pool, realm_id, pipeline.entity())
+        .await?
+        .ok_or_else(|| SinceError::NoCursor {
+            pipeline,
+            realm_id: realm_id.to_owned(),
+        })?;
+    Ok(range_since(cursor, now)?)
 }
 
 /// One daily UTC window `[start, end)`.
@@ -117,6 +257,14 @@ impl Window {
             start: utc_midnight(day)?,
             end: utc_midnight(next)?,
         })
+    }
+}
+
+impl Window {
+    /// The first day after the window.
+    #[must_use]
+    pub fn end_day(&self) -> Date {
+        self.end.to_zoned(jiff::tz::TimeZone::UTC).date()
     }
 }
 
@@ -342,9 +490,38 @@ mod tests {
     fn pipelines_parse_by_name_only() {
         assert_eq!(
             "qb_items_backfill".parse::<Pipeline>().unwrap(),
-            Pipeline::Items
+            Pipeline::ITEMS
         );
+        let sync = "qb_journal_entries_incremental"
+            .parse::<Pipeline>()
+            .unwrap();
+        assert_eq!(sync.entity(), qbo::Entity::JournalEntry);
+        assert_eq!(sync.mode(), Mode::Incremental);
+        assert_eq!(sync.table().qualified_name(), "raw.qb_journal_entries");
+        assert_eq!(Pipeline::all().count(), 2 * catalog::ENTITIES.len());
+        for p in Pipeline::all() {
+            assert_eq!(p.name().parse::<Pipeline>().unwrap(), p);
+        }
         assert!("Customers".parse::<Pipeline>().is_err());
+    }
+
+    #[test]
+    fn a_sync_without_dates_starts_a_little_before_its_cursor() {
+        let now: Timestamp = "2026-03-10T15:00:00Z".parse().unwrap();
+        let range = range_since("2026-03-09T15:00:00Z".parse().unwrap(), now).unwrap();
+        assert_eq!(
+            (range.fecha_inicio, range.fecha_fin),
+            (date(2026, 3, 9), date(2026, 3, 11))
+        );
+        // Just after midnight, the overlap reaches into the day before.
+        let range = range_since("2026-03-10T00:05:00Z".parse().unwrap(), now).unwrap();
+        assert_eq!(range.fecha_inicio, date(2026, 3, 9));
+        // A cursor in the future (clock skew) still loads today.
+        let range = range_since("2026-03-12T00:00:00Z".parse().unwrap(), now).unwrap();
+        assert_eq!(
+            (range.fecha_inicio, range.fecha_fin),
+            (date(2026, 3, 10), date(2026, 3, 11))
+        );
     }
 
     proptest! {

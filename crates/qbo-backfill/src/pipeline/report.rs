@@ -272,7 +272,7 @@ mod tests {
     fn summary_block_is_the_contracts() {
         let range = DateRange::parse("2026-01-01", "2026-01-31").unwrap();
         let lines = summary_lines(&Summary {
-            pipeline: Pipeline::Customers,
+            pipeline: Pipeline::CUSTOMERS,
             range,
             run_id: uuid::Uuid::nil(),
             status: RunStatus::Succeeded,

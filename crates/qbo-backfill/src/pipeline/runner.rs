@@ -16,7 +16,7 @@ use uuid::Uuid;
 
 use super::events::{RunEvent, RunEvents, TokenFailure};
 use super::report::{RequestCounters, Summary};
-use super::{DateRange, Pipeline, Window};
+use super::{DateRange, Mode, Pipeline, Window};
 use crate::store::raw::{PageWrite, UpsertCounts, upsert_page};
 use crate::store::runs::{self, Claim, Execution, RequestTotals, RunStatus, RunTotals, WindowEnd};
 use crate::store::workers;
@@ -127,8 +127,11 @@ pub struct Runner {
     pub pool: PgPool,
     /// The company's QuickBooks client.
     pub client: qbo::QboClient,
-    /// Windows loaded at once.
+    /// Windows (or spans of days) loaded at once.
     pub concurrency: usize,
+    /// Consecutive days are fetched together while their `COUNT(*)` fits in this many pages;
+    /// 0 loads every day on its own.
+    pub span_max_pages: u64,
     /// Raised by the operator (Ctrl-C) or a shutting-down worker.
     pub interrupt: Cancel,
     /// How long claims last without a heartbeat.
@@ -149,7 +152,7 @@ struct Scope {
     runner: Runner,
     ctx: RunContext,
     events: Arc<dyn RunEvents>,
-    queue: Mutex<VecDeque<Window>>,
+    queue: Mutex<VecDeque<Work>>,
     totals: Mutex<RunTotals>,
     failed_days: Mutex<Vec<Date>>,
     stop: Mutex<Option<Stop>>,
@@ -205,7 +208,7 @@ impl Runner {
         let windows = ctx.windows.len();
         let scope = Arc::new(Scope {
             runner: self.clone(),
-            queue: Mutex::new(ctx.windows.iter().copied().collect()),
+            queue: Mutex::new(plan(&ctx.windows, self.span_max_pages > 0)),
             totals: Mutex::new(RunTotals {
                 windows: windows as u64,
                 ..RunTotals::default()
@@ -238,6 +241,9 @@ impl Runner {
                     let message = format!("A window worker stopped unexpectedly: {e}");
                     scope.emit(&RunEvent::Warning { message: &message });
                 }
+            }
+            if scope.ctx.pipeline.mode() == Mode::Incremental && scope.all_loaded() {
+                scope.sync_deletions_and_cursor().await;
             }
         }
         heartbeat.abort();
@@ -379,14 +385,19 @@ impl Scope {
                 return;
             }
             let next = lock(&self.queue).pop_front();
-            let Some(window) = next else { return };
-            WindowTask {
-                scope: self,
-                window,
-                started: Instant::now(),
+            match next {
+                None => return,
+                Some(Work::Window(window)) => {
+                    WindowTask {
+                        scope: self,
+                        window,
+                        started: Instant::now(),
+                    }
+                    .run()
+                    .await;
+                }
+                Some(Work::Span(windows)) => self.span(windows).await,
             }
-            .run()
-            .await;
         }
     }
 }
@@ -485,8 +496,9 @@ impl WindowTask<'_> {
     /// and the upsert counts.
     async fn load(&self) -> Result<(u64, u64, u64, UpsertCounts), Early> {
         let scope = self.scope;
-        let mut pager = self.runner().client.window_pager(
+        let mut pager = self.runner().client.pager(
             scope.ctx.pipeline.entity(),
+            scope.ctx.pipeline.time_field(),
             qbo::TimeWindow {
                 start: self.window.start,
                 end: self.window.end,
@@ -648,4 +660,534 @@ impl WindowTask<'_> {
             self.scope.emit(&RunEvent::Warning { message: &message });
         }
     }
+}
+
+/// One unit of work of a run: a day loaded on its own, or consecutive days loaded together.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Work {
+    /// One window, paged on its own (a retry of one day asks only for that day).
+    Window(Window),
+    /// Consecutive windows: one `COUNT(*)` decides whether they are fetched together (their rows
+    /// split into their days on our side) or split in two.
+    Span(Vec<Window>),
+}
+
+/// The work for `windows`: each run of consecutive days is one span (when `spans`); a lone day
+/// is a window. A span whose `COUNT(*)` is above [`Runner::span_max_pages`] pages is split in two
+/// (so that a re-page after a change costs little and several workers share a long history); at
+/// or below it, it is paged in one pass.
+fn plan(windows: &[Window], spans: bool) -> VecDeque<Work> {
+    let mut sorted = windows.to_vec();
+    sorted.sort_unstable();
+    if !spans {
+        return sorted.into_iter().map(Work::Window).collect();
+    }
+    let mut out = VecDeque::new();
+    let mut run: Vec<Window> = Vec::new();
+    let flush = |run: &mut Vec<Window>, out: &mut VecDeque<Work>| match run.len() {
+        0 => {}
+        1 => out.push_back(Work::Window(run[0])),
+        _ => out.push_back(Work::Span(std::mem::take(run))),
+    };
+    for window in sorted {
+        if run.last().is_some_and(|last| last.end != window.start) {
+            flush(&mut run, &mut out);
+            run.clear();
+        }
+        run.push(window);
+    }
+    flush(&mut run, &mut out);
+    out
+}
+
+/// How a span's `COUNT(*)` ended.
+enum Counted {
+    Rows(u64),
+    Stopped,
+    Failed(String),
+}
+
+impl Scope {
+    /// Whether every window of this execution loaded (no failure, no stop).
+    fn all_loaded(&self) -> bool {
+        lock(&self.stop).is_none() && lock(&self.totals).failed_windows == 0
+    }
+
+    fn span_window(windows: &[Window]) -> Option<qbo::TimeWindow> {
+        Some(qbo::TimeWindow {
+            start: windows.first()?.start,
+            end: windows.last()?.end,
+        })
+    }
+
+    async fn count_span(&self, span: qbo::TimeWindow) -> Counted {
+        let pipeline = self.ctx.pipeline;
+        let counted = tokio::select! {
+            r = self.runner.client.count_within(pipeline.entity(), pipeline.time_field(), span) => r,
+            () = self.halt.cancelled() => return Counted::Stopped,
+            () = self.runner.interrupt.cancelled() => {
+                self.stop_with(Stop::Interrupted);
+                return Counted::Stopped;
+            }
+        };
+        match counted {
+            Ok(n) => Counted::Rows(n),
+            Err(e) if e.is_terminal_auth() => {
+                self.token_failure(&e);
+                Counted::Stopped
+            }
+            Err(e) => Counted::Failed(e.to_string()),
+        }
+    }
+
+    /// Loads consecutive windows together: count them, then fetch them in one paged query and
+    /// write each row into its own day's window, or split the span when it is dense.
+    async fn span(&self, windows: Vec<Window>) {
+        let Some(span) = Self::span_window(&windows) else {
+            return;
+        };
+        let count = match self.count_span(span).await {
+            Counted::Rows(n) => n,
+            Counted::Stopped => return,
+            Counted::Failed(message) => {
+                // Retries are spent: smaller spans, down to single days, fail (or not) on
+                // their own, so one bad answer never fails a whole month.
+                self.warn_split(&windows, &message);
+                self.split(&windows);
+                return;
+            }
+        };
+        let page_size = u64::from(self.runner.client.settings().page_size);
+        if count > self.runner.span_max_pages.saturating_mul(page_size) && windows.len() > 1 {
+            self.split(&windows);
+            return;
+        }
+        let tasks = self.claim_span(&windows).await;
+        if tasks.is_empty() {
+            return;
+        }
+        let mut loaded = vec![SpanDay::default(); tasks.len()];
+        let result = if count == 0 {
+            Ok(0)
+        } else {
+            self.page_span(span, count, &tasks, &mut loaded).await
+        };
+        match result {
+            Ok(pages) => {
+                for (task, day) in tasks.iter().zip(&loaded) {
+                    // An empty day cost no request of its own; a day with rows shares the span's.
+                    let day_pages = if day.rows == 0 { 0 } else { pages };
+                    task.succeeded(day_pages, day.rows, day.written_pages, day.counts)
+                        .await;
+                }
+            }
+            Err(Early::Stopped) => {
+                for task in &tasks {
+                    task.unfinished("the run stopped before this window finished")
+                        .await;
+                }
+            }
+            Err(Early::TakenOver) => {
+                for task in &tasks {
+                    self.emit(&RunEvent::WindowTakenOver {
+                        day: task.window.day,
+                    });
+                    task.unfinished("another execution holds part of its span")
+                        .await;
+                }
+            }
+            Err(Early::Failed(message, tid)) if tasks.len() == 1 => {
+                for task in &tasks {
+                    task.failed(&message, tid.as_deref()).await;
+                }
+            }
+            Err(Early::Failed(message, _)) => {
+                // What was written stays (upserts are idempotent); the days load again in
+                // smaller spans, down to single days that fail on their own.
+                for task in &tasks {
+                    task.unfinished("loading again in smaller spans").await;
+                }
+                let held: Vec<Window> = tasks.iter().map(|t| t.window).collect();
+                self.warn_split(&held, &message);
+                self.split(&held);
+            }
+        }
+    }
+
+    /// Puts the two halves of `windows` at the front of the queue.
+    fn split(&self, windows: &[Window]) {
+        let (first, second) = windows.split_at(windows.len() / 2);
+        let mut queue = lock(&self.queue);
+        for half in [second, first] {
+            match half {
+                [] => {}
+                [one] => queue.push_front(Work::Window(*one)),
+                more => queue.push_front(Work::Span(more.to_vec())),
+            }
+        }
+    }
+
+    fn warn_split(&self, windows: &[Window], error: &str) {
+        let (Some(first), Some(last)) = (windows.first(), windows.last()) else {
+            return;
+        };
+        let message = format!(
+            "Windows {} → {} failed together ({error}); loading them again in smaller spans",
+            first.day,
+            last.end_day()
+        );
+        self.emit(&RunEvent::Warning { message: &message });
+    }
+
+    /// Claims every window of a span that is free now; a window another run holds goes back to
+    /// the queue on its own (it waits there), and a stop leaves the rest unclaimed.
+    async fn claim_span<'a>(&'a self, windows: &[Window]) -> Vec<WindowTask<'a>> {
+        let mut tasks = Vec::with_capacity(windows.len());
+        for window in windows {
+            if self.halt.is_cancelled() {
+                break;
+            }
+            let claim = runs::claim_window(
+                &self.runner.pool,
+                self.exec(),
+                self.ctx.pipeline,
+                &self.ctx.realm_id,
+                window,
+                self.runner.lease,
+            )
+            .await;
+            let task = WindowTask {
+                scope: self,
+                window: *window,
+                started: Instant::now(),
+            };
+            match claim {
+                Ok(Claim::Claimed) => {
+                    self.emit(&RunEvent::WindowStarted {
+                        pipeline: self.ctx.pipeline,
+                        day: window.day,
+                    });
+                    tasks.push(task);
+                }
+                Ok(Claim::Busy { .. }) => lock(&self.queue).push_back(Work::Window(*window)),
+                Ok(Claim::Lost) => {
+                    self.stop_with(Stop::Lost);
+                    break;
+                }
+                Err(e) => {
+                    self.emit(&RunEvent::WindowStarted {
+                        pipeline: self.ctx.pipeline,
+                        day: window.day,
+                    });
+                    task.failed(&format!("cannot claim the window: {e}"), None)
+                        .await;
+                }
+            }
+        }
+        tasks
+    }
+
+    /// Pages the span and writes every page, each row into the window of its day. Returns the
+    /// pages fetched.
+    async fn page_span(
+        &self,
+        span: qbo::TimeWindow,
+        count: u64,
+        tasks: &[WindowTask<'_>],
+        loaded: &mut [SpanDay],
+    ) -> Result<u64, Early> {
+        let pipeline = self.ctx.pipeline;
+        let mut pager = self
+            .runner
+            .client
+            .pager(pipeline.entity(), pipeline.time_field(), span);
+        pager.expect_count(count);
+        loop {
+            let next = tokio::select! {
+                r = pager.next_page() => r,
+                () = self.halt.cancelled() => return Err(Early::Stopped),
+                () = self.runner.interrupt.cancelled() => {
+                    self.stop_with(Stop::Interrupted);
+                    return Err(Early::Stopped);
+                }
+            };
+            let page = match next {
+                Ok(Some(page)) => page,
+                Ok(None) => return Ok(u64::from(pager.pages())),
+                Err(e) if e.is_terminal_auth() => {
+                    self.token_failure(&e);
+                    return Err(Early::Stopped);
+                }
+                Err(e) => {
+                    return Err(Early::Failed(
+                        e.to_string(),
+                        e.intuit_tid().map(str::to_owned),
+                    ));
+                }
+            };
+            let parts = split_by_day(page, pipeline.time_field(), tasks);
+            match self.write_parts(&parts, tasks).await {
+                Ok(Some(written)) => {
+                    let mut rows = 0_u64;
+                    let mut counts = UpsertCounts::default();
+                    for ((index, part), part_counts) in parts.iter().zip(written) {
+                        let day = &mut loaded[*index];
+                        day.rows += part.rows.len() as u64;
+                        day.written_pages += 1;
+                        day.counts += part_counts;
+                        rows += part.rows.len() as u64;
+                        counts += part_counts;
+                    }
+                    let totals = self.add(|t| {
+                        t.pages += 1;
+                        t.rows += rows;
+                        t.counts += counts;
+                    });
+                    self.emit(&RunEvent::PageWritten {
+                        run_rows: totals.rows,
+                    });
+                }
+                Ok(None) => return Err(Early::TakenOver),
+                Err(e) => {
+                    return Err(Early::Failed(
+                        format!("cannot write a page to PostgreSQL: {e}"),
+                        None,
+                    ));
+                }
+            }
+        }
+    }
+
+    /// Writes the parts of one page, each into its window, in one transaction. `None` when a
+    /// window is no longer held by this execution (nothing is written then).
+    async fn write_parts(
+        &self,
+        parts: &[(usize, qbo::Page)],
+        tasks: &[WindowTask<'_>],
+    ) -> Result<Option<Vec<UpsertCounts>>, Box<dyn std::error::Error + Send + Sync>> {
+        let mut tx = self.runner.pool.begin().await?;
+        let mut written = Vec::with_capacity(parts.len());
+        for (index, part) in parts {
+            let window = &tasks[*index].window;
+            let counts = upsert_page(
+                &mut tx,
+                &PageWrite {
+                    realm_id: &self.ctx.realm_id,
+                    table: self.ctx.pipeline.table(),
+                    window_start: window.start,
+                    window_end: window.end,
+                    page: part,
+                },
+            )
+            .await?;
+            let held = runs::record_page(
+                &mut tx,
+                self.exec(),
+                self.ctx.pipeline,
+                &self.ctx.realm_id,
+                window,
+                part.rows.len() as u64,
+                counts,
+            )
+            .await?;
+            if !held {
+                tx.rollback().await?;
+                return Ok(None);
+            }
+            written.push(counts);
+        }
+        tx.commit().await?;
+        Ok(Some(written))
+    }
+
+    /// An incremental sync that loaded every window: mark what QuickBooks reports deleted since
+    /// the range began (change data capture looks back 30 days), then move the cursor.
+    async fn sync_deletions_and_cursor(&self) {
+        let pipeline = self.ctx.pipeline;
+        let (Ok(range_start), Ok(range_end)) = (self.ctx.range.start(), self.ctx.range.end())
+        else {
+            return;
+        };
+        let now = jiff::Timestamp::now();
+        match self.mark_deletions(range_start, now).await {
+            Ok(()) => {}
+            Err(message) => {
+                self.stop_with(Stop::Fatal(message.clone()));
+                self.emit(&RunEvent::Warning { message: &message });
+                return;
+            }
+        }
+        let created = runs::created_at(&self.runner.pool, self.exec().run_id).await;
+        let through = match created {
+            Ok(Some(created)) => created.min(range_end),
+            Ok(None) => return,
+            Err(e) => {
+                let message = format!("Cannot read the run to move the sync cursor: {e}");
+                self.emit(&RunEvent::Warning { message: &message });
+                return;
+            }
+        };
+        // Only a sync that starts at or before the cursor extends it: a later range would
+        // leave a gap.
+        let cursor =
+            crate::store::cursors::get(&self.runner.pool, &self.ctx.realm_id, pipeline.entity())
+                .await;
+        let contiguous = match cursor {
+            Ok(Some(cursor)) => range_start <= cursor,
+            Ok(None) => true,
+            Err(_) => false,
+        };
+        if !contiguous {
+            return;
+        }
+        if let Err(e) = crate::store::cursors::advance(
+            &self.runner.pool,
+            &self.ctx.realm_id,
+            pipeline.entity(),
+            through,
+            self.exec().run_id,
+        )
+        .await
+        {
+            let message = format!("Cannot move the sync cursor: {e}");
+            self.emit(&RunEvent::Warning { message: &message });
+        }
+    }
+
+    async fn mark_deletions(
+        &self,
+        range_start: jiff::Timestamp,
+        now: jiff::Timestamp,
+    ) -> Result<(), String> {
+        let entity = self.ctx.pipeline.entity();
+        if !entity.has_cdc() {
+            let message = format!(
+                "Deletions of {entity} cannot be seen: QuickBooks' change data capture does not report {entity}"
+            );
+            self.emit(&RunEvent::Warning { message: &message });
+            return Ok(());
+        }
+        // QuickBooks looks back 30 days at most; stay a little inside that.
+        let oldest = now
+            .checked_sub(jiff::SignedDuration::from_hours(30 * 24 - 1))
+            .unwrap_or(now);
+        if range_start < oldest {
+            let message = format!(
+                "Deletions before {} cannot be seen: QuickBooks' change data capture looks back 30 days",
+                oldest.strftime("%Y-%m-%dT%H:%M:%SZ")
+            );
+            self.emit(&RunEvent::Warning { message: &message });
+        }
+        let since = range_start.max(oldest);
+        let changes = tokio::select! {
+            r = self.runner.client.cdc(entity, since) => r,
+            () = self.halt.cancelled() => return Ok(()),
+        };
+        let changes = match changes {
+            Ok(changes) => changes,
+            Err(e) if e.is_terminal_auth() => {
+                self.token_failure(&e);
+                return Ok(());
+            }
+            Err(e) => return Err(format!("Cannot read deletions (change data capture): {e}")),
+        };
+        let deleted: Vec<(String, jiff::Timestamp)> = changes
+            .iter()
+            .filter(|c| c.deleted)
+            .map(|c| (c.id.clone(), c.updated.unwrap_or(now)))
+            .collect();
+        let marked = if deleted.is_empty() {
+            0
+        } else {
+            let mut conn = self
+                .runner
+                .pool
+                .acquire()
+                .await
+                .map_err(|e| format!("Cannot mark deletions in PostgreSQL: {e}"))?;
+            crate::store::raw::mark_deleted(
+                &mut conn,
+                self.ctx.pipeline.table(),
+                &self.ctx.realm_id,
+                &deleted,
+            )
+            .await
+            .map_err(|e| format!("Cannot mark deletions in PostgreSQL: {e}"))?
+        };
+        self.emit(&RunEvent::Deletions {
+            since,
+            reported: deleted.len() as u64,
+            marked,
+            capped: changes.len() >= qbo::CDC_MAX_OBJECTS,
+        });
+        Ok(())
+    }
+}
+
+/// What one window of a span received.
+#[derive(Debug, Clone, Copy, Default)]
+struct SpanDay {
+    rows: u64,
+    written_pages: u64,
+    counts: UpsertCounts,
+}
+
+/// Splits a span's page into one page per window (by the UTC day of each row's `field`), in
+/// window order. A row without a readable time, or outside the span, goes to the nearest window;
+/// a row of a day this execution does not hold (another run holds it) is left to that run.
+fn split_by_day(
+    page: qbo::Page,
+    field: qbo::TimeField,
+    tasks: &[WindowTask<'_>],
+) -> Vec<(usize, qbo::Page)> {
+    let mut buckets: Vec<Vec<qbo::Row>> = vec![Vec::new(); tasks.len()];
+    let qbo::Page {
+        entity,
+        number,
+        start_position,
+        page_size,
+        query,
+        minor_version,
+        intuit_tid,
+        rows,
+    } = page;
+    let last = tasks.len().saturating_sub(1);
+    for row in rows {
+        let index = match row.time(field) {
+            None => Some(0),
+            Some(t) if tasks.first().is_some_and(|f| t < f.window.start) => Some(0),
+            Some(t) => {
+                let index = tasks.partition_point(|task| task.window.end <= t);
+                match tasks.get(index) {
+                    None => Some(last),
+                    // The day of a window another run holds: that run loads it.
+                    Some(task) if t < task.window.start => None,
+                    Some(_) => Some(index),
+                }
+            }
+        };
+        if let Some(bucket) = index.and_then(|i| buckets.get_mut(i)) {
+            bucket.push(row);
+        }
+    }
+    buckets
+        .into_iter()
+        .enumerate()
+        .filter(|(_, rows)| !rows.is_empty())
+        .map(|(index, rows)| {
+            (
+                index,
+                qbo::Page {
+                    entity,
+                    number,
+                    start_position,
+                    page_size,
+                    query: query.clone(),
+                    minor_version,
+                    intuit_tid: intuit_tid.clone(),
+                    rows,
+                },
+            )
+        })
+        .collect()
 }

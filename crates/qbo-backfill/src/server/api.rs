@@ -16,7 +16,7 @@ use uuid::Uuid;
 
 use super::AppState;
 use super::error::ApiError;
-use crate::pipeline::{DateRange, Pipeline, Window, echo};
+use crate::pipeline::{DateRange, Mode, Pipeline, SinceError, Window, echo};
 use crate::store::companies::{self, NoDefault};
 use crate::store::queue::{self, CancelOutcome, NewRun};
 use crate::store::run_logs;
@@ -67,35 +67,81 @@ fn parse_uuid(what: &str, text: &str) -> Result<Uuid, ApiError> {
         .map_err(|_| ApiError::not_found(format!("no {what} `{}`", echo(text))))
 }
 
-/// Validates a pipeline name and a range exactly as the CLI does.
+/// Validates a pipeline name and its dates exactly as the CLI does. Both dates absent (or
+/// empty) is valid for an incremental pipeline only: its range then comes from its cursor
+/// ([`range_for`]).
 pub(crate) fn validate_run(
     pipeline: &str,
-    fecha_inicio: &str,
-    fecha_fin: &str,
-) -> Result<(Pipeline, DateRange, Vec<Window>), ApiError> {
+    fecha_inicio: Option<&str>,
+    fecha_fin: Option<&str>,
+) -> Result<(Pipeline, Option<DateRange>), ApiError> {
     let pipeline: Pipeline = pipeline
         .parse()
         .map_err(|e: crate::pipeline::UnknownPipeline| {
             ApiError::invalid("unknown_pipeline", e.to_string())
         })?;
+    let given = |d: Option<&str>| d.map(str::trim).filter(|d| !d.is_empty()).is_some();
+    let (fecha_inicio, fecha_fin) = match (fecha_inicio, fecha_fin) {
+        (i, f) if !given(i) && !given(f) => {
+            if pipeline.mode() == Mode::Incremental {
+                return Ok((pipeline, None));
+            }
+            return Err(ApiError::invalid(
+                "invalid_request",
+                api_words(&SinceError::DatesRequired(pipeline).to_string()),
+            ));
+        }
+        (Some(i), Some(f)) => (i, f),
+        _ => {
+            return Err(ApiError::invalid(
+                "invalid_request",
+                api_words(&SinceError::OneDate.to_string()),
+            ));
+        }
+    };
     let range = DateRange::new(
         crate::pipeline::parse_date("fecha_inicio", fecha_inicio)
             .map_err(|e| ApiError::invalid("invalid_date", e.to_string()))?,
         crate::pipeline::parse_date("fecha_fin", fecha_fin)
             .map_err(|e| ApiError::invalid("invalid_date", e.to_string()))?,
     )
-    .map_err(|e| {
-        ApiError::invalid(
-            "invalid_range",
-            e.to_string()
-                .replace("--fecha", "fecha")
-                .replace("fecha-", "fecha_"),
-        )
+    .map_err(|e| ApiError::invalid("invalid_range", api_words(&e.to_string())))?;
+    range
+        .windows()
+        .map_err(|e| ApiError::invalid("invalid_range", e.to_string()))?;
+    Ok((pipeline, Some(range)))
+}
+
+/// The CLI's flag names (`--fecha-inicio`) as the API's field names (`fecha_inicio`).
+fn api_words(text: &str) -> String {
+    text.replace("--fecha", "fecha").replace("fecha-", "fecha_")
+}
+
+/// The range and windows of a validated run: the dates given, or for an incremental sync
+/// without dates, from its cursor (`422 no_cursor` when it has never synced).
+pub(crate) async fn range_for(
+    state: &AppState,
+    realm_id: &str,
+    pipeline: Pipeline,
+    dates: Option<DateRange>,
+) -> Result<(DateRange, Vec<Window>), ApiError> {
+    let range = crate::pipeline::range_or_since_cursor(
+        &state.pool,
+        realm_id,
+        pipeline,
+        dates,
+        jiff::Timestamp::now(),
+    )
+    .await
+    .map_err(|e| match e {
+        SinceError::Database(e) => ApiError::from(e),
+        SinceError::NoCursor { .. } => ApiError::invalid("no_cursor", api_words(&e.to_string())),
+        other => ApiError::invalid("invalid_range", api_words(&other.to_string())),
     })?;
     let windows = range
         .windows()
         .map_err(|e| ApiError::invalid("invalid_range", e.to_string()))?;
-    Ok((pipeline, range, windows))
+    Ok((range, windows))
 }
 
 /// The company a request names, or the only one connected.
@@ -153,8 +199,10 @@ pub(crate) async fn enqueue(state: &AppState, run: NewRun<'_>) -> Result<Respons
 #[serde(deny_unknown_fields)]
 struct CreateRunBody {
     pipeline: String,
-    fecha_inicio: String,
-    fecha_fin: String,
+    #[serde(default)]
+    fecha_inicio: Option<String>,
+    #[serde(default)]
+    fecha_fin: Option<String>,
     #[serde(default)]
     realm_id: Option<String>,
 }
@@ -165,9 +213,13 @@ pub(crate) async fn create_run(
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let body: CreateRunBody = parse_body(&body)?;
-    let (pipeline, range, windows) =
-        validate_run(&body.pipeline, &body.fecha_inicio, &body.fecha_fin)?;
+    let (pipeline, dates) = validate_run(
+        &body.pipeline,
+        body.fecha_inicio.as_deref(),
+        body.fecha_fin.as_deref(),
+    )?;
     let realm_id = resolve_realm(&state, body.realm_id.as_deref()).await?;
+    let (range, windows) = range_for(&state, &realm_id, pipeline, dates).await?;
     enqueue(
         &state,
         NewRun {

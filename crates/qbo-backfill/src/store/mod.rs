@@ -9,6 +9,7 @@
 pub mod api_tokens;
 pub mod budget;
 pub mod companies;
+pub mod cursors;
 pub mod local_cluster;
 pub mod metrics;
 pub mod pgtime;
@@ -99,7 +100,7 @@ pub async fn connect_with_max_connections(
 }
 
 /// Applies the embedded migrations to `pool` (idempotent; the migrator serialises concurrent
-/// callers with an advisory lock).
+/// callers with an advisory lock), then creates the raw table of every catalog entity.
 ///
 /// # Errors
 /// [`StoreError::Migrate`] if a migration fails or the database holds a different history.
@@ -107,7 +108,8 @@ pub async fn migrate(pool: &PgPool, database: &str) -> Result<(), StoreError> {
     MIGRATOR.run(pool).await.map_err(|e| StoreError::Migrate {
         database: database.to_owned(),
         reason: one_line(&e.to_string()),
-    })
+    })?;
+    raw::ensure_tables(pool).await
 }
 
 /// `url` with its password replaced by `***`, for messages and logs. A URL that cannot be parsed

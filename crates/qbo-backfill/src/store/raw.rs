@@ -22,119 +22,222 @@
 use std::borrow::Cow;
 use std::collections::HashMap;
 use std::ops::AddAssign;
+use std::sync::LazyLock;
 
 use sha2::{Digest, Sha256};
 use sqlx::PgConnection;
 
 use super::{PgTimestamp, StoreError};
+use crate::pipeline::catalog::ENTITIES;
 
-/// One of the raw tables.
+/// One of the raw tables (`raw.qb_<plural>`), one per entity of
+/// [`crate::pipeline::catalog::ENTITIES`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum RawTable {
-    /// `raw.qb_customers`.
-    Customers,
-    /// `raw.qb_items`.
-    Items,
-    /// `raw.qb_invoices`.
-    Invoices,
+pub struct RawTable(u8);
+
+/// The statements of one raw table, built once from the catalog.
+struct TableSql {
+    probe: String,
+    write: String,
+    mark_deleted: String,
 }
 
-/// Expands to a `&'static str` SQL text with the table's qualified name between two literals.
-macro_rules! table_sql {
-    ($table:expr, $before:literal, $after:literal) => {
-        match $table {
-            RawTable::Customers => concat!($before, "raw.qb_customers", $after),
-            RawTable::Items => concat!($before, "raw.qb_items", $after),
-            RawTable::Invoices => concat!($before, "raw.qb_invoices", $after),
-        }
-    };
-}
+static TABLE_SQL: LazyLock<Vec<TableSql>> = LazyLock::new(|| {
+    ENTITIES
+        .iter()
+        .map(|spec| TableSql {
+            probe: probe_sql(spec.table),
+            write: write_sql(spec.table),
+            mark_deleted: mark_deleted_sql(spec.table),
+        })
+        .collect()
+});
 
 impl RawTable {
-    /// Every raw table.
-    pub const ALL: [Self; 3] = [Self::Customers, Self::Items, Self::Invoices];
+    /// `raw.qb_customers`.
+    pub const CUSTOMERS: Self = Self(0);
+    /// `raw.qb_items`.
+    pub const ITEMS: Self = Self(1);
+    /// `raw.qb_invoices`.
+    pub const INVOICES: Self = Self(2);
+
+    /// The table of the catalog's `index`-th entity.
+    ///
+    /// # Panics
+    /// If `index` is not a catalog position (a programming error).
+    #[must_use]
+    pub fn at(index: usize) -> Self {
+        assert!(index < ENTITIES.len(), "no catalog entity at {index}");
+        Self(u8::try_from(index).unwrap_or(u8::MAX))
+    }
+
+    /// Every raw table, in catalog order.
+    pub fn all() -> impl Iterator<Item = Self> {
+        (0..ENTITIES.len()).map(Self::at)
+    }
 
     /// The table that stores `entity`, if there is one.
     #[must_use]
-    pub const fn for_entity(entity: qbo::Entity) -> Option<Self> {
-        match entity {
-            qbo::Entity::Customer => Some(Self::Customers),
-            qbo::Entity::Item => Some(Self::Items),
-            qbo::Entity::Invoice => Some(Self::Invoices),
-            _ => None,
-        }
+    pub fn for_entity(entity: qbo::Entity) -> Option<Self> {
+        crate::pipeline::catalog::position(entity).map(Self::at)
+    }
+
+    fn spec(self) -> &'static crate::pipeline::catalog::EntitySpec {
+        &ENTITIES[usize::from(self.0)]
+    }
+
+    fn sql(self) -> &'static TableSql {
+        &TABLE_SQL[usize::from(self.0)]
     }
 
     /// The entity this table stores.
     #[must_use]
-    pub const fn entity(self) -> qbo::Entity {
-        match self {
-            Self::Customers => qbo::Entity::Customer,
-            Self::Items => qbo::Entity::Item,
-            Self::Invoices => qbo::Entity::Invoice,
-        }
+    pub fn entity(self) -> qbo::Entity {
+        self.spec().entity
     }
 
     /// The schema-qualified table name, e.g. `raw.qb_customers`.
     #[must_use]
-    pub const fn qualified_name(self) -> &'static str {
-        match self {
-            Self::Customers => "raw.qb_customers",
-            Self::Items => "raw.qb_items",
-            Self::Invoices => "raw.qb_invoices",
-        }
+    pub fn qualified_name(self) -> &'static str {
+        self.spec().table
     }
 
-    /// Probe: which of the given rows are new, or differ and are not older than what is stored.
-    /// Returns their 1-based ordinals. `LATERAL … LIMIT 1` keeps it a per-row primary-key lookup
-    /// whatever the planner thinks of the array's size.
-    const fn probe_sql(self) -> &'static str {
-        table_sql!(
-            self,
-            "SELECT i.ord \
-             FROM unnest($2::text[], $3::bytea[], $4::int8[]) WITH ORDINALITY \
-                  AS i(id, payload_hash, sync_token, ord) \
-             LEFT JOIN LATERAL ( \
-                 SELECT true AS present, t.payload_hash, t.sync_token FROM ",
-            " AS t WHERE t.realm_id = $1 AND t.id = i.id LIMIT 1 \
-             ) AS cur ON true \
-             WHERE cur.present IS NULL \
-                OR (cur.payload_hash IS DISTINCT FROM i.payload_hash \
-                    AND (i.sync_token IS NULL OR cur.sync_token IS NULL \
-                         OR i.sync_token >= cur.sync_token))"
-        )
+    fn probe_sql(self) -> &'static str {
+        &self.sql().probe
     }
 
-    /// Write: insert new rows, update rows whose payload differs and whose SyncToken is not
-    /// older. Returns one row per written row: `true` if inserted, `false` if updated.
-    const fn write_sql(self) -> &'static str {
-        table_sql!(
-            self,
-            "INSERT INTO ",
-            " AS t (realm_id, id, payload, payload_hash, sync_token, ingested_at_utc, \
-                    extract_window_start_utc, extract_window_end_utc, page_number, page_size, \
-                    request_payload) \
-             SELECT $1, s.id, s.payload::jsonb, s.payload_hash, s.sync_token, now(), \
-                    $6, $7, $8, $9, $10::jsonb \
-             FROM unnest($2::text[], $3::text[], $4::bytea[], $5::int8[]) \
-                  AS s(id, payload, payload_hash, sync_token) \
-             ON CONFLICT (realm_id, id) DO UPDATE SET \
-                 payload = EXCLUDED.payload, \
-                 payload_hash = EXCLUDED.payload_hash, \
-                 sync_token = EXCLUDED.sync_token, \
-                 ingested_at_utc = EXCLUDED.ingested_at_utc, \
-                 extract_window_start_utc = EXCLUDED.extract_window_start_utc, \
-                 extract_window_end_utc = EXCLUDED.extract_window_end_utc, \
-                 page_number = EXCLUDED.page_number, \
-                 page_size = EXCLUDED.page_size, \
-                 request_payload = EXCLUDED.request_payload \
-             WHERE t.payload_hash IS DISTINCT FROM EXCLUDED.payload_hash \
-               AND (EXCLUDED.sync_token IS NULL OR t.sync_token IS NULL \
-                    OR EXCLUDED.sync_token >= t.sync_token) \
-               AND t.payload IS DISTINCT FROM EXCLUDED.payload \
-             RETURNING (xmax = 0) AS inserted"
-        )
+    fn write_sql(self) -> &'static str {
+        &self.sql().write
     }
+
+    fn mark_deleted_sql(self) -> &'static str {
+        &self.sql().mark_deleted
+    }
+}
+
+/// Probe: which of the given rows are new, or differ and are not older than what is stored.
+/// Returns their 1-based ordinals. `LATERAL … LIMIT 1` keeps it a per-row primary-key lookup
+/// whatever the planner thinks of the array's size.
+fn probe_sql(table: &str) -> String {
+    format!(
+        "SELECT i.ord \
+         FROM unnest($2::text[], $3::bytea[], $4::int8[]) WITH ORDINALITY \
+              AS i(id, payload_hash, sync_token, ord) \
+         LEFT JOIN LATERAL ( \
+             SELECT true AS present, t.payload_hash, t.sync_token FROM {table} \
+             AS t WHERE t.realm_id = $1 AND t.id = i.id LIMIT 1 \
+         ) AS cur ON true \
+         WHERE cur.present IS NULL \
+            OR (cur.payload_hash IS DISTINCT FROM i.payload_hash \
+                AND (i.sync_token IS NULL OR cur.sync_token IS NULL \
+                     OR i.sync_token >= cur.sync_token))"
+    )
+}
+
+/// Write: insert new rows, update rows whose payload differs and whose SyncToken is not older
+/// (a row seen again is not deleted any more). Returns one row per written row: `true` if
+/// inserted, `false` if updated.
+fn write_sql(table: &str) -> String {
+    format!(
+        "INSERT INTO {table} \
+         AS t (realm_id, id, payload, payload_hash, sync_token, ingested_at_utc, \
+                extract_window_start_utc, extract_window_end_utc, page_number, page_size, \
+                request_payload) \
+         SELECT $1, s.id, s.payload::jsonb, s.payload_hash, s.sync_token, now(), \
+                $6, $7, $8, $9, $10::jsonb \
+         FROM unnest($2::text[], $3::text[], $4::bytea[], $5::int8[]) \
+              AS s(id, payload, payload_hash, sync_token) \
+         ON CONFLICT (realm_id, id) DO UPDATE SET \
+             payload = EXCLUDED.payload, \
+             payload_hash = EXCLUDED.payload_hash, \
+             sync_token = EXCLUDED.sync_token, \
+             ingested_at_utc = EXCLUDED.ingested_at_utc, \
+             extract_window_start_utc = EXCLUDED.extract_window_start_utc, \
+             extract_window_end_utc = EXCLUDED.extract_window_end_utc, \
+             page_number = EXCLUDED.page_number, \
+             page_size = EXCLUDED.page_size, \
+             request_payload = EXCLUDED.request_payload, \
+             deleted_at_utc = NULL \
+         WHERE t.payload_hash IS DISTINCT FROM EXCLUDED.payload_hash \
+           AND (EXCLUDED.sync_token IS NULL OR t.sync_token IS NULL \
+                OR EXCLUDED.sync_token >= t.sync_token) \
+           AND t.payload IS DISTINCT FROM EXCLUDED.payload \
+         RETURNING (xmax = 0) AS inserted"
+    )
+}
+
+/// Marks rows deleted (keeping their last payload); rows already marked keep their first mark.
+/// Returns the ids marked now.
+fn mark_deleted_sql(table: &str) -> String {
+    format!(
+        "UPDATE {table} AS t SET deleted_at_utc = d.deleted_at \
+         FROM unnest($2::text[], $3::timestamptz[]) AS d(id, deleted_at) \
+         WHERE t.realm_id = $1 AND t.id = d.id AND t.deleted_at_utc IS NULL \
+         RETURNING t.id"
+    )
+}
+
+/// `CREATE TABLE` for every catalog table that does not exist yet, shaped like
+/// `raw.qb_customers` (which the migrations create). Serialised by an advisory lock, so
+/// processes starting together do not race.
+///
+/// # Errors
+/// [`StoreError::Database`].
+pub async fn ensure_tables(pool: &sqlx::PgPool) -> Result<(), StoreError> {
+    let existing: Vec<String> = sqlx::query_scalar(
+        "SELECT c.relname::text FROM pg_class c \
+         WHERE c.relnamespace = 'raw'::regnamespace AND c.relkind IN ('r', 'p')",
+    )
+    .fetch_all(pool)
+    .await?;
+    let missing: Vec<&str> = ENTITIES
+        .iter()
+        .map(|s| s.table_name)
+        .filter(|name| !existing.iter().any(|e| e == name))
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    let mut tx = pool.begin().await?;
+    sqlx::query("SELECT pg_advisory_xact_lock(hashtext('qbo-backfill raw tables'))")
+        .execute(&mut *tx)
+        .await?;
+    for name in missing {
+        // Names come from the catalog (checked to be `qb_` + lower-case letters and `_`).
+        let ddl =
+            format!("CREATE TABLE IF NOT EXISTS raw.{name} (LIKE raw.qb_customers INCLUDING ALL)");
+        sqlx::query(sqlx::AssertSqlSafe(ddl))
+            .execute(&mut *tx)
+            .await?;
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Marks `deleted` (id, deletion time) rows of `table` deleted for `realm_id`, keeping their
+/// payload. Returns how many rows were marked now (rows unknown to `raw` or already marked are
+/// not counted).
+///
+/// # Errors
+/// [`StoreError::Database`].
+pub async fn mark_deleted(
+    conn: &mut PgConnection,
+    table: RawTable,
+    realm_id: &str,
+    deleted: &[(String, jiff::Timestamp)],
+) -> Result<u64, StoreError> {
+    if deleted.is_empty() {
+        return Ok(0);
+    }
+    let ids: Vec<&str> = deleted.iter().map(|(id, _)| id.as_str()).collect();
+    let times: Vec<PgTimestamp> = deleted.iter().map(|(_, t)| PgTimestamp(*t)).collect();
+    let marked: Vec<String> = sqlx::query_scalar(table.mark_deleted_sql())
+        .bind(realm_id)
+        .bind(&ids)
+        .bind(&times)
+        .fetch_all(&mut *conn)
+        .await?;
+    Ok(marked.len() as u64)
 }
 
 impl std::fmt::Display for RawTable {
@@ -378,6 +481,8 @@ mod tests {
             id: id.to_owned(),
             sync_token: sync_token.to_owned(),
             raw: RawValue::from_string(json.to_owned()).expect("valid json"),
+            created: None,
+            updated: None,
         }
     }
 
@@ -422,12 +527,16 @@ mod tests {
 
     #[test]
     fn entity_tables_round_trip() {
-        for t in RawTable::ALL {
+        for t in RawTable::all() {
             assert_eq!(RawTable::for_entity(t.entity()), Some(t));
             assert!(t.probe_sql().contains(t.qualified_name()));
             assert!(t.write_sql().contains(t.qualified_name()));
+            assert!(t.mark_deleted_sql().contains(t.qualified_name()));
         }
-        assert_eq!(RawTable::for_entity(qbo::Entity::Vendor), None);
+        assert_eq!(
+            RawTable::for_entity(qbo::Entity::Vendor).map(RawTable::qualified_name),
+            Some("raw.qb_vendors")
+        );
     }
 
     #[test]

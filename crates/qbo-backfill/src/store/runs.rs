@@ -264,6 +264,19 @@ pub async fn heartbeat(pool: &PgPool, exec: &Execution, lease: Duration) -> Resu
     Ok(cancel)
 }
 
+/// When the run was created (enqueued), if it exists.
+///
+/// # Errors
+/// A database error.
+pub async fn created_at(pool: &PgPool, run_id: Uuid) -> Result<Option<jiff::Timestamp>> {
+    let at: Option<crate::store::PgTimestamp> =
+        sqlx::query_scalar("SELECT created_at FROM ops.runs WHERE id = $1")
+            .bind(run_id)
+            .fetch_optional(pool)
+            .await?;
+    Ok(at.map(|t| t.0))
+}
+
 /// The outcome of trying to claim a window.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Claim {

@@ -466,7 +466,10 @@ async fn three_processes_share_one_company_budget_without_a_single_429() {
     world
         .extra_env
         .push(("QBO_REQUESTS_PER_MINUTE".into(), per_minute.to_string()));
-    // 19 daily windows per pipeline, one page each: 57 requests.
+    // 19 daily windows per pipeline, one page each (days asked for one by one): 57 requests.
+    world
+        .extra_env
+        .push(("QBO_SPAN_MAX_PAGES".into(), "0".into()));
     let (outputs, wall) = three_pipelines_at_once(&world, "2026-01-01", "2026-01-20").await;
     assert_all_succeeded(&outputs);
 
@@ -525,6 +528,7 @@ async fn three_processes_share_the_in_flight_limit_without_a_single_429() {
         ("QBO_REQUESTS_PER_MINUTE", "0"),
         ("QBO_REQUESTS_PER_SECOND", "0"),
         ("QBO_MAX_IN_FLIGHT", "10"),
+        ("QBO_SPAN_MAX_PAGES", "0"),
     ] {
         world.extra_env.push((k.into(), v.into()));
     }

@@ -54,7 +54,7 @@ async fn a_claim_that_waited_for_another_claim_sees_the_live_holder() {
         "SELECT 1 FROM ops.windows WHERE pipeline = $1 AND realm_id = $2 \
          AND window_start = $3::timestamptz FOR UPDATE",
     )
-    .bind(Pipeline::Customers.name())
+    .bind(Pipeline::CUSTOMERS.name())
     .bind(REALM)
     .bind(window.start.to_string())
     .execute(&mut *tx)
@@ -65,7 +65,7 @@ async fn a_claim_that_waited_for_another_claim_sees_the_live_holder() {
          lease_until = now() + interval '60 seconds' \
          WHERE pipeline = $1 AND realm_id = $2 AND window_start = $3::timestamptz",
     )
-    .bind(Pipeline::Customers.name())
+    .bind(Pipeline::CUSTOMERS.name())
     .bind(REALM)
     .bind(window.start.to_string())
     .bind(a.run_id)
@@ -76,7 +76,7 @@ async fn a_claim_that_waited_for_another_claim_sees_the_live_holder() {
 
     let pool = db.pool.clone();
     let claim_b = tokio::spawn(async move {
-        runs::claim_window(&pool, &b, Pipeline::Customers, REALM, &window, runs::LEASE).await
+        runs::claim_window(&pool, &b, Pipeline::CUSTOMERS, REALM, &window, runs::LEASE).await
     });
     wait_for_a_blocked_session(&db.pool).await;
     tx.commit().await.expect("commit A's claim");
@@ -106,7 +106,7 @@ async fn a_dead_run_and_its_windows_are_reaped_not_left_running() {
         runs::claim_window(
             &db.pool,
             &dead_exec,
-            Pipeline::Customers,
+            Pipeline::CUSTOMERS,
             REALM,
             &windows[0],
             runs::LEASE
@@ -174,7 +174,7 @@ async fn a_run_whose_lease_expired_goes_back_to_the_queue_and_its_old_worker_can
     let id = qbo_backfill::store::queue::enqueue_run(
         &mut tx,
         &qbo_backfill::store::queue::NewRun {
-            pipeline: Pipeline::Customers,
+            pipeline: Pipeline::CUSTOMERS,
             realm_id: REALM,
             range,
             windows: &windows,
@@ -197,7 +197,7 @@ async fn a_run_whose_lease_expired_goes_back_to_the_queue_and_its_old_worker_can
         runs::claim_window(
             &db.pool,
             &old.execution,
-            Pipeline::Customers,
+            Pipeline::CUSTOMERS,
             REALM,
             &windows[0],
             runs::LEASE
@@ -248,7 +248,7 @@ async fn a_run_whose_lease_expired_goes_back_to_the_queue_and_its_old_worker_can
         !runs::record_page(
             &mut tx,
             &old.execution,
-            Pipeline::Customers,
+            Pipeline::CUSTOMERS,
             REALM,
             &windows[0],
             1,
@@ -262,7 +262,7 @@ async fn a_run_whose_lease_expired_goes_back_to_the_queue_and_its_old_worker_can
         runs::claim_window(
             &db.pool,
             &old.execution,
-            Pipeline::Customers,
+            Pipeline::CUSTOMERS,
             REALM,
             &windows[0],
             runs::LEASE

@@ -194,7 +194,7 @@ async fn a_run_whose_process_died_is_shown_interrupted_and_nothing_stays_running
         runs::claim_window(
             world.pool(),
             &dead_exec,
-            Pipeline::Customers,
+            Pipeline::CUSTOMERS,
             &realm,
             &windows[1],
             runs::LEASE

@@ -15,4 +15,5 @@ mod runbooks;
 mod server;
 mod store;
 mod support;
+mod sync;
 mod triggers;

@@ -14,6 +14,8 @@ fn row(id: &str, json: &str) -> qbo::Row {
         id: id.to_owned(),
         sync_token: "0".to_owned(),
         raw: RawValue::from_string(json.to_owned()).expect("raw JSON"),
+        created: None,
+        updated: None,
     }
 }
 
@@ -25,7 +27,7 @@ async fn upsert(pool: &sqlx::PgPool, page: &qbo::Page) -> UpsertCounts {
         &mut tx,
         &PageWrite {
             realm_id: REALM,
-            table: RawTable::Customers,
+            table: RawTable::CUSTOMERS,
             window_start: ts("2026-01-10T00:00:00Z"),
             window_end: ts("2026-01-11T00:00:00Z"),
             page,

@@ -3323,8 +3323,8 @@ async fn s5_hostile_input() {
             r(CUSTOMERS, "0001-01-01", "9999-12-31"),
         ),
         (
-            "unknown pipeline qb_vendors_backfill",
-            r("qb_vendors_backfill", "2026-01-01", "2026-01-02"),
+            "unknown pipeline qb_widgets_backfill",
+            r("qb_widgets_backfill", "2026-01-01", "2026-01-02"),
         ),
         ("SQL injection in the pipeline", {
             let mut v = r(CUSTOMERS, "2026-01-01", "2026-01-02");
@@ -3431,7 +3431,7 @@ async fn s5_hostile_input() {
         (run(CUSTOMERS, "2026-02-30", "2026-03-01"), "impossible date 2026-02-30", "422 invalid_date"),
         (run(CUSTOMERS, "1900-01-01", "2026-01-01"), "126-year range", "422 invalid_range"),
         (run(CUSTOMERS, "1925-01-01", "2026-01-01"), "101-year range", "422 invalid_range"),
-        (run("qb_vendors_backfill", "2026-01-01", "2026-01-02"), "unknown pipeline", "422 unknown_pipeline"),
+        (run("qb_widgets_backfill", "2026-01-01", "2026-01-02"), "unknown pipeline", "422 unknown_pipeline"),
         (run(sql, "2026-01-01", "2026-01-02"), "SQL injection in pipeline", "422 unknown_pipeline"),
         (run(CUSTOMERS, "2026-01-01' OR '1'='1", "2026-01-02"), "SQL injection in fecha_inicio", "422 invalid_date"),
         (run(CUSTOMERS, "2026-01-01", script), "script in fecha_fin", "422 invalid_date"),
@@ -3834,7 +3834,7 @@ async fn s5_hostile_input() {
             "126-year range",
         ),
         (
-            form_run("qb_vendors_backfill", "2026-01-01", "2026-01-02"),
+            form_run("qb_widgets_backfill", "2026-01-01", "2026-01-02"),
             "unknown pipeline",
         ),
         (

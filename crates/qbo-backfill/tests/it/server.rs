@@ -367,6 +367,10 @@ async fn a_run_broken_by_faults_is_retried_through_the_api_and_only_its_failed_w
     config.limits = qbo_sim::SimLimits::none();
     let mut world = World::new(config).await;
     world.extra_env.push(("QBO_MAX_RETRIES".into(), "0".into()));
+    // Days asked for one by one, so that single days fail on their own.
+    world
+        .extra_env
+        .push(("QBO_SPAN_MAX_PAGES".into(), "0".into()));
     let api = Api::start(&world, "1").await;
     let (_, run) = api.post("/api/v1/runs", run_body(JAN_FROM, JAN_TO)).await;
     let id = run["id"].as_str().expect("id").to_owned();
@@ -426,7 +430,11 @@ async fn a_queued_run_is_cancelled_at_once_and_a_running_one_stops_within_a_hear
         latency: Duration::from_millis(60),
         ..FaultConfig::default()
     };
-    let world = World::new(config).await;
+    let mut world = World::new(config).await;
+    // Days asked for one by one: the run is long enough to be cancelled in its middle.
+    world
+        .extra_env
+        .push(("QBO_SPAN_MAX_PAGES".into(), "0".into()));
     let api = Api::start(&world, "0").await;
     let (_, queued) = api.post("/api/v1/runs", run_body(JAN_FROM, JAN_TO)).await;
     let id = queued["id"].as_str().expect("id").to_owned();

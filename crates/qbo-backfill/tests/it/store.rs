@@ -33,7 +33,7 @@ async fn upsert(pool: &PgPool, day: u32, page: &qbo::Page) -> UpsertCounts {
     let mut tx = pool.begin().await.expect("begin");
     let write = PageWrite {
         realm_id: REALM,
-        table: RawTable::Customers,
+        table: RawTable::CUSTOMERS,
         window_start: jan(day),
         window_end: jan(day + 1),
         page,
@@ -291,7 +291,7 @@ async fn identical_rows_are_unchanged_and_not_touched_at_all() {
         .expect("stats");
     let write = PageWrite {
         realm_id: REALM,
-        table: RawTable::Customers,
+        table: RawTable::CUSTOMERS,
         window_start: jan(2),
         window_end: jan(3),
         page: &p,
@@ -437,10 +437,10 @@ async fn realms_and_tables_are_separate() {
     let db = test_db().await;
     let p = page(1, vec![customer("1", 0, "A")]);
     for (realm, table) in [
-        (REALM, RawTable::Customers),
-        ("other-realm", RawTable::Customers),
-        (REALM, RawTable::Items),
-        (REALM, RawTable::Invoices),
+        (REALM, RawTable::CUSTOMERS),
+        ("other-realm", RawTable::CUSTOMERS),
+        (REALM, RawTable::ITEMS),
+        (REALM, RawTable::INVOICES),
     ] {
         let mut conn = db.pool.acquire().await.expect("conn");
         let write = PageWrite {
@@ -471,7 +471,7 @@ async fn concurrent_writers_of_the_same_ids_count_each_row_once() {
     );
     let write = PageWrite {
         realm_id: REALM,
-        table: RawTable::Customers,
+        table: RawTable::CUSTOMERS,
         window_start: jan(1),
         window_end: jan(2),
         page: &p,
@@ -490,7 +490,7 @@ async fn concurrent_writers_of_the_same_ids_count_each_row_once() {
         let mut tx = pool.begin().await.expect("begin");
         let write = PageWrite {
             realm_id: REALM,
-            table: RawTable::Customers,
+            table: RawTable::CUSTOMERS,
             window_start: jan(1),
             window_end: jan(2),
             page: &p2,

@@ -45,6 +45,8 @@ pub(crate) fn row(json: &str) -> qbo::Row {
         id: field("Id"),
         sync_token: field("SyncToken"),
         raw: RawValue::from_string(json.to_owned()).expect("valid json"),
+        created: None,
+        updated: None,
     }
 }
 
@@ -99,7 +101,7 @@ pub(crate) async fn start_run(
     let id = enqueue_run(
         &mut tx,
         &NewRun {
-            pipeline: qbo_backfill::pipeline::Pipeline::Customers,
+            pipeline: qbo_backfill::pipeline::Pipeline::CUSTOMERS,
             realm_id,
             range,
             windows,

@@ -185,7 +185,7 @@ async fn invalid_triggers_are_not_stored() {
     let mut bad_zone = once("2026-02-02T10:00");
     bad_zone.time_zone = Some("America/Atlantis".to_owned());
     let mut bad_pipeline = once("2026-02-02T10:00");
-    bad_pipeline.pipeline = Some("qb_vendors_backfill".to_owned());
+    bad_pipeline.pipeline = Some("qb_widgets_backfill".to_owned());
     let cases = [
         (bad_zone, "invalid_time_zone"),
         (once("2026-02-02T25:00"), "invalid_local_time"),

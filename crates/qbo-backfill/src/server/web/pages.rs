@@ -19,7 +19,7 @@ use super::{
 use crate::orchestrator::triggers::{NewTrigger, TriggerPatch};
 use crate::pipeline::Pipeline;
 use crate::server::AppState;
-use crate::server::api::{secret_value_problem, validate_run};
+use crate::server::api::{range_for, secret_value_problem, validate_run};
 use crate::store::queue::{self, NewRun};
 use crate::store::run_views::{self, RunFilter, RunView};
 use crate::store::runs::{self, RunStatus};
@@ -46,7 +46,7 @@ fn choices<'a>(values: impl IntoIterator<Item = &'a str>, selected: &str) -> Vec
 }
 
 fn pipeline_choices(selected: &str) -> Vec<Choice> {
-    choices(Pipeline::ALL.iter().map(|p| p.name()), selected)
+    choices(Pipeline::all().map(Pipeline::name), selected)
 }
 
 fn field<'a>(form: &'a Fields, name: &str) -> &'a str {
@@ -250,7 +250,7 @@ async fn pipelines_page(
             .await
             .map_err(|e| crate::store::StoreError::Random(e.to_string()))?;
         let mut cards = Vec::new();
-        for p in Pipeline::ALL {
+        for p in Pipeline::all() {
             let filter = RunFilter {
                 pipeline: Some(p.name().to_owned()),
                 ..RunFilter::default()
@@ -341,13 +341,17 @@ pub(crate) async fn run_once(
         fecha_fin: fin,
         message,
     };
-    let (pipeline_v, range, windows) = match validate_run(pipeline, inicio, fin) {
+    let (pipeline_v, dates) = match validate_run(pipeline, Some(inicio), Some(fin)) {
         Ok(v) => v,
         Err(e) => return pipelines_page(&state, &op, None, Some(refused(e.message))).await,
     };
     let realm = form.get("realm_id").map(String::as_str);
     let realm_id = match crate::server::api::resolve_realm(&state, realm).await {
         Ok(r) => r,
+        Err(e) => return pipelines_page(&state, &op, None, Some(refused(e.message))).await,
+    };
+    let (range, windows) = match range_for(&state, &realm_id, pipeline_v, dates).await {
+        Ok(v) => v,
         Err(e) => return pipelines_page(&state, &op, None, Some(refused(e.message))).await,
     };
     let new = NewRun {

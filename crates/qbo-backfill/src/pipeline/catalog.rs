@@ -1,0 +1,106 @@
+//! The one declarative list of what we load: every QuickBooks entity with its pipelines
+//! (`qb_<plural>_backfill`, `qb_<plural>_incremental`), its raw table (`raw.qb_<plural>`) and
+//! the label its log lines use. Adding an entity is one line here; the raw table is created on
+//! start-up, and the CLI, the API, the UI and the runbooks list it from this list.
+
+/// One entity we load and the names derived from it.
+#[derive(Debug, PartialEq, Eq)]
+pub struct EntitySpec {
+    /// The QBO entity.
+    pub entity: qbo::Entity,
+    /// Plural, snake case (`journal_entries`).
+    pub plural: &'static str,
+    /// Plural label in log lines (`JournalEntries`).
+    pub label: &'static str,
+    /// The raw table (`raw.qb_journal_entries`).
+    pub table: &'static str,
+    /// The table name without its schema (`qb_journal_entries`).
+    pub table_name: &'static str,
+    /// The backfill pipeline (`qb_journal_entries_backfill`).
+    pub backfill: &'static str,
+    /// The incremental pipeline (`qb_journal_entries_incremental`).
+    pub incremental: &'static str,
+}
+
+macro_rules! entities {
+    ($($entity:ident => $plural:ident, $label:literal;)*) => {
+        /// Every entity we load, in the order pages list them (the original three first).
+        pub static ENTITIES: &[EntitySpec] = &[$(EntitySpec {
+            entity: qbo::Entity::$entity,
+            plural: stringify!($plural),
+            label: $label,
+            table: concat!("raw.qb_", stringify!($plural)),
+            table_name: concat!("qb_", stringify!($plural)),
+            backfill: concat!("qb_", stringify!($plural), "_backfill"),
+            incremental: concat!("qb_", stringify!($plural), "_incremental"),
+        }),*];
+    };
+}
+
+entities! {
+    Customer => customers, "Customers";
+    Item => items, "Items";
+    Invoice => invoices, "Invoices";
+    Account => accounts, "Accounts";
+    Bill => bills, "Bills";
+    BillPayment => bill_payments, "BillPayments";
+    Class => classes, "Classes";
+    CreditMemo => credit_memos, "CreditMemos";
+    Department => departments, "Departments";
+    Deposit => deposits, "Deposits";
+    Employee => employees, "Employees";
+    Estimate => estimates, "Estimates";
+    JournalEntry => journal_entries, "JournalEntries";
+    Payment => payments, "Payments";
+    PaymentMethod => payment_methods, "PaymentMethods";
+    Purchase => purchases, "Purchases";
+    PurchaseOrder => purchase_orders, "PurchaseOrders";
+    RefundReceipt => refund_receipts, "RefundReceipts";
+    SalesReceipt => sales_receipts, "SalesReceipts";
+    TaxCode => tax_codes, "TaxCodes";
+    TaxRate => tax_rates, "TaxRates";
+    Term => terms, "Terms";
+    TimeActivity => time_activities, "TimeActivities";
+    Transfer => transfers, "Transfers";
+    Vendor => vendors, "Vendors";
+    VendorCredit => vendor_credits, "VendorCredits";
+}
+
+/// The position of `entity` in [`ENTITIES`], if we load it.
+#[must_use]
+pub fn position(entity: qbo::Entity) -> Option<usize> {
+    ENTITIES.iter().position(|s| s.entity == entity)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashSet;
+
+    use super::*;
+
+    #[test]
+    fn names_are_unique_and_well_formed() {
+        let mut names = HashSet::new();
+        for spec in ENTITIES {
+            assert!(names.insert(spec.backfill));
+            assert!(names.insert(spec.incremental));
+            assert!(names.insert(spec.table));
+            assert!(
+                spec.plural
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b == b'_'),
+                "{}",
+                spec.plural
+            );
+            assert_eq!(position(spec.entity).map(|i| &ENTITIES[i]), Some(spec));
+        }
+        assert_eq!(ENTITIES.len(), 26);
+    }
+
+    #[test]
+    fn the_original_three_keep_their_names_and_places() {
+        assert_eq!(ENTITIES[0].backfill, "qb_customers_backfill");
+        assert_eq!(ENTITIES[1].table, "raw.qb_items");
+        assert_eq!(ENTITIES[2].incremental, "qb_invoices_incremental");
+    }
+}

@@ -1,0 +1,274 @@
+//! Fresh and frugal, end to end against `qbo-sim`: incremental syncs by `LastUpdatedTime` with
+//! deletions from change data capture and a cursor; requests planned by what is there (a sparse
+//! range in one query, a dense one split); every entity of the catalog through its own pipeline.
+
+use jiff::Timestamp;
+use qbo_backfill::pipeline::catalog::ENTITIES;
+use qbo_sim::SimConfig;
+
+use super::harness::{World, field, sim_config, stderr, stdout};
+
+const JAN_FROM: &str = "2026-01-01";
+const JAN_TO: &str = "2026-01-31";
+
+/// Every row of `table` as `(id, payload hash, ingested at, deleted at)`, by id.
+type Snapshot = Vec<(String, Vec<u8>, String, Option<String>)>;
+
+async fn snapshot(world: &World, table: &str) -> Snapshot {
+    sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT id, payload_hash, ingested_at_utc::text, deleted_at_utc::text FROM {table} \
+         ORDER BY id"
+    )))
+    .fetch_all(world.pool())
+    .await
+    .expect("snapshot")
+}
+
+fn today_and_tomorrow() -> (String, String) {
+    let today = Timestamp::now().to_zoned(jiff::tz::TimeZone::UTC).date();
+    let tomorrow = today.tomorrow().expect("tomorrow");
+    (today.to_string(), tomorrow.to_string())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sync_loads_edits_marks_deletions_and_touches_nothing_else() {
+    let world = World::new(sim_config(50)).await;
+    let out = world.load("qb_invoices_backfill", JAN_FROM, JAN_TO).await;
+    assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
+    let before = snapshot(&world, "raw.qb_invoices").await;
+    assert!(before.len() > 100, "{} invoices", before.len());
+
+    let edited = ["3", "10", "20", "30", "40"];
+    let deleted = ["5", "15", "25"];
+    let sim = world.sim.state();
+    for id in edited {
+        sim.mutate("Invoice", id).expect("edit");
+    }
+    for id in deleted {
+        sim.delete("Invoice", id).expect("delete");
+    }
+
+    // The first sync names its range (there is no cursor yet).
+    let (today, tomorrow) = today_and_tomorrow();
+    let out = world
+        .load("qb_invoices_incremental", &today, &tomorrow)
+        .await;
+    let text = stdout(&out);
+    assert_eq!(out.status.code(), Some(0), "{text}\n{}", stderr(&out));
+    assert_eq!(
+        field(&text, "Export completed", "inserted"),
+        Some(0),
+        "{text}"
+    );
+    assert_eq!(
+        field(&text, "Export completed", "updated"),
+        Some(edited.len() as u64),
+        "{text}"
+    );
+    assert_eq!(
+        field(&text, "Deletions marked", "deleted"),
+        Some(3),
+        "{text}"
+    );
+
+    let after = snapshot(&world, "raw.qb_invoices").await;
+    assert_eq!(after.len(), before.len(), "deleted rows are kept, marked");
+    for (old, new) in before.iter().zip(&after) {
+        assert_eq!(old.0, new.0);
+        let id = old.0.as_str();
+        if edited.contains(&id) {
+            assert_ne!(old.1, new.1, "invoice {id} was edited: new payload");
+            assert_eq!(new.3, None);
+        } else if deleted.contains(&id) {
+            assert_eq!(
+                (&old.1, &old.2),
+                (&new.1, &new.2),
+                "invoice {id}: payload kept"
+            );
+            assert!(new.3.is_some(), "invoice {id} is marked deleted");
+        } else {
+            assert_eq!(old, new, "invoice {id} was not touched");
+        }
+    }
+    world
+        .assert_payloads_match_except("raw.qb_invoices", "Invoice", &deleted)
+        .await;
+
+    // A second sync, without dates, continues from the cursor and writes nothing.
+    let out = world.run(&["run", "qb_invoices_incremental"]).await;
+    let text = stdout(&out);
+    assert_eq!(out.status.code(), Some(0), "{text}\n{}", stderr(&out));
+    assert_eq!(
+        field(&text, "Export completed", "inserted"),
+        Some(0),
+        "{text}"
+    );
+    assert_eq!(
+        field(&text, "Export completed", "updated"),
+        Some(0),
+        "{text}"
+    );
+    assert_eq!(
+        field(&text, "Deletions marked", "deleted"),
+        Some(0),
+        "{text}"
+    );
+    assert_eq!(snapshot(&world, "raw.qb_invoices").await, after);
+    let cursors: i64 = sqlx::query_scalar("SELECT count(*) FROM ops.sync_cursors")
+        .fetch_one(world.pool())
+        .await
+        .expect("cursors");
+    assert_eq!(cursors, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn runs_without_dates_are_refused_clearly_when_they_cannot_continue() {
+    let world = World::new(sim_config(10)).await;
+    let out = world.run(&["run", "qb_customers_incremental"]).await;
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("has no cursor for company"),
+        "{}",
+        stderr(&out)
+    );
+    let out = world.run(&["run", "qb_customers_backfill"]).await;
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("needs --fecha-inicio and --fecha-fin"));
+    let out = world
+        .run(&[
+            "run",
+            "qb_customers_incremental",
+            "--fecha-inicio",
+            JAN_FROM,
+        ])
+        .await;
+    assert_eq!(out.status.code(), Some(2));
+    let runs: i64 = sqlx::query_scalar("SELECT count(*) FROM ops.runs")
+        .fetch_one(world.pool())
+        .await
+        .expect("runs");
+    assert_eq!(runs, 0, "refused runs write nothing");
+}
+
+/// The seed's job: 22 customers created over 30 days.
+fn seed_company() -> SimConfig {
+    SimConfig {
+        customers: 22,
+        items: 5,
+        invoices: 10,
+        from: jiff::civil::date(2026, 1, 1),
+        to: jiff::civil::date(2026, 1, 31),
+        ..SimConfig::default()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_seed_job_costs_at_most_three_requests_and_a_day_costs_one() {
+    let world = World::new(seed_company()).await;
+    let out = world.load("qb_customers_backfill", JAN_FROM, JAN_TO).await;
+    let text = stdout(&out);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert_eq!(
+        world.loaded_ids("raw.qb_customers").await,
+        world.expected_ids("Customer", JAN_FROM, JAN_TO)
+    );
+    let queries = world.sim.state().stats().query_requests;
+    assert!(
+        queries <= 3,
+        "{queries} requests: {:?}",
+        world.sim.state().queries()
+    );
+    // Daily windows stay the unit of bookkeeping and of the runbook's per-day counts.
+    assert_eq!(text.matches("Window completed").count(), 30, "{text}");
+    let days: i64 = sqlx::query_scalar(
+        "SELECT count(DISTINCT extract_window_start_utc::date) FROM raw.qb_customers",
+    )
+    .fetch_one(world.pool())
+    .await
+    .expect("days");
+    assert!(days > 1, "rows are filed under their own days");
+
+    // One day asks only for that day.
+    world.sim.state().reset_stats();
+    let out = world
+        .load("qb_customers_backfill", "2026-01-07", "2026-01-08")
+        .await;
+    assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
+    let queries = world.sim.state().queries();
+    assert_eq!(queries.len(), 1, "{queries:?}");
+    assert!(
+        queries[0].contains("2026-01-07T00:00:00") && queries[0].contains("2026-01-08T00:00:00"),
+        "{queries:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dense_range_is_split_until_it_pages_cleanly_and_stays_exact() {
+    let mut config = sim_config(3000);
+    config.limits = qbo_sim::SimLimits::none();
+    let mut world = World::new(config).await;
+    // 20 rows a page: a span of more than 50 pages (1,000 rows) is split.
+    world.extra_env.push(("QBO_PAGE_SIZE".into(), "20".into()));
+    world
+        .extra_env
+        .push(("QBO_REQUESTS_PER_SECOND".into(), "0".into()));
+    world
+        .extra_env
+        .push(("QBO_REQUESTS_PER_MINUTE".into(), "0".into()));
+    let out = world.load("qb_customers_backfill", JAN_FROM, JAN_TO).await;
+    assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
+    let expected = world.expected_ids("Customer", JAN_FROM, JAN_TO);
+    assert_eq!(world.loaded_ids("raw.qb_customers").await, expected);
+    world
+        .assert_payloads_match("raw.qb_customers", "Customer")
+        .await;
+    let minimum_pages = expected.len().div_ceil(20) as u64;
+    let queries = world.sim.state().stats().query_requests;
+    assert!(
+        queries * 10 <= minimum_pages * 12,
+        "{queries} requests for {} rows (minimum {minimum_pages} pages)",
+        expected.len()
+    );
+    let counts = world
+        .sim
+        .state()
+        .queries()
+        .iter()
+        .filter(|q| q.to_uppercase().contains("COUNT(*)"))
+        .count();
+    assert!(counts > 1, "the range was split: {counts} counts");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_entity_loads_through_its_own_pipeline_into_its_own_table() {
+    let world = World::new(sim_config(30)).await;
+    let out = world.run(&["pipelines"]).await;
+    let listing = stdout(&out);
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(listing.lines().count(), 1 + 2 * ENTITIES.len(), "{listing}");
+    let mut with_rows = 0;
+    for spec in ENTITIES {
+        assert!(listing.contains(spec.backfill) && listing.contains(spec.incremental));
+        let out = world.load(spec.backfill, JAN_FROM, JAN_TO).await;
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{}: {}\n{}",
+            spec.backfill,
+            stdout(&out),
+            stderr(&out)
+        );
+        let name = spec.entity.qbo_name();
+        let expected = world.expected_ids(name, JAN_FROM, JAN_TO);
+        assert_eq!(world.loaded_ids(spec.table).await, expected, "{name}");
+        if !expected.is_empty() {
+            with_rows += 1;
+            world.assert_payloads_match(spec.table, name).await;
+        }
+    }
+    assert_eq!(
+        with_rows,
+        ENTITIES.len(),
+        "the simulator generates every entity"
+    );
+}
