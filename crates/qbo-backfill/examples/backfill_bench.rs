@@ -12,6 +12,9 @@
 //! ```
 //! `--limits` instead runs with Intuit's limits enforced on both sides and reports how much of
 //! the 500 requests/minute budget the run used and whether it was ever throttled.
+//! `--seed-job` runs the seed runbook's job (22 customers over 30 days, 300 ms per request,
+//! limits on); `--ten-years` a small company's 10-year history (5,000 customers, 1,000 items,
+//! 50,000 invoices, the same latency and limits), with requests against the minimum pages.
 
 use std::io::{BufRead as _, BufReader};
 use std::process::{Child, Command, Stdio};
@@ -49,6 +52,27 @@ fn start_sim(customers: usize, limits: bool) -> anyhow::Result<Sim> {
 }
 
 fn start_sim_with(customers: usize, limits: bool, extra: &[&str]) -> anyhow::Result<Sim> {
+    let customers = customers.to_string();
+    let mut args = vec![
+        "--customers",
+        &customers,
+        "--items",
+        "0",
+        "--invoices",
+        "0",
+        "--from",
+        "2026-01-01",
+        "--to",
+        "2026-02-01",
+    ];
+    if !limits {
+        args.push("--no-limits");
+    }
+    args.extend_from_slice(extra);
+    start_sim_args(&args)
+}
+
+fn start_sim_args(args: &[&str]) -> anyhow::Result<Sim> {
     let exe = std::env::current_exe()?;
     let dir = exe
         .parent()
@@ -62,24 +86,7 @@ fn start_sim_with(customers: usize, limits: bool, extra: &[&str]) -> anyhow::Res
         );
     }
     let mut cmd = Command::new(sim_exe);
-    cmd.args([
-        "--port",
-        "0",
-        "--customers",
-        &customers.to_string(),
-        "--items",
-        "0",
-        "--invoices",
-        "0",
-        "--from",
-        "2026-01-01",
-        "--to",
-        "2026-02-01",
-    ]);
-    if !limits {
-        cmd.arg("--no-limits");
-    }
-    cmd.args(extra);
+    cmd.args(["--port", "0"]).args(args);
     let mut child = cmd
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
@@ -154,12 +161,21 @@ async fn runner(db: &TestDb, sim: &Sim, tuning: &ClientTuning) -> anyhow::Result
 }
 
 async fn load(runner: &Executor, from: &str, to: &str) -> anyhow::Result<(Duration, u64)> {
+    load_pipeline(runner, Pipeline::CUSTOMERS, from, to).await
+}
+
+async fn load_pipeline(
+    runner: &Executor,
+    pipeline: Pipeline,
+    from: &str,
+    to: &str,
+) -> anyhow::Result<(Duration, u64)> {
     let range = DateRange::parse(from, to)?;
     let started = Instant::now();
     let outcome = runner
         .run_here(
             LocalRun {
-                pipeline: Pipeline::CUSTOMERS,
+                pipeline,
                 realm_id: "9130350000000001",
                 range,
                 windows: range.windows()?,
@@ -265,6 +281,9 @@ async fn main() -> anyhow::Result<()> {
     if std::env::args().any(|a| a == "--seed-job") {
         return seed_job().await;
     }
+    if std::env::args().any(|a| a == "--ten-years") {
+        return ten_years().await;
+    }
     let unlimited = ClientTuning {
         requests_per_minute: 0,
         requests_per_second: 0,
@@ -363,6 +382,69 @@ async fn seed_job() -> anyhow::Result<()> {
             .map_err(|e| anyhow::anyhow!("{e}"))?
             .stats()
             .throttled
+    );
+    drop(run);
+    db.cleanup().await.map_err(|e| anyhow::anyhow!("{e}"))?;
+    Ok(())
+}
+
+/// A small company's 10-year history (5,000 customers, 1,000 items, 50,000 invoices created over
+/// 2016–2025), its three pipelines at once, 300 ms per request and Intuit's limits on both
+/// sides: wall time, requests against the minimum number of pages, requests per 1,000 rows.
+async fn ten_years() -> anyhow::Result<()> {
+    let sim = start_sim_args(&[
+        "--customers",
+        "5000",
+        "--items",
+        "1000",
+        "--invoices",
+        "50000",
+        "--from",
+        "2016-01-01",
+        "--to",
+        "2026-01-01",
+        "--latency-ms",
+        "300",
+        "--requests-per-second",
+        "10",
+    ])?;
+    let db = TestDb::new().await.map_err(|e| anyhow::anyhow!("{e}"))?;
+    let run = runner(&db, &sim, &ClientTuning::default()).await?;
+    let (from, to) = ("2016-01-01", "2026-01-01");
+    let started = Instant::now();
+    let (customers, items, invoices) = tokio::join!(
+        load_pipeline(&run, Pipeline::CUSTOMERS, from, to),
+        load_pipeline(&run, Pipeline::ITEMS, from, to),
+        load_pipeline(&run, Pipeline::INVOICES, from, to),
+    );
+    let wall = started.elapsed();
+    let stats = run
+        .client_for("9130350000000001")
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?
+        .stats();
+    let mut rows = 0;
+    let mut minimum_pages = 0;
+    for (label, result) in [
+        ("customers", customers),
+        ("items", items),
+        ("invoices", invoices),
+    ] {
+        let (t, n) = result?;
+        println!("  {label}: {n} rows in {:.1} s", t.as_secs_f64());
+        rows += n;
+        minimum_pages += n.div_ceil(1000);
+    }
+    println!(
+        "10-year company: {rows} rows over 3,652 days x 3 pipelines in {:.1} s (goal < 60 s) = {:.0} rows/s; \
+         {} requests for a minimum of {minimum_pages} pages = {:.2}x (goal <= 1.2x); \
+         {:.2} requests per 1,000 rows; throttled {}",
+        wall.as_secs_f64(),
+        rows as f64 / wall.as_secs_f64(),
+        stats.requests,
+        stats.requests as f64 / minimum_pages as f64,
+        stats.requests as f64 * 1000.0 / rows as f64,
+        stats.throttled
     );
     drop(run);
     db.cleanup().await.map_err(|e| anyhow::anyhow!("{e}"))?;

@@ -19,3 +19,6 @@ CREATE TABLE ops.sync_cursors (
     updated_at     timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (realm_id, entity)
 );
+
+-- Heartbeats renew the leases of an execution's running windows (a span holds thousands).
+CREATE INDEX windows_running_execution ON ops.windows (execution_id) WHERE status = 'running';

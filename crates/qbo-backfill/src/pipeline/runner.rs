@@ -17,7 +17,7 @@ use uuid::Uuid;
 use super::events::{RunEvent, RunEvents, TokenFailure};
 use super::report::{RequestCounters, Summary};
 use super::{DateRange, Mode, Pipeline, Window};
-use crate::store::raw::{PageWrite, UpsertCounts, upsert_page};
+use crate::store::raw::{PageWrite, UpsertCounts, upsert_page, upsert_spread_page};
 use crate::store::runs::{self, Claim, Execution, RequestTotals, RunStatus, RunTotals, WindowEnd};
 use crate::store::workers;
 
@@ -773,14 +773,7 @@ impl Scope {
             self.page_span(span, count, &tasks, &mut loaded).await
         };
         match result {
-            Ok(pages) => {
-                for (task, day) in tasks.iter().zip(&loaded) {
-                    // An empty day cost no request of its own; a day with rows shares the span's.
-                    let day_pages = if day.rows == 0 { 0 } else { pages };
-                    task.succeeded(day_pages, day.rows, day.written_pages, day.counts)
-                        .await;
-                }
-            }
+            Ok(pages) => self.span_succeeded(&tasks, &loaded, pages).await,
             Err(Early::Stopped) => {
                 for task in &tasks {
                     task.unfinished("the run stopped before this window finished")
@@ -839,52 +832,106 @@ impl Scope {
         self.emit(&RunEvent::Warning { message: &message });
     }
 
-    /// Claims every window of a span that is free now; a window another run holds goes back to
-    /// the queue on its own (it waits there), and a stop leaves the rest unclaimed.
+    /// Claims every window of a span that is free now, at once; a window another run holds
+    /// goes back to the queue on its own (it waits there).
     async fn claim_span<'a>(&'a self, windows: &[Window]) -> Vec<WindowTask<'a>> {
-        let mut tasks = Vec::with_capacity(windows.len());
-        for window in windows {
-            if self.halt.is_cancelled() {
-                break;
+        if self.halt.is_cancelled() {
+            return Vec::new();
+        }
+        let claim = runs::claim_windows(
+            &self.runner.pool,
+            self.exec(),
+            self.ctx.pipeline,
+            &self.ctx.realm_id,
+            windows,
+            self.runner.lease,
+        )
+        .await;
+        let claim = match claim {
+            Ok(claim) => claim,
+            Err(e) => {
+                // Nothing was claimed: the days go back one by one, each claimed (or failed) on
+                // its own.
+                let message =
+                    format!("Cannot claim a span of windows ({e}); loading its days one by one");
+                self.emit(&RunEvent::Warning { message: &message });
+                let mut queue = lock(&self.queue);
+                for window in windows.iter().rev() {
+                    queue.push_front(Work::Window(*window));
+                }
+                return Vec::new();
             }
-            let claim = runs::claim_window(
-                &self.runner.pool,
-                self.exec(),
-                self.ctx.pipeline,
-                &self.ctx.realm_id,
-                window,
-                self.runner.lease,
-            )
-            .await;
-            let task = WindowTask {
-                scope: self,
-                window: *window,
-                started: Instant::now(),
-            };
-            match claim {
-                Ok(Claim::Claimed) => {
-                    self.emit(&RunEvent::WindowStarted {
-                        pipeline: self.ctx.pipeline,
-                        day: window.day,
-                    });
-                    tasks.push(task);
-                }
-                Ok(Claim::Busy { .. }) => lock(&self.queue).push_back(Work::Window(*window)),
-                Ok(Claim::Lost) => {
-                    self.stop_with(Stop::Lost);
-                    break;
-                }
-                Err(e) => {
-                    self.emit(&RunEvent::WindowStarted {
-                        pipeline: self.ctx.pipeline,
-                        day: window.day,
-                    });
-                    task.failed(&format!("cannot claim the window: {e}"), None)
-                        .await;
-                }
+        };
+        if claim.lost {
+            self.stop_with(Stop::Lost);
+            return Vec::new();
+        }
+        {
+            let mut queue = lock(&self.queue);
+            for window in claim.busy {
+                queue.push_back(Work::Window(window));
             }
         }
-        tasks
+        let started = Instant::now();
+        claim
+            .claimed
+            .into_iter()
+            .map(|window| {
+                self.emit(&RunEvent::WindowStarted {
+                    pipeline: self.ctx.pipeline,
+                    day: window.day,
+                });
+                WindowTask {
+                    scope: self,
+                    window,
+                    started,
+                }
+            })
+            .collect()
+    }
+
+    /// Ends a loaded span's windows as succeeded, at once, and reports each.
+    async fn span_succeeded(&self, tasks: &[WindowTask<'_>], loaded: &[SpanDay], pages: u64) {
+        let windows: Vec<Window> = tasks.iter().map(|t| t.window).collect();
+        let duration = tasks
+            .first()
+            .map_or(Duration::ZERO, |t| t.started.elapsed());
+        let ended = runs::end_windows_succeeded(
+            &self.runner.pool,
+            self.exec(),
+            self.ctx.pipeline,
+            &self.ctx.realm_id,
+            &windows,
+            duration,
+        )
+        .await;
+        let held: std::collections::HashSet<Date> = match ended {
+            Ok(held) => held.iter().map(|w| w.day).collect(),
+            Err(e) => {
+                for task in tasks {
+                    task.failed(&format!("cannot record the window: {e}"), None)
+                        .await;
+                }
+                return;
+            }
+        };
+        for (task, day) in tasks.iter().zip(loaded) {
+            if held.contains(&task.window.day) {
+                // An empty day cost no request of its own; a day with rows shares the span's.
+                self.emit(&RunEvent::WindowCompleted {
+                    day: task.window.day,
+                    pages: if day.rows == 0 { 0 } else { pages },
+                    rows: day.rows,
+                    written_pages: day.written_pages,
+                    counts: day.counts,
+                    duration,
+                });
+            } else {
+                self.emit(&RunEvent::WindowTakenOver {
+                    day: task.window.day,
+                });
+            }
+        }
     }
 
     /// Pages the span and writes every page, each row into the window of its day. Returns the
@@ -925,19 +972,28 @@ impl Scope {
                     ));
                 }
             };
-            let parts = split_by_day(page, pipeline.time_field(), tasks);
-            match self.write_parts(&parts, tasks).await {
+            let (page, row_window) = assign_days(page, pipeline.time_field(), tasks);
+            if page.rows.is_empty() {
+                continue;
+            }
+            match self.write_spread(&page, &row_window, tasks).await {
                 Ok(Some(written)) => {
-                    let mut rows = 0_u64;
-                    let mut counts = UpsertCounts::default();
-                    for ((index, part), part_counts) in parts.iter().zip(written) {
-                        let day = &mut loaded[*index];
-                        day.rows += part.rows.len() as u64;
-                        day.written_pages += 1;
-                        day.counts += part_counts;
-                        rows += part.rows.len() as u64;
-                        counts += part_counts;
+                    let mut received = vec![0_u64; tasks.len()];
+                    for &w in &row_window {
+                        received[w] += 1;
                     }
+                    let mut counts = UpsertCounts::default();
+                    for (index, part_counts) in written.iter().enumerate() {
+                        if received[index] == 0 {
+                            continue;
+                        }
+                        let day = &mut loaded[index];
+                        day.rows += received[index];
+                        day.written_pages += 1;
+                        day.counts += *part_counts;
+                        counts += *part_counts;
+                    }
+                    let rows = page.rows.len() as u64;
                     let totals = self.add(|t| {
                         t.pages += 1;
                         t.rows += rows;
@@ -958,46 +1014,54 @@ impl Scope {
         }
     }
 
-    /// Writes the parts of one page, each into its window, in one transaction. `None` when a
-    /// window is no longer held by this execution (nothing is written then).
-    async fn write_parts(
+    /// Writes one page of a span, each row into its day's window, and the progress of those
+    /// windows, in one transaction. Returns the counts per window (by position in `tasks`), or
+    /// `None` when a window is no longer held by this execution (nothing is written then).
+    async fn write_spread(
         &self,
-        parts: &[(usize, qbo::Page)],
+        page: &qbo::Page,
+        row_window: &[usize],
         tasks: &[WindowTask<'_>],
     ) -> Result<Option<Vec<UpsertCounts>>, Box<dyn std::error::Error + Send + Sync>> {
+        let bounds: Vec<(jiff::Timestamp, jiff::Timestamp)> = tasks
+            .iter()
+            .map(|t| (t.window.start, t.window.end))
+            .collect();
+        let mut received = vec![0_u64; tasks.len()];
+        for &w in row_window {
+            received[w] += 1;
+        }
         let mut tx = self.runner.pool.begin().await?;
-        let mut written = Vec::with_capacity(parts.len());
-        for (index, part) in parts {
-            let window = &tasks[*index].window;
-            let counts = upsert_page(
-                &mut tx,
-                &PageWrite {
-                    realm_id: &self.ctx.realm_id,
-                    table: self.ctx.pipeline.table(),
-                    window_start: window.start,
-                    window_end: window.end,
-                    page: part,
-                },
-            )
-            .await?;
-            let held = runs::record_page(
-                &mut tx,
-                self.exec(),
-                self.ctx.pipeline,
-                &self.ctx.realm_id,
-                window,
-                part.rows.len() as u64,
-                counts,
-            )
-            .await?;
-            if !held {
-                tx.rollback().await?;
-                return Ok(None);
-            }
-            written.push(counts);
+        let counts = upsert_spread_page(
+            &mut tx,
+            &self.ctx.realm_id,
+            self.ctx.pipeline.table(),
+            page,
+            row_window,
+            &bounds,
+        )
+        .await?;
+        let parts: Vec<(Window, u64, UpsertCounts)> = tasks
+            .iter()
+            .zip(&counts)
+            .zip(&received)
+            .filter(|(_, rows)| **rows > 0)
+            .map(|((task, c), rows)| (task.window, *rows, *c))
+            .collect();
+        let held = runs::record_spread_page(
+            &mut tx,
+            self.exec(),
+            self.ctx.pipeline,
+            &self.ctx.realm_id,
+            &parts,
+        )
+        .await?;
+        if !held {
+            tx.rollback().await?;
+            return Ok(None);
         }
         tx.commit().await?;
-        Ok(Some(written))
+        Ok(Some(counts))
     }
 
     /// An incremental sync that loaded every window: mark what QuickBooks reports deleted since
@@ -1132,27 +1196,18 @@ struct SpanDay {
     counts: UpsertCounts,
 }
 
-/// Splits a span's page into one page per window (by the UTC day of each row's `field`), in
-/// window order. A row without a readable time, or outside the span, goes to the nearest window;
-/// a row of a day this execution does not hold (another run holds it) is left to that run.
-fn split_by_day(
-    page: qbo::Page,
+/// The window (position in `tasks`) of every row of a span's page, by the UTC day of its
+/// `field`; the page keeps only the rows this execution holds a window for. A row without a
+/// readable time, or outside the span, goes to the nearest window; a row of a day another run
+/// holds is left to that run.
+fn assign_days(
+    mut page: qbo::Page,
     field: qbo::TimeField,
     tasks: &[WindowTask<'_>],
-) -> Vec<(usize, qbo::Page)> {
-    let mut buckets: Vec<Vec<qbo::Row>> = vec![Vec::new(); tasks.len()];
-    let qbo::Page {
-        entity,
-        number,
-        start_position,
-        page_size,
-        query,
-        minor_version,
-        intuit_tid,
-        rows,
-    } = page;
+) -> (qbo::Page, Vec<usize>) {
     let last = tasks.len().saturating_sub(1);
-    for row in rows {
+    let mut row_window = Vec::with_capacity(page.rows.len());
+    page.rows.retain(|row| {
         let index = match row.time(field) {
             None => Some(0),
             Some(t) if tasks.first().is_some_and(|f| t < f.window.start) => Some(0),
@@ -1160,34 +1215,15 @@ fn split_by_day(
                 let index = tasks.partition_point(|task| task.window.end <= t);
                 match tasks.get(index) {
                     None => Some(last),
-                    // The day of a window another run holds: that run loads it.
                     Some(task) if t < task.window.start => None,
                     Some(_) => Some(index),
                 }
             }
         };
-        if let Some(bucket) = index.and_then(|i| buckets.get_mut(i)) {
-            bucket.push(row);
+        if let Some(index) = index {
+            row_window.push(index);
         }
-    }
-    buckets
-        .into_iter()
-        .enumerate()
-        .filter(|(_, rows)| !rows.is_empty())
-        .map(|(index, rows)| {
-            (
-                index,
-                qbo::Page {
-                    entity,
-                    number,
-                    start_position,
-                    page_size,
-                    query: query.clone(),
-                    minor_version,
-                    intuit_tid: intuit_tid.clone(),
-                    rows,
-                },
-            )
-        })
-        .collect()
+        index.is_some()
+    });
+    (page, row_window)
 }

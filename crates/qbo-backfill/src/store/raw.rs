@@ -39,6 +39,7 @@ pub struct RawTable(u8);
 struct TableSql {
     probe: String,
     write: String,
+    write_spread: String,
     mark_deleted: String,
 }
 
@@ -48,6 +49,7 @@ static TABLE_SQL: LazyLock<Vec<TableSql>> = LazyLock::new(|| {
         .map(|spec| TableSql {
             probe: probe_sql(spec.table),
             write: write_sql(spec.table),
+            write_spread: write_spread_sql(spec.table),
             mark_deleted: mark_deleted_sql(spec.table),
         })
         .collect()
@@ -110,6 +112,10 @@ impl RawTable {
         &self.sql().write
     }
 
+    fn write_spread_sql(self) -> &'static str {
+        &self.sql().write_spread
+    }
+
     fn mark_deleted_sql(self) -> &'static str {
         &self.sql().mark_deleted
     }
@@ -164,6 +170,26 @@ fn write_sql(table: &str) -> String {
            AND t.payload IS DISTINCT FROM EXCLUDED.payload \
          RETURNING (xmax = 0) AS inserted"
     )
+}
+
+/// [`write_sql`] for a page whose rows belong to different windows: each row carries its own
+/// window bounds. Returns the id of every written row and whether it was inserted.
+fn write_spread_sql(table: &str) -> String {
+    write_sql(table)
+        .replace(
+            "unnest($2::text[], $3::text[], $4::bytea[], $5::int8[]) \
+         AS s(id, payload, payload_hash, sync_token)",
+            "unnest($2::text[], $3::text[], $4::bytea[], $5::int8[], $6::timestamptz[], \
+         $7::timestamptz[]) AS s(id, payload, payload_hash, sync_token, ws, we)",
+        )
+        .replace(
+            "$6, $7, $8, $9, $10::jsonb",
+            "s.ws, s.we, $8, $9, $10::jsonb",
+        )
+        .replace(
+            "RETURNING (xmax = 0) AS inserted",
+            "RETURNING t.id, (xmax = 0) AS inserted",
+        )
 }
 
 /// Marks rows deleted (keeping their last payload); rows already marked keep their first mark.
@@ -300,6 +326,8 @@ impl std::ops::Add for UpsertCounts {
 /// A row ready to write: its id, raw JSON text (made storable by [`jsonb_safe`]), hash and
 /// parsed SyncToken.
 struct Prepared<'a> {
+    /// Position of the row (the occurrence kept) in the page.
+    source: usize,
     id: &'a str,
     payload: Cow<'a, str>,
     hash: [u8; 32],
@@ -310,9 +338,10 @@ struct Prepared<'a> {
 fn prepare(rows: &[qbo::Row]) -> Vec<Prepared<'_>> {
     let mut out: Vec<Prepared<'_>> = Vec::with_capacity(rows.len());
     let mut seen: HashMap<&str, usize> = HashMap::with_capacity(rows.len());
-    for row in rows {
+    for (source, row) in rows.iter().enumerate() {
         let payload = jsonb_safe(row.raw.get());
         let candidate = Prepared {
+            source,
             id: row.id.as_str(),
             hash: Sha256::digest(payload.as_bytes()).into(),
             payload,
@@ -471,6 +500,93 @@ pub async fn upsert_page(
     Ok(counts)
 }
 
+/// Upserts one page whose rows belong to several windows (a span of days fetched in one query):
+/// `row_window[i]` is the index in `windows` of the window of `page.rows[i]`, whose bounds go to
+/// `extract_window_*_utc`. Two statements whatever the number of windows; returns exact counts
+/// per window, like [`upsert_page`] for each.
+///
+/// # Errors
+/// [`StoreError::Database`]; the caller's transaction is then aborted.
+///
+/// # Panics
+/// If `row_window` does not give a valid window for every row (a programming error).
+pub async fn upsert_spread_page(
+    conn: &mut PgConnection,
+    realm_id: &str,
+    table: RawTable,
+    page: &qbo::Page,
+    row_window: &[usize],
+    windows: &[(jiff::Timestamp, jiff::Timestamp)],
+) -> Result<Vec<UpsertCounts>, StoreError> {
+    assert_eq!(row_window.len(), page.rows.len(), "one window per row");
+    let mut counts = vec![UpsertCounts::default(); windows.len()];
+    let mut received = vec![0_u64; windows.len()];
+    for &w in row_window {
+        received[w] += 1;
+    }
+    let prepared = prepare(&page.rows);
+    if !prepared.is_empty() {
+        let ids: Vec<&str> = prepared.iter().map(|p| p.id).collect();
+        let hashes: Vec<&[u8]> = prepared.iter().map(|p| p.hash.as_slice()).collect();
+        let tokens: Vec<Option<i64>> = prepared.iter().map(|p| p.sync_token).collect();
+        let ordinals: Vec<i64> = sqlx::query_scalar(table.probe_sql())
+            .bind(realm_id)
+            .bind(&ids)
+            .bind(&hashes)
+            .bind(&tokens)
+            .fetch_all(&mut *conn)
+            .await?;
+        if !ordinals.is_empty() {
+            let chosen: Vec<&Prepared<'_>> = ordinals
+                .iter()
+                .filter_map(|&ord| usize::try_from(ord - 1).ok().and_then(|i| prepared.get(i)))
+                .collect();
+            let window_of: HashMap<&str, usize> = chosen
+                .iter()
+                .map(|p| (p.id, row_window[p.source]))
+                .collect();
+            let ids: Vec<&str> = chosen.iter().map(|p| p.id).collect();
+            let payloads: Vec<&str> = chosen.iter().map(|p| p.payload.as_ref()).collect();
+            let hashes: Vec<&[u8]> = chosen.iter().map(|p| p.hash.as_slice()).collect();
+            let tokens: Vec<Option<i64>> = chosen.iter().map(|p| p.sync_token).collect();
+            let starts: Vec<PgTimestamp> = chosen
+                .iter()
+                .map(|p| PgTimestamp(windows[row_window[p.source]].0))
+                .collect();
+            let ends: Vec<PgTimestamp> = chosen
+                .iter()
+                .map(|p| PgTimestamp(windows[row_window[p.source]].1))
+                .collect();
+            let written: Vec<(String, bool)> = sqlx::query_as(table.write_spread_sql())
+                .bind(realm_id)
+                .bind(&ids)
+                .bind(&payloads)
+                .bind(&hashes)
+                .bind(&tokens)
+                .bind(&starts)
+                .bind(&ends)
+                .bind(i32::try_from(page.number).unwrap_or(i32::MAX))
+                .bind(i32::try_from(page.page_size).unwrap_or(i32::MAX))
+                .bind(request_payload(page))
+                .fetch_all(&mut *conn)
+                .await?;
+            for (id, inserted) in written {
+                if let Some(&w) = window_of.get(id.as_str()) {
+                    if inserted {
+                        counts[w].inserted += 1;
+                    } else {
+                        counts[w].updated += 1;
+                    }
+                }
+            }
+        }
+    }
+    for (c, r) in counts.iter_mut().zip(received) {
+        c.unchanged = r.saturating_sub(c.inserted + c.updated);
+    }
+    Ok(counts)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -532,6 +648,9 @@ mod tests {
             assert!(t.probe_sql().contains(t.qualified_name()));
             assert!(t.write_sql().contains(t.qualified_name()));
             assert!(t.mark_deleted_sql().contains(t.qualified_name()));
+            let spread = t.write_spread_sql();
+            assert!(spread.contains("s.ws, s.we") && spread.contains("RETURNING t.id"));
+            assert!(spread.contains("AS s(id, payload, payload_hash, sync_token, ws, we)"));
         }
         assert_eq!(
             RawTable::for_entity(qbo::Entity::Vendor).map(RawTable::qualified_name),

@@ -252,9 +252,15 @@ pub async fn heartbeat(pool: &PgPool, exec: &Execution, lease: Duration) -> Resu
     .fetch_optional(pool)
     .await?;
     if cancel.is_some() {
+        // Rows a page's transaction holds are skipped (never waited for, so a heartbeat cannot
+        // deadlock with a span's writes, which lock its days in order); the next beat renews them.
         sqlx::query(
-            "UPDATE ops.windows SET lease_until = now() + make_interval(secs => $2) \
-             WHERE execution_id = $1 AND status = 'running'",
+            "UPDATE ops.windows AS w SET lease_until = now() + make_interval(secs => $2) \
+             FROM (SELECT pipeline, realm_id, window_start FROM ops.windows \
+                   WHERE execution_id = $1 AND status = 'running' \
+                   ORDER BY window_start FOR UPDATE SKIP LOCKED) AS held \
+             WHERE w.pipeline = held.pipeline AND w.realm_id = held.realm_id \
+               AND w.window_start = held.window_start",
         )
         .bind(exec.execution_id)
         .bind(lease_s)
@@ -429,6 +435,168 @@ pub async fn claim_window(
     Ok(Claim::Claimed)
 }
 
+/// What [`claim_windows`] got.
+#[derive(Debug, Default)]
+pub struct SpanClaim {
+    /// Windows this execution now holds, in order.
+    pub claimed: Vec<Window>,
+    /// Windows another live run holds (load them on their own, waiting).
+    pub busy: Vec<Window>,
+    /// This execution no longer holds its run: stop.
+    pub lost: bool,
+}
+
+/// Claims consecutive windows at once, in one transaction (a span of a long history holds
+/// thousands): each is claimed exactly as [`claim_window`] would, locking them in day order.
+///
+/// # Errors
+/// Database errors.
+pub async fn claim_windows(
+    pool: &PgPool,
+    exec: &Execution,
+    pipeline: Pipeline,
+    realm_id: &str,
+    windows: &[Window],
+    lease: Duration,
+) -> Result<SpanClaim> {
+    let mut out = SpanClaim::default();
+    if windows.is_empty() {
+        return Ok(out);
+    }
+    let mut tx = pool.begin().await?;
+    let starts: Vec<String> = windows.iter().map(|w| ts(w.start)).collect();
+    let current = sqlx::query(
+        "SELECT w.window_start, w.status, w.run_id, w.execution_id, \
+                (w.lease_until IS NULL OR w.lease_until < now()) AS expired \
+         FROM unnest($3::timestamptz[]) AS d(ws) \
+         JOIN ops.windows w ON w.pipeline = $1 AND w.realm_id = $2 AND w.window_start = d.ws \
+         ORDER BY w.window_start FOR UPDATE OF w",
+    )
+    .bind(pipeline.name())
+    .bind(realm_id)
+    .bind(&starts)
+    .fetch_all(&mut *tx)
+    .await?;
+    let mut busy_starts = Vec::new();
+    for row in &current {
+        let start: crate::store::PgTimestamp = row.try_get("window_start")?;
+        let Some(window) = windows.iter().find(|w| w.start == start.0) else {
+            continue;
+        };
+        if busy_holder(&mut tx, exec, window, row).await?.is_some() {
+            busy_starts.push(window.start);
+        }
+    }
+    let held: Option<i32> = sqlx::query_scalar(
+        "SELECT 1 FROM ops.runs WHERE id = $1 AND execution_id = $2 AND status = 'running' \
+         FOR SHARE",
+    )
+    .bind(exec.run_id)
+    .bind(exec.execution_id)
+    .fetch_optional(&mut *tx)
+    .await?;
+    if held.is_none() {
+        out.lost = true;
+        return Ok(out);
+    }
+    for window in windows {
+        if busy_starts.contains(&window.start) {
+            out.busy.push(*window);
+        } else {
+            out.claimed.push(*window);
+        }
+    }
+    let starts: Vec<String> = out.claimed.iter().map(|w| ts(w.start)).collect();
+    let ends: Vec<String> = out.claimed.iter().map(|w| ts(w.end)).collect();
+    sqlx::query(
+        "INSERT INTO ops.windows (pipeline, realm_id, window_start, window_end, status, run_id, \
+                                 execution_id, lease_until, attempts, started_at) \
+         SELECT $1, $2, s, e, 'running', $5, $7, now() + make_interval(secs => $6), 1, now() \
+         FROM unnest($3::timestamptz[], $4::timestamptz[]) AS t(s, e) \
+         ON CONFLICT (pipeline, realm_id, window_start) DO UPDATE SET \
+           status = 'running', run_id = $5, execution_id = $7, \
+           lease_until = now() + make_interval(secs => $6), \
+           attempts = ops.windows.attempts + 1, pages = 0, rows_total = 0, inserted = 0, \
+           updated = 0, unchanged = 0, started_at = now(), finished_at = NULL, \
+           duration_ms = NULL, last_error = NULL, last_intuit_tid = NULL",
+    )
+    .bind(pipeline.name())
+    .bind(realm_id)
+    .bind(&starts)
+    .bind(&ends)
+    .bind(exec.run_id)
+    .bind(lease.as_secs_f64())
+    .bind(exec.execution_id)
+    .execute(&mut *tx)
+    .await?;
+    sqlx::query(
+        "UPDATE ops.run_windows SET status = 'running', pages = 0, rows_total = 0, inserted = 0, \
+         updated = 0, unchanged = 0, error = NULL, intuit_tid = NULL, duration_ms = NULL \
+         FROM unnest($2::timestamptz[]) AS d(ws) \
+         WHERE run_id = $1 AND window_start = d.ws",
+    )
+    .bind(exec.run_id)
+    .bind(&starts)
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(out)
+}
+
+/// Ends windows this execution holds as succeeded, at once. Returns the windows it still held
+/// (the others were taken over and are left alone).
+///
+/// # Errors
+/// Database errors.
+pub async fn end_windows_succeeded(
+    pool: &PgPool,
+    exec: &Execution,
+    pipeline: Pipeline,
+    realm_id: &str,
+    windows: &[Window],
+    duration: Duration,
+) -> Result<Vec<Window>> {
+    if windows.is_empty() {
+        return Ok(Vec::new());
+    }
+    let duration_ms = i64::try_from(duration.as_millis()).unwrap_or(i64::MAX);
+    let starts: Vec<String> = windows.iter().map(|w| ts(w.start)).collect();
+    let mut tx = pool.begin().await?;
+    let ended: Vec<crate::store::PgTimestamp> = sqlx::query_scalar(
+        "UPDATE ops.windows AS w SET status = 'succeeded', lease_until = NULL, \
+           finished_at = now(), duration_ms = $5, last_error = NULL, last_intuit_tid = NULL \
+         FROM unnest($3::timestamptz[]) AS d(ws) \
+         WHERE w.pipeline = $1 AND w.realm_id = $2 AND w.window_start = d.ws \
+           AND w.execution_id = $4 AND w.status = 'running' \
+         RETURNING w.window_start",
+    )
+    .bind(pipeline.name())
+    .bind(realm_id)
+    .bind(&starts)
+    .bind(exec.execution_id)
+    .bind(duration_ms)
+    .fetch_all(&mut *tx)
+    .await?;
+    let held: Vec<String> = ended.iter().map(|t| ts(t.0)).collect();
+    sqlx::query(
+        "UPDATE ops.run_windows AS w SET status = 'succeeded', error = NULL, intuit_tid = NULL, \
+           duration_ms = $3 \
+         FROM unnest($2::timestamptz[]) AS d(ws) \
+         WHERE w.run_id = $1 AND w.window_start = d.ws",
+    )
+    .bind(exec.run_id)
+    .bind(&held)
+    .bind(duration_ms)
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(windows
+        .iter()
+        .filter(|w| ended.iter().any(|t| t.0 == w.start))
+        .copied()
+        .collect())
+}
+
 /// Records one written page in the page's own transaction. Returns `false` when this execution
 /// no longer holds the window (another run or execution took it over): the caller must roll back.
 ///
@@ -475,6 +643,78 @@ pub async fn record_page(
     .bind(to_i64(counts.inserted))
     .bind(to_i64(counts.updated))
     .bind(to_i64(counts.unchanged))
+    .execute(&mut *conn)
+    .await?;
+    Ok(true)
+}
+
+/// [`record_page`] for a page spread over several windows: one row of `(window, rows, counts)`
+/// per window it wrote into. Returns `false` (the caller must roll back) unless this execution
+/// still holds every one of them.
+///
+/// # Errors
+/// Database errors.
+pub async fn record_spread_page(
+    conn: &mut PgConnection,
+    exec: &Execution,
+    pipeline: Pipeline,
+    realm_id: &str,
+    parts: &[(Window, u64, UpsertCounts)],
+) -> Result<bool> {
+    let starts: Vec<String> = parts.iter().map(|(w, _, _)| ts(w.start)).collect();
+    let rows: Vec<i64> = parts.iter().map(|(_, r, _)| to_i64(*r)).collect();
+    let inserted: Vec<i64> = parts.iter().map(|(_, _, c)| to_i64(c.inserted)).collect();
+    let updated: Vec<i64> = parts.iter().map(|(_, _, c)| to_i64(c.updated)).collect();
+    let unchanged: Vec<i64> = parts.iter().map(|(_, _, c)| to_i64(c.unchanged)).collect();
+    // Lock in day order, as claims do, so that a takeover never deadlocks with this write.
+    let locked: Vec<i32> = sqlx::query_scalar(
+        "SELECT 1 FROM unnest($3::timestamptz[]) AS d(ws) \
+         JOIN ops.windows w ON w.pipeline = $1 AND w.realm_id = $2 AND w.window_start = d.ws \
+         WHERE w.execution_id = $4 AND w.status = 'running' \
+         ORDER BY w.window_start FOR UPDATE OF w",
+    )
+    .bind(pipeline.name())
+    .bind(realm_id)
+    .bind(&starts)
+    .bind(exec.execution_id)
+    .fetch_all(&mut *conn)
+    .await?;
+    if locked.len() != parts.len() {
+        return Ok(false);
+    }
+    sqlx::query(
+        "UPDATE ops.windows AS w SET pages = w.pages + 1, rows_total = w.rows_total + d.rows, \
+           inserted = w.inserted + d.ins, updated = w.updated + d.upd, \
+           unchanged = w.unchanged + d.unch \
+         FROM unnest($3::timestamptz[], $5::int8[], $6::int8[], $7::int8[], $8::int8[]) \
+              AS d(ws, rows, ins, upd, unch) \
+         WHERE w.pipeline = $1 AND w.realm_id = $2 AND w.window_start = d.ws \
+           AND w.execution_id = $4",
+    )
+    .bind(pipeline.name())
+    .bind(realm_id)
+    .bind(&starts)
+    .bind(exec.execution_id)
+    .bind(&rows)
+    .bind(&inserted)
+    .bind(&updated)
+    .bind(&unchanged)
+    .execute(&mut *conn)
+    .await?;
+    sqlx::query(
+        "UPDATE ops.run_windows AS w SET pages = w.pages + 1, rows_total = w.rows_total + d.rows, \
+           inserted = w.inserted + d.ins, updated = w.updated + d.upd, \
+           unchanged = w.unchanged + d.unch \
+         FROM unnest($2::timestamptz[], $3::int8[], $4::int8[], $5::int8[], $6::int8[]) \
+              AS d(ws, rows, ins, upd, unch) \
+         WHERE w.run_id = $1 AND w.window_start = d.ws",
+    )
+    .bind(exec.run_id)
+    .bind(&starts)
+    .bind(&rows)
+    .bind(&inserted)
+    .bind(&updated)
+    .bind(&unchanged)
     .execute(&mut *conn)
     .await?;
     Ok(true)

@@ -17,7 +17,7 @@ use super::{
     failure, layout, not_found, operator, render, set_cookie,
 };
 use crate::orchestrator::triggers::{NewTrigger, TriggerPatch};
-use crate::pipeline::Pipeline;
+use crate::pipeline::{Mode, Pipeline};
 use crate::server::AppState;
 use crate::server::api::{range_for, secret_value_problem, validate_run};
 use crate::store::queue::{self, NewRun};
@@ -210,6 +210,10 @@ struct NextFire {
 }
 
 struct PipelineCard {
+    /// A heading before the first card of each kind (backfills, incremental syncs).
+    heading: Option<&'static str>,
+    /// Dates may be left empty (the sync continues from its cursor).
+    incremental: bool,
     name: &'static str,
     entity: String,
     table: String,
@@ -266,7 +270,15 @@ async fn pipelines_page(
                 .filter_map(|t| Some((t.next_fire_utc?, t.next_fire_local?)))
                 .min();
             let err = error.as_ref().filter(|e| e.pipeline == p.name());
+            let first_of_mode = cards
+                .last()
+                .is_none_or(|c: &PipelineCard| c.incremental != (p.mode() == Mode::Incremental));
             cards.push(PipelineCard {
+                heading: first_of_mode.then_some(match p.mode() {
+                    Mode::Backfill => "Backfills (by creation day)",
+                    Mode::Incremental => "Incremental syncs (changes and deletions)",
+                }),
+                incremental: p.mode() == Mode::Incremental,
                 name: p.name(),
                 entity: format!("{:?}", p.entity()),
                 table: p.table().qualified_name().to_owned(),
