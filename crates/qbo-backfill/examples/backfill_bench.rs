@@ -9,6 +9,7 @@
 //! ```text
 //! cargo build --release -p qbo-sim -p qbo-backfill --examples
 //! target/release/examples/backfill_bench [--rows 100000] [--big-rows 1000000] [--limits]
+//!     [--span-max-pages 50]
 //! ```
 //! `--limits` instead runs with Intuit's limits enforced on both sides and reports how much of
 //! the 500 requests/minute budget the run used and whether it was ever throttled.
@@ -284,11 +285,14 @@ async fn main() -> anyhow::Result<()> {
     if std::env::args().any(|a| a == "--ten-years") {
         return ten_years().await;
     }
+    // `--span-max-pages 0` asks for every day on its own (the calendar scan, for comparison).
+    let span_max_pages: u64 = arg("--span-max-pages").map_or(Ok(50), |v| v.parse())?;
     let unlimited = ClientTuning {
         requests_per_minute: 0,
         requests_per_second: 0,
         max_in_flight: 0,
         concurrency: Some(4),
+        span_max_pages,
         ..ClientTuning::default()
     };
 

@@ -949,23 +949,49 @@ impl Scope {
             .client
             .pager(pipeline.entity(), pipeline.time_field(), span);
         pager.expect_count(count);
+        // The next page is fetched while the previous one is written.
+        let mut pending: Option<(qbo::Page, Vec<usize>)> = None;
         loop {
-            let next = tokio::select! {
-                r = pager.next_page() => r,
-                () = self.halt.cancelled() => return Err(Early::Stopped),
-                () = self.runner.interrupt.cancelled() => {
-                    self.stop_with(Stop::Interrupted);
-                    return Err(Early::Stopped);
+            let fetch = async {
+                tokio::select! {
+                    r = pager.next_page() => Some(r),
+                    () = self.halt.cancelled() => None,
+                    () = self.runner.interrupt.cancelled() => {
+                        self.stop_with(Stop::Interrupted);
+                        None
+                    }
                 }
             };
-            let page = match next {
-                Ok(Some(page)) => page,
-                Ok(None) => return Ok(u64::from(pager.pages())),
-                Err(e) if e.is_terminal_auth() => {
+            let write = async {
+                match &pending {
+                    Some((page, row_window)) => {
+                        Some(self.write_spread(page, row_window, tasks).await)
+                    }
+                    None => None,
+                }
+            };
+            let (fetched, written) = tokio::join!(fetch, write);
+            if let (Some((page, row_window)), Some(written)) = (pending.take(), written) {
+                match written {
+                    Ok(Some(counts)) => self.account_spread(&page, &row_window, &counts, loaded),
+                    Ok(None) => return Err(Early::TakenOver),
+                    Err(e) => {
+                        return Err(Early::Failed(
+                            format!("cannot write a page to PostgreSQL: {e}"),
+                            None,
+                        ));
+                    }
+                }
+            }
+            let page = match fetched {
+                None => return Err(Early::Stopped),
+                Some(Ok(Some(page))) => page,
+                Some(Ok(None)) => return Ok(u64::from(pager.pages())),
+                Some(Err(e)) if e.is_terminal_auth() => {
                     self.token_failure(&e);
                     return Err(Early::Stopped);
                 }
-                Err(e) => {
+                Some(Err(e)) => {
                     return Err(Early::Failed(
                         e.to_string(),
                         e.intuit_tid().map(str::to_owned),
@@ -973,45 +999,44 @@ impl Scope {
                 }
             };
             let (page, row_window) = assign_days(page, pipeline.time_field(), tasks);
-            if page.rows.is_empty() {
-                continue;
-            }
-            match self.write_spread(&page, &row_window, tasks).await {
-                Ok(Some(written)) => {
-                    let mut received = vec![0_u64; tasks.len()];
-                    for &w in &row_window {
-                        received[w] += 1;
-                    }
-                    let mut counts = UpsertCounts::default();
-                    for (index, part_counts) in written.iter().enumerate() {
-                        if received[index] == 0 {
-                            continue;
-                        }
-                        let day = &mut loaded[index];
-                        day.rows += received[index];
-                        day.written_pages += 1;
-                        day.counts += *part_counts;
-                        counts += *part_counts;
-                    }
-                    let rows = page.rows.len() as u64;
-                    let totals = self.add(|t| {
-                        t.pages += 1;
-                        t.rows += rows;
-                        t.counts += counts;
-                    });
-                    self.emit(&RunEvent::PageWritten {
-                        run_rows: totals.rows,
-                    });
-                }
-                Ok(None) => return Err(Early::TakenOver),
-                Err(e) => {
-                    return Err(Early::Failed(
-                        format!("cannot write a page to PostgreSQL: {e}"),
-                        None,
-                    ));
-                }
+            if !page.rows.is_empty() {
+                pending = Some((page, row_window));
             }
         }
+    }
+
+    /// Adds a written span page to its days' figures and the run's totals.
+    fn account_spread(
+        &self,
+        page: &qbo::Page,
+        row_window: &[usize],
+        written: &[UpsertCounts],
+        loaded: &mut [SpanDay],
+    ) {
+        let mut received = vec![0_u64; loaded.len()];
+        for &w in row_window {
+            received[w] += 1;
+        }
+        let mut counts = UpsertCounts::default();
+        for (index, part_counts) in written.iter().enumerate() {
+            if received[index] == 0 {
+                continue;
+            }
+            let day = &mut loaded[index];
+            day.rows += received[index];
+            day.written_pages += 1;
+            day.counts += *part_counts;
+            counts += *part_counts;
+        }
+        let rows = page.rows.len() as u64;
+        let totals = self.add(|t| {
+            t.pages += 1;
+            t.rows += rows;
+            t.counts += counts;
+        });
+        self.emit(&RunEvent::PageWritten {
+            run_rows: totals.rows,
+        });
     }
 
     /// Writes one page of a span, each row into its day's window, and the progress of those
