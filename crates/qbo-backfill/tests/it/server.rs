@@ -711,3 +711,48 @@ async fn sigterm_on_a_worker_gives_its_run_back_to_the_queue_and_another_worker_
         world.expected_ids("Customer", JAN_FROM, JAN_TO)
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_incremental_sync_runs_through_the_api_with_dates_then_from_its_cursor() {
+    let world = World::new(sim_config(60)).await;
+    let api = Api::start(&world, "1").await;
+    // Without a cursor, a sync without dates is refused in words; a backfill needs dates.
+    let sync = json!({"pipeline": "qb_customers_incremental"});
+    let (status, refused) = api.post("/api/v1/runs", sync.clone()).await;
+    assert_eq!(status, 422, "{refused}");
+    assert_eq!(refused["error"]["code"], "no_cursor", "{refused}");
+    let (status, refused) = api
+        .post("/api/v1/runs", json!({"pipeline": "qb_items_backfill"}))
+        .await;
+    assert_eq!(status, 422, "{refused}");
+    assert_eq!(count(&world, "SELECT count(*) FROM ops.runs").await, 0);
+
+    // The first sync names its range; every customer changed in January arrives.
+    let (_, first) = api
+        .post(
+            "/api/v1/runs",
+            json!({"pipeline": "qb_customers_incremental", "fecha_inicio": JAN_FROM, "fecha_fin": "2026-02-01"}),
+        )
+        .await;
+    let first = api.wait_final(first["id"].as_str().expect("id"), 60).await;
+    assert_eq!(first["status"], "succeeded", "{first}");
+    assert_eq!(
+        world.loaded_ids("raw.qb_customers").await,
+        world.expected_ids("Customer", JAN_FROM, "2026-02-01")
+    );
+
+    // Then without dates: from the cursor to the end of today, nothing rewritten.
+    let (status, second) = api.post("/api/v1/runs", sync).await;
+    assert_eq!(status, 202, "{second}");
+    let second = api.wait_final(second["id"].as_str().expect("id"), 60).await;
+    assert_eq!(second["status"], "succeeded", "{second}");
+    let today = jiff::Timestamp::now()
+        .to_zoned(jiff::tz::TimeZone::UTC)
+        .date();
+    assert_eq!(
+        second["fecha_fin"],
+        today.tomorrow().expect("tomorrow").to_string()
+    );
+    assert_eq!(second["counts"]["inserted"], 0, "{second}");
+    assert_eq!(second["counts"]["updated"], 0, "{second}");
+}
