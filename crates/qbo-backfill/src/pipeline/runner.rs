@@ -868,7 +868,7 @@ impl Scope {
         }
         {
             let mut queue = lock(&self.queue);
-            for window in claim.busy {
+            for (window, _) in claim.busy {
                 queue.push_back(Work::Window(window));
             }
         }
@@ -950,7 +950,7 @@ impl Scope {
             .pager(pipeline.entity(), pipeline.time_field(), span);
         pager.expect_count(count);
         // The next page is fetched while the previous one is written.
-        let mut pending: Option<(qbo::Page, Vec<usize>)> = None;
+        let mut pending: Option<SpanPage> = None;
         loop {
             let fetch = async {
                 tokio::select! {
@@ -964,16 +964,14 @@ impl Scope {
             };
             let write = async {
                 match &pending {
-                    Some((page, row_window)) => {
-                        Some(self.write_spread(page, row_window, tasks).await)
-                    }
+                    Some(part) => Some(self.write_spread(part, tasks).await),
                     None => None,
                 }
             };
             let (fetched, written) = tokio::join!(fetch, write);
-            if let (Some((page, row_window)), Some(written)) = (pending.take(), written) {
+            if let (Some(part), Some(written)) = (pending.take(), written) {
                 match written {
-                    Ok(Some(counts)) => self.account_spread(&page, &row_window, &counts, loaded),
+                    Ok(Some(counts)) => self.account_spread(&part, &counts, loaded),
                     Ok(None) => return Err(Early::TakenOver),
                     Err(e) => {
                         return Err(Early::Failed(
@@ -1000,23 +998,22 @@ impl Scope {
             };
             let (page, row_window) = assign_days(page, pipeline.time_field(), tasks);
             if !page.rows.is_empty() {
-                pending = Some((page, row_window));
+                let mut received = vec![0_u64; tasks.len()];
+                for &w in &row_window {
+                    received[w] += 1;
+                }
+                pending = Some(SpanPage {
+                    page,
+                    row_window,
+                    received,
+                });
             }
         }
     }
 
     /// Adds a written span page to its days' figures and the run's totals.
-    fn account_spread(
-        &self,
-        page: &qbo::Page,
-        row_window: &[usize],
-        written: &[UpsertCounts],
-        loaded: &mut [SpanDay],
-    ) {
-        let mut received = vec![0_u64; loaded.len()];
-        for &w in row_window {
-            received[w] += 1;
-        }
+    fn account_spread(&self, part: &SpanPage, written: &[UpsertCounts], loaded: &mut [SpanDay]) {
+        let received = &part.received;
         let mut counts = UpsertCounts::default();
         for (index, part_counts) in written.iter().enumerate() {
             if received[index] == 0 {
@@ -1028,7 +1025,7 @@ impl Scope {
             day.counts += *part_counts;
             counts += *part_counts;
         }
-        let rows = page.rows.len() as u64;
+        let rows = part.page.rows.len() as u64;
         let totals = self.add(|t| {
             t.pages += 1;
             t.rows += rows;
@@ -1044,32 +1041,27 @@ impl Scope {
     /// `None` when a window is no longer held by this execution (nothing is written then).
     async fn write_spread(
         &self,
-        page: &qbo::Page,
-        row_window: &[usize],
+        part: &SpanPage,
         tasks: &[WindowTask<'_>],
     ) -> Result<Option<Vec<UpsertCounts>>, Box<dyn std::error::Error + Send + Sync>> {
         let bounds: Vec<(jiff::Timestamp, jiff::Timestamp)> = tasks
             .iter()
             .map(|t| (t.window.start, t.window.end))
             .collect();
-        let mut received = vec![0_u64; tasks.len()];
-        for &w in row_window {
-            received[w] += 1;
-        }
         let mut tx = self.runner.pool.begin().await?;
         let counts = upsert_spread_page(
             &mut tx,
             &self.ctx.realm_id,
             self.ctx.pipeline.table(),
-            page,
-            row_window,
+            &part.page,
+            &part.row_window,
             &bounds,
         )
         .await?;
         let parts: Vec<(Window, u64, UpsertCounts)> = tasks
             .iter()
             .zip(&counts)
-            .zip(&received)
+            .zip(&part.received)
             .filter(|(_, rows)| **rows > 0)
             .map(|((task, c), rows)| (task.window, *rows, *c))
             .collect();
@@ -1211,6 +1203,14 @@ impl Scope {
         });
         Ok(())
     }
+}
+
+/// A span's page ready to write: its rows, the window (position in the span's tasks) of each,
+/// and how many rows each window receives.
+struct SpanPage {
+    page: qbo::Page,
+    row_window: Vec<usize>,
+    received: Vec<u64>,
 }
 
 /// What one window of a span received.

@@ -357,9 +357,7 @@ async fn busy_holder(
     Ok(None)
 }
 
-/// Claims `window` for the execution: succeeds when the window is not running, or its holder
-/// run is over, was claimed again since, lost its lease or died. Resets the window's counters (a
-/// window is always re-loaded whole).
+/// Claims `window` for the execution, as [`claim_windows`] claims each of its windows.
 ///
 /// # Errors
 /// Database errors.
@@ -371,68 +369,22 @@ pub async fn claim_window(
     window: &Window,
     lease: Duration,
 ) -> Result<Claim> {
-    let mut tx = pool.begin().await?;
-    // Lock the window row on its own, then read its holder in a second statement: when the lock
-    // had to wait for another claim, the row is re-read after that claim commits but a joined
-    // run row would not be, and a live run's window would be taken over.
-    let current = sqlx::query(
-        "SELECT status, run_id, execution_id, (lease_until IS NULL OR lease_until < now()) AS expired \
-         FROM ops.windows \
-         WHERE pipeline = $1 AND realm_id = $2 AND window_start = $3::timestamptz FOR UPDATE",
+    let claim = claim_windows(
+        pool,
+        exec,
+        pipeline,
+        realm_id,
+        std::slice::from_ref(window),
+        lease,
     )
-    .bind(pipeline.name())
-    .bind(realm_id)
-    .bind(ts(window.start))
-    .fetch_optional(&mut *tx)
     .await?;
-    if let Some(row) = current
-        && let Some(holder) = busy_holder(&mut tx, exec, window, &row).await?
-    {
-        return Ok(Claim::Busy { holder });
-    }
-    let held: Option<i32> = sqlx::query_scalar(
-        "SELECT 1 FROM ops.runs WHERE id = $1 AND execution_id = $2 AND status = 'running' \
-         FOR SHARE",
-    )
-    .bind(exec.run_id)
-    .bind(exec.execution_id)
-    .fetch_optional(&mut *tx)
-    .await?;
-    if held.is_none() {
-        return Ok(Claim::Lost);
-    }
-    sqlx::query(
-        "INSERT INTO ops.windows (pipeline, realm_id, window_start, window_end, status, run_id, \
-                                 execution_id, lease_until, attempts, started_at) \
-         VALUES ($1, $2, $3::timestamptz, $4::timestamptz, 'running', $5, $7, \
-                 now() + make_interval(secs => $6), 1, now()) \
-         ON CONFLICT (pipeline, realm_id, window_start) DO UPDATE SET \
-           status = 'running', run_id = $5, execution_id = $7, \
-           lease_until = now() + make_interval(secs => $6), \
-           attempts = ops.windows.attempts + 1, pages = 0, rows_total = 0, inserted = 0, \
-           updated = 0, unchanged = 0, started_at = now(), finished_at = NULL, \
-           duration_ms = NULL, last_error = NULL, last_intuit_tid = NULL",
-    )
-    .bind(pipeline.name())
-    .bind(realm_id)
-    .bind(ts(window.start))
-    .bind(ts(window.end))
-    .bind(exec.run_id)
-    .bind(lease.as_secs_f64())
-    .bind(exec.execution_id)
-    .execute(&mut *tx)
-    .await?;
-    sqlx::query(
-        "UPDATE ops.run_windows SET status = 'running', pages = 0, rows_total = 0, inserted = 0, \
-         updated = 0, unchanged = 0, error = NULL, intuit_tid = NULL, duration_ms = NULL \
-         WHERE run_id = $1 AND window_start = $2::timestamptz",
-    )
-    .bind(exec.run_id)
-    .bind(ts(window.start))
-    .execute(&mut *tx)
-    .await?;
-    tx.commit().await?;
-    Ok(Claim::Claimed)
+    Ok(if claim.lost {
+        Claim::Lost
+    } else if let Some((_, holder)) = claim.busy.first() {
+        Claim::Busy { holder: *holder }
+    } else {
+        Claim::Claimed
+    })
 }
 
 /// What [`claim_windows`] got.
@@ -440,14 +392,16 @@ pub async fn claim_window(
 pub struct SpanClaim {
     /// Windows this execution now holds, in order.
     pub claimed: Vec<Window>,
-    /// Windows another live run holds (load them on their own, waiting).
-    pub busy: Vec<Window>,
+    /// Windows another live run holds, with that run (load them on their own, waiting).
+    pub busy: Vec<(Window, Uuid)>,
     /// This execution no longer holds its run: stop.
     pub lost: bool,
 }
 
-/// Claims consecutive windows at once, in one transaction (a span of a long history holds
-/// thousands): each is claimed exactly as [`claim_window`] would, locking them in day order.
+/// Claims windows (in day order) at once, in one transaction (a span of a long history holds
+/// thousands), locking them in day order: each is claimed when it is not running, or its holder
+/// run is over, was claimed again since, lost its lease or died. Resets the windows' counters (a
+/// window is always re-loaded whole).
 ///
 /// # Errors
 /// Database errors.
@@ -477,14 +431,16 @@ pub async fn claim_windows(
     .bind(&starts)
     .fetch_all(&mut *tx)
     .await?;
-    let mut busy_starts = Vec::new();
+    // Rows are read in day order, like `windows`: one pass pairs them.
+    let mut busy_holders = std::collections::HashMap::new();
+    let mut rest = windows.iter();
     for row in &current {
         let start: crate::store::PgTimestamp = row.try_get("window_start")?;
-        let Some(window) = windows.iter().find(|w| w.start == start.0) else {
+        let Some(window) = rest.find(|w| w.start == start.0) else {
             continue;
         };
-        if busy_holder(&mut tx, exec, window, row).await?.is_some() {
-            busy_starts.push(window.start);
+        if let Some(holder) = busy_holder(&mut tx, exec, window, row).await? {
+            busy_holders.insert(window.start, holder);
         }
     }
     let held: Option<i32> = sqlx::query_scalar(
@@ -500,11 +456,13 @@ pub async fn claim_windows(
         return Ok(out);
     }
     for window in windows {
-        if busy_starts.contains(&window.start) {
-            out.busy.push(*window);
-        } else {
-            out.claimed.push(*window);
+        match busy_holders.get(&window.start) {
+            Some(holder) => out.busy.push((*window, *holder)),
+            None => out.claimed.push(*window),
         }
+    }
+    if out.claimed.is_empty() {
+        return Ok(out);
     }
     let starts: Vec<String> = out.claimed.iter().map(|w| ts(w.start)).collect();
     let ends: Vec<String> = out.claimed.iter().map(|w| ts(w.end)).collect();
