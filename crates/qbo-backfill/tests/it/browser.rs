@@ -532,6 +532,23 @@ async fn an_operator_runs_once_schedules_a_trigger_and_reconnects_after_invalid_
         .await;
     assert_eq!(width, true, "the run page scrolls sideways on a phone");
     browser.screenshot("10-run-phone").await;
+    browser
+        .goto(&format!("{}/#qb_customers_incremental", ui.base))
+        .await;
+    let width: Value = browser
+        .cmd(reqwest::Method::POST, "/execute/sync", Some(json!({"script": "return document.documentElement.scrollWidth <= window.innerWidth + 1;", "args": []})))
+        .await;
+    assert_eq!(
+        width, true,
+        "the pipelines page scrolls sideways on a phone"
+    );
+    assert!(
+        browser
+            .text("#qb_customers_incremental")
+            .await
+            .contains("since the last sync")
+    );
+    browser.screenshot("10-pipelines-phone").await;
     assert_no_secret_in(&world, &browser.pages_seen());
 }
 
