@@ -315,7 +315,7 @@ async fn secrets_command(action: SecretsAction) -> Result<u8, CliError> {
         SecretsAction::Set { name } => secrets_set(&name).await,
         SecretsAction::List => {
             let pool = connect().await?;
-            let store = SecretStore::new(pool.clone(), secret_key()?);
+            let store = SecretStore::new(pool.clone(), secret_key(&pool).await?);
             for info in store.list().await.map_err(anyhow::Error::from)? {
                 let updated = info
                     .updated_at
@@ -358,14 +358,16 @@ async fn connect() -> Result<PgPool, CliError> {
         .map_err(|e| CliError::Other(anyhow::anyhow!("{e}")))
 }
 
-fn secret_key() -> Result<SecretKey, CliError> {
-    SecretKey::load_or_create(&KeySettings::from_env())
+/// The secret key; a missing key file is created only when the database holds nothing sealed.
+async fn secret_key(pool: &PgPool) -> Result<SecretKey, CliError> {
+    SecretKey::load_or_create_for(pool, &KeySettings::from_env())
+        .await
         .map_err(|e| CliError::Other(anyhow::anyhow!("{e}")))
 }
 
 /// The secret key, refused when it did not seal what the database holds.
 async fn checked_key(pool: &PgPool) -> Result<SecretKey, CliError> {
-    let key = secret_key()?;
+    let key = secret_key(pool).await?;
     crate::store::secrets::check_key(pool, &key)
         .await
         .map_err(|e| CliError::Other(anyhow::anyhow!("{e}")))?;

@@ -42,8 +42,9 @@ pub async fn run(size: DemoSize, serve: Option<std::net::SocketAddr>) -> anyhow:
     let pool = crate::store::connect(&url)
         .await
         .map_err(|e| anyhow::anyhow!("{e}"))?;
-    let key =
-        SecretKey::load_or_create(&KeySettings::from_env()).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let key = SecretKey::load_or_create_for(&pool, &KeySettings::from_env())
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
 
     let from = jiff::civil::date(2026, 1, 1);
     let to = jiff::civil::date(2026, 2, 1);

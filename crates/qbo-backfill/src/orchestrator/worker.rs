@@ -159,15 +159,9 @@ impl Executor {
                 return Err(e);
             }
         };
-        let token_ok = client.ensure_access_token().await;
-        let auth_error = match &token_ok {
-            Err(e) if e.is_invalid_grant() => Some("invalid_grant"),
-            Err(e) if e.is_terminal_auth() => Some("invalid_client"),
-            _ => None,
-        };
-        if token_ok.is_ok() || auth_error.is_some() {
-            companies::set_auth_error(&self.pool, &claimed.realm_id, auth_error).await?;
-        }
+        // The runner takes the first access token itself, with its heartbeat already running
+        // (the token lock can be held longer than a lease) and only once: a refused refresh
+        // token is never sent a second time.
         let runner = Runner {
             pool: self.pool.clone(),
             client,
@@ -195,6 +189,9 @@ impl Executor {
                 _ => "invalid_client",
             };
             companies::set_auth_error(&self.pool, &realm_id, Some(code)).await?;
+        } else if outcome.token_ok {
+            // The credentials work: the reconnect banner of an earlier refusal goes away.
+            companies::set_auth_error(&self.pool, &realm_id, None).await?;
         }
         Ok(outcome)
     }

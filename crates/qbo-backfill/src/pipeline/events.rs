@@ -111,8 +111,9 @@ pub enum RunEvent<'a> {
         reported: u64,
         /// Rows of `raw` marked deleted now (the others were marked before or never loaded).
         marked: u64,
-        /// QuickBooks answered its maximum of objects: older deletions may be missing.
-        capped: bool,
+        /// Change-data-capture answers read: more than one when QuickBooks answered its maximum
+        /// of objects and the rest was asked for from the newest change it carried.
+        answers: u32,
     },
     /// The run ended: the summary block and the exporter line.
     Finished {
@@ -220,7 +221,9 @@ pub fn lines(event: &RunEvent<'_>) -> Vec<(Level, String)> {
         }
         RunEvent::WindowTakenOver { day } => vec![(
             Warn,
-            format!("Window {day} was taken over by another run; leaving it to that run"),
+            format!(
+                "Window {day} was taken over by another run; loading it again once that run is done with it"
+            ),
         )],
         RunEvent::TokenFailed {
             run_id,
@@ -232,7 +235,7 @@ pub fn lines(event: &RunEvent<'_>) -> Vec<(Level, String)> {
             since,
             reported,
             marked,
-            capped,
+            answers,
         } => {
             let mut lines = vec![(
                 Info,
@@ -241,10 +244,14 @@ pub fn lines(event: &RunEvent<'_>) -> Vec<(Level, String)> {
                     since.strftime("%Y-%m-%dT%H:%M:%SZ")
                 ),
             )];
-            if *capped {
+            if *answers > 1 {
                 lines.push((
-                    Warn,
-                    "QuickBooks answered its maximum of 1000 changes: deletions before those may be missing; sync more often".to_owned(),
+                    Info,
+                    format!(
+                        "Change data capture answered its maximum of {} objects; {answers} answers read to reach every change since {}",
+                        qbo::CDC_MAX_OBJECTS,
+                        since.strftime("%Y-%m-%dT%H:%M:%SZ")
+                    ),
                 ));
             }
             lines

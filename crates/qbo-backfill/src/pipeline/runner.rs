@@ -4,7 +4,7 @@
 //! stops everything at once; an interrupt (Ctrl-C, SIGTERM) or a cancel stops gracefully; a lost
 //! claim stops silently. What happens is emitted as [`RunEvent`]s; nothing here prints.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
@@ -18,7 +18,9 @@ use super::events::{RunEvent, RunEvents, TokenFailure};
 use super::report::{RequestCounters, Summary};
 use super::{DateRange, Mode, Pipeline, Window};
 use crate::store::raw::{PageWrite, UpsertCounts, upsert_page, upsert_spread_page};
-use crate::store::runs::{self, Claim, Execution, RequestTotals, RunStatus, RunTotals, WindowEnd};
+use crate::store::runs::{
+    self, Claim, CursorMove, Execution, RequestTotals, RunStatus, RunTotals, WindowEnd,
+};
 use crate::store::workers;
 
 /// A cancellation signal shared by every task of a run.
@@ -92,6 +94,8 @@ pub struct RunOutcome {
     pub duration: Duration,
     /// The error that stopped the whole run, if any.
     pub fatal: Option<String>,
+    /// Whether the run's first access token was obtained (the company's credentials work).
+    pub token_ok: bool,
 }
 
 impl RunOutcome {
@@ -158,7 +162,17 @@ struct Scope {
     stop: Mutex<Option<Stop>>,
     /// Raised when the run must stop (fatal error, interrupt, cancel, lost claim).
     halt: Cancel,
+    /// How often each day was taken over by another run while this one loaded it.
+    takeovers: Mutex<HashMap<Date, u32>>,
+    /// Where an incremental sync that loaded everything moves its cursor, when it ends.
+    cursor: Mutex<Option<CursorMove>>,
+    /// The run's first access token was obtained.
+    token_ok: AtomicBool,
 }
+
+/// A day taken over by other runs this many times is given up (failed, for a retry) instead of
+/// being queued again.
+const MAX_TAKEOVERS: u32 = 3;
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
@@ -218,6 +232,9 @@ impl Runner {
             failed_days: Mutex::new(Vec::new()),
             stop: Mutex::new(None),
             halt: Cancel::new(),
+            takeovers: Mutex::new(HashMap::new()),
+            cursor: Mutex::new(None),
+            token_ok: AtomicBool::new(false),
         });
         scope.emit(&RunEvent::Started {
             run_id: scope.exec().run_id,
@@ -226,11 +243,15 @@ impl Runner {
             windows,
             realm_id: &scope.ctx.realm_id,
         });
+        // The heartbeat starts first: the first token refresh may wait on the company's token
+        // lock for longer than a lease.
         let heartbeat = tokio::spawn(heartbeat_loop(scope.clone()));
-        // Fail fast on a bad refresh token, before any window starts.
+        // Fail fast on a bad refresh token, before any window starts; this is the run's only
+        // refresh before its windows, so a refused token is never sent twice.
         if let Err(e) = self.client.ensure_access_token().await {
             scope.token_failure(&e);
         } else {
+            scope.token_ok.store(true, Ordering::SeqCst);
             let mut tasks = tokio::task::JoinSet::new();
             for _ in 0..self.concurrency.min(windows).max(1) {
                 let scope = scope.clone();
@@ -306,13 +327,15 @@ impl Scope {
             throttled: stats.throttled.saturating_sub(stats_before.throttled),
             refreshes: stats.refreshes.saturating_sub(stats_before.refreshes),
         };
-        let stored = runs::finish_run(
+        let cursor = lock(&self.cursor).take();
+        let stored = runs::finish_run_moving_cursor(
             &self.runner.pool,
             self.exec(),
             status,
             &totals,
             &requests,
             error_text.as_deref(),
+            cursor.as_ref(),
         )
         .await?;
         let Some(stored) = stored else {
@@ -354,6 +377,7 @@ impl Scope {
             failed_days,
             duration: started.elapsed(),
             fatal,
+            token_ok: self.token_ok.load(Ordering::SeqCst),
         }
     }
 
@@ -444,9 +468,12 @@ impl WindowTask<'_> {
                 self.succeeded(pages, rows, written_pages, counts).await;
             }
             Err(Early::Stopped) => {}
-            Err(Early::TakenOver) => scope.emit(&RunEvent::WindowTakenOver {
-                day: self.window.day,
-            }),
+            Err(Early::TakenOver) => {
+                scope.emit(&RunEvent::WindowTakenOver {
+                    day: self.window.day,
+                });
+                scope.requeue_taken_over(vec![self.window]).await;
+            }
             Err(Early::Failed(message, tid)) => self.failed(&message, tid.as_deref()).await,
         }
     }
@@ -608,9 +635,12 @@ impl WindowTask<'_> {
                 counts,
                 duration,
             }),
-            Ok(false) => self.scope.emit(&RunEvent::WindowTakenOver {
-                day: self.window.day,
-            }),
+            Ok(false) => {
+                self.scope.emit(&RunEvent::WindowTakenOver {
+                    day: self.window.day,
+                });
+                self.scope.requeue_taken_over(vec![self.window]).await;
+            }
             Err(e) => {
                 self.failed(&format!("cannot record the window: {e}"), None)
                     .await;
@@ -781,6 +811,8 @@ impl Scope {
                 }
             }
             Err(Early::TakenOver) => {
+                // What was written stays (upserts are idempotent); the days are loaded again,
+                // those another run holds once it is done with them.
                 for task in &tasks {
                     self.emit(&RunEvent::WindowTakenOver {
                         day: task.window.day,
@@ -788,6 +820,8 @@ impl Scope {
                     task.unfinished("another execution holds part of its span")
                         .await;
                 }
+                self.requeue_taken_over(tasks.iter().map(|t| t.window).collect())
+                    .await;
             }
             Err(Early::Failed(message, tid)) if tasks.len() == 1 => {
                 for task in &tasks {
@@ -804,6 +838,49 @@ impl Scope {
                 self.warn_split(&held, &message);
                 self.split(&held);
             }
+        }
+    }
+
+    /// Queues again days that another run took over while this one loaded them (they wait for
+    /// it, then load on their own, or together when they are several). A day taken over
+    /// [`MAX_TAKEOVERS`] times is given up instead: this run's record of it fails, for a retry.
+    async fn requeue_taken_over(&self, windows: Vec<Window>) {
+        let mut again = Vec::with_capacity(windows.len());
+        let mut given_up = Vec::new();
+        {
+            let mut takeovers = lock(&self.takeovers);
+            for window in windows {
+                let n = takeovers.entry(window.day).or_default();
+                *n += 1;
+                if *n > MAX_TAKEOVERS {
+                    given_up.push(window);
+                } else {
+                    again.push(window);
+                }
+            }
+        }
+        match again.len() {
+            0 => {}
+            1 => lock(&self.queue).push_back(Work::Window(again[0])),
+            _ => lock(&self.queue).push_back(Work::Span(again)),
+        }
+        for window in given_up {
+            let message = format!(
+                "taken over by other runs {MAX_TAKEOVERS} times while this run loaded it; retry the run"
+            );
+            self.add(|t| t.failed_windows += 1);
+            lock(&self.failed_days).push(window.day);
+            if let Err(e) =
+                runs::give_up_run_window(&self.runner.pool, self.exec(), &window, &message).await
+            {
+                let warning = format!("Cannot record the end of window {}: {e}", window.day);
+                self.emit(&RunEvent::Warning { message: &warning });
+            }
+            self.emit(&RunEvent::WindowFailed {
+                day: window.day,
+                error: &message,
+                intuit_tid: None,
+            });
         }
     }
 
@@ -915,6 +992,7 @@ impl Scope {
                 return;
             }
         };
+        let mut lost = Vec::new();
         for (task, day) in tasks.iter().zip(loaded) {
             if held.contains(&task.window.day) {
                 // An empty day cost no request of its own; a day with rows shares the span's.
@@ -930,7 +1008,12 @@ impl Scope {
                 self.emit(&RunEvent::WindowTakenOver {
                     day: task.window.day,
                 });
+                lost.push(task.window);
             }
+        }
+        // Days another run took over are loaded again on their own, once it is done with them.
+        for window in lost {
+            self.requeue_taken_over(vec![window]).await;
         }
     }
 
@@ -996,7 +1079,7 @@ impl Scope {
                     ));
                 }
             };
-            let (page, row_window) = assign_days(page, pipeline.time_field(), tasks);
+            let (page, row_window) = assign_days(page, pipeline.time_field(), span, tasks);
             if !page.rows.is_empty() {
                 let mut received = vec![0_u64; tasks.len()];
                 for &w in &row_window {
@@ -1082,7 +1165,8 @@ impl Scope {
     }
 
     /// An incremental sync that loaded every window: mark what QuickBooks reports deleted since
-    /// the range began (change data capture looks back 30 days), then move the cursor.
+    /// the range began (change data capture looks back 30 days), then say where the cursor
+    /// moves when the run ends (it moves in the transaction that stores the run succeeded).
     async fn sync_deletions_and_cursor(&self) {
         let pipeline = self.ctx.pipeline;
         let (Ok(range_start), Ok(range_end)) = (self.ctx.range.start(), self.ctx.range.end())
@@ -1108,31 +1192,12 @@ impl Scope {
                 return;
             }
         };
-        // Only a sync that starts at or before the cursor extends it: a later range would
-        // leave a gap.
-        let cursor =
-            crate::store::cursors::get(&self.runner.pool, &self.ctx.realm_id, pipeline.entity())
-                .await;
-        let contiguous = match cursor {
-            Ok(Some(cursor)) => range_start <= cursor,
-            Ok(None) => true,
-            Err(_) => false,
-        };
-        if !contiguous {
-            return;
-        }
-        if let Err(e) = crate::store::cursors::advance(
-            &self.runner.pool,
-            &self.ctx.realm_id,
-            pipeline.entity(),
+        *lock(&self.cursor) = Some(CursorMove {
+            realm_id: self.ctx.realm_id.clone(),
+            entity: pipeline.entity(),
+            range_start,
             through,
-            self.exec().run_id,
-        )
-        .await
-        {
-            let message = format!("Cannot move the sync cursor: {e}");
-            self.emit(&RunEvent::Warning { message: &message });
-        }
+        });
     }
 
     async fn mark_deletions(
@@ -1141,9 +1206,15 @@ impl Scope {
         now: jiff::Timestamp,
     ) -> Result<(), String> {
         let entity = self.ctx.pipeline.entity();
+        let verify = format!(
+            "`qbo-backfill verify {} --fecha-inicio {} --fecha-fin {}` finds them",
+            self.ctx.pipeline.spec().plural,
+            self.ctx.range.fecha_inicio,
+            self.ctx.range.fecha_fin
+        );
         if !entity.has_cdc() {
             let message = format!(
-                "Deletions of {entity} cannot be seen: QuickBooks' change data capture does not report {entity}"
+                "Deletions of {entity} cannot be seen: QuickBooks' change data capture does not report {entity}; {verify}"
             );
             self.emit(&RunEvent::Warning { message: &message });
             return Ok(());
@@ -1154,29 +1225,15 @@ impl Scope {
             .unwrap_or(now);
         if range_start < oldest {
             let message = format!(
-                "Deletions before {} cannot be seen: QuickBooks' change data capture looks back 30 days",
+                "Deletions before {} cannot be seen: QuickBooks' change data capture looks back 30 days; {verify}",
                 oldest.strftime("%Y-%m-%dT%H:%M:%SZ")
             );
             self.emit(&RunEvent::Warning { message: &message });
         }
         let since = range_start.max(oldest);
-        let changes = tokio::select! {
-            r = self.runner.client.cdc(entity, since) => r,
-            () = self.halt.cancelled() => return Ok(()),
+        let Some((deleted, answers)) = self.read_deletions(since).await? else {
+            return Ok(());
         };
-        let changes = match changes {
-            Ok(changes) => changes,
-            Err(e) if e.is_terminal_auth() => {
-                self.token_failure(&e);
-                return Ok(());
-            }
-            Err(e) => return Err(format!("Cannot read deletions (change data capture): {e}")),
-        };
-        let deleted: Vec<(String, jiff::Timestamp)> = changes
-            .iter()
-            .filter(|c| c.deleted)
-            .map(|c| (c.id.clone(), c.updated.unwrap_or(now)))
-            .collect();
         let marked = if deleted.is_empty() {
             0
         } else {
@@ -1199,11 +1256,73 @@ impl Scope {
             since,
             reported: deleted.len() as u64,
             marked,
-            capped: changes.len() >= qbo::CDC_MAX_OBJECTS,
+            answers,
         });
         Ok(())
     }
+
+    /// Every deletion QuickBooks' change data capture reports since `since`, with how many
+    /// answers it took: an answer at the cap of [`qbo::CDC_MAX_OBJECTS`] may leave changes out,
+    /// so the next is asked from the newest change it carried, until an answer is under the
+    /// cap. `None` when the run stopped meanwhile.
+    ///
+    /// # Errors
+    /// A failed read, or an answer at the cap that cannot be followed (as many changes at one
+    /// instant as the cap): the sync must not report success then.
+    async fn read_deletions(
+        &self,
+        since: jiff::Timestamp,
+    ) -> Result<Option<(Vec<(String, jiff::Timestamp)>, u32)>, String> {
+        let entity = self.ctx.pipeline.entity();
+        let now = jiff::Timestamp::now();
+        let mut deleted: HashMap<String, jiff::Timestamp> = HashMap::new();
+        let mut from = since;
+        let mut answers = 0_u32;
+        loop {
+            let changes = tokio::select! {
+                r = self.runner.client.cdc(entity, from) => r,
+                () = self.halt.cancelled() => return Ok(None),
+            };
+            let changes = match changes {
+                Ok(changes) => changes,
+                Err(e) if e.is_terminal_auth() => {
+                    self.token_failure(&e);
+                    return Ok(None);
+                }
+                Err(e) => return Err(format!("Cannot read deletions (change data capture): {e}")),
+            };
+            answers += 1;
+            for change in changes.iter().filter(|c| c.deleted) {
+                let at = change.updated.unwrap_or(now);
+                deleted
+                    .entry(change.id.clone())
+                    .and_modify(|t| *t = (*t).max(at))
+                    .or_insert(at);
+            }
+            if changes.len() < qbo::CDC_MAX_OBJECTS {
+                break;
+            }
+            let newest = changes.iter().filter_map(|c| c.updated).max();
+            match newest {
+                Some(newest) if newest > from && answers < MAX_CDC_ANSWERS => from = newest,
+                _ => {
+                    return Err(format!(
+                        "Cannot read every deletion of {entity} since {}: QuickBooks' change data capture answered its maximum of {} objects without reaching past {}; run `qbo-backfill verify` over this range to find them",
+                        since.strftime("%Y-%m-%dT%H:%M:%SZ"),
+                        qbo::CDC_MAX_OBJECTS,
+                        from.strftime("%Y-%m-%dT%H:%M:%SZ"),
+                    ));
+                }
+            }
+        }
+        let mut deleted: Vec<(String, jiff::Timestamp)> = deleted.into_iter().collect();
+        deleted.sort_unstable();
+        Ok(Some((deleted, answers)))
+    }
 }
+
+/// At most this many change-data-capture answers are followed for one sync (a million changes).
+const MAX_CDC_ANSWERS: u32 = 1000;
 
 /// A span's page ready to write: its rows, the window (position in the span's tasks) of each,
 /// and how many rows each window receives.
@@ -1222,33 +1341,107 @@ struct SpanDay {
 }
 
 /// The window (position in `tasks`) of every row of a span's page, by the UTC day of its
-/// `field`; the page keeps only the rows this execution holds a window for. A row without a
-/// readable time, or outside the span, goes to the nearest window; a row of a day another run
-/// holds is left to that run.
+/// `field`; the page keeps only the rows of days this execution holds, so a span never writes
+/// into a window it does not hold. A row of a day another run holds is left to that run. A row
+/// outside the span's bounds (QuickBooks read the bounds differently) goes to the span's first or
+/// last day when this execution holds that day, and is otherwise left to the day's holder, whose
+/// query has the same bound; a row without a readable time goes to the first held day.
 fn assign_days(
     mut page: qbo::Page,
     field: qbo::TimeField,
+    span: qbo::TimeWindow,
     tasks: &[WindowTask<'_>],
 ) -> (qbo::Page, Vec<usize>) {
-    let last = tasks.len().saturating_sub(1);
+    let windows: Vec<Window> = tasks.iter().map(|t| t.window).collect();
     let mut row_window = Vec::with_capacity(page.rows.len());
     page.rows.retain(|row| {
-        let index = match row.time(field) {
-            None => Some(0),
-            Some(t) if tasks.first().is_some_and(|f| t < f.window.start) => Some(0),
-            Some(t) => {
-                let index = tasks.partition_point(|task| task.window.end <= t);
-                match tasks.get(index) {
-                    None => Some(last),
-                    Some(task) if t < task.window.start => None,
-                    Some(_) => Some(index),
-                }
-            }
-        };
+        let index = held_window(row.time(field), span, &windows);
         if let Some(index) = index {
             row_window.push(index);
         }
         index.is_some()
     });
     (page, row_window)
+}
+
+/// The position in `held` (days in order) of the window a row at `time` belongs to, as
+/// [`assign_days`] decides.
+fn held_window(
+    time: Option<jiff::Timestamp>,
+    span: qbo::TimeWindow,
+    held: &[Window],
+) -> Option<usize> {
+    let first = held.first()?;
+    let last = held.len() - 1;
+    let Some(t) = time else { return Some(0) };
+    if t < span.start {
+        return (first.start == span.start).then_some(0);
+    }
+    if t >= span.end {
+        return (held[last].end == span.end).then_some(last);
+    }
+    let index = held.partition_point(|w| w.end <= t);
+    held.get(index).filter(|w| t >= w.start).map(|_| index)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use jiff::civil::date;
+
+    fn day(d: i8) -> Window {
+        Window::for_day(date(2026, 3, d)).expect("day")
+    }
+
+    fn at(text: &str) -> Option<jiff::Timestamp> {
+        Some(text.parse().expect("timestamp"))
+    }
+
+    fn span(first: i8, last: i8) -> qbo::TimeWindow {
+        qbo::TimeWindow {
+            start: day(first).start,
+            end: day(last).end,
+        }
+    }
+
+    #[test]
+    fn rows_go_to_their_own_held_day_and_never_to_a_day_held_elsewhere() {
+        // A span of 1..=5 March whose 1st, 3rd and 5th days another run holds.
+        let held = [day(2), day(4)];
+        let s = span(1, 5);
+        assert_eq!(held_window(at("2026-03-02T10:00:00Z"), s, &held), Some(0));
+        assert_eq!(held_window(at("2026-03-04T23:59:59Z"), s, &held), Some(1));
+        for busy in [
+            "2026-03-01T00:00:00Z",
+            "2026-03-01T12:00:00Z",
+            "2026-03-03T00:00:00Z",
+            "2026-03-05T23:00:00Z",
+        ] {
+            assert_eq!(held_window(at(busy), s, &held), None, "{busy}");
+        }
+        // Outside the span's bounds: only into an edge day this execution holds.
+        assert_eq!(held_window(at("2026-02-28T23:00:00Z"), s, &held), None);
+        assert_eq!(held_window(at("2026-03-06T01:00:00Z"), s, &held), None);
+        let all = [day(1), day(2), day(3)];
+        let s = span(1, 3);
+        assert_eq!(held_window(at("2026-02-28T23:00:00Z"), s, &all), Some(0));
+        assert_eq!(held_window(at("2026-03-04T01:00:00Z"), s, &all), Some(2));
+        assert_eq!(held_window(None, s, &all), Some(0));
+        assert_eq!(held_window(at("2026-03-02T00:00:00Z"), s, &all), Some(1));
+        assert_eq!(held_window(at("2026-03-02T00:00:00Z"), s, &[]), None);
+    }
+
+    #[test]
+    fn consecutive_days_are_planned_as_spans_and_lone_days_alone() {
+        let work = plan(&[day(5), day(1), day(2), day(3), day(7), day(8)], true);
+        assert_eq!(
+            Vec::from(work),
+            vec![
+                Work::Span(vec![day(1), day(2), day(3)]),
+                Work::Window(day(5)),
+                Work::Span(vec![day(7), day(8)]),
+            ]
+        );
+        assert_eq!(plan(&[day(2), day(1)], false).len(), 2);
+    }
 }

@@ -120,6 +120,22 @@ pub enum StoreError {
         sealed: i64,
     },
 
+    /// The key file is missing while the database holds values sealed by a key.
+    #[error(
+        "The secret key file {} is missing, but this database holds {sealed} secrets and tokens \
+         sealed by a key. Restore the key file (from your backup) or set QBO_BACKFILL_SECRET_KEY \
+         and start again; nothing was changed and no new key file was created. If the original \
+         key is lost: `qbo-backfill secrets reset --yes`, then store the secrets again and \
+         reconnect QuickBooks.",
+        path.display()
+    )]
+    KeyFileLost {
+        /// Where the key file was expected.
+        path: std::path::PathBuf,
+        /// How many stored values were sealed.
+        sealed: i64,
+    },
+
     /// A secret name is empty or too long.
     #[error("Secret name `{0}` is not valid: use 1 to 200 characters without control characters.")]
     InvalidSecretName(String),

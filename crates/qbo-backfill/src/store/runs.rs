@@ -773,6 +773,39 @@ pub async fn finish_run(
     requests: &RequestTotals,
     error: Option<&str>,
 ) -> Result<Option<RunStatus>> {
+    finish_run_moving_cursor(pool, exec, status, totals, requests, error, None).await
+}
+
+/// Where an incremental sync that succeeded moves its entity's cursor (see
+/// [`finish_run_moving_cursor`]).
+#[derive(Debug, Clone)]
+pub struct CursorMove {
+    /// The company.
+    pub realm_id: String,
+    /// The entity synced.
+    pub entity: qbo::Entity,
+    /// The start of the range the run loaded: a cursor before it would leave a gap.
+    pub range_start: jiff::Timestamp,
+    /// The instant up to which every change is loaded now.
+    pub through: jiff::Timestamp,
+}
+
+/// [`finish_run`], and for an incremental sync the move of its cursor, in the same
+/// transaction: the cursor moves only when the run is stored `succeeded` with every one of its
+/// windows succeeded (checked in SQL there), when the range starts at or before the cursor (a
+/// later range would leave a gap), and never backwards.
+///
+/// # Errors
+/// Database errors.
+pub async fn finish_run_moving_cursor(
+    pool: &PgPool,
+    exec: &Execution,
+    status: RunStatus,
+    totals: &RunTotals,
+    requests: &RequestTotals,
+    error: Option<&str>,
+    cursor: Option<&CursorMove>,
+) -> Result<Option<RunStatus>> {
     let mut tx = pool.begin().await?;
     // Give back what this execution still holds (windows it never ended).
     sqlx::query(
@@ -825,8 +858,61 @@ pub async fn finish_run(
     .bind(exec.run_id)
     .execute(&mut *tx)
     .await?;
+    if let Some(cursor) = cursor
+        && stored == Some(RunStatus::Succeeded)
+    {
+        sqlx::query(
+            "INSERT INTO ops.sync_cursors AS c (realm_id, entity, synced_through, run_id) \
+             SELECT $1, $2, $3, $4 \
+             WHERE EXISTS (SELECT 1 FROM ops.runs r WHERE r.id = $4 AND r.status = 'succeeded') \
+               AND NOT EXISTS (SELECT 1 FROM ops.run_windows w \
+                               WHERE w.run_id = $4 AND w.status <> 'succeeded') \
+               AND NOT EXISTS (SELECT 1 FROM ops.sync_cursors g \
+                               WHERE g.realm_id = $1 AND g.entity = $2 AND g.synced_through < $5) \
+             ON CONFLICT (realm_id, entity) DO UPDATE \
+             SET synced_through = EXCLUDED.synced_through, run_id = EXCLUDED.run_id, \
+                 updated_at = now() \
+             WHERE c.synced_through < EXCLUDED.synced_through",
+        )
+        .bind(&cursor.realm_id)
+        .bind(cursor.entity.qbo_name())
+        .bind(super::PgTimestamp(cursor.through))
+        .bind(exec.run_id)
+        .bind(super::PgTimestamp(cursor.range_start))
+        .execute(&mut *tx)
+        .await?;
+    }
     tx.commit().await?;
     Ok(stored)
+}
+
+/// Ends this run's own record of a window it no longer holds (another run took the window over
+/// and this run gave up waiting for it): the window stays as its holder leaves it, and this
+/// run's record says `failed` with `error` instead of staying `pending`. Returns `false` when
+/// the execution no longer holds its run (nothing written).
+///
+/// # Errors
+/// Database errors.
+pub async fn give_up_run_window(
+    pool: &PgPool,
+    exec: &Execution,
+    window: &Window,
+    error: &str,
+) -> Result<bool> {
+    let done = sqlx::query(
+        "UPDATE ops.run_windows rw SET status = 'failed', error = $4 \
+         FROM ops.runs r \
+         WHERE rw.run_id = $1 AND rw.window_start = $3::timestamptz AND rw.status <> 'succeeded' \
+           AND r.id = rw.run_id AND r.execution_id = $2 AND r.status = 'running'",
+    )
+    .bind(exec.run_id)
+    .bind(exec.execution_id)
+    .bind(ts(window.start))
+    .bind(error)
+    .execute(pool)
+    .await?
+    .rows_affected();
+    Ok(done == 1)
 }
 
 /// Loads a run.

@@ -122,6 +122,35 @@ impl SecretKey {
         load_or_create_key_file(&path)
     }
 
+    /// [`load_or_create`](Self::load_or_create) for a process that uses `pool`: a missing key
+    /// file is created only when the database holds nothing sealed. When it does hold sealed
+    /// values, the key that sealed them was lost (or is elsewhere): that is refused with
+    /// [`StoreError::KeyFileLost`] and no new key file is left behind, so restoring the original
+    /// file from a backup still works.
+    ///
+    /// # Errors
+    /// As [`load_or_create`](Self::load_or_create), [`StoreError::KeyFileLost`], or a database
+    /// error.
+    pub async fn load_or_create_for(
+        pool: &sqlx::PgPool,
+        settings: &KeySettings,
+    ) -> Result<Self, StoreError> {
+        if settings.key_base64.is_some() {
+            return Self::load_or_create(settings);
+        }
+        let path = settings.key_file_path()?;
+        match read_key_file(&path) {
+            Ok(key) => return Ok(key),
+            Err(ReadKeyError::Missing) => {}
+            Err(ReadKeyError::Other(reason)) => return Err(StoreError::KeyFile { path, reason }),
+        }
+        let sealed = sealed_values(pool).await?;
+        if sealed > 0 {
+            return Err(StoreError::KeyFileLost { path, sealed });
+        }
+        load_or_create_key_file(&path)
+    }
+
     /// A key from its raw bytes.
     #[must_use]
     pub fn from_bytes(bytes: [u8; KEY_LEN]) -> Self {
@@ -283,6 +312,17 @@ pub async fn check_key(pool: &sqlx::PgPool, key: &SecretKey) -> Result<(), Store
         return Err(StoreError::WrongKey { sealed: foreign });
     }
     Ok(())
+}
+
+/// How many values (secrets, OAuth tokens, companies' app keys) the database holds sealed by
+/// any key.
+async fn sealed_values(pool: &sqlx::PgPool) -> Result<i64, StoreError> {
+    Ok(sqlx::query_scalar(
+        "SELECT (SELECT count(*) FROM ops.secrets) + (SELECT count(*) FROM ops.oauth_tokens) \
+              + (SELECT count(*) FROM ops.companies)",
+    )
+    .fetch_one(pool)
+    .await?)
 }
 
 /// Deletes every sealed value (secrets, OAuth tokens, companies with their app keys) in one

@@ -301,3 +301,100 @@ async fn a_run_whose_lease_expired_goes_back_to_the_queue_and_its_old_worker_can
     .expect("finish");
     assert_eq!(stored, Some(runs::RunStatus::Failed));
 }
+
+/// Ends every window of `exec` as succeeded except `skip` (left as a taken-over day would be).
+async fn load_all_but(pool: &PgPool, exec: &Execution, windows: &[Window], skip: Option<usize>) {
+    for (i, window) in windows.iter().enumerate() {
+        if Some(i) == skip {
+            continue;
+        }
+        assert_eq!(
+            runs::claim_window(pool, exec, Pipeline::CUSTOMERS, REALM, window, runs::LEASE)
+                .await
+                .expect("claim"),
+            Claim::Claimed
+        );
+        assert!(
+            runs::end_window(
+                pool,
+                exec,
+                Pipeline::CUSTOMERS,
+                REALM,
+                window,
+                &runs::WindowEnd::Succeeded,
+                Duration::ZERO,
+            )
+            .await
+            .expect("end")
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cursor_moves_only_with_a_run_whose_every_window_succeeded() {
+    let db = test_db().await;
+    let range = DateRange::parse("2026-01-10", "2026-01-13").expect("range");
+    let windows = range.windows().expect("windows");
+    let cursor_of = || async {
+        sqlx::query_scalar::<_, String>(
+            "SELECT synced_through::text FROM ops.sync_cursors WHERE realm_id = $1",
+        )
+        .bind(REALM)
+        .fetch_optional(&db.pool)
+        .await
+        .expect("cursor")
+    };
+    let to = |through: &str| runs::CursorMove {
+        realm_id: REALM.to_owned(),
+        entity: qbo::Entity::Customer,
+        range_start: range.start().expect("start"),
+        through: through.parse().expect("through"),
+    };
+    let finish = |exec: Execution, cursor: runs::CursorMove| {
+        let pool = db.pool.clone();
+        async move {
+            runs::finish_run_moving_cursor(
+                &pool,
+                &exec,
+                runs::RunStatus::Succeeded,
+                &runs::RunTotals::default(),
+                &runs::RequestTotals::default(),
+                None,
+                Some(&cursor),
+            )
+            .await
+            .expect("finish")
+        }
+    };
+
+    // A run one of whose days another run took over (left pending) is stored failed, and the
+    // cursor stays where it was (nowhere).
+    let partial = new_run(&db.pool, range, &windows).await;
+    load_all_but(&db.pool, &partial, &windows, Some(1)).await;
+    let stored = finish(partial, to("2026-01-13T00:00:00Z")).await;
+    assert_eq!(stored, Some(runs::RunStatus::Failed));
+    assert_eq!(cursor_of().await, None, "a failed run moved the cursor");
+
+    // Every window loaded: the run succeeds and the cursor moves with it.
+    let whole = new_run(&db.pool, range, &windows).await;
+    load_all_but(&db.pool, &whole, &windows, None).await;
+    let stored = finish(whole, to("2026-01-13T00:00:00Z")).await;
+    assert_eq!(stored, Some(runs::RunStatus::Succeeded));
+    assert_eq!(cursor_of().await.as_deref(), Some("2026-01-13 00:00:00+00"));
+
+    // Never backwards.
+    let older = new_run(&db.pool, range, &windows).await;
+    load_all_but(&db.pool, &older, &windows, None).await;
+    finish(older, to("2026-01-12T00:00:00Z")).await;
+    assert_eq!(cursor_of().await.as_deref(), Some("2026-01-13 00:00:00+00"));
+
+    // A range that starts after the cursor would leave a gap: the cursor stays.
+    let later = DateRange::parse("2026-01-20", "2026-01-21").expect("range");
+    let later_windows = later.windows().expect("windows");
+    let gap = new_run(&db.pool, later, &later_windows).await;
+    load_all_but(&db.pool, &gap, &later_windows, None).await;
+    let mut cursor = to("2026-01-21T00:00:00Z");
+    cursor.range_start = later.start().expect("start");
+    assert_eq!(finish(gap, cursor).await, Some(runs::RunStatus::Succeeded));
+    assert_eq!(cursor_of().await.as_deref(), Some("2026-01-13 00:00:00+00"));
+}

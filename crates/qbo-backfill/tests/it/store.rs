@@ -642,6 +642,55 @@ fn the_key_file_is_created_once_with_owner_only_permissions() {
     std::fs::remove_dir_all(dir).expect("cleanup");
 }
 
+#[tokio::test]
+async fn a_lost_key_file_is_refused_and_no_new_one_is_left_behind() {
+    let db = test_db().await;
+    let path = temp_path("secret.key");
+    let settings = KeySettings {
+        key_base64: None,
+        key_file: Some(path.clone()),
+    };
+    // An empty database: the key file is created.
+    let key = SecretKey::load_or_create_for(&db.pool, &settings)
+        .await
+        .expect("created");
+    assert!(path.exists());
+    SecretStore::new(db.pool.clone(), key.clone())
+        .set(
+            "QBO_CLIENT_SECRET",
+            &SecretString::from("client-secret-value-c3d4"),
+        )
+        .await
+        .expect("set");
+    // The same file again: the same key.
+    let again = SecretKey::load_or_create_for(&db.pool, &settings)
+        .await
+        .expect("read");
+    assert_eq!(again.id(), key.id());
+
+    // The file is lost while the database holds what it sealed.
+    std::fs::remove_file(&path).expect("remove");
+    let err = SecretKey::load_or_create_for(&db.pool, &settings)
+        .await
+        .expect_err("refused");
+    let text = err.to_string();
+    assert!(
+        text.contains("is missing") && !text.contains('\n'),
+        "{text}"
+    );
+    assert!(!path.exists(), "a new key file was left behind");
+    let dir = path.parent().expect("dir");
+    assert_eq!(std::fs::read_dir(dir).expect("dir").count(), 0);
+
+    // Restored from the backup: it works again.
+    std::fs::write(&path, format!("{}\n", key.to_base64().expose_secret())).expect("restore");
+    let restored = SecretKey::load_or_create_for(&db.pool, &settings)
+        .await
+        .expect("restored");
+    assert_eq!(restored.id(), key.id());
+    std::fs::remove_dir_all(dir).expect("cleanup");
+}
+
 #[test]
 fn the_environment_key_wins_and_is_validated() {
     let key = SecretKey::generate().expect("key");

@@ -272,3 +272,265 @@ async fn every_entity_loads_through_its_own_pipeline_into_its_own_table() {
         "the simulator generates every entity"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deletions_past_change_data_captures_cap_are_all_marked() {
+    let mut config = sim_config(20);
+    config.invoices = 1_300;
+    let world = World::new(config).await;
+    let out = world.load("qb_invoices_backfill", JAN_FROM, JAN_TO).await;
+    assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
+    // A first sync sets the cursor.
+    let (today, tomorrow) = today_and_tomorrow();
+    let out = world
+        .load("qb_invoices_incremental", &today, &tomorrow)
+        .await;
+    assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
+    let before = snapshot(&world, "raw.qb_invoices").await;
+    assert!(before.len() > 1_200, "{} invoices", before.len());
+
+    // 1,100 changes over a few seconds (QuickBooks' times have whole seconds), then one
+    // deletion: the newest change, past the first answer's cap of 1,000 objects.
+    let sim = world.sim.state();
+    let edited: Vec<String> = (1..=1_100).map(|i| i.to_string()).collect();
+    for chunk in edited.chunks(400) {
+        for id in chunk {
+            sim.mutate("Invoice", id).expect("edit");
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(1_100)).await;
+    }
+    let deleted = "1200";
+    sim.delete("Invoice", deleted).expect("delete");
+
+    let out = world.run(&["run", "qb_invoices_incremental"]).await;
+    let text = stdout(&out);
+    assert_eq!(out.status.code(), Some(0), "{text}\n{}", stderr(&out));
+    assert_eq!(
+        field(&text, "Export completed", "updated"),
+        Some(1_100),
+        "{text}"
+    );
+    assert_eq!(
+        field(&text, "Export completed", "inserted"),
+        Some(0),
+        "{text}"
+    );
+    assert_eq!(
+        field(&text, "Deletions marked", "deleted"),
+        Some(1),
+        "{text}"
+    );
+    assert!(
+        text.contains("Change data capture answered its maximum of 1000 objects"),
+        "{text}"
+    );
+
+    let after = snapshot(&world, "raw.qb_invoices").await;
+    assert_eq!(after.len(), before.len());
+    for (old, new) in before.iter().zip(&after) {
+        let id = old.0.as_str();
+        if id == deleted {
+            assert_eq!((&old.1, &old.2), (&new.1, &new.2), "payload kept");
+            assert!(new.3.is_some(), "invoice {id} is marked deleted");
+        } else if edited.iter().any(|e| e == id) {
+            assert_ne!(old.1, new.1, "invoice {id} was edited");
+            assert_eq!(new.3, None);
+        } else {
+            assert_eq!(old, new, "invoice {id} was not touched");
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sync_that_cannot_see_every_deletion_fails_and_keeps_its_cursor() {
+    let mut config = sim_config(20);
+    config.invoices = 1_300;
+    let world = World::new(config).await;
+    let (today, tomorrow) = today_and_tomorrow();
+    let out = world
+        .load("qb_invoices_incremental", "2026-01-01", &tomorrow)
+        .await;
+    assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
+    let cursor = || async {
+        sqlx::query_scalar::<_, String>("SELECT synced_through::text FROM ops.sync_cursors")
+            .fetch_one(world.pool())
+            .await
+            .expect("cursor")
+    };
+    let before = cursor().await;
+    // 1,001 changes within one second (QuickBooks' times have whole seconds): the cap cannot be
+    // followed past that instant. Start just after a second begins; the edits take microseconds.
+    let sim = world.sim.state();
+    let into_second = Timestamp::now().subsec_nanosecond();
+    tokio::time::sleep(std::time::Duration::from_nanos(
+        u64::try_from(1_000_000_000 - into_second).expect("nanoseconds"),
+    ))
+    .await;
+    let second = Timestamp::now().as_second();
+    for id in 1..=1_001 {
+        sim.mutate("Invoice", &id.to_string()).expect("edit");
+    }
+    assert_eq!(
+        Timestamp::now().as_second(),
+        second,
+        "the edits took a second"
+    );
+    let out = world
+        .load("qb_invoices_incremental", &today, &tomorrow)
+        .await;
+    let text = stdout(&out);
+    assert_eq!(out.status.code(), Some(1), "{text}\n{}", stderr(&out));
+    assert!(
+        text.contains("Cannot read every deletion") && text.contains("qbo-backfill verify"),
+        "{text}"
+    );
+    assert_eq!(cursor().await, before, "the cursor did not move");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_span_taken_over_mid_run_loads_the_day_again_and_writes_only_what_it_holds() {
+    use qbo_backfill::pipeline::{DateRange, Pipeline};
+    use qbo_backfill::store::runs;
+    use std::time::Duration;
+
+    let mut config = sim_config(300);
+    config.faults.latency = Duration::from_millis(250);
+    let mut world = World::new(config).await;
+    world
+        .extra_env
+        .push(("QBO_PAGE_SIZE".to_owned(), "20".to_owned()));
+    let realm = world.config.realm_id.clone();
+    let pool = world.pool().clone();
+    let run_a = world
+        .command(&[
+            "run",
+            "qb_customers_backfill",
+            "--fecha-inicio",
+            "2026-01-01",
+            "--fecha-fin",
+            "2026-01-11",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run A");
+
+    // Once A holds its span, another live run (B) takes one of its late days over.
+    let taken = DateRange::parse("2026-01-08", "2026-01-09").expect("range");
+    let taken_windows = taken.windows().expect("windows");
+    let mut held = false;
+    for _ in 0..500 {
+        let running: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM ops.windows WHERE pipeline = 'qb_customers_backfill' \
+             AND status = 'running' AND window_start = '2026-01-08T00:00:00Z'",
+        )
+        .fetch_one(&pool)
+        .await
+        .expect("windows");
+        if running == 1 {
+            held = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(held, "run A never held its span");
+    let b = crate::support::start_run(
+        &pool,
+        &realm,
+        taken,
+        &taken_windows,
+        &qbo_backfill::store::workers::WorkerIdentity::current(),
+    )
+    .await;
+    sqlx::query(
+        "UPDATE ops.windows SET lease_until = now() - interval '1 second' \
+         WHERE pipeline = 'qb_customers_backfill' AND window_start = '2026-01-08T00:00:00Z'",
+    )
+    .execute(&pool)
+    .await
+    .expect("expire A's lease of the day");
+    let claim = runs::claim_window(
+        &pool,
+        &b,
+        Pipeline::CUSTOMERS,
+        &realm,
+        &taken_windows[0],
+        runs::LEASE,
+    )
+    .await
+    .expect("claim");
+    assert_eq!(claim, runs::Claim::Claimed);
+    // B keeps the day a while (A meets it held by someone else), then ends it without rows.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert!(
+        runs::end_window(
+            &pool,
+            &b,
+            Pipeline::CUSTOMERS,
+            &realm,
+            &taken_windows[0],
+            &runs::WindowEnd::Succeeded,
+            Duration::ZERO,
+        )
+        .await
+        .expect("end B's window")
+    );
+    runs::finish_run(
+        &pool,
+        &b,
+        runs::RunStatus::Succeeded,
+        &runs::RunTotals::default(),
+        &runs::RequestTotals::default(),
+        None,
+    )
+    .await
+    .expect("finish B");
+
+    let out = tokio::time::timeout(Duration::from_secs(120), run_a.wait_with_output())
+        .await
+        .expect("run A finished in time")
+        .expect("run A");
+    let text = stdout(&out);
+    assert_eq!(out.status.code(), Some(0), "{text}\n{}", stderr(&out));
+    assert!(
+        text.contains("Window 2026-01-08 was taken over by another run"),
+        "{text}"
+    );
+    // A's own record: every day succeeded, none left pending.
+    let a_windows: Vec<String> = sqlx::query_scalar(
+        "SELECT rw.status FROM ops.run_windows rw JOIN ops.runs r ON r.id = rw.run_id \
+         WHERE r.id <> $1 ORDER BY rw.window_start",
+    )
+    .bind(b.run_id)
+    .fetch_all(&pool)
+    .await
+    .expect("A's windows");
+    assert_eq!(a_windows, vec!["succeeded"; 10]);
+    // Every succeeded window counts exactly the rows that carry its lineage.
+    let mismatched: Vec<(String, i64, i64)> = sqlx::query_as(
+        "SELECT w.window_start::text, w.rows_total, \
+                (SELECT count(*) FROM raw.qb_customers c WHERE c.realm_id = w.realm_id \
+                   AND c.extract_window_start_utc = w.window_start) \
+         FROM ops.windows w WHERE w.pipeline = 'qb_customers_backfill' \
+           AND w.status = 'succeeded' AND w.rows_total <> \
+               (SELECT count(*) FROM raw.qb_customers c WHERE c.realm_id = w.realm_id \
+                  AND c.extract_window_start_utc = w.window_start)",
+    )
+    .fetch_all(&pool)
+    .await
+    .expect("counters");
+    assert!(mismatched.is_empty(), "{mismatched:?}");
+    let lineage_off: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM raw.qb_customers WHERE extract_window_start_utc <> \
+         date_trunc('day', (payload #>> '{MetaData,CreateTime}')::timestamptz AT TIME ZONE 'UTC') \
+           AT TIME ZONE 'UTC'",
+    )
+    .fetch_one(&pool)
+    .await
+    .expect("lineage");
+    assert_eq!(lineage_off, 0, "rows written into another day's window");
+    assert_eq!(
+        world.loaded_ids("raw.qb_customers").await,
+        world.expected_ids("Customer", "2026-01-01", "2026-01-11")
+    );
+}
