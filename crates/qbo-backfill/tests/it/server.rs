@@ -756,3 +756,30 @@ async fn an_incremental_sync_runs_through_the_api_with_dates_then_from_its_curso
     assert_eq!(second["counts"]["inserted"], 0, "{second}");
     assert_eq!(second["counts"]["updated"], 0, "{second}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_refresh_token_stops_a_queued_run_at_its_first_refresh() {
+    let world = World::new(sim_config(20)).await;
+    let api = Api::start(&world, "1").await;
+    world.sim.state().revoke_refresh_tokens();
+    let before = world.sim.state().stats().token_requests;
+    let (status, run) = api.post("/api/v1/runs", run_body(JAN_FROM, JAN_TO)).await;
+    assert_eq!(status, 202, "{run}");
+    let run = api.wait_final(run["id"].as_str().expect("id"), 60).await;
+    assert_eq!(run["status"], "failed", "{run}");
+    assert_eq!(
+        world.sim.state().stats().token_requests - before,
+        1,
+        "the refused refresh token was sent again"
+    );
+    let auth_error: Option<String> =
+        sqlx::query_scalar("SELECT last_auth_error FROM ops.companies")
+            .fetch_one(world.pool())
+            .await
+            .expect("company");
+    assert_eq!(auth_error.as_deref(), Some("invalid_grant"));
+    assert_eq!(
+        count(&world, "SELECT count(*) FROM raw.qb_customers").await,
+        0
+    );
+}
