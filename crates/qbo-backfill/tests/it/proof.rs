@@ -598,8 +598,12 @@ impl Audit {
 async fn audit(pool: &PgPool) -> Audit {
     const PAGE: &str = "w.old_exec = w.new_exec AND w.new_pages = w.old_pages + 1 \
                         AND w.old_status = 'running' AND w.new_status = 'running'";
+    // A claim: a window becomes `running` for an execution, or an execution that still holds a
+    // window claims it again to reload it whole (a span split after a failed write whose window
+    // ends could not be recorded), which resets its counters.
     const CLAIM: &str = "w.new_status = 'running' AND (w.old_status IS DISTINCT FROM 'running' \
-                         OR w.old_exec IS DISTINCT FROM w.new_exec)";
+                         OR w.old_exec IS DISTINCT FROM w.new_exec \
+                         OR (w.old_pages > 0 AND w.new_pages = 0))";
     let pipeline_of = "CASE r.tbl WHEN 'qb_customers' THEN 'qb_customers_backfill' \
                        WHEN 'qb_items' THEN 'qb_items_backfill' ELSE 'qb_invoices_backfill' END";
     let q = |sql: String| async move { count(pool, &sql).await };
