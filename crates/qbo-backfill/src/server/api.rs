@@ -138,8 +138,8 @@ pub(crate) async fn range_for(
         SinceError::NoCursor { .. } => ApiError::invalid("no_cursor", api_words(&e.to_string())),
         other => ApiError::invalid("invalid_range", api_words(&other.to_string())),
     })?;
-    let windows = range
-        .windows()
+    let windows = pipeline
+        .windows(&range)
         .map_err(|e| ApiError::invalid("invalid_range", e.to_string()))?;
     Ok((range, windows))
 }

@@ -254,7 +254,8 @@ async fn pipelines_page(
             .await
             .map_err(|e| crate::store::StoreError::Random(e.to_string()))?;
         let mut cards = Vec::new();
-        for p in Pipeline::all() {
+        // Verifications have their own page (`/verify`).
+        for p in Pipeline::all().filter(|p| p.mode() != Mode::Verify) {
             let filter = RunFilter {
                 pipeline: Some(p.name().to_owned()),
                 ..RunFilter::default()
@@ -277,6 +278,7 @@ async fn pipelines_page(
                 heading: first_of_mode.then_some(match p.mode() {
                     Mode::Backfill => "Backfills (by creation day)",
                     Mode::Incremental => "Incremental syncs (changes and deletions)",
+                    Mode::Verify => "Verifications (raw against QuickBooks, by month)",
                 }),
                 incremental: p.mode() == Mode::Incremental,
                 name: p.name(),
