@@ -33,13 +33,16 @@ COMMENT ON TABLE ops.verify_months IS
     'One row per month a verify run checked: QuickBooks COUNT(*) against live raw rows by MetaData.CreateTime, and what the repair did';
 
 -- `MetaData.CreateTime` text as a timestamptz, or NULL when it is not an RFC 3339 time with an
--- offset (never an error: one malformed payload must not stop a whole verification).
+-- offset (never an error: one malformed payload must not stop a whole verification). The shape
+-- is checked by one regular expression, the day of the month only past the 28th.
 CREATE FUNCTION ops.qbo_time(t text) RETURNS timestamptz
 LANGUAGE sql STABLE PARALLEL SAFE AS $$
     SELECT CASE
-        WHEN t ~ '^(?!0000)[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])T([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\.[0-9]{1,9})?(Z|[+-](0[0-9]|1[0-5]):[0-5][0-9])$'
+        WHEN t ~ '^[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])T([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\.[0-9]{1,9})?(Z|[+-](0[0-9]|1[0-5]):[0-5][0-9])$'
+             AND left(t, 4) <> '0000'
         THEN CASE
-            WHEN substr(t, 9, 2)::int
+            WHEN substr(t, 9, 2) <= '28'
+              OR substr(t, 9, 2)::int
                  <= extract(day FROM (substr(t, 1, 7) || '-01')::date + interval '1 month' - interval '1 day')
             THEN t::timestamptz
         END

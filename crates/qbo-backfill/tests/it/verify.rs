@@ -619,6 +619,8 @@ async fn a_row_written_after_the_paging_started_is_never_marked() {
             time_activity("3", "2026-02-01T01:00:00Z"),
             time_activity("4", "not a time"),
             time_activity("5", "2026-01-15T00:00:00Z"),
+            time_activity("6", "2026-01-32T00:00:00Z"),
+            time_activity("7", "2025-02-29T00:00:00-05:00"),
         ],
     );
     page.entity = qbo::Entity::TimeActivity;
@@ -637,7 +639,7 @@ async fn a_row_written_after_the_paging_started_is_never_marked() {
     .expect("upsert");
     drop(conn);
     // Rows 1 and 5 were created in January (UTC): row 2 is 2026-02-01T04:30Z, row 3 is in
-    // February, row 4 has no readable time.
+    // February; rows 4, 6 and 7 have no valid time (and fail nothing).
     let counts = verify_store::live_counts(pool, pipeline.table(), "realm", &[month])
         .await
         .expect("counts");
