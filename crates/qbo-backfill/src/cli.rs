@@ -1,5 +1,5 @@
-//! The command line: `run`, `retry`, `serve`, `worker`, `api-tokens`, `secrets`, `runs`,
-//! `migrate` and `demo`, with the contract's exit statuses (0 success, 1 failed windows or a fatal
+//! The command line: `run`, `verify`, `retry`, `serve`, `worker`, `api-tokens`, `secrets`,
+//! `runs`, `migrate` and `demo`, with the contract's exit statuses (0 success, 1 failed windows or a fatal
 //! error, 2 bad input with one line saying what is wrong and nothing written, 130 interrupted).
 
 use std::collections::HashMap;
@@ -12,9 +12,10 @@ use sqlx::PgPool;
 use tracing::{error, info};
 use uuid::Uuid;
 
-use crate::orchestrator::worker::{Executor, LocalRun};
-use crate::pipeline::events::TerminalEvents;
+use crate::orchestrator::worker::{Executor, LocalRun, Tee};
+use crate::pipeline::events::{RunEvent, RunEvents, TerminalEvents};
 use crate::pipeline::runner::Cancel;
+use crate::pipeline::verify::VerifyTotals;
 use crate::pipeline::{DateRange, Mode, Pipeline, SinceError, range_or_since_cursor};
 use crate::settings::{self, ClientTuning, ConfigError, QboSettings, env};
 use crate::store::companies::{self, Company};
@@ -46,6 +47,23 @@ pub enum Command {
         /// First day NOT loaded (YYYY-MM-DD, UTC): the range is half-open.
         #[arg(long = "fecha-fin", value_name = "YYYY-MM-DD")]
         fecha_fin: Option<String>,
+        /// Request pacing and retries.
+        #[command(flatten)]
+        tuning: ClientTuning,
+    },
+    /// Check `raw` against QuickBooks month by month over `[fecha_inicio, fecha_fin)`: each
+    /// calendar month's `COUNT(*)` (by `MetaData.CreateTime`) against the live raw rows created
+    /// in it; a month that differs is repaired (missing rows loaded, rows QuickBooks no longer
+    /// has marked deleted) and counted again.
+    Verify {
+        /// An entity as pipelines name it (`customers`, `journal_entries`, …) or `all`.
+        entity: String,
+        /// First day to verify (YYYY-MM-DD, UTC).
+        #[arg(long = "fecha-inicio", value_name = "YYYY-MM-DD")]
+        fecha_inicio: String,
+        /// First day NOT verified (YYYY-MM-DD, UTC): the range is half-open.
+        #[arg(long = "fecha-fin", value_name = "YYYY-MM-DD")]
+        fecha_fin: String,
         /// Request pacing and retries.
         #[command(flatten)]
         tuning: ClientTuning,
@@ -249,6 +267,12 @@ pub async fn dispatch(cli: Cli) -> Result<u8, CliError> {
             )
             .await
         }
+        Command::Verify {
+            entity,
+            fecha_inicio,
+            fecha_fin,
+            tuning,
+        } => verify(&entity, &fecha_inicio, &fecha_fin, &tuning).await,
         Command::Pipelines => {
             list_pipelines();
             Ok(0)
@@ -400,6 +424,7 @@ fn list_pipelines() {
         let by = match p.mode() {
             Mode::Backfill => "MetaData.CreateTime",
             Mode::Incremental => "MetaData.LastUpdatedTime (+ deletions)",
+            Mode::Verify => "MetaData.CreateTime, by month (reconciles raw)",
         };
         out.push_str(&format!(
             "{}\t{}\t{}\t{by}\n",
@@ -447,7 +472,7 @@ async fn run(
         SinceError::Database(e) => CliError::from(anyhow::anyhow!("{e}")),
         other => bad(other),
     })?;
-    let windows = range.windows().map_err(bad)?;
+    let windows = pipeline.windows(&range).map_err(bad)?;
     run_locally(
         &pool,
         &key,
@@ -462,6 +487,98 @@ async fn run(
         },
     )
     .await
+}
+
+/// Remembers what each verification reported, for the summary line.
+#[derive(Default)]
+struct VerifyTally(std::sync::Mutex<VerifyTotals>);
+
+impl RunEvents for VerifyTally {
+    fn emit(&self, event: &RunEvent<'_>) {
+        if let RunEvent::Verified { totals, .. } = event {
+            *self
+                .0
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner) += *totals;
+        }
+    }
+}
+
+/// `verify ENTITY|all`: one verify run per entity, one after the other in this process, each
+/// with its `Verify | …` line, then `Verify done | …`. Exit 0 when every month agreed or was
+/// repaired, 1 when one could not be verified, 2 for bad input (nothing written), 130 when
+/// interrupted.
+async fn verify(
+    entity: &str,
+    fecha_inicio: &str,
+    fecha_fin: &str,
+    tuning: &ClientTuning,
+) -> Result<u8, CliError> {
+    // Validate everything first: bad input writes nothing, not even the database.
+    let pipelines = crate::pipeline::verify::pipelines_for(entity).map_err(bad)?;
+    let range = DateRange::parse(fecha_inicio, fecha_fin).map_err(bad)?;
+    let mut planned = Vec::with_capacity(pipelines.len());
+    for pipeline in pipelines {
+        planned.push((pipeline, pipeline.windows(&range).map_err(bad)?));
+    }
+    QboSettings::client_settings(tuning)?;
+    let env_only = QboSettings::resolve(tuning, &());
+    let pool = connect().await?;
+    let key = checked_key(&pool).await?;
+    let settings = match env_only {
+        Ok(s) => s,
+        Err(_) => QboSettings::resolve(tuning, &stored_lookup(&pool, &key).await?)?,
+    };
+    save_company(&pool, &key, &settings).await?;
+    let executor = Executor::new(pool.clone(), key.clone(), tuning.clone(), runs::LEASE);
+    let interrupt = shutdown_signal();
+    let tally = Arc::new(VerifyTally::default());
+    let sink: Arc<dyn RunEvents> =
+        Arc::new(Tee(vec![Arc::new(TerminalEvents::new()), tally.clone()]));
+    let (mut entities, mut code) = (0_u64, 0_u8);
+    for (pipeline, windows) in planned {
+        if interrupt.is_cancelled() {
+            code = 130;
+            break;
+        }
+        let outcome = executor
+            .run_here(
+                LocalRun {
+                    pipeline,
+                    realm_id: &settings.realm_id,
+                    range,
+                    windows,
+                    trigger: "cli",
+                    retry_of: None,
+                },
+                interrupt.clone(),
+                sink.clone(),
+            )
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        entities += 1;
+        match outcome.exit_code() {
+            0 => {}
+            130 => {
+                code = 130;
+                break;
+            }
+            other => code = other,
+        }
+        // A refused token fails every entity the same way: stop at the first.
+        if outcome.fatal.is_some() {
+            break;
+        }
+    }
+    let t = *tally
+        .0
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    info!(
+        "Verify done | entities={entities} months={} agreed={} drifted={} failed={} loaded={} marked_deleted={} requests={}",
+        t.months, t.agreed, t.drifted, t.failed, t.loaded, t.marked_deleted, t.requests
+    );
+    Ok(code)
 }
 
 async fn serve(

@@ -3,7 +3,8 @@
 //!
 //! - `settings`: environment variables and resolved configuration.
 //! - `store`: the pool, migrations, raw upserts, secrets and OAuth tokens.
-//! - `pipeline`: window planning, the runner, run bookkeeping and operator output.
+//! - `pipeline`: window planning, the runner, the verifier (raw against QuickBooks, by month),
+//!   run bookkeeping and operator output.
 //! - `orchestrator`: the run queue, workers, triggers and the scheduler.
 //! - `server`: the JSON API, health and metrics on port 6789.
 //! - `cli` and `demo`: the command line.

@@ -1,4 +1,5 @@
-//! Workers: the [`Executor`] that turns a claimed run into a [`Runner`] for its company (one
+//! Workers: the [`Executor`] that turns a claimed run into a [`Runner`] (a load) or a
+//! [`Verifier`] (a verification) for its company (one
 //! QuickBooks client per company per process, so every run of a company in this process shares
 //! one token cache and rate limiter), the stored run log ([`StoredLog`]), and the worker loop
 //! ([`run_workers`]) that claims queued runs until shutdown, reaping runs whose worker died.
@@ -12,7 +13,8 @@ use tracing::{info, warn};
 
 use crate::pipeline::events::{self, Level, RunEvent, RunEvents, TokenFailure};
 use crate::pipeline::runner::{Cancel, RunContext, RunError, RunOutcome, Runner};
-use crate::pipeline::{DateRange, Pipeline, Window};
+use crate::pipeline::verify::Verifier;
+use crate::pipeline::{DateRange, Mode, Pipeline, Window};
 use crate::settings::ClientTuning;
 use crate::store::budget::PgBudget;
 use crate::store::queue::{self, ClaimedRun, NewRun};
@@ -159,17 +161,9 @@ impl Executor {
                 return Err(e);
             }
         };
-        // The runner takes the first access token itself, with its heartbeat already running
-        // (the token lock can be held longer than a lease) and only once: a refused refresh
-        // token is never sent a second time.
-        let runner = Runner {
-            pool: self.pool.clone(),
-            client,
-            concurrency: self.tuning.window_concurrency(),
-            span_max_pages: self.tuning.span_max_pages,
-            interrupt,
-            lease: self.lease,
-        };
+        // The runner (or verifier) takes the first access token itself, with its heartbeat
+        // already running (the token lock can be held longer than a lease) and only once: a
+        // refused refresh token is never sent a second time.
         // A token refused in the middle of the run raises the company's reconnect banner too.
         let watch = Arc::new(AuthWatch::default());
         let events: Arc<dyn RunEvents> = Arc::new(Tee(vec![events, watch.clone()]));
@@ -181,7 +175,28 @@ impl Executor {
             range: claimed.range,
             windows: claimed.windows,
         };
-        let outcome = runner.execute(ctx, events).await?;
+        let outcome = if pipeline.mode() == Mode::Verify {
+            Verifier {
+                pool: self.pool.clone(),
+                client,
+                concurrency: self.tuning.window_concurrency(),
+                interrupt,
+                lease: self.lease,
+            }
+            .execute(ctx, events)
+            .await?
+        } else {
+            Runner {
+                pool: self.pool.clone(),
+                client,
+                concurrency: self.tuning.window_concurrency(),
+                span_max_pages: self.tuning.span_max_pages,
+                interrupt,
+                lease: self.lease,
+            }
+            .execute(ctx, events)
+            .await?
+        };
         let refused = *watch.0.lock().unwrap_or_else(PoisonError::into_inner);
         if let Some(kind) = refused {
             let code = match kind {

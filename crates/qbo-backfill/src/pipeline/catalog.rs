@@ -1,5 +1,6 @@
 //! The one declarative list of what we load: every QuickBooks entity with its pipelines
-//! (`qb_<plural>_backfill`, `qb_<plural>_incremental`), its raw table (`raw.qb_<plural>`) and
+//! (`qb_<plural>_backfill`, `qb_<plural>_incremental`, `qb_<plural>_verify`), its raw table
+//! (`raw.qb_<plural>`) and
 //! the label its log lines use. Adding an entity is one line here; the raw table is created on
 //! start-up, and the CLI, the API, the UI and the runbooks list it from this list.
 
@@ -20,6 +21,9 @@ pub struct EntitySpec {
     pub backfill: &'static str,
     /// The incremental pipeline (`qb_journal_entries_incremental`).
     pub incremental: &'static str,
+    /// The reconciliation pipeline (`qb_journal_entries_verify`): `raw` against QuickBooks,
+    /// month by month.
+    pub verify: &'static str,
 }
 
 macro_rules! entities {
@@ -33,6 +37,7 @@ macro_rules! entities {
             table_name: concat!("qb_", stringify!($plural)),
             backfill: concat!("qb_", stringify!($plural), "_backfill"),
             incremental: concat!("qb_", stringify!($plural), "_incremental"),
+            verify: concat!("qb_", stringify!($plural), "_verify"),
         }),*];
     };
 }
@@ -66,6 +71,12 @@ entities! {
     VendorCredit => vendor_credits, "VendorCredits";
 }
 
+/// The entity whose plural is `plural` (`time_activities`), as the `verify` command names it.
+#[must_use]
+pub fn by_plural(plural: &str) -> Option<&'static EntitySpec> {
+    ENTITIES.iter().find(|s| s.plural == plural)
+}
+
 /// The position of `entity` in [`ENTITIES`], if we load it.
 #[must_use]
 pub fn position(entity: qbo::Entity) -> Option<usize> {
@@ -84,6 +95,8 @@ mod tests {
         for spec in ENTITIES {
             assert!(names.insert(spec.backfill));
             assert!(names.insert(spec.incremental));
+            assert!(names.insert(spec.verify));
+            assert_eq!(by_plural(spec.plural), Some(spec));
             assert!(names.insert(spec.table));
             assert!(
                 spec.plural
@@ -102,5 +115,7 @@ mod tests {
         assert_eq!(ENTITIES[0].backfill, "qb_customers_backfill");
         assert_eq!(ENTITIES[1].table, "raw.qb_items");
         assert_eq!(ENTITIES[2].incremental, "qb_invoices_incremental");
+        assert_eq!(ENTITIES[22].verify, "qb_time_activities_verify");
+        assert_eq!(by_plural("invoice"), None);
     }
 }

@@ -10,9 +10,11 @@ use jiff::civil::Date;
 use uuid::Uuid;
 
 use super::report::{Progress, Summary, summary_lines};
+use super::verify::VerifyTotals;
 use super::{DateRange, Pipeline};
 use crate::store::raw::UpsertCounts;
 use crate::store::runs::RunStatus;
+use crate::store::verify::{MonthRecord, MonthStatus};
 
 /// Why the token could not be had.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -124,6 +126,30 @@ pub enum RunEvent<'a> {
     Lost {
         /// Run id.
         run_id: Uuid,
+    },
+    /// A verification's month ended (agreed, drifted and repaired, or failed).
+    MonthVerified {
+        /// The verify pipeline.
+        pipeline: Pipeline,
+        /// What the month found and did.
+        month: &'a MonthRecord,
+        /// Intuit's transaction id of a failure, when known.
+        intuit_tid: Option<&'a str>,
+    },
+    /// A verification ended: its `Verify | …` line.
+    Verified {
+        /// Run id.
+        run_id: Uuid,
+        /// The verify pipeline.
+        pipeline: Pipeline,
+        /// How it ended.
+        status: RunStatus,
+        /// What it found.
+        totals: VerifyTotals,
+        /// First days of the months that could not be verified.
+        failed_months: &'a [Date],
+        /// Wall time.
+        duration: Duration,
     },
 }
 
@@ -263,7 +289,127 @@ pub fn lines(event: &RunEvent<'_>) -> Vec<(Level, String)> {
                 "Run {run_id} was taken over by another worker (this worker lost its lease); stopping without reporting"
             ),
         )],
+        RunEvent::MonthVerified {
+            pipeline,
+            month,
+            intuit_tid,
+        } => vec![month_line(*pipeline, month, *intuit_tid)],
+        RunEvent::Verified {
+            run_id,
+            pipeline,
+            status,
+            totals,
+            failed_months,
+            duration,
+        } => verified_lines(
+            *run_id,
+            *pipeline,
+            *status,
+            totals,
+            failed_months,
+            *duration,
+        ),
     }
+}
+
+fn count(n: Option<u64>) -> String {
+    n.map_or_else(|| "-".to_owned(), |n| n.to_string())
+}
+
+/// `Month verified | entity=… month=YYYY-MM status=… qbo=… raw=… …`.
+fn month_line(pipeline: Pipeline, m: &MonthRecord, intuit_tid: Option<&str>) -> (Level, String) {
+    let mut line = format!(
+        "Month verified | entity={} month={} status={} qbo={} raw={} loaded={} marked_deleted={} requests={} window={} → {}",
+        pipeline.spec().plural,
+        m.window.day.strftime("%Y-%m"),
+        m.status,
+        count(m.qbo_count),
+        count(m.raw_count),
+        m.loaded,
+        m.marked_deleted,
+        m.requests,
+        m.window.day,
+        m.window.end_day(),
+    );
+    if m.qbo_count_after.is_some() || m.raw_count_after.is_some() {
+        line.push_str(&format!(
+            " qbo_after={} raw_after={}",
+            count(m.qbo_count_after),
+            count(m.raw_count_after)
+        ));
+    }
+    if let Some(error) = &m.error {
+        line.push_str(&format!(" error={error}"));
+        if let Some(tid) = intuit_tid.filter(|tid| !error.contains(tid)) {
+            line.push_str(&format!("; intuit_tid={tid}"));
+        }
+    }
+    let level = match m.status {
+        MonthStatus::Agreed => Level::Info,
+        MonthStatus::Drifted => Level::Warn,
+        MonthStatus::Failed => Level::Error,
+    };
+    (level, line)
+}
+
+/// The `Verify | entity=… months=… agreed=… drifted=… loaded=… marked_deleted=… requests=…` line
+/// (then `failed=`, `run_id=`, `status=`, `duration_s=`), and what to do when it did not
+/// succeed.
+fn verified_lines(
+    run_id: Uuid,
+    pipeline: Pipeline,
+    status: RunStatus,
+    t: &VerifyTotals,
+    failed_months: &[Date],
+    duration: Duration,
+) -> Vec<(Level, String)> {
+    let mut out = vec![(
+        Level::Info,
+        format!(
+            "Verify | entity={} months={} agreed={} drifted={} loaded={} marked_deleted={} requests={} failed={} run_id={run_id} status={status} duration_s={:.2}",
+            pipeline.spec().plural,
+            t.months,
+            t.agreed,
+            t.drifted,
+            t.loaded,
+            t.marked_deleted,
+            t.requests,
+            t.failed,
+            duration.as_secs_f64()
+        ),
+    )];
+    match status {
+        RunStatus::Failed if !failed_months.is_empty() => {
+            let months: Vec<String> = failed_months
+                .iter()
+                .map(|d| d.strftime("%Y-%m").to_string())
+                .collect();
+            out.push((
+                Level::Error,
+                format!(
+                    "Verify failed: {} of {} months could not be verified ({}). Retry only those with: qbo-backfill retry {run_id}",
+                    failed_months.len(),
+                    t.months,
+                    months.join(", ")
+                ),
+            ));
+        }
+        RunStatus::Failed => out.push((
+            Level::Error,
+            format!("Verify failed. Retry it with: qbo-backfill retry {run_id}"),
+        )),
+        RunStatus::Interrupted => out.push((
+            Level::Warn,
+            format!("Run interrupted. Finish it with: qbo-backfill retry {run_id}"),
+        )),
+        RunStatus::Queued => out.push((
+            Level::Warn,
+            format!("Run {run_id} stopped on this worker and went back to the queue"),
+        )),
+        RunStatus::Cancelled => out.push((Level::Warn, format!("Run {run_id} cancelled"))),
+        _ => {}
+    }
+    out
 }
 
 fn token_lines(run_id: Uuid, kind: TokenFailure, message: &str) -> Vec<(Level, String)> {
@@ -383,10 +529,12 @@ impl RunEvents for TerminalEvents {
                 }
             }
             RunEvent::PageWritten { run_rows } => self.with_progress(|p| p.rows(*run_rows)),
-            RunEvent::WindowCompleted { .. } | RunEvent::WindowFailed { .. } => {
+            RunEvent::WindowCompleted { .. }
+            | RunEvent::WindowFailed { .. }
+            | RunEvent::MonthVerified { .. } => {
                 self.with_progress(Progress::window_done);
             }
-            RunEvent::Finished { .. } | RunEvent::Lost { .. } => {
+            RunEvent::Finished { .. } | RunEvent::Lost { .. } | RunEvent::Verified { .. } => {
                 if let Ok(mut slot) = self.progress.lock() {
                     slot.take();
                 }
@@ -445,5 +593,82 @@ mod tests {
                 .starts_with("Cause: an earlier token answer was lost")
         );
         assert!(lost[2].1.contains("Reconnect the app"));
+    }
+
+    #[test]
+    fn verify_lines_start_as_the_issue_pins_them() {
+        let verify = Pipeline::INVOICES.with_mode(super::super::Mode::Verify);
+        let totals = VerifyTotals {
+            months: 120,
+            agreed: 119,
+            drifted: 1,
+            failed: 0,
+            loaded: 0,
+            marked_deleted: 2,
+            requests: 123,
+        };
+        let out = lines(&RunEvent::Verified {
+            run_id: Uuid::nil(),
+            pipeline: verify,
+            status: RunStatus::Succeeded,
+            totals,
+            failed_months: &[],
+            duration: Duration::from_millis(1500),
+        });
+        assert_eq!(out.len(), 1);
+        assert!(
+            out[0].1.starts_with(
+                "Verify | entity=invoices months=120 agreed=119 drifted=1 loaded=0 marked_deleted=2 requests=123 "
+            ),
+            "{}",
+            out[0].1
+        );
+        let failed = lines(&RunEvent::Verified {
+            run_id: Uuid::nil(),
+            pipeline: verify,
+            status: RunStatus::Failed,
+            totals: VerifyTotals {
+                failed: 1,
+                agreed: 118,
+                ..totals
+            },
+            failed_months: &[jiff::civil::date(2026, 3, 1)],
+            duration: Duration::ZERO,
+        });
+        assert_eq!(failed[1].0, Level::Error);
+        assert!(failed[1].1.contains("(2026-03)"), "{}", failed[1].1);
+        assert!(
+            failed[1].1.contains("qbo-backfill retry"),
+            "{}",
+            failed[1].1
+        );
+        let month = MonthRecord {
+            window: jiff::civil::date(2026, 1, 10)
+                .to_zoned(jiff::tz::TimeZone::UTC)
+                .map(|z| crate::pipeline::Window::between(z.timestamp(), z.timestamp()))
+                .unwrap(),
+            qbo_count: Some(10),
+            raw_count: Some(12),
+            qbo_count_after: Some(10),
+            raw_count_after: Some(10),
+            status: MonthStatus::Drifted,
+            loaded: 0,
+            marked_deleted: 2,
+            requests: 3,
+            error: None,
+        };
+        let line = lines(&RunEvent::MonthVerified {
+            pipeline: verify,
+            month: &month,
+            intuit_tid: None,
+        });
+        assert_eq!(line[0].0, Level::Warn);
+        assert!(
+            line[0]
+                .1
+                .starts_with("Month verified | entity=invoices month=2026-01 status=drifted qbo=10 raw=12 loaded=0 marked_deleted=2 requests=3"),
+            "{}",
+            line[0].1
+        );
     }
 }

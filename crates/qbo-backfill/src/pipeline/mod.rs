@@ -1,11 +1,13 @@
-//! The backfill pipelines: their names and entities, planning daily UTC windows over a
-//! `[fecha_inicio, fecha_fin)` range, running them (`runner`), what happens as typed events
-//! (`events`) and the operator-facing output (`report`).
+//! The pipelines: their names and entities, planning UTC windows over a
+//! `[fecha_inicio, fecha_fin)` range (daily for loads, calendar months for reconciliation),
+//! running them (`runner` loads, `verify` reconciles), what happens as typed events (`events`)
+//! and the operator-facing output (`report`).
 
 pub mod catalog;
 pub mod events;
 pub mod report;
 pub mod runner;
+pub mod verify;
 
 use std::fmt;
 use std::str::FromStr;
@@ -23,6 +25,9 @@ pub enum Mode {
     /// `qb_<plural>_incremental`: changes, windowed by `MetaData.LastUpdatedTime`, with
     /// deletions from change data capture and a cursor per company and entity.
     Incremental,
+    /// `qb_<plural>_verify`: reconciles `raw` with QuickBooks by `MetaData.CreateTime`, one
+    /// calendar month per window (see [`verify`]).
+    Verify,
 }
 
 /// A pipeline, as operators name it: an entity of [`catalog::ENTITIES`] and a [`Mode`].
@@ -47,9 +52,10 @@ impl Pipeline {
         }
     }
 
-    /// Every pipeline: the backfills in catalog order, then the incremental syncs.
+    /// Every pipeline: the backfills in catalog order, then the incremental syncs, then the
+    /// verifications.
     pub fn all() -> impl Iterator<Item = Self> {
-        [Mode::Backfill, Mode::Incremental]
+        [Mode::Backfill, Mode::Incremental, Mode::Verify]
             .into_iter()
             .flat_map(Self::every)
     }
@@ -82,18 +88,20 @@ impl Pipeline {
         &catalog::ENTITIES[usize::from(self.index)]
     }
 
-    /// Backfill or incremental.
+    /// Backfill, incremental or verify.
     #[must_use]
     pub const fn mode(self) -> Mode {
         self.mode
     }
 
-    /// The pipeline's name (`qb_customers_backfill`, `qb_customers_incremental`, …).
+    /// The pipeline's name (`qb_customers_backfill`, `qb_customers_incremental`,
+    /// `qb_customers_verify`).
     #[must_use]
     pub fn name(self) -> &'static str {
         match self.mode {
             Mode::Backfill => self.spec().backfill,
             Mode::Incremental => self.spec().incremental,
+            Mode::Verify => self.spec().verify,
         }
     }
 
@@ -115,13 +123,25 @@ impl Pipeline {
         self.spec().label
     }
 
-    /// The timestamp its windows filter on: `CreateTime` for backfills, `LastUpdatedTime` for
-    /// incremental syncs.
+    /// The timestamp its windows filter on: `CreateTime` for backfills and verifications,
+    /// `LastUpdatedTime` for incremental syncs.
     #[must_use]
     pub const fn time_field(self) -> qbo::TimeField {
         match self.mode {
-            Mode::Backfill => qbo::TimeField::Created,
+            Mode::Backfill | Mode::Verify => qbo::TimeField::Created,
             Mode::Incremental => qbo::TimeField::LastUpdated,
+        }
+    }
+
+    /// The windows of a run of this pipeline over `range`: calendar months (the first and last
+    /// clipped to the range) for verifications, UTC days otherwise.
+    ///
+    /// # Errors
+    /// Dates at the edge of what can be represented.
+    pub fn windows(self, range: &DateRange) -> Result<Vec<Window>, RangeError> {
+        match self.mode {
+            Mode::Verify => range.months(),
+            Mode::Backfill | Mode::Incremental => range.windows(),
         }
     }
 }
@@ -141,7 +161,7 @@ impl fmt::Display for Pipeline {
 /// The name given is not a pipeline.
 #[derive(Debug, Clone, thiserror::Error)]
 #[error(
-    "unknown pipeline `{0}` (expected qb_<entity>_backfill or qb_<entity>_incremental, e.g. qb_customers_backfill, qb_invoices_incremental; `qbo-backfill pipelines` lists them)"
+    "unknown pipeline `{0}` (expected qb_<entity>_backfill, qb_<entity>_incremental or qb_<entity>_verify, e.g. qb_customers_backfill, qb_invoices_incremental; `qbo-backfill pipelines` lists them)"
 )]
 pub struct UnknownPipeline(pub String);
 
@@ -234,14 +254,15 @@ pub async fn range_or_since_cursor(
     Ok(range_since(cursor, now)?)
 }
 
-/// One daily UTC window `[start, end)`.
+/// One UTC window `[start, end)`: a day for loads, a calendar month (or the part of one inside
+/// the range) for verifications.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Window {
-    /// The day the window covers.
+    /// The (first) day the window covers.
     pub day: Date,
     /// `day 00:00Z`.
     pub start: Timestamp,
-    /// `day+1 00:00Z`.
+    /// The end: `day+1 00:00Z` for a daily window.
     pub end: Timestamp,
 }
 
@@ -261,6 +282,16 @@ impl Window {
 }
 
 impl Window {
+    /// The window `[start, end)` as stored (`ops.run_windows`); its day is `start`'s UTC date.
+    #[must_use]
+    pub fn between(start: Timestamp, end: Timestamp) -> Self {
+        Self {
+            day: start.to_zoned(jiff::tz::TimeZone::UTC).date(),
+            start,
+            end,
+        }
+    }
+
     /// The first day after the window.
     #[must_use]
     pub fn end_day(&self) -> Date {
@@ -423,6 +454,30 @@ impl DateRange {
         Ok(out)
     }
 
+    /// The calendar months that tile the range, in order: `[month start, next month start)`,
+    /// the first starting at `fecha_inicio` and the last ending at `fecha_fin`.
+    ///
+    /// # Errors
+    /// Dates at the edge of what can be represented.
+    pub fn months(&self) -> Result<Vec<Window>, RangeError> {
+        let mut out = Vec::new();
+        let mut from = self.fecha_inicio;
+        while from < self.fecha_fin {
+            let next_month = from
+                .first_of_month()
+                .checked_add(jiff::Span::new().months(1))
+                .map_err(|_| RangeError::OutOfRange)?;
+            let to = next_month.min(self.fecha_fin);
+            out.push(Window {
+                day: from,
+                start: utc_midnight(from)?,
+                end: utc_midnight(to)?,
+            });
+            from = to;
+        }
+        Ok(out)
+    }
+
     /// `fecha_inicio 00:00Z`.
     ///
     /// # Errors
@@ -498,7 +553,12 @@ mod tests {
         assert_eq!(sync.entity(), qbo::Entity::JournalEntry);
         assert_eq!(sync.mode(), Mode::Incremental);
         assert_eq!(sync.table().qualified_name(), "raw.qb_journal_entries");
-        assert_eq!(Pipeline::all().count(), 2 * catalog::ENTITIES.len());
+        assert_eq!(Pipeline::all().count(), 3 * catalog::ENTITIES.len());
+        assert_eq!(Pipeline::all().count(), 78);
+        let verify = "qb_time_activities_verify".parse::<Pipeline>().unwrap();
+        assert_eq!(verify.mode(), Mode::Verify);
+        assert_eq!(verify.entity(), qbo::Entity::TimeActivity);
+        assert_eq!(verify.time_field(), qbo::TimeField::Created);
         for p in Pipeline::all() {
             assert_eq!(p.name().parse::<Pipeline>().unwrap(), p);
         }
@@ -524,7 +584,51 @@ mod tests {
         );
     }
 
+    #[test]
+    fn verify_windows_are_calendar_months_clipped_to_the_range() {
+        let range = DateRange::parse("2025-11-15", "2026-02-10").unwrap();
+        let verify = Pipeline::INVOICES.with_mode(Mode::Verify);
+        let months = verify.windows(&range).unwrap();
+        let shown: Vec<(String, String)> = months
+            .iter()
+            .map(|w| (w.start.to_string(), w.end.to_string()))
+            .collect();
+        assert_eq!(
+            shown,
+            [
+                ("2025-11-15T00:00:00Z", "2025-12-01T00:00:00Z"),
+                ("2025-12-01T00:00:00Z", "2026-01-01T00:00:00Z"),
+                ("2026-01-01T00:00:00Z", "2026-02-01T00:00:00Z"),
+                ("2026-02-01T00:00:00Z", "2026-02-10T00:00:00Z"),
+            ]
+            .map(|(a, b)| (a.to_owned(), b.to_owned()))
+        );
+        assert_eq!(months[0].day, date(2025, 11, 15));
+        assert_eq!(months[1].day, date(2025, 12, 1));
+        assert_eq!(Window::between(months[2].start, months[2].end), months[2]);
+        // Loads keep their daily windows.
+        assert_eq!(Pipeline::INVOICES.windows(&range).unwrap().len(), 87);
+        // One day is one (clipped) month.
+        let day = DateRange::parse("2026-03-31", "2026-04-01").unwrap();
+        assert_eq!(verify.windows(&day).unwrap(), day.windows().unwrap());
+    }
+
     proptest! {
+        #[test]
+        fn months_tile_the_range(start in 0i64..20_000, len in 1i64..2_000) {
+            let inicio = date(1990, 1, 1).checked_add(jiff::Span::new().days(start)).unwrap();
+            let fin = inicio.checked_add(jiff::Span::new().days(len)).unwrap();
+            let range = DateRange::new(inicio, fin).unwrap();
+            let months = range.months().unwrap();
+            prop_assert_eq!(months[0].start, range.start().unwrap());
+            prop_assert_eq!(months[months.len() - 1].end, range.end().unwrap());
+            for pair in months.windows(2) {
+                prop_assert_eq!(pair[0].end, pair[1].start);
+                prop_assert_eq!(pair[1].day.day(), 1);
+                prop_assert!(pair[0].day.month() != pair[1].day.month() || pair[0].day.year() != pair[1].day.year());
+            }
+        }
+
         #[test]
         fn windows_tile_the_range(start in 0i64..20_000, len in 1i64..800) {
             let inicio = date(1990, 1, 1).checked_add(jiff::Span::new().days(start)).unwrap();

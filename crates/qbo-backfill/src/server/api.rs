@@ -1,5 +1,5 @@
 //! The JSON API under `/api/v1` (the contract's "Server" section): runs (start, list, read,
-//! logs, retry, cancel), triggers and secrets. Input is validated exactly as the CLI validates it;
+//! logs, retry, cancel), verifications (`POST /api/v1/verify`), triggers and secrets. Input is validated exactly as the CLI validates it;
 //! every error is an [`ApiError`].
 
 use std::collections::HashMap;
@@ -138,8 +138,8 @@ pub(crate) async fn range_for(
         SinceError::NoCursor { .. } => ApiError::invalid("no_cursor", api_words(&e.to_string())),
         other => ApiError::invalid("invalid_range", api_words(&other.to_string())),
     })?;
-    let windows = range
-        .windows()
+    let windows = pipeline
+        .windows(&range)
         .map_err(|e| ApiError::invalid("invalid_range", e.to_string()))?;
     Ok((range, windows))
 }
@@ -234,6 +234,113 @@ pub(crate) async fn create_run(
         },
     )
     .await
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct VerifyBody {
+    entity: String,
+    #[serde(default)]
+    fecha_inicio: Option<String>,
+    #[serde(default)]
+    fecha_fin: Option<String>,
+    #[serde(default)]
+    realm_id: Option<String>,
+}
+
+/// The verify runs a request asks for, validated as the CLI validates `verify`: an entity as
+/// pipelines name it (or `all`) and both dates. `422` (`unknown_entity`, `invalid_date`,
+/// `invalid_range`, `invalid_request`) otherwise.
+pub(crate) fn validate_verify(
+    entity: &str,
+    fecha_inicio: Option<&str>,
+    fecha_fin: Option<&str>,
+) -> Result<(Vec<Pipeline>, DateRange), ApiError> {
+    let pipelines = crate::pipeline::verify::pipelines_for(entity.trim())
+        .map_err(|e| ApiError::invalid("unknown_entity", e.to_string()))?;
+    let first = pipelines
+        .first()
+        .copied()
+        .ok_or_else(|| ApiError::invalid("unknown_entity", "no entity to verify"))?;
+    let (_, dates) = validate_run(first.name(), fecha_inicio, fecha_fin)?;
+    let range = dates.ok_or_else(|| {
+        ApiError::invalid(
+            "invalid_request",
+            api_words(&SinceError::DatesRequired(first).to_string()),
+        )
+    })?;
+    Ok((pipelines, range))
+}
+
+/// Enqueues one verify run per pipeline over `range`, in one transaction (all or none).
+pub(crate) async fn enqueue_verify(
+    state: &AppState,
+    pipelines: &[Pipeline],
+    realm_id: &str,
+    range: DateRange,
+    trigger: &str,
+) -> Result<Vec<Uuid>, ApiError> {
+    let mut planned = Vec::with_capacity(pipelines.len());
+    for pipeline in pipelines {
+        let windows = pipeline
+            .windows(&range)
+            .map_err(|e| ApiError::invalid("invalid_range", e.to_string()))?;
+        planned.push((*pipeline, windows));
+    }
+    let mut tx = state.pool.begin().await?;
+    let mut ids = Vec::with_capacity(planned.len());
+    for (pipeline, windows) in &planned {
+        let run = NewRun {
+            pipeline: *pipeline,
+            realm_id,
+            range,
+            windows,
+            trigger,
+            trigger_id: None,
+            retry_of: None,
+            requeue_on_loss: true,
+        };
+        ids.push(queue::enqueue_run(&mut tx, &run).await?);
+    }
+    tx.commit().await?;
+    state.wake_workers.notify_waiters();
+    Ok(ids)
+}
+
+/// `POST /api/v1/verify` with `{"entity", "fecha_inicio", "fecha_fin", "realm_id": optional}`:
+/// `202` with the run (the shape of `POST /api/v1/runs`) of `qb_<entity>_verify`; for
+/// `"entity": "all"`, one run per entity, answered as `{"runs": [run, …]}` in catalog order.
+pub(crate) async fn create_verify(
+    State(state): State<AppState>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let body: VerifyBody = parse_body(&body)?;
+    let (pipelines, range) = validate_verify(
+        &body.entity,
+        body.fecha_inicio.as_deref(),
+        body.fecha_fin.as_deref(),
+    )?;
+    let realm_id = resolve_realm(&state, body.realm_id.as_deref()).await?;
+    let ids = enqueue_verify(&state, &pipelines, &realm_id, range, "api").await?;
+    let mut views = Vec::with_capacity(ids.len());
+    for id in ids {
+        views.push(
+            run_views::get(&state.pool, id)
+                .await?
+                .ok_or_else(|| ApiError::not_found("the run just created"))?,
+        );
+    }
+    if body.entity.trim() == "all" {
+        return Ok((
+            StatusCode::ACCEPTED,
+            Json(serde_json::json!({ "runs": views })),
+        )
+            .into_response());
+    }
+    let view = views
+        .pop()
+        .ok_or_else(|| ApiError::not_found("the run just created"))?;
+    Ok((StatusCode::ACCEPTED, Json(view)).into_response())
 }
 
 fn query_i64(

@@ -75,6 +75,7 @@ pub fn app(state: AppState) -> Router {
         .route("/api/v1/runs/{id}/logs", get(api::run_logs))
         .route("/api/v1/runs/{id}/retry", post(api::retry_run))
         .route("/api/v1/runs/{id}/cancel", post(api::cancel_run))
+        .route("/api/v1/verify", post(api::create_verify))
         .route(
             "/api/v1/triggers",
             post(triggers_api::create).get(triggers_api::list),

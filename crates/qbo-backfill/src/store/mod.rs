@@ -23,6 +23,7 @@ pub mod secrets;
 pub mod testdb;
 pub mod tokens;
 pub mod triggers;
+pub mod verify;
 pub mod web;
 pub mod workers;
 

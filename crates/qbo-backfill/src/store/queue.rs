@@ -21,7 +21,9 @@ pub struct NewRun<'a> {
     pub realm_id: &'a str,
     /// The range as asked.
     pub range: DateRange,
-    /// The windows to load: all of `range`, or a retry's subset.
+    /// The windows to load: all of `range` as the pipeline windows it
+    /// ([`Pipeline::windows`]: days, or calendar months for a verification), or a retry's
+    /// subset.
     pub windows: &'a [Window],
     /// What started it: `cli`, `api`, `ui`, `retry`, `trigger`, `demo`.
     pub trigger: &'a str,

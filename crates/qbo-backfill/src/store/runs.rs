@@ -12,9 +12,9 @@ use std::time::Duration;
 use sqlx::{PgConnection, PgPool, Row as _};
 use uuid::Uuid;
 
-use super::PgDate;
 use super::raw::UpsertCounts;
 use super::workers;
+use super::{PgDate, PgTimestamp};
 use crate::pipeline::{DateRange, Pipeline, Window};
 
 /// How long a run's claim (and its windows' claims) last without a heartbeat, by default.
@@ -1060,15 +1060,21 @@ pub async fn pending_windows<'e>(
     db: impl sqlx::PgExecutor<'e>,
     run_id: Uuid,
 ) -> Result<Vec<Window>> {
-    let days: Vec<PgDate> = sqlx::query_scalar(
-        "SELECT (window_start AT TIME ZONE 'UTC')::date FROM ops.run_windows \
+    let bounds: Vec<(PgTimestamp, PgTimestamp)> = sqlx::query_as(
+        "SELECT window_start, window_end FROM ops.run_windows \
          WHERE run_id = $1 AND status <> 'succeeded' ORDER BY window_start",
     )
     .bind(run_id)
     .fetch_all(db)
     .await?;
-    days.into_iter()
-        .map(|day| Window::for_day(day.0).map_err(|e| sqlx::Error::Decode(Box::new(e))))
+    Ok(stored_windows(bounds))
+}
+
+/// Windows as stored (`window_start`, `window_end`): a day for loads, a month for verifications.
+fn stored_windows(bounds: Vec<(PgTimestamp, PgTimestamp)>) -> Vec<Window> {
+    bounds
+        .into_iter()
+        .map(|(start, end)| Window::between(start.0, end.0))
         .collect()
 }
 
@@ -1081,8 +1087,8 @@ pub async fn unfinished_windows<'e>(
     db: impl sqlx::PgExecutor<'e>,
     run_id: Uuid,
 ) -> Result<Vec<Window>> {
-    let days: Vec<PgDate> = sqlx::query_scalar(
-        "SELECT (rw.window_start AT TIME ZONE 'UTC')::date FROM ops.run_windows rw \
+    let bounds: Vec<(PgTimestamp, PgTimestamp)> = sqlx::query_as(
+        "SELECT rw.window_start, rw.window_end FROM ops.run_windows rw \
          JOIN ops.runs r ON r.id = rw.run_id \
          LEFT JOIN ops.windows w ON w.pipeline = r.pipeline AND w.realm_id = r.realm_id \
               AND w.window_start = rw.window_start \
@@ -1093,7 +1099,5 @@ pub async fn unfinished_windows<'e>(
     .bind(run_id)
     .fetch_all(db)
     .await?;
-    days.into_iter()
-        .map(|day| Window::for_day(day.0).map_err(|e| sqlx::Error::Decode(Box::new(e))))
-        .collect()
+    Ok(stored_windows(bounds))
 }

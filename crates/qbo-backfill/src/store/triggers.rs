@@ -528,8 +528,9 @@ async fn fire_one(
     let first_time = record_occurrence(conn, trigger.id, occurrence, &plan, now).await?;
     let mut run_id = None;
     if let (true, Some(range)) = (first_time, range) {
-        let windows = range
-            .windows()
+        let windows = def
+            .pipeline
+            .windows(&range)
             .map_err(|e| TriggerError::InvalidParams(format!("params ({range:?}): {e}")))?;
         let id = enqueue_run(
             &mut *conn,

@@ -17,10 +17,10 @@ use crate::harness::{World, sim_config};
 
 const JAN_FROM: &str = "2026-01-01";
 const JAN_TO: &str = "2026-01-31";
-const ADMIN_PASSWORD: &str = "Adm1n-Pa55word-for-tests";
+pub(crate) const ADMIN_PASSWORD: &str = "Adm1n-Pa55word-for-tests";
 
 /// A headless Chromium session driven through chromedriver.
-struct Browser {
+pub(crate) struct Browser {
     http: reqwest::Client,
     driver: String,
     session: String,
@@ -48,7 +48,7 @@ fn find_program(names: &[&str]) -> Option<String> {
 }
 
 impl Browser {
-    async fn start() -> Self {
+    pub(crate) async fn start() -> Self {
         let chromedriver = find_program(&["chromedriver"])
             .expect("chromedriver is not installed: `apt-get install chromium chromium-driver` (.ci/run does)");
         let chromium = find_program(&["chromium", "chromium-browser", "google-chrome"]).expect(
@@ -101,7 +101,12 @@ impl Browser {
         }
     }
 
-    async fn cmd(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
+    pub(crate) async fn cmd(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> Value {
         let url = format!("{}/session/{}{path}", self.driver, self.session);
         let mut req = self.http.request(method, url);
         if let Some(body) = body {
@@ -117,13 +122,13 @@ impl Browser {
         answer["value"].clone()
     }
 
-    async fn goto(&self, url: &str) {
+    pub(crate) async fn goto(&self, url: &str) {
         self.cmd(reqwest::Method::POST, "/url", Some(json!({"url": url})))
             .await;
         self.remember_page().await;
     }
 
-    async fn url(&self) -> String {
+    pub(crate) async fn url(&self) -> String {
         self.cmd(reqwest::Method::GET, "/url", None)
             .await
             .as_str()
@@ -131,7 +136,7 @@ impl Browser {
             .to_owned()
     }
 
-    async fn source(&self) -> String {
+    pub(crate) async fn source(&self) -> String {
         self.cmd(reqwest::Method::GET, "/source", None)
             .await
             .as_str()
@@ -159,7 +164,7 @@ impl Browser {
             .map(str::to_owned)
     }
 
-    async fn count(&self, css: &str) -> usize {
+    pub(crate) async fn count(&self, css: &str) -> usize {
         self.cmd(
             reqwest::Method::POST,
             "/elements",
@@ -193,7 +198,7 @@ impl Browser {
     }
 
     /// Sets an input's value directly (date and datetime inputs take keyboard input per locale).
-    async fn set_value(&self, css: &str, value: &str) {
+    pub(crate) async fn set_value(&self, css: &str, value: &str) {
         self.cmd(
             reqwest::Method::POST,
             "/execute/sync",
@@ -202,7 +207,7 @@ impl Browser {
         .await;
     }
 
-    async fn click(&self, css: &str) {
+    pub(crate) async fn click(&self, css: &str) {
         let el = self.element(css).await;
         self.cmd(
             reqwest::Method::POST,
@@ -214,7 +219,7 @@ impl Browser {
         self.remember_page().await;
     }
 
-    async fn text(&self, css: &str) -> String {
+    pub(crate) async fn text(&self, css: &str) -> String {
         let el = self.element(css).await;
         self.cmd(reqwest::Method::GET, &format!("/element/{el}/text"), None)
             .await
@@ -224,7 +229,7 @@ impl Browser {
     }
 
     /// Waits until `css` matches at least `n` elements.
-    async fn wait_for(&self, css: &str, n: usize, secs: u64) {
+    pub(crate) async fn wait_for(&self, css: &str, n: usize, secs: u64) {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
         loop {
             if self.count(css).await >= n {
@@ -240,7 +245,7 @@ impl Browser {
         }
     }
 
-    async fn screenshot(&self, name: &str) {
+    pub(crate) async fn screenshot(&self, name: &str) {
         let png = self.cmd(reqwest::Method::GET, "/screenshot", None).await;
         let bytes = base64::engine::general_purpose::STANDARD
             .decode(png.as_str().unwrap_or_default())
@@ -250,7 +255,7 @@ impl Browser {
         std::fs::write(dir.join(format!("{name}.png")), bytes).expect("write");
     }
 
-    async fn resize(&self, width: u32, height: u32) {
+    pub(crate) async fn resize(&self, width: u32, height: u32) {
         self.cmd(
             reqwest::Method::POST,
             "/window/rect",
@@ -259,7 +264,7 @@ impl Browser {
         .await;
     }
 
-    fn pages_seen(&self) -> Vec<String> {
+    pub(crate) fn pages_seen(&self) -> Vec<String> {
         self.pages.lock().expect("pages").clone()
     }
 }
@@ -278,13 +283,13 @@ impl Drop for Browser {
 }
 
 /// A `serve` process for the browser, with the simulator as Intuit (its consent page too).
-struct Ui {
-    base: String,
+pub(crate) struct Ui {
+    pub(crate) base: String,
     _server: tokio::process::Child,
 }
 
 impl Ui {
-    async fn start(world: &mut World) -> Self {
+    pub(crate) async fn start(world: &mut World) -> Self {
         let port = free_port();
         let base = format!("http://127.0.0.1:{port}");
         world.extra_env.extend([
@@ -332,7 +337,7 @@ impl Ui {
         }
     }
 
-    async fn login(&self, browser: &Browser) {
+    pub(crate) async fn login(&self, browser: &Browser) {
         browser.goto(&format!("{}/login", self.base)).await;
         browser.type_into("input[name=username]", "admin").await;
         browser

@@ -17,3 +17,4 @@ mod store;
 mod support;
 mod sync;
 mod triggers;
+mod verify;

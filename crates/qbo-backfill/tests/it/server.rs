@@ -14,7 +14,7 @@ const JAN_FROM: &str = "2026-01-01";
 const JAN_TO: &str = "2026-01-31";
 
 /// A running `qbo-backfill serve` (or `worker`) process.
-struct Process {
+pub(crate) struct Process {
     child: tokio::process::Child,
 }
 
@@ -25,7 +25,7 @@ impl Process {
 }
 
 /// A server with an API token.
-struct Api {
+pub(crate) struct Api {
     base: String,
     token: String,
     http: reqwest::Client,
@@ -51,7 +51,7 @@ async fn spawn(world: &World, args: &[&str]) -> Process {
 }
 
 impl Api {
-    async fn start(world: &World, workers: &str) -> Self {
+    pub(crate) async fn start(world: &World, workers: &str) -> Self {
         let port = free_port();
         let bind = format!("127.0.0.1:{port}");
         let server = spawn(
@@ -111,16 +111,16 @@ impl Api {
         )
     }
 
-    async fn get(&self, path: &str) -> (u16, Value) {
+    pub(crate) async fn get(&self, path: &str) -> (u16, Value) {
         self.call(reqwest::Method::GET, path, None).await
     }
 
-    async fn post(&self, path: &str, body: Value) -> (u16, Value) {
+    pub(crate) async fn post(&self, path: &str, body: Value) -> (u16, Value) {
         self.call(reqwest::Method::POST, path, Some(body)).await
     }
 
     /// Polls a run until it is over (at most `secs`).
-    async fn wait_final(&self, id: &str, secs: u64) -> Value {
+    pub(crate) async fn wait_final(&self, id: &str, secs: u64) -> Value {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
         loop {
             let (status, run) = self.get(&format!("/api/v1/runs/{id}")).await;

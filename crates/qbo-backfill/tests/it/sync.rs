@@ -245,10 +245,11 @@ async fn every_entity_loads_through_its_own_pipeline_into_its_own_table() {
     let out = world.run(&["pipelines"]).await;
     let listing = stdout(&out);
     assert_eq!(out.status.code(), Some(0));
-    assert_eq!(listing.lines().count(), 1 + 2 * ENTITIES.len(), "{listing}");
+    assert_eq!(listing.lines().count(), 1 + 3 * ENTITIES.len(), "{listing}");
     let mut with_rows = 0;
     for spec in ENTITIES {
         assert!(listing.contains(spec.backfill) && listing.contains(spec.incremental));
+        assert!(listing.contains(spec.verify), "{listing}");
         let out = world.load(spec.backfill, JAN_FROM, JAN_TO).await;
         assert_eq!(
             out.status.code(),

@@ -3,7 +3,7 @@
 //! `HttpOnly` + `SameSite=Strict` cookies (`Secure` behind TLS) whose id is stored only hashed;
 //! every form carries the session's CSRF token; failed logins are rate-limited across processes.
 //!
-//! - [`pages`]: pipelines, runs, a run (live), triggers, secrets.
+//! - [`pages`]: pipelines, runs, a run (live), verify, triggers, secrets.
 //! - [`connect`]: Intuit's authorization-code flow ("Connect QuickBooks").
 
 pub mod connect;
@@ -46,6 +46,7 @@ pub fn routes() -> Router<AppState> {
         .route("/runs/{id}/log", get(pages::run_log))
         .route("/runs/{id}/retry", post(pages::retry))
         .route("/runs/{id}/cancel", post(pages::cancel))
+        .route("/verify", get(pages::verify).post(pages::start_verify))
         .route(
             "/triggers",
             get(pages::triggers).post(pages::create_trigger),

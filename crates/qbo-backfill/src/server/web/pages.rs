@@ -1,5 +1,6 @@
 //! The pages: login, pipelines (with Run once), runs, a run (status, windows grid, retry,
-//! cancel, its log streaming live), triggers (create with a time-zone picker, enable, disable,
+//! cancel, its log streaming live), verify (each entity's last verification, and a form to
+//! verify one or all over a range), triggers (create with a time-zone picker, enable, disable,
 //! delete) and secrets (replace only; values never sent to the browser). Input is validated as
 //! the CLI and the API validate it; errors are shown inline in an operator's words.
 
@@ -254,7 +255,8 @@ async fn pipelines_page(
             .await
             .map_err(|e| crate::store::StoreError::Random(e.to_string()))?;
         let mut cards = Vec::new();
-        for p in Pipeline::all() {
+        // Verifications have their own page (`/verify`).
+        for p in Pipeline::all().filter(|p| p.mode() != Mode::Verify) {
             let filter = RunFilter {
                 pipeline: Some(p.name().to_owned()),
                 ..RunFilter::default()
@@ -277,6 +279,7 @@ async fn pipelines_page(
                 heading: first_of_mode.then_some(match p.mode() {
                     Mode::Backfill => "Backfills (by creation day)",
                     Mode::Incremental => "Incremental syncs (changes and deletions)",
+                    Mode::Verify => "Verifications (raw against QuickBooks, by month)",
                 }),
                 incremental: p.mode() == Mode::Incremental,
                 name: p.name(),
@@ -801,6 +804,173 @@ pub(crate) async fn cancel(
         Ok(queue::CancelOutcome::NotFound) => not_found(),
         Ok(_) => Redirect::to(&format!("/runs/{id}?flash=cancel")).into_response(),
         Err(e) => failure(&e),
+    }
+}
+
+// ----- verify --------------------------------------------------------------------------------
+
+struct VerifyRunCell {
+    id: Uuid,
+    status: String,
+    icon: &'static str,
+    fecha_inicio: String,
+    fecha_fin: String,
+    months: i64,
+    agreed: i64,
+    drifted: i64,
+    failed: i64,
+    loaded: i64,
+    marked_deleted: i64,
+}
+
+struct VerifyRow {
+    entity: &'static str,
+    realm_id: String,
+    last_verified: String,
+    run: Option<VerifyRunCell>,
+}
+
+#[derive(Template)]
+#[template(path = "verify.html")]
+struct VerifyPage {
+    layout: Layout,
+    rows: Vec<VerifyRow>,
+    entities: Vec<Choice>,
+    companies: Vec<String>,
+    show_company: bool,
+    form_inicio: String,
+    form_fin: String,
+    error: Option<String>,
+}
+
+/// What the verify form was sent with (echoed back when refused).
+#[derive(Default)]
+struct VerifyForm<'a> {
+    entity: &'a str,
+    fecha_inicio: &'a str,
+    fecha_fin: &'a str,
+}
+
+async fn verify_page(
+    state: &AppState,
+    op: &Operator,
+    flash: Option<String>,
+    error: Option<String>,
+    form: VerifyForm<'_>,
+) -> Response {
+    let page = async {
+        let companies: Vec<String> = companies::list(&state.pool)
+            .await?
+            .into_iter()
+            .map(|c| c.realm_id)
+            .collect();
+        let rows = crate::store::verify::latest_by_entity(&state.pool, &companies)
+            .await?
+            .into_iter()
+            .map(|v| VerifyRow {
+                entity: v.entity,
+                realm_id: v.realm_id,
+                last_verified: shown(v.last_verified_at.map(|t| t.to_string()).as_deref()),
+                run: v.latest.map(|l| VerifyRunCell {
+                    id: l.run_id,
+                    icon: icon(&l.status),
+                    status: l.status,
+                    fecha_inicio: l.fecha_inicio,
+                    fecha_fin: l.fecha_fin,
+                    months: l.months,
+                    agreed: l.agreed,
+                    drifted: l.drifted,
+                    failed: l.failed,
+                    loaded: l.loaded,
+                    marked_deleted: l.marked_deleted,
+                }),
+            })
+            .collect();
+        let names = std::iter::once("all").chain(crate::pipeline::verify::entity_names());
+        Ok::<_, crate::store::StoreError>(VerifyPage {
+            layout: layout(state, op, "verify", flash).await?,
+            rows,
+            entities: choices(
+                names,
+                if form.entity.is_empty() {
+                    "all"
+                } else {
+                    form.entity
+                },
+            ),
+            show_company: companies.len() > 1,
+            companies,
+            form_inicio: form.fecha_inicio.to_owned(),
+            form_fin: form.fecha_fin.to_owned(),
+            error,
+        })
+    };
+    match page.await {
+        Ok(page) => render(&page),
+        Err(e) => failure(&e),
+    }
+}
+
+/// `GET /verify`.
+pub(crate) async fn verify(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    match operator(&state, &headers).await {
+        Ok(op) => verify_page(&state, &op, None, None, VerifyForm::default()).await,
+        Err(r) => r,
+    }
+}
+
+/// `POST /verify`: verify one entity (then its run's page) or all (then this page, saying how
+/// many runs were queued). Refused input is shown next to the form and writes nothing.
+pub(crate) async fn start_verify(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Form(form): Form<Fields>,
+) -> Response {
+    let op = match operator(&state, &headers).await {
+        Ok(op) => op,
+        Err(r) => return r,
+    };
+    if !csrf_ok(&op, &form) {
+        return super::forbidden();
+    }
+    let sent = VerifyForm {
+        entity: field(&form, "entity"),
+        fecha_inicio: field(&form, "fecha_inicio"),
+        fecha_fin: field(&form, "fecha_fin"),
+    };
+    let (pipelines, range) = match crate::server::api::validate_verify(
+        sent.entity,
+        Some(sent.fecha_inicio),
+        Some(sent.fecha_fin),
+    ) {
+        Ok(v) => v,
+        Err(e) => return verify_page(&state, &op, None, Some(e.message), sent).await,
+    };
+    let realm = form.get("realm_id").map(String::as_str);
+    let realm_id = match crate::server::api::resolve_realm(&state, realm).await {
+        Ok(r) => r,
+        Err(e) => return verify_page(&state, &op, None, Some(e.message), sent).await,
+    };
+    let ids = match crate::server::api::enqueue_verify(&state, &pipelines, &realm_id, range, "ui")
+        .await
+    {
+        Ok(ids) => ids,
+        Err(e) if e.status.is_client_error() => {
+            return verify_page(&state, &op, None, Some(e.message), sent).await;
+        }
+        Err(e) => return failure(&e.message),
+    };
+    match ids.as_slice() {
+        [one] => Redirect::to(&format!("/runs/{one}")).into_response(),
+        many => {
+            let flash = format!(
+                "{} verify runs queued ({} → {}); each entity's row shows its run.",
+                many.len(),
+                range.fecha_inicio,
+                range.fecha_fin
+            );
+            verify_page(&state, &op, Some(flash), None, VerifyForm::default()).await
+        }
     }
 }
 

@@ -1,0 +1,849 @@
+//! Executing a claimed verification (`qb_<plural>_verify`): `raw.qb_<plural>` against
+//! QuickBooks, one calendar month (by `MetaData.CreateTime`, UTC) per window.
+//!
+//! The live raw rows of every month are counted in one grouped query. Each month is then claimed
+//! like any window (so leases, takeover, cancel and retry work as for loads) and costs one
+//! `COUNT(*)` when it agrees. A month that differs is repaired: paged whole from QuickBooks, every
+//! row upserted (new rows count as `loaded`), and the live rows of the month that QuickBooks did
+//! not return, written before the paging started, marked deleted; then both sides are counted
+//! again: the month is `drifted` when they now agree, `failed` when they do not. Each month's
+//! result goes to `ops.verify_months` as it ends. What happens is emitted as [`RunEvent`]s.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use jiff::civil::Date;
+use sqlx::PgPool;
+
+use super::events::{RunEvent, RunEvents, TokenFailure};
+use super::runner::{Cancel, RunContext, RunError, RunOutcome};
+use super::{Pipeline, Window};
+use crate::store::raw::{PageWrite, UpsertCounts, upsert_page};
+use crate::store::runs::{self, Claim, RequestTotals, RunStatus, RunTotals, WindowEnd};
+use crate::store::verify::{self as verify_store, MonthRecord, MonthStatus};
+use crate::store::workers;
+
+/// Verifies the months of claimed verify runs for one company.
+#[derive(Clone)]
+pub struct Verifier {
+    /// The database.
+    pub pool: PgPool,
+    /// The company's QuickBooks client.
+    pub client: qbo::QboClient,
+    /// Months verified at once.
+    pub concurrency: usize,
+    /// Raised by the operator (Ctrl-C) or a shutting-down worker.
+    pub interrupt: Cancel,
+    /// How long claims last without a heartbeat.
+    pub lease: Duration,
+}
+
+/// What a verification found, as its `Verify | …` line reports it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct VerifyTotals {
+    /// Months in this execution of the run.
+    pub months: u64,
+    /// Months whose counts agreed.
+    pub agreed: u64,
+    /// Months that differed and were repaired.
+    pub drifted: u64,
+    /// Months that could not be verified.
+    pub failed: u64,
+    /// Rows inserted into `raw` by repairs.
+    pub loaded: u64,
+    /// Live rows marked deleted by repairs.
+    pub marked_deleted: u64,
+    /// QuickBooks requests sent (retries included).
+    pub requests: u64,
+}
+
+impl std::ops::AddAssign for VerifyTotals {
+    fn add_assign(&mut self, rhs: Self) {
+        self.months += rhs.months;
+        self.agreed += rhs.agreed;
+        self.drifted += rhs.drifted;
+        self.failed += rhs.failed;
+        self.loaded += rhs.loaded;
+        self.marked_deleted += rhs.marked_deleted;
+        self.requests += rhs.requests;
+    }
+}
+
+/// Why a verification stopped before every month was verified.
+#[derive(Debug, Clone)]
+enum Stop {
+    /// A fatal error (invalid_grant, the raw side cannot be read): the run failed.
+    Fatal(String),
+    /// The operator interrupted it, or the worker is shutting down.
+    Interrupted,
+    /// Cancelled through the API or UI.
+    Cancelled,
+    /// This execution lost its claim.
+    Lost,
+}
+
+/// How a month's verification ended early.
+enum Early {
+    /// The run stopped: the month is given back unfinished.
+    Stopped,
+    /// Another execution took the month over.
+    TakenOver,
+    /// The month failed with this message and Intuit transaction id.
+    Failed(String, Option<String>),
+}
+
+/// One execution of a verify run.
+struct Scope {
+    verifier: Verifier,
+    ctx: RunContext,
+    events: Arc<dyn RunEvents>,
+    queue: Mutex<VecDeque<Window>>,
+    /// Live raw rows per month (by window start), counted before the months start.
+    raw_before: Mutex<HashMap<jiff::Timestamp, u64>>,
+    totals: Mutex<VerifyTotals>,
+    run_totals: Mutex<RunTotals>,
+    failed_months: Mutex<Vec<Date>>,
+    stop: Mutex<Option<Stop>>,
+    /// Raised when the run must stop (fatal error, interrupt, cancel, lost claim).
+    halt: Cancel,
+    /// The run's first access token was obtained.
+    token_ok: std::sync::atomic::AtomicBool,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl Verifier {
+    /// Executes a claimed verify run to its end, emitting what happens to `events`.
+    ///
+    /// # Errors
+    /// Only when the run cannot be recorded at all; month failures are part of the outcome.
+    pub async fn execute(
+        &self,
+        ctx: RunContext,
+        events: Arc<dyn RunEvents>,
+    ) -> Result<RunOutcome, RunError> {
+        let started = Instant::now();
+        let stats_before = self.client.stats();
+        let months = ctx.windows.len();
+        let mut queue: Vec<Window> = ctx.windows.clone();
+        queue.sort_unstable();
+        let scope = Arc::new(Scope {
+            verifier: self.clone(),
+            queue: Mutex::new(queue.into()),
+            raw_before: Mutex::new(HashMap::new()),
+            totals: Mutex::new(VerifyTotals {
+                months: months as u64,
+                ..VerifyTotals::default()
+            }),
+            run_totals: Mutex::new(RunTotals {
+                windows: months as u64,
+                ..RunTotals::default()
+            }),
+            ctx,
+            events,
+            failed_months: Mutex::new(Vec::new()),
+            stop: Mutex::new(None),
+            halt: Cancel::new(),
+            token_ok: std::sync::atomic::AtomicBool::new(false),
+        });
+        scope.emit(&RunEvent::Started {
+            run_id: scope.ctx.execution.run_id,
+            pipeline: scope.ctx.pipeline,
+            range: scope.ctx.range,
+            windows: months,
+            realm_id: &scope.ctx.realm_id,
+        });
+        let heartbeat = tokio::spawn(heartbeat_loop(scope.clone()));
+        if let Err(e) = self.client.ensure_access_token().await {
+            scope.token_failure(&e);
+        } else {
+            scope
+                .token_ok
+                .store(true, std::sync::atomic::Ordering::SeqCst);
+            if scope.count_raw().await {
+                let mut tasks = tokio::task::JoinSet::new();
+                for _ in 0..self.concurrency.min(months).max(1) {
+                    let scope = scope.clone();
+                    tasks.spawn(async move { scope.month_worker().await });
+                }
+                while let Some(joined) = tasks.join_next().await {
+                    if let Err(e) = joined {
+                        let message = format!("A month worker stopped unexpectedly: {e}");
+                        scope.emit(&RunEvent::Warning { message: &message });
+                    }
+                }
+            }
+        }
+        heartbeat.abort();
+        scope.finish(started, stats_before).await
+    }
+}
+
+/// Renews the run's leases; raises the run's stop on a cancel request or a lost claim (as the
+/// loads' runner does).
+async fn heartbeat_loop(scope: Arc<Scope>) {
+    let pool = &scope.verifier.pool;
+    let exec = &scope.ctx.execution;
+    loop {
+        tokio::time::sleep(runs::HEARTBEAT_EVERY.min(scope.verifier.lease / 3)).await;
+        let _ = workers::heartbeat(pool, exec.worker_id).await;
+        match runs::heartbeat(pool, exec, scope.verifier.lease).await {
+            Ok(Some(false)) => {}
+            Ok(Some(true)) => {
+                scope.stop_with(Stop::Cancelled);
+            }
+            Ok(None) => {
+                scope.stop_with(Stop::Lost);
+                return;
+            }
+            Err(e) => {
+                let message = format!("Heartbeat failed: {e}");
+                scope.emit(&RunEvent::Warning { message: &message });
+            }
+        }
+    }
+}
+
+impl Scope {
+    fn emit(&self, event: &RunEvent<'_>) {
+        self.events.emit(event);
+    }
+
+    fn pipeline(&self) -> Pipeline {
+        self.ctx.pipeline
+    }
+
+    fn stop_with(&self, stop: Stop) -> bool {
+        let first = {
+            let mut slot = lock(&self.stop);
+            let first = slot.is_none();
+            if first {
+                *slot = Some(stop);
+            }
+            first
+        };
+        self.halt.cancel();
+        first
+    }
+
+    fn token_failure(&self, e: &qbo::QboError) {
+        if !self.stop_with(Stop::Fatal(format!("Token refresh failed: {e}"))) {
+            return;
+        }
+        let kind = if e.is_invalid_grant() {
+            TokenFailure::InvalidGrant
+        } else if e.is_terminal_auth() {
+            TokenFailure::InvalidClient
+        } else {
+            TokenFailure::Other
+        };
+        let message = e.to_string();
+        self.emit(&RunEvent::TokenFailed {
+            run_id: self.ctx.execution.run_id,
+            kind,
+            message: &message,
+        });
+    }
+
+    /// Counts the live raw rows of every month at once. `false` (the run failed) when the
+    /// database cannot answer.
+    async fn count_raw(&self) -> bool {
+        let counted = verify_store::live_counts(
+            &self.verifier.pool,
+            self.pipeline().table(),
+            &self.ctx.realm_id,
+            &self.ctx.windows,
+        )
+        .await;
+        match counted {
+            Ok(counts) => {
+                *lock(&self.raw_before) = counts;
+                true
+            }
+            Err(e) => {
+                let message = format!(
+                    "Cannot count the rows of {} in PostgreSQL: {e}",
+                    self.pipeline().table()
+                );
+                self.emit(&RunEvent::Warning { message: &message });
+                self.stop_with(Stop::Fatal(message));
+                false
+            }
+        }
+    }
+
+    async fn month_worker(&self) {
+        loop {
+            if self.verifier.interrupt.is_cancelled() {
+                self.stop_with(Stop::Interrupted);
+            }
+            if self.halt.is_cancelled() {
+                return;
+            }
+            let next = lock(&self.queue).pop_front();
+            let Some(window) = next else { return };
+            MonthTask {
+                scope: self,
+                window,
+                started: Instant::now(),
+            }
+            .run()
+            .await;
+        }
+    }
+
+    async fn finish(
+        &self,
+        started: Instant,
+        stats_before: qbo::ClientStats,
+    ) -> Result<RunOutcome, RunError> {
+        let stop = lock(&self.stop).clone();
+        let run_totals = *lock(&self.run_totals);
+        let mut failed_months = lock(&self.failed_months).clone();
+        failed_months.sort_unstable();
+        let run_id = self.ctx.execution.run_id;
+        let outcome = |status, fatal| RunOutcome {
+            run_id,
+            status,
+            totals: run_totals,
+            failed_days: failed_months.clone(),
+            duration: started.elapsed(),
+            fatal,
+            token_ok: self.token_ok.load(std::sync::atomic::Ordering::SeqCst),
+        };
+        let (status, fatal) = match stop {
+            Some(Stop::Fatal(message)) => (RunStatus::Failed, Some(message)),
+            Some(Stop::Interrupted) => (RunStatus::Interrupted, None),
+            Some(Stop::Cancelled) => (RunStatus::Cancelled, None),
+            Some(Stop::Lost) => {
+                self.emit(&RunEvent::Lost { run_id });
+                return Ok(outcome(None, None));
+            }
+            None if run_totals.failed_windows > 0 => (RunStatus::Failed, None),
+            None => (RunStatus::Succeeded, None),
+        };
+        let error_text = fatal.clone().or_else(|| {
+            (!failed_months.is_empty())
+                .then(|| format!("{} months could not be verified", failed_months.len()))
+        });
+        let stats = self.verifier.client.stats();
+        let requests = RequestTotals {
+            requests: stats.requests.saturating_sub(stats_before.requests),
+            retries: stats.retries.saturating_sub(stats_before.retries),
+            throttled: stats.throttled.saturating_sub(stats_before.throttled),
+            refreshes: stats.refreshes.saturating_sub(stats_before.refreshes),
+        };
+        let stored = runs::finish_run(
+            &self.verifier.pool,
+            &self.ctx.execution,
+            status,
+            &run_totals,
+            &requests,
+            error_text.as_deref(),
+        )
+        .await?;
+        let Some(stored) = stored else {
+            self.emit(&RunEvent::Lost { run_id });
+            return Ok(outcome(None, fatal));
+        };
+        let totals = VerifyTotals {
+            requests: requests.requests,
+            ..*lock(&self.totals)
+        };
+        let result = outcome(Some(stored), fatal);
+        self.emit(&RunEvent::Verified {
+            run_id,
+            pipeline: self.pipeline(),
+            status: stored,
+            totals,
+            failed_months: &result.failed_days,
+            duration: result.duration,
+        });
+        Ok(result)
+    }
+}
+
+/// One month being verified by one execution.
+struct MonthTask<'a> {
+    scope: &'a Scope,
+    window: Window,
+    started: Instant,
+}
+
+impl MonthTask<'_> {
+    fn pool(&self) -> &PgPool {
+        &self.scope.verifier.pool
+    }
+
+    fn realm_id(&self) -> &str {
+        &self.scope.ctx.realm_id
+    }
+
+    fn qbo_window(&self) -> qbo::TimeWindow {
+        qbo::TimeWindow {
+            start: self.window.start,
+            end: self.window.end,
+        }
+    }
+
+    async fn run(&self) {
+        let waited = match self.claim().await {
+            Ok(Some(waited)) => waited,
+            Ok(None) => return,
+            Err(e) => {
+                self.failed_unclaimed(&format!("cannot claim the month: {e}"))
+                    .await;
+                return;
+            }
+        };
+        let mut record = MonthRecord {
+            window: self.window,
+            qbo_count: None,
+            raw_count: None,
+            qbo_count_after: None,
+            raw_count_after: None,
+            status: MonthStatus::Failed,
+            loaded: 0,
+            marked_deleted: 0,
+            requests: 0,
+            error: None,
+        };
+        match self.verify(&mut record, waited).await {
+            Ok(()) => self.ended(record, None).await,
+            Err(Early::Failed(message, tid)) => {
+                record.status = MonthStatus::Failed;
+                record.error = Some(message);
+                self.ended(record, tid).await;
+            }
+            Err(Early::Stopped) => {
+                self.record_end(&WindowEnd::Unfinished {
+                    reason: "the run stopped before this month was verified",
+                })
+                .await;
+            }
+            Err(Early::TakenOver) => self.scope.emit(&RunEvent::WindowTakenOver {
+                day: self.window.day,
+            }),
+        }
+    }
+
+    /// Waits until the month can be claimed by this run: `Some(waited for another run)`, or
+    /// `None` when the run stopped.
+    async fn claim(&self) -> Result<Option<bool>, sqlx::Error> {
+        let scope = self.scope;
+        let mut waited = false;
+        loop {
+            let claim = runs::claim_window(
+                self.pool(),
+                &scope.ctx.execution,
+                scope.pipeline(),
+                self.realm_id(),
+                &self.window,
+                scope.verifier.lease,
+            )
+            .await?;
+            match claim {
+                Claim::Claimed => return Ok(Some(waited)),
+                Claim::Lost => {
+                    scope.stop_with(Stop::Lost);
+                    return Ok(None);
+                }
+                Claim::Busy { holder } => {
+                    if !waited {
+                        scope.emit(&RunEvent::WindowWaiting {
+                            day: self.window.day,
+                            holder,
+                        });
+                        waited = true;
+                    }
+                }
+            }
+            tokio::select! {
+                () = tokio::time::sleep(Duration::from_millis(500)) => {}
+                () = scope.halt.cancelled() => return Ok(None),
+                () = scope.verifier.interrupt.cancelled() => {
+                    scope.stop_with(Stop::Interrupted);
+                    return Ok(None);
+                }
+            }
+        }
+    }
+
+    /// QuickBooks' `COUNT(*)` of the month (one request).
+    async fn count_qbo(&self, record: &mut MonthRecord) -> Result<u64, Early> {
+        let scope = self.scope;
+        let counted = tokio::select! {
+            r = scope.verifier.client.count_within(
+                scope.pipeline().entity(),
+                scope.pipeline().time_field(),
+                self.qbo_window(),
+            ) => r,
+            () = scope.halt.cancelled() => return Err(Early::Stopped),
+            () = scope.verifier.interrupt.cancelled() => {
+                scope.stop_with(Stop::Interrupted);
+                return Err(Early::Stopped);
+            }
+        };
+        record.requests += 1;
+        match counted {
+            Ok(n) => Ok(n),
+            Err(e) if e.is_terminal_auth() => {
+                scope.token_failure(&e);
+                Err(Early::Stopped)
+            }
+            Err(e) => Err(Early::Failed(
+                format!("cannot count the month in QuickBooks: {e}"),
+                e.intuit_tid().map(str::to_owned),
+            )),
+        }
+    }
+
+    /// Live raw rows of the month now.
+    async fn count_raw(&self) -> Result<u64, Early> {
+        verify_store::live_count(
+            self.pool(),
+            self.scope.pipeline().table(),
+            self.realm_id(),
+            &self.window,
+        )
+        .await
+        .map_err(|e| {
+            Early::Failed(
+                format!("cannot count the month's rows in PostgreSQL: {e}"),
+                None,
+            )
+        })
+    }
+
+    /// Compares the month and repairs it when it differs; sets the record's status (`failed`
+    /// when the counts still differ after the repair).
+    async fn verify(&self, record: &mut MonthRecord, waited: bool) -> Result<(), Early> {
+        // A month that waited for another run may have been repaired meanwhile: count it again.
+        let counted = if waited {
+            None
+        } else {
+            lock(&self.scope.raw_before)
+                .get(&self.window.start)
+                .copied()
+        };
+        let raw = match counted {
+            Some(n) => n,
+            None => self.count_raw().await?,
+        };
+        record.raw_count = Some(raw);
+        let qbo = self.count_qbo(record).await?;
+        record.qbo_count = Some(qbo);
+        if qbo == raw {
+            record.status = MonthStatus::Agreed;
+            return Ok(());
+        }
+        let paged_from = verify_store::database_now(self.pool())
+            .await
+            .map_err(|e| Early::Failed(format!("cannot read the database clock: {e}"), None))?;
+        let returned = self.page(record, qbo).await?;
+        let marked = verify_store::mark_missing(
+            self.pool(),
+            &self.scope.ctx.execution,
+            self.scope.pipeline(),
+            self.realm_id(),
+            &self.window,
+            &returned,
+            paged_from,
+            jiff::Timestamp::now(),
+        )
+        .await
+        .map_err(|e| Early::Failed(format!("cannot mark deleted rows in PostgreSQL: {e}"), None))?;
+        match marked {
+            Some(n) => record.marked_deleted = n,
+            None => return Err(Early::TakenOver),
+        }
+        let qbo_after = self.count_qbo(record).await?;
+        let raw_after = self.count_raw().await?;
+        record.qbo_count_after = Some(qbo_after);
+        record.raw_count_after = Some(raw_after);
+        if qbo_after == raw_after {
+            record.status = MonthStatus::Drifted;
+            return Ok(());
+        }
+        let mut error = format!(
+            "still differs after the repair: QuickBooks counts {qbo_after}, raw has {raw_after} live rows"
+        );
+        let table = self.scope.pipeline().table();
+        if let Ok(n @ 1..) =
+            verify_store::deleted_among(self.pool(), table, self.realm_id(), &returned).await
+        {
+            error.push_str(&format!(
+                "; {n} rows that QuickBooks returns are marked deleted in {table}"
+            ));
+        }
+        record.status = MonthStatus::Failed;
+        record.error = Some(error);
+        Ok(())
+    }
+
+    /// Pages the whole month from QuickBooks, upserting every page together with the month's
+    /// progress; returns every id QuickBooks returned.
+    async fn page(&self, record: &mut MonthRecord, count: u64) -> Result<HashSet<String>, Early> {
+        let scope = self.scope;
+        let pipeline = scope.pipeline();
+        let mut pager = scope.verifier.client.pager(
+            pipeline.entity(),
+            pipeline.time_field(),
+            self.qbo_window(),
+        );
+        pager.expect_count(count);
+        let mut returned = HashSet::new();
+        let result = loop {
+            let next = tokio::select! {
+                r = pager.next_page() => r,
+                () = scope.halt.cancelled() => break Err(Early::Stopped),
+                () = scope.verifier.interrupt.cancelled() => {
+                    scope.stop_with(Stop::Interrupted);
+                    break Err(Early::Stopped);
+                }
+            };
+            let page = match next {
+                Ok(Some(page)) => page,
+                Ok(None) => break Ok(()),
+                Err(e) if e.is_terminal_auth() => {
+                    scope.token_failure(&e);
+                    break Err(Early::Stopped);
+                }
+                Err(e) => {
+                    break Err(Early::Failed(
+                        format!("cannot page the month from QuickBooks: {e}"),
+                        e.intuit_tid().map(str::to_owned),
+                    ));
+                }
+            };
+            returned.extend(page.rows.iter().map(|r| r.id.clone()));
+            match self.write_page(&page).await {
+                Ok(Some(counts)) => {
+                    record.loaded += counts.inserted;
+                    let rows = page.rows.len() as u64;
+                    let run_rows = {
+                        let mut totals = lock(&scope.run_totals);
+                        totals.pages += 1;
+                        totals.rows += rows;
+                        totals.counts += counts;
+                        totals.rows
+                    };
+                    lock(&scope.totals).loaded += counts.inserted;
+                    scope.emit(&RunEvent::PageWritten { run_rows });
+                }
+                Ok(None) => break Err(Early::TakenOver),
+                Err(e) => {
+                    break Err(Early::Failed(
+                        format!("cannot write page {} to PostgreSQL: {e}", page.number),
+                        page.intuit_tid.clone(),
+                    ));
+                }
+            }
+        };
+        record.requests += u64::from(pager.pages());
+        result.map(|()| returned)
+    }
+
+    /// Upserts one page and records it in the month's progress, in one transaction; `None`
+    /// when this execution no longer holds the month (nothing is written).
+    async fn write_page(
+        &self,
+        page: &qbo::Page,
+    ) -> Result<Option<UpsertCounts>, Box<dyn std::error::Error + Send + Sync>> {
+        let scope = self.scope;
+        let mut tx = self.pool().begin().await?;
+        let counts = upsert_page(
+            &mut tx,
+            &PageWrite {
+                realm_id: self.realm_id(),
+                table: scope.pipeline().table(),
+                window_start: self.window.start,
+                window_end: self.window.end,
+                page,
+            },
+        )
+        .await?;
+        let held = runs::record_page(
+            &mut tx,
+            &scope.ctx.execution,
+            scope.pipeline(),
+            self.realm_id(),
+            &self.window,
+            page.rows.len() as u64,
+            counts,
+        )
+        .await?;
+        if !held {
+            tx.rollback().await?;
+            return Ok(None);
+        }
+        tx.commit().await?;
+        Ok(Some(counts))
+    }
+
+    /// Stores the month's result, ends its window (succeeded unless it failed) and reports it.
+    async fn ended(&self, mut record: MonthRecord, intuit_tid: Option<String>) {
+        let scope = self.scope;
+        let entity = scope.pipeline().spec().plural;
+        if let Err(e) = verify_store::record_month(
+            self.pool(),
+            scope.ctx.execution.run_id,
+            self.realm_id(),
+            entity,
+            &record,
+        )
+        .await
+        {
+            record.status = MonthStatus::Failed;
+            record.error = Some(format!("cannot record the month's result: {e}"));
+        }
+        let end = match (&record.status, &record.error) {
+            (MonthStatus::Failed, error) => WindowEnd::Failed {
+                error: error
+                    .as_deref()
+                    .unwrap_or("the month could not be verified"),
+                intuit_tid: intuit_tid.as_deref(),
+            },
+            _ => WindowEnd::Succeeded,
+        };
+        match self.end(&end).await {
+            Ok(true) => {}
+            Ok(false) => {
+                scope.emit(&RunEvent::WindowTakenOver {
+                    day: self.window.day,
+                });
+                return;
+            }
+            Err(e) => {
+                let message = format!(
+                    "Cannot record the end of month {}: {e}",
+                    self.window.day.strftime("%Y-%m")
+                );
+                scope.emit(&RunEvent::Warning { message: &message });
+            }
+        }
+        self.account(&record);
+        scope.emit(&RunEvent::MonthVerified {
+            pipeline: scope.pipeline(),
+            month: &record,
+            intuit_tid: intuit_tid.as_deref(),
+        });
+    }
+
+    /// A month that failed before it could be claimed.
+    async fn failed_unclaimed(&self, message: &str) {
+        let record = MonthRecord {
+            window: self.window,
+            qbo_count: None,
+            raw_count: None,
+            qbo_count_after: None,
+            raw_count_after: None,
+            status: MonthStatus::Failed,
+            loaded: 0,
+            marked_deleted: 0,
+            requests: 0,
+            error: Some(message.to_owned()),
+        };
+        self.account(&record);
+        self.scope.emit(&RunEvent::MonthVerified {
+            pipeline: self.scope.pipeline(),
+            month: &record,
+            intuit_tid: None,
+        });
+    }
+
+    /// Adds a month's result to the run's totals.
+    fn account(&self, record: &MonthRecord) {
+        let scope = self.scope;
+        {
+            let mut totals = lock(&scope.totals);
+            match record.status {
+                MonthStatus::Agreed => totals.agreed += 1,
+                MonthStatus::Drifted => totals.drifted += 1,
+                MonthStatus::Failed => totals.failed += 1,
+            }
+            totals.marked_deleted += record.marked_deleted;
+        }
+        if record.status == MonthStatus::Failed {
+            lock(&scope.run_totals).failed_windows += 1;
+            lock(&scope.failed_months).push(self.window.day);
+        }
+    }
+
+    async fn end(&self, end: &WindowEnd<'_>) -> Result<bool, sqlx::Error> {
+        runs::end_window(
+            self.pool(),
+            &self.scope.ctx.execution,
+            self.scope.pipeline(),
+            self.realm_id(),
+            &self.window,
+            end,
+            self.started.elapsed(),
+        )
+        .await
+    }
+
+    /// Records how a month ended; a failure to record is reported (the lease then expires and
+    /// the month is claimable again).
+    async fn record_end(&self, end: &WindowEnd<'_>) {
+        if let Err(e) = self.end(end).await {
+            let message = format!(
+                "Cannot record the end of month {}: {e}",
+                self.window.day.strftime("%Y-%m")
+            );
+            self.scope.emit(&RunEvent::Warning { message: &message });
+        }
+    }
+}
+
+/// The name given to `verify` is neither an entity nor `all`.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error(
+    "unknown entity `{0}` (expected `all` or an entity as pipelines name it: {list}; `qbo-backfill pipelines` lists them)",
+    list = entity_names().join(", ")
+)]
+pub struct UnknownEntity(pub String);
+
+/// Every entity's plural, in catalog order (`customers`, `items`, …).
+#[must_use]
+pub fn entity_names() -> Vec<&'static str> {
+    super::catalog::ENTITIES.iter().map(|s| s.plural).collect()
+}
+
+/// The verify pipelines `entity` names: one for an entity's plural (`journal_entries`), every
+/// one (in catalog order) for `all`.
+///
+/// # Errors
+/// [`UnknownEntity`], echoing the name safely.
+pub fn pipelines_for(entity: &str) -> Result<Vec<Pipeline>, UnknownEntity> {
+    if entity == "all" {
+        return Ok(Pipeline::every(super::Mode::Verify).collect());
+    }
+    super::catalog::by_plural(entity)
+        .and_then(|spec| Pipeline::of(spec.entity, super::Mode::Verify))
+        .map(|p| vec![p])
+        .ok_or_else(|| UnknownEntity(super::echo(entity)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn entities_are_named_as_pipelines_name_them() {
+        let one = pipelines_for("time_activities").unwrap();
+        assert_eq!(one.len(), 1);
+        assert_eq!(one[0].name(), "qb_time_activities_verify");
+        let all = pipelines_for("all").unwrap();
+        assert_eq!(all.len(), 26);
+        assert!(all.iter().all(|p| p.mode() == super::super::Mode::Verify));
+        for bad in ["TimeActivity", "qb_invoices_verify", "", "invoices\n"] {
+            let err = pipelines_for(bad).unwrap_err().to_string();
+            assert!(!err.contains('\n'), "{err}");
+            assert!(err.contains("journal_entries"), "{err}");
+        }
+    }
+}
