@@ -1,6 +1,6 @@
 //! The one declarative list of what we load: every QuickBooks entity with its pipelines
-//! (`qb_<plural>_backfill`, `qb_<plural>_incremental`), its raw table (`raw.qb_<plural>`) and
-//! the label its log lines use. Adding an entity is one line here; the raw table is created on
+//! (`qb_<plural>_backfill`, `qb_<plural>_incremental`), its raw table (`raw.qb_<plural>`), the
+//! table of that table's versions (`raw.qb_<plural>_history`) and the label its log lines use. Adding an entity is one line here; the raw table is created on
 //! start-up, and the CLI, the API, the UI and the runbooks list it from this list.
 
 /// One entity we load and the names derived from it.
@@ -16,6 +16,10 @@ pub struct EntitySpec {
     pub table: &'static str,
     /// The table name without its schema (`qb_journal_entries`).
     pub table_name: &'static str,
+    /// The table of every version the raw table held (`raw.qb_journal_entries_history`).
+    pub history: &'static str,
+    /// The history table's name without its schema (`qb_journal_entries_history`).
+    pub history_name: &'static str,
     /// The backfill pipeline (`qb_journal_entries_backfill`).
     pub backfill: &'static str,
     /// The incremental pipeline (`qb_journal_entries_incremental`).
@@ -31,6 +35,8 @@ macro_rules! entities {
             label: $label,
             table: concat!("raw.qb_", stringify!($plural)),
             table_name: concat!("qb_", stringify!($plural)),
+            history: concat!("raw.qb_", stringify!($plural), "_history"),
+            history_name: concat!("qb_", stringify!($plural), "_history"),
             backfill: concat!("qb_", stringify!($plural), "_backfill"),
             incremental: concat!("qb_", stringify!($plural), "_incremental"),
         }),*];
@@ -85,6 +91,8 @@ mod tests {
             assert!(names.insert(spec.backfill));
             assert!(names.insert(spec.incremental));
             assert!(names.insert(spec.table));
+            assert!(names.insert(spec.history));
+            assert_eq!(spec.history, format!("{}_history", spec.table));
             assert!(
                 spec.plural
                     .bytes()
