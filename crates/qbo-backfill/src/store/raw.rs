@@ -203,38 +203,123 @@ fn mark_deleted_sql(table: &str) -> String {
     )
 }
 
-/// `CREATE TABLE` for every catalog table that does not exist yet, shaped like
-/// `raw.qb_customers` (which the migrations create). Serialised by an advisory lock, so
-/// processes starting together do not race.
+/// What [`ensure_tables`] has to do: catalog tables (names without schema) whose raw table is
+/// missing, whose raw table lacks `deleted_by` (created before that column existed), and whose
+/// history table is missing.
+#[derive(Debug, Default)]
+struct Missing {
+    raw: Vec<&'static str>,
+    deleted_by: Vec<&'static str>,
+    history: Vec<&'static crate::pipeline::catalog::EntitySpec>,
+}
+
+impl Missing {
+    fn is_empty(&self) -> bool {
+        self.raw.is_empty() && self.deleted_by.is_empty() && self.history.is_empty()
+    }
+}
+
+/// Compares the tables of schema `raw` (and whether each has `deleted_by`) with the catalog.
+async fn missing(conn: &mut PgConnection) -> Result<Missing, StoreError> {
+    let existing: Vec<(String, bool)> = sqlx::query_as(
+        "SELECT c.relname::text, EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = c.oid \
+                AND a.attname = 'deleted_by' AND NOT a.attisdropped) \
+         FROM pg_class c \
+         WHERE c.relnamespace = 'raw'::regnamespace AND c.relkind IN ('r', 'p')",
+    )
+    .fetch_all(&mut *conn)
+    .await?;
+    let find = |name: &str| existing.iter().find(|(e, _)| e == name).map(|(_, d)| *d);
+    let mut missing = Missing::default();
+    for spec in ENTITIES {
+        match find(spec.table_name) {
+            None => missing.raw.push(spec.table_name),
+            Some(false) => missing.deleted_by.push(spec.table_name),
+            Some(true) => {}
+        }
+        if find(spec.history_name).is_none() {
+            missing.history.push(spec);
+        }
+    }
+    Ok(missing)
+}
+
+/// Runs one DDL statement built from catalog names.
+async fn execute_ddl(conn: &mut PgConnection, ddl: String) -> Result<(), StoreError> {
+    sqlx::query(sqlx::AssertSqlSafe(ddl))
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
+
+/// Creates what the catalog needs and the migrations do not: the raw table of every catalog
+/// entity, shaped like `raw.qb_customers`; its history table, shaped like
+/// `raw.qb_customers_history`, seeded with the versions the raw table already holds (a table
+/// created before history existed); and `deleted_by` on raw tables created before that column
+/// existed (their deletions were all found by change data capture). Each is checked on its own.
+/// Serialised by an advisory lock, so processes starting together do not race.
 ///
 /// # Errors
 /// [`StoreError::Database`].
 pub async fn ensure_tables(pool: &sqlx::PgPool) -> Result<(), StoreError> {
-    let existing: Vec<String> = sqlx::query_scalar(
-        "SELECT c.relname::text FROM pg_class c \
-         WHERE c.relnamespace = 'raw'::regnamespace AND c.relkind IN ('r', 'p')",
-    )
-    .fetch_all(pool)
-    .await?;
-    let missing: Vec<&str> = ENTITIES
-        .iter()
-        .map(|s| s.table_name)
-        .filter(|name| !existing.iter().any(|e| e == name))
-        .collect();
-    if missing.is_empty() {
+    if missing(&mut *pool.acquire().await?).await?.is_empty() {
         return Ok(());
     }
     let mut tx = pool.begin().await?;
     sqlx::query("SELECT pg_advisory_xact_lock(hashtext('qbo-backfill raw tables'))")
         .execute(&mut *tx)
         .await?;
-    for name in missing {
-        // Names come from the catalog (checked to be `qb_` + lower-case letters and `_`).
-        let ddl =
-            format!("CREATE TABLE IF NOT EXISTS raw.{name} (LIKE raw.qb_customers INCLUDING ALL)");
-        sqlx::query(sqlx::AssertSqlSafe(ddl))
-            .execute(&mut *tx)
-            .await?;
+    // Again under the lock: another process may have done it meanwhile.
+    let missing = missing(&mut tx).await?;
+    // Names come from the catalog (checked to be `qb_` + lower-case letters and `_`).
+    for name in missing.raw {
+        execute_ddl(
+            &mut tx,
+            format!("CREATE TABLE IF NOT EXISTS raw.{name} (LIKE raw.qb_customers INCLUDING ALL)"),
+        )
+        .await?;
+    }
+    for name in missing.deleted_by {
+        execute_ddl(
+            &mut tx,
+            format!(
+                "ALTER TABLE raw.{name} ADD COLUMN IF NOT EXISTS deleted_by text \
+                 CHECK (deleted_by IN ('cdc', 'verify'))"
+            ),
+        )
+        .await?;
+        execute_ddl(
+            &mut tx,
+            format!(
+                "UPDATE raw.{name} SET deleted_by = 'cdc' \
+                 WHERE deleted_at_utc IS NOT NULL AND deleted_by IS NULL"
+            ),
+        )
+        .await?;
+    }
+    for spec in missing.history {
+        let (table, history, name) = (spec.table, spec.history, spec.history_name);
+        execute_ddl(
+            &mut tx,
+            format!(
+                "CREATE TABLE IF NOT EXISTS raw.{name} \
+                 (LIKE raw.qb_customers_history INCLUDING ALL)"
+            ),
+        )
+        .await?;
+        execute_ddl(
+            &mut tx,
+            format!(
+                "INSERT INTO {history} (realm_id, id, payload_hash, sync_token, payload, \
+                        last_updated_time, seen_at_utc, run_id) \
+                 SELECT realm_id, id, payload_hash, sync_token, payload, \
+                        ops.timestamptz_or_null(payload #>> '{{MetaData,LastUpdatedTime}}'), \
+                        ingested_at_utc, NULL \
+                 FROM {table} WHERE payload_hash IS NOT NULL \
+                 ON CONFLICT (realm_id, id, payload_hash) DO NOTHING"
+            ),
+        )
+        .await?;
     }
     tx.commit().await?;
     Ok(())
