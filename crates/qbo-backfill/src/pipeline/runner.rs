@@ -576,6 +576,7 @@ impl WindowTask<'_> {
                 window_start: self.window.start,
                 window_end: self.window.end,
                 page,
+                run_id: Some(scope.exec().run_id),
             },
         )
         .await?;
@@ -1056,6 +1057,7 @@ impl Scope {
             &part.page,
             &part.row_window,
             &bounds,
+            Some(self.exec().run_id),
         )
         .await?;
         let parts: Vec<(Window, u64, UpsertCounts)> = tasks

@@ -13,7 +13,10 @@
 //! 2. **Write**: only the remaining rows go, as `unnest` array binds, into one
 //!    `INSERT … ON CONFLICT DO UPDATE … WHERE` whose `WHERE` re-checks hash, SyncToken order and
 //!    jsonb equality (so a concurrent writer, or a payload that differs only in formatting,
-//!    still counts as unchanged). `RETURNING (xmax = 0)` tells inserts from updates.
+//!    still counts as unchanged). `RETURNING (xmax = 0)` tells inserts from updates. The same
+//!    statement copies every row it wrote into `raw.qb_<entity>_history` (a CTE over the
+//!    upsert's `RETURNING`), so history holds each version once, and an unchanged row, which
+//!    the probe stops, never adds one.
 //!
 //! Duplicate ids within one page are folded before writing: the later occurrence wins unless its
 //! SyncToken is older; the folded-away occurrences count as unchanged, so
@@ -48,8 +51,8 @@ static TABLE_SQL: LazyLock<Vec<TableSql>> = LazyLock::new(|| {
         .iter()
         .map(|spec| TableSql {
             probe: probe_sql(spec.table),
-            write: write_sql(spec.table),
-            write_spread: write_spread_sql(spec.table),
+            write: write_sql(spec.table, spec.history),
+            write_spread: write_spread_sql(spec.table, spec.history),
             mark_deleted: mark_deleted_sql(spec.table),
         })
         .collect()
@@ -104,6 +107,12 @@ impl RawTable {
         self.spec().table
     }
 
+    /// The schema-qualified name of the table's history, e.g. `raw.qb_customers_history`.
+    #[must_use]
+    pub fn qualified_history_name(self) -> &'static str {
+        self.spec().history
+    }
+
     fn probe_sql(self) -> &'static str {
         &self.sql().probe
     }
@@ -140,19 +149,37 @@ fn probe_sql(table: &str) -> String {
     )
 }
 
+/// The rows of the write statement: `$2`–`$5` and `$11` (each row's `LastUpdatedTime`).
+const WRITE_ROWS: &str = "unnest($2::text[], $3::text[], $4::bytea[], $5::int8[], \
+     $11::timestamptz[]) AS s(id, payload, payload_hash, sync_token, updated)";
+/// [`WRITE_ROWS`] with each row's window bounds (`$6`, `$7`).
+const SPREAD_ROWS: &str = "unnest($2::text[], $3::text[], $4::bytea[], $5::int8[], \
+     $11::timestamptz[], $6::timestamptz[], $7::timestamptz[]) \
+     AS s(id, payload, payload_hash, sync_token, updated, ws, we)";
+/// The window bounds of the write statement, one pair for the page.
+const WRITE_WINDOW: &str = "$6, $7, $8, $9, $10::jsonb";
+/// [`WRITE_WINDOW`] with each row's own bounds.
+const SPREAD_WINDOW: &str = "s.ws, s.we, $8, $9, $10::jsonb";
+/// What the write statement returns: whether each written row was inserted.
+const WRITE_RESULT: &str = "SELECT w.inserted FROM w";
+/// [`WRITE_RESULT`] with the row's id.
+const SPREAD_RESULT: &str = "SELECT w.id, w.inserted FROM w";
+
 /// Write: insert new rows, update rows whose payload differs and whose SyncToken is not older
-/// (a row seen again is not deleted any more). Returns one row per written row: `true` if
-/// inserted, `false` if updated.
-fn write_sql(table: &str) -> String {
+/// (a row seen again is not deleted any more), and copy each written row into `history` as a
+/// new version (seen now, by run `$12`; a version already there is kept). Returns one row per
+/// written row: `true` if inserted, `false` if updated.
+fn write_sql(table: &str, history: &str) -> String {
     format!(
-        "INSERT INTO {table} \
+        "WITH s AS (SELECT * FROM {WRITE_ROWS}), \
+         w AS ( \
+         INSERT INTO {table} \
          AS t (realm_id, id, payload, payload_hash, sync_token, ingested_at_utc, \
                 extract_window_start_utc, extract_window_end_utc, page_number, page_size, \
                 request_payload) \
          SELECT $1, s.id, s.payload::jsonb, s.payload_hash, s.sync_token, now(), \
-                $6, $7, $8, $9, $10::jsonb \
-         FROM unnest($2::text[], $3::text[], $4::bytea[], $5::int8[]) \
-              AS s(id, payload, payload_hash, sync_token) \
+                {WRITE_WINDOW} \
+         FROM s \
          ON CONFLICT (realm_id, id) DO UPDATE SET \
              payload = EXCLUDED.payload, \
              payload_hash = EXCLUDED.payload_hash, \
@@ -168,28 +195,26 @@ fn write_sql(table: &str) -> String {
            AND (EXCLUDED.sync_token IS NULL OR t.sync_token IS NULL \
                 OR EXCLUDED.sync_token >= t.sync_token) \
            AND t.payload IS DISTINCT FROM EXCLUDED.payload \
-         RETURNING (xmax = 0) AS inserted"
+         RETURNING t.id, t.payload, t.payload_hash, t.sync_token, (xmax = 0) AS inserted \
+         ), \
+         h AS ( \
+         INSERT INTO {history} (realm_id, id, payload_hash, sync_token, payload, \
+                last_updated_time, seen_at_utc, run_id) \
+         SELECT $1, w.id, w.payload_hash, w.sync_token, w.payload, s.updated, now(), $12::uuid \
+         FROM w JOIN s ON s.id = w.id \
+         ON CONFLICT (realm_id, id, payload_hash) DO NOTHING \
+         ) \
+         {WRITE_RESULT}"
     )
 }
 
 /// [`write_sql`] for a page whose rows belong to different windows: each row carries its own
 /// window bounds. Returns the id of every written row and whether it was inserted.
-fn write_spread_sql(table: &str) -> String {
-    write_sql(table)
-        .replace(
-            "unnest($2::text[], $3::text[], $4::bytea[], $5::int8[]) \
-         AS s(id, payload, payload_hash, sync_token)",
-            "unnest($2::text[], $3::text[], $4::bytea[], $5::int8[], $6::timestamptz[], \
-         $7::timestamptz[]) AS s(id, payload, payload_hash, sync_token, ws, we)",
-        )
-        .replace(
-            "$6, $7, $8, $9, $10::jsonb",
-            "s.ws, s.we, $8, $9, $10::jsonb",
-        )
-        .replace(
-            "RETURNING (xmax = 0) AS inserted",
-            "RETURNING t.id, (xmax = 0) AS inserted",
-        )
+fn write_spread_sql(table: &str, history: &str) -> String {
+    write_sql(table, history)
+        .replace(WRITE_ROWS, SPREAD_ROWS)
+        .replace(WRITE_WINDOW, SPREAD_WINDOW)
+        .replace(WRITE_RESULT, SPREAD_RESULT)
 }
 
 /// Marks rows deleted (keeping their last payload); rows already marked keep their first mark.
@@ -370,6 +395,8 @@ pub struct PageWrite<'a> {
     pub window_end: jiff::Timestamp,
     /// The page: rows, page number and size, and the request (`request_payload`).
     pub page: &'a qbo::Page,
+    /// The run writing it, recorded with each new version in the history table.
+    pub run_id: Option<uuid::Uuid>,
 }
 
 /// What an upsert did, row by row.
@@ -408,8 +435,8 @@ impl std::ops::Add for UpsertCounts {
     }
 }
 
-/// A row ready to write: its id, raw JSON text (made storable by [`jsonb_safe`]), hash and
-/// parsed SyncToken.
+/// A row ready to write: its id, raw JSON text (made storable by [`jsonb_safe`]), hash, parsed
+/// SyncToken and `MetaData.LastUpdatedTime`.
 struct Prepared<'a> {
     /// Position of the row (the occurrence kept) in the page.
     source: usize,
@@ -417,6 +444,7 @@ struct Prepared<'a> {
     payload: Cow<'a, str>,
     hash: [u8; 32],
     sync_token: Option<i64>,
+    updated: Option<jiff::Timestamp>,
 }
 
 /// Folds duplicate ids (the later occurrence wins unless its SyncToken is older) and hashes.
@@ -431,6 +459,7 @@ fn prepare(rows: &[qbo::Row]) -> Vec<Prepared<'_>> {
             hash: Sha256::digest(payload.as_bytes()).into(),
             payload,
             sync_token: parse_sync_token(&row.sync_token),
+            updated: row.updated,
         };
         match seen.get(candidate.id) {
             Some(&at) => {
@@ -526,7 +555,8 @@ fn request_payload(page: &qbo::Page) -> String {
 }
 
 /// Upserts one page into its raw table on `conn`, within whatever transaction the caller holds
-/// (this function never commits), and returns exact counts.
+/// (this function never commits), and returns exact counts. Every row inserted or updated is
+/// also a new version in the table's history (by `write.run_id`).
 ///
 /// # Errors
 /// [`StoreError::Database`] if a statement fails (the caller's transaction is then aborted and
@@ -565,6 +595,8 @@ pub async fn upsert_page(
         let payloads: Vec<&str> = chosen.iter().map(|p| p.payload.as_ref()).collect();
         let hashes: Vec<&[u8]> = chosen.iter().map(|p| p.hash.as_slice()).collect();
         let tokens: Vec<Option<i64>> = chosen.iter().map(|p| p.sync_token).collect();
+        let updated: Vec<Option<PgTimestamp>> =
+            chosen.iter().map(|p| p.updated.map(PgTimestamp)).collect();
         let written: Vec<bool> = sqlx::query_scalar(write.table.write_sql())
             .bind(write.realm_id)
             .bind(&ids)
@@ -576,6 +608,8 @@ pub async fn upsert_page(
             .bind(i32::try_from(page.number).unwrap_or(i32::MAX))
             .bind(i32::try_from(page.page_size).unwrap_or(i32::MAX))
             .bind(request_payload(page))
+            .bind(&updated)
+            .bind(write.run_id)
             .fetch_all(&mut *conn)
             .await?;
         counts.inserted = written.iter().filter(|&&inserted| inserted).count() as u64;
@@ -588,7 +622,8 @@ pub async fn upsert_page(
 /// Upserts one page whose rows belong to several windows (a span of days fetched in one query):
 /// `row_window[i]` is the index in `windows` of the window of `page.rows[i]`, whose bounds go to
 /// `extract_window_*_utc`. Two statements whatever the number of windows; returns exact counts
-/// per window, like [`upsert_page`] for each.
+/// per window, like [`upsert_page`] for each, and writes new versions to history like it (by
+/// `run_id`).
 ///
 /// # Errors
 /// [`StoreError::Database`]; the caller's transaction is then aborted.
@@ -602,6 +637,7 @@ pub async fn upsert_spread_page(
     page: &qbo::Page,
     row_window: &[usize],
     windows: &[(jiff::Timestamp, jiff::Timestamp)],
+    run_id: Option<uuid::Uuid>,
 ) -> Result<Vec<UpsertCounts>, StoreError> {
     assert_eq!(row_window.len(), page.rows.len(), "one window per row");
     let mut counts = vec![UpsertCounts::default(); windows.len()];
@@ -634,6 +670,8 @@ pub async fn upsert_spread_page(
             let payloads: Vec<&str> = chosen.iter().map(|p| p.payload.as_ref()).collect();
             let hashes: Vec<&[u8]> = chosen.iter().map(|p| p.hash.as_slice()).collect();
             let tokens: Vec<Option<i64>> = chosen.iter().map(|p| p.sync_token).collect();
+            let updated: Vec<Option<PgTimestamp>> =
+                chosen.iter().map(|p| p.updated.map(PgTimestamp)).collect();
             let starts: Vec<PgTimestamp> = chosen
                 .iter()
                 .map(|p| PgTimestamp(windows[row_window[p.source]].0))
@@ -653,6 +691,8 @@ pub async fn upsert_spread_page(
                 .bind(i32::try_from(page.number).unwrap_or(i32::MAX))
                 .bind(i32::try_from(page.page_size).unwrap_or(i32::MAX))
                 .bind(request_payload(page))
+                .bind(&updated)
+                .bind(run_id)
                 .fetch_all(&mut *conn)
                 .await?;
             for (id, inserted) in written {
@@ -733,9 +773,31 @@ mod tests {
             assert!(t.probe_sql().contains(t.qualified_name()));
             assert!(t.write_sql().contains(t.qualified_name()));
             assert!(t.mark_deleted_sql().contains(t.qualified_name()));
+            let write = t.write_sql();
+            let history = format!("INSERT INTO {} (", t.qualified_history_name());
+            assert!(
+                write.contains(&history)
+                    && write.contains("ON CONFLICT (realm_id, id, payload_hash)")
+            );
+            for fragment in [WRITE_ROWS, WRITE_WINDOW, WRITE_RESULT] {
+                assert_eq!(write.matches(fragment).count(), 1, "{fragment}");
+            }
+            // Every replacement took effect, and the history write is still there.
             let spread = t.write_spread_sql();
-            assert!(spread.contains("s.ws, s.we") && spread.contains("RETURNING t.id"));
-            assert!(spread.contains("AS s(id, payload, payload_hash, sync_token, ws, we)"));
+            for fragment in [WRITE_ROWS, WRITE_WINDOW, WRITE_RESULT] {
+                assert!(!spread.contains(fragment), "{fragment}");
+            }
+            assert!(
+                spread.contains("s.ws, s.we") && spread.ends_with("SELECT w.id, w.inserted FROM w")
+            );
+            assert!(
+                spread.contains("AS s(id, payload, payload_hash, sync_token, updated, ws, we)")
+            );
+            assert!(spread.contains(&history) && spread.contains("s.updated, now(), $12::uuid"));
+            assert_eq!(
+                t.qualified_history_name(),
+                format!("{}_history", t.qualified_name())
+            );
         }
         assert_eq!(
             RawTable::for_entity(qbo::Entity::Vendor).map(RawTable::qualified_name),
