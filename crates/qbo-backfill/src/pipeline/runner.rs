@@ -1193,6 +1193,7 @@ impl Scope {
                 self.ctx.pipeline.table(),
                 &self.ctx.realm_id,
                 &deleted,
+                crate::store::raw::DeletionSource::Cdc,
             )
             .await
             .map_err(|e| format!("Cannot mark deletions in PostgreSQL: {e}"))?

@@ -38,6 +38,32 @@ use crate::pipeline::catalog::ENTITIES;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct RawTable(u8);
 
+/// How a deletion was found, stored in the raw table's `deleted_by`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum DeletionSource {
+    /// QuickBooks' change data capture reported it, during an incremental sync.
+    Cdc,
+    /// A comparison of the raw table with QuickBooks found it missing there.
+    Verify,
+}
+
+impl DeletionSource {
+    /// The stored value: `cdc` or `verify`.
+    #[must_use]
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Cdc => "cdc",
+            Self::Verify => "verify",
+        }
+    }
+}
+
+impl std::fmt::Display for DeletionSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// The statements of one raw table, built once from the catalog.
 struct TableSql {
     probe: String,
@@ -190,7 +216,8 @@ fn write_sql(table: &str, history: &str) -> String {
              page_number = EXCLUDED.page_number, \
              page_size = EXCLUDED.page_size, \
              request_payload = EXCLUDED.request_payload, \
-             deleted_at_utc = NULL \
+             deleted_at_utc = NULL, \
+             deleted_by = NULL \
          WHERE t.payload_hash IS DISTINCT FROM EXCLUDED.payload_hash \
            AND (EXCLUDED.sync_token IS NULL OR t.sync_token IS NULL \
                 OR EXCLUDED.sync_token >= t.sync_token) \
@@ -217,11 +244,11 @@ fn write_spread_sql(table: &str, history: &str) -> String {
         .replace(WRITE_RESULT, SPREAD_RESULT)
 }
 
-/// Marks rows deleted (keeping their last payload); rows already marked keep their first mark.
-/// Returns the ids marked now.
+/// Marks rows deleted (keeping their last payload), found by `$4` (`deleted_by`); rows already
+/// marked keep their first mark. Returns the ids marked now.
 fn mark_deleted_sql(table: &str) -> String {
     format!(
-        "UPDATE {table} AS t SET deleted_at_utc = d.deleted_at \
+        "UPDATE {table} AS t SET deleted_at_utc = d.deleted_at, deleted_by = $4::text \
          FROM unnest($2::text[], $3::timestamptz[]) AS d(id, deleted_at) \
          WHERE t.realm_id = $1 AND t.id = d.id AND t.deleted_at_utc IS NULL \
          RETURNING t.id"
@@ -351,8 +378,9 @@ pub async fn ensure_tables(pool: &sqlx::PgPool) -> Result<(), StoreError> {
 }
 
 /// Marks `deleted` (id, deletion time) rows of `table` deleted for `realm_id`, keeping their
-/// payload. Returns how many rows were marked now (rows unknown to `raw` or already marked are
-/// not counted).
+/// payload, and records how the deletion was found (`deleted_by`). Returns how many rows were
+/// marked now (rows unknown to `raw` or already marked, whatever by, are not counted; they keep
+/// their first mark).
 ///
 /// # Errors
 /// [`StoreError::Database`].
@@ -361,6 +389,7 @@ pub async fn mark_deleted(
     table: RawTable,
     realm_id: &str,
     deleted: &[(String, jiff::Timestamp)],
+    source: DeletionSource,
 ) -> Result<u64, StoreError> {
     if deleted.is_empty() {
         return Ok(0);
@@ -371,6 +400,7 @@ pub async fn mark_deleted(
         .bind(realm_id)
         .bind(&ids)
         .bind(&times)
+        .bind(source.as_str())
         .fetch_all(&mut *conn)
         .await?;
     Ok(marked.len() as u64)
