@@ -12,7 +12,8 @@
 //! * each candidate upsert path, one transaction per page: the first load (all rows new), an
 //!   unchanged re-run (all rows identical) and a re-run where every tenth row changed.
 //!
-//! Each path writes its own empty table; counts are checked after every pass. `REPEAT` runs every
+//! Each path writes its own empty table; counts are checked after every pass. Only the library's
+//! path also writes each new version to the history table, as the pipeline does. `REPEAT` runs every
 //! measurement that many times and keeps the fastest.
 
 use std::fmt::Write as _;
@@ -28,6 +29,8 @@ use sqlx::{Connection as _, PgConnection};
 
 const PAGE: usize = 1000;
 const REALM: &str = "9130357766900000";
+/// The run recorded with each version the library's path writes to history.
+const RUN_ID: uuid::Uuid = uuid::Uuid::from_u128(0x0196_0000_0000_7000_8000_0000_0000_0001);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Path {
@@ -296,6 +299,7 @@ async fn pass(
             window_start,
             window_end,
             page,
+            run_id: Some(RUN_ID),
         };
         total += match path {
             Path::ProbeUnnest => upsert_page(&mut tx, &write).await?,

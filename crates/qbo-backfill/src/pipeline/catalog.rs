@@ -1,7 +1,7 @@
 //! The one declarative list of what we load: every QuickBooks entity with its pipelines
 //! (`qb_<plural>_backfill`, `qb_<plural>_incremental`, `qb_<plural>_verify`), its raw table
-//! (`raw.qb_<plural>`) and
-//! the label its log lines use. Adding an entity is one line here; the raw table is created on
+//! (`raw.qb_<plural>`), the table of that table's versions (`raw.qb_<plural>_history`) and the
+//! label its log lines use. Adding an entity is one line here; the raw table is created on
 //! start-up, and the CLI, the API, the UI and the runbooks list it from this list.
 
 /// One entity we load and the names derived from it.
@@ -17,6 +17,10 @@ pub struct EntitySpec {
     pub table: &'static str,
     /// The table name without its schema (`qb_journal_entries`).
     pub table_name: &'static str,
+    /// The table of every version the raw table held (`raw.qb_journal_entries_history`).
+    pub history: &'static str,
+    /// The history table's name without its schema (`qb_journal_entries_history`).
+    pub history_name: &'static str,
     /// The backfill pipeline (`qb_journal_entries_backfill`).
     pub backfill: &'static str,
     /// The incremental pipeline (`qb_journal_entries_incremental`).
@@ -35,6 +39,8 @@ macro_rules! entities {
             label: $label,
             table: concat!("raw.qb_", stringify!($plural)),
             table_name: concat!("qb_", stringify!($plural)),
+            history: concat!("raw.qb_", stringify!($plural), "_history"),
+            history_name: concat!("qb_", stringify!($plural), "_history"),
             backfill: concat!("qb_", stringify!($plural), "_backfill"),
             incremental: concat!("qb_", stringify!($plural), "_incremental"),
             verify: concat!("qb_", stringify!($plural), "_verify"),
@@ -98,6 +104,8 @@ mod tests {
             assert!(names.insert(spec.verify));
             assert_eq!(by_plural(spec.plural), Some(spec));
             assert!(names.insert(spec.table));
+            assert!(names.insert(spec.history));
+            assert_eq!(spec.history, format!("{}_history", spec.table));
             assert!(
                 spec.plural
                     .bytes()

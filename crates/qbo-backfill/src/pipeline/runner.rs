@@ -603,6 +603,7 @@ impl WindowTask<'_> {
                 window_start: self.window.start,
                 window_end: self.window.end,
                 page,
+                run_id: Some(scope.exec().run_id),
             },
         )
         .await?;
@@ -1139,6 +1140,7 @@ impl Scope {
             &part.page,
             &part.row_window,
             &bounds,
+            Some(self.exec().run_id),
         )
         .await?;
         let parts: Vec<(Window, u64, UpsertCounts)> = tasks
@@ -1248,6 +1250,7 @@ impl Scope {
                 self.ctx.pipeline.table(),
                 &self.ctx.realm_id,
                 &deleted,
+                crate::store::raw::DeletionSource::Cdc,
             )
             .await
             .map_err(|e| format!("Cannot mark deletions in PostgreSQL: {e}"))?

@@ -663,6 +663,7 @@ impl MonthTask<'_> {
                 window_start: self.window.start,
                 window_end: self.window.end,
                 page,
+                run_id: Some(scope.ctx.execution.run_id),
             },
         )
         .await?;

@@ -39,7 +39,7 @@ use sqlx::{Connection, PgConnection, PgPool};
 pub use error::StoreError;
 pub use local_cluster::resolve_server_url;
 pub use pgtime::{PgDate, PgTimestamp};
-pub use raw::{PageWrite, RawTable, UpsertCounts, upsert_page};
+pub use raw::{DeletionSource, PageWrite, RawTable, UpsertCounts, upsert_page};
 pub use secrets::{KeySettings, SecretInfo, SecretKey, SecretStore, redact};
 #[cfg(any(test, feature = "test-support"))]
 pub use testdb::TestDb;

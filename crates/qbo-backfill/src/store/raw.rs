@@ -13,7 +13,10 @@
 //! 2. **Write**: only the remaining rows go, as `unnest` array binds, into one
 //!    `INSERT … ON CONFLICT DO UPDATE … WHERE` whose `WHERE` re-checks hash, SyncToken order and
 //!    jsonb equality (so a concurrent writer, or a payload that differs only in formatting,
-//!    still counts as unchanged). `RETURNING (xmax = 0)` tells inserts from updates.
+//!    still counts as unchanged). `RETURNING (xmax = 0)` tells inserts from updates. The same
+//!    statement copies every row it wrote into `raw.qb_<entity>_history` (a CTE over the
+//!    upsert's `RETURNING`), so history holds each version once, and an unchanged row, which
+//!    the probe stops, never adds one.
 //!
 //! Duplicate ids within one page are folded before writing: the later occurrence wins unless its
 //! SyncToken is older; the folded-away occurrences count as unchanged, so
@@ -35,6 +38,32 @@ use crate::pipeline::catalog::ENTITIES;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct RawTable(u8);
 
+/// How a deletion was found, stored in the raw table's `deleted_by`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum DeletionSource {
+    /// QuickBooks' change data capture reported it, during an incremental sync.
+    Cdc,
+    /// A comparison of the raw table with QuickBooks found it missing there.
+    Verify,
+}
+
+impl DeletionSource {
+    /// The stored value: `cdc` or `verify`.
+    #[must_use]
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Cdc => "cdc",
+            Self::Verify => "verify",
+        }
+    }
+}
+
+impl std::fmt::Display for DeletionSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// The statements of one raw table, built once from the catalog.
 struct TableSql {
     probe: String,
@@ -48,8 +77,8 @@ static TABLE_SQL: LazyLock<Vec<TableSql>> = LazyLock::new(|| {
         .iter()
         .map(|spec| TableSql {
             probe: probe_sql(spec.table),
-            write: write_sql(spec.table),
-            write_spread: write_spread_sql(spec.table),
+            write: write_sql(spec.table, spec.history),
+            write_spread: write_spread_sql(spec.table, spec.history),
             mark_deleted: mark_deleted_sql(spec.table),
         })
         .collect()
@@ -104,6 +133,12 @@ impl RawTable {
         self.spec().table
     }
 
+    /// The schema-qualified name of the table's history, e.g. `raw.qb_customers_history`.
+    #[must_use]
+    pub fn qualified_history_name(self) -> &'static str {
+        self.spec().history
+    }
+
     fn probe_sql(self) -> &'static str {
         &self.sql().probe
     }
@@ -121,7 +156,8 @@ impl RawTable {
     }
 }
 
-/// Probe: which of the given rows are new, or differ and are not older than what is stored.
+/// Probe: which of the given rows are new, or differ (or are marked deleted) and are not older
+/// than what is stored.
 /// Returns their 1-based ordinals. `LATERAL … LIMIT 1` keeps it a per-row primary-key lookup
 /// whatever the planner thinks of the array's size.
 fn probe_sql(table: &str) -> String {
@@ -130,29 +166,48 @@ fn probe_sql(table: &str) -> String {
          FROM unnest($2::text[], $3::bytea[], $4::int8[]) WITH ORDINALITY \
               AS i(id, payload_hash, sync_token, ord) \
          LEFT JOIN LATERAL ( \
-             SELECT true AS present, t.payload_hash, t.sync_token FROM {table} \
+             SELECT true AS present, t.payload_hash, t.sync_token, \
+                    t.deleted_at_utc IS NOT NULL AS deleted FROM {table} \
              AS t WHERE t.realm_id = $1 AND t.id = i.id LIMIT 1 \
          ) AS cur ON true \
          WHERE cur.present IS NULL \
-            OR (cur.payload_hash IS DISTINCT FROM i.payload_hash \
+            OR ((cur.deleted OR cur.payload_hash IS DISTINCT FROM i.payload_hash) \
                 AND (i.sync_token IS NULL OR cur.sync_token IS NULL \
                      OR i.sync_token >= cur.sync_token))"
     )
 }
 
-/// Write: insert new rows, update rows whose payload differs and whose SyncToken is not older
-/// (a row seen again is not deleted any more). Returns one row per written row: `true` if
-/// inserted, `false` if updated.
-fn write_sql(table: &str) -> String {
+/// The rows of the write statement: `$2`–`$5` and `$11` (each row's `LastUpdatedTime`).
+const WRITE_ROWS: &str = "unnest($2::text[], $3::text[], $4::bytea[], $5::int8[], \
+     $11::timestamptz[]) AS s(id, payload, payload_hash, sync_token, updated)";
+/// [`WRITE_ROWS`] with each row's window bounds (`$6`, `$7`).
+const SPREAD_ROWS: &str = "unnest($2::text[], $3::text[], $4::bytea[], $5::int8[], \
+     $11::timestamptz[], $6::timestamptz[], $7::timestamptz[]) \
+     AS s(id, payload, payload_hash, sync_token, updated, ws, we)";
+/// The window bounds of the write statement, one pair for the page.
+const WRITE_WINDOW: &str = "$6, $7, $8, $9, $10::jsonb";
+/// [`WRITE_WINDOW`] with each row's own bounds.
+const SPREAD_WINDOW: &str = "s.ws, s.we, $8, $9, $10::jsonb";
+/// What the write statement returns: whether each written row was inserted.
+const WRITE_RESULT: &str = "SELECT w.inserted FROM w";
+/// [`WRITE_RESULT`] with the row's id.
+const SPREAD_RESULT: &str = "SELECT w.id, w.inserted FROM w";
+
+/// Write: insert new rows, update rows whose payload differs, or that are marked deleted, and
+/// whose SyncToken is not older (a row seen again is not deleted any more, even unchanged), and copy each written row into `history` as a
+/// new version (seen now, by run `$12`; a version already there is kept). Returns one row per
+/// written row: `true` if inserted, `false` if updated.
+fn write_sql(table: &str, history: &str) -> String {
     format!(
-        "INSERT INTO {table} \
+        "WITH s AS (SELECT * FROM {WRITE_ROWS}), \
+         w AS ( \
+         INSERT INTO {table} \
          AS t (realm_id, id, payload, payload_hash, sync_token, ingested_at_utc, \
                 extract_window_start_utc, extract_window_end_utc, page_number, page_size, \
                 request_payload) \
          SELECT $1, s.id, s.payload::jsonb, s.payload_hash, s.sync_token, now(), \
-                $6, $7, $8, $9, $10::jsonb \
-         FROM unnest($2::text[], $3::text[], $4::bytea[], $5::int8[]) \
-              AS s(id, payload, payload_hash, sync_token) \
+                {WRITE_WINDOW} \
+         FROM s \
          ON CONFLICT (realm_id, id) DO UPDATE SET \
              payload = EXCLUDED.payload, \
              payload_hash = EXCLUDED.payload_hash, \
@@ -163,86 +218,172 @@ fn write_sql(table: &str) -> String {
              page_number = EXCLUDED.page_number, \
              page_size = EXCLUDED.page_size, \
              request_payload = EXCLUDED.request_payload, \
-             deleted_at_utc = NULL \
-         WHERE t.payload_hash IS DISTINCT FROM EXCLUDED.payload_hash \
-           AND (EXCLUDED.sync_token IS NULL OR t.sync_token IS NULL \
+             deleted_at_utc = NULL, \
+             deleted_by = NULL \
+         WHERE (EXCLUDED.sync_token IS NULL OR t.sync_token IS NULL \
                 OR EXCLUDED.sync_token >= t.sync_token) \
-           AND t.payload IS DISTINCT FROM EXCLUDED.payload \
-         RETURNING (xmax = 0) AS inserted"
+           AND (t.deleted_at_utc IS NOT NULL \
+                OR (t.payload_hash IS DISTINCT FROM EXCLUDED.payload_hash \
+                    AND t.payload IS DISTINCT FROM EXCLUDED.payload)) \
+         RETURNING t.id, t.payload, t.payload_hash, t.sync_token, (xmax = 0) AS inserted \
+         ), \
+         h AS ( \
+         INSERT INTO {history} (realm_id, id, payload_hash, sync_token, payload, \
+                last_updated_time, seen_at_utc, run_id) \
+         SELECT $1, w.id, w.payload_hash, w.sync_token, w.payload, s.updated, now(), $12::uuid \
+         FROM w JOIN s ON s.id = w.id \
+         ON CONFLICT (realm_id, id, payload_hash) DO NOTHING \
+         ) \
+         {WRITE_RESULT}"
     )
 }
 
 /// [`write_sql`] for a page whose rows belong to different windows: each row carries its own
 /// window bounds. Returns the id of every written row and whether it was inserted.
-fn write_spread_sql(table: &str) -> String {
-    write_sql(table)
-        .replace(
-            "unnest($2::text[], $3::text[], $4::bytea[], $5::int8[]) \
-         AS s(id, payload, payload_hash, sync_token)",
-            "unnest($2::text[], $3::text[], $4::bytea[], $5::int8[], $6::timestamptz[], \
-         $7::timestamptz[]) AS s(id, payload, payload_hash, sync_token, ws, we)",
-        )
-        .replace(
-            "$6, $7, $8, $9, $10::jsonb",
-            "s.ws, s.we, $8, $9, $10::jsonb",
-        )
-        .replace(
-            "RETURNING (xmax = 0) AS inserted",
-            "RETURNING t.id, (xmax = 0) AS inserted",
-        )
+fn write_spread_sql(table: &str, history: &str) -> String {
+    write_sql(table, history)
+        .replace(WRITE_ROWS, SPREAD_ROWS)
+        .replace(WRITE_WINDOW, SPREAD_WINDOW)
+        .replace(WRITE_RESULT, SPREAD_RESULT)
 }
 
-/// Marks rows deleted (keeping their last payload); rows already marked keep their first mark.
-/// Returns the ids marked now.
+/// Marks rows deleted (keeping their last payload), found by `$4` (`deleted_by`); rows already
+/// marked keep their first mark. Returns the ids marked now.
 fn mark_deleted_sql(table: &str) -> String {
     format!(
-        "UPDATE {table} AS t SET deleted_at_utc = d.deleted_at \
+        "UPDATE {table} AS t SET deleted_at_utc = d.deleted_at, deleted_by = $4::text \
          FROM unnest($2::text[], $3::timestamptz[]) AS d(id, deleted_at) \
          WHERE t.realm_id = $1 AND t.id = d.id AND t.deleted_at_utc IS NULL \
          RETURNING t.id"
     )
 }
 
-/// `CREATE TABLE` for every catalog table that does not exist yet, shaped like
-/// `raw.qb_customers` (which the migrations create). Serialised by an advisory lock, so
-/// processes starting together do not race.
+/// What [`ensure_tables`] has to do: catalog tables (names without schema) whose raw table is
+/// missing, whose raw table lacks `deleted_by` (created before that column existed), and whose
+/// history table is missing.
+#[derive(Debug, Default)]
+struct Missing {
+    raw: Vec<&'static str>,
+    deleted_by: Vec<&'static str>,
+    history: Vec<&'static crate::pipeline::catalog::EntitySpec>,
+}
+
+impl Missing {
+    fn is_empty(&self) -> bool {
+        self.raw.is_empty() && self.deleted_by.is_empty() && self.history.is_empty()
+    }
+}
+
+/// Compares the tables of schema `raw` (and whether each has `deleted_by`) with the catalog.
+async fn missing(conn: &mut PgConnection) -> Result<Missing, StoreError> {
+    let existing: Vec<(String, bool)> = sqlx::query_as(
+        "SELECT c.relname::text, EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = c.oid \
+                AND a.attname = 'deleted_by' AND NOT a.attisdropped) \
+         FROM pg_class c \
+         WHERE c.relnamespace = 'raw'::regnamespace AND c.relkind IN ('r', 'p')",
+    )
+    .fetch_all(&mut *conn)
+    .await?;
+    let find = |name: &str| existing.iter().find(|(e, _)| e == name).map(|(_, d)| *d);
+    let mut missing = Missing::default();
+    for spec in ENTITIES {
+        match find(spec.table_name) {
+            None => missing.raw.push(spec.table_name),
+            Some(false) => missing.deleted_by.push(spec.table_name),
+            Some(true) => {}
+        }
+        if find(spec.history_name).is_none() {
+            missing.history.push(spec);
+        }
+    }
+    Ok(missing)
+}
+
+/// Runs one DDL statement built from catalog names.
+async fn execute_ddl(conn: &mut PgConnection, ddl: String) -> Result<(), StoreError> {
+    sqlx::query(sqlx::AssertSqlSafe(ddl))
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
+
+/// Creates what the catalog needs and the migrations do not: the raw table of every catalog
+/// entity, shaped like `raw.qb_customers`; its history table, shaped like
+/// `raw.qb_customers_history`, seeded with the versions the raw table already holds (a table
+/// created before history existed); and `deleted_by` on raw tables created before that column
+/// existed (their deletions were all found by change data capture). Each is checked on its own.
+/// Serialised by an advisory lock, so processes starting together do not race.
 ///
 /// # Errors
 /// [`StoreError::Database`].
 pub async fn ensure_tables(pool: &sqlx::PgPool) -> Result<(), StoreError> {
-    let existing: Vec<String> = sqlx::query_scalar(
-        "SELECT c.relname::text FROM pg_class c \
-         WHERE c.relnamespace = 'raw'::regnamespace AND c.relkind IN ('r', 'p')",
-    )
-    .fetch_all(pool)
-    .await?;
-    let missing: Vec<&str> = ENTITIES
-        .iter()
-        .map(|s| s.table_name)
-        .filter(|name| !existing.iter().any(|e| e == name))
-        .collect();
-    if missing.is_empty() {
+    if missing(&mut *pool.acquire().await?).await?.is_empty() {
         return Ok(());
     }
     let mut tx = pool.begin().await?;
     sqlx::query("SELECT pg_advisory_xact_lock(hashtext('qbo-backfill raw tables'))")
         .execute(&mut *tx)
         .await?;
-    for name in missing {
-        // Names come from the catalog (checked to be `qb_` + lower-case letters and `_`).
-        let ddl =
-            format!("CREATE TABLE IF NOT EXISTS raw.{name} (LIKE raw.qb_customers INCLUDING ALL)");
-        sqlx::query(sqlx::AssertSqlSafe(ddl))
-            .execute(&mut *tx)
-            .await?;
+    // Again under the lock: another process may have done it meanwhile.
+    let missing = missing(&mut tx).await?;
+    // Names come from the catalog (checked to be `qb_` + lower-case letters and `_`).
+    for name in missing.raw {
+        execute_ddl(
+            &mut tx,
+            format!("CREATE TABLE IF NOT EXISTS raw.{name} (LIKE raw.qb_customers INCLUDING ALL)"),
+        )
+        .await?;
+    }
+    for name in missing.deleted_by {
+        execute_ddl(
+            &mut tx,
+            format!(
+                "ALTER TABLE raw.{name} ADD COLUMN IF NOT EXISTS deleted_by text \
+                 CHECK (deleted_by IN ('cdc', 'verify'))"
+            ),
+        )
+        .await?;
+        execute_ddl(
+            &mut tx,
+            format!(
+                "UPDATE raw.{name} SET deleted_by = 'cdc' \
+                 WHERE deleted_at_utc IS NOT NULL AND deleted_by IS NULL"
+            ),
+        )
+        .await?;
+    }
+    for spec in missing.history {
+        let (table, history, name) = (spec.table, spec.history, spec.history_name);
+        execute_ddl(
+            &mut tx,
+            format!(
+                "CREATE TABLE IF NOT EXISTS raw.{name} \
+                 (LIKE raw.qb_customers_history INCLUDING ALL)"
+            ),
+        )
+        .await?;
+        execute_ddl(
+            &mut tx,
+            format!(
+                "INSERT INTO {history} (realm_id, id, payload_hash, sync_token, payload, \
+                        last_updated_time, seen_at_utc, run_id) \
+                 SELECT realm_id, id, payload_hash, sync_token, payload, \
+                        ops.timestamptz_or_null(payload #>> '{{MetaData,LastUpdatedTime}}'), \
+                        ingested_at_utc, NULL \
+                 FROM {table} WHERE payload_hash IS NOT NULL \
+                 ON CONFLICT (realm_id, id, payload_hash) DO NOTHING"
+            ),
+        )
+        .await?;
     }
     tx.commit().await?;
     Ok(())
 }
 
 /// Marks `deleted` (id, deletion time) rows of `table` deleted for `realm_id`, keeping their
-/// payload. Returns how many rows were marked now (rows unknown to `raw` or already marked are
-/// not counted).
+/// payload, and records how the deletion was found (`deleted_by`). Returns how many rows were
+/// marked now (rows unknown to `raw` or already marked, whatever by, are not counted; they keep
+/// their first mark).
 ///
 /// # Errors
 /// [`StoreError::Database`].
@@ -251,6 +392,7 @@ pub async fn mark_deleted(
     table: RawTable,
     realm_id: &str,
     deleted: &[(String, jiff::Timestamp)],
+    source: DeletionSource,
 ) -> Result<u64, StoreError> {
     if deleted.is_empty() {
         return Ok(0);
@@ -261,6 +403,7 @@ pub async fn mark_deleted(
         .bind(realm_id)
         .bind(&ids)
         .bind(&times)
+        .bind(source.as_str())
         .fetch_all(&mut *conn)
         .await?;
     Ok(marked.len() as u64)
@@ -285,6 +428,8 @@ pub struct PageWrite<'a> {
     pub window_end: jiff::Timestamp,
     /// The page: rows, page number and size, and the request (`request_payload`).
     pub page: &'a qbo::Page,
+    /// The run writing it, recorded with each new version in the history table.
+    pub run_id: Option<uuid::Uuid>,
 }
 
 /// What an upsert did, row by row.
@@ -323,8 +468,8 @@ impl std::ops::Add for UpsertCounts {
     }
 }
 
-/// A row ready to write: its id, raw JSON text (made storable by [`jsonb_safe`]), hash and
-/// parsed SyncToken.
+/// A row ready to write: its id, raw JSON text (made storable by [`jsonb_safe`]), hash, parsed
+/// SyncToken and `MetaData.LastUpdatedTime`.
 struct Prepared<'a> {
     /// Position of the row (the occurrence kept) in the page.
     source: usize,
@@ -332,6 +477,7 @@ struct Prepared<'a> {
     payload: Cow<'a, str>,
     hash: [u8; 32],
     sync_token: Option<i64>,
+    updated: Option<jiff::Timestamp>,
 }
 
 /// Folds duplicate ids (the later occurrence wins unless its SyncToken is older) and hashes.
@@ -346,6 +492,7 @@ fn prepare(rows: &[qbo::Row]) -> Vec<Prepared<'_>> {
             hash: Sha256::digest(payload.as_bytes()).into(),
             payload,
             sync_token: parse_sync_token(&row.sync_token),
+            updated: row.updated,
         };
         match seen.get(candidate.id) {
             Some(&at) => {
@@ -441,7 +588,8 @@ fn request_payload(page: &qbo::Page) -> String {
 }
 
 /// Upserts one page into its raw table on `conn`, within whatever transaction the caller holds
-/// (this function never commits), and returns exact counts.
+/// (this function never commits), and returns exact counts. Every row inserted or updated is
+/// also a new version in the table's history (by `write.run_id`).
 ///
 /// # Errors
 /// [`StoreError::Database`] if a statement fails (the caller's transaction is then aborted and
@@ -480,6 +628,8 @@ pub async fn upsert_page(
         let payloads: Vec<&str> = chosen.iter().map(|p| p.payload.as_ref()).collect();
         let hashes: Vec<&[u8]> = chosen.iter().map(|p| p.hash.as_slice()).collect();
         let tokens: Vec<Option<i64>> = chosen.iter().map(|p| p.sync_token).collect();
+        let updated: Vec<Option<PgTimestamp>> =
+            chosen.iter().map(|p| p.updated.map(PgTimestamp)).collect();
         let written: Vec<bool> = sqlx::query_scalar(write.table.write_sql())
             .bind(write.realm_id)
             .bind(&ids)
@@ -491,6 +641,8 @@ pub async fn upsert_page(
             .bind(i32::try_from(page.number).unwrap_or(i32::MAX))
             .bind(i32::try_from(page.page_size).unwrap_or(i32::MAX))
             .bind(request_payload(page))
+            .bind(&updated)
+            .bind(write.run_id)
             .fetch_all(&mut *conn)
             .await?;
         counts.inserted = written.iter().filter(|&&inserted| inserted).count() as u64;
@@ -503,7 +655,8 @@ pub async fn upsert_page(
 /// Upserts one page whose rows belong to several windows (a span of days fetched in one query):
 /// `row_window[i]` is the index in `windows` of the window of `page.rows[i]`, whose bounds go to
 /// `extract_window_*_utc`. Two statements whatever the number of windows; returns exact counts
-/// per window, like [`upsert_page`] for each.
+/// per window, like [`upsert_page`] for each, and writes new versions to history like it (by
+/// `run_id`).
 ///
 /// # Errors
 /// [`StoreError::Database`]; the caller's transaction is then aborted.
@@ -517,6 +670,7 @@ pub async fn upsert_spread_page(
     page: &qbo::Page,
     row_window: &[usize],
     windows: &[(jiff::Timestamp, jiff::Timestamp)],
+    run_id: Option<uuid::Uuid>,
 ) -> Result<Vec<UpsertCounts>, StoreError> {
     assert_eq!(row_window.len(), page.rows.len(), "one window per row");
     let mut counts = vec![UpsertCounts::default(); windows.len()];
@@ -549,6 +703,8 @@ pub async fn upsert_spread_page(
             let payloads: Vec<&str> = chosen.iter().map(|p| p.payload.as_ref()).collect();
             let hashes: Vec<&[u8]> = chosen.iter().map(|p| p.hash.as_slice()).collect();
             let tokens: Vec<Option<i64>> = chosen.iter().map(|p| p.sync_token).collect();
+            let updated: Vec<Option<PgTimestamp>> =
+                chosen.iter().map(|p| p.updated.map(PgTimestamp)).collect();
             let starts: Vec<PgTimestamp> = chosen
                 .iter()
                 .map(|p| PgTimestamp(windows[row_window[p.source]].0))
@@ -568,6 +724,8 @@ pub async fn upsert_spread_page(
                 .bind(i32::try_from(page.number).unwrap_or(i32::MAX))
                 .bind(i32::try_from(page.page_size).unwrap_or(i32::MAX))
                 .bind(request_payload(page))
+                .bind(&updated)
+                .bind(run_id)
                 .fetch_all(&mut *conn)
                 .await?;
             for (id, inserted) in written {
@@ -648,9 +806,31 @@ mod tests {
             assert!(t.probe_sql().contains(t.qualified_name()));
             assert!(t.write_sql().contains(t.qualified_name()));
             assert!(t.mark_deleted_sql().contains(t.qualified_name()));
+            let write = t.write_sql();
+            let history = format!("INSERT INTO {} (", t.qualified_history_name());
+            assert!(
+                write.contains(&history)
+                    && write.contains("ON CONFLICT (realm_id, id, payload_hash)")
+            );
+            for fragment in [WRITE_ROWS, WRITE_WINDOW, WRITE_RESULT] {
+                assert_eq!(write.matches(fragment).count(), 1, "{fragment}");
+            }
+            // Every replacement took effect, and the history write is still there.
             let spread = t.write_spread_sql();
-            assert!(spread.contains("s.ws, s.we") && spread.contains("RETURNING t.id"));
-            assert!(spread.contains("AS s(id, payload, payload_hash, sync_token, ws, we)"));
+            for fragment in [WRITE_ROWS, WRITE_WINDOW, WRITE_RESULT] {
+                assert!(!spread.contains(fragment), "{fragment}");
+            }
+            assert!(
+                spread.contains("s.ws, s.we") && spread.ends_with("SELECT w.id, w.inserted FROM w")
+            );
+            assert!(
+                spread.contains("AS s(id, payload, payload_hash, sync_token, updated, ws, we)")
+            );
+            assert!(spread.contains(&history) && spread.contains("s.updated, now(), $12::uuid"));
+            assert_eq!(
+                t.qualified_history_name(),
+                format!("{}_history", t.qualified_name())
+            );
         }
         assert_eq!(
             RawTable::for_entity(qbo::Entity::Vendor).map(RawTable::qualified_name),

@@ -176,7 +176,11 @@ pub async fn mark_missing(
     let deleted: Vec<(String, Timestamp)> =
         missing.into_iter().map(|id| (id, deleted_at)).collect();
     let marked = mark_deleted(
-        &mut tx, table, realm_id, &deleted, // TODO(merge): DeletionSource::Verify
+        &mut tx,
+        table,
+        realm_id,
+        &deleted,
+        super::raw::DeletionSource::Verify,
     )
     .await?;
     // Locked after the raw rows, in the order a page write locks them.

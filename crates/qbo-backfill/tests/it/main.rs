@@ -7,6 +7,7 @@ mod budget;
 mod claims;
 mod deploy;
 mod harness;
+mod history;
 mod hostile;
 mod payloads;
 mod proof;

@@ -31,6 +31,7 @@ async fn upsert(pool: &sqlx::PgPool, page: &qbo::Page) -> UpsertCounts {
             window_start: ts("2026-01-10T00:00:00Z"),
             window_end: ts("2026-01-11T00:00:00Z"),
             page,
+            run_id: None,
         },
     )
     .await

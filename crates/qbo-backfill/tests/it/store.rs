@@ -37,6 +37,7 @@ async fn upsert(pool: &PgPool, day: u32, page: &qbo::Page) -> UpsertCounts {
         window_start: jan(day),
         window_end: jan(day + 1),
         page,
+        run_id: None,
     };
     let got = upsert_page(&mut tx, &write).await.expect("upsert");
     tx.commit().await.expect("commit");
@@ -295,6 +296,7 @@ async fn identical_rows_are_unchanged_and_not_touched_at_all() {
         window_start: jan(2),
         window_end: jan(3),
         page: &p,
+        run_id: None,
     };
     assert_eq!(
         upsert_page(&mut tx, &write).await.expect("upsert"),
@@ -449,6 +451,7 @@ async fn realms_and_tables_are_separate() {
             window_start: jan(1),
             window_end: jan(2),
             page: &p,
+            run_id: None,
         };
         assert_eq!(
             upsert_page(&mut conn, &write).await.expect("upsert"),
@@ -475,6 +478,7 @@ async fn concurrent_writers_of_the_same_ids_count_each_row_once() {
         window_start: jan(1),
         window_end: jan(2),
         page: &p,
+        run_id: None,
     };
     let mut first = db.pool.begin().await.expect("begin");
     assert_eq!(
@@ -494,6 +498,7 @@ async fn concurrent_writers_of_the_same_ids_count_each_row_once() {
             window_start: jan(1),
             window_end: jan(2),
             page: &p2,
+            run_id: None,
         };
         let got = upsert_page(&mut tx, &write).await.expect("second");
         tx.commit().await.expect("commit");

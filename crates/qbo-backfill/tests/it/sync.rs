@@ -11,13 +11,13 @@ use super::harness::{World, field, sim_config, stderr, stdout};
 const JAN_FROM: &str = "2026-01-01";
 const JAN_TO: &str = "2026-01-31";
 
-/// Every row of `table` as `(id, payload hash, ingested at, deleted at)`, by id.
-type Snapshot = Vec<(String, Vec<u8>, String, Option<String>)>;
+/// Every row of `table` as `(id, payload hash, ingested at, deleted at, deleted by)`, by id.
+type Snapshot = Vec<(String, Vec<u8>, String, Option<String>, Option<String>)>;
 
 async fn snapshot(world: &World, table: &str) -> Snapshot {
     sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "SELECT id, payload_hash, ingested_at_utc::text, deleted_at_utc::text FROM {table} \
-         ORDER BY id"
+        "SELECT id, payload_hash, ingested_at_utc::text, deleted_at_utc::text, deleted_by \
+         FROM {table} ORDER BY id"
     )))
     .fetch_all(world.pool())
     .await
@@ -78,7 +78,7 @@ async fn a_sync_loads_edits_marks_deletions_and_touches_nothing_else() {
         let id = old.0.as_str();
         if edited.contains(&id) {
             assert_ne!(old.1, new.1, "invoice {id} was edited: new payload");
-            assert_eq!(new.3, None);
+            assert_eq!((&new.3, &new.4), (&None, &None));
         } else if deleted.contains(&id) {
             assert_eq!(
                 (&old.1, &old.2),
@@ -86,6 +86,7 @@ async fn a_sync_loads_edits_marks_deletions_and_touches_nothing_else() {
                 "invoice {id}: payload kept"
             );
             assert!(new.3.is_some(), "invoice {id} is marked deleted");
+            assert_eq!(new.4.as_deref(), Some("cdc"), "invoice {id}: found by CDC");
         } else {
             assert_eq!(old, new, "invoice {id} was not touched");
         }
@@ -93,6 +94,20 @@ async fn a_sync_loads_edits_marks_deletions_and_touches_nothing_else() {
     world
         .assert_payloads_match_except("raw.qb_invoices", "Invoice", &deleted)
         .await;
+    // History: one version per invoice from the backfill, a second for each edited one from
+    // the sync, each by its run.
+    let versions: Vec<(String, i64, i64)> = sqlx::query_as(
+        "SELECT h.id, count(*), count(DISTINCT r.id) FROM raw.qb_invoices_history h \
+         LEFT JOIN ops.runs r ON r.id = h.run_id GROUP BY h.id ORDER BY h.id",
+    )
+    .fetch_all(world.pool())
+    .await
+    .expect("history");
+    assert_eq!(versions.len(), before.len());
+    for (id, count, runs) in &versions {
+        let expected = if edited.contains(&id.as_str()) { 2 } else { 1 };
+        assert_eq!((*count, *runs), (expected, expected), "invoice {id}");
+    }
 
     // A second sync, without dates, continues from the cursor and writes nothing.
     let out = world.run(&["run", "qb_invoices_incremental"]).await;
@@ -114,6 +129,11 @@ async fn a_sync_loads_edits_marks_deletions_and_touches_nothing_else() {
         "{text}"
     );
     assert_eq!(snapshot(&world, "raw.qb_invoices").await, after);
+    let history: i64 = sqlx::query_scalar("SELECT count(*) FROM raw.qb_invoices_history")
+        .fetch_one(world.pool())
+        .await
+        .expect("history");
+    assert_eq!(history as usize, before.len() + edited.len());
     let cursors: i64 = sqlx::query_scalar("SELECT count(*) FROM ops.sync_cursors")
         .fetch_one(world.pool())
         .await

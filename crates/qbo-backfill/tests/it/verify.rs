@@ -633,6 +633,7 @@ async fn a_row_written_after_the_paging_started_is_never_marked() {
             window_start: month.start,
             window_end: month.end,
             page: &page,
+            run_id: None,
         },
     )
     .await
