@@ -1019,7 +1019,10 @@ impl Scope {
     }
 
     /// Pages the span and writes every page, each row into the window of its day. Returns the
-    /// pages fetched.
+    /// pages fetched. Pages are written as they arrive, up to [`SPAN_WRITES_IN_FLIGHT`] at once
+    /// (each in its own transaction), while the next pages are fetched: the rows of a span load
+    /// as fast as PostgreSQL takes them, as a calendar scan's days would. Before it returns,
+    /// every write in flight has committed or rolled back whole and is accounted for.
     async fn page_span(
         &self,
         span: qbo::TimeWindow,
@@ -1033,51 +1036,62 @@ impl Scope {
             .client
             .pager(pipeline.entity(), pipeline.time_field(), span);
         pager.expect_count(count);
-        // The next page is fetched while the previous one is written.
-        let mut pending: Option<SpanPage> = None;
-        loop {
-            let fetch = async {
-                tokio::select! {
-                    r = pager.next_page() => Some(r),
-                    () = self.halt.cancelled() => None,
-                    () = self.runner.interrupt.cancelled() => {
-                        self.stop_with(Stop::Interrupted);
-                        None
-                    }
-                }
-            };
-            let write = async {
-                match &pending {
-                    Some(part) => Some(self.write_spread(part, tasks).await),
-                    None => None,
-                }
-            };
-            let (fetched, written) = tokio::join!(fetch, write);
-            if let (Some(part), Some(written)) = (pending.take(), written) {
-                match written {
-                    Ok(Some(counts)) => self.account_spread(&part, &counts, loaded),
-                    Ok(None) => return Err(Early::TakenOver),
-                    Err(e) => {
-                        return Err(Early::Failed(
-                            format!("cannot write a page to PostgreSQL: {e}"),
-                            None,
-                        ));
-                    }
+        let writer = Arc::new(SpreadWriter {
+            pool: self.runner.pool.clone(),
+            realm_id: self.ctx.realm_id.clone(),
+            pipeline,
+            exec: *self.exec(),
+            windows: tasks.iter().map(|t| t.window).collect(),
+        });
+        let mut writes: tokio::task::JoinSet<(SpanPage, WriteResult)> = tokio::task::JoinSet::new();
+        let mut ended: Option<Result<u64, Early>> = None;
+        while ended.is_none() {
+            // Account for the writes that are done; wait for one when enough are in flight.
+            while let Some(joined) = writes.try_join_next() {
+                if let Err(early) = self.written(joined, loaded) {
+                    ended = Some(Err(early));
                 }
             }
+            if ended.is_some() {
+                break;
+            }
+            if writes.len() >= SPAN_WRITES_IN_FLIGHT {
+                if let Some(joined) = writes.join_next().await
+                    && let Err(early) = self.written(joined, loaded)
+                {
+                    ended = Some(Err(early));
+                }
+                continue;
+            }
+            let fetched = tokio::select! {
+                r = pager.next_page() => Some(r),
+                () = self.halt.cancelled() => None,
+                () = self.runner.interrupt.cancelled() => {
+                    self.stop_with(Stop::Interrupted);
+                    None
+                }
+            };
             let page = match fetched {
-                None => return Err(Early::Stopped),
+                None => {
+                    ended = Some(Err(Early::Stopped));
+                    continue;
+                }
                 Some(Ok(Some(page))) => page,
-                Some(Ok(None)) => return Ok(u64::from(pager.pages())),
+                Some(Ok(None)) => {
+                    ended = Some(Ok(u64::from(pager.pages())));
+                    continue;
+                }
                 Some(Err(e)) if e.is_terminal_auth() => {
                     self.token_failure(&e);
-                    return Err(Early::Stopped);
+                    ended = Some(Err(Early::Stopped));
+                    continue;
                 }
                 Some(Err(e)) => {
-                    return Err(Early::Failed(
+                    ended = Some(Err(Early::Failed(
                         e.to_string(),
                         e.intuit_tid().map(str::to_owned),
-                    ));
+                    )));
+                    continue;
                 }
             };
             let (page, row_window) = assign_days(page, pipeline.time_field(), span, tasks);
@@ -1086,12 +1100,49 @@ impl Scope {
                 for &w in &row_window {
                     received[w] += 1;
                 }
-                pending = Some(SpanPage {
+                let part = SpanPage {
                     page,
                     row_window,
                     received,
+                };
+                let writer = writer.clone();
+                writes.spawn(async move {
+                    let result = writer.write(&part).await.map_err(|e| e.to_string());
+                    (part, result)
                 });
             }
+        }
+        // Nothing in flight is abandoned: each write commits or rolls back whole, and is counted.
+        while let Some(joined) = writes.join_next().await {
+            if let Err(early) = self.written(joined, loaded)
+                && matches!(ended, Some(Ok(_)))
+            {
+                ended = Some(Err(early));
+            }
+        }
+        ended.unwrap_or(Err(Early::Stopped))
+    }
+
+    /// Accounts for one finished page write of a span.
+    fn written(
+        &self,
+        joined: Result<(SpanPage, WriteResult), tokio::task::JoinError>,
+        loaded: &mut [SpanDay],
+    ) -> Result<(), Early> {
+        match joined {
+            Ok((part, Ok(Some(counts)))) => {
+                self.account_spread(&part, &counts, loaded);
+                Ok(())
+            }
+            Ok((_, Ok(None))) => Err(Early::TakenOver),
+            Ok((_, Err(e))) => Err(Early::Failed(
+                format!("cannot write a page to PostgreSQL: {e}"),
+                None,
+            )),
+            Err(e) => Err(Early::Failed(
+                format!("a page write stopped unexpectedly: {e}"),
+                None,
+            )),
         }
     }
 
@@ -1118,52 +1169,6 @@ impl Scope {
         self.emit(&RunEvent::PageWritten {
             run_rows: totals.rows,
         });
-    }
-
-    /// Writes one page of a span, each row into its day's window, and the progress of those
-    /// windows, in one transaction. Returns the counts per window (by position in `tasks`), or
-    /// `None` when a window is no longer held by this execution (nothing is written then).
-    async fn write_spread(
-        &self,
-        part: &SpanPage,
-        tasks: &[WindowTask<'_>],
-    ) -> Result<Option<Vec<UpsertCounts>>, Box<dyn std::error::Error + Send + Sync>> {
-        let bounds: Vec<(jiff::Timestamp, jiff::Timestamp)> = tasks
-            .iter()
-            .map(|t| (t.window.start, t.window.end))
-            .collect();
-        let mut tx = self.runner.pool.begin().await?;
-        let counts = upsert_spread_page(
-            &mut tx,
-            &self.ctx.realm_id,
-            self.ctx.pipeline.table(),
-            &part.page,
-            &part.row_window,
-            &bounds,
-            Some(self.exec().run_id),
-        )
-        .await?;
-        let parts: Vec<(Window, u64, UpsertCounts)> = tasks
-            .iter()
-            .zip(&counts)
-            .zip(&part.received)
-            .filter(|(_, rows)| **rows > 0)
-            .map(|((task, c), rows)| (task.window, *rows, *c))
-            .collect();
-        let held = runs::record_spread_page(
-            &mut tx,
-            self.exec(),
-            self.ctx.pipeline,
-            &self.ctx.realm_id,
-            &parts,
-        )
-        .await?;
-        if !held {
-            tx.rollback().await?;
-            return Ok(None);
-        }
-        tx.commit().await?;
-        Ok(Some(counts))
     }
 
     /// An incremental sync that loaded every window: mark what QuickBooks reports deleted since
@@ -1326,6 +1331,64 @@ impl Scope {
 
 /// At most this many change-data-capture answers are followed for one sync (a million changes).
 const MAX_CDC_ANSWERS: u32 = 1000;
+
+/// Page writes of one span in flight at once, each in its own transaction.
+const SPAN_WRITES_IN_FLIGHT: usize = 3;
+
+/// How a span's page write ended: its counts per window, `None` when a window is no longer held
+/// by this execution (nothing written), or the error.
+type WriteResult = Result<Option<Vec<UpsertCounts>>, String>;
+
+/// What a span's page writes need, owned, so that several can be in flight at once.
+struct SpreadWriter {
+    pool: PgPool,
+    realm_id: String,
+    pipeline: Pipeline,
+    exec: Execution,
+    /// The span's windows this execution holds, in day order.
+    windows: Vec<Window>,
+}
+
+impl SpreadWriter {
+    /// Writes one page of a span, each row into its day's window, and the progress of those
+    /// windows, in one transaction. Returns the counts per window (by position in `windows`), or
+    /// `None` when a window is no longer held by this execution (nothing is written then).
+    async fn write(
+        &self,
+        part: &SpanPage,
+    ) -> Result<Option<Vec<UpsertCounts>>, Box<dyn std::error::Error + Send + Sync>> {
+        let bounds: Vec<(jiff::Timestamp, jiff::Timestamp)> =
+            self.windows.iter().map(|w| (w.start, w.end)).collect();
+        let mut tx = self.pool.begin().await?;
+        let counts = upsert_spread_page(
+            &mut tx,
+            &self.realm_id,
+            self.pipeline.table(),
+            &part.page,
+            &part.row_window,
+            &bounds,
+            Some(self.exec.run_id),
+        )
+        .await?;
+        let parts: Vec<(Window, u64, UpsertCounts)> = self
+            .windows
+            .iter()
+            .zip(&counts)
+            .zip(&part.received)
+            .filter(|(_, rows)| **rows > 0)
+            .map(|((window, c), rows)| (*window, *rows, *c))
+            .collect();
+        let held =
+            runs::record_spread_page(&mut tx, &self.exec, self.pipeline, &self.realm_id, &parts)
+                .await?;
+        if !held {
+            tx.rollback().await?;
+            return Ok(None);
+        }
+        tx.commit().await?;
+        Ok(Some(counts))
+    }
+}
 
 /// A span's page ready to write: its rows, the window (position in the span's tasks) of each,
 /// and how many rows each window receives.
