@@ -2,7 +2,6 @@
 //! `runs`, `migrate` and `demo`, with the contract's exit statuses (0 success, 1 failed windows or a fatal
 //! error, 2 bad input with one line saying what is wrong and nothing written, 130 interrupted).
 
-use std::collections::HashMap;
 use std::io::{IsTerminal as _, Read as _};
 use std::sync::Arc;
 
@@ -12,14 +11,17 @@ use sqlx::PgPool;
 use tracing::{error, info};
 use uuid::Uuid;
 
+use crate::domain::secret::{MAX_SECRET_VALUE_BYTES, SecretName, SecretRefusal};
 use crate::orchestrator::worker::{Executor, LocalRun, Tee};
 use crate::pipeline::events::{RunEvent, RunEvents, TerminalEvents};
-use crate::pipeline::runner::Cancel;
 use crate::pipeline::verify::VerifyTotals;
 use crate::pipeline::{DateRange, Mode, Pipeline, SinceError, range_or_since_cursor};
+use crate::service::company::{save_company, stored_lookup};
+use crate::service::retry::{RetryPlan, RetryRefusal, plan_retry};
+use crate::service::shutdown::shutdown_signal;
 use crate::settings::{self, ClientTuning, ConfigError, QboSettings, env};
-use crate::store::companies::{self, Company};
-use crate::store::runs::{self, RunStatus};
+use crate::store::companies;
+use crate::store::runs;
 use crate::store::secrets::{KeySettings, SecretKey, SecretStore};
 use crate::store::tokens::PgTokenStore;
 
@@ -237,6 +239,12 @@ impl CliError {
     }
 }
 
+impl From<crate::store::StoreError> for CliError {
+    fn from(e: crate::store::StoreError) -> Self {
+        Self::Other(anyhow::anyhow!("{e}"))
+    }
+}
+
 impl From<ConfigError> for CliError {
     fn from(e: ConfigError) -> Self {
         Self::BadInput(e.0)
@@ -396,25 +404,6 @@ async fn checked_key(pool: &PgPool) -> Result<SecretKey, CliError> {
         .await
         .map_err(|e| CliError::Other(anyhow::anyhow!("{e}")))?;
     Ok(key)
-}
-
-/// Reads the stored values settings may fall back to.
-async fn stored_lookup(
-    pool: &PgPool,
-    key: &SecretKey,
-) -> Result<impl Fn(&str) -> Option<SecretString>, CliError> {
-    let store = SecretStore::new(pool.clone(), key.clone());
-    let mut values = HashMap::new();
-    for name in [
-        env::QBO_CLIENT_ID,
-        env::QBO_CLIENT_SECRET,
-        env::QBO_REALM_ID,
-    ] {
-        if let Some(v) = store.get(name).await.map_err(|e| anyhow::anyhow!("{e}"))? {
-            values.insert(name.to_owned(), v);
-        }
-    }
-    Ok(move |name: &str| values.get(name).cloned())
 }
 
 /// `pipelines`: every pipeline with its entity and raw table.
@@ -663,54 +652,6 @@ async fn announce_admin(pool: &PgPool) -> Result<(), CliError> {
     Ok(())
 }
 
-/// Saves the company the settings describe (so workers can load it) and seeds its refresh token
-/// from `QBO_REFRESH_TOKEN` when the store holds none.
-async fn save_company(
-    pool: &PgPool,
-    key: &SecretKey,
-    settings: &QboSettings,
-) -> Result<(), CliError> {
-    let company = Company {
-        realm_id: settings.realm_id.clone(),
-        environment: settings.client.environment,
-        client_id: settings.client_id.clone(),
-        client_secret: settings.client_secret.clone(),
-        api_base_url: Some(settings.client.api_base_url.clone()),
-        token_url: Some(settings.client.token_url.clone()),
-        minor_version: Some(settings.client.minor_version),
-    };
-    companies::upsert(pool, key, &company)
-        .await
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
-    if let Some(seed) = &settings.seed_refresh_token {
-        PgTokenStore::new(pool.clone(), key.clone(), settings.realm_id.clone())
-            .seed_if_empty(seed)
-            .await
-            .map_err(|e| anyhow::anyhow!("{e}"))?;
-    }
-    Ok(())
-}
-
-/// Saves the company that the environment and the secret store describe (app keys, realm,
-/// refresh token), if they describe one; returns its realm id. Lets a server started before the
-/// secrets were stored pick the company up without a restart.
-///
-/// # Errors
-/// Database or encryption failures.
-pub async fn company_from_environment(
-    pool: &PgPool,
-    key: &SecretKey,
-) -> Result<Option<String>, CliError> {
-    let tuning = ClientTuning::default();
-    match QboSettings::resolve(&tuning, &stored_lookup(pool, key).await?) {
-        Ok(settings) => {
-            save_company(pool, key, &settings).await?;
-            Ok(Some(settings.realm_id))
-        }
-        Err(_) => Ok(None),
-    }
-}
-
 /// Connects, and saves the company of the environment when it describes one (the first company
 /// of a deployment is seeded this way); without one, companies come from Connect QuickBooks.
 async fn start_service(tuning: &ClientTuning) -> Result<(PgPool, SecretKey), CliError> {
@@ -723,39 +664,6 @@ async fn start_service(tuning: &ClientTuning) -> Result<(PgPool, SecretKey), Cli
         }
     }
     Ok((pool, key))
-}
-
-/// Raised on Ctrl-C or SIGTERM (a service manager, `docker stop`): stop gracefully. A second
-/// Ctrl-C exits at once with status 130.
-pub fn shutdown_signal() -> Cancel {
-    let interrupt = Cancel::new();
-    {
-        let interrupt = interrupt.clone();
-        tokio::spawn(async move {
-            let mut terminate =
-                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
-            let terminated = async {
-                match terminate.as_mut() {
-                    Some(signal) => {
-                        signal.recv().await;
-                    }
-                    None => std::future::pending::<()>().await,
-                }
-            };
-            tokio::select! {
-                r = tokio::signal::ctrl_c() => if r.is_err() { return },
-                () = terminated => {}
-            }
-            tracing::warn!(
-                "Interrupted: finishing the pages in flight, then stopping (Ctrl-C again to abort)"
-            );
-            interrupt.cancel();
-            if tokio::signal::ctrl_c().await.is_ok() {
-                std::process::exit(130);
-            }
-        });
-    }
-    interrupt
 }
 
 /// Runs `run` in this process with the terminal's output; returns the exit status.
@@ -782,33 +690,19 @@ async fn retry(run_id: &str, tuning: &ClientTuning) -> Result<u8, CliError> {
     })?;
     let pool = connect().await?;
     let key = checked_key(&pool).await?;
-    let Some(run) = runs::load_run(&pool, run_id)
-        .await
-        .map_err(anyhow::Error::from)?
-    else {
-        return Err(bad(format!("no run `{run_id}` in this database")));
+    let RetryPlan {
+        run,
+        pipeline,
+        windows,
+    } = match plan_retry(&pool, run_id).await {
+        Ok(plan) => plan,
+        Err(RetryRefusal::NothingToRetry(_)) => {
+            info!("Run {run_id} has no failed or unfinished windows; nothing to retry");
+            return Ok(0);
+        }
+        Err(RetryRefusal::Database(e)) => return Err(anyhow::Error::from(e).into()),
+        Err(refusal) => return Err(bad(refusal)),
     };
-    if run.status == RunStatus::Queued || runs::run_is_alive(&run) {
-        return Err(bad(format!(
-            "run {run_id} is still {} (host {}, pid {}); wait for it or cancel it first",
-            run.status,
-            run.host.as_deref().unwrap_or("?"),
-            run.pid.unwrap_or(0)
-        )));
-    }
-    if run.status == RunStatus::Running {
-        runs::mark_interrupted(&pool, run_id, "its worker stopped without finishing")
-            .await
-            .map_err(anyhow::Error::from)?;
-    }
-    let pipeline: Pipeline = run.pipeline.parse().map_err(bad)?;
-    let windows = runs::unfinished_windows(&pool, run_id)
-        .await
-        .map_err(anyhow::Error::from)?;
-    if windows.is_empty() {
-        info!("Run {run_id} has no failed or unfinished windows; nothing to retry");
-        return Ok(0);
-    }
     // New credentials in the environment (a reconnect) apply to the run's company.
     if let Ok(settings) = QboSettings::resolve(tuning, &stored_lookup(&pool, &key).await?) {
         if settings.realm_id != run.realm_id {
@@ -891,23 +785,15 @@ async fn api_tokens(action: ApiTokensAction) -> Result<u8, CliError> {
     Ok(0)
 }
 
-/// Whether `name` is a secret name: upper-case letters, digits and `_`, at most 64.
-#[must_use]
-pub fn valid_secret_name(name: &str) -> bool {
-    !name.is_empty()
-        && name.len() <= 64
-        && name
-            .chars()
-            .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_')
-}
+/// The most bytes read from stdin for a secret value: the value rule's limit, plus room for
+/// surrounding whitespace (trimmed away before the rule applies).
+const MAX_SECRET_STDIN_BYTES: u64 = MAX_SECRET_VALUE_BYTES as u64 + 1024;
 
-/// The longest secret value accepted on stdin.
-const MAX_SECRET_BYTES: u64 = 1 << 20;
-
-/// Reads a secret value from stdin: a hidden prompt on a terminal, otherwise all of stdin (one
-/// line, surrounding whitespace trimmed). A value that is too long, not UTF-8, spans lines or
-/// holds control characters is bad input (exit 2), never stored cut or mangled.
-fn read_secret_value(name: &str) -> Result<SecretString, CliError> {
+/// Reads a secret value from stdin: a hidden prompt on a terminal, otherwise all of stdin. The
+/// value rule ([`SecretName::value`]) then applies, as in the API and the web pages: a value
+/// that is too long, not UTF-8, spans lines or holds control characters is bad input (exit 2),
+/// never stored cut or mangled.
+fn read_secret_value(name: &SecretName) -> Result<SecretString, CliError> {
     let stdin = std::io::stdin();
     let mut value = String::new();
     if stdin.is_terminal() {
@@ -926,40 +812,23 @@ fn read_secret_value(name: &str) -> Result<SecretString, CliError> {
         let mut bytes = Vec::new();
         stdin
             .lock()
-            .take(MAX_SECRET_BYTES + 1)
+            .take(MAX_SECRET_STDIN_BYTES + 1)
             .read_to_end(&mut bytes)
             .map_err(|e| anyhow::anyhow!("cannot read the value from stdin: {e}"))?;
-        if bytes.len() as u64 > MAX_SECRET_BYTES {
-            return Err(bad(format!(
-                "the value for {name} on stdin is longer than {MAX_SECRET_BYTES} bytes"
-            )));
+        if bytes.len() as u64 > MAX_SECRET_STDIN_BYTES {
+            return Err(bad(SecretRefusal::TooLong(name.clone())));
         }
         value = String::from_utf8(bytes)
             .map_err(|_| bad(format!("the value for {name} on stdin is not UTF-8 text")))?;
     }
-    let trimmed = value.trim();
-    if trimmed.is_empty() {
-        return Err(bad(format!("no value given for {name} on stdin")));
-    }
-    if trimmed.contains(['\n', '\r']) {
-        return Err(bad(format!("the value for {name} must be a single line")));
-    }
-    if trimmed.chars().any(char::is_control) {
-        return Err(bad(format!(
-            "the value for {name} contains control characters"
-        )));
-    }
-    Ok(SecretString::from(trimmed.to_owned()))
+    let value = name.value(&value).map_err(bad)?;
+    Ok(SecretString::from(value.to_owned()))
 }
 
 async fn secrets_set(name: &str) -> Result<u8, CliError> {
-    if !valid_secret_name(name) {
-        return Err(bad(format!(
-            "`{}` is not a secret name: use upper-case letters, digits and `_` (e.g. QBO_REFRESH_TOKEN)",
-            crate::pipeline::echo(name)
-        )));
-    }
-    let value = read_secret_value(name)?;
+    let name = SecretName::parse(name).map_err(bad)?;
+    let value = read_secret_value(&name)?;
+    let name = name.as_str();
     let pool = connect().await?;
     let key = checked_key(&pool).await?;
     let store = SecretStore::new(pool.clone(), key.clone());

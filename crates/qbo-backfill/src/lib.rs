@@ -1,6 +1,10 @@
 //! qbo-backfill: loads QuickBooks Online history into PostgreSQL's `raw` schema in daily UTC
 //! windows, idempotently and resumably.
 //!
+//! - `domain`: the rules about the project's own values (secret names and values), shared by
+//!   every layer.
+//! - `service`: the use cases the front ends share (retry, the company from the environment, the
+//!   shutdown signal).
 //! - `settings`: environment variables and resolved configuration.
 //! - `store`: the pool, migrations, raw upserts, secrets and OAuth tokens.
 //! - `pipeline`: window planning, the runner, the verifier (raw against QuickBooks, by month),
@@ -11,8 +15,10 @@
 
 pub mod cli;
 pub mod demo;
+pub mod domain;
 pub mod orchestrator;
 pub mod pipeline;
 pub mod server;
+pub mod service;
 pub mod settings;
 pub mod store;

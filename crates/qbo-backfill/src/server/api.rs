@@ -16,7 +16,9 @@ use uuid::Uuid;
 
 use super::AppState;
 use super::error::ApiError;
+use crate::domain::secret::SecretName;
 use crate::pipeline::{DateRange, Mode, Pipeline, SinceError, Window, echo};
+use crate::service::retry::{RetryPlan, RetryRefusal, plan_retry};
 use crate::store::companies::{self, NoDefault};
 use crate::store::queue::{self, CancelOutcome, NewRun};
 use crate::store::run_logs;
@@ -167,7 +169,9 @@ pub(crate) async fn resolve_realm(
         None => match companies::default_realm(&state.pool).await? {
             Ok(realm) => Ok(realm),
             Err(NoDefault::None) => {
-                match crate::cli::company_from_environment(&state.pool, &state.key).await {
+                match crate::service::company::company_from_environment(&state.pool, &state.key)
+                    .await
+                {
                     Ok(Some(realm)) => Ok(realm),
                     _ => Err(ApiError::conflict(
                         "no_company",
@@ -442,31 +446,23 @@ pub(crate) async fn retry_run(
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
     let id = parse_uuid("run", &id)?;
-    let run = runs::load_run(&state.pool, id)
-        .await?
-        .ok_or_else(|| ApiError::not_found(format!("no run `{id}`")))?;
-    if matches!(run.status, RunStatus::Queued | RunStatus::Running) {
-        return Err(ApiError::conflict(
-            "run_active",
-            format!(
-                "run {id} is {}; retry it once it has ended (or cancel it)",
-                run.status
-            ),
-        ));
-    }
-    let pipeline: Pipeline =
-        run.pipeline
-            .parse()
-            .map_err(|e: crate::pipeline::UnknownPipeline| {
+    let RetryPlan {
+        run,
+        pipeline,
+        windows,
+    } = plan_retry(&state.pool, id)
+        .await
+        .map_err(|refusal| match refusal {
+            RetryRefusal::NotFound(_) => ApiError::not_found(refusal.to_string()),
+            RetryRefusal::Active { .. } => ApiError::conflict("run_active", refusal.to_string()),
+            RetryRefusal::NothingToRetry(_) => {
+                ApiError::conflict("nothing_to_retry", refusal.to_string())
+            }
+            RetryRefusal::UnknownPipeline(e) => {
                 ApiError::invalid("unknown_pipeline", e.to_string())
-            })?;
-    let windows = runs::unfinished_windows(&state.pool, id).await?;
-    if windows.is_empty() {
-        return Err(ApiError::conflict(
-            "nothing_to_retry",
-            format!("run {id} has no failed or unfinished windows"),
-        ));
-    }
+            }
+            RetryRefusal::Database(e) => ApiError::from(e),
+        })?;
     enqueue(
         &state,
         NewRun {
@@ -539,42 +535,19 @@ struct SecretBody {
     realm_id: Option<String>,
 }
 
-/// Why a secret value is refused, if it is.
-pub(crate) fn secret_value_problem(name: &str, value: &str) -> Option<String> {
-    let trimmed = value.trim();
-    if trimmed.is_empty() {
-        Some(format!("no value given for {name}"))
-    } else if trimmed.contains(['\n', '\r']) {
-        Some(format!("the value for {name} must be a single line"))
-    } else if trimmed.chars().any(char::is_control) {
-        Some(format!("the value for {name} contains control characters"))
-    } else if trimmed.len() > 64 * 1024 {
-        Some(format!("the value for {name} is longer than 65536 bytes"))
-    } else {
-        None
-    }
-}
-
 /// `PUT /api/v1/secrets/{NAME}` with `{"value": "…"}` → `204`.
 pub(crate) async fn put_secret(
     State(state): State<AppState>,
     Path(name): Path<String>,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    if !crate::cli::valid_secret_name(&name) {
-        return Err(ApiError::invalid(
-            "invalid_secret_name",
-            format!(
-                "`{}` is not a secret name: use upper-case letters, digits and `_` (e.g. QBO_REFRESH_TOKEN)",
-                echo(&name)
-            ),
-        ));
-    }
+    let name = SecretName::parse(&name)
+        .map_err(|refusal| ApiError::invalid("invalid_secret_name", refusal.to_string()))?;
     let body: SecretBody = parse_body(&body)?;
-    if let Some(problem) = secret_value_problem(&name, &body.value) {
-        return Err(ApiError::invalid("invalid_secret_value", problem));
-    }
-    let value = SecretString::from(body.value.trim().to_owned());
-    super::secrets::store_secret(&state, &name, &value, body.realm_id.as_deref()).await?;
+    let value = name
+        .value(&body.value)
+        .map_err(|refusal| ApiError::invalid("invalid_secret_value", refusal.to_string()))?;
+    let value = SecretString::from(value.to_owned());
+    super::secrets::store_secret(&state, name.as_str(), &value, body.realm_id.as_deref()).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }

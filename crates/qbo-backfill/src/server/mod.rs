@@ -184,7 +184,7 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
             };
             anyhow::anyhow!("cannot listen on {}: {e}{hint}", config.bind)
         })?;
-    let shutdown = crate::cli::shutdown_signal();
+    let shutdown = crate::service::shutdown::shutdown_signal();
     let wake = Arc::new(Notify::new());
     let state = AppState {
         pool: config.pool.clone(),

@@ -137,7 +137,7 @@ pub enum StoreError {
     },
 
     /// A secret name is empty or too long.
-    #[error("Secret name `{0}` is not valid: use 1 to 200 characters without control characters.")]
+    #[error("{0}")]
     InvalidSecretName(String),
 }
 

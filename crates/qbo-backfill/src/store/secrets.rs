@@ -601,15 +601,12 @@ fn rename(e: StoreError, name: &str) -> StoreError {
     }
 }
 
+/// The one secret-name rule ([`crate::domain::secret::SecretName`]), for callers that reach the
+/// store without going through a front end.
 fn check_name(name: &str) -> Result<(), StoreError> {
-    let ok = !name.is_empty() && name.chars().count() <= 200 && !name.chars().any(char::is_control);
-    if ok {
-        Ok(())
-    } else {
-        Err(StoreError::InvalidSecretName(
-            name.escape_debug().to_string(),
-        ))
-    }
+    crate::domain::secret::SecretName::parse(name)
+        .map(|_| ())
+        .map_err(|refusal| StoreError::InvalidSecretName(refusal.to_string()))
 }
 
 #[cfg(test)]

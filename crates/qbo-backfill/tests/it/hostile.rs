@@ -146,9 +146,11 @@ async fn urls_with_credentials_are_refused_without_printing_them() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn secrets_set_never_stores_a_cut_binary_or_control_value() {
     let world = World::new(sim_config(10)).await;
-    let too_long = vec![b'a'; (1 << 20) + 10];
+    let too_long = vec![b'a'; qbo_backfill::domain::secret::MAX_SECRET_VALUE_BYTES + 1];
+    let far_too_long = vec![b'a'; (1 << 20) + 10];
     for (what, value) in [
-        ("longer than 1 MiB", too_long.as_slice()),
+        ("one byte over the value rule's 16 KiB", too_long.as_slice()),
+        ("longer than 1 MiB", far_too_long.as_slice()),
         ("not UTF-8", b"\xff\xfe-secret".as_slice()),
         ("a NUL byte", b"abc\0def".as_slice()),
         ("an escape", b"abc\x1b[31mdef".as_slice()),

@@ -14,6 +14,7 @@ mod proof;
 mod runbook;
 mod runbooks;
 mod server;
+mod service;
 mod store;
 mod support;
 mod sync;

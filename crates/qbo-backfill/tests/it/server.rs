@@ -341,6 +341,28 @@ async fn a_run_started_through_the_api_is_followed_to_succeeded_with_the_table_e
         (status, bad["error"]["code"].as_str()),
         (422, Some("invalid_secret_name"))
     );
+    // The one value-size rule: 16 KiB is stored, one byte more is refused.
+    let at_limit = "v".repeat(qbo_backfill::domain::secret::MAX_SECRET_VALUE_BYTES);
+    let (status, _) = api
+        .call(
+            reqwest::Method::PUT,
+            "/api/v1/secrets/MY_LONG_NOTE",
+            Some(json!({ "value": at_limit })),
+        )
+        .await;
+    assert_eq!(status, 204);
+    let (status, bad) = api
+        .call(
+            reqwest::Method::PUT,
+            "/api/v1/secrets/MY_LONG_NOTE",
+            Some(json!({ "value": format!("{at_limit}v") })),
+        )
+        .await;
+    assert_eq!(
+        (status, bad["error"]["code"].as_str()),
+        (422, Some("invalid_secret_value")),
+        "{bad}"
+    );
     let (status, secrets) = api.get("/api/v1/secrets").await;
     assert_eq!(status, 200);
     let text = secrets.to_string();
@@ -781,5 +803,57 @@ async fn a_refused_refresh_token_stops_a_queued_run_at_its_first_refresh() {
     assert_eq!(
         count(&world, "SELECT count(*) FROM raw.qb_customers").await,
         0
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_api_retries_a_run_whose_worker_died_by_the_one_retry_rule() {
+    use qbo_backfill::pipeline::{DateRange, Pipeline};
+    use qbo_backfill::store::runs;
+    let world = World::new(sim_config(60)).await;
+    let api = Api::start(&world, "1").await;
+    let realm = world.config.realm_id.clone();
+    let range = DateRange::parse("2026-01-05", "2026-01-08").expect("range");
+    let windows = range.windows().expect("windows");
+    let dead = crate::support::start_run(
+        world.pool(),
+        &realm,
+        range,
+        &windows,
+        &crate::support::dead_worker(),
+    )
+    .await;
+    runs::claim_window(
+        world.pool(),
+        &dead,
+        Pipeline::CUSTOMERS,
+        &realm,
+        &windows[0],
+        runs::LEASE,
+    )
+    .await
+    .expect("claim");
+    // Still recorded running, but its worker is gone: retried, not refused.
+    let (status, retry) = api
+        .post(&format!("/api/v1/runs/{}/retry", dead.run_id), json!({}))
+        .await;
+    assert_eq!(status, 202, "{retry}");
+    assert_eq!(retry["retry_of"], dead.run_id.to_string(), "{retry}");
+    let done = api.wait_final(retry["id"].as_str().expect("id"), 60).await;
+    assert_eq!(done["status"], "succeeded", "{done}");
+    let old: String = sqlx::query_scalar("SELECT status FROM ops.runs WHERE id = $1")
+        .bind(dead.run_id)
+        .fetch_one(world.pool())
+        .await
+        .expect("status");
+    assert_eq!(old, "interrupted");
+    // A second retry finds nothing left: a conflict in words.
+    let (status, again) = api
+        .post(&format!("/api/v1/runs/{}/retry", dead.run_id), json!({}))
+        .await;
+    assert_eq!(
+        (status, again["error"]["code"].as_str()),
+        (409, Some("nothing_to_retry")),
+        "{again}"
     );
 }

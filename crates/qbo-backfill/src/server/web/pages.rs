@@ -17,13 +17,15 @@ use super::{
     LOGIN_CSRF_COOKIE, Layout, Operator, SESSION_COOKIE, constant_time_eq, cookie, csrf_ok,
     failure, layout, not_found, operator, render, set_cookie,
 };
+use crate::domain::secret::SecretName;
 use crate::orchestrator::triggers::{NewTrigger, TriggerPatch};
 use crate::pipeline::{Mode, Pipeline};
 use crate::server::AppState;
-use crate::server::api::{range_for, secret_value_problem, validate_run};
+use crate::server::api::{range_for, validate_run};
+use crate::service::retry::{RetryPlan, RetryRefusal, plan_retry};
 use crate::store::queue::{self, NewRun};
 use crate::store::run_views::{self, RunFilter, RunView};
-use crate::store::runs::{self, RunStatus};
+use crate::store::runs::RunStatus;
 use crate::store::secrets::SecretStore;
 use crate::store::tokens::PgTokenStore;
 use crate::store::{companies, run_logs, triggers, web};
@@ -752,24 +754,19 @@ pub(crate) async fn retry(
     let Ok(id) = id.parse::<Uuid>() else {
         return not_found();
     };
-    let prepared = async {
-        let Some(run) = runs::load_run(&state.pool, id).await? else {
-            return Ok(None);
-        };
-        let windows = runs::unfinished_windows(&state.pool, id).await?;
-        Ok::<_, sqlx::Error>(Some((run, windows)))
+    // The one retry rule; a run that cannot be retried is shown again as it is.
+    let RetryPlan {
+        run,
+        pipeline,
+        windows,
+    } = match plan_retry(&state.pool, id).await {
+        Ok(plan) => plan,
+        Err(RetryRefusal::NotFound(_) | RetryRefusal::UnknownPipeline(_)) => return not_found(),
+        Err(RetryRefusal::Active { .. } | RetryRefusal::NothingToRetry(_)) => {
+            return Redirect::to(&format!("/runs/{id}")).into_response();
+        }
+        Err(RetryRefusal::Database(e)) => return failure(&e),
     };
-    let (run, windows) = match prepared.await {
-        Ok(Some(v)) => v,
-        Ok(None) => return not_found(),
-        Err(e) => return failure(&e),
-    };
-    let Ok(pipeline) = run.pipeline.parse::<Pipeline>() else {
-        return not_found();
-    };
-    if !run.status.is_final() || windows.is_empty() {
-        return Redirect::to(&format!("/runs/{id}")).into_response();
-    }
     let new = NewRun {
         pipeline,
         realm_id: &run.realm_id,
@@ -1304,19 +1301,27 @@ pub(crate) async fn replace_secret(
     if !csrf_ok(&op, &form) {
         return super::forbidden();
     }
-    let name = field(&form, "name").to_owned();
-    if !crate::cli::valid_secret_name(&name) {
-        let message = format!(
-            "`{}` is not a secret name: use upper-case letters, digits and _ (e.g. QBO_REFRESH_TOKEN).",
-            crate::pipeline::echo(&name)
-        );
-        return secrets_page(&state, &op, None, Some(message), String::new()).await;
-    }
-    let value = form.get("value").map_or("", String::as_str);
-    if let Some(problem) = secret_value_problem(&name, value) {
-        return secrets_page(&state, &op, None, Some(problem), name).await;
-    }
-    let value = SecretString::from(value.trim().to_owned());
+    let name = match SecretName::parse(field(&form, "name")) {
+        Ok(name) => name,
+        Err(refusal) => {
+            let message = format!("{refusal}.");
+            return secrets_page(&state, &op, None, Some(message), String::new()).await;
+        }
+    };
+    let value = match name.value(form.get("value").map_or("", String::as_str)) {
+        Ok(value) => SecretString::from(value.to_owned()),
+        Err(refusal) => {
+            return secrets_page(
+                &state,
+                &op,
+                None,
+                Some(refusal.to_string()),
+                name.to_string(),
+            )
+            .await;
+        }
+    };
+    let name = name.to_string();
     let realm = form.get("realm_id").map(String::as_str);
     match crate::server::secrets::store_secret(&state, &name, &value, realm).await {
         Ok(()) => {

@@ -1,0 +1,5 @@
+//! The bottom layer: rules about the project's own values that every front end and the store
+//! share, with no dependency on the rest of the crate (no database, no HTTP, no terminal). Parse
+//! once at the edge into these types, then pass the type.
+
+pub mod secret;

@@ -1,0 +1,84 @@
+//! Retrying a run: the one rule every front end applies.
+//!
+//! A run can be retried once it is over. A run recorded `running` whose worker is gone (its
+//! lease ran out, or its process died on this machine) is over too: it is marked interrupted
+//! first. A queued run, or a running one that is alive, is refused. The retry loads only the
+//! windows that did not succeed and that no other run has loaded since.
+
+use sqlx::PgPool;
+use uuid::Uuid;
+
+use crate::pipeline::{Pipeline, UnknownPipeline, Window};
+use crate::store::runs::{self, RunRecord, RunStatus};
+
+/// What a retry of a run loads.
+#[derive(Debug, Clone)]
+pub struct RetryPlan {
+    /// The run retried.
+    pub run: RunRecord,
+    /// Its pipeline.
+    pub pipeline: Pipeline,
+    /// The windows to load again, in order (never empty).
+    pub windows: Vec<Window>,
+}
+
+/// Why a run cannot be retried.
+#[derive(Debug, thiserror::Error)]
+pub enum RetryRefusal {
+    /// No such run.
+    #[error("no run `{0}` in this database")]
+    NotFound(Uuid),
+    /// The run is queued, or running with a live worker.
+    #[error("run {id} is still {status} (host {host}, pid {pid}); wait for it or cancel it first")]
+    Active {
+        /// The run.
+        id: Uuid,
+        /// `queued` or `running`.
+        status: RunStatus,
+        /// Where it runs, when known.
+        host: String,
+        /// Its process, when known.
+        pid: i32,
+    },
+    /// Every window of the run succeeded, or was loaded since by another run.
+    #[error("run {0} has no failed or unfinished windows; nothing to retry")]
+    NothingToRetry(Uuid),
+    /// The run names a pipeline this version does not know.
+    #[error(transparent)]
+    UnknownPipeline(#[from] UnknownPipeline),
+    /// PostgreSQL failed.
+    #[error("cannot read the run from PostgreSQL: {0}")]
+    Database(#[from] sqlx::Error),
+}
+
+/// Decides whether run `id` can be retried and what the retry loads; a run whose worker is gone
+/// is marked interrupted on the way.
+///
+/// # Errors
+/// [`RetryRefusal`].
+pub async fn plan_retry(pool: &PgPool, id: Uuid) -> Result<RetryPlan, RetryRefusal> {
+    let run = runs::load_run(pool, id)
+        .await?
+        .ok_or(RetryRefusal::NotFound(id))?;
+    if run.status == RunStatus::Queued || runs::run_is_alive(&run) {
+        return Err(RetryRefusal::Active {
+            id,
+            status: run.status,
+            host: run.host.clone().unwrap_or_else(|| "?".to_owned()),
+            pid: run.pid.unwrap_or(0),
+        });
+    }
+    if run.status == RunStatus::Running {
+        runs::mark_interrupted(pool, id, "its worker stopped without finishing").await?;
+    }
+    let pipeline: Pipeline = run.pipeline.parse()?;
+    let windows = runs::unfinished_windows(pool, id).await?;
+    if windows.is_empty() {
+        return Err(RetryRefusal::NothingToRetry(id));
+    }
+    Ok(RetryPlan {
+        run,
+        pipeline,
+        windows,
+    })
+}

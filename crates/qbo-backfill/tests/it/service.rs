@@ -1,0 +1,106 @@
+//! The use cases every front end shares, tested once here against a real PostgreSQL; each front
+//! end's own test then checks that it applies the same rule (`server.rs` for the API, `hostile.rs`
+//! and `runbook.rs` for the CLI, `browser.rs` for the pages).
+
+use qbo_backfill::pipeline::{DateRange, Pipeline};
+use qbo_backfill::service::retry::{RetryRefusal, plan_retry};
+use qbo_backfill::store::runs::{self, Claim};
+use qbo_backfill::store::workers::WorkerIdentity;
+use uuid::Uuid;
+
+use crate::support::{dead_worker, start_run, test_db};
+
+const REALM: &str = "9130357766900001";
+
+async fn status(pool: &sqlx::PgPool, id: Uuid) -> String {
+    sqlx::query_scalar("SELECT status FROM ops.runs WHERE id = $1")
+        .bind(id)
+        .fetch_one(pool)
+        .await
+        .expect("status")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_retry_rule_live_runs_refused_dead_ones_interrupted_then_retried() {
+    let db = test_db().await;
+    let range = DateRange::parse("2026-01-10", "2026-01-13").expect("range");
+    let windows = range.windows().expect("windows");
+
+    // No such run.
+    let missing = Uuid::new_v4();
+    assert!(matches!(
+        plan_retry(&db.pool, missing).await,
+        Err(RetryRefusal::NotFound(id)) if id == missing
+    ));
+
+    // A live running run is refused, and left alone.
+    let live = start_run(&db.pool, REALM, range, &windows, &WorkerIdentity::current()).await;
+    let refused = plan_retry(&db.pool, live.run_id)
+        .await
+        .expect_err("a live run");
+    assert!(matches!(refused, RetryRefusal::Active { .. }), "{refused}");
+    assert!(refused.to_string().contains("wait for it or cancel it"));
+    assert_eq!(status(&db.pool, live.run_id).await, "running");
+
+    // A run recorded running whose worker died is marked interrupted, then retried: the windows
+    // it did not load.
+    let dead = start_run(&db.pool, REALM, range, &windows, &dead_worker()).await;
+    assert_eq!(
+        runs::claim_window(
+            &db.pool,
+            &dead,
+            Pipeline::CUSTOMERS,
+            REALM,
+            &windows[0],
+            runs::LEASE
+        )
+        .await
+        .expect("claim"),
+        Claim::Claimed
+    );
+    let plan = plan_retry(&db.pool, dead.run_id).await.expect("retryable");
+    assert_eq!(status(&db.pool, dead.run_id).await, "interrupted");
+    assert_eq!(plan.pipeline, Pipeline::CUSTOMERS);
+    assert_eq!(plan.windows, windows);
+    assert_eq!(plan.run.id, dead.run_id);
+
+    // Every window loaded: nothing to retry.
+    let done = start_run(&db.pool, REALM, range, &windows, &WorkerIdentity::current()).await;
+    for window in &windows {
+        let _ = runs::claim_window(
+            &db.pool,
+            &done,
+            Pipeline::CUSTOMERS,
+            REALM,
+            window,
+            runs::LEASE,
+        )
+        .await
+        .expect("claim");
+        runs::end_window(
+            &db.pool,
+            &done,
+            Pipeline::CUSTOMERS,
+            REALM,
+            window,
+            &runs::WindowEnd::Succeeded,
+            std::time::Duration::ZERO,
+        )
+        .await
+        .expect("end");
+    }
+    runs::finish_run(
+        &db.pool,
+        &done,
+        runs::RunStatus::Succeeded,
+        &runs::RunTotals::default(),
+        &runs::RequestTotals::default(),
+        None,
+    )
+    .await
+    .expect("finish");
+    assert!(matches!(
+        plan_retry(&db.pool, done.run_id).await,
+        Err(RetryRefusal::NothingToRetry(_))
+    ));
+}
