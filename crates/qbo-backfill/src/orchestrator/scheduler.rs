@@ -1,14 +1,17 @@
 //! The scheduler: a loop that, every tick, asks the store to fire the triggers that are due
 //! ([`crate::store::triggers::fire_due`]) and logs each one fired or missed. Time comes from a
-//! [`Clock`], so tests move time with a [`TestClock`] instead of sleeping. Any number of
-//! schedulers may run against one database: due triggers are locked with `SKIP LOCKED`, so each
-//! occurrence is handled by exactly one of them.
+//! [`Clock`], so tests move time with a `TestClock` (feature `test-support`) instead of
+//! sleeping. Any number of schedulers may run against one database: due triggers are locked with
+//! `SKIP LOCKED`, so each occurrence is handled by exactly one of them.
 
 use std::future::Future;
+#[cfg(feature = "test-support")]
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 
-use jiff::{SignedDuration, Timestamp};
+#[cfg(feature = "test-support")]
+use jiff::SignedDuration;
+use jiff::Timestamp;
 use sqlx::PgPool;
 
 use crate::store::triggers::{Fired, TriggerStoreError, fire_due};
@@ -33,11 +36,14 @@ impl Clock for SystemClock {
 }
 
 /// A clock that stands still until told otherwise (microsecond precision, like PostgreSQL).
+/// For tests only: compiled with the `test-support` feature, never into the shipped binary.
+#[cfg(feature = "test-support")]
 #[derive(Debug)]
 pub struct TestClock {
     micros: AtomicI64,
 }
 
+#[cfg(feature = "test-support")]
 impl TestClock {
     /// A clock showing `at`.
     #[must_use]
@@ -62,6 +68,7 @@ impl TestClock {
     }
 }
 
+#[cfg(feature = "test-support")]
 impl Clock for TestClock {
     fn now(&self) -> Timestamp {
         Timestamp::from_microsecond(self.micros.load(Ordering::SeqCst))

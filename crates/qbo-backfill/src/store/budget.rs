@@ -229,8 +229,9 @@ impl PgSlot {
         }
     }
 
-    /// Forgets the slot without releasing it, as a process that dies does (for tests).
-    #[doc(hidden)]
+    /// Forgets the slot without releasing it, as a process that dies does. For tests only:
+    /// compiled with the `test-support` feature, never into the shipped binary.
+    #[cfg(feature = "test-support")]
     pub fn leak(mut self) {
         self.id = None;
     }
