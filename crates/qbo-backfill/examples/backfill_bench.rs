@@ -180,7 +180,7 @@ async fn load_pipeline(
                 realm_id: "9130350000000001",
                 range,
                 windows: range.windows()?,
-                trigger: "bench",
+                trigger: qbo_backfill::domain::run::RunOrigin::Cli,
                 retry_of: None,
             },
             Cancel::new(),

@@ -48,7 +48,7 @@ async fn main() -> anyhow::Result<()> {
                 realm_id: REALM,
                 range,
                 windows: &windows,
-                trigger: "api",
+                trigger: qbo_backfill::domain::run::RunOrigin::Api,
                 trigger_id: None,
                 retry_of: None,
                 requeue_on_loss: true,

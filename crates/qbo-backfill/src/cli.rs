@@ -11,6 +11,7 @@ use sqlx::PgPool;
 use tracing::{error, info};
 use uuid::Uuid;
 
+use crate::domain::run::RunOrigin;
 use crate::domain::secret::{MAX_SECRET_VALUE_BYTES, SecretName, SecretRefusal};
 use crate::orchestrator::worker::{Executor, LocalRun, Tee};
 use crate::pipeline::events::{RunEvent, RunEvents, TerminalEvents};
@@ -471,7 +472,7 @@ async fn run(
             realm_id: &settings.realm_id,
             range,
             windows,
-            trigger: "cli",
+            trigger: RunOrigin::Cli,
             retry_of: None,
         },
     )
@@ -537,7 +538,7 @@ async fn verify(
                     realm_id: &settings.realm_id,
                     range,
                     windows,
-                    trigger: "cli",
+                    trigger: RunOrigin::Cli,
                     retry_of: None,
                 },
                 interrupt.clone(),
@@ -724,7 +725,7 @@ async fn retry(run_id: &str, tuning: &ClientTuning) -> Result<u8, CliError> {
             realm_id: &run.realm_id,
             range: run.range(),
             windows,
-            trigger: "retry",
+            trigger: RunOrigin::Retry,
             retry_of: Some(run_id),
         },
     )

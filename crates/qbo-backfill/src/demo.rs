@@ -10,6 +10,7 @@ use secrecy::SecretString;
 use sqlx::Row as _;
 use tracing::info;
 
+use crate::domain::run::RunOrigin;
 use crate::orchestrator::worker::{Executor, LocalRun};
 use crate::pipeline::events::TerminalEvents;
 use crate::pipeline::runner::Cancel;
@@ -111,7 +112,7 @@ pub async fn run(size: DemoSize, serve: Option<std::net::SocketAddr>) -> anyhow:
                         realm_id,
                         range,
                         windows: range.windows()?,
-                        trigger: "demo",
+                        trigger: RunOrigin::Demo,
                         retry_of: None,
                     },
                     Cancel::new(),

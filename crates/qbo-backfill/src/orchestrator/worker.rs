@@ -11,6 +11,7 @@ use std::time::Duration;
 use sqlx::PgPool;
 use tracing::{info, warn};
 
+use crate::domain::run::RunOrigin;
 use crate::pipeline::events::{self, Level, RunEvent, RunEvents, TokenFailure};
 use crate::pipeline::runner::{Cancel, RunContext, RunError, RunOutcome, Runner};
 use crate::pipeline::verify::Verifier;
@@ -469,8 +470,8 @@ pub struct LocalRun<'a> {
     pub range: DateRange,
     /// The windows to load.
     pub windows: Vec<Window>,
-    /// What started it (`cli`, `retry`, `demo`).
-    pub trigger: &'a str,
+    /// What started it (the CLI, a retry, the demo).
+    pub trigger: RunOrigin,
     /// The run it retries.
     pub retry_of: Option<uuid::Uuid>,
 }

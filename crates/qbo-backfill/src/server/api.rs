@@ -16,6 +16,7 @@ use uuid::Uuid;
 
 use super::AppState;
 use super::error::ApiError;
+use crate::domain::run::RunOrigin;
 use crate::domain::secret::SecretName;
 use crate::pipeline::{DateRange, Mode, Pipeline, SinceError, Window, echo};
 use crate::service::retry::{RetryPlan, RetryRefusal, plan_retry};
@@ -231,7 +232,7 @@ pub(crate) async fn create_run(
             realm_id: &realm_id,
             range,
             windows: &windows,
-            trigger: "api",
+            trigger: RunOrigin::Api,
             trigger_id: None,
             retry_of: None,
             requeue_on_loss: true,
@@ -282,7 +283,7 @@ pub(crate) async fn enqueue_verify(
     pipelines: &[Pipeline],
     realm_id: &str,
     range: DateRange,
-    trigger: &str,
+    trigger: RunOrigin,
 ) -> Result<Vec<Uuid>, ApiError> {
     let mut planned = Vec::with_capacity(pipelines.len());
     for pipeline in pipelines {
@@ -325,7 +326,7 @@ pub(crate) async fn create_verify(
         body.fecha_fin.as_deref(),
     )?;
     let realm_id = resolve_realm(&state, body.realm_id.as_deref()).await?;
-    let ids = enqueue_verify(&state, &pipelines, &realm_id, range, "api").await?;
+    let ids = enqueue_verify(&state, &pipelines, &realm_id, range, RunOrigin::Api).await?;
     let mut views = Vec::with_capacity(ids.len());
     for id in ids {
         views.push(
@@ -470,7 +471,7 @@ pub(crate) async fn retry_run(
             realm_id: &run.realm_id,
             range: run.range(),
             windows: &windows,
-            trigger: "retry",
+            trigger: RunOrigin::Retry,
             trigger_id: None,
             retry_of: Some(id),
             requeue_on_loss: true,

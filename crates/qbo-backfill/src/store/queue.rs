@@ -10,6 +10,7 @@ use uuid::Uuid;
 use super::PgDate;
 use super::runs::{Execution, RunStatus};
 use super::workers::WorkerIdentity;
+use crate::domain::run::RunOrigin;
 use crate::pipeline::{DateRange, Pipeline, Window};
 
 /// A run to enqueue.
@@ -25,8 +26,8 @@ pub struct NewRun<'a> {
     /// ([`Pipeline::windows`]: days, or calendar months for a verification), or a retry's
     /// subset.
     pub windows: &'a [Window],
-    /// What started it: `cli`, `api`, `ui`, `retry`, `trigger`, `demo`.
-    pub trigger: &'a str,
+    /// What started it.
+    pub trigger: RunOrigin,
     /// The trigger that fired it.
     pub trigger_id: Option<Uuid>,
     /// The run it retries.
@@ -107,7 +108,7 @@ pub struct ClaimedRun {
     /// The range as asked.
     pub range: DateRange,
     /// What started it.
-    pub trigger: String,
+    pub trigger: RunOrigin,
     /// Whether it goes back to the queue when its worker is lost.
     pub requeue_on_loss: bool,
     /// Its windows that are not loaded yet, in order.
@@ -121,7 +122,7 @@ struct ClaimedRow {
     realm_id: String,
     fecha_inicio: PgDate,
     fecha_fin: PgDate,
-    trigger: String,
+    trigger: RunOrigin,
     requeue_on_loss: bool,
 }
 

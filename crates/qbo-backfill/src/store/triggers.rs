@@ -14,6 +14,7 @@ use uuid::Uuid;
 
 use super::PgTimestamp;
 use super::queue::{NewRun, enqueue_run};
+use crate::domain::run::RunOrigin;
 use crate::orchestrator::triggers::{
     Arming, Decision, NewTrigger, TriggerDef, TriggerError, TriggerKind, TriggerPatch,
     TriggerState, Zone, apply_patch, plan_fire,
@@ -539,7 +540,7 @@ async fn fire_one(
                 realm_id: &realm_id,
                 range,
                 windows: &windows,
-                trigger: "trigger",
+                trigger: RunOrigin::Trigger,
                 trigger_id: Some(trigger.id),
                 retry_of: None,
                 requeue_on_loss: true,

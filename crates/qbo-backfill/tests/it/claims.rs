@@ -178,7 +178,7 @@ async fn a_run_whose_lease_expired_goes_back_to_the_queue_and_its_old_worker_can
             realm_id: REALM,
             range,
             windows: &windows,
-            trigger: "api",
+            trigger: qbo_backfill::domain::run::RunOrigin::Api,
             trigger_id: None,
             retry_of: None,
             requeue_on_loss: true,

@@ -105,7 +105,7 @@ pub(crate) async fn start_run(
             realm_id,
             range,
             windows,
-            trigger: "cli",
+            trigger: qbo_backfill::domain::run::RunOrigin::Cli,
             trigger_id: None,
             retry_of: None,
             requeue_on_loss: false,

@@ -568,7 +568,7 @@ async fn claimed_month(
             realm_id: "realm",
             range,
             windows: &windows,
-            trigger: "cli",
+            trigger: qbo_backfill::domain::run::RunOrigin::Cli,
             trigger_id: None,
             retry_of: None,
             requeue_on_loss: false,

@@ -17,6 +17,7 @@ use super::{
     LOGIN_CSRF_COOKIE, Layout, Operator, SESSION_COOKIE, constant_time_eq, cookie, csrf_ok,
     failure, layout, not_found, operator, render, set_cookie,
 };
+use crate::domain::run::RunOrigin;
 use crate::domain::secret::SecretName;
 use crate::orchestrator::triggers::{NewTrigger, TriggerPatch};
 use crate::pipeline::{Mode, Pipeline};
@@ -376,7 +377,7 @@ pub(crate) async fn run_once(
         realm_id: &realm_id,
         range,
         windows: &windows,
-        trigger: "ui",
+        trigger: RunOrigin::Ui,
         trigger_id: None,
         retry_of: None,
         requeue_on_loss: true,
@@ -772,7 +773,7 @@ pub(crate) async fn retry(
         realm_id: &run.realm_id,
         range: run.range(),
         windows: &windows,
-        trigger: "retry",
+        trigger: RunOrigin::Retry,
         trigger_id: None,
         retry_of: Some(id),
         requeue_on_loss: true,
@@ -948,8 +949,14 @@ pub(crate) async fn start_verify(
         Ok(r) => r,
         Err(e) => return verify_page(&state, &op, None, Some(e.message), sent).await,
     };
-    let ids = match crate::server::api::enqueue_verify(&state, &pipelines, &realm_id, range, "ui")
-        .await
+    let ids = match crate::server::api::enqueue_verify(
+        &state,
+        &pipelines,
+        &realm_id,
+        range,
+        RunOrigin::Ui,
+    )
+    .await
     {
         Ok(ids) => ids,
         Err(e) if e.status.is_client_error() => {
