@@ -1,0 +1,436 @@
+//! Executing one claimed run: several windows at once (the client keeps them inside the company's
+//! API budget), each paged in a stable order with every page written in one transaction together
+//! with the window's progress; failed windows are recorded and the rest go on; `invalid_grant`
+//! stops everything at once; an interrupt (Ctrl-C, SIGTERM) or a cancel stops gracefully; a lost
+//! claim stops silently. What happens is emitted as [`RunEvent`]s; nothing here prints.
+//!
+//! Read top-down: this module holds the run (its context, outcome, heartbeat and end); `window`
+//! loads one day on its own; `span` plans consecutive days and loads them in one paged query,
+//! each row into its own day; `sync` is what an incremental sync does once every window loaded
+//! (deletions from change data capture, the cursor).
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use jiff::civil::Date;
+use sqlx::PgPool;
+use tokio::sync::Notify;
+use uuid::Uuid;
+
+use super::events::{RunEvent, RunEvents, TokenFailure};
+use super::report::{RequestCounters, Summary};
+use super::{DateRange, Mode, Pipeline, Window};
+use crate::store::runs::{self, CursorMove, Execution, RequestTotals, RunStatus, RunTotals};
+use crate::store::workers;
+
+mod span;
+mod sync;
+mod window;
+
+use span::{Work, plan};
+use window::WindowTask;
+
+/// A cancellation signal shared by every task of a run.
+#[derive(Clone, Default)]
+pub struct Cancel {
+    flag: Arc<AtomicBool>,
+    notify: Arc<Notify>,
+}
+
+impl Cancel {
+    /// A signal not yet raised.
+    #[must_use]
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Raises the signal.
+    pub fn cancel(&self) {
+        self.flag.store(true, Ordering::SeqCst);
+        self.notify.notify_waiters();
+    }
+
+    /// Whether the signal was raised.
+    #[must_use]
+    pub fn is_cancelled(&self) -> bool {
+        self.flag.load(Ordering::SeqCst)
+    }
+
+    /// Resolves once the signal is raised.
+    pub async fn cancelled(&self) {
+        loop {
+            let notified = self.notify.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if self.is_cancelled() {
+                return;
+            }
+            notified.await;
+        }
+    }
+}
+
+/// A claimed run to execute: the context every window of it carries.
+#[derive(Debug, Clone)]
+pub struct RunContext {
+    /// The claim every write is fenced by.
+    pub execution: Execution,
+    /// The pipeline.
+    pub pipeline: Pipeline,
+    /// The company.
+    pub realm_id: String,
+    /// The range as asked.
+    pub range: DateRange,
+    /// The windows to load in this execution (those not loaded yet).
+    pub windows: Vec<Window>,
+}
+
+/// How a run ended on this worker.
+#[derive(Debug, Clone)]
+pub struct RunOutcome {
+    /// The run.
+    pub run_id: Uuid,
+    /// Its status as stored (`queued` when an interrupted server run went back to the queue);
+    /// `None` when this worker lost its claim and stored nothing.
+    pub status: Option<RunStatus>,
+    /// Totals of this execution.
+    pub totals: RunTotals,
+    /// Days whose window failed.
+    pub failed_days: Vec<Date>,
+    /// Wall time.
+    pub duration: Duration,
+    /// The error that stopped the whole run, if any.
+    pub fatal: Option<String>,
+    /// Whether the run's first access token was obtained (the company's credentials work).
+    pub token_ok: bool,
+}
+
+impl RunOutcome {
+    /// The process exit status for this outcome: 0 succeeded, 1 failed or lost, 130
+    /// interrupted.
+    #[must_use]
+    pub fn exit_code(&self) -> u8 {
+        match self.status {
+            Some(RunStatus::Succeeded) => 0,
+            Some(RunStatus::Interrupted | RunStatus::Queued | RunStatus::Cancelled) => 130,
+            _ => 1,
+        }
+    }
+}
+
+/// Why a run stopped before loading every window.
+#[derive(Debug, Clone)]
+enum Stop {
+    /// A fatal error (invalid_grant, …): the run failed.
+    Fatal(String),
+    /// The operator interrupted it, or the worker is shutting down.
+    Interrupted,
+    /// Cancelled through the API.
+    Cancelled,
+    /// This execution lost its claim.
+    Lost,
+}
+
+/// Runs pipelines for one company.
+#[derive(Clone)]
+pub struct Runner {
+    /// The database.
+    pub pool: PgPool,
+    /// The company's QuickBooks client.
+    pub client: qbo::QboClient,
+    /// Windows (or spans of days) loaded at once.
+    pub concurrency: usize,
+    /// Consecutive days are fetched together while their `COUNT(*)` fits in this many pages;
+    /// 0 loads every day on its own.
+    pub span_max_pages: u64,
+    /// Raised by the operator (Ctrl-C) or a shutting-down worker.
+    pub interrupt: Cancel,
+    /// How long claims last without a heartbeat.
+    pub lease: Duration,
+}
+
+/// A failure of the run's own bookkeeping (the database), not of a window.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// A bookkeeping query failed.
+    #[error("cannot record the run in PostgreSQL: {0}")]
+    Database(#[from] sqlx::Error),
+}
+
+/// One execution of a run: the context, the shared progress and the event sink that every
+/// window task works with.
+struct Scope {
+    runner: Runner,
+    ctx: RunContext,
+    events: Arc<dyn RunEvents>,
+    queue: Mutex<VecDeque<Work>>,
+    totals: Mutex<RunTotals>,
+    failed_days: Mutex<Vec<Date>>,
+    stop: Mutex<Option<Stop>>,
+    /// Raised when the run must stop (fatal error, interrupt, cancel, lost claim).
+    halt: Cancel,
+    /// How often each day was taken over by another run while this one loaded it.
+    takeovers: Mutex<HashMap<Date, u32>>,
+    /// Where an incremental sync that loaded everything moves its cursor, when it ends.
+    cursor: Mutex<Option<CursorMove>>,
+    /// The run's first access token was obtained.
+    token_ok: AtomicBool,
+}
+
+/// A day taken over by other runs this many times is given up (failed, for a retry) instead of
+/// being queued again.
+const MAX_TAKEOVERS: u32 = 3;
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl Scope {
+    fn stop_with(&self, stop: Stop) -> bool {
+        let first = {
+            let mut slot = lock(&self.stop);
+            let first = slot.is_none();
+            if first {
+                *slot = Some(stop);
+            }
+            first
+        };
+        self.halt.cancel();
+        first
+    }
+
+    fn add(&self, f: impl FnOnce(&mut RunTotals)) -> RunTotals {
+        let mut totals = lock(&self.totals);
+        f(&mut totals);
+        *totals
+    }
+
+    fn exec(&self) -> &Execution {
+        &self.ctx.execution
+    }
+
+    fn emit(&self, event: &RunEvent<'_>) {
+        self.events.emit(event);
+    }
+}
+
+impl Runner {
+    /// Executes a claimed run to its end, emitting what happens to `events`.
+    ///
+    /// # Errors
+    /// Only when the run cannot be recorded at all; window failures are part of the outcome.
+    pub async fn execute(
+        &self,
+        ctx: RunContext,
+        events: Arc<dyn RunEvents>,
+    ) -> Result<RunOutcome, RunError> {
+        let started = Instant::now();
+        let stats_before = self.client.stats();
+        let windows = ctx.windows.len();
+        let scope = Arc::new(Scope {
+            runner: self.clone(),
+            queue: Mutex::new(plan(&ctx.windows, self.span_max_pages > 0)),
+            totals: Mutex::new(RunTotals {
+                windows: windows as u64,
+                ..RunTotals::default()
+            }),
+            ctx,
+            events,
+            failed_days: Mutex::new(Vec::new()),
+            stop: Mutex::new(None),
+            halt: Cancel::new(),
+            takeovers: Mutex::new(HashMap::new()),
+            cursor: Mutex::new(None),
+            token_ok: AtomicBool::new(false),
+        });
+        scope.emit(&RunEvent::Started {
+            run_id: scope.exec().run_id,
+            pipeline: scope.ctx.pipeline,
+            range: scope.ctx.range,
+            windows,
+            realm_id: &scope.ctx.realm_id,
+        });
+        // The heartbeat starts first: the first token refresh may wait on the company's token
+        // lock for longer than a lease.
+        let heartbeat = tokio::spawn(heartbeat_loop(scope.clone()));
+        // Fail fast on a bad refresh token, before any window starts; this is the run's only
+        // refresh before its windows, so a refused token is never sent twice.
+        if let Err(e) = self.client.ensure_access_token().await {
+            scope.token_failure(&e);
+        } else {
+            scope.token_ok.store(true, Ordering::SeqCst);
+            let mut tasks = tokio::task::JoinSet::new();
+            for _ in 0..self.concurrency.min(windows).max(1) {
+                let scope = scope.clone();
+                tasks.spawn(async move { scope.window_worker().await });
+            }
+            while let Some(joined) = tasks.join_next().await {
+                if let Err(e) = joined {
+                    let message = format!("A window worker stopped unexpectedly: {e}");
+                    scope.emit(&RunEvent::Warning { message: &message });
+                }
+            }
+            if scope.ctx.pipeline.mode() == Mode::Incremental && scope.all_loaded() {
+                scope.sync_deletions_and_cursor().await;
+            }
+        }
+        heartbeat.abort();
+        scope.finish(started, stats_before).await
+    }
+}
+
+/// Renews the run's leases; raises the run's stop on a cancel request or a lost claim.
+async fn heartbeat_loop(scope: Arc<Scope>) {
+    let pool = &scope.runner.pool;
+    loop {
+        tokio::time::sleep(runs::HEARTBEAT_EVERY.min(scope.runner.lease / 3)).await;
+        let _ = workers::heartbeat(pool, scope.exec().worker_id).await;
+        match runs::heartbeat(pool, scope.exec(), scope.runner.lease).await {
+            Ok(Some(false)) => {}
+            Ok(Some(true)) => {
+                scope.stop_with(Stop::Cancelled);
+            }
+            Ok(None) => {
+                scope.stop_with(Stop::Lost);
+                return;
+            }
+            Err(e) => {
+                let message = format!("Heartbeat failed: {e}");
+                scope.emit(&RunEvent::Warning { message: &message });
+            }
+        }
+    }
+}
+
+impl Scope {
+    async fn finish(
+        &self,
+        started: Instant,
+        stats_before: qbo::ClientStats,
+    ) -> Result<RunOutcome, RunError> {
+        let stop = lock(&self.stop).clone();
+        let totals = *lock(&self.totals);
+        let mut failed_days = lock(&self.failed_days).clone();
+        failed_days.sort_unstable();
+        let run_id = self.exec().run_id;
+        let (status, fatal) = match stop {
+            Some(Stop::Fatal(msg)) => (RunStatus::Failed, Some(msg)),
+            Some(Stop::Interrupted) => (RunStatus::Interrupted, None),
+            Some(Stop::Cancelled) => (RunStatus::Cancelled, None),
+            Some(Stop::Lost) => {
+                self.emit(&RunEvent::Lost { run_id });
+                return Ok(self.outcome(None, totals, failed_days, started, None));
+            }
+            None if totals.failed_windows > 0 => (RunStatus::Failed, None),
+            None => (RunStatus::Succeeded, None),
+        };
+        let error_text = fatal.clone().or_else(|| {
+            (!failed_days.is_empty()).then(|| format!("{} windows failed", failed_days.len()))
+        });
+        let stats = self.runner.client.stats();
+        let requests = RequestTotals {
+            requests: stats.requests.saturating_sub(stats_before.requests),
+            retries: stats.retries.saturating_sub(stats_before.retries),
+            throttled: stats.throttled.saturating_sub(stats_before.throttled),
+            refreshes: stats.refreshes.saturating_sub(stats_before.refreshes),
+        };
+        let cursor = lock(&self.cursor).take();
+        let stored = runs::finish_run_moving_cursor(
+            &self.runner.pool,
+            self.exec(),
+            status,
+            &totals,
+            &requests,
+            error_text.as_deref(),
+            cursor.as_ref(),
+        )
+        .await?;
+        let Some(stored) = stored else {
+            self.emit(&RunEvent::Lost { run_id });
+            return Ok(self.outcome(None, totals, failed_days, started, fatal));
+        };
+        let outcome = self.outcome(Some(stored), totals, failed_days, started, fatal);
+        self.emit(&RunEvent::Finished {
+            summary: &Summary {
+                pipeline: self.ctx.pipeline,
+                range: self.ctx.range,
+                run_id,
+                status: stored,
+                totals,
+                failed_days: &outcome.failed_days,
+                duration: outcome.duration,
+                requests: RequestCounters {
+                    requests: requests.requests,
+                    retries: requests.retries,
+                    throttled: requests.throttled,
+                },
+            },
+        });
+        Ok(outcome)
+    }
+
+    fn outcome(
+        &self,
+        status: Option<RunStatus>,
+        totals: RunTotals,
+        failed_days: Vec<Date>,
+        started: Instant,
+        fatal: Option<String>,
+    ) -> RunOutcome {
+        RunOutcome {
+            run_id: self.exec().run_id,
+            status,
+            totals,
+            failed_days,
+            duration: started.elapsed(),
+            fatal,
+            token_ok: self.token_ok.load(Ordering::SeqCst),
+        }
+    }
+
+    fn token_failure(&self, e: &qbo::QboError) {
+        if !self.stop_with(Stop::Fatal(format!("Token refresh failed: {e}"))) {
+            return;
+        }
+        let kind = if e.is_invalid_grant() {
+            TokenFailure::InvalidGrant
+        } else if e.is_terminal_auth() {
+            TokenFailure::InvalidClient
+        } else {
+            TokenFailure::Other
+        };
+        let message = e.to_string();
+        self.emit(&RunEvent::TokenFailed {
+            run_id: self.exec().run_id,
+            kind,
+            message: &message,
+        });
+    }
+
+    async fn window_worker(&self) {
+        loop {
+            if self.runner.interrupt.is_cancelled() {
+                self.stop_with(Stop::Interrupted);
+            }
+            if self.halt.is_cancelled() {
+                return;
+            }
+            let next = lock(&self.queue).pop_front();
+            match next {
+                None => return,
+                Some(Work::Window(window)) => {
+                    WindowTask {
+                        scope: self,
+                        window,
+                        started: Instant::now(),
+                    }
+                    .run()
+                    .await;
+                }
+                Some(Work::Span(windows)) => self.span(windows).await,
+            }
+        }
+    }
+}

@@ -1,0 +1,278 @@
+//! One window (a day, or a verification's month) loaded on its own: claimed (waiting while
+//! another run holds it), paged, each page written with the window's progress in one
+//! transaction, and ended.
+
+use std::time::{Duration, Instant};
+
+use super::{Runner, Scope, Stop, lock};
+use crate::pipeline::Window;
+use crate::pipeline::events::RunEvent;
+use crate::store::raw::{PageWrite, UpsertCounts, upsert_page};
+use crate::store::runs::{self, Claim, WindowEnd};
+
+/// One window being loaded by one execution.
+pub(super) struct WindowTask<'a> {
+    pub(super) scope: &'a Scope,
+    pub(super) window: Window,
+    pub(super) started: Instant,
+}
+
+/// How a window's paging ended early.
+pub(super) enum Early {
+    /// The run stopped (already recorded as unfinished).
+    Stopped,
+    /// The window failed with this message and transaction id.
+    Failed(String, Option<String>),
+    /// The window was taken over.
+    TakenOver,
+}
+
+impl WindowTask<'_> {
+    fn runner(&self) -> &Runner {
+        &self.scope.runner
+    }
+
+    pub(super) async fn run(&self) {
+        let scope = self.scope;
+        scope.emit(&RunEvent::WindowStarted {
+            pipeline: scope.ctx.pipeline,
+            day: self.window.day,
+        });
+        match self.claim().await {
+            Ok(true) => {}
+            Ok(false) => return,
+            Err(e) => {
+                self.failed(&format!("cannot claim the window: {e}"), None)
+                    .await;
+                return;
+            }
+        }
+        match self.load().await {
+            Ok((pages, rows, written_pages, counts)) => {
+                self.succeeded(pages, rows, written_pages, counts).await;
+            }
+            Err(Early::Stopped) => {}
+            Err(Early::TakenOver) => {
+                scope.emit(&RunEvent::WindowTakenOver {
+                    day: self.window.day,
+                });
+                scope.requeue_taken_over(vec![self.window]).await;
+            }
+            Err(Early::Failed(message, tid)) => self.failed(&message, tid.as_deref()).await,
+        }
+    }
+
+    /// Waits until the window can be claimed by this run. `false` when the run stopped.
+    async fn claim(&self) -> Result<bool, sqlx::Error> {
+        let scope = self.scope;
+        let mut told = false;
+        loop {
+            let claim = runs::claim_window(
+                &self.runner().pool,
+                scope.exec(),
+                scope.ctx.pipeline,
+                &scope.ctx.realm_id,
+                &self.window,
+                self.runner().lease,
+            )
+            .await?;
+            match claim {
+                Claim::Claimed => return Ok(true),
+                Claim::Lost => {
+                    scope.stop_with(Stop::Lost);
+                    return Ok(false);
+                }
+                Claim::Busy { holder } => {
+                    if !told {
+                        scope.emit(&RunEvent::WindowWaiting {
+                            day: self.window.day,
+                            holder,
+                        });
+                        told = true;
+                    }
+                }
+            }
+            tokio::select! {
+                () = tokio::time::sleep(Duration::from_millis(500)) => {}
+                () = scope.halt.cancelled() => return Ok(false),
+                () = self.runner().interrupt.cancelled() => {
+                    scope.stop_with(Stop::Interrupted);
+                    return Ok(false);
+                }
+            }
+        }
+    }
+
+    /// Pages through the window, writing each page. Returns pages fetched, rows, pages written
+    /// and the upsert counts.
+    async fn load(&self) -> Result<(u64, u64, u64, UpsertCounts), Early> {
+        let scope = self.scope;
+        let mut pager = self.runner().client.pager(
+            scope.ctx.pipeline.entity(),
+            scope.ctx.pipeline.time_field(),
+            qbo::TimeWindow {
+                start: self.window.start,
+                end: self.window.end,
+            },
+        );
+        let (mut written_pages, mut rows, mut counts) = (0_u64, 0_u64, UpsertCounts::default());
+        loop {
+            let next = tokio::select! {
+                r = pager.next_page() => r,
+                () = scope.halt.cancelled() => {
+                    self.unfinished("the run stopped before this window finished").await;
+                    return Err(Early::Stopped);
+                }
+                () = self.runner().interrupt.cancelled() => {
+                    scope.stop_with(Stop::Interrupted);
+                    self.unfinished("interrupted by the operator").await;
+                    return Err(Early::Stopped);
+                }
+            };
+            let page = match next {
+                Ok(Some(page)) => page,
+                Ok(None) => break,
+                Err(e) if e.is_terminal_auth() => {
+                    scope.token_failure(&e);
+                    self.unfinished("the run stopped: token refresh failed")
+                        .await;
+                    return Err(Early::Stopped);
+                }
+                Err(e) => {
+                    return Err(Early::Failed(
+                        e.to_string(),
+                        e.intuit_tid().map(str::to_owned),
+                    ));
+                }
+            };
+            // The page and the window's progress commit together, or not at all. A stop
+            // request never interrupts this: the page in flight commits or rolls back whole.
+            match self.write_page(&page).await {
+                Ok(Some(page_counts)) => {
+                    written_pages += 1;
+                    rows += page.rows.len() as u64;
+                    counts += page_counts;
+                    let totals = scope.add(|t| {
+                        t.pages += 1;
+                        t.rows += page.rows.len() as u64;
+                        t.counts += page_counts;
+                    });
+                    scope.emit(&RunEvent::PageWritten {
+                        run_rows: totals.rows,
+                    });
+                }
+                Ok(None) => return Err(Early::TakenOver),
+                Err(e) => {
+                    return Err(Early::Failed(
+                        format!("cannot write page {} to PostgreSQL: {e}", page.number),
+                        page.intuit_tid.clone(),
+                    ));
+                }
+            }
+        }
+        Ok((u64::from(pager.pages()), rows, written_pages, counts))
+    }
+
+    async fn write_page(
+        &self,
+        page: &qbo::Page,
+    ) -> Result<Option<UpsertCounts>, Box<dyn std::error::Error + Send + Sync>> {
+        let scope = self.scope;
+        let mut tx = self.runner().pool.begin().await?;
+        let counts = upsert_page(
+            &mut tx,
+            &PageWrite {
+                realm_id: &scope.ctx.realm_id,
+                table: scope.ctx.pipeline.table(),
+                window_start: self.window.start,
+                window_end: self.window.end,
+                page,
+                run_id: Some(scope.exec().run_id),
+            },
+        )
+        .await?;
+        let held = runs::record_page(
+            &mut tx,
+            scope.exec(),
+            scope.ctx.pipeline,
+            &scope.ctx.realm_id,
+            &self.window,
+            page.rows.len() as u64,
+            counts,
+        )
+        .await?;
+        if !held {
+            tx.rollback().await?;
+            return Ok(None);
+        }
+        tx.commit().await?;
+        Ok(Some(counts))
+    }
+
+    async fn succeeded(&self, pages: u64, rows: u64, written_pages: u64, counts: UpsertCounts) {
+        let duration = self.started.elapsed();
+        match self.end(&WindowEnd::Succeeded).await {
+            Ok(true) => self.scope.emit(&RunEvent::WindowCompleted {
+                day: self.window.day,
+                pages,
+                rows,
+                written_pages,
+                counts,
+                duration,
+            }),
+            Ok(false) => {
+                self.scope.emit(&RunEvent::WindowTakenOver {
+                    day: self.window.day,
+                });
+                self.scope.requeue_taken_over(vec![self.window]).await;
+            }
+            Err(e) => {
+                self.failed(&format!("cannot record the window: {e}"), None)
+                    .await;
+            }
+        }
+    }
+
+    pub(super) async fn failed(&self, message: &str, intuit_tid: Option<&str>) {
+        let scope = self.scope;
+        scope.add(|t| t.failed_windows += 1);
+        lock(&scope.failed_days).push(self.window.day);
+        self.record(&WindowEnd::Failed {
+            error: message,
+            intuit_tid,
+        })
+        .await;
+        scope.emit(&RunEvent::WindowFailed {
+            day: self.window.day,
+            error: message,
+            intuit_tid,
+        });
+    }
+
+    pub(super) async fn unfinished(&self, reason: &str) {
+        self.record(&WindowEnd::Unfinished { reason }).await;
+    }
+
+    async fn end(&self, end: &WindowEnd<'_>) -> Result<bool, sqlx::Error> {
+        let scope = self.scope;
+        runs::end_window(
+            &self.runner().pool,
+            scope.exec(),
+            scope.ctx.pipeline,
+            &scope.ctx.realm_id,
+            &self.window,
+            end,
+            self.started.elapsed(),
+        )
+        .await
+    }
+
+    /// Records how a window ended; a failure to record is reported (the lease then expires and
+    /// the window is claimable again).
+    async fn record(&self, end: &WindowEnd<'_>) {
+        if let Err(e) = self.end(end).await {
+            let message = format!("Cannot record the end of window {}: {e}", self.window.day);
+            self.scope.emit(&RunEvent::Warning { message: &message });
+        }
+    }
+}
