@@ -1,7 +1,127 @@
-//! What started a run: one closed set instead of string literals at each call site.
+//! A run's vocabulary: its status, its windows' status and what started it, each a closed set
+//! stored as `text` (the names below are the stored ones).
 
-use std::fmt;
-use std::str::FromStr;
+/// Maps a fieldless enum to and from a PostgreSQL `text` column.
+macro_rules! text_enum {
+    ($ty:ident { $($variant:ident => $name:literal),+ $(,)? }) => {
+        impl $ty {
+            /// The stored name.
+            #[must_use]
+            pub const fn as_str(self) -> &'static str {
+                match self { $(Self::$variant => $name),+ }
+            }
+        }
+        impl std::str::FromStr for $ty {
+            type Err = String;
+            fn from_str(s: &str) -> std::result::Result<Self, String> {
+                match s { $($name => Ok(Self::$variant),)+ other => Err(format!("unknown {} `{other}`", stringify!($ty))) }
+            }
+        }
+        impl std::fmt::Display for $ty {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+        impl serde::Serialize for $ty {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+                s.serialize_str(self.as_str())
+            }
+        }
+        impl sqlx::Type<sqlx::Postgres> for $ty {
+            fn type_info() -> sqlx::postgres::PgTypeInfo {
+                <&str as sqlx::Type<sqlx::Postgres>>::type_info()
+            }
+            fn compatible(ty: &sqlx::postgres::PgTypeInfo) -> bool {
+                <&str as sqlx::Type<sqlx::Postgres>>::compatible(ty)
+            }
+        }
+        impl<'q> sqlx::Encode<'q, sqlx::Postgres> for $ty {
+            fn encode_by_ref(
+                &self,
+                buf: &mut sqlx::postgres::PgArgumentBuffer,
+            ) -> std::result::Result<sqlx::encode::IsNull, sqlx::error::BoxDynError> {
+                <&str as sqlx::Encode<sqlx::Postgres>>::encode(self.as_str(), buf)
+            }
+        }
+        impl<'r> sqlx::Decode<'r, sqlx::Postgres> for $ty {
+            fn decode(
+                value: sqlx::postgres::PgValueRef<'r>,
+            ) -> std::result::Result<Self, sqlx::error::BoxDynError> {
+                let text = <&str as sqlx::Decode<sqlx::Postgres>>::decode(value)?;
+                Ok(text.parse::<Self>()?)
+            }
+        }
+    };
+}
+
+/// The status of a run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum RunStatus {
+    /// Waiting for a worker.
+    Queued,
+    /// A worker is loading it.
+    Running,
+    /// Every window succeeded.
+    Succeeded,
+    /// Some windows failed, or a fatal error stopped it.
+    Failed,
+    /// Stopped by the operator (Ctrl-C) or found dead; retryable.
+    Interrupted,
+    /// Cancelled through the API or UI.
+    Cancelled,
+}
+
+text_enum!(RunStatus {
+    Queued => "queued",
+    Running => "running",
+    Succeeded => "succeeded",
+    Failed => "failed",
+    Interrupted => "interrupted",
+    Cancelled => "cancelled",
+});
+
+impl RunStatus {
+    /// Every status, in the order they are shown.
+    pub const ALL: [Self; 6] = [
+        Self::Queued,
+        Self::Running,
+        Self::Succeeded,
+        Self::Failed,
+        Self::Interrupted,
+        Self::Cancelled,
+    ];
+
+    /// Whether the run is over (nothing will change it without a retry).
+    #[must_use]
+    pub const fn is_final(self) -> bool {
+        !matches!(self, Self::Queued | Self::Running)
+    }
+}
+
+/// The status of a window.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum WindowStatus {
+    /// Not loaded yet (or given back unfinished).
+    Pending,
+    /// Being loaded.
+    Running,
+    /// Loaded completely.
+    Succeeded,
+    /// Failed after the client's retries.
+    Failed,
+}
+
+text_enum!(WindowStatus {
+    Pending => "pending",
+    Running => "running",
+    Succeeded => "succeeded",
+    Failed => "failed",
+});
+
+impl WindowStatus {
+    /// Every status.
+    pub const ALL: [Self; 4] = [Self::Pending, Self::Running, Self::Succeeded, Self::Failed];
+}
 
 /// What started a run (`ops.runs.trigger`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -20,6 +140,15 @@ pub enum RunOrigin {
     Demo,
 }
 
+text_enum!(RunOrigin {
+    Cli => "cli",
+    Api => "api",
+    Ui => "ui",
+    Retry => "retry",
+    Trigger => "trigger",
+    Demo => "demo",
+});
+
 impl RunOrigin {
     /// Every origin.
     pub const ALL: [Self; 6] = [
@@ -30,73 +159,6 @@ impl RunOrigin {
         Self::Trigger,
         Self::Demo,
     ];
-
-    /// The stored name (`cli`, `api`, `ui`, `retry`, `trigger`, `demo`).
-    #[must_use]
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            Self::Cli => "cli",
-            Self::Api => "api",
-            Self::Ui => "ui",
-            Self::Retry => "retry",
-            Self::Trigger => "trigger",
-            Self::Demo => "demo",
-        }
-    }
-}
-
-impl fmt::Display for RunOrigin {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// A stored origin this version does not know.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown run origin `{0}`")]
-pub struct UnknownRunOrigin(pub String);
-
-impl FromStr for RunOrigin {
-    type Err = UnknownRunOrigin;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Self::ALL
-            .into_iter()
-            .find(|o| o.as_str() == s)
-            .ok_or_else(|| UnknownRunOrigin(s.chars().take(40).collect()))
-    }
-}
-
-impl serde::Serialize for RunOrigin {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(self.as_str())
-    }
-}
-
-impl sqlx::Type<sqlx::Postgres> for RunOrigin {
-    fn type_info() -> sqlx::postgres::PgTypeInfo {
-        <&str as sqlx::Type<sqlx::Postgres>>::type_info()
-    }
-
-    fn compatible(ty: &sqlx::postgres::PgTypeInfo) -> bool {
-        <&str as sqlx::Type<sqlx::Postgres>>::compatible(ty)
-    }
-}
-
-impl<'q> sqlx::Encode<'q, sqlx::Postgres> for RunOrigin {
-    fn encode_by_ref(
-        &self,
-        buf: &mut sqlx::postgres::PgArgumentBuffer,
-    ) -> Result<sqlx::encode::IsNull, sqlx::error::BoxDynError> {
-        <&str as sqlx::Encode<sqlx::Postgres>>::encode(self.as_str(), buf)
-    }
-}
-
-impl<'r> sqlx::Decode<'r, sqlx::Postgres> for RunOrigin {
-    fn decode(value: sqlx::postgres::PgValueRef<'r>) -> Result<Self, sqlx::error::BoxDynError> {
-        let text = <&str as sqlx::Decode<sqlx::Postgres>>::decode(value)?;
-        Ok(text.parse::<Self>()?)
-    }
 }
 
 #[cfg(test)]
