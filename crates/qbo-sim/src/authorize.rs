@@ -17,7 +17,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
 use crate::SimState;
-use crate::http::{form_get, parse_form};
+use crate::form::{form_get, parse_form};
 
 /// Path of the authorization endpoint (as on `appcenter.intuit.com`).
 pub(crate) const AUTHORIZE_PATH: &str = "/connect/oauth2";

@@ -20,6 +20,7 @@ mod config;
 mod data;
 mod engine;
 mod faults;
+mod form;
 mod http;
 mod json;
 mod limits;

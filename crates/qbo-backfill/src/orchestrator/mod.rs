@@ -1,6 +1,7 @@
-//! The orchestrator: the run queue and its workers ([`worker`]), triggers ([`triggers`]) and the
-//! scheduler that fires them ([`scheduler`]).
+//! The orchestrator: the run queue and its workers ([`worker`]) and the scheduler that fires
+//! triggers ([`scheduler`]). What a trigger is and when it fires is pure logic in
+//! [`crate::domain::trigger`], re-exported here as `triggers`.
 
+pub use crate::domain::trigger as triggers;
 pub mod scheduler;
-pub mod triggers;
 pub mod worker;

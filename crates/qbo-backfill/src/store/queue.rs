@@ -10,8 +10,8 @@ use uuid::Uuid;
 use super::PgDate;
 use super::runs::{Execution, RunStatus};
 use super::workers::WorkerIdentity;
+use crate::domain::pipeline::{DateRange, Pipeline, Window};
 use crate::domain::run::RunOrigin;
-use crate::pipeline::{DateRange, Pipeline, Window};
 
 /// A run to enqueue.
 #[derive(Debug, Clone)]

@@ -31,10 +31,11 @@ use sha2::{Digest, Sha256};
 use sqlx::PgConnection;
 
 use super::{PgTimestamp, StoreError};
-use crate::pipeline::catalog::ENTITIES;
+use crate::domain::catalog::ENTITIES;
+use crate::domain::pipeline::Pipeline;
 
 /// One of the raw tables (`raw.qb_<plural>`), one per entity of
-/// [`crate::pipeline::catalog::ENTITIES`].
+/// [`crate::domain::catalog::ENTITIES`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct RawTable(u8);
 
@@ -110,10 +111,10 @@ impl RawTable {
     /// The table that stores `entity`, if there is one.
     #[must_use]
     pub fn for_entity(entity: qbo::Entity) -> Option<Self> {
-        crate::pipeline::catalog::position(entity).map(Self::at)
+        crate::domain::catalog::position(entity).map(Self::at)
     }
 
-    fn spec(self) -> &'static crate::pipeline::catalog::EntitySpec {
+    fn spec(self) -> &'static crate::domain::catalog::EntitySpec {
         &ENTITIES[usize::from(self.0)]
     }
 
@@ -265,7 +266,7 @@ fn mark_deleted_sql(table: &str) -> String {
 struct Missing {
     raw: Vec<&'static str>,
     deleted_by: Vec<&'static str>,
-    history: Vec<&'static crate::pipeline::catalog::EntitySpec>,
+    history: Vec<&'static crate::domain::catalog::EntitySpec>,
 }
 
 impl Missing {
@@ -407,6 +408,14 @@ pub async fn mark_deleted(
         .fetch_all(&mut *conn)
         .await?;
     Ok(marked.len() as u64)
+}
+
+impl Pipeline {
+    /// The raw table it writes.
+    #[must_use]
+    pub fn table(self) -> RawTable {
+        RawTable::at(self.position())
+    }
 }
 
 impl std::fmt::Display for RawTable {

@@ -15,7 +15,7 @@ use uuid::Uuid;
 use super::raw::UpsertCounts;
 use super::workers;
 use super::{PgDate, PgTimestamp};
-use crate::pipeline::{DateRange, Pipeline, Window};
+use crate::domain::pipeline::{DateRange, Pipeline, Window};
 
 /// How long a run's claim (and its windows' claims) last without a heartbeat, by default.
 pub const LEASE: Duration = Duration::from_secs(30);

@@ -1,7 +1,7 @@
 //! Trigger storage: all SQL for `ops.triggers` and `ops.trigger_occurrences` — create, list,
 //! get, update, delete, the JSON view the API returns, and [`fire_due`], the scheduler's firing
 //! step. The rules (validation, DST, lateness, re-arming) are in
-//! [`crate::orchestrator::triggers`]; this module applies them under row locks so that a
+//! [`crate::domain::trigger`]; this module applies them under row locks so that a
 //! trigger's occurrence is handled exactly once whatever schedulers and edits race.
 
 use std::time::Duration;
@@ -14,12 +14,12 @@ use uuid::Uuid;
 
 use super::PgTimestamp;
 use super::queue::{NewRun, enqueue_run};
+use crate::domain::pipeline::DateRange;
 use crate::domain::run::RunOrigin;
-use crate::orchestrator::triggers::{
+use crate::domain::trigger::{
     Arming, Decision, NewTrigger, TriggerDef, TriggerError, TriggerKind, TriggerPatch,
     TriggerState, Zone, apply_patch, plan_fire,
 };
-use crate::pipeline::DateRange;
 
 /// Due triggers locked and handled per transaction by [`fire_due`].
 const FIRE_BATCH: i64 = 100;
@@ -580,7 +580,7 @@ async fn record_occurrence(
     conn: &mut PgConnection,
     trigger_id: Uuid,
     occurrence: Timestamp,
-    plan: &crate::orchestrator::triggers::FirePlan,
+    plan: &crate::domain::trigger::FirePlan,
     now: Timestamp,
 ) -> Result<bool, sqlx::Error> {
     let (outcome, detail) = match &plan.decision {
@@ -607,7 +607,7 @@ async fn record_occurrence(
 async fn save_after_fire(
     conn: &mut PgConnection,
     id: Uuid,
-    plan: &crate::orchestrator::triggers::FirePlan,
+    plan: &crate::domain::trigger::FirePlan,
     run_id: Option<Uuid>,
     now: Timestamp,
 ) -> Result<(), sqlx::Error> {

@@ -16,7 +16,7 @@ use uuid::Uuid;
 use super::raw::{RawTable, mark_deleted};
 use super::runs::{Execution, to_i64};
 use super::{PgDate, PgTimestamp, StoreError};
-use crate::pipeline::{Pipeline, Window};
+use crate::domain::pipeline::{Pipeline, Window};
 
 /// How a month of a verification ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -344,7 +344,7 @@ pub async fn latest_by_entity(
     pool: &PgPool,
     realms: &[String],
 ) -> Result<Vec<EntityVerification>, sqlx::Error> {
-    let names: Vec<&str> = Pipeline::every(crate::pipeline::Mode::Verify)
+    let names: Vec<&str> = Pipeline::every(crate::domain::pipeline::Mode::Verify)
         .map(Pipeline::name)
         .collect();
     let latest = sqlx::query(
@@ -402,7 +402,7 @@ pub async fn latest_by_entity(
         .collect();
     let mut out = Vec::new();
     for realm_id in realms {
-        for pipeline in Pipeline::every(crate::pipeline::Mode::Verify) {
+        for pipeline in Pipeline::every(crate::domain::pipeline::Mode::Verify) {
             let entity = pipeline.spec().plural;
             out.push(EntityVerification {
                 entity,

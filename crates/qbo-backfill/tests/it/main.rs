@@ -9,6 +9,7 @@ mod deploy;
 mod harness;
 mod history;
 mod hostile;
+mod layers;
 mod payloads;
 mod proof;
 mod runbook;

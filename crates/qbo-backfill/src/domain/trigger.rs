@@ -45,7 +45,7 @@ use jiff::tz::{AmbiguousOffset, TimeZone};
 use jiff::{SignedDuration, Span, Timestamp};
 use serde::{Deserialize, Deserializer, Serialize};
 
-use crate::pipeline::{DateRange, Pipeline, echo};
+use super::pipeline::{DateRange, Pipeline, echo};
 
 /// The zone of a trigger created without one.
 pub const DEFAULT_TIME_ZONE: &str = "America/Guayaquil";
@@ -461,7 +461,7 @@ impl DateSpec {
             return Ok(spec);
         }
         if text.as_bytes().first().is_some_and(u8::is_ascii_digit) {
-            let date = crate::pipeline::parse_date(field, text)
+            let date = super::pipeline::parse_date(field, text)
                 .map_err(|e| TriggerError::InvalidParams(format!("params.{e}")))?;
             return Ok(Self::Date(date));
         }
@@ -618,7 +618,7 @@ impl TriggerParams {
     }
 
     /// The range to load when the trigger fires on local date `today`, validated like the CLI
-    /// (non-empty, at most [`crate::pipeline::MAX_WINDOWS`] days, windows representable).
+    /// (non-empty, at most [`super::pipeline::MAX_WINDOWS`] days, windows representable).
     ///
     /// # Errors
     /// [`TriggerError::InvalidParams`].
