@@ -17,12 +17,11 @@ use jiff::civil::Date;
 use sqlx::PgPool;
 
 use super::events::{RunEvent, RunEvents, TokenFailure};
-use super::runner::{Cancel, RunContext, RunError, RunOutcome};
+use super::runner::{Beat, Cancel, RunContext, RunError, RunOutcome, keep_alive};
 use super::{Pipeline, Window};
 use crate::store::raw::{PageWrite, UpsertCounts, upsert_page};
 use crate::store::runs::{self, Claim, RequestTotals, RunStatus, RunTotals, WindowEnd};
 use crate::store::verify::{self as verify_store, MonthRecord, MonthStatus};
-use crate::store::workers;
 
 /// Verifies the months of claimed verify runs for one company.
 #[derive(Clone)]
@@ -185,26 +184,21 @@ impl Verifier {
 /// Renews the run's leases; raises the run's stop on a cancel request or a lost claim (as the
 /// loads' runner does).
 async fn heartbeat_loop(scope: Arc<Scope>) {
-    let pool = &scope.verifier.pool;
-    let exec = &scope.ctx.execution;
-    loop {
-        tokio::time::sleep(runs::HEARTBEAT_EVERY.min(scope.verifier.lease / 3)).await;
-        let _ = workers::heartbeat(pool, exec.worker_id).await;
-        match runs::heartbeat(pool, exec, scope.verifier.lease).await {
-            Ok(Some(false)) => {}
-            Ok(Some(true)) => {
+    keep_alive(
+        &scope.verifier.pool,
+        &scope.ctx.execution,
+        scope.verifier.lease,
+        |beat| match beat {
+            Beat::Cancelled => {
                 scope.stop_with(Stop::Cancelled);
             }
-            Ok(None) => {
+            Beat::Lost => {
                 scope.stop_with(Stop::Lost);
-                return;
             }
-            Err(e) => {
-                let message = format!("Heartbeat failed: {e}");
-                scope.emit(&RunEvent::Warning { message: &message });
-            }
-        }
-    }
+            Beat::Failed(message) => scope.emit(&RunEvent::Warning { message }),
+        },
+    )
+    .await;
 }
 
 impl Scope {

@@ -283,23 +283,52 @@ impl Runner {
 
 /// Renews the run's leases; raises the run's stop on a cancel request or a lost claim.
 async fn heartbeat_loop(scope: Arc<Scope>) {
-    let pool = &scope.runner.pool;
-    loop {
-        tokio::time::sleep(runs::HEARTBEAT_EVERY.min(scope.runner.lease / 3)).await;
-        let _ = workers::heartbeat(pool, scope.exec().worker_id).await;
-        match runs::heartbeat(pool, scope.exec(), scope.runner.lease).await {
-            Ok(Some(false)) => {}
-            Ok(Some(true)) => {
+    keep_alive(
+        &scope.runner.pool,
+        scope.exec(),
+        scope.runner.lease,
+        |beat| match beat {
+            Beat::Cancelled => {
                 scope.stop_with(Stop::Cancelled);
             }
-            Ok(None) => {
+            Beat::Lost => {
                 scope.stop_with(Stop::Lost);
+            }
+            Beat::Failed(message) => scope.emit(&RunEvent::Warning { message }),
+        },
+    )
+    .await;
+}
+
+/// What a run's heartbeat learned.
+pub(crate) enum Beat<'a> {
+    /// A cancel was requested (through the API or the UI).
+    Cancelled,
+    /// This execution no longer holds its run: the heartbeat stops.
+    Lost,
+    /// The beat could not be recorded (it is tried again next time).
+    Failed(&'a str),
+}
+
+/// Renews an execution's leases (its run's, its windows' and its worker's) every beat until its
+/// claim is lost, telling `on` what happens: the one heartbeat of loads and verifications.
+pub(crate) async fn keep_alive(
+    pool: &PgPool,
+    exec: &Execution,
+    lease: Duration,
+    on: impl Fn(Beat<'_>),
+) {
+    loop {
+        tokio::time::sleep(runs::HEARTBEAT_EVERY.min(lease / 3)).await;
+        let _ = workers::heartbeat(pool, exec.worker_id).await;
+        match runs::heartbeat(pool, exec, lease).await {
+            Ok(Some(false)) => {}
+            Ok(Some(true)) => on(Beat::Cancelled),
+            Ok(None) => {
+                on(Beat::Lost);
                 return;
             }
-            Err(e) => {
-                let message = format!("Heartbeat failed: {e}");
-                scope.emit(&RunEvent::Warning { message: &message });
-            }
+            Err(e) => on(Beat::Failed(&format!("Heartbeat failed: {e}"))),
         }
     }
 }
