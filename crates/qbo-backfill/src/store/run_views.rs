@@ -224,6 +224,26 @@ pub async fn list(
     Ok(rows.into_iter().map(RunView::from).collect())
 }
 
+/// The newest run of each of `pipelines` that has one, in one query (the Pipelines page shows
+/// one per pipeline).
+///
+/// # Errors
+/// Database errors.
+pub async fn latest_per_pipeline(
+    pool: &PgPool,
+    pipelines: &[&str],
+) -> Result<Vec<RunView>, sqlx::Error> {
+    let rows = sqlx::query_as::<_, RunRow>(sqlx::AssertSqlSafe(format!(
+        "{RUN_SELECT} WHERE r.id IN (SELECT l.id FROM unnest($1::text[]) AS p(name) \
+           CROSS JOIN LATERAL (SELECT n.id FROM ops.runs n WHERE n.pipeline = p.name \
+             ORDER BY n.created_at DESC, n.id DESC LIMIT 1) AS l)"
+    )))
+    .bind(pipelines)
+    .fetch_all(pool)
+    .await?;
+    Ok(rows.into_iter().map(RunView::from).collect())
+}
+
 #[derive(sqlx::FromRow)]
 struct WindowRow {
     window_start: PgTimestamp,

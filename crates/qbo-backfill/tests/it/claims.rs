@@ -398,3 +398,22 @@ async fn the_cursor_moves_only_with_a_run_whose_every_window_succeeded() {
     assert_eq!(finish(gap, cursor).await, Some(runs::RunStatus::Succeeded));
     assert_eq!(cursor_of().await.as_deref(), Some("2026-01-13 00:00:00+00"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_newest_run_of_each_pipeline_comes_in_one_query() {
+    use qbo_backfill::store::run_views;
+    let db = test_db().await;
+    let (range, windows) = one_day();
+    let first = new_run(&db.pool, range, &windows).await.run_id;
+    let newest = new_run(&db.pool, range, &windows).await.run_id;
+    let latest = run_views::latest_per_pipeline(
+        &db.pool,
+        &[Pipeline::CUSTOMERS.name(), Pipeline::ITEMS.name()],
+    )
+    .await
+    .expect("latest");
+    assert_eq!(latest.len(), 1, "items has no run");
+    assert_eq!(latest[0].id, newest);
+    assert_ne!(latest[0].id, first);
+    assert_eq!(latest[0].pipeline, Pipeline::CUSTOMERS.name());
+}

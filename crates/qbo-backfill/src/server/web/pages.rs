@@ -259,15 +259,18 @@ async fn pipelines_page(
             .map_err(|e| crate::store::StoreError::Random(e.to_string()))?;
         let mut cards = Vec::new();
         // Verifications have their own page (`/verify`).
-        for p in Pipeline::all().filter(|p| p.mode() != Mode::Verify) {
-            let filter = RunFilter {
-                pipeline: Some(p.name().to_owned()),
-                ..RunFilter::default()
-            };
-            let last = run_views::list(&state.pool, &filter, 1)
+        let listed: Vec<Pipeline> = Pipeline::all()
+            .filter(|p| p.mode() != Mode::Verify)
+            .collect();
+        let names: Vec<&str> = listed.iter().map(|p| p.name()).collect();
+        let mut latest: std::collections::HashMap<String, run_views::RunView> =
+            run_views::latest_per_pipeline(&state.pool, &names)
                 .await?
                 .into_iter()
-                .next();
+                .map(|r| (r.pipeline.clone(), r))
+                .collect();
+        for p in listed {
+            let last = latest.remove(p.name());
             let next = all_triggers
                 .iter()
                 .map(triggers::Trigger::view)
