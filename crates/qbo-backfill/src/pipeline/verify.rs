@@ -17,10 +17,11 @@ use jiff::civil::Date;
 use sqlx::PgPool;
 
 use super::events::{RunEvent, RunEvents, TokenFailure};
+use super::runner::window::{ClaimWait, WindowClaim, claim_when_free};
 use super::runner::{Beat, Cancel, RunContext, RunError, RunOutcome, keep_alive};
 use super::{Pipeline, Window};
 use crate::store::raw::{PageWrite, UpsertCounts, upsert_page};
-use crate::store::runs::{self, Claim, RequestTotals, RunStatus, RunTotals, WindowEnd};
+use crate::store::runs::{self, RequestTotals, RunStatus, RunTotals, WindowEnd};
 use crate::store::verify::{self as verify_store, MonthRecord, MonthStatus};
 
 /// Verifies the months of claimed verify runs for one company.
@@ -428,42 +429,37 @@ impl MonthTask<'_> {
     /// `None` when the run stopped.
     async fn claim(&self) -> Result<Option<bool>, sqlx::Error> {
         let scope = self.scope;
-        let mut waited = false;
-        loop {
-            let claim = runs::claim_window(
-                self.pool(),
-                &scope.ctx.execution,
-                scope.pipeline(),
-                self.realm_id(),
-                &self.window,
-                scope.verifier.lease,
-            )
-            .await?;
-            match claim {
-                Claim::Claimed => return Ok(Some(waited)),
-                Claim::Lost => {
-                    scope.stop_with(Stop::Lost);
-                    return Ok(None);
-                }
-                Claim::Busy { holder } => {
-                    if !waited {
-                        scope.emit(&RunEvent::WindowWaiting {
-                            day: self.window.day,
-                            holder,
-                        });
-                        waited = true;
-                    }
-                }
+        let waited = claim_when_free(
+            &WindowClaim {
+                pool: self.pool(),
+                exec: &scope.ctx.execution,
+                pipeline: scope.pipeline(),
+                realm_id: self.realm_id(),
+                window: &self.window,
+                lease: scope.verifier.lease,
+            },
+            &scope.halt,
+            &scope.verifier.interrupt,
+            |holder| {
+                scope.emit(&RunEvent::WindowWaiting {
+                    day: self.window.day,
+                    holder,
+                });
+            },
+        )
+        .await?;
+        Ok(match waited {
+            ClaimWait::Claimed { waited } => Some(waited),
+            ClaimWait::Lost => {
+                scope.stop_with(Stop::Lost);
+                None
             }
-            tokio::select! {
-                () = tokio::time::sleep(Duration::from_millis(500)) => {}
-                () = scope.halt.cancelled() => return Ok(None),
-                () = scope.verifier.interrupt.cancelled() => {
-                    scope.stop_with(Stop::Interrupted);
-                    return Ok(None);
-                }
+            ClaimWait::Interrupted => {
+                scope.stop_with(Stop::Interrupted);
+                None
             }
-        }
+            ClaimWait::Stopped => None,
+        })
     }
 
     /// QuickBooks' `COUNT(*)` of the month (one request).

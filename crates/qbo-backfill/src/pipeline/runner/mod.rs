@@ -27,7 +27,7 @@ use crate::store::workers;
 
 mod span;
 mod sync;
-mod window;
+pub(crate) mod window;
 
 use span::{Work, plan};
 use window::WindowTask;

@@ -4,7 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use super::{Runner, Scope, Stop, lock};
+use super::{Cancel, Runner, Scope, Stop, lock};
 use crate::pipeline::Window;
 use crate::pipeline::events::RunEvent;
 use crate::store::raw::{PageWrite, UpsertCounts, upsert_page};
@@ -65,42 +65,37 @@ impl WindowTask<'_> {
     /// Waits until the window can be claimed by this run. `false` when the run stopped.
     async fn claim(&self) -> Result<bool, sqlx::Error> {
         let scope = self.scope;
-        let mut told = false;
-        loop {
-            let claim = runs::claim_window(
-                &self.runner().pool,
-                scope.exec(),
-                scope.ctx.pipeline,
-                &scope.ctx.realm_id,
-                &self.window,
-                self.runner().lease,
-            )
-            .await?;
-            match claim {
-                Claim::Claimed => return Ok(true),
-                Claim::Lost => {
-                    scope.stop_with(Stop::Lost);
-                    return Ok(false);
-                }
-                Claim::Busy { holder } => {
-                    if !told {
-                        scope.emit(&RunEvent::WindowWaiting {
-                            day: self.window.day,
-                            holder,
-                        });
-                        told = true;
-                    }
-                }
+        let waited = claim_when_free(
+            &WindowClaim {
+                pool: &self.runner().pool,
+                exec: scope.exec(),
+                pipeline: scope.ctx.pipeline,
+                realm_id: &scope.ctx.realm_id,
+                window: &self.window,
+                lease: self.runner().lease,
+            },
+            &scope.halt,
+            &self.runner().interrupt,
+            |holder| {
+                scope.emit(&RunEvent::WindowWaiting {
+                    day: self.window.day,
+                    holder,
+                });
+            },
+        )
+        .await?;
+        Ok(match waited {
+            ClaimWait::Claimed { .. } => true,
+            ClaimWait::Lost => {
+                scope.stop_with(Stop::Lost);
+                false
             }
-            tokio::select! {
-                () = tokio::time::sleep(Duration::from_millis(500)) => {}
-                () = scope.halt.cancelled() => return Ok(false),
-                () = self.runner().interrupt.cancelled() => {
-                    scope.stop_with(Stop::Interrupted);
-                    return Ok(false);
-                }
+            ClaimWait::Interrupted => {
+                scope.stop_with(Stop::Interrupted);
+                false
             }
-        }
+            ClaimWait::Stopped => false,
+        })
     }
 
     /// Pages through the window, writing each page. Returns pages fetched, rows, pages written
@@ -273,6 +268,77 @@ impl WindowTask<'_> {
         if let Err(e) = self.end(end).await {
             let message = format!("Cannot record the end of window {}: {e}", self.window.day);
             self.scope.emit(&RunEvent::Warning { message: &message });
+        }
+    }
+}
+
+/// One window to claim for an execution.
+pub(crate) struct WindowClaim<'a> {
+    /// The database.
+    pub(crate) pool: &'a sqlx::PgPool,
+    /// The claiming execution.
+    pub(crate) exec: &'a crate::store::runs::Execution,
+    /// The window's pipeline.
+    pub(crate) pipeline: crate::pipeline::Pipeline,
+    /// The company.
+    pub(crate) realm_id: &'a str,
+    /// The window.
+    pub(crate) window: &'a Window,
+    /// The claim's lease.
+    pub(crate) lease: Duration,
+}
+
+/// How waiting for a window's claim ended.
+pub(crate) enum ClaimWait {
+    /// This execution holds the window; `waited` when another run held it first.
+    Claimed {
+        /// Another run held the window first.
+        waited: bool,
+    },
+    /// This execution no longer holds its run.
+    Lost,
+    /// The operator (or a stopping worker) interrupted the run.
+    Interrupted,
+    /// The run stopped for another reason meanwhile.
+    Stopped,
+}
+
+/// Claims a window, waiting (every half second) while another live run holds it; `on_wait` is
+/// told the holder once. The one claim loop of loads and verifications.
+///
+/// # Errors
+/// Database errors.
+pub(crate) async fn claim_when_free(
+    claim: &WindowClaim<'_>,
+    halt: &Cancel,
+    interrupt: &Cancel,
+    on_wait: impl Fn(uuid::Uuid),
+) -> Result<ClaimWait, sqlx::Error> {
+    let mut waited = false;
+    loop {
+        let got = runs::claim_window(
+            claim.pool,
+            claim.exec,
+            claim.pipeline,
+            claim.realm_id,
+            claim.window,
+            claim.lease,
+        )
+        .await?;
+        match got {
+            Claim::Claimed => return Ok(ClaimWait::Claimed { waited }),
+            Claim::Lost => return Ok(ClaimWait::Lost),
+            Claim::Busy { holder } => {
+                if !waited {
+                    on_wait(holder);
+                    waited = true;
+                }
+            }
+        }
+        tokio::select! {
+            () = tokio::time::sleep(Duration::from_millis(500)) => {}
+            () = halt.cancelled() => return Ok(ClaimWait::Stopped),
+            () = interrupt.cancelled() => return Ok(ClaimWait::Interrupted),
         }
     }
 }
