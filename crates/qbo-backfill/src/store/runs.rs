@@ -741,29 +741,37 @@ pub async fn finish_run_moving_cursor(
     if let Some(cursor) = cursor
         && stored == Some(RunStatus::Succeeded)
     {
-        sqlx::query(
-            "INSERT INTO ops.sync_cursors AS c (realm_id, entity, synced_through, run_id) \
-             SELECT $1, $2, $3, $4 \
-             WHERE EXISTS (SELECT 1 FROM ops.runs r WHERE r.id = $4 AND r.status = 'succeeded') \
-               AND NOT EXISTS (SELECT 1 FROM ops.run_windows w \
-                               WHERE w.run_id = $4 AND w.status <> 'succeeded') \
-               AND NOT EXISTS (SELECT 1 FROM ops.sync_cursors g \
-                               WHERE g.realm_id = $1 AND g.entity = $2 AND g.synced_through < $5) \
-             ON CONFLICT (realm_id, entity) DO UPDATE \
-             SET synced_through = EXCLUDED.synced_through, run_id = EXCLUDED.run_id, \
-                 updated_at = now() \
-             WHERE c.synced_through < EXCLUDED.synced_through",
-        )
-        .bind(&cursor.realm_id)
-        .bind(cursor.entity.qbo_name())
-        .bind(super::PgTimestamp(cursor.through))
-        .bind(exec.run_id)
-        .bind(super::PgTimestamp(cursor.range_start))
-        .execute(&mut *tx)
-        .await?;
+        move_cursor(&mut tx, exec, cursor).await?;
     }
     tx.commit().await?;
     Ok(stored)
+}
+
+/// Moves the cursor of a run stored `succeeded` (inside the transaction that stored it): only
+/// when every one of the run's windows succeeded, the range starts at or before the cursor, and
+/// never backwards.
+async fn move_cursor(conn: &mut PgConnection, exec: &Execution, cursor: &CursorMove) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO ops.sync_cursors AS c (realm_id, entity, synced_through, run_id) \
+         SELECT $1, $2, $3, $4 \
+         WHERE EXISTS (SELECT 1 FROM ops.runs r WHERE r.id = $4 AND r.status = 'succeeded') \
+           AND NOT EXISTS (SELECT 1 FROM ops.run_windows w \
+                           WHERE w.run_id = $4 AND w.status <> 'succeeded') \
+           AND NOT EXISTS (SELECT 1 FROM ops.sync_cursors g \
+                           WHERE g.realm_id = $1 AND g.entity = $2 AND g.synced_through < $5) \
+         ON CONFLICT (realm_id, entity) DO UPDATE \
+         SET synced_through = EXCLUDED.synced_through, run_id = EXCLUDED.run_id, \
+             updated_at = now() \
+         WHERE c.synced_through < EXCLUDED.synced_through",
+    )
+    .bind(&cursor.realm_id)
+    .bind(cursor.entity.qbo_name())
+    .bind(super::PgTimestamp(cursor.through))
+    .bind(exec.run_id)
+    .bind(super::PgTimestamp(cursor.range_start))
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
 }
 
 /// Ends this run's own record of a window it no longer holds (another run took the window over

@@ -382,34 +382,10 @@ impl Scope {
                 }
                 continue;
             }
-            let fetched = tokio::select! {
-                r = pager.next_page() => Some(r),
-                () = self.halt.cancelled() => None,
-                () = self.runner.interrupt.cancelled() => {
-                    self.stop_with(Stop::Interrupted);
-                    None
-                }
-            };
-            let page = match fetched {
-                None => {
-                    ended = Some(Err(Early::Stopped));
-                    continue;
-                }
-                Some(Ok(Some(page))) => page,
-                Some(Ok(None)) => {
-                    ended = Some(Ok(u64::from(pager.pages())));
-                    continue;
-                }
-                Some(Err(e)) if e.is_terminal_auth() => {
-                    self.token_failure(&e);
-                    ended = Some(Err(Early::Stopped));
-                    continue;
-                }
-                Some(Err(e)) => {
-                    ended = Some(Err(Early::Failed(
-                        e.to_string(),
-                        e.intuit_tid().map(str::to_owned),
-                    )));
+            let page = match self.next_span_page(&mut pager).await {
+                Ok(page) => page,
+                Err(end) => {
+                    ended = Some(end);
                     continue;
                 }
             };
@@ -440,6 +416,35 @@ impl Scope {
             }
         }
         ended.unwrap_or(Err(Early::Stopped))
+    }
+
+    /// The span's next page, or how its paging ended: `Ok(pages)` when every page was read,
+    /// or the reason it stopped early.
+    async fn next_span_page(
+        &self,
+        pager: &mut qbo::WindowPager,
+    ) -> Result<qbo::Page, Result<u64, Early>> {
+        let fetched = tokio::select! {
+            r = pager.next_page() => Some(r),
+            () = self.halt.cancelled() => None,
+            () = self.runner.interrupt.cancelled() => {
+                self.stop_with(Stop::Interrupted);
+                None
+            }
+        };
+        match fetched {
+            None => Err(Err(Early::Stopped)),
+            Some(Ok(Some(page))) => Ok(page),
+            Some(Ok(None)) => Err(Ok(u64::from(pager.pages()))),
+            Some(Err(e)) if e.is_terminal_auth() => {
+                self.token_failure(&e);
+                Err(Err(Early::Stopped))
+            }
+            Some(Err(e)) => Err(Err(Early::Failed(
+                e.to_string(),
+                e.intuit_tid().map(str::to_owned),
+            ))),
+        }
     }
 
     /// Accounts for one finished page write of a span.
