@@ -17,10 +17,10 @@ use jiff::civil::Date;
 use sqlx::PgPool;
 
 use super::events::{RunEvent, RunEvents, TokenFailure};
-use super::runner::window::{ClaimWait, WindowClaim, claim_when_free};
+use super::runner::window::{ClaimWait, WindowClaim, claim_when_free, write_held_page};
 use super::runner::{Beat, Cancel, RunContext, RunError, RunOutcome, keep_alive};
 use super::{Pipeline, Window};
-use crate::store::raw::{PageWrite, UpsertCounts, upsert_page};
+use crate::store::raw::UpsertCounts;
 use crate::store::runs::{self, RequestTotals, RunStatus, RunTotals, WindowEnd};
 use crate::store::verify::{self as verify_store, MonthRecord, MonthStatus};
 
@@ -644,35 +644,18 @@ impl MonthTask<'_> {
         page: &qbo::Page,
     ) -> Result<Option<UpsertCounts>, Box<dyn std::error::Error + Send + Sync>> {
         let scope = self.scope;
-        let mut tx = self.pool().begin().await?;
-        let counts = upsert_page(
-            &mut tx,
-            &PageWrite {
+        write_held_page(
+            &WindowClaim {
+                pool: self.pool(),
+                exec: &scope.ctx.execution,
+                pipeline: scope.pipeline(),
                 realm_id: self.realm_id(),
-                table: scope.pipeline().table(),
-                window_start: self.window.start,
-                window_end: self.window.end,
-                page,
-                run_id: Some(scope.ctx.execution.run_id),
+                window: &self.window,
+                lease: scope.verifier.lease,
             },
+            page,
         )
-        .await?;
-        let held = runs::record_page(
-            &mut tx,
-            &scope.ctx.execution,
-            scope.pipeline(),
-            self.realm_id(),
-            &self.window,
-            page.rows.len() as u64,
-            counts,
-        )
-        .await?;
-        if !held {
-            tx.rollback().await?;
-            return Ok(None);
-        }
-        tx.commit().await?;
-        Ok(Some(counts))
+        .await
     }
 
     /// Stores the month's result, ends its window (succeeded unless it failed) and reports it.

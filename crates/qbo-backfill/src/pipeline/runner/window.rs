@@ -173,35 +173,18 @@ impl WindowTask<'_> {
         page: &qbo::Page,
     ) -> Result<Option<UpsertCounts>, Box<dyn std::error::Error + Send + Sync>> {
         let scope = self.scope;
-        let mut tx = self.runner().pool.begin().await?;
-        let counts = upsert_page(
-            &mut tx,
-            &PageWrite {
+        write_held_page(
+            &WindowClaim {
+                pool: &self.runner().pool,
+                exec: scope.exec(),
+                pipeline: scope.ctx.pipeline,
                 realm_id: &scope.ctx.realm_id,
-                table: scope.ctx.pipeline.table(),
-                window_start: self.window.start,
-                window_end: self.window.end,
-                page,
-                run_id: Some(scope.exec().run_id),
+                window: &self.window,
+                lease: self.runner().lease,
             },
+            page,
         )
-        .await?;
-        let held = runs::record_page(
-            &mut tx,
-            scope.exec(),
-            scope.ctx.pipeline,
-            &scope.ctx.realm_id,
-            &self.window,
-            page.rows.len() as u64,
-            counts,
-        )
-        .await?;
-        if !held {
-            tx.rollback().await?;
-            return Ok(None);
-        }
-        tx.commit().await?;
-        Ok(Some(counts))
+        .await
     }
 
     async fn succeeded(&self, pages: u64, rows: u64, written_pages: u64, counts: UpsertCounts) {
@@ -341,4 +324,45 @@ pub(crate) async fn claim_when_free(
             () = interrupt.cancelled() => return Ok(ClaimWait::Interrupted),
         }
     }
+}
+
+/// Writes one page of a window `at` holds, with the window's progress, in one transaction: the
+/// one page write of loads and verifications. `None` (nothing written) when the execution no
+/// longer holds the window.
+///
+/// # Errors
+/// Database errors.
+pub(crate) async fn write_held_page(
+    at: &WindowClaim<'_>,
+    page: &qbo::Page,
+) -> Result<Option<UpsertCounts>, Box<dyn std::error::Error + Send + Sync>> {
+    let mut tx = at.pool.begin().await?;
+    let counts = upsert_page(
+        &mut tx,
+        &PageWrite {
+            realm_id: at.realm_id,
+            table: at.pipeline.table(),
+            window_start: at.window.start,
+            window_end: at.window.end,
+            page,
+            run_id: Some(at.exec.run_id),
+        },
+    )
+    .await?;
+    let held = runs::record_page(
+        &mut tx,
+        at.exec,
+        at.pipeline,
+        at.realm_id,
+        at.window,
+        page.rows.len() as u64,
+        counts,
+    )
+    .await?;
+    if !held {
+        tx.rollback().await?;
+        return Ok(None);
+    }
+    tx.commit().await?;
+    Ok(Some(counts))
 }
