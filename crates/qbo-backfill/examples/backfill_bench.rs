@@ -28,11 +28,11 @@ use qbo_backfill::pipeline::events::{RunEvent, RunEvents};
 use qbo_backfill::pipeline::runner::Cancel;
 use qbo_backfill::pipeline::{DateRange, Pipeline};
 use qbo_backfill::settings::ClientTuning;
-use qbo_backfill::store::companies::{self, Company};
+use qbo_backfill::store::auth::companies::{self, Company};
+use qbo_backfill::store::auth::secrets::SecretKey;
+use qbo_backfill::store::auth::tokens::PgTokenStore;
+use qbo_backfill::store::infra::testdb::TestDb;
 use qbo_backfill::store::runs::{LEASE, RunStatus};
-use qbo_backfill::store::secrets::SecretKey;
-use qbo_backfill::store::testdb::TestDb;
-use qbo_backfill::store::tokens::PgTokenStore;
 use secrecy::SecretString;
 
 struct Sim {

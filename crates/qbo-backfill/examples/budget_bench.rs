@@ -21,9 +21,9 @@ use qbo::{
     ClientSettings, Credentials, Environment, MemoryTokenStore, QboClient, RateLimitSettings,
     TokenSet,
 };
-use qbo_backfill::store::budget::PgBudget;
 use qbo_backfill::store::connect_options;
-use qbo_backfill::store::testdb::TestDb;
+use qbo_backfill::store::infra::budget::PgBudget;
+use qbo_backfill::store::infra::testdb::TestDb;
 use qbo_sim::{FaultConfig, Rotation, SimConfig, SimLimits, SimState};
 use secrecy::SecretString;
 use sqlx::PgPool;

@@ -10,9 +10,9 @@ use std::time::{Duration, Instant};
 
 use qbo_backfill::pipeline::{DateRange, Pipeline};
 use qbo_backfill::store::TestDb;
-use qbo_backfill::store::queue::{self, NewRun};
+use qbo_backfill::store::runs::queue::{self, NewRun};
+use qbo_backfill::store::runs::workers::{self, WorkerIdentity};
 use qbo_backfill::store::runs::{self, RequestTotals, RunStatus, RunTotals, WindowEnd};
-use qbo_backfill::store::workers::{self, WorkerIdentity};
 
 const REALM: &str = "9130350000000001";
 
@@ -145,7 +145,7 @@ async fn main() -> anyhow::Result<()> {
 /// The reads behind the Runs page and a run's page with 1,000 more runs of 30 windows each
 /// (30,000 windows) in the database.
 async fn ui_reads(pool: &sqlx::PgPool) -> anyhow::Result<()> {
-    use qbo_backfill::store::run_views::{self, RunFilter};
+    use qbo_backfill::store::runs::views::{self, RunFilter};
     sqlx::query(
         "WITH r AS (INSERT INTO ops.runs (id, pipeline, realm_id, fecha_inicio, fecha_fin, status, \
            trigger, windows_total, created_at) \
@@ -169,7 +169,7 @@ async fn ui_reads(pool: &sqlx::PgPool) -> anyhow::Result<()> {
     let t = Instant::now();
     let mut last = None;
     for _ in 0..reps {
-        let page = run_views::list(pool, &RunFilter::default(), 50).await?;
+        let page = views::list(pool, &RunFilter::default(), 50).await?;
         last = page.last().map(|r| r.id);
     }
     let first_page = t.elapsed();
@@ -179,13 +179,13 @@ async fn ui_reads(pool: &sqlx::PgPool) -> anyhow::Result<()> {
             before: last,
             ..RunFilter::default()
         };
-        run_views::list(pool, &filter, 50).await?;
+        views::list(pool, &filter, 50).await?;
     }
     let next_page = t.elapsed();
     let id = last.expect("a run");
     let t = Instant::now();
     for _ in 0..reps {
-        run_views::get(pool, id).await?.expect("run");
+        views::get(pool, id).await?.expect("run");
     }
     let one = t.elapsed();
     println!("UI and API reads with {windows} run windows in the database:");

@@ -21,10 +21,10 @@ use crate::service::company::{save_company, stored_lookup};
 use crate::service::retry::{RetryPlan, RetryRefusal, plan_retry};
 use crate::service::shutdown::shutdown_signal;
 use crate::settings::{self, ClientTuning, ConfigError, QboSettings, env};
-use crate::store::companies;
+use crate::store::auth::companies;
+use crate::store::auth::secrets::{KeySettings, SecretKey, SecretStore};
+use crate::store::auth::tokens::PgTokenStore;
 use crate::store::runs;
-use crate::store::secrets::{KeySettings, SecretKey, SecretStore};
-use crate::store::tokens::PgTokenStore;
 
 /// Loads QuickBooks Online history into PostgreSQL in daily UTC windows, idempotently.
 #[derive(Debug, Parser)]
@@ -372,7 +372,7 @@ async fn secrets_command(action: SecretsAction) -> Result<u8, CliError> {
                 ));
             }
             let pool = connect().await?;
-            let forgotten = crate::store::secrets::forget_all(&pool)
+            let forgotten = crate::store::auth::secrets::forget_all(&pool)
                 .await
                 .map_err(|e| anyhow::anyhow!("{e}"))?;
             info!(
@@ -401,7 +401,7 @@ async fn secret_key(pool: &PgPool) -> Result<SecretKey, CliError> {
 /// The secret key, refused when it did not seal what the database holds.
 async fn checked_key(pool: &PgPool) -> Result<SecretKey, CliError> {
     let key = secret_key(pool).await?;
-    crate::store::secrets::check_key(pool, &key)
+    crate::store::auth::secrets::check_key(pool, &key)
         .await
         .map_err(|e| CliError::Other(anyhow::anyhow!("{e}")))?;
     Ok(key)
@@ -613,8 +613,8 @@ async fn worker(workers: usize, queue: &QueueTuning, tuning: ClientTuning) -> Re
     QboSettings::client_settings(&tuning)?;
     let (pool, key) = start_service(&tuning).await?;
     let executor = Arc::new(Executor::new(pool.clone(), key, tuning, queue.lease()));
-    let identity = crate::store::workers::WorkerIdentity::current();
-    crate::store::workers::register(&pool, &identity, "worker")
+    let identity = crate::store::runs::workers::WorkerIdentity::current();
+    crate::store::runs::workers::register(&pool, &identity, "worker")
         .await
         .map_err(anyhow::Error::from)?;
     info!(
@@ -641,7 +641,7 @@ async fn announce_admin(pool: &PgPool) -> Result<(), CliError> {
     let user =
         settings::env_var(env::QBO_BACKFILL_ADMIN_USER).unwrap_or_else(|| "admin".to_owned());
     let password = settings::env_var(env::QBO_BACKFILL_ADMIN_PASSWORD);
-    let generated = crate::store::web::ensure_admin(pool, &user, password.as_deref())
+    let generated = crate::store::auth::web::ensure_admin(pool, &user, password.as_deref())
         .await
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     if let Some(generated) = generated {
@@ -733,7 +733,7 @@ async fn retry(run_id: &str, tuning: &ClientTuning) -> Result<u8, CliError> {
 }
 
 async fn api_tokens(action: ApiTokensAction) -> Result<u8, CliError> {
-    use crate::store::api_tokens;
+    use crate::store::auth::api_tokens;
     match action {
         ApiTokensAction::Create { name } => {
             let name = name.trim();
@@ -855,7 +855,7 @@ async fn secrets_set(name: &str) -> Result<u8, CliError> {
             .map_err(|e| anyhow::anyhow!("{e}"))?;
         info!(
             "Stored a new refresh token for realm {realm_id} ({}); the next run uses it",
-            crate::store::secrets::redact(value.expose_secret())
+            crate::store::auth::secrets::redact(value.expose_secret())
         );
     } else {
         store
@@ -864,7 +864,7 @@ async fn secrets_set(name: &str) -> Result<u8, CliError> {
             .map_err(|e| anyhow::anyhow!("{e}"))?;
         info!(
             "Stored {name} ({})",
-            crate::store::secrets::redact(value.expose_secret())
+            crate::store::auth::secrets::redact(value.expose_secret())
         );
     }
     Ok(0)
@@ -875,8 +875,8 @@ async fn list_runs(pool: &PgPool, limit: i64) -> Result<(), CliError> {
     runs::reap_lost_runs(pool)
         .await
         .map_err(anyhow::Error::from)?;
-    let filter = crate::store::run_views::RunFilter::default();
-    let runs = crate::store::run_views::list(pool, &filter, limit.clamp(1, 10_000))
+    let filter = crate::store::runs::views::RunFilter::default();
+    let runs = crate::store::runs::views::list(pool, &filter, limit.clamp(1, 10_000))
         .await
         .map_err(anyhow::Error::from)?;
     for run in runs {

@@ -16,10 +16,10 @@ use crate::pipeline::events::TerminalEvents;
 use crate::pipeline::runner::Cancel;
 use crate::pipeline::{DateRange, Pipeline};
 use crate::settings::{self, ClientTuning};
-use crate::store::companies::{self, Company};
+use crate::store::auth::companies::{self, Company};
+use crate::store::auth::secrets::{KeySettings, SecretKey};
+use crate::store::auth::tokens::PgTokenStore;
 use crate::store::runs::{self, RunStatus};
-use crate::store::secrets::{KeySettings, SecretKey};
-use crate::store::tokens::PgTokenStore;
 
 /// How big the simulated company is.
 #[derive(Debug, Clone, Copy)]
@@ -37,7 +37,7 @@ pub struct DemoSize {
 /// # Errors
 /// When PostgreSQL cannot be reached or the simulator cannot start.
 pub async fn run(size: DemoSize, serve: Option<std::net::SocketAddr>) -> anyhow::Result<u8> {
-    let url = crate::store::local_cluster::resolve_server_url(&settings::database_url())
+    let url = crate::store::infra::local_cluster::resolve_server_url(&settings::database_url())
         .await
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     let pool = crate::store::connect(&url)
@@ -175,12 +175,12 @@ async fn serve_demo(
     bind: std::net::SocketAddr,
 ) -> anyhow::Result<()> {
     // A fresh password each start, so a newcomer always has one (the demo database is theirs).
-    let password: String = crate::store::web::random_token()
+    let password: String = crate::store::auth::web::random_token()
         .map_err(|e| anyhow::anyhow!("{e}"))?
         .chars()
         .take(16)
         .collect();
-    crate::store::web::set_user(&pool, "admin", &password)
+    crate::store::auth::web::set_user(&pool, "admin", &password)
         .await
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     let host = if bind.ip().is_unspecified() || bind.ip().is_loopback() {

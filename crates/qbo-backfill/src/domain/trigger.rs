@@ -1,7 +1,7 @@
 //! Triggers, as pure logic (no database): parsing and validating what an operator asks for
 //! (pipeline, one-time local time or cron, IANA zone, `fecha_inicio`/`fecha_fin` params),
 //! turning local wall-clock times into UTC instants, and deciding what the scheduler does with a
-//! due trigger (fire, or record it as missed) and when it fires next. `crate::store::triggers`
+//! due trigger (fire, or record it as missed) and when it fires next. `crate::store::runs::triggers`
 //! stores triggers and applies these decisions in transactions.
 //!
 //! # Time rules

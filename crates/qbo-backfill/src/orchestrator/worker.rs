@@ -17,13 +17,13 @@ use crate::pipeline::runner::{Cancel, RunContext, RunError, RunOutcome, Runner};
 use crate::pipeline::verify::Verifier;
 use crate::pipeline::{DateRange, Mode, Pipeline, Window};
 use crate::settings::ClientTuning;
-use crate::store::budget::PgBudget;
-use crate::store::queue::{self, ClaimedRun, NewRun};
+use crate::store::auth::secrets::SecretKey;
+use crate::store::auth::tokens::PgTokenStore;
+use crate::store::infra::budget::PgBudget;
+use crate::store::runs::queue::{self, ClaimedRun, NewRun};
+use crate::store::runs::workers::{self, WorkerIdentity};
 use crate::store::runs::{self, RequestTotals, RunStatus, RunTotals};
-use crate::store::secrets::SecretKey;
-use crate::store::tokens::PgTokenStore;
-use crate::store::workers::{self, WorkerIdentity};
-use crate::store::{StoreError, companies, run_logs};
+use crate::store::{StoreError, auth::companies, runs::logs};
 
 /// Why a claimed run could not be executed.
 #[derive(Debug, thiserror::Error)]
@@ -311,7 +311,7 @@ impl StoredLog {
         }
         let levels: Vec<&str> = batch.iter().map(|(l, _)| l.as_str()).collect();
         let texts: Vec<String> = batch.iter().map(|(_, t)| t.clone()).collect();
-        if let Err(e) = run_logs::append(&self.pool, self.run_id, &levels, &texts).await {
+        if let Err(e) = logs::append(&self.pool, self.run_id, &levels, &texts).await {
             warn!(
                 "Cannot store {} log lines of run {}: {e}",
                 texts.len(),

@@ -13,8 +13,8 @@ use super::report::{Progress, Summary, summary_lines};
 use super::verify::VerifyTotals;
 use super::{DateRange, Pipeline};
 use crate::store::raw::UpsertCounts;
+use crate::store::raw::verify::{MonthRecord, MonthStatus};
 use crate::store::runs::RunStatus;
-use crate::store::verify::{MonthRecord, MonthStatus};
 
 /// Why the token could not be had.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -66,7 +66,7 @@ pub async fn range_or_since_cursor(
     if pipeline.mode() != Mode::Incremental {
         return Err(SinceError::DatesRequired(pipeline));
     }
-    let cursor = crate::store::cursors::get(pool, realm_id, pipeline.entity())
+    let cursor = crate::store::runs::cursors::get(pool, realm_id, pipeline.entity())
         .await?
         .ok_or_else(|| SinceError::NoCursor {
             pipeline,

@@ -21,8 +21,8 @@ use super::runner::window::{ClaimWait, WindowClaim, claim_when_free, write_held_
 use super::runner::{Beat, Cancel, RunContext, RunError, RunOutcome, keep_alive};
 use super::{Pipeline, Window};
 use crate::store::raw::UpsertCounts;
+use crate::store::raw::verify::{self as verify_store, MonthRecord, MonthStatus};
 use crate::store::runs::{self, RequestTotals, RunStatus, RunTotals, WindowEnd};
-use crate::store::verify::{self as verify_store, MonthRecord, MonthStatus};
 
 /// Verifies the months of claimed verify runs for one company.
 #[derive(Clone)]

@@ -20,13 +20,13 @@ use crate::domain::run::RunOrigin;
 use crate::domain::secret::SecretName;
 use crate::pipeline::{DateRange, Mode, Pipeline, SinceError, Window, echo};
 use crate::service::retry::{RetryPlan, RetryRefusal, plan_retry};
-use crate::store::companies::{self, NoDefault};
-use crate::store::queue::{self, CancelOutcome, NewRun};
-use crate::store::run_logs;
-use crate::store::run_views::{self, RunFilter};
+use crate::store::auth::companies::{self, NoDefault};
+use crate::store::auth::secrets::SecretStore;
+use crate::store::auth::tokens::PgTokenStore;
+use crate::store::runs::logs;
+use crate::store::runs::queue::{self, CancelOutcome, NewRun};
+use crate::store::runs::views::{self, RunFilter};
 use crate::store::runs::{self, RunStatus};
-use crate::store::secrets::SecretStore;
-use crate::store::tokens::PgTokenStore;
 
 /// The longest message text echoed from a parser.
 const MAX_MESSAGE: usize = 200;
@@ -194,7 +194,7 @@ pub(crate) async fn enqueue(state: &AppState, run: NewRun<'_>) -> Result<Respons
     let id = queue::enqueue_run(&mut tx, &run).await?;
     tx.commit().await?;
     state.wake_workers.notify_waiters();
-    let view = run_views::get(&state.pool, id)
+    let view = views::get(&state.pool, id)
         .await?
         .ok_or_else(|| ApiError::not_found("the run just created"))?;
     Ok((StatusCode::ACCEPTED, Json(view)).into_response())
@@ -330,7 +330,7 @@ pub(crate) async fn create_verify(
     let mut views = Vec::with_capacity(ids.len());
     for id in ids {
         views.push(
-            run_views::get(&state.pool, id)
+            views::get(&state.pool, id)
                 .await?
                 .ok_or_else(|| ApiError::not_found("the run just created"))?,
         );
@@ -403,7 +403,7 @@ pub(crate) async fn list_runs(
         pipeline: query.get("pipeline").cloned(),
         before,
     };
-    let runs = run_views::list(&state.pool, &filter, limit).await?;
+    let runs = views::list(&state.pool, &filter, limit).await?;
     Ok(Json(serde_json::json!({ "runs": runs })).into_response())
 }
 
@@ -413,7 +413,7 @@ pub(crate) async fn get_run(
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
     let id = parse_uuid("run", &id)?;
-    let view = run_views::get(&state.pool, id)
+    let view = views::get(&state.pool, id)
         .await?
         .ok_or_else(|| ApiError::not_found(format!("no run `{id}`")))?;
     Ok(Json(view).into_response())
@@ -431,7 +431,7 @@ pub(crate) async fn run_logs(
     if runs::load_run(&state.pool, id).await?.is_none() {
         return Err(ApiError::not_found(format!("no run `{id}`")));
     }
-    let lines = run_logs::read(&state.pool, id, after, limit).await?;
+    let lines = logs::read(&state.pool, id, after, limit).await?;
     let next = lines.last().map_or(after, |l| l.n);
     let lines: Vec<serde_json::Value> = lines
         .into_iter()
@@ -496,7 +496,7 @@ pub(crate) async fn cancel_run(
         }
         CancelOutcome::Cancelled | CancelOutcome::Requested => {}
     }
-    let view = run_views::get(&state.pool, id)
+    let view = views::get(&state.pool, id)
         .await?
         .ok_or_else(|| ApiError::not_found(format!("no run `{id}`")))?;
     Ok((StatusCode::ACCEPTED, Json(view)).into_response())

@@ -2,7 +2,7 @@
 
 use std::fmt::Write as _;
 
-use crate::store::metrics::Snapshot;
+use crate::store::infra::metrics::Snapshot;
 use crate::store::runs::RunStatus;
 
 /// One metric family: its help, type and samples (`labels`, value).

@@ -25,8 +25,8 @@ use tracing::info;
 
 use crate::orchestrator::worker::{Executor, WorkerSettings, run_workers_woken};
 use crate::settings::ClientTuning;
-use crate::store::secrets::SecretKey;
-use crate::store::workers::{self, WorkerIdentity};
+use crate::store::auth::secrets::SecretKey;
+use crate::store::runs::workers::{self, WorkerIdentity};
 use error::ApiError;
 
 /// What the server shares with every request.
@@ -136,7 +136,7 @@ async fn require_token(State(state): State<AppState>, request: Request, next: Ne
     let Some(token) = token else {
         return ApiError::unauthorized().into_response();
     };
-    match crate::store::api_tokens::verify(&state.pool, token).await {
+    match crate::store::auth::api_tokens::verify(&state.pool, token).await {
         Ok(Some(_)) => next.run(request).await,
         Ok(None) => ApiError::unauthorized().into_response(),
         Err(e) => ApiError::internal(&e).into_response(),
@@ -154,7 +154,7 @@ async fn healthz(State(state): State<AppState>) -> Response {
 }
 
 async fn metrics_route(State(state): State<AppState>) -> Response {
-    match crate::store::metrics::snapshot(&state.pool).await {
+    match crate::store::infra::metrics::snapshot(&state.pool).await {
         Ok(snapshot) => (
             [(
                 header::CONTENT_TYPE,
@@ -200,7 +200,7 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
         let shutdown = shutdown.clone();
         let grace = config.trigger_grace;
         // Triggers name their company; one created without one belongs to the only company.
-        let default_realm = crate::store::companies::default_realm(&pool)
+        let default_realm = crate::store::auth::companies::default_realm(&pool)
             .await?
             .unwrap_or_default();
         background.spawn(async move {

@@ -8,9 +8,9 @@ use super::AppState;
 use super::api::resolve_realm;
 use super::error::ApiError;
 use crate::settings::env;
-use crate::store::companies;
-use crate::store::secrets::{SecretStore, redact};
-use crate::store::tokens::PgTokenStore;
+use crate::store::auth::companies;
+use crate::store::auth::secrets::{SecretStore, redact};
+use crate::store::auth::tokens::PgTokenStore;
 
 /// Stores `value` under `name` (for the refresh token and the app keys, for the company
 /// `realm_id`, or the only one).

@@ -1,6 +1,6 @@
 //! The trigger routes of the JSON API: create (one-time at a local time in a zone, or cron),
 //! list, read, edit (`{"enabled": false}` and the rest) and delete. Validation and firing rules
-//! live in `orchestrator::triggers`; the SQL in `store::triggers`.
+//! live in `orchestrator::triggers`; the SQL in `store::runs::triggers`.
 
 use axum::Json;
 use axum::body::Bytes;
@@ -14,7 +14,7 @@ use super::api::{parse_body, resolve_realm};
 use super::error::ApiError;
 use crate::orchestrator::triggers::{NewTrigger, TriggerPatch};
 use crate::pipeline::echo;
-use crate::store::triggers::{self, TriggerStoreError};
+use crate::store::runs::triggers::{self, TriggerStoreError};
 
 impl From<TriggerStoreError> for ApiError {
     fn from(e: TriggerStoreError) -> Self {

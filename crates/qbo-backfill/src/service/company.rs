@@ -8,9 +8,9 @@ use sqlx::PgPool;
 
 use crate::settings::{ClientTuning, QboSettings, env};
 use crate::store::StoreError;
-use crate::store::companies::{self, Company};
-use crate::store::secrets::{SecretKey, SecretStore};
-use crate::store::tokens::PgTokenStore;
+use crate::store::auth::companies::{self, Company};
+use crate::store::auth::secrets::{SecretKey, SecretStore};
+use crate::store::auth::tokens::PgTokenStore;
 
 /// Reads the stored values settings may fall back to (the app keys and realm stored with
 /// `secrets set`).

@@ -1,31 +1,17 @@
-//! PostgreSQL storage: the connection pool and embedded migrations ([`connect`]), raw upserts
-//! ([`raw`]), the encrypted secret store ([`secrets`]), OAuth token storage ([`tokens`]), and the
-//! throwaway local cluster the demo and tests fall back to ([`local_cluster`]), and, for tests only
-//! (feature `test-support`), a fresh database per test (`testdb`).
+//! PostgreSQL storage, SQL only, grouped by concern: the connection pool and embedded migrations
+//! ([`connect`]); runs and their queue, claims, lifecycle, logs, cursors and triggers
+//! ([`runs`]); the raw tables, their history and verification state ([`raw`]); tokens, secrets,
+//! companies, API tokens and web sessions ([`auth`]); and what those stand on: the shared request
+//! budget, `/metrics` figures, time types and the throwaway local cluster ([`infra`]).
+//! It depends on nothing of the crate but [`crate::domain`].
 //!
 //! Every failure is a [`StoreError`] whose message says in one line what is wrong and never
 //! contains the password of a database URL (see [`redact_url`]).
 
-pub mod api_tokens;
-pub mod budget;
-pub mod companies;
-pub mod cursors;
-pub mod local_cluster;
-pub mod metrics;
-pub mod pgtime;
-pub mod queue;
+pub mod auth;
+pub mod infra;
 pub mod raw;
-pub mod run_logs;
-pub mod run_views;
 pub mod runs;
-pub mod secrets;
-#[cfg(any(test, feature = "test-support"))]
-pub mod testdb;
-pub mod tokens;
-pub mod triggers;
-pub mod verify;
-pub mod web;
-pub mod workers;
 
 mod error;
 
@@ -36,14 +22,14 @@ use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{Connection, PgConnection, PgPool};
 
+pub use auth::secrets::{KeySettings, SecretInfo, SecretKey, SecretStore, redact};
+pub use auth::tokens::{PgTokenStore, TokenStatus};
 pub use error::StoreError;
-pub use local_cluster::resolve_server_url;
-pub use pgtime::{PgDate, PgTimestamp};
-pub use raw::{DeletionSource, PageWrite, RawTable, UpsertCounts, upsert_page};
-pub use secrets::{KeySettings, SecretInfo, SecretKey, SecretStore, redact};
+pub use infra::local_cluster::resolve_server_url;
+pub use infra::pgtime::{PgDate, PgTimestamp};
 #[cfg(any(test, feature = "test-support"))]
-pub use testdb::TestDb;
-pub use tokens::{PgTokenStore, TokenStatus};
+pub use infra::testdb::TestDb;
+pub use raw::{DeletionSource, PageWrite, RawTable, UpsertCounts, upsert_page};
 
 /// The schema migrations of `crates/qbo-backfill/migrations`, embedded in the binary.
 pub static MIGRATOR: Migrator = sqlx::migrate!("./migrations");

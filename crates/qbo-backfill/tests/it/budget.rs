@@ -7,8 +7,8 @@
 use std::time::{Duration, Instant};
 
 use qbo::RateLimitSettings;
-use qbo_backfill::store::budget::PgBudget;
 use qbo_backfill::store::connect_options;
+use qbo_backfill::store::infra::budget::PgBudget;
 use qbo_sim::{FaultConfig, SimLimits};
 use sqlx::PgPool;
 use sqlx::postgres::PgPoolOptions;

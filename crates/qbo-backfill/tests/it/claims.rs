@@ -5,8 +5,8 @@
 use std::time::Duration;
 
 use qbo_backfill::pipeline::{DateRange, Pipeline, Window};
+use qbo_backfill::store::runs::workers::WorkerIdentity;
 use qbo_backfill::store::runs::{self, Claim, Execution, Reaped};
-use qbo_backfill::store::workers::WorkerIdentity;
 use sqlx::{Connection as _, PgPool};
 use uuid::Uuid;
 
@@ -167,13 +167,13 @@ async fn a_run_whose_lease_expired_goes_back_to_the_queue_and_its_old_worker_can
     // A worker on another machine or container: this process cannot judge its pid.
     let mut remote = WorkerIdentity::current();
     remote.liveness_key = None;
-    qbo_backfill::store::workers::register(&db.pool, &remote, "worker")
+    qbo_backfill::store::runs::workers::register(&db.pool, &remote, "worker")
         .await
         .expect("register");
     let mut tx = db.pool.begin().await.expect("begin");
-    let id = qbo_backfill::store::queue::enqueue_run(
+    let id = qbo_backfill::store::runs::queue::enqueue_run(
         &mut tx,
-        &qbo_backfill::store::queue::NewRun {
+        &qbo_backfill::store::runs::queue::NewRun {
             pipeline: Pipeline::CUSTOMERS,
             realm_id: REALM,
             range,
@@ -188,7 +188,7 @@ async fn a_run_whose_lease_expired_goes_back_to_the_queue_and_its_old_worker_can
     .expect("enqueue");
     tx.commit().await.expect("commit");
     let mut conn = db.pool.acquire().await.expect("conn");
-    let old = qbo_backfill::store::queue::claim_next(&mut conn, &remote, runs::LEASE)
+    let old = qbo_backfill::store::runs::queue::claim_next(&mut conn, &remote, runs::LEASE)
         .await
         .expect("claim")
         .expect("a queued run");
@@ -226,11 +226,14 @@ async fn a_run_whose_lease_expired_goes_back_to_the_queue_and_its_old_worker_can
             requeued: true
         }]
     );
-    let new =
-        qbo_backfill::store::queue::claim_next(&mut conn, &WorkerIdentity::current(), runs::LEASE)
-            .await
-            .expect("claim")
-            .expect("the run is queued again");
+    let new = qbo_backfill::store::runs::queue::claim_next(
+        &mut conn,
+        &WorkerIdentity::current(),
+        runs::LEASE,
+    )
+    .await
+    .expect("claim")
+    .expect("the run is queued again");
     assert_eq!(new.execution.run_id, id);
     assert_eq!(
         new.windows, windows,
@@ -401,12 +404,12 @@ async fn the_cursor_moves_only_with_a_run_whose_every_window_succeeded() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_newest_run_of_each_pipeline_comes_in_one_query() {
-    use qbo_backfill::store::run_views;
+    use qbo_backfill::store::runs::views;
     let db = test_db().await;
     let (range, windows) = one_day();
     let first = new_run(&db.pool, range, &windows).await.run_id;
     let newest = new_run(&db.pool, range, &windows).await.run_id;
-    let latest = run_views::latest_per_pipeline(
+    let latest = views::latest_per_pipeline(
         &db.pool,
         &[Pipeline::CUSTOMERS.name(), Pipeline::ITEMS.name()],
     )

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use base64::Engine as _;
 use jiff::Timestamp;
-use qbo_backfill::store::testdb::TestDb;
+use qbo_backfill::store::infra::testdb::TestDb;
 use qbo_sim::{RunningSim, SimConfig, SimState};
 use sqlx::PgPool;
 

@@ -26,7 +26,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
-use qbo_backfill::store::testdb::TestDb;
+use qbo_backfill::store::infra::testdb::TestDb;
 use qbo_sim::{FaultConfig, Rotation, SimConfig, SimLimits, SimState};
 use serde_json::{Value, json};
 use sqlx::PgPool;
@@ -2317,9 +2317,9 @@ async fn soak_phase(
 async fn stored_refresh_token(world: &World) -> String {
     use qbo::token_store::TokenStore as _;
     use secrecy::ExposeSecret as _;
-    let key =
-        qbo_backfill::store::secrets::SecretKey::from_base64(&world.secret_key_b64).expect("key");
-    let store = qbo_backfill::store::tokens::PgTokenStore::new(
+    let key = qbo_backfill::store::auth::secrets::SecretKey::from_base64(&world.secret_key_b64)
+        .expect("key");
+    let store = qbo_backfill::store::auth::tokens::PgTokenStore::new(
         world.pool().clone(),
         key,
         world.config.realm_id.clone(),

@@ -4,8 +4,8 @@
 
 use qbo_backfill::pipeline::{DateRange, Pipeline};
 use qbo_backfill::service::retry::{RetryRefusal, plan_retry};
+use qbo_backfill::store::runs::workers::WorkerIdentity;
 use qbo_backfill::store::runs::{self, Claim};
-use qbo_backfill::store::workers::WorkerIdentity;
 use uuid::Uuid;
 
 use crate::support::{dead_worker, start_run, test_db};

@@ -75,8 +75,8 @@ pub(crate) fn page(number: u32, rows: Vec<qbo::Row>) -> qbo::Page {
 
 /// A worker identity that this machine can tell is dead: this boot and pid namespace, a pid
 /// that does not exist. Without `/proc`, a fresh identity (then only leases decide).
-pub(crate) fn dead_worker() -> qbo_backfill::store::workers::WorkerIdentity {
-    let mut worker = qbo_backfill::store::workers::WorkerIdentity::current();
+pub(crate) fn dead_worker() -> qbo_backfill::store::runs::workers::WorkerIdentity {
+    let mut worker = qbo_backfill::store::runs::workers::WorkerIdentity::current();
     worker.pid = 99_999_999;
     worker.liveness_key = worker.liveness_key.as_deref().and_then(|key| {
         let mut parts = key.splitn(3, '/');
@@ -91,10 +91,10 @@ pub(crate) async fn start_run(
     realm_id: &str,
     range: qbo_backfill::pipeline::DateRange,
     windows: &[qbo_backfill::pipeline::Window],
-    worker: &qbo_backfill::store::workers::WorkerIdentity,
+    worker: &qbo_backfill::store::runs::workers::WorkerIdentity,
 ) -> qbo_backfill::store::runs::Execution {
-    use qbo_backfill::store::queue::{NewRun, claim_run, enqueue_run};
-    qbo_backfill::store::workers::register(pool, worker, "test")
+    use qbo_backfill::store::runs::queue::{NewRun, claim_run, enqueue_run};
+    qbo_backfill::store::runs::workers::register(pool, worker, "test")
         .await
         .expect("register worker");
     let mut tx = pool.begin().await.expect("begin");

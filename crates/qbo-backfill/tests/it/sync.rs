@@ -460,7 +460,7 @@ async fn a_span_taken_over_mid_run_loads_the_day_again_and_writes_only_what_it_h
         &realm,
         taken,
         &taken_windows,
-        &qbo_backfill::store::workers::WorkerIdentity::current(),
+        &qbo_backfill::store::runs::workers::WorkerIdentity::current(),
     )
     .await;
     sqlx::query(

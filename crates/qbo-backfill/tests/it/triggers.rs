@@ -10,7 +10,7 @@ use qbo_backfill::orchestrator::scheduler::{Clock as _, TestClock, fire_step, ru
 use qbo_backfill::orchestrator::triggers::{
     DEFAULT_GRACE, NewTrigger, TriggerKind, TriggerPatch, TriggerState,
 };
-use qbo_backfill::store::triggers::{self, TriggerStoreError, fire_due};
+use qbo_backfill::store::runs::triggers::{self, TriggerStoreError, fire_due};
 use sqlx::PgPool;
 use uuid::Uuid;
 

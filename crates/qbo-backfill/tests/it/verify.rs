@@ -8,8 +8,8 @@
 use std::collections::HashSet;
 
 use qbo_backfill::pipeline::{DateRange, Mode, Pipeline};
+use qbo_backfill::store::raw::verify as verify_store;
 use qbo_backfill::store::runs::{Claim, claim_window};
-use qbo_backfill::store::verify as verify_store;
 use qbo_sim::{FaultConfig, SimConfig};
 use serde_json::json;
 
@@ -551,13 +551,13 @@ async fn claimed_month(
     Pipeline,
     qbo_backfill::pipeline::Window,
 ) {
-    use qbo_backfill::store::queue::{NewRun, claim_run, enqueue_run};
+    use qbo_backfill::store::runs::queue::{NewRun, claim_run, enqueue_run};
     let pipeline = Pipeline::of(qbo::Entity::TimeActivity, Mode::Verify).expect("pipeline");
     let range = DateRange::parse("2026-01-01", "2026-02-01").expect("range");
     let windows = pipeline.windows(&range).expect("months");
     assert_eq!(windows.len(), 1);
-    let worker = qbo_backfill::store::workers::WorkerIdentity::current();
-    qbo_backfill::store::workers::register(pool, &worker, "test")
+    let worker = qbo_backfill::store::runs::workers::WorkerIdentity::current();
+    qbo_backfill::store::runs::workers::register(pool, &worker, "test")
         .await
         .expect("register");
     let mut tx = pool.begin().await.expect("begin");
@@ -875,7 +875,7 @@ async fn the_verify_page_lists_every_entity_verifies_from_its_form_and_reads_on_
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_weekly_cron_trigger_schedules_a_verify_run_of_calendar_months() {
     use qbo_backfill::orchestrator::triggers::{DEFAULT_GRACE, NewTrigger};
-    use qbo_backfill::store::triggers;
+    use qbo_backfill::store::runs::triggers;
     let db = support::test_db().await;
     let pool = &db.pool;
     let now = support::ts("2026-03-04T12:00:00Z");

@@ -22,8 +22,8 @@ use uuid::Uuid;
 use super::events::{RunEvent, RunEvents, TokenFailure};
 use super::report::{RequestCounters, Summary};
 use super::{DateRange, Mode, Pipeline, Window};
+use crate::store::runs::workers;
 use crate::store::runs::{self, CursorMove, Execution, RequestTotals, RunStatus, RunTotals};
-use crate::store::workers;
 
 mod span;
 mod sync;

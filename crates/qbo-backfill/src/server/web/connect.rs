@@ -16,10 +16,10 @@ use secrecy::{ExposeSecret as _, SecretString};
 use super::{Layout, failure, layout, operator, render};
 use crate::server::AppState;
 use crate::settings::{ClientTuning, QboSettings, env, env_var};
-use crate::store::companies::{self, Company};
-use crate::store::secrets::SecretStore;
-use crate::store::tokens::PgTokenStore;
-use crate::store::{StoreError, web};
+use crate::store::auth::companies::{self, Company};
+use crate::store::auth::secrets::SecretStore;
+use crate::store::auth::tokens::PgTokenStore;
+use crate::store::{StoreError, auth::web};
 
 /// Where the consent page is and where Intuit sends the browser back.
 #[derive(Debug, Clone)]

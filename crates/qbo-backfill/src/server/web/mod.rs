@@ -17,8 +17,8 @@ use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 
 use super::AppState;
-use crate::store::web::{self, Session};
-use crate::store::{StoreError, companies};
+use crate::store::auth::web::{self, Session};
+use crate::store::{StoreError, auth::companies};
 
 /// The session cookie.
 pub const SESSION_COOKIE: &str = "qbo_session";

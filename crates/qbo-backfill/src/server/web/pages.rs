@@ -24,12 +24,12 @@ use crate::pipeline::{Mode, Pipeline};
 use crate::server::AppState;
 use crate::server::api::{range_for, validate_run};
 use crate::service::retry::{RetryPlan, RetryRefusal, plan_retry};
-use crate::store::queue::{self, NewRun};
-use crate::store::run_views::{self, RunFilter, RunView};
+use crate::store::auth::secrets::SecretStore;
+use crate::store::auth::tokens::PgTokenStore;
 use crate::store::runs::RunStatus;
-use crate::store::secrets::SecretStore;
-use crate::store::tokens::PgTokenStore;
-use crate::store::{companies, run_logs, triggers, web};
+use crate::store::runs::queue::{self, NewRun};
+use crate::store::runs::views::{self, RunFilter, RunView};
+use crate::store::{auth::companies, auth::web, runs::logs, runs::triggers};
 
 type Fields = HashMap<String, String>;
 
@@ -263,8 +263,8 @@ async fn pipelines_page(
             .filter(|p| p.mode() != Mode::Verify)
             .collect();
         let names: Vec<&str> = listed.iter().map(|p| p.name()).collect();
-        let mut latest: std::collections::HashMap<String, run_views::RunView> =
-            run_views::latest_per_pipeline(&state.pool, &names)
+        let mut latest: std::collections::HashMap<String, views::RunView> =
+            views::latest_per_pipeline(&state.pool, &names)
                 .await?
                 .into_iter()
                 .map(|r| (r.pipeline.clone(), r))
@@ -483,7 +483,7 @@ pub(crate) async fn runs(
         before: query.get("before").and_then(|b| b.parse().ok()),
     };
     let page = async {
-        let runs = run_views::list(&state.pool, &filter, RUNS_PER_PAGE).await?;
+        let runs = views::list(&state.pool, &filter, RUNS_PER_PAGE).await?;
         let older = (runs.len() as i64 == RUNS_PER_PAGE)
             .then(|| runs.last().map(|r| r.id))
             .flatten()
@@ -632,9 +632,7 @@ async fn load_run(state: &AppState, id: &str) -> Result<Option<RunView>, Respons
     let Ok(id) = id.parse::<Uuid>() else {
         return Ok(None);
     };
-    run_views::get(&state.pool, id)
-        .await
-        .map_err(|e| failure(&e))
+    views::get(&state.pool, id).await.map_err(|e| failure(&e))
 }
 
 /// `GET /runs/{id}`.
@@ -728,7 +726,7 @@ pub(crate) async fn run_log(
         .and_then(|a| a.parse::<i64>().ok())
         .unwrap_or(0)
         .max(0);
-    match run_logs::read(&state.pool, id, after, 1000).await {
+    match logs::read(&state.pool, id, after, 1000).await {
         Ok(lines) => {
             let next = lines.last().map_or(after, |l| l.n);
             let lines: Vec<serde_json::Value> = lines
@@ -865,7 +863,7 @@ async fn verify_page(
             .into_iter()
             .map(|c| c.realm_id)
             .collect();
-        let rows = crate::store::verify::latest_by_entity(&state.pool, &companies)
+        let rows = crate::store::raw::verify::latest_by_entity(&state.pool, &companies)
             .await?
             .into_iter()
             .map(|v| VerifyRow {

@@ -22,6 +22,8 @@
 //! SyncToken is older; the folded-away occurrences count as unchanged, so
 //! `inserted + updated + unchanged == page.rows.len()` and `inserted` equals the table's growth.
 
+pub mod verify;
+
 use std::borrow::Cow;
 use std::collections::HashMap;
 use std::ops::AddAssign;

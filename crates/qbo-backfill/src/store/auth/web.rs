@@ -12,7 +12,7 @@ use base64::Engine as _;
 use sha2::{Digest as _, Sha256};
 use sqlx::PgPool;
 
-use super::StoreError;
+use crate::store::StoreError;
 
 /// How long a session lasts without use.
 pub const SESSION_IDLE: Duration = Duration::from_secs(12 * 3600);

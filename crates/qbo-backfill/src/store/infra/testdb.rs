@@ -9,7 +9,7 @@
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{Connection as _, PgPool};
 
-use super::{
+use crate::store::{
     StoreError, connect_options, create_database, maintenance_connection, migrate, quote_ident,
     resolve_server_url,
 };
@@ -36,7 +36,7 @@ impl std::fmt::Debug for TestDb {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("TestDb")
             .field("name", &self.name)
-            .field("url", &super::redact_url(&self.url))
+            .field("url", &crate::store::redact_url(&self.url))
             .finish_non_exhaustive()
     }
 }

@@ -12,14 +12,14 @@ use sqlx::types::Json;
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
-use super::PgTimestamp;
-use super::queue::{NewRun, enqueue_run};
 use crate::domain::pipeline::DateRange;
 use crate::domain::run::RunOrigin;
 use crate::domain::trigger::{
     Arming, Decision, NewTrigger, TriggerDef, TriggerError, TriggerKind, TriggerPatch,
     TriggerState, Zone, apply_patch, plan_fire,
 };
+use crate::store::PgTimestamp;
+use crate::store::runs::queue::{NewRun, enqueue_run};
 
 /// Due triggers locked and handled per transaction by [`fire_due`].
 const FIRE_BATCH: i64 = 100;
@@ -43,7 +43,7 @@ pub enum TriggerStoreError {
     #[error("no trigger with id {0}")]
     NotFound(Uuid),
     /// The database failed.
-    #[error("Database error: {}", super::describe_sqlx(.0))]
+    #[error("Database error: {}", crate::store::describe_sqlx(.0))]
     Database(#[from] sqlx::Error),
 }
 

@@ -13,10 +13,10 @@ use jiff::Timestamp;
 use sqlx::{PgPool, Row as _};
 use uuid::Uuid;
 
-use super::raw::{RawTable, mark_deleted};
-use super::runs::{Execution, to_i64};
-use super::{PgDate, PgTimestamp, StoreError};
 use crate::domain::pipeline::{Pipeline, Window};
+use crate::store::raw::{RawTable, mark_deleted};
+use crate::store::runs::{Execution, to_i64};
+use crate::store::{PgDate, PgTimestamp, StoreError};
 
 /// How a month of a verification ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -180,7 +180,7 @@ pub async fn mark_missing(
         table,
         realm_id,
         &deleted,
-        super::raw::DeletionSource::Verify,
+        crate::store::raw::DeletionSource::Verify,
     )
     .await?;
     // Locked after the raw rows, in the order a page write locks them.

@@ -6,8 +6,8 @@
 use secrecy::{ExposeSecret as _, SecretString};
 use sqlx::PgPool;
 
-use super::StoreError;
-use super::secrets::SecretKey;
+use crate::store::StoreError;
+use crate::store::auth::secrets::SecretKey;
 
 /// One connected company.
 #[derive(Clone)]

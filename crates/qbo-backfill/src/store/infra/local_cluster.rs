@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use sqlx::{ConnectOptions as _, Connection as _};
 
-use super::{StoreError, connect_options, describe_io, target};
+use crate::store::{StoreError, connect_options, describe_io, target};
 
 /// Returns the URL to use for `url`'s server: `url` itself if a PostgreSQL server answers there
 /// (even with an error such as a missing database or a refused login: that is for the caller to

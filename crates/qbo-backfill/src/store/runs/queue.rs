@@ -7,11 +7,11 @@ use std::time::Duration;
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
-use super::PgDate;
-use super::runs::{Execution, RunStatus};
-use super::workers::WorkerIdentity;
 use crate::domain::pipeline::{DateRange, Pipeline, Window};
 use crate::domain::run::RunOrigin;
+use crate::store::PgDate;
+use crate::store::runs::workers::WorkerIdentity;
+use crate::store::runs::{Execution, RunStatus};
 
 /// A run to enqueue.
 #[derive(Debug, Clone)]
@@ -199,7 +199,7 @@ async fn claimed(
     execution_id: Uuid,
     worker_id: Uuid,
 ) -> Result<ClaimedRun, sqlx::Error> {
-    let windows = super::runs::pending_windows(&mut *conn, row.id).await?;
+    let windows = crate::store::runs::pending_windows(&mut *conn, row.id).await?;
     Ok(ClaimedRun {
         execution: Execution {
             run_id: row.id,

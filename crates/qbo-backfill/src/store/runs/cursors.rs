@@ -4,7 +4,7 @@
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use super::PgTimestamp;
+use crate::store::PgTimestamp;
 
 /// Where the last successful sync of `entity` for `realm_id` ended, if there was one.
 ///

@@ -6,7 +6,7 @@ use sha2::{Digest as _, Sha256};
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use super::{PgTimestamp, StoreError};
+use crate::store::{PgTimestamp, StoreError};
 
 /// What every token starts with (so leaked tokens are easy to search for).
 pub const TOKEN_PREFIX: &str = "qbt_";

@@ -5,8 +5,8 @@ use serde::Serialize;
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use super::runs::{RunStatus, WindowStatus};
-use super::{PgDate, PgTimestamp};
+use crate::store::runs::{RunStatus, WindowStatus};
+use crate::store::{PgDate, PgTimestamp};
 
 fn rfc3339(t: Option<PgTimestamp>) -> Option<String> {
     t.map(|t| t.0.to_string())

@@ -14,8 +14,8 @@ use qbo::{BoxFuture, TokenLease, TokenSet, TokenStore, TokenStoreError};
 use secrecy::{ExposeSecret as _, SecretString};
 use sqlx::{PgPool, Postgres, Transaction};
 
-use super::secrets::redact;
-use super::{PgTimestamp, SecretKey, StoreError};
+use crate::store::auth::secrets::redact;
+use crate::store::{PgTimestamp, SecretKey, StoreError};
 
 /// How long `lock()` waits for another process's refresh before giving up.
 pub const DEFAULT_LOCK_TIMEOUT: Duration = Duration::from_secs(120);
@@ -182,7 +182,7 @@ impl PgTokenStore {
     async fn open_lease(&self) -> Result<PgTokenLease, TokenStoreError> {
         let realm = &self.realm_id;
         let db_err = |e: sqlx::Error| {
-            let msg = if super::sqlstate(&e).as_deref() == Some("55P03") {
+            let msg = if crate::store::sqlstate(&e).as_deref() == Some("55P03") {
                 format!(
                     "Timed out after {}s waiting for another process's token refresh for company \
                      {realm}.",

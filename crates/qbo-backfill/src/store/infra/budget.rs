@@ -27,7 +27,7 @@ use qbo::{
 };
 use sqlx::PgPool;
 
-use super::StoreError;
+use crate::store::StoreError;
 
 /// How long an unreleased slot counts as in flight by default: Intuit's 120 s request timeout
 /// plus [`LEASE_MARGIN`].

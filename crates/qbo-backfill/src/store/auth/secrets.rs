@@ -20,7 +20,7 @@ use secrecy::{ExposeSecret as _, SecretBox, SecretString};
 use sha2::{Digest as _, Sha256};
 use sqlx::PgPool;
 
-use super::{PgTimestamp, StoreError};
+use crate::store::{PgTimestamp, StoreError};
 
 /// Environment variable holding the key (base64 of 32 bytes). Wins over the key file.
 pub const ENV_SECRET_KEY: &str = "QBO_BACKFILL_SECRET_KEY";

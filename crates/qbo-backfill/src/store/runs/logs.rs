@@ -4,7 +4,7 @@
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use super::PgTimestamp;
+use crate::store::PgTimestamp;
 
 /// One stored line.
 #[derive(Debug, Clone, sqlx::FromRow)]

@@ -70,8 +70,8 @@ pub async fn snapshot(pool: &PgPool) -> Result<Snapshot, sqlx::Error> {
         )
         .fetch_all(pool)
         .await?,
-        queue_depth: super::queue::depth(pool).await?,
-        live_workers: super::workers::live_count(pool, 60.0).await?,
+        queue_depth: crate::store::runs::queue::depth(pool).await?,
+        live_workers: crate::store::runs::workers::live_count(pool, 60.0).await?,
         budget: sqlx::query_as(
             "SELECT realm_id, \
                     count(*) FILTER (WHERE ends_at > now() - interval '60.5 seconds'), \
