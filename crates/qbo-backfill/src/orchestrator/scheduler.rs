@@ -1,5 +1,5 @@
 //! The scheduler: a loop that, every tick, asks the store to fire the triggers that are due
-//! ([`crate::store::runs::triggers::fire_due`]) and logs each one fired or missed. Time comes from a
+//! ([`crate::service::triggers::fire_due`]) and logs each one fired or missed. Time comes from a
 //! [`Clock`], so tests move time with a `TestClock` (feature `test-support`) instead of
 //! sleeping. Any number of schedulers may run against one database: due triggers are locked with
 //! `SKIP LOCKED`, so each occurrence is handled by exactly one of them.
@@ -14,7 +14,8 @@ use jiff::SignedDuration;
 use jiff::Timestamp;
 use sqlx::PgPool;
 
-use crate::store::runs::triggers::{Fired, TriggerStoreError, fire_due};
+use crate::service::triggers::{Fired, fire_due};
+use crate::store::runs::triggers::TriggerStoreError;
 
 /// The scheduler's tick unless configured otherwise.
 pub const DEFAULT_TICK: Duration = Duration::from_secs(1);

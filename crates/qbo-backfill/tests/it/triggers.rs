@@ -10,7 +10,8 @@ use qbo_backfill::orchestrator::scheduler::{Clock as _, TestClock, fire_step, ru
 use qbo_backfill::orchestrator::triggers::{
     DEFAULT_GRACE, NewTrigger, TriggerKind, TriggerPatch, TriggerState,
 };
-use qbo_backfill::store::runs::triggers::{self, TriggerStoreError, fire_due};
+use qbo_backfill::service::triggers::fire_due;
+use qbo_backfill::store::runs::triggers::{self, TriggerStoreError};
 use sqlx::PgPool;
 use uuid::Uuid;
 

@@ -899,7 +899,7 @@ async fn a_weekly_cron_trigger_schedules_a_verify_run_of_calendar_months() {
         support::ts("2026-03-09T11:00:00Z"),
         "Monday 06:00 in Guayaquil"
     );
-    let fired = triggers::fire_due(pool, due, DEFAULT_GRACE, "realm")
+    let fired = qbo_backfill::service::triggers::fire_due(pool, due, DEFAULT_GRACE, "realm")
         .await
         .expect("fire");
     assert_eq!(fired.iter().filter(|f| f.run_id.is_some()).count(), 1);

@@ -1,10 +1,8 @@
 //! Trigger storage: all SQL for `ops.triggers` and `ops.trigger_occurrences` — create, list,
-//! get, update, delete, the JSON view the API returns, and [`fire_due`], the scheduler's firing
-//! step. The rules (validation, DST, lateness, re-arming) are in
-//! [`crate::domain::trigger`]; this module applies them under row locks so that a
-//! trigger's occurrence is handled exactly once whatever schedulers and edits race.
-
-use std::time::Duration;
+//! get, update, delete, the JSON view the API returns, and the statements of the firing step
+//! (lock the due ones, record an occurrence once, save the state after it). The rules
+//! (validation, DST, lateness, re-arming) are in [`crate::domain::trigger`]; the firing use case
+//! that composes them in one transaction is [`crate::service::triggers::fire_due`].
 
 use jiff::Timestamp;
 use serde::Serialize;
@@ -12,17 +10,11 @@ use sqlx::types::Json;
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
-use crate::domain::pipeline::DateRange;
-use crate::domain::run::RunOrigin;
 use crate::domain::trigger::{
-    Arming, Decision, NewTrigger, TriggerDef, TriggerError, TriggerKind, TriggerPatch,
-    TriggerState, Zone, apply_patch, plan_fire,
+    Arming, Decision, FirePlan, NewTrigger, TriggerDef, TriggerError, TriggerKind, TriggerPatch,
+    TriggerState, Zone, apply_patch,
 };
 use crate::store::PgTimestamp;
-use crate::store::runs::queue::{NewRun, enqueue_run};
-
-/// Due triggers locked and handled per transaction by [`fire_due`].
-const FIRE_BATCH: i64 = 100;
 
 /// The columns of `ops.triggers` read into a [`TriggerRow`].
 macro_rules! columns {
@@ -442,145 +434,41 @@ struct OccurrenceRow {
     detail: Option<String>,
 }
 
-/// What [`fire_due`] did with one due trigger.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Fired {
-    /// The trigger.
-    pub trigger_id: Uuid,
-    /// Its pipeline name.
-    pub pipeline: String,
-    /// The company the run was (or would have been) queued for.
-    pub realm_id: String,
-    /// The scheduled instant handled.
-    pub occurrence_utc: Timestamp,
-    /// The same instant in the trigger's zone, with offset.
-    pub occurrence_local: String,
-    /// The run started; `None` when the occurrence was missed.
-    pub run_id: Option<Uuid>,
-    /// The range of the run started.
-    pub range: Option<DateRange>,
-    /// Occurrences counted as missed in this step.
-    pub missed: u32,
-    /// Why nothing was started, when nothing was.
-    pub reason: Option<String>,
-    /// When the trigger fires next (`None`: it is done or disabled).
-    pub next_fire_utc: Option<Timestamp>,
-}
-
-/// The scheduler's firing step at `now`: every enabled trigger with `next_fire_utc <= now`
-/// either starts a run (queued for the trigger's company, or `default_realm` when it has none)
-/// or records a miss (when more than `grace` late, see [`plan_fire`]); its state, next firing
-/// and `last_*` fields are updated in the same transaction. Due triggers are locked with
-/// `FOR UPDATE SKIP LOCKED`, a batch per transaction, so concurrent schedulers share the work
-/// and an occurrence is handled once (`ops.trigger_occurrences` is its idempotency key).
+/// Locks up to `limit` enabled triggers due at `now` (`FOR UPDATE SKIP LOCKED`, oldest due
+/// first) inside the caller's transaction, so concurrent schedulers share the work.
 ///
 /// # Errors
-/// Database errors (the failing batch is rolled back and retried on the next call).
-pub async fn fire_due(
-    pool: &PgPool,
-    now: Timestamp,
-    grace: Duration,
-    default_realm: &str,
-) -> Result<Vec<Fired>, TriggerStoreError> {
-    let mut fired = Vec::new();
-    loop {
-        let mut tx = pool.begin().await?;
-        let rows: Vec<TriggerRow> = sqlx::query_as(concat!(
-            "SELECT ",
-            columns!(),
-            " FROM ops.triggers WHERE enabled AND next_fire_utc <= $1 \
-             ORDER BY next_fire_utc, id LIMIT $2 FOR UPDATE SKIP LOCKED"
-        ))
-        .bind(PgTimestamp(now))
-        .bind(FIRE_BATCH)
-        .fetch_all(&mut *tx)
-        .await?;
-        let batch = rows.len();
-        for row in rows {
-            let trigger = Trigger::try_from(row)?;
-            fired.push(fire_one(&mut tx, &trigger, now, grace, default_realm).await?);
-        }
-        tx.commit().await?;
-        if i64::try_from(batch).unwrap_or(i64::MAX) < FIRE_BATCH {
-            return Ok(fired);
-        }
-    }
-}
-
-/// Handles one due, locked trigger inside the caller's transaction.
-async fn fire_one(
+/// Database errors, or a stored row that does not read back.
+pub async fn lock_due(
     conn: &mut PgConnection,
-    trigger: &Trigger,
     now: Timestamp,
-    grace: Duration,
-    default_realm: &str,
-) -> Result<Fired, TriggerStoreError> {
-    let def = match trigger.definition() {
-        Ok(def) => def,
-        Err(e) => return disable_broken(conn, trigger, &e, default_realm).await,
-    };
-    let due = trigger.next_fire_utc.unwrap_or(now);
-    let plan = plan_fire(&def, due, now, grace);
-    let realm_id = def.realm_id.as_deref().unwrap_or(default_realm).to_owned();
-    let (occurrence, range, mut reason) = match &plan.decision {
-        Decision::Fire { occurrence, range } => (*occurrence, Some(*range), None),
-        Decision::Miss { occurrence, reason } => (*occurrence, None, Some(reason.clone())),
-    };
-    let first_time = record_occurrence(conn, trigger.id, occurrence, &plan, now).await?;
-    let mut run_id = None;
-    if let (true, Some(range)) = (first_time, range) {
-        let windows = def
-            .pipeline
-            .windows(&range)
-            .map_err(|e| TriggerError::InvalidParams(format!("params ({range:?}): {e}")))?;
-        let id = enqueue_run(
-            &mut *conn,
-            &NewRun {
-                pipeline: def.pipeline,
-                realm_id: &realm_id,
-                range,
-                windows: &windows,
-                trigger: RunOrigin::Trigger,
-                trigger_id: Some(trigger.id),
-                retry_of: None,
-                requeue_on_loss: true,
-            },
-        )
-        .await?;
-        sqlx::query(
-            "UPDATE ops.trigger_occurrences SET run_id = $3 \
-             WHERE trigger_id = $1 AND scheduled_utc = $2",
-        )
-        .bind(trigger.id)
-        .bind(PgTimestamp(occurrence))
-        .bind(id)
-        .execute(&mut *conn)
-        .await?;
-        run_id = Some(id);
-    } else if !first_time {
-        reason = Some(format!("occurrence {occurrence} was already handled"));
-    }
-    save_after_fire(conn, trigger.id, &plan, run_id, now).await?;
-    Ok(Fired {
-        trigger_id: trigger.id,
-        pipeline: trigger.pipeline.clone(),
-        realm_id,
-        occurrence_utc: occurrence,
-        occurrence_local: def.local_text(occurrence),
-        run_id,
-        range: range.filter(|_| run_id.is_some()),
-        missed: plan.missed,
-        reason,
-        next_fire_utc: plan.after.next_fire_utc,
-    })
+    limit: i64,
+) -> Result<Vec<Trigger>, TriggerStoreError> {
+    let rows: Vec<TriggerRow> = sqlx::query_as(concat!(
+        "SELECT ",
+        columns!(),
+        " FROM ops.triggers WHERE enabled AND next_fire_utc <= $1 \
+         ORDER BY next_fire_utc, id LIMIT $2 FOR UPDATE SKIP LOCKED"
+    ))
+    .bind(PgTimestamp(now))
+    .bind(limit)
+    .fetch_all(&mut *conn)
+    .await?;
+    rows.into_iter()
+        .map(|row| Trigger::try_from(row).map_err(TriggerStoreError::from))
+        .collect()
 }
 
-/// Inserts the occurrence's row; `false` if it was already there (handled before).
-async fn record_occurrence(
+/// Inserts an occurrence's row (`fired` or `missed`); `false` if it was already there (handled
+/// before): `ops.trigger_occurrences` is the occurrence's idempotency key.
+///
+/// # Errors
+/// Database errors.
+pub async fn record_occurrence(
     conn: &mut PgConnection,
     trigger_id: Uuid,
     occurrence: Timestamp,
-    plan: &crate::domain::trigger::FirePlan,
+    plan: &FirePlan,
     now: Timestamp,
 ) -> Result<bool, sqlx::Error> {
     let (outcome, detail) = match &plan.decision {
@@ -603,11 +491,36 @@ async fn record_occurrence(
     Ok(done.rows_affected() == 1)
 }
 
+/// Links an occurrence to the run it started.
+///
+/// # Errors
+/// Database errors.
+pub async fn link_occurrence_run(
+    conn: &mut PgConnection,
+    trigger_id: Uuid,
+    occurrence: Timestamp,
+    run_id: Uuid,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE ops.trigger_occurrences SET run_id = $3 \
+         WHERE trigger_id = $1 AND scheduled_utc = $2",
+    )
+    .bind(trigger_id)
+    .bind(PgTimestamp(occurrence))
+    .bind(run_id)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
 /// Writes the trigger's state after a firing step.
-async fn save_after_fire(
+///
+/// # Errors
+/// Database errors.
+pub async fn save_after_fire(
     conn: &mut PgConnection,
     id: Uuid,
-    plan: &crate::domain::trigger::FirePlan,
+    plan: &FirePlan,
     run_id: Option<Uuid>,
     now: Timestamp,
 ) -> Result<(), sqlx::Error> {
@@ -634,36 +547,18 @@ async fn save_after_fire(
     Ok(())
 }
 
-/// A due trigger whose stored definition no longer parses: disabled with the reason, no run.
-async fn disable_broken(
-    conn: &mut PgConnection,
-    trigger: &Trigger,
-    error: &TriggerError,
-    default_realm: &str,
-) -> Result<Fired, TriggerStoreError> {
-    let reason = format!("stored trigger is invalid, disabled: {error}");
+/// Disables a trigger with the reason, clearing its next firing.
+///
+/// # Errors
+/// Database errors.
+pub async fn disable(conn: &mut PgConnection, id: Uuid, reason: &str) -> Result<(), sqlx::Error> {
     sqlx::query(
         "UPDATE ops.triggers SET enabled = false, state = 'disabled', next_fire_utc = NULL, \
            last_error = $2, updated_at = now() WHERE id = $1",
     )
-    .bind(trigger.id)
-    .bind(&reason)
+    .bind(id)
+    .bind(reason)
     .execute(&mut *conn)
     .await?;
-    let occurrence = trigger.next_fire_utc.unwrap_or(Timestamp::UNIX_EPOCH);
-    Ok(Fired {
-        trigger_id: trigger.id,
-        pipeline: trigger.pipeline.clone(),
-        realm_id: trigger
-            .realm_id
-            .clone()
-            .unwrap_or_else(|| default_realm.to_owned()),
-        occurrence_utc: occurrence,
-        occurrence_local: occurrence.to_string(),
-        run_id: None,
-        range: None,
-        missed: 0,
-        reason: Some(reason),
-        next_fire_utc: None,
-    })
+    Ok(())
 }
