@@ -224,27 +224,13 @@ pub fn lines(event: &RunEvent<'_>) -> Vec<(Level, String)> {
             duration,
         } => vec![(
             Info,
-            format!(
-                "Window completed | pages={pages} rows={rows} duration_s={:.2} window={day} written_pages={written_pages} inserted={} updated={} unchanged={}",
-                duration.as_secs_f64(),
-                counts.inserted,
-                counts.updated,
-                counts.unchanged
-            ),
+            completed_text(*day, *pages, *rows, *written_pages, counts, *duration),
         )],
         RunEvent::WindowFailed {
             day,
             error,
             intuit_tid,
-        } => {
-            let text = match intuit_tid {
-                Some(tid) if !error.contains(tid) => {
-                    format!("Window failed | window={day} error={error}; intuit_tid={tid}")
-                }
-                _ => format!("Window failed | window={day} error={error}"),
-            };
-            vec![(Error, text)]
-        }
+        } => vec![(Error, failed_text(*day, error, *intuit_tid))],
         RunEvent::WindowTakenOver { day } => vec![(
             Warn,
             format!(
@@ -262,26 +248,7 @@ pub fn lines(event: &RunEvent<'_>) -> Vec<(Level, String)> {
             reported,
             marked,
             answers,
-        } => {
-            let mut lines = vec![(
-                Info,
-                format!(
-                    "Deletions marked | deleted={marked} reported={reported} since={}",
-                    since.strftime("%Y-%m-%dT%H:%M:%SZ")
-                ),
-            )];
-            if *answers > 1 {
-                lines.push((
-                    Info,
-                    format!(
-                        "Change data capture answered its maximum of {} objects; {answers} answers read to reach every change since {}",
-                        qbo::CDC_MAX_OBJECTS,
-                        since.strftime("%Y-%m-%dT%H:%M:%SZ")
-                    ),
-                ));
-            }
-            lines
-        }
+        } => deletion_lines(*since, *reported, *marked, *answers),
         RunEvent::Finished { summary } => finished_lines(summary),
         RunEvent::Lost { run_id } => vec![(
             Warn,
@@ -310,6 +277,58 @@ pub fn lines(event: &RunEvent<'_>) -> Vec<(Level, String)> {
             *duration,
         ),
     }
+}
+
+/// `Window completed | pages=… rows=… duration_s=… window=… written_pages=… inserted=… …`.
+fn completed_text(
+    day: Date,
+    pages: u64,
+    rows: u64,
+    written_pages: u64,
+    counts: &UpsertCounts,
+    duration: Duration,
+) -> String {
+    format!(
+        "Window completed | pages={pages} rows={rows} duration_s={:.2} window={day} written_pages={written_pages} inserted={} updated={} unchanged={}",
+        duration.as_secs_f64(),
+        counts.inserted,
+        counts.updated,
+        counts.unchanged
+    )
+}
+
+/// `Window failed | window=… error=…`, with QuickBooks' `intuit_tid` unless the error names it.
+fn failed_text(day: Date, error: &str, intuit_tid: Option<&str>) -> String {
+    match intuit_tid {
+        Some(tid) if !error.contains(tid) => {
+            format!("Window failed | window={day} error={error}; intuit_tid={tid}")
+        }
+        _ => format!("Window failed | window={day} error={error}"),
+    }
+}
+
+/// `Deletions marked | …`, and a second line when CDC's cap made several answers necessary.
+fn deletion_lines(
+    since: jiff::Timestamp,
+    reported: u64,
+    marked: u64,
+    answers: u32,
+) -> Vec<(Level, String)> {
+    let since = since.strftime("%Y-%m-%dT%H:%M:%SZ");
+    let mut lines = vec![(
+        Level::Info,
+        format!("Deletions marked | deleted={marked} reported={reported} since={since}"),
+    )];
+    if answers > 1 {
+        lines.push((
+            Level::Info,
+            format!(
+                "Change data capture answered its maximum of {} objects; {answers} answers read to reach every change since {since}",
+                qbo::CDC_MAX_OBJECTS,
+            ),
+        ));
+    }
+    lines
 }
 
 fn count(n: Option<u64>) -> String {

@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use jiff::tz::TimeZone;
 use jiff::{SignedDuration, Timestamp};
 
 use super::*;
@@ -74,37 +75,12 @@ fn plan_cron(
     now: Timestamp,
     grace: SignedDuration,
 ) -> FirePlan {
-    let tz = &def.zone.tz;
     let window_start = now.checked_sub(grace).unwrap_or(Timestamp::MIN).max(due);
-    let mut missed = 0u32;
-    // Occurrences older than the grace: missed, counted up to a limit.
-    let mut occurrence = Some(due);
-    while let Some(o) = occurrence.filter(|o| *o < window_start) {
-        if missed >= MAX_COUNTED_MISSES {
-            occurrence = window_start
-                .checked_sub(SignedDuration::from_nanos(1))
-                .ok()
-                .and_then(|t| cron.next_after(tz, t));
-            break;
-        }
-        missed += 1;
-        occurrence = cron.next_after(tz, o);
-    }
-    // Occurrences within the grace: the latest fires, earlier ones are skipped.
-    let mut latest = None;
-    let mut steps = 0u32;
-    while let Some(o) = occurrence.filter(|o| *o <= now) {
-        if latest.is_some() {
-            missed = missed.saturating_add(1);
-        }
-        latest = Some(o);
-        steps += 1;
-        occurrence = if steps > MAX_CRON_STEPS {
-            cron.next_after(tz, now)
-        } else {
-            cron.next_after(tz, o)
-        };
-    }
+    let Walk {
+        mut missed,
+        latest,
+        next: occurrence,
+    } = walk_occurrences(cron, &def.zone.tz, due, window_start, now);
     let (decision, mut error) = match latest {
         Some(o) => decide(def, o, now, grace, missed),
         None => {
@@ -146,6 +122,58 @@ fn plan_cron(
         missed,
         after,
         error,
+    }
+}
+
+/// The cron occurrences from `due` up to `now`: how many were missed, the latest one within the
+/// grace (it fires), and the first one after `now` (when the trigger fires next).
+struct Walk {
+    missed: u32,
+    latest: Option<Timestamp>,
+    next: Option<Timestamp>,
+}
+
+/// Walks a cron's occurrences from `due`: those before `window_start` (older than the grace) are
+/// missed, counted up to a limit; of those within the grace the latest fires and earlier ones
+/// are skipped (counted missed too).
+fn walk_occurrences(
+    cron: &CronSchedule,
+    tz: &TimeZone,
+    due: Timestamp,
+    window_start: Timestamp,
+    now: Timestamp,
+) -> Walk {
+    let mut missed = 0u32;
+    let mut occurrence = Some(due);
+    while let Some(o) = occurrence.filter(|o| *o < window_start) {
+        if missed >= MAX_COUNTED_MISSES {
+            occurrence = window_start
+                .checked_sub(SignedDuration::from_nanos(1))
+                .ok()
+                .and_then(|t| cron.next_after(tz, t));
+            break;
+        }
+        missed += 1;
+        occurrence = cron.next_after(tz, o);
+    }
+    let mut latest = None;
+    let mut steps = 0u32;
+    while let Some(o) = occurrence.filter(|o| *o <= now) {
+        if latest.is_some() {
+            missed = missed.saturating_add(1);
+        }
+        latest = Some(o);
+        steps += 1;
+        occurrence = if steps > MAX_CRON_STEPS {
+            cron.next_after(tz, now)
+        } else {
+            cron.next_after(tz, o)
+        };
+    }
+    Walk {
+        missed,
+        latest,
+        next: occurrence,
     }
 }
 

@@ -88,85 +88,123 @@ fn find_bin_dir() -> Option<PathBuf> {
 
 /// Starts the throwaway cluster unless it is running; returns its port. Blocking.
 fn ensure_cluster(reason: &str, where_: &str) -> Result<u16, StoreError> {
-    let no_server = |how: &str| {
-        StoreError::NoServer(format!(
-            "Cannot reach PostgreSQL at {where_} ({reason}) and {how}. Start a server (e.g. \
-             `docker compose up -d postgres`, or install PostgreSQL) or set DATABASE_URL."
-        ))
-    };
     let Some(bin) = find_bin_dir() else {
         return Err(no_server(
+            reason,
+            where_,
             "no PostgreSQL binaries (initdb, pg_ctl) were found to start one",
         ));
     };
     let uid = std::fs::metadata("/proc/self").map(|m| m.uid()).ok();
     let tag = uid.map_or_else(|| "user".to_owned(), |u| u.to_string());
     let tmp = std::env::temp_dir();
-    let data = tmp.join(format!("qbo-backfill-pg-{tag}"));
-    let failed = |what: String| {
-        no_server(&format!(
-            "starting a throwaway cluster in {} failed: {what}",
-            data.display()
-        ))
+    let cluster = Throwaway {
+        bin,
+        data: tmp.join(format!("qbo-backfill-pg-{tag}")),
+        tmp: tmp.clone(),
+        as_root: uid == Some(0),
+        reason,
+        where_,
     };
-
-    let lock_path = tmp.join(format!("qbo-backfill-pg-{tag}.lock"));
-    let lock = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&lock_path)
-        .map_err(|e| failed(format!("cannot open {}: {e}", lock_path.display())))?;
-    lock.lock()
-        .map_err(|e| failed(format!("cannot lock {}: {e}", lock_path.display())))?;
-
-    if let Some(port) = running_port(&data) {
+    let _lock = cluster.lock(&tmp.join(format!("qbo-backfill-pg-{tag}.lock")))?;
+    if let Some(port) = running_port(&cluster.data) {
         return Ok(port);
     }
-    let as_root = uid == Some(0);
-    let run = |program: &str, args: &[&str]| -> Result<(), StoreError> {
-        let exe = bin.join(program);
-        let mut cmd = if as_root {
+    cluster.init()?;
+    cluster.start()
+}
+
+/// The error when no server answers and none could be started: `how` says why not.
+fn no_server(reason: &str, where_: &str, how: &str) -> StoreError {
+    StoreError::NoServer(format!(
+        "Cannot reach PostgreSQL at {where_} ({reason}) and {how}. Start a server (e.g. \
+         `docker compose up -d postgres`, or install PostgreSQL) or set DATABASE_URL."
+    ))
+}
+
+/// The throwaway cluster of this user: its binaries, data directory, and why it is wanted.
+struct Throwaway<'a> {
+    bin: PathBuf,
+    tmp: PathBuf,
+    data: PathBuf,
+    as_root: bool,
+    reason: &'a str,
+    where_: &'a str,
+}
+
+impl Throwaway<'_> {
+    fn failed(&self, what: String) -> StoreError {
+        no_server(
+            self.reason,
+            self.where_,
+            &format!(
+                "starting a throwaway cluster in {} failed: {what}",
+                self.data.display()
+            ),
+        )
+    }
+
+    /// Takes the lock that makes concurrent processes start one cluster, not several.
+    fn lock(&self, lock_path: &Path) -> Result<std::fs::File, StoreError> {
+        let lock = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(lock_path)
+            .map_err(|e| self.failed(format!("cannot open {}: {e}", lock_path.display())))?;
+        lock.lock()
+            .map_err(|e| self.failed(format!("cannot lock {}: {e}", lock_path.display())))?;
+        Ok(lock)
+    }
+
+    /// Runs one PostgreSQL program (as `postgres` when we are root), its output kept off the
+    /// terminal unless it fails.
+    fn run(&self, program: &str, args: &[&str]) -> Result<(), StoreError> {
+        let exe = self.bin.join(program);
+        let mut cmd = if self.as_root {
             let mut c = Command::new("runuser");
             c.args(["-u", "postgres", "--"]).arg(&exe);
             c
         } else {
             Command::new(&exe)
         };
-        // Keep the child's output off the test output unless it fails.
         let out = cmd
             .args(args)
-            .current_dir(&tmp)
+            .current_dir(&self.tmp)
             .output()
-            .map_err(|e| failed(format!("cannot run {program}: {e}")))?;
+            .map_err(|e| self.failed(format!("cannot run {program}: {e}")))?;
         if out.status.success() {
-            Ok(())
-        } else {
-            let stderr = String::from_utf8_lossy(&out.stderr);
-            let last = stderr
-                .lines()
-                .rev()
-                .find(|l| !l.trim().is_empty())
-                .unwrap_or("");
-            Err(failed(format!(
-                "{program} exited with {}: {}",
-                out.status,
-                last.trim()
-            )))
+            return Ok(());
         }
-    };
-    let data_str = data.to_string_lossy().into_owned();
-    if !data.join("PG_VERSION").is_file() {
-        if data.exists() {
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let last = stderr
+            .lines()
+            .rev()
+            .find(|l| !l.trim().is_empty())
+            .unwrap_or("");
+        Err(self.failed(format!(
+            "{program} exited with {}: {}",
+            out.status,
+            last.trim()
+        )))
+    }
+
+    /// Creates the data directory unless a whole one is there (a half-made one is removed).
+    fn init(&self) -> Result<(), StoreError> {
+        if self.data.join("PG_VERSION").is_file() {
+            return Ok(());
+        }
+        if self.data.exists() {
             // A half-made cluster from an interrupted initdb.
-            std::fs::remove_dir_all(&data)
-                .map_err(|e| failed(format!("cannot remove a broken cluster: {e}")))?;
+            std::fs::remove_dir_all(&self.data)
+                .map_err(|e| self.failed(format!("cannot remove a broken cluster: {e}")))?;
         }
-        run(
+        let data = self.data.to_string_lossy();
+        self.run(
             "initdb",
             &[
                 "-D",
-                &data_str,
+                &data,
                 "-U",
                 "postgres",
                 "-A",
@@ -175,30 +213,35 @@ fn ensure_cluster(reason: &str, where_: &str) -> Result<u16, StoreError> {
                 "UTF8",
                 "--no-sync",
             ],
-        )?;
+        )
     }
-    let port = free_port().map_err(|e| failed(format!("no free port: {e}")))?;
-    let server_options = format!(
-        "-p {port} -k {data_str} -c listen_addresses=127.0.0.1 -c fsync=off \
-         -c synchronous_commit=off -c full_page_writes=off -c max_connections=300"
-    );
-    let log = data.join("server.log").to_string_lossy().into_owned();
-    run(
-        "pg_ctl",
-        &[
-            "-D",
-            &data_str,
-            "-l",
-            &log,
-            "-o",
-            &server_options,
-            "-w",
-            "-t",
-            "60",
-            "start",
-        ],
-    )?;
-    running_port(&data).ok_or_else(|| failed("the server did not come up".to_owned()))
+
+    /// Starts the server on a free port and waits until it accepts connections.
+    fn start(&self) -> Result<u16, StoreError> {
+        let data = self.data.to_string_lossy();
+        let port = free_port().map_err(|e| self.failed(format!("no free port: {e}")))?;
+        let server_options = format!(
+            "-p {port} -k {data} -c listen_addresses=127.0.0.1 -c fsync=off \
+             -c synchronous_commit=off -c full_page_writes=off -c max_connections=300"
+        );
+        let log = self.data.join("server.log").to_string_lossy().into_owned();
+        self.run(
+            "pg_ctl",
+            &[
+                "-D",
+                &data,
+                "-l",
+                &log,
+                "-o",
+                &server_options,
+                "-w",
+                "-t",
+                "60",
+                "start",
+            ],
+        )?;
+        running_port(&self.data).ok_or_else(|| self.failed("the server did not come up".to_owned()))
+    }
 }
 
 /// The port of the cluster in `data` if its postmaster is up and accepts connections.

@@ -598,6 +598,54 @@ fn request_payload(page: &qbo::Page) -> String {
     .to_string()
 }
 
+/// The rows of `prepared` that are new or differ from what the table holds (the probe reads ids,
+/// hashes and SyncTokens only), in page order.
+async fn changed_rows<'p, 'r>(
+    conn: &mut PgConnection,
+    table: RawTable,
+    realm_id: &str,
+    prepared: &'p [Prepared<'r>],
+) -> Result<Vec<&'p Prepared<'r>>, StoreError> {
+    if prepared.is_empty() {
+        return Ok(Vec::new());
+    }
+    let ids: Vec<&str> = prepared.iter().map(|p| p.id).collect();
+    let hashes: Vec<&[u8]> = prepared.iter().map(|p| p.hash.as_slice()).collect();
+    let tokens: Vec<Option<i64>> = prepared.iter().map(|p| p.sync_token).collect();
+    let ordinals: Vec<i64> = sqlx::query_scalar(table.probe_sql())
+        .bind(realm_id)
+        .bind(&ids)
+        .bind(&hashes)
+        .bind(&tokens)
+        .fetch_all(&mut *conn)
+        .await?;
+    Ok(ordinals
+        .iter()
+        .filter_map(|&ord| usize::try_from(ord - 1).ok().and_then(|i| prepared.get(i)))
+        .collect())
+}
+
+/// The column arrays a write statement binds for the rows it writes.
+struct WriteColumns<'a> {
+    ids: Vec<&'a str>,
+    payloads: Vec<&'a str>,
+    hashes: Vec<&'a [u8]>,
+    tokens: Vec<Option<i64>>,
+    updated: Vec<Option<PgTimestamp>>,
+}
+
+impl<'a> WriteColumns<'a> {
+    fn of(chosen: &[&'a Prepared<'_>]) -> Self {
+        Self {
+            ids: chosen.iter().map(|p| p.id).collect(),
+            payloads: chosen.iter().map(|p| p.payload.as_ref()).collect(),
+            hashes: chosen.iter().map(|p| p.hash.as_slice()).collect(),
+            tokens: chosen.iter().map(|p| p.sync_token).collect(),
+            updated: chosen.iter().map(|p| p.updated.map(PgTimestamp)).collect(),
+        }
+    }
+}
+
 /// Upserts one page into its raw table on `conn`, within whatever transaction the caller holds
 /// (this function never commits), and returns exact counts. Every row inserted or updated is
 /// also a new version in the table's history (by `write.run_id`).
@@ -615,44 +663,22 @@ pub async fn upsert_page(
         return Ok(UpsertCounts::default());
     }
     let prepared = prepare(&page.rows);
-
-    // 1. Probe: ids, hashes and SyncTokens only.
-    let ids: Vec<&str> = prepared.iter().map(|p| p.id).collect();
-    let hashes: Vec<&[u8]> = prepared.iter().map(|p| p.hash.as_slice()).collect();
-    let tokens: Vec<Option<i64>> = prepared.iter().map(|p| p.sync_token).collect();
-    let ordinals: Vec<i64> = sqlx::query_scalar(write.table.probe_sql())
-        .bind(write.realm_id)
-        .bind(&ids)
-        .bind(&hashes)
-        .bind(&tokens)
-        .fetch_all(&mut *conn)
-        .await?;
-
+    let chosen = changed_rows(conn, write.table, write.realm_id, &prepared).await?;
     let mut counts = UpsertCounts::default();
-    if !ordinals.is_empty() {
-        // 2. Write the rows that are new or differ.
-        let chosen: Vec<&Prepared<'_>> = ordinals
-            .iter()
-            .filter_map(|&ord| usize::try_from(ord - 1).ok().and_then(|i| prepared.get(i)))
-            .collect();
-        let ids: Vec<&str> = chosen.iter().map(|p| p.id).collect();
-        let payloads: Vec<&str> = chosen.iter().map(|p| p.payload.as_ref()).collect();
-        let hashes: Vec<&[u8]> = chosen.iter().map(|p| p.hash.as_slice()).collect();
-        let tokens: Vec<Option<i64>> = chosen.iter().map(|p| p.sync_token).collect();
-        let updated: Vec<Option<PgTimestamp>> =
-            chosen.iter().map(|p| p.updated.map(PgTimestamp)).collect();
+    if !chosen.is_empty() {
+        let cols = WriteColumns::of(&chosen);
         let written: Vec<bool> = sqlx::query_scalar(write.table.write_sql())
             .bind(write.realm_id)
-            .bind(&ids)
-            .bind(&payloads)
-            .bind(&hashes)
-            .bind(&tokens)
+            .bind(&cols.ids)
+            .bind(&cols.payloads)
+            .bind(&cols.hashes)
+            .bind(&cols.tokens)
             .bind(PgTimestamp(write.window_start))
             .bind(PgTimestamp(write.window_end))
             .bind(i32::try_from(page.number).unwrap_or(i32::MAX))
             .bind(i32::try_from(page.page_size).unwrap_or(i32::MAX))
             .bind(request_payload(page))
-            .bind(&updated)
+            .bind(&cols.updated)
             .bind(write.run_id)
             .fetch_all(&mut *conn)
             .await?;
@@ -690,62 +716,40 @@ pub async fn upsert_spread_page(
         received[w] += 1;
     }
     let prepared = prepare(&page.rows);
-    if !prepared.is_empty() {
-        let ids: Vec<&str> = prepared.iter().map(|p| p.id).collect();
-        let hashes: Vec<&[u8]> = prepared.iter().map(|p| p.hash.as_slice()).collect();
-        let tokens: Vec<Option<i64>> = prepared.iter().map(|p| p.sync_token).collect();
-        let ordinals: Vec<i64> = sqlx::query_scalar(table.probe_sql())
+    let chosen = changed_rows(conn, table, realm_id, &prepared).await?;
+    if !chosen.is_empty() {
+        let window_of: HashMap<&str, usize> = chosen
+            .iter()
+            .map(|p| (p.id, row_window[p.source]))
+            .collect();
+        let cols = WriteColumns::of(&chosen);
+        let bound = |pick: fn(&(jiff::Timestamp, jiff::Timestamp)) -> jiff::Timestamp| {
+            chosen
+                .iter()
+                .map(|p| PgTimestamp(pick(&windows[row_window[p.source]])))
+                .collect::<Vec<_>>()
+        };
+        let written: Vec<(String, bool)> = sqlx::query_as(table.write_spread_sql())
             .bind(realm_id)
-            .bind(&ids)
-            .bind(&hashes)
-            .bind(&tokens)
+            .bind(&cols.ids)
+            .bind(&cols.payloads)
+            .bind(&cols.hashes)
+            .bind(&cols.tokens)
+            .bind(bound(|w| w.0))
+            .bind(bound(|w| w.1))
+            .bind(i32::try_from(page.number).unwrap_or(i32::MAX))
+            .bind(i32::try_from(page.page_size).unwrap_or(i32::MAX))
+            .bind(request_payload(page))
+            .bind(&cols.updated)
+            .bind(run_id)
             .fetch_all(&mut *conn)
             .await?;
-        if !ordinals.is_empty() {
-            let chosen: Vec<&Prepared<'_>> = ordinals
-                .iter()
-                .filter_map(|&ord| usize::try_from(ord - 1).ok().and_then(|i| prepared.get(i)))
-                .collect();
-            let window_of: HashMap<&str, usize> = chosen
-                .iter()
-                .map(|p| (p.id, row_window[p.source]))
-                .collect();
-            let ids: Vec<&str> = chosen.iter().map(|p| p.id).collect();
-            let payloads: Vec<&str> = chosen.iter().map(|p| p.payload.as_ref()).collect();
-            let hashes: Vec<&[u8]> = chosen.iter().map(|p| p.hash.as_slice()).collect();
-            let tokens: Vec<Option<i64>> = chosen.iter().map(|p| p.sync_token).collect();
-            let updated: Vec<Option<PgTimestamp>> =
-                chosen.iter().map(|p| p.updated.map(PgTimestamp)).collect();
-            let starts: Vec<PgTimestamp> = chosen
-                .iter()
-                .map(|p| PgTimestamp(windows[row_window[p.source]].0))
-                .collect();
-            let ends: Vec<PgTimestamp> = chosen
-                .iter()
-                .map(|p| PgTimestamp(windows[row_window[p.source]].1))
-                .collect();
-            let written: Vec<(String, bool)> = sqlx::query_as(table.write_spread_sql())
-                .bind(realm_id)
-                .bind(&ids)
-                .bind(&payloads)
-                .bind(&hashes)
-                .bind(&tokens)
-                .bind(&starts)
-                .bind(&ends)
-                .bind(i32::try_from(page.number).unwrap_or(i32::MAX))
-                .bind(i32::try_from(page.page_size).unwrap_or(i32::MAX))
-                .bind(request_payload(page))
-                .bind(&updated)
-                .bind(run_id)
-                .fetch_all(&mut *conn)
-                .await?;
-            for (id, inserted) in written {
-                if let Some(&w) = window_of.get(id.as_str()) {
-                    if inserted {
-                        counts[w].inserted += 1;
-                    } else {
-                        counts[w].updated += 1;
-                    }
+        for (id, inserted) in written {
+            if let Some(&w) = window_of.get(id.as_str()) {
+                if inserted {
+                    counts[w].inserted += 1;
+                } else {
+                    counts[w].updated += 1;
                 }
             }
         }

@@ -180,40 +180,8 @@ pub async fn claim_windows(
         return Ok(out);
     }
     let mut tx = pool.begin().await?;
-    let starts: Vec<String> = windows.iter().map(|w| ts(w.start)).collect();
-    let current = sqlx::query(
-        "SELECT w.window_start, w.status, w.run_id, w.execution_id, \
-                (w.lease_until IS NULL OR w.lease_until < now()) AS expired \
-         FROM unnest($3::timestamptz[]) AS d(ws) \
-         JOIN ops.windows w ON w.pipeline = $1 AND w.realm_id = $2 AND w.window_start = d.ws \
-         ORDER BY w.window_start FOR UPDATE OF w",
-    )
-    .bind(pipeline.name())
-    .bind(realm_id)
-    .bind(&starts)
-    .fetch_all(&mut *tx)
-    .await?;
-    // Rows are read in day order, like `windows`: one pass pairs them.
-    let mut busy_holders = std::collections::HashMap::new();
-    let mut rest = windows.iter();
-    for row in &current {
-        let start: crate::store::PgTimestamp = row.try_get("window_start")?;
-        let Some(window) = rest.find(|w| w.start == start.0) else {
-            continue;
-        };
-        if let Some(holder) = busy_holder(&mut tx, exec, window, row).await? {
-            busy_holders.insert(window.start, holder);
-        }
-    }
-    let held: Option<i32> = sqlx::query_scalar(
-        "SELECT 1 FROM ops.runs WHERE id = $1 AND execution_id = $2 AND status = 'running' \
-         FOR SHARE",
-    )
-    .bind(exec.run_id)
-    .bind(exec.execution_id)
-    .fetch_optional(&mut *tx)
-    .await?;
-    if held.is_none() {
+    let busy_holders = busy_holders(&mut tx, exec, pipeline, realm_id, windows).await?;
+    if !run_still_held(&mut tx, exec).await? {
         out.lost = true;
         return Ok(out);
     }
@@ -226,8 +194,72 @@ pub async fn claim_windows(
     if out.claimed.is_empty() {
         return Ok(out);
     }
-    let starts: Vec<String> = out.claimed.iter().map(|w| ts(w.start)).collect();
-    let ends: Vec<String> = out.claimed.iter().map(|w| ts(w.end)).collect();
+    take_windows(&mut tx, exec, pipeline, realm_id, &out.claimed, lease).await?;
+    tx.commit().await?;
+    Ok(out)
+}
+
+/// The windows of `windows` (locked, in day order) that another live run holds, with that run.
+async fn busy_holders(
+    conn: &mut PgConnection,
+    exec: &Execution,
+    pipeline: Pipeline,
+    realm_id: &str,
+    windows: &[Window],
+) -> Result<std::collections::HashMap<jiff::Timestamp, Uuid>> {
+    let starts: Vec<String> = windows.iter().map(|w| ts(w.start)).collect();
+    let current = sqlx::query(
+        "SELECT w.window_start, w.status, w.run_id, w.execution_id, \
+                (w.lease_until IS NULL OR w.lease_until < now()) AS expired \
+         FROM unnest($3::timestamptz[]) AS d(ws) \
+         JOIN ops.windows w ON w.pipeline = $1 AND w.realm_id = $2 AND w.window_start = d.ws \
+         ORDER BY w.window_start FOR UPDATE OF w",
+    )
+    .bind(pipeline.name())
+    .bind(realm_id)
+    .bind(&starts)
+    .fetch_all(&mut *conn)
+    .await?;
+    // Rows are read in day order, like `windows`: one pass pairs them.
+    let mut busy_holders = std::collections::HashMap::new();
+    let mut rest = windows.iter();
+    for row in &current {
+        let start: crate::store::PgTimestamp = row.try_get("window_start")?;
+        let Some(window) = rest.find(|w| w.start == start.0) else {
+            continue;
+        };
+        if let Some(holder) = busy_holder(&mut *conn, exec, window, row).await? {
+            busy_holders.insert(window.start, holder);
+        }
+    }
+    Ok(busy_holders)
+}
+
+/// Whether this execution still holds its run (locked `FOR SHARE` until the transaction ends).
+async fn run_still_held(conn: &mut PgConnection, exec: &Execution) -> Result<bool> {
+    let held: Option<i32> = sqlx::query_scalar(
+        "SELECT 1 FROM ops.runs WHERE id = $1 AND execution_id = $2 AND status = 'running' \
+         FOR SHARE",
+    )
+    .bind(exec.run_id)
+    .bind(exec.execution_id)
+    .fetch_optional(&mut *conn)
+    .await?;
+    Ok(held.is_some())
+}
+
+/// Marks `claimed` running for this execution with a fresh lease and zeroed counters, in
+/// `ops.windows` and in the run's own `ops.run_windows`.
+async fn take_windows(
+    conn: &mut PgConnection,
+    exec: &Execution,
+    pipeline: Pipeline,
+    realm_id: &str,
+    claimed: &[Window],
+    lease: Duration,
+) -> Result<()> {
+    let starts: Vec<String> = claimed.iter().map(|w| ts(w.start)).collect();
+    let ends: Vec<String> = claimed.iter().map(|w| ts(w.end)).collect();
     sqlx::query(
         "INSERT INTO ops.windows (pipeline, realm_id, window_start, window_end, status, run_id, \
                                  execution_id, lease_until, attempts, started_at) \
@@ -247,7 +279,7 @@ pub async fn claim_windows(
     .bind(exec.run_id)
     .bind(lease.as_secs_f64())
     .bind(exec.execution_id)
-    .execute(&mut *tx)
+    .execute(&mut *conn)
     .await?;
     sqlx::query(
         "UPDATE ops.run_windows SET status = 'running', pages = 0, rows_total = 0, inserted = 0, \
@@ -257,8 +289,7 @@ pub async fn claim_windows(
     )
     .bind(exec.run_id)
     .bind(&starts)
-    .execute(&mut *tx)
+    .execute(&mut *conn)
     .await?;
-    tx.commit().await?;
-    Ok(out)
+    Ok(())
 }
