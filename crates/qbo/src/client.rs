@@ -480,6 +480,53 @@ impl QboClient {
     }
 }
 
+impl QboClient {
+    /// Fetches one report (`GET …/v3/company/{realm}/reports/{Name}?…`) through the same path
+    /// as queries: rate limiter, shared budget slot, token refresh, retries and error
+    /// classification. The realm is this client's.
+    ///
+    /// # Errors
+    /// [`crate::report::ReportFetchError::Qbo`] as for a query (or a body that is not a
+    /// report); [`crate::report::ReportFetchError::RangeTooLarge`] when QuickBooks answered
+    /// with a report cut short by "Unable to display more data. Please reduce the date
+    /// range.": the caller must ask again for smaller windows.
+    pub async fn fetch_report(
+        &self,
+        request: &crate::report::ReportRequest,
+    ) -> Result<crate::report::FetchedReport, crate::report::ReportFetchError> {
+        let inner = &*self.inner;
+        // `…/v3/company/{realm}/query` → `…/reports/{Name}` (a base URL, checked at build).
+        let mut url = inner.query_url.clone();
+        if let Ok(mut segments) = url.path_segments_mut() {
+            segments.pop().push("reports").push(request.name.as_str());
+        }
+        {
+            let mut query = url.query_pairs_mut();
+            for (key, value) in request.query_pairs(inner.settings.minor_version) {
+                query.append_pair(key, &value);
+            }
+        }
+        let fetched = self
+            .run_get(&url, &crate::report::interpret_report_response)
+            .await?;
+        if crate::report::is_range_too_large(&fetched.report) {
+            tracing::warn!(
+                realm_id = %inner.realm_id,
+                report = %request.name,
+                start = %request.start_date,
+                end = %request.end_date,
+                intuit_tid = fetched.intuit_tid.as_deref(),
+                "QuickBooks truncated the report; the range must be read in smaller windows"
+            );
+            return Err(crate::report::ReportFetchError::RangeTooLarge {
+                request: request.clone(),
+                fetched: Box::new(fetched),
+            });
+        }
+        Ok(fetched)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::sync::atomic::AtomicU64;

@@ -12,6 +12,7 @@ mod pager;
 pub mod query;
 mod rate_limit;
 pub mod redact;
+pub mod report;
 pub mod response;
 pub mod settings;
 pub mod token_store;
@@ -25,6 +26,10 @@ pub use page::{Page, Row};
 pub use pager::{MAX_REPAGES, WindowPager};
 pub use query::{Literal, Operator, Query, TimeField, TimeWindow, escape_literal, format_datetime};
 pub use rate_limit::{MINUTE_GUARD, SECOND_GUARD};
+pub use report::{
+    Amount, Basis, FetchedReport, Report, ReportCell, ReportError, ReportFetchError, ReportName,
+    ReportRequest, RowKind, SummarizeBy, is_range_too_large,
+};
 pub use response::{CdcChange, QueryPage};
 
 /// The most objects QuickBooks' change-data-capture endpoint answers at once.
