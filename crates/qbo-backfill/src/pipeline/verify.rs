@@ -16,13 +16,14 @@ use std::time::{Duration, Instant};
 use jiff::civil::Date;
 use sqlx::PgPool;
 
-use super::events::{RunEvent, RunEvents, TokenFailure};
+use super::events::{RunEvent, RunEvents};
+use super::runner::control::{Ending, RunControl, run_tasks, start_heartbeat};
 use super::runner::window::{ClaimWait, WindowClaim, claim_when_free, write_held_page};
-use super::runner::{Beat, Cancel, RunContext, RunError, RunOutcome, keep_alive};
+use super::runner::{Cancel, RunContext, RunError, RunOutcome, Stop};
 use super::{Pipeline, Window};
 use crate::store::raw::UpsertCounts;
 use crate::store::raw::verify::{self as verify_store, MonthRecord, MonthStatus};
-use crate::store::runs::{self, RequestTotals, RunStatus, RunTotals, WindowEnd};
+use crate::store::runs::{self, RunTotals, WindowEnd};
 
 /// Verifies the months of claimed verify runs for one company.
 #[derive(Clone)]
@@ -70,19 +71,6 @@ impl std::ops::AddAssign for VerifyTotals {
     }
 }
 
-/// Why a verification stopped before every month was verified.
-#[derive(Debug, Clone)]
-enum Stop {
-    /// A fatal error (invalid_grant, the raw side cannot be read): the run failed.
-    Fatal(String),
-    /// The operator interrupted it, or the worker is shutting down.
-    Interrupted,
-    /// Cancelled through the API or UI.
-    Cancelled,
-    /// This execution lost its claim.
-    Lost,
-}
-
 /// How a month's verification ended early.
 enum Early {
     /// The run stopped: the month is given back unfinished.
@@ -97,18 +85,14 @@ enum Early {
 struct Scope {
     verifier: Verifier,
     ctx: RunContext,
-    events: Arc<dyn RunEvents>,
+    /// Why the run stops, its halt signal, its first token, its requests.
+    control: Arc<RunControl>,
     queue: Mutex<VecDeque<Window>>,
     /// Live raw rows per month (by window start), counted before the months start.
     raw_before: Mutex<HashMap<jiff::Timestamp, u64>>,
     totals: Mutex<VerifyTotals>,
     run_totals: Mutex<RunTotals>,
     failed_months: Mutex<Vec<Date>>,
-    stop: Mutex<Option<Stop>>,
-    /// Raised when the run must stop (fatal error, interrupt, cancel, lost claim).
-    halt: Cancel,
-    /// The run's first access token was obtained.
-    token_ok: std::sync::atomic::AtomicBool,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -126,7 +110,6 @@ impl Verifier {
         events: Arc<dyn RunEvents>,
     ) -> Result<RunOutcome, RunError> {
         let started = Instant::now();
-        let stats_before = self.client.stats();
         let months = ctx.windows.len();
         let mut queue: Vec<Window> = ctx.windows.clone();
         queue.sort_unstable();
@@ -142,12 +125,9 @@ impl Verifier {
                 windows: months as u64,
                 ..RunTotals::default()
             }),
+            control: Arc::new(RunControl::new(ctx.execution.run_id, events, &self.client)),
             ctx,
-            events,
             failed_months: Mutex::new(Vec::new()),
-            stop: Mutex::new(None),
-            halt: Cancel::new(),
-            token_ok: std::sync::atomic::AtomicBool::new(false),
         });
         scope.emit(&RunEvent::Started {
             run_id: scope.ctx.execution.run_id,
@@ -156,55 +136,32 @@ impl Verifier {
             windows: months,
             realm_id: &scope.ctx.realm_id,
         });
-        let heartbeat = tokio::spawn(heartbeat_loop(scope.clone()));
-        if let Err(e) = self.client.ensure_access_token().await {
-            scope.token_failure(&e);
-        } else {
-            scope
-                .token_ok
-                .store(true, std::sync::atomic::Ordering::SeqCst);
-            if scope.count_raw().await {
-                let mut tasks = tokio::task::JoinSet::new();
-                for _ in 0..self.concurrency.min(months).max(1) {
+        let heartbeat = start_heartbeat(
+            scope.control.clone(),
+            self.pool.clone(),
+            scope.ctx.execution,
+            self.lease,
+        );
+        if scope.control.first_token(&self.client).await && scope.count_raw().await {
+            run_tasks(
+                &scope.control,
+                self.concurrency.min(months),
+                "month",
+                || {
                     let scope = scope.clone();
-                    tasks.spawn(async move { scope.month_worker().await });
-                }
-                while let Some(joined) = tasks.join_next().await {
-                    if let Err(e) = joined {
-                        let message = format!("A month worker stopped unexpectedly: {e}");
-                        scope.emit(&RunEvent::Warning { message: &message });
-                    }
-                }
-            }
+                    async move { scope.month_worker().await }
+                },
+            )
+            .await;
         }
-        heartbeat.abort();
-        scope.finish(started, stats_before).await
+        drop(heartbeat);
+        scope.finish(started).await
     }
-}
-
-/// Renews the run's leases; raises the run's stop on a cancel request or a lost claim (as the
-/// loads' runner does).
-async fn heartbeat_loop(scope: Arc<Scope>) {
-    keep_alive(
-        &scope.verifier.pool,
-        &scope.ctx.execution,
-        scope.verifier.lease,
-        |beat| match beat {
-            Beat::Cancelled => {
-                scope.stop_with(Stop::Cancelled);
-            }
-            Beat::Lost => {
-                scope.stop_with(Stop::Lost);
-            }
-            Beat::Failed(message) => scope.emit(&RunEvent::Warning { message }),
-        },
-    )
-    .await;
 }
 
 impl Scope {
     fn emit(&self, event: &RunEvent<'_>) {
-        self.events.emit(event);
+        self.control.emit(event);
     }
 
     fn pipeline(&self) -> Pipeline {
@@ -212,35 +169,7 @@ impl Scope {
     }
 
     fn stop_with(&self, stop: Stop) -> bool {
-        let first = {
-            let mut slot = lock(&self.stop);
-            let first = slot.is_none();
-            if first {
-                *slot = Some(stop);
-            }
-            first
-        };
-        self.halt.cancel();
-        first
-    }
-
-    fn token_failure(&self, e: &qbo::QboError) {
-        if !self.stop_with(Stop::Fatal(format!("Token refresh failed: {e}"))) {
-            return;
-        }
-        let kind = if e.is_invalid_grant() {
-            TokenFailure::InvalidGrant
-        } else if e.is_terminal_auth() {
-            TokenFailure::InvalidClient
-        } else {
-            TokenFailure::Other
-        };
-        let message = e.to_string();
-        self.emit(&RunEvent::TokenFailed {
-            run_id: self.ctx.execution.run_id,
-            kind,
-            message: &message,
-        });
+        self.control.stop_with(stop)
     }
 
     /// Counts the live raw rows of every month at once. `false` (the run failed) when the
@@ -272,10 +201,7 @@ impl Scope {
 
     async fn month_worker(&self) {
         loop {
-            if self.verifier.interrupt.is_cancelled() {
-                self.stop_with(Stop::Interrupted);
-            }
-            if self.halt.is_cancelled() {
+            if self.control.halted(&self.verifier.interrupt) {
                 return;
             }
             let next = lock(&self.queue).pop_front();
@@ -290,12 +216,7 @@ impl Scope {
         }
     }
 
-    async fn finish(
-        &self,
-        started: Instant,
-        stats_before: qbo::ClientStats,
-    ) -> Result<RunOutcome, RunError> {
-        let stop = lock(&self.stop).clone();
+    async fn finish(&self, started: Instant) -> Result<RunOutcome, RunError> {
         let run_totals = *lock(&self.run_totals);
         let mut failed_months = lock(&self.failed_months).clone();
         failed_months.sort_unstable();
@@ -307,30 +228,17 @@ impl Scope {
             failed_days: failed_months.clone(),
             duration: started.elapsed(),
             fatal,
-            token_ok: self.token_ok.load(std::sync::atomic::Ordering::SeqCst),
+            token_ok: self.control.token_ok(),
         };
-        let (status, fatal) = match stop {
-            Some(Stop::Fatal(message)) => (RunStatus::Failed, Some(message)),
-            Some(Stop::Interrupted) => (RunStatus::Interrupted, None),
-            Some(Stop::Cancelled) => (RunStatus::Cancelled, None),
-            Some(Stop::Lost) => {
-                self.emit(&RunEvent::Lost { run_id });
-                return Ok(outcome(None, None));
-            }
-            None if run_totals.failed_windows > 0 => (RunStatus::Failed, None),
-            None => (RunStatus::Succeeded, None),
+        let (status, fatal) = match self.control.ending(run_totals.failed_windows) {
+            Ending::Lost => return Ok(outcome(None, None)),
+            Ending::Stored(status, fatal) => (status, fatal),
         };
         let error_text = fatal.clone().or_else(|| {
             (!failed_months.is_empty())
                 .then(|| format!("{} months could not be verified", failed_months.len()))
         });
-        let stats = self.verifier.client.stats();
-        let requests = RequestTotals {
-            requests: stats.requests.saturating_sub(stats_before.requests),
-            retries: stats.retries.saturating_sub(stats_before.retries),
-            throttled: stats.throttled.saturating_sub(stats_before.throttled),
-            refreshes: stats.refreshes.saturating_sub(stats_before.refreshes),
-        };
+        let requests = self.control.requests(&self.verifier.client);
         let stored = runs::finish_run(
             &self.verifier.pool,
             &self.ctx.execution,
@@ -341,7 +249,7 @@ impl Scope {
         )
         .await?;
         let Some(stored) = stored else {
-            self.emit(&RunEvent::Lost { run_id });
+            self.control.lost();
             return Ok(outcome(None, fatal));
         };
         let totals = VerifyTotals {
@@ -438,7 +346,7 @@ impl MonthTask<'_> {
                 window: &self.window,
                 lease: scope.verifier.lease,
             },
-            &scope.halt,
+            &scope.control.halt,
             &scope.verifier.interrupt,
             |holder| {
                 scope.emit(&RunEvent::WindowWaiting {
@@ -471,7 +379,7 @@ impl MonthTask<'_> {
                 scope.pipeline().time_field(),
                 self.qbo_window(),
             ) => r,
-            () = scope.halt.cancelled() => return Err(Early::Stopped),
+            () = scope.control.halt.cancelled() => return Err(Early::Stopped),
             () = scope.verifier.interrupt.cancelled() => {
                 scope.stop_with(Stop::Interrupted);
                 return Err(Early::Stopped);
@@ -481,7 +389,7 @@ impl MonthTask<'_> {
         match counted {
             Ok(n) => Ok(n),
             Err(e) if e.is_terminal_auth() => {
-                scope.token_failure(&e);
+                scope.control.token_failure(&e);
                 Err(Early::Stopped)
             }
             Err(e) => Err(Early::Failed(
@@ -589,7 +497,7 @@ impl MonthTask<'_> {
         let result = loop {
             let next = tokio::select! {
                 r = pager.next_page() => r,
-                () = scope.halt.cancelled() => break Err(Early::Stopped),
+                () = scope.control.halt.cancelled() => break Err(Early::Stopped),
                 () = scope.verifier.interrupt.cancelled() => {
                     scope.stop_with(Stop::Interrupted);
                     break Err(Early::Stopped);
@@ -599,7 +507,7 @@ impl MonthTask<'_> {
                 Ok(Some(page)) => page,
                 Ok(None) => break Ok(()),
                 Err(e) if e.is_terminal_auth() => {
-                    scope.token_failure(&e);
+                    scope.control.token_failure(&e);
                     break Err(Early::Stopped);
                 }
                 Err(e) => {

@@ -19,16 +19,17 @@ use sqlx::PgPool;
 use tokio::sync::Notify;
 use uuid::Uuid;
 
-use super::events::{RunEvent, RunEvents, TokenFailure};
+use super::events::{RunEvent, RunEvents};
 use super::report::{RequestCounters, Summary};
 use super::{DateRange, Mode, Pipeline, Window};
-use crate::store::runs::workers;
-use crate::store::runs::{self, CursorMove, Execution, RequestTotals, RunStatus, RunTotals};
+use crate::store::runs::{self, CursorMove, Execution, RunStatus, RunTotals};
 
+pub(crate) mod control;
 mod span;
 mod sync;
 pub(crate) mod window;
 
+use control::{Ending, RunControl, run_tasks, start_heartbeat};
 use span::{Work, plan};
 use window::WindowTask;
 
@@ -122,7 +123,7 @@ impl RunOutcome {
 
 /// Why a run stopped before loading every window.
 #[derive(Debug, Clone)]
-enum Stop {
+pub(crate) enum Stop {
     /// A fatal error (invalid_grant, …): the run failed.
     Fatal(String),
     /// The operator interrupted it, or the worker is shutting down.
@@ -164,19 +165,15 @@ pub enum RunError {
 struct Scope {
     runner: Runner,
     ctx: RunContext,
-    events: Arc<dyn RunEvents>,
+    /// Why the run stops, its halt signal, its first token, its requests.
+    control: Arc<RunControl>,
     queue: Mutex<VecDeque<Work>>,
     totals: Mutex<RunTotals>,
     failed_days: Mutex<Vec<Date>>,
-    stop: Mutex<Option<Stop>>,
-    /// Raised when the run must stop (fatal error, interrupt, cancel, lost claim).
-    halt: Cancel,
     /// How often each day was taken over by another run while this one loaded it.
     takeovers: Mutex<HashMap<Date, u32>>,
     /// Where an incremental sync that loaded everything moves its cursor, when it ends.
     cursor: Mutex<Option<CursorMove>>,
-    /// The run's first access token was obtained.
-    token_ok: AtomicBool,
 }
 
 /// A day taken over by other runs this many times is given up (failed, for a retry) instead of
@@ -189,16 +186,7 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 
 impl Scope {
     fn stop_with(&self, stop: Stop) -> bool {
-        let first = {
-            let mut slot = lock(&self.stop);
-            let first = slot.is_none();
-            if first {
-                *slot = Some(stop);
-            }
-            first
-        };
-        self.halt.cancel();
-        first
+        self.control.stop_with(stop)
     }
 
     fn add(&self, f: impl FnOnce(&mut RunTotals)) -> RunTotals {
@@ -212,7 +200,7 @@ impl Scope {
     }
 
     fn emit(&self, event: &RunEvent<'_>) {
-        self.events.emit(event);
+        self.control.emit(event);
     }
 }
 
@@ -227,7 +215,6 @@ impl Runner {
         events: Arc<dyn RunEvents>,
     ) -> Result<RunOutcome, RunError> {
         let started = Instant::now();
-        let stats_before = self.client.stats();
         let windows = ctx.windows.len();
         let scope = Arc::new(Scope {
             runner: self.clone(),
@@ -236,14 +223,11 @@ impl Runner {
                 windows: windows as u64,
                 ..RunTotals::default()
             }),
+            control: Arc::new(RunControl::new(ctx.execution.run_id, events, &self.client)),
             ctx,
-            events,
             failed_days: Mutex::new(Vec::new()),
-            stop: Mutex::new(None),
-            halt: Cancel::new(),
             takeovers: Mutex::new(HashMap::new()),
             cursor: Mutex::new(None),
-            token_ok: AtomicBool::new(false),
         });
         scope.emit(&RunEvent::Started {
             run_id: scope.exec().run_id,
@@ -254,117 +238,47 @@ impl Runner {
         });
         // The heartbeat starts first: the first token refresh may wait on the company's token
         // lock for longer than a lease.
-        let heartbeat = tokio::spawn(heartbeat_loop(scope.clone()));
-        // Fail fast on a bad refresh token, before any window starts; this is the run's only
-        // refresh before its windows, so a refused token is never sent twice.
-        if let Err(e) = self.client.ensure_access_token().await {
-            scope.token_failure(&e);
-        } else {
-            scope.token_ok.store(true, Ordering::SeqCst);
-            let mut tasks = tokio::task::JoinSet::new();
-            for _ in 0..self.concurrency.min(windows).max(1) {
-                let scope = scope.clone();
-                tasks.spawn(async move { scope.window_worker().await });
-            }
-            while let Some(joined) = tasks.join_next().await {
-                if let Err(e) = joined {
-                    let message = format!("A window worker stopped unexpectedly: {e}");
-                    scope.emit(&RunEvent::Warning { message: &message });
-                }
-            }
+        let heartbeat = start_heartbeat(
+            scope.control.clone(),
+            self.pool.clone(),
+            *scope.exec(),
+            self.lease,
+        );
+        // Fail fast on a bad refresh token, before any window starts.
+        if scope.control.first_token(&self.client).await {
+            run_tasks(
+                &scope.control,
+                self.concurrency.min(windows),
+                "window",
+                || {
+                    let scope = scope.clone();
+                    async move { scope.window_worker().await }
+                },
+            )
+            .await;
             if scope.ctx.pipeline.mode() == Mode::Incremental && scope.all_loaded() {
                 scope.sync_deletions_and_cursor().await;
             }
         }
-        heartbeat.abort();
-        scope.finish(started, stats_before).await
-    }
-}
-
-/// Renews the run's leases; raises the run's stop on a cancel request or a lost claim.
-async fn heartbeat_loop(scope: Arc<Scope>) {
-    keep_alive(
-        &scope.runner.pool,
-        scope.exec(),
-        scope.runner.lease,
-        |beat| match beat {
-            Beat::Cancelled => {
-                scope.stop_with(Stop::Cancelled);
-            }
-            Beat::Lost => {
-                scope.stop_with(Stop::Lost);
-            }
-            Beat::Failed(message) => scope.emit(&RunEvent::Warning { message }),
-        },
-    )
-    .await;
-}
-
-/// What a run's heartbeat learned.
-pub(crate) enum Beat<'a> {
-    /// A cancel was requested (through the API or the UI).
-    Cancelled,
-    /// This execution no longer holds its run: the heartbeat stops.
-    Lost,
-    /// The beat could not be recorded (it is tried again next time).
-    Failed(&'a str),
-}
-
-/// Renews an execution's leases (its run's, its windows' and its worker's) every beat until its
-/// claim is lost, telling `on` what happens: the one heartbeat of loads and verifications.
-pub(crate) async fn keep_alive(
-    pool: &PgPool,
-    exec: &Execution,
-    lease: Duration,
-    on: impl Fn(Beat<'_>),
-) {
-    loop {
-        tokio::time::sleep(runs::HEARTBEAT_EVERY.min(lease / 3)).await;
-        let _ = workers::heartbeat(pool, exec.worker_id).await;
-        match runs::heartbeat(pool, exec, lease).await {
-            Ok(Some(false)) => {}
-            Ok(Some(true)) => on(Beat::Cancelled),
-            Ok(None) => {
-                on(Beat::Lost);
-                return;
-            }
-            Err(e) => on(Beat::Failed(&format!("Heartbeat failed: {e}"))),
-        }
+        drop(heartbeat);
+        scope.finish(started).await
     }
 }
 
 impl Scope {
-    async fn finish(
-        &self,
-        started: Instant,
-        stats_before: qbo::ClientStats,
-    ) -> Result<RunOutcome, RunError> {
-        let stop = lock(&self.stop).clone();
+    async fn finish(&self, started: Instant) -> Result<RunOutcome, RunError> {
         let totals = *lock(&self.totals);
         let mut failed_days = lock(&self.failed_days).clone();
         failed_days.sort_unstable();
         let run_id = self.exec().run_id;
-        let (status, fatal) = match stop {
-            Some(Stop::Fatal(msg)) => (RunStatus::Failed, Some(msg)),
-            Some(Stop::Interrupted) => (RunStatus::Interrupted, None),
-            Some(Stop::Cancelled) => (RunStatus::Cancelled, None),
-            Some(Stop::Lost) => {
-                self.emit(&RunEvent::Lost { run_id });
-                return Ok(self.outcome(None, totals, failed_days, started, None));
-            }
-            None if totals.failed_windows > 0 => (RunStatus::Failed, None),
-            None => (RunStatus::Succeeded, None),
+        let (status, fatal) = match self.control.ending(totals.failed_windows) {
+            Ending::Lost => return Ok(self.outcome(None, totals, failed_days, started, None)),
+            Ending::Stored(status, fatal) => (status, fatal),
         };
         let error_text = fatal.clone().or_else(|| {
             (!failed_days.is_empty()).then(|| format!("{} windows failed", failed_days.len()))
         });
-        let stats = self.runner.client.stats();
-        let requests = RequestTotals {
-            requests: stats.requests.saturating_sub(stats_before.requests),
-            retries: stats.retries.saturating_sub(stats_before.retries),
-            throttled: stats.throttled.saturating_sub(stats_before.throttled),
-            refreshes: stats.refreshes.saturating_sub(stats_before.refreshes),
-        };
+        let requests = self.control.requests(&self.runner.client);
         let cursor = lock(&self.cursor).take();
         let stored = runs::finish_run_moving_cursor(
             &self.runner.pool,
@@ -377,7 +291,7 @@ impl Scope {
         )
         .await?;
         let Some(stored) = stored else {
-            self.emit(&RunEvent::Lost { run_id });
+            self.control.lost();
             return Ok(self.outcome(None, totals, failed_days, started, fatal));
         };
         let outcome = self.outcome(Some(stored), totals, failed_days, started, fatal);
@@ -415,35 +329,13 @@ impl Scope {
             failed_days,
             duration: started.elapsed(),
             fatal,
-            token_ok: self.token_ok.load(Ordering::SeqCst),
+            token_ok: self.control.token_ok(),
         }
-    }
-
-    fn token_failure(&self, e: &qbo::QboError) {
-        if !self.stop_with(Stop::Fatal(format!("Token refresh failed: {e}"))) {
-            return;
-        }
-        let kind = if e.is_invalid_grant() {
-            TokenFailure::InvalidGrant
-        } else if e.is_terminal_auth() {
-            TokenFailure::InvalidClient
-        } else {
-            TokenFailure::Other
-        };
-        let message = e.to_string();
-        self.emit(&RunEvent::TokenFailed {
-            run_id: self.exec().run_id,
-            kind,
-            message: &message,
-        });
     }
 
     async fn window_worker(&self) {
         loop {
-            if self.runner.interrupt.is_cancelled() {
-                self.stop_with(Stop::Interrupted);
-            }
-            if self.halt.is_cancelled() {
+            if self.control.halted(&self.runner.interrupt) {
                 return;
             }
             let next = lock(&self.queue).pop_front();

@@ -74,7 +74,7 @@ impl Scope {
         let pipeline = self.ctx.pipeline;
         let counted = tokio::select! {
             r = self.runner.client.count_within(pipeline.entity(), pipeline.time_field(), span) => r,
-            () = self.halt.cancelled() => return Counted::Stopped,
+            () = self.control.halt.cancelled() => return Counted::Stopped,
             () = self.runner.interrupt.cancelled() => {
                 self.stop_with(Stop::Interrupted);
                 return Counted::Stopped;
@@ -83,7 +83,7 @@ impl Scope {
         match counted {
             Ok(n) => Counted::Rows(n),
             Err(e) if e.is_terminal_auth() => {
-                self.token_failure(&e);
+                self.control.token_failure(&e);
                 Counted::Stopped
             }
             Err(e) => Counted::Failed(e.to_string()),
@@ -232,7 +232,7 @@ impl Scope {
     /// Claims every window of a span that is free now, at once; a window another run holds
     /// goes back to the queue on its own (it waits there).
     async fn claim_span<'a>(&'a self, windows: &[Window]) -> Vec<WindowTask<'a>> {
-        if self.halt.is_cancelled() {
+        if self.control.halt.is_cancelled() {
             return Vec::new();
         }
         let claim = runs::claim_windows(
@@ -426,7 +426,7 @@ impl Scope {
     ) -> Result<qbo::Page, Result<u64, Early>> {
         let fetched = tokio::select! {
             r = pager.next_page() => Some(r),
-            () = self.halt.cancelled() => None,
+            () = self.control.halt.cancelled() => None,
             () = self.runner.interrupt.cancelled() => {
                 self.stop_with(Stop::Interrupted);
                 None
@@ -437,7 +437,7 @@ impl Scope {
             Some(Ok(Some(page))) => Ok(page),
             Some(Ok(None)) => Err(Ok(u64::from(pager.pages()))),
             Some(Err(e)) if e.is_terminal_auth() => {
-                self.token_failure(&e);
+                self.control.token_failure(&e);
                 Err(Err(Early::Stopped))
             }
             Some(Err(e)) => Err(Err(Early::Failed(

@@ -11,7 +11,7 @@ use crate::store::runs::{self, CursorMove};
 impl Scope {
     /// Whether every window of this execution loaded (no failure, no stop).
     pub(super) fn all_loaded(&self) -> bool {
-        lock(&self.stop).is_none() && lock(&self.totals).failed_windows == 0
+        !self.control.stopped() && lock(&self.totals).failed_windows == 0
     }
 
     /// An incremental sync that loaded every window: mark what QuickBooks reports deleted since
@@ -132,12 +132,12 @@ impl Scope {
         loop {
             let changes = tokio::select! {
                 r = self.runner.client.cdc(entity, from) => r,
-                () = self.halt.cancelled() => return Ok(None),
+                () = self.control.halt.cancelled() => return Ok(None),
             };
             let changes = match changes {
                 Ok(changes) => changes,
                 Err(e) if e.is_terminal_auth() => {
-                    self.token_failure(&e);
+                    self.control.token_failure(&e);
                     return Ok(None);
                 }
                 Err(e) => return Err(format!("Cannot read deletions (change data capture): {e}")),

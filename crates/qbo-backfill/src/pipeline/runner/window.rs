@@ -74,7 +74,7 @@ impl WindowTask<'_> {
                 window: &self.window,
                 lease: self.runner().lease,
             },
-            &scope.halt,
+            &scope.control.halt,
             &self.runner().interrupt,
             |holder| {
                 scope.emit(&RunEvent::WindowWaiting {
@@ -114,7 +114,7 @@ impl WindowTask<'_> {
         loop {
             let next = tokio::select! {
                 r = pager.next_page() => r,
-                () = scope.halt.cancelled() => {
+                () = scope.control.halt.cancelled() => {
                     self.unfinished("the run stopped before this window finished").await;
                     return Err(Early::Stopped);
                 }
@@ -128,7 +128,7 @@ impl WindowTask<'_> {
                 Ok(Some(page)) => page,
                 Ok(None) => break,
                 Err(e) if e.is_terminal_auth() => {
-                    scope.token_failure(&e);
+                    scope.control.token_failure(&e);
                     self.unfinished("the run stopped: token refresh failed")
                         .await;
                     return Err(Early::Stopped);

@@ -1,0 +1,242 @@
+//! What every execution of a run shares, loads and verifications alike: why it stopped, the
+//! signal that stops its tasks, whether its first access token came, its heartbeat, and the
+//! requests it spent. A run's own scope (`Scope` here, the verifier's) holds one
+//! [`RunControl`] and adds its work.
+
+use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use sqlx::PgPool;
+use uuid::Uuid;
+
+use super::{Cancel, Stop, lock};
+use crate::pipeline::events::{RunEvent, RunEvents, TokenFailure};
+use crate::store::runs::workers;
+use crate::store::runs::{self, Execution, RequestTotals, RunStatus};
+
+/// The shared state of one execution of a run.
+pub(crate) struct RunControl {
+    run_id: Uuid,
+    events: Arc<dyn RunEvents>,
+    stop: Mutex<Option<Stop>>,
+    /// Raised when the run must stop (fatal error, interrupt, cancel, lost claim).
+    pub(crate) halt: Cancel,
+    token_ok: AtomicBool,
+    stats_before: qbo::ClientStats,
+}
+
+/// How an execution ends, from why it stopped and how many of its windows failed.
+pub(crate) enum Ending {
+    /// This execution lost its claim: nothing is stored.
+    Lost,
+    /// The run's status to store, and the error that stopped it if one did.
+    Stored(RunStatus, Option<String>),
+}
+
+impl RunControl {
+    /// The control of a run about to start, counting requests from `client`'s figures now.
+    pub(crate) fn new(run_id: Uuid, events: Arc<dyn RunEvents>, client: &qbo::QboClient) -> Self {
+        Self {
+            run_id,
+            events,
+            stop: Mutex::new(None),
+            halt: Cancel::new(),
+            token_ok: AtomicBool::new(false),
+            stats_before: client.stats(),
+        }
+    }
+
+    /// Tells the run's event sink.
+    pub(crate) fn emit(&self, event: &RunEvent<'_>) {
+        self.events.emit(event);
+    }
+
+    /// Records why the run stops (the first reason wins) and raises [`Self::halt`]; `true`
+    /// when this was the first reason.
+    pub(crate) fn stop_with(&self, stop: Stop) -> bool {
+        let first = {
+            let mut slot = lock(&self.stop);
+            let first = slot.is_none();
+            if first {
+                *slot = Some(stop);
+            }
+            first
+        };
+        self.halt.cancel();
+        first
+    }
+
+    /// Whether the run stopped for any reason.
+    pub(crate) fn stopped(&self) -> bool {
+        lock(&self.stop).is_some()
+    }
+
+    /// Whether a task should stop taking work: an interrupt becomes the run's stop.
+    pub(crate) fn halted(&self, interrupt: &Cancel) -> bool {
+        if interrupt.is_cancelled() {
+            self.stop_with(Stop::Interrupted);
+        }
+        self.halt.is_cancelled()
+    }
+
+    /// Whether the run's first access token was obtained.
+    pub(crate) fn token_ok(&self) -> bool {
+        self.token_ok.load(Ordering::SeqCst)
+    }
+
+    /// Obtains the run's first access token (its only refresh before its work starts, so a
+    /// refused token is never sent twice); `false`, with the run stopped, when it failed.
+    pub(crate) async fn first_token(&self, client: &qbo::QboClient) -> bool {
+        match client.ensure_access_token().await {
+            Ok(()) => {
+                self.token_ok.store(true, Ordering::SeqCst);
+                true
+            }
+            Err(e) => {
+                self.token_failure(&e);
+                false
+            }
+        }
+    }
+
+    /// Stops the run on a failed token refresh, telling the operator which kind it was.
+    pub(crate) fn token_failure(&self, e: &qbo::QboError) {
+        if !self.stop_with(Stop::Fatal(format!("Token refresh failed: {e}"))) {
+            return;
+        }
+        let kind = if e.is_invalid_grant() {
+            TokenFailure::InvalidGrant
+        } else if e.is_terminal_auth() {
+            TokenFailure::InvalidClient
+        } else {
+            TokenFailure::Other
+        };
+        let message = e.to_string();
+        self.emit(&RunEvent::TokenFailed {
+            run_id: self.run_id,
+            kind,
+            message: &message,
+        });
+    }
+
+    /// The run's status from why it stopped and `failed` windows; a lost claim is told here.
+    pub(crate) fn ending(&self, failed: u64) -> Ending {
+        let stop = lock(&self.stop).clone();
+        match stop {
+            Some(Stop::Fatal(message)) => Ending::Stored(RunStatus::Failed, Some(message)),
+            Some(Stop::Interrupted) => Ending::Stored(RunStatus::Interrupted, None),
+            Some(Stop::Cancelled) => Ending::Stored(RunStatus::Cancelled, None),
+            Some(Stop::Lost) => {
+                self.emit(&RunEvent::Lost {
+                    run_id: self.run_id,
+                });
+                Ending::Lost
+            }
+            None if failed > 0 => Ending::Stored(RunStatus::Failed, None),
+            None => Ending::Stored(RunStatus::Succeeded, None),
+        }
+    }
+
+    /// The requests `client` spent since the run started.
+    pub(crate) fn requests(&self, client: &qbo::QboClient) -> RequestTotals {
+        let stats = client.stats();
+        let before = &self.stats_before;
+        RequestTotals {
+            requests: stats.requests.saturating_sub(before.requests),
+            retries: stats.retries.saturating_sub(before.retries),
+            throttled: stats.throttled.saturating_sub(before.throttled),
+            refreshes: stats.refreshes.saturating_sub(before.refreshes),
+        }
+    }
+
+    /// Tells that the run was stored by nobody: this execution lost its claim at the end.
+    pub(crate) fn lost(&self) {
+        self.emit(&RunEvent::Lost {
+            run_id: self.run_id,
+        });
+    }
+}
+
+/// Runs `tasks` copies of what `task` makes and waits for them all; a task that panicked is
+/// told as a warning naming `what` (`window`, `month`).
+pub(crate) async fn run_tasks<F, Fut>(control: &RunControl, tasks: usize, what: &str, task: F)
+where
+    F: Fn() -> Fut,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    let mut set = tokio::task::JoinSet::new();
+    for _ in 0..tasks.max(1) {
+        set.spawn(task());
+    }
+    while let Some(joined) = set.join_next().await {
+        if let Err(e) = joined {
+            let message = format!("A {what} worker stopped unexpectedly: {e}");
+            control.emit(&RunEvent::Warning { message: &message });
+        }
+    }
+}
+
+/// The heartbeat task of an execution; it stops when this is dropped.
+pub(crate) struct Heartbeat(tokio::task::JoinHandle<()>);
+
+impl Drop for Heartbeat {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// Starts renewing the execution's leases; a cancel request or a lost claim stops the run.
+pub(crate) fn start_heartbeat(
+    control: Arc<RunControl>,
+    pool: PgPool,
+    exec: Execution,
+    lease: Duration,
+) -> Heartbeat {
+    Heartbeat(tokio::spawn(async move {
+        keep_alive(&pool, &exec, lease, |beat| match beat {
+            Beat::Cancelled => {
+                control.stop_with(Stop::Cancelled);
+            }
+            Beat::Lost => {
+                control.stop_with(Stop::Lost);
+            }
+            Beat::Failed(message) => control.emit(&RunEvent::Warning { message }),
+        })
+        .await;
+    }))
+}
+
+/// What a run's heartbeat learned.
+pub(crate) enum Beat<'a> {
+    /// A cancel was requested (through the API or the UI).
+    Cancelled,
+    /// This execution no longer holds its run: the heartbeat stops.
+    Lost,
+    /// The beat could not be recorded (it is tried again next time).
+    Failed(&'a str),
+}
+
+/// Renews an execution's leases (its run's, its windows' and its worker's) every beat until its
+/// claim is lost, telling `on` what happens.
+pub(crate) async fn keep_alive(
+    pool: &PgPool,
+    exec: &Execution,
+    lease: Duration,
+    on: impl Fn(Beat<'_>),
+) {
+    loop {
+        tokio::time::sleep(runs::HEARTBEAT_EVERY.min(lease / 3)).await;
+        let _ = workers::heartbeat(pool, exec.worker_id).await;
+        match runs::heartbeat(pool, exec, lease).await {
+            Ok(Some(false)) => {}
+            Ok(Some(true)) => on(Beat::Cancelled),
+            Ok(None) => {
+                on(Beat::Lost);
+                return;
+            }
+            Err(e) => on(Beat::Failed(&format!("Heartbeat failed: {e}"))),
+        }
+    }
+}
