@@ -17,7 +17,7 @@ use crate::json::push_u64;
 use crate::lists::{
     ListProfile, account_type, email, list_profile, payment_method_type, vendor_balance_cents,
 };
-use crate::query::{Op, Query, QueryError, Value};
+use crate::query::{Condition, Op, Query, QueryError, Value};
 use crate::render::{Ctx, customer_display, item_name, render, render_deleted};
 use crate::time::{envelope_time, parse_date_literal, parse_instant_literal};
 use crate::txns::{Txn, has_doc_number, txn_profile};
@@ -493,16 +493,16 @@ impl Pred {
     }
 }
 
-fn compile(kind: Kind, q: &Query) -> Result<Vec<Pred>, QueryError> {
-    let mut preds = Vec::with_capacity(q.conditions.len() + 1);
-    for c in &q.conditions {
-        let field = resolve(kind, &c.property).ok_or_else(|| {
-            QueryError::validation(format_args!(
-                "Property {} not found for Entity {}",
-                c.property,
-                kind.name()
-            ))
-        })?;
+/// The validation error for a property the entity does not have.
+fn property_not_found(property: &str, entity: &str) -> QueryError {
+    QueryError::validation(format_args!(
+        "Property {property} not found for Entity {entity}"
+    ))
+}
+
+impl Pred {
+    /// Condition `c` on `field`, its literals checked against the field.
+    fn compile(field: Field, c: &Condition) -> Result<Self, QueryError> {
         let lits = match &c.value {
             Value::List(items) => items
                 .iter()
@@ -510,11 +510,20 @@ fn compile(kind: Kind, q: &Query) -> Result<Vec<Pred>, QueryError> {
                 .collect::<Result<_, _>>()?,
             v => vec![compile_lit(field, &c.property, c.op, v)?],
         };
-        preds.push(Pred {
+        Ok(Self {
             field,
             op: c.op,
             lits,
-        });
+        })
+    }
+}
+
+fn compile(kind: Kind, q: &Query) -> Result<Vec<Pred>, QueryError> {
+    let mut preds = Vec::with_capacity(q.conditions.len() + 1);
+    for c in &q.conditions {
+        let field = resolve(kind, &c.property)
+            .ok_or_else(|| property_not_found(&c.property, kind.name()))?;
+        preds.push(Pred::compile(field, c)?);
     }
     if kind.is_list() && !preds.iter().any(|p| p.field == Field::Active) {
         preds.push(Pred {
@@ -866,29 +875,12 @@ fn run_singleton(
     q: &Query,
 ) -> Result<(), QueryError> {
     let row = s.row(ds);
-    let not_found = |prop: &str| {
-        QueryError::validation(format_args!(
-            "Property {prop} not found for Entity {}",
-            s.name()
-        ))
-    };
+    let not_found = |prop: &str| property_not_found(prop, s.name());
     let mut hit = true;
     for c in &q.conditions {
         let (field, value) =
             singleton_value(s, &row, &c.property).ok_or_else(|| not_found(&c.property))?;
-        let lits = match &c.value {
-            Value::List(items) => items
-                .iter()
-                .map(|v| compile_lit(field, &c.property, c.op, v))
-                .collect::<Result<_, _>>()?,
-            v => vec![compile_lit(field, &c.property, c.op, v)?],
-        };
-        let pred = Pred {
-            field,
-            op: c.op,
-            lits,
-        };
-        hit &= pred.matches_value(&value);
+        hit &= Pred::compile(field, c)?.matches_value(&value);
     }
     if let Some(o) = q
         .order_by
@@ -942,13 +934,7 @@ fn resolve_order(kind: Kind, q: &Query) -> Result<Vec<(Field, bool)>, QueryError
         .map(|o| {
             resolve(kind, &o.property)
                 .map(|f| (f, o.descending))
-                .ok_or_else(|| {
-                    QueryError::validation(format_args!(
-                        "Property {} not found for Entity {}",
-                        o.property,
-                        kind.name()
-                    ))
-                })
+                .ok_or_else(|| property_not_found(&o.property, kind.name()))
         })
         .collect()
 }
