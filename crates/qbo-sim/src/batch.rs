@@ -20,7 +20,9 @@ use axum::response::Response;
 use serde_json::Value;
 
 use crate::SimState;
-use crate::faults::{FaultError, fault, forbidden_realm, json, push_fault};
+use crate::faults::{
+    FaultError, VALIDATION_FAULT, forbidden_realm, json, push_fault, validation_fault,
+};
 use crate::json::push_str;
 use crate::query::parse_query;
 use crate::state::Counters;
@@ -40,18 +42,9 @@ pub(crate) fn item_count(body: &[u8]) -> usize {
 
 /// The 400 `ValidationFault` 2010 Intuit answers for a body it cannot bind.
 fn unsupported_property(detail: &str) -> Response {
-    fault(
-        StatusCode::BAD_REQUEST,
-        "ValidationFault",
-        FaultError {
-            message: "Request has invalid or unsupported property",
-            detail: Some(&format!(
-                "Property Name:{detail} specified is unsupported or invalid"
-            )),
-            code: "2010",
-            element: true,
-        },
-    )
+    validation_fault(FaultError::invalid_property(&format!(
+        "Property Name:{detail} specified is unsupported or invalid"
+    )))
 }
 
 /// `POST /v3/company/{realm}/batch`.
@@ -79,16 +72,11 @@ pub(crate) async fn batch(
              supplied: {}",
             items.len()
         );
-        return fault(
-            StatusCode::BAD_REQUEST,
-            "ValidationFault",
-            FaultError {
-                message: "Batch size exceeds allowed limit",
-                detail: Some(&detail),
-                code: "1040",
-                element: true,
-            },
-        );
+        return validation_fault(FaultError::element(
+            "Batch size exceeds allowed limit",
+            &detail,
+            "1040",
+        ));
     }
     let mut out = String::with_capacity(256 + items.len() * 1024);
     out.push_str("{\"BatchItemResponse\":[");
@@ -117,16 +105,7 @@ pub(crate) async fn batch(
 fn answer_item(st: &SimState, out: &mut String, item: &Value) {
     let invalid = |out: &mut String, property: &str| {
         let detail = format!("Property Name:{property} specified is unsupported or invalid");
-        push_fault(
-            out,
-            "ValidationFault",
-            FaultError {
-                message: "Request has invalid or unsupported property",
-                detail: Some(&detail),
-                code: "2010",
-                element: true,
-            },
-        );
+        push_fault(out, VALIDATION_FAULT, FaultError::invalid_property(&detail));
     };
     let Some(obj) = item.as_object() else {
         return invalid(out, "BatchItemRequest");
@@ -145,16 +124,7 @@ fn answer_item(st: &SimState, out: &mut String, item: &Value) {
             if matches!(e, crate::query::QueryError::Parse(_)) {
                 st.record_query(text, "?");
             }
-            push_fault(
-                out,
-                "ValidationFault",
-                FaultError {
-                    message: e.message(),
-                    detail: Some(e.detail()),
-                    code: e.code(),
-                    element: false,
-                },
-            );
+            push_fault(out, VALIDATION_FAULT, FaultError::query(&e));
         }
         return;
     }
@@ -164,13 +134,8 @@ fn answer_item(st: &SimState, out: &mut String, item: &Value) {
     );
     push_fault(
         out,
-        "ValidationFault",
-        FaultError {
-            message: "Unsupported Operation",
-            detail: Some(&detail),
-            code: "500",
-            element: true,
-        },
+        VALIDATION_FAULT,
+        FaultError::unsupported_operation(&detail),
     );
 }
 

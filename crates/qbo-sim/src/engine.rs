@@ -17,7 +17,7 @@ use crate::json::push_u64;
 use crate::lists::{
     ListProfile, account_type, email, list_profile, payment_method_type, vendor_balance_cents,
 };
-use crate::query::{Op, Query, QueryError, Value};
+use crate::query::{Condition, Op, Query, QueryError, Value};
 use crate::render::{Ctx, customer_display, item_name, render, render_deleted};
 use crate::time::{envelope_time, parse_date_literal, parse_instant_literal};
 use crate::txns::{Txn, has_doc_number, txn_profile};
@@ -159,41 +159,32 @@ fn resolve_list(kind: Kind, p: &str) -> Option<Field> {
 fn resolve_txn(kind: Kind, p: &str) -> Option<Field> {
     use Field::*;
     use Kind as K;
+    let balance = matches!(
+        kind,
+        K::Bill | K::VendorCredit | K::CreditMemo | K::SalesReceipt | K::RefundReceipt
+    );
+    let customer = matches!(
+        kind,
+        K::CreditMemo
+            | K::Estimate
+            | K::SalesReceipt
+            | K::RefundReceipt
+            | K::Payment
+            | K::TimeActivity
+    );
+    let vendor = matches!(
+        kind,
+        K::Bill | K::BillPayment | K::PurchaseOrder | K::VendorCredit | K::TimeActivity
+    );
     match p {
         "txndate" => Some(TxnDate),
         "docnumber" if has_doc_number(kind) => Some(DocNumber),
         "totalamt" if !matches!(kind, K::Transfer | K::TimeActivity) => Some(TotalAmt),
         "amount" if kind == K::Transfer => Some(TotalAmt),
-        "balance"
-            if matches!(
-                kind,
-                K::Bill | K::VendorCredit | K::CreditMemo | K::SalesReceipt | K::RefundReceipt
-            ) =>
-        {
-            Some(Balance)
-        }
+        "balance" if balance => Some(Balance),
         "duedate" if kind == K::Bill => Some(DueDate),
-        "customerref"
-            if matches!(
-                kind,
-                K::CreditMemo
-                    | K::Estimate
-                    | K::SalesReceipt
-                    | K::RefundReceipt
-                    | K::Payment
-                    | K::TimeActivity
-            ) =>
-        {
-            Some(CustomerRef)
-        }
-        "vendorref"
-            if matches!(
-                kind,
-                K::Bill | K::BillPayment | K::PurchaseOrder | K::VendorCredit | K::TimeActivity
-            ) =>
-        {
-            Some(VendorRef)
-        }
+        "customerref" if customer => Some(CustomerRef),
+        "vendorref" if vendor => Some(VendorRef),
         "employeeref" if kind == K::TimeActivity => Some(EmployeeRef),
         _ => None,
     }
@@ -502,16 +493,16 @@ impl Pred {
     }
 }
 
-fn compile(kind: Kind, q: &Query) -> Result<Vec<Pred>, QueryError> {
-    let mut preds = Vec::with_capacity(q.conditions.len() + 1);
-    for c in &q.conditions {
-        let field = resolve(kind, &c.property).ok_or_else(|| {
-            QueryError::validation(format_args!(
-                "Property {} not found for Entity {}",
-                c.property,
-                kind.name()
-            ))
-        })?;
+/// The validation error for a property the entity does not have.
+fn property_not_found(property: &str, entity: &str) -> QueryError {
+    QueryError::validation(format_args!(
+        "Property {property} not found for Entity {entity}"
+    ))
+}
+
+impl Pred {
+    /// Condition `c` on `field`, its literals checked against the field.
+    fn compile(field: Field, c: &Condition) -> Result<Self, QueryError> {
         let lits = match &c.value {
             Value::List(items) => items
                 .iter()
@@ -519,11 +510,20 @@ fn compile(kind: Kind, q: &Query) -> Result<Vec<Pred>, QueryError> {
                 .collect::<Result<_, _>>()?,
             v => vec![compile_lit(field, &c.property, c.op, v)?],
         };
-        preds.push(Pred {
+        Ok(Self {
             field,
             op: c.op,
             lits,
-        });
+        })
+    }
+}
+
+fn compile(kind: Kind, q: &Query) -> Result<Vec<Pred>, QueryError> {
+    let mut preds = Vec::with_capacity(q.conditions.len() + 1);
+    for c in &q.conditions {
+        let field = resolve(kind, &c.property)
+            .ok_or_else(|| property_not_found(&c.property, kind.name()))?;
+        preds.push(Pred::compile(field, c)?);
     }
     if kind.is_list() && !preds.iter().any(|p| p.field == Field::Active) {
         preds.push(Pred {
@@ -650,78 +650,17 @@ impl Engine {
             return run_singleton(out, ds, s, q);
         }
         let Some(kind) = Kind::from_any_case(&q.entity) else {
-            if EMPTY_ENTITIES
-                .iter()
-                .any(|e| e.eq_ignore_ascii_case(&q.entity))
-            {
-                if q.count {
-                    push_count(out, 0);
-                } else {
-                    push_empty(out);
-                }
-                return Ok(());
-            }
-            return Err(QueryError::validation(format_args!(
-                "invalid context declaration: {}",
-                q.entity
-            )));
+            return push_rowless(out, q);
         };
         let preds = compile(kind, q)?;
-        let order = q
-            .order_by
-            .iter()
-            .map(|o| {
-                resolve(kind, &o.property)
-                    .map(|f| (f, o.descending))
-                    .ok_or_else(|| {
-                        QueryError::validation(format_args!(
-                            "Property {} not found for Entity {}",
-                            o.property,
-                            kind.name()
-                        ))
-                    })
-            })
-            .collect::<Result<Vec<_>, _>>()?;
+        let order = resolve_order(kind, q)?;
         let ctx = Ctx::new(ds);
         let ids = self.matching(ds, &ctx, kind, q, &preds, &order);
         if q.count {
             push_count(out, ids.len() as u64);
-            return Ok(());
+        } else {
+            push_page(out, ds, &ctx, kind, q, &ids);
         }
-        let start = q.start_position.unwrap_or(1).max(1);
-        let max = q.max_results.unwrap_or(DEFAULT_MAX_RESULTS);
-        let skip = usize::try_from(start - 1)
-            .unwrap_or(usize::MAX)
-            .min(ids.len());
-        let take = usize::try_from(max)
-            .unwrap_or(usize::MAX)
-            .min(ids.len() - skip);
-        if take == 0 {
-            push_empty(out);
-            return Ok(());
-        }
-        let page: Vec<(u64, Row)> = {
-            let rows = read(ds.table(kind));
-            ids[skip..skip + take]
-                .iter()
-                .filter_map(|&i| rows.get(i as usize).map(|r| (u64::from(i) + 1, *r)))
-                .collect()
-        };
-        out.reserve(page.len() * 1400 + 128);
-        out.push_str("\"QueryResponse\":{\"");
-        out.push_str(kind.name());
-        out.push_str("\":[");
-        for (n, (id, row)) in page.iter().enumerate() {
-            if n > 0 {
-                out.push(',');
-            }
-            render(out, &ctx, kind, *id, row);
-        }
-        out.push_str("],\"startPosition\":");
-        push_u64(out, start);
-        out.push_str(",\"maxResults\":");
-        push_u64(out, page.len() as u64);
-        out.push('}');
         Ok(())
     }
 
@@ -936,29 +875,12 @@ fn run_singleton(
     q: &Query,
 ) -> Result<(), QueryError> {
     let row = s.row(ds);
-    let not_found = |prop: &str| {
-        QueryError::validation(format_args!(
-            "Property {prop} not found for Entity {}",
-            s.name()
-        ))
-    };
+    let not_found = |prop: &str| property_not_found(prop, s.name());
     let mut hit = true;
     for c in &q.conditions {
         let (field, value) =
             singleton_value(s, &row, &c.property).ok_or_else(|| not_found(&c.property))?;
-        let lits = match &c.value {
-            Value::List(items) => items
-                .iter()
-                .map(|v| compile_lit(field, &c.property, c.op, v))
-                .collect::<Result<_, _>>()?,
-            v => vec![compile_lit(field, &c.property, c.op, v)?],
-        };
-        let pred = Pred {
-            field,
-            op: c.op,
-            lits,
-        };
-        hit &= pred.matches_value(&value);
+        hit &= Pred::compile(field, c)?.matches_value(&value);
     }
     if let Some(o) = q
         .order_by
@@ -986,6 +908,76 @@ fn run_singleton(
 }
 
 /// `"QueryResponse":{"totalCount":n}`.
+/// The answer for an entity without rows: known ones answer empty, others are invalid.
+fn push_rowless(out: &mut String, q: &Query) -> Result<(), QueryError> {
+    if !EMPTY_ENTITIES
+        .iter()
+        .any(|e| e.eq_ignore_ascii_case(&q.entity))
+    {
+        return Err(QueryError::validation(format_args!(
+            "invalid context declaration: {}",
+            q.entity
+        )));
+    }
+    if q.count {
+        push_count(out, 0);
+    } else {
+        push_empty(out);
+    }
+    Ok(())
+}
+
+/// `ORDER BY` as fields and directions; an unknown property is a validation error.
+fn resolve_order(kind: Kind, q: &Query) -> Result<Vec<(Field, bool)>, QueryError> {
+    q.order_by
+        .iter()
+        .map(|o| {
+            resolve(kind, &o.property)
+                .map(|f| (f, o.descending))
+                .ok_or_else(|| property_not_found(&o.property, kind.name()))
+        })
+        .collect()
+}
+
+/// The `STARTPOSITION` / `MAXRESULTS` page of the matching `ids`, rendered:
+/// `"QueryResponse":{"<Entity>":[…],"startPosition":…,"maxResults":…}` (`{}` when empty).
+fn push_page(out: &mut String, ds: &Dataset, ctx: &Ctx, kind: Kind, q: &Query, ids: &[u32]) {
+    let start = q.start_position.unwrap_or(1).max(1);
+    let max = q.max_results.unwrap_or(DEFAULT_MAX_RESULTS);
+    let skip = usize::try_from(start - 1)
+        .unwrap_or(usize::MAX)
+        .min(ids.len());
+    let take = usize::try_from(max)
+        .unwrap_or(usize::MAX)
+        .min(ids.len() - skip);
+    if take == 0 {
+        push_empty(out);
+        return;
+    }
+    let page: Vec<(u64, Row)> = {
+        let rows = read(ds.table(kind));
+        ids[skip..skip + take]
+            .iter()
+            .filter_map(|&i| rows.get(i as usize).map(|r| (u64::from(i) + 1, *r)))
+            .collect()
+    };
+    out.reserve(page.len() * 1400 + 128);
+    out.push_str("\"QueryResponse\":{\"");
+    out.push_str(kind.name());
+    out.push_str("\":[");
+    for (n, (id, row)) in page.iter().enumerate() {
+        if n > 0 {
+            out.push(',');
+        }
+        render(out, ctx, kind, *id, row);
+    }
+    out.push_str("],\"startPosition\":");
+    push_u64(out, start);
+    out.push_str(",\"maxResults\":");
+    push_u64(out, page.len() as u64);
+    out.push('}');
+}
+
 fn push_count(out: &mut String, n: u64) {
     out.push_str("\"QueryResponse\":{\"totalCount\":");
     push_u64(out, n);

@@ -5,6 +5,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
 use crate::json::push_str;
+use crate::query::QueryError;
 use crate::rng::SharedRng;
 use crate::time::{envelope_time, now_ms};
 
@@ -30,6 +31,45 @@ pub(crate) struct FaultError<'a> {
     /// Some faults carry `"element":""`.
     pub(crate) element: bool,
 }
+
+impl<'a> FaultError<'a> {
+    /// An error about an element of the request (`"element":""`), with a detail.
+    pub(crate) fn element(message: &'a str, detail: &'a str, code: &'a str) -> Self {
+        Self {
+            message,
+            detail: Some(detail),
+            code,
+            element: true,
+        }
+    }
+
+    /// Code 2010, "Request has invalid or unsupported property".
+    pub(crate) fn invalid_property(detail: &'a str) -> Self {
+        Self::element(
+            "Request has invalid or unsupported property",
+            detail,
+            "2010",
+        )
+    }
+
+    /// Code 500, "Unsupported Operation".
+    pub(crate) fn unsupported_operation(detail: &'a str) -> Self {
+        Self::element("Unsupported Operation", detail, "500")
+    }
+
+    /// A query that does not parse or validate.
+    pub(crate) fn query(e: &'a QueryError) -> Self {
+        Self {
+            message: e.message(),
+            detail: Some(e.detail()),
+            code: e.code(),
+            element: false,
+        }
+    }
+}
+
+/// The `type` of the faults about what the request asks.
+pub(crate) const VALIDATION_FAULT: &str = "ValidationFault";
 
 /// Appends the member `"Fault":{"Error":[{"Message":…,"Detail":…,"code":…}],"type":…}` (a
 /// batch item's answer uses it as is).
@@ -64,6 +104,11 @@ pub(crate) fn fault_body(kind: &str, e: FaultError<'_>) -> String {
 /// A `Fault` response.
 pub(crate) fn fault(status: StatusCode, kind: &str, e: FaultError<'_>) -> Response {
     json(status, fault_body(kind, e))
+}
+
+/// A 400 `ValidationFault`.
+pub(crate) fn validation_fault(e: FaultError<'_>) -> Response {
+    fault(StatusCode::BAD_REQUEST, VALIDATION_FAULT, e)
 }
 
 /// The 401 for an expired, unknown or missing bearer token: the lower-case envelope with epoch

@@ -33,7 +33,8 @@ use crate::company::Singleton;
 use crate::data::{CDC_UNSUPPORTED, EMPTY_ENTITIES, Kind};
 use crate::engine::{cdc_body, read_body, singleton_body};
 use crate::faults::{
-    FaultError, fault, forbidden_realm, json, server_error, throttled, unauthorized,
+    FaultError, VALIDATION_FAULT, fault, forbidden_realm, json, server_error, throttled,
+    unauthorized, validation_fault,
 };
 use crate::form::{form_get, parse_form};
 use crate::json::push_str;
@@ -277,16 +278,7 @@ async fn query(
             if matches!(e, crate::query::QueryError::Parse(_)) {
                 st.record_query(&text, "?");
             }
-            fault(
-                StatusCode::BAD_REQUEST,
-                "ValidationFault",
-                FaultError {
-                    message: e.message(),
-                    detail: Some(e.detail()),
-                    code: e.code(),
-                    element: false,
-                },
-            )
+            validation_fault(FaultError::query(&e))
         }
     }
 }
@@ -320,16 +312,7 @@ async fn read_entity(
         let detail = format!(
             "Operation Could not find resource for relative : {path} of full path: {path} is not supported."
         );
-        return fault(
-            StatusCode::BAD_REQUEST,
-            "ValidationFault",
-            FaultError {
-                message: "Unsupported Operation",
-                detail: Some(&detail),
-                code: "500",
-                element: true,
-            },
-        );
+        return validation_fault(FaultError::unsupported_operation(&detail));
     };
     match id
         .parse::<u64>()
@@ -343,19 +326,12 @@ async fn read_entity(
 
 /// The 400 `ValidationFault` 610 a read of a missing id answers.
 fn object_not_found() -> Response {
-    fault(
-        StatusCode::BAD_REQUEST,
-        "ValidationFault",
-        FaultError {
-            message: "Object Not Found",
-            detail: Some(
-                "Object Not Found : Something you're trying to use has been made inactive. \
-                 Check the fields with accounts, customers, items, vendors or employees.",
-            ),
-            code: "610",
-            element: true,
-        },
-    )
+    validation_fault(FaultError::element(
+        "Object Not Found",
+        "Object Not Found : Something you're trying to use has been made inactive. \
+         Check the fields with accounts, customers, items, vendors or employees.",
+        "610",
+    ))
 }
 
 /// `GET /v3/company/{realm}/preferences` (no id: one per company).
@@ -390,18 +366,7 @@ async fn cdc(
         &format!("CDC entities={entities} changedSince={since}"),
         "CDC",
     );
-    let invalid = |detail: &str| {
-        fault(
-            StatusCode::BAD_REQUEST,
-            "ValidationFault",
-            FaultError {
-                message: "Request has invalid or unsupported property",
-                detail: Some(detail),
-                code: "2010",
-                element: true,
-            },
-        )
-    };
+    let invalid = |detail: &str| validation_fault(FaultError::invalid_property(detail));
     let Some(since_ms) = parse_instant_literal(since.trim()) else {
         return invalid(&format!("Property Name:changedSince, Value:{since}"));
     };
@@ -585,13 +550,8 @@ async fn token(State(st): State<SimState>, req: axum::extract::Request) -> Respo
 async fn not_found() -> Response {
     fault(
         StatusCode::NOT_FOUND,
-        "ValidationFault",
-        FaultError {
-            message: "Unsupported Operation",
-            detail: Some("Resource not found"),
-            code: "500",
-            element: true,
-        },
+        VALIDATION_FAULT,
+        FaultError::unsupported_operation("Resource not found"),
     )
 }
 

@@ -558,15 +558,42 @@ fn address_id(ctx: &Ctx, kind: Kind, id: u64) -> u64 {
     }
 }
 
-fn vendor(out: &mut String, ctx: &Ctx, id: u64, row: &Row, p: &ListProfile) {
-    let h = p.h;
-    out.push_str("{\"BillAddr\":");
+/// The `BillAddr` / `PrimaryAddr` object of a vendor or employee.
+fn push_address(out: &mut String, ctx: &Ctx, kind: Kind, id: u64, h: u64) {
     address(
         out,
-        address_id(ctx, Kind::Vendor, id),
+        address_id(ctx, kind, id),
         1 + ((h >> 28) % 9_000) as u32,
         ((h >> 16) % 12) as usize,
     );
+}
+
+/// `,"GivenName":…,"FamilyName":…` of a person.
+fn push_person_name(out: &mut String, p: &ListProfile) {
+    out.push_str(",\"GivenName\":");
+    push_str(out, p.given);
+    out.push_str(",\"FamilyName\":");
+    push_str(out, p.family);
+}
+
+/// `,"DisplayName":…,"PrintOnCheckName":…,"Active":…,"PrimaryPhone":{…},"PrimaryEmailAddr":{…}`
+/// of a vendor or employee.
+fn push_contact(out: &mut String, kind: Kind, id: u64, row: &Row, p: &ListProfile) {
+    out.push_str(",\"DisplayName\":");
+    push_str(out, &p.shown(row.active));
+    out.push_str(",\"PrintOnCheckName\":");
+    push_str(out, &p.name);
+    push_active(out, row);
+    push_phone(out, p.h);
+    out.push_str(",\"PrimaryEmailAddr\":{\"Address\":");
+    push_str(out, &email(kind, p, id));
+    out.push('}');
+}
+
+fn vendor(out: &mut String, ctx: &Ctx, id: u64, row: &Row, p: &ListProfile) {
+    let h = p.h;
+    out.push_str("{\"BillAddr\":");
+    push_address(out, ctx, Kind::Vendor, id, h);
     out.push_str(",\"Balance\":");
     push_balance(out, vendor_balance_cents(p));
     out.push_str(",\"Vendor1099\":");
@@ -579,20 +606,9 @@ fn vendor(out: &mut String, ctx: &Ctx, id: u64, row: &Row, p: &ListProfile) {
         out.push_str(",\"CompanyName\":");
         push_str(out, &p.name);
     } else {
-        out.push_str(",\"GivenName\":");
-        push_str(out, p.given);
-        out.push_str(",\"FamilyName\":");
-        push_str(out, p.family);
+        push_person_name(out, p);
     }
-    out.push_str(",\"DisplayName\":");
-    push_str(out, &p.shown(row.active));
-    out.push_str(",\"PrintOnCheckName\":");
-    push_str(out, &p.name);
-    push_active(out, row);
-    push_phone(out, h);
-    out.push_str(",\"PrimaryEmailAddr\":{\"Address\":");
-    push_str(out, &email(Kind::Vendor, p, id));
-    out.push('}');
+    push_contact(out, Kind::Vendor, id, row, p);
     if let Some(term) = ctx
         .pick(Kind::Term, h >> 6)
         .filter(|_| !(h >> 3).is_multiple_of(3))
@@ -608,12 +624,7 @@ fn employee(out: &mut String, ctx: &Ctx, id: u64, row: &Row, p: &ListProfile) {
     let h = p.h;
     let billable = (h >> 5).is_multiple_of(2);
     out.push_str("{\"SSN\":\"XXX-XX-XXXX\",\"PrimaryAddr\":");
-    address(
-        out,
-        address_id(ctx, Kind::Employee, id),
-        1 + ((h >> 28) % 9_000) as u32,
-        ((h >> 16) % 12) as usize,
-    );
+    push_address(out, ctx, Kind::Employee, id, h);
     out.push_str(",\"BillableTime\":");
     out.push_str(if billable { "true" } else { "false" });
     if billable {
@@ -622,19 +633,9 @@ fn employee(out: &mut String, ctx: &Ctx, id: u64, row: &Row, p: &ListProfile) {
     }
     out.push(',');
     common(out, id, row);
-    out.push_str(",\"GivenName\":");
-    push_str(out, p.given);
-    out.push_str(",\"FamilyName\":");
-    push_str(out, p.family);
-    out.push_str(",\"DisplayName\":");
-    push_str(out, &p.shown(row.active));
-    out.push_str(",\"PrintOnCheckName\":");
-    push_str(out, &p.name);
-    push_active(out, row);
-    push_phone(out, h);
-    out.push_str(",\"PrimaryEmailAddr\":{\"Address\":");
-    push_str(out, &email(Kind::Employee, p, id));
-    out.push_str("},\"EmployeeNumber\":\"E-");
+    push_person_name(out, p);
+    push_contact(out, Kind::Employee, id, row, p);
+    out.push_str(",\"EmployeeNumber\":\"E-");
     push_u64(out, id);
     out.push_str("\",\"HiredDate\":\"");
     push_date(out, txn_day(row.created) - 30 - ((h >> 36) % 3000) as i64);

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use clap::Parser;
-use qbo_sim::{FaultConfig, Rotation, SimConfig, SimLimits, SimState, serve};
+use qbo_sim::{FaultConfig, Rotation, RunningSim, SimConfig, SimLimits, SimState, serve};
 
 /// A QuickBooks Online simulator.
 #[derive(Debug, Parser)]
@@ -127,67 +127,10 @@ fn redact(secret: &str) -> String {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .init();
+    init_tracing();
     let args = Args::parse();
-    for (name, rate) in [
-        ("--error-rate", args.error_rate),
-        ("--html-error-share", args.html_error_share),
-        ("--truncate-rate", args.truncate_rate),
-        ("--drop-rate", args.drop_rate),
-        ("--token-drop-rate", args.token_drop_rate),
-    ] {
-        anyhow::ensure!((0.0..=1.0).contains(&rate), "{name} must be within [0, 1]");
-    }
-    let limits = if args.no_limits {
-        SimLimits::none()
-    } else {
-        SimLimits {
-            requests_per_minute: limit(args.requests_per_minute),
-            requests_per_second: limit(args.requests_per_second),
-            max_in_flight: limit(args.max_in_flight),
-        }
-    };
-    let config = SimConfig {
-        seed: args.seed,
-        customers: args.customers,
-        items: args.items,
-        invoices: args.invoices,
-        other_rows: args.other_rows,
-        from: args.from,
-        to: args.to,
-        client_id: args.client_id,
-        client_secret: args.client_secret,
-        refresh_token: args.refresh_token,
-        realm_id: args.realm_id,
-        access_token_ttl: Duration::from_secs(args.access_token_ttl_secs),
-        rotation: args.rotate_after_secs.map_or(Rotation::EveryRefresh, |s| {
-            Rotation::AfterAge(Duration::from_secs(s))
-        }),
-        auth_code_ttl: Duration::from_secs(args.auth_code_ttl_secs),
-        redirect_uris: args.redirect_uris,
-        batch_requests_per_minute: if args.no_limits {
-            None
-        } else {
-            limit(args.batch_requests_per_minute)
-        },
-        limits,
-        faults: FaultConfig {
-            error_rate: args.error_rate,
-            html_error_share: args.html_error_share,
-            latency: Duration::from_millis(args.latency_ms),
-            latency_jitter: Duration::from_millis(args.latency_jitter_ms),
-            truncate_rate: args.truncate_rate,
-            drop_rate: args.drop_rate,
-            token_drop_rate: args.token_drop_rate,
-        },
-    };
+    args.check_rates()?;
+    let config = args.config();
     let started = Instant::now();
     let initial_rt = redact(&config.refresh_token);
     let state = SimState::new(config);
@@ -203,25 +146,117 @@ async fn main() -> anyhow::Result<()> {
         refresh_token = %initial_rt,
         "qbo-sim ready"
     );
-    {
-        let mut out = std::io::stdout().lock();
-        writeln!(out, "api_base_url={}", sim.api_base_url())?;
-        writeln!(out, "token_url={}", sim.token_url())?;
-        writeln!(out, "authorize_url={}", sim.authorize_url())?;
-        writeln!(
-            out,
-            "discovery_url={}/.well-known/openid_configuration",
-            sim.api_base_url()
-        )?;
-        out.flush()?;
+    print_urls(&sim)?;
+    wait_for_shutdown_signal().await?;
+    tracing::info!("shutting down");
+    sim.shutdown().await;
+    Ok(())
+}
+
+/// Logs to stderr (coloured on a terminal), at `RUST_LOG` or `info`.
+fn init_tracing() {
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .init();
+}
+
+impl Args {
+    /// Every probability flag is within `[0, 1]`.
+    fn check_rates(&self) -> anyhow::Result<()> {
+        for (name, rate) in [
+            ("--error-rate", self.error_rate),
+            ("--html-error-share", self.html_error_share),
+            ("--truncate-rate", self.truncate_rate),
+            ("--drop-rate", self.drop_rate),
+            ("--token-drop-rate", self.token_drop_rate),
+        ] {
+            anyhow::ensure!((0.0..=1.0).contains(&rate), "{name} must be within [0, 1]");
+        }
+        Ok(())
     }
+
+    /// The simulator's settings.
+    fn config(&self) -> SimConfig {
+        SimConfig {
+            seed: self.seed,
+            customers: self.customers,
+            items: self.items,
+            invoices: self.invoices,
+            other_rows: self.other_rows,
+            from: self.from,
+            to: self.to,
+            client_id: self.client_id.clone(),
+            client_secret: self.client_secret.clone(),
+            refresh_token: self.refresh_token.clone(),
+            realm_id: self.realm_id.clone(),
+            access_token_ttl: Duration::from_secs(self.access_token_ttl_secs),
+            rotation: self.rotate_after_secs.map_or(Rotation::EveryRefresh, |s| {
+                Rotation::AfterAge(Duration::from_secs(s))
+            }),
+            auth_code_ttl: Duration::from_secs(self.auth_code_ttl_secs),
+            redirect_uris: self.redirect_uris.clone(),
+            batch_requests_per_minute: if self.no_limits {
+                None
+            } else {
+                limit(self.batch_requests_per_minute)
+            },
+            limits: self.limits(),
+            faults: self.faults(),
+        }
+    }
+
+    fn limits(&self) -> SimLimits {
+        if self.no_limits {
+            SimLimits::none()
+        } else {
+            SimLimits {
+                requests_per_minute: limit(self.requests_per_minute),
+                requests_per_second: limit(self.requests_per_second),
+                max_in_flight: limit(self.max_in_flight),
+            }
+        }
+    }
+
+    fn faults(&self) -> FaultConfig {
+        FaultConfig {
+            error_rate: self.error_rate,
+            html_error_share: self.html_error_share,
+            latency: Duration::from_millis(self.latency_ms),
+            latency_jitter: Duration::from_millis(self.latency_jitter_ms),
+            truncate_rate: self.truncate_rate,
+            drop_rate: self.drop_rate,
+            token_drop_rate: self.token_drop_rate,
+        }
+    }
+}
+
+/// The ready lines on stdout: `api_base_url=…`, `token_url=…`, `authorize_url=…`,
+/// `discovery_url=…`.
+fn print_urls(sim: &RunningSim) -> std::io::Result<()> {
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "api_base_url={}", sim.api_base_url())?;
+    writeln!(out, "token_url={}", sim.token_url())?;
+    writeln!(out, "authorize_url={}", sim.authorize_url())?;
+    writeln!(
+        out,
+        "discovery_url={}/.well-known/openid_configuration",
+        sim.api_base_url()
+    )?;
+    out.flush()
+}
+
+/// Waits for Ctrl-C or SIGTERM.
+async fn wait_for_shutdown_signal() -> anyhow::Result<()> {
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .context("installing the SIGTERM handler")?;
     tokio::select! {
         r = tokio::signal::ctrl_c() => r.context("waiting for Ctrl-C")?,
         _ = term.recv() => {}
     }
-    tracing::info!("shutting down");
-    sim.shutdown().await;
     Ok(())
 }

@@ -186,125 +186,30 @@ fn lex(text: &str) -> Vec<Token> {
     let mut out = Vec::new();
     let (mut line, mut col) = (1usize, 1usize);
     let mut i = 0;
-    let lexical = |line: usize, col: usize, c: char, after: &str| {
-        Tk::Bad(format!(
-            "QueryParserError: Invalid content. Lexical error at line {line}, column {col}.  \
-             Encountered: \"{c}\" ({}), after : \"{after}\"",
-            u32::from(c)
-        ))
-    };
     while i < chars.len() {
-        let c = chars[i];
-        let (tline, tcol) = (line, col);
+        if chars[i] == '\n' {
+            i += 1;
+            line += 1;
+            col = 1;
+            continue;
+        }
+        if chars[i].is_whitespace() {
+            i += 1;
+            col += 1;
+            continue;
+        }
         let start = i;
-        let tk = match c {
-            '\n' => {
-                i += 1;
-                line += 1;
-                col = 1;
-                continue;
-            }
-            c if c.is_whitespace() => {
-                i += 1;
-                col += 1;
-                continue;
-            }
-            '*' => {
-                i += 1;
-                Tk::Star
-            }
-            '(' => {
-                i += 1;
-                Tk::LParen
-            }
-            ')' => {
-                i += 1;
-                Tk::RParen
-            }
-            ',' => {
-                i += 1;
-                Tk::Comma
-            }
-            '=' => {
-                i += 1;
-                Tk::Eq
-            }
-            '<' | '>' => {
-                i += 1;
-                if chars.get(i) == Some(&'=') {
-                    i += 1;
-                    if c == '<' { Tk::Le } else { Tk::Ge }
-                } else if c == '<' {
-                    Tk::Lt
-                } else {
-                    Tk::Gt
-                }
-            }
-            '\'' => {
-                i += 1;
-                let mut s = String::new();
-                loop {
-                    match chars.get(i) {
-                        None => {
-                            let after: String = chars[start..].iter().collect();
-                            let bad = Tk::Bad(format!(
-                                "QueryParserError: Invalid content. Lexical error at line {line}, \
-                                 column {}.  Encountered: <EOF> after : \"{after}\"",
-                                col + (i - start)
-                            ));
-                            return bad_token(out, bad, tline, tcol);
-                        }
-                        Some('\'') => {
-                            i += 1;
-                            break;
-                        }
-                        Some('\\') => match chars.get(i + 1) {
-                            Some(&n) => {
-                                s.push(n);
-                                i += 2;
-                            }
-                            None => i += 1,
-                        },
-                        Some(&n) => {
-                            s.push(n);
-                            i += 1;
-                        }
-                    }
-                }
-                Tk::Str(s)
-            }
-            c if c.is_ascii_digit() || c == '-' => {
-                i += 1;
-                if c == '-' && !chars.get(i).is_some_and(char::is_ascii_digit) {
-                    return bad_token(out, lexical(tline, tcol, c, ""), tline, tcol);
-                }
-                while chars
-                    .get(i)
-                    .is_some_and(|c| c.is_ascii_digit() || *c == '.')
-                {
-                    i += 1;
-                }
-                Tk::Num(chars[start..i].iter().collect())
-            }
-            c if c.is_alphabetic() || c == '_' => {
-                i += 1;
-                while chars
-                    .get(i)
-                    .is_some_and(|c| c.is_alphanumeric() || *c == '_' || *c == '.')
-                {
-                    i += 1;
-                }
-                Tk::Word(chars[start..i].iter().collect())
-            }
-            other => return bad_token(out, lexical(tline, tcol, other, ""), tline, tcol),
+        let tk = match lex_token(&chars, &mut i, line, col) {
+            Ok(tk) => tk,
+            Err(bad) => return bad_token(out, bad, line, col),
         };
-        col += i - start;
         out.push(Token {
             tk,
-            line: tline,
-            col: tcol,
+            line,
+            col,
             raw: chars[start..i].iter().collect(),
         });
+        col += i - start;
     }
     out.push(Token {
         tk: Tk::Eof,
@@ -313,6 +218,90 @@ fn lex(text: &str) -> Vec<Token> {
         raw: String::new(),
     });
     out
+}
+
+/// Lexes the token that starts at `chars[*i]` (not white space) at `line`, `col`, and moves
+/// `*i` past it. `Err` holds the [`Tk::Bad`] that ends lexing.
+fn lex_token(chars: &[char], i: &mut usize, line: usize, col: usize) -> Result<Tk, Tk> {
+    let start = *i;
+    let c = chars[start];
+    *i += 1;
+    Ok(match c {
+        '*' => Tk::Star,
+        '(' => Tk::LParen,
+        ')' => Tk::RParen,
+        ',' => Tk::Comma,
+        '=' => Tk::Eq,
+        '<' | '>' if chars.get(*i) == Some(&'=') => {
+            *i += 1;
+            if c == '<' { Tk::Le } else { Tk::Ge }
+        }
+        '<' => Tk::Lt,
+        '>' => Tk::Gt,
+        '\'' => lex_string(chars, i, line, col)?,
+        c if c.is_ascii_digit() || c == '-' => {
+            if c == '-' && !chars.get(*i).is_some_and(char::is_ascii_digit) {
+                return Err(lexical(line, col, c, ""));
+            }
+            skip_while(chars, i, |c| c.is_ascii_digit() || c == '.');
+            Tk::Num(chars[start..*i].iter().collect())
+        }
+        c if c.is_alphabetic() || c == '_' => {
+            skip_while(chars, i, |c| c.is_alphanumeric() || c == '_' || c == '.');
+            Tk::Word(chars[start..*i].iter().collect())
+        }
+        other => return Err(lexical(line, col, other, "")),
+    })
+}
+
+/// The rest of a quoted string whose opening `'` is at `chars[*i - 1]` (a backslash escapes
+/// the next character); an unclosed string is a lexical error at its end.
+fn lex_string(chars: &[char], i: &mut usize, line: usize, col: usize) -> Result<Tk, Tk> {
+    let start = *i - 1;
+    let mut s = String::new();
+    loop {
+        match chars.get(*i) {
+            None => {
+                let after: String = chars[start..].iter().collect();
+                return Err(Tk::Bad(format!(
+                    "QueryParserError: Invalid content. Lexical error at line {line}, \
+                     column {}.  Encountered: <EOF> after : \"{after}\"",
+                    col + (*i - start)
+                )));
+            }
+            Some('\'') => {
+                *i += 1;
+                return Ok(Tk::Str(s));
+            }
+            Some('\\') => match chars.get(*i + 1) {
+                Some(&n) => {
+                    s.push(n);
+                    *i += 2;
+                }
+                None => *i += 1,
+            },
+            Some(&n) => {
+                s.push(n);
+                *i += 1;
+            }
+        }
+    }
+}
+
+/// Moves `*i` past the characters that satisfy `keep`.
+fn skip_while(chars: &[char], i: &mut usize, keep: impl Fn(char) -> bool) {
+    while chars.get(*i).is_some_and(|&c| keep(c)) {
+        *i += 1;
+    }
+}
+
+/// Intuit's lexical error for character `c` at `line`, `col`.
+fn lexical(line: usize, col: usize, c: char, after: &str) -> Tk {
+    Tk::Bad(format!(
+        "QueryParserError: Invalid content. Lexical error at line {line}, column {col}.  \
+         Encountered: \"{c}\" ({}), after : \"{after}\"",
+        u32::from(c)
+    ))
 }
 
 fn bad_token(mut out: Vec<Token>, tk: Tk, line: usize, col: usize) -> Vec<Token> {
@@ -368,6 +357,15 @@ impl Parser {
         matches!(&self.peek().tk, Tk::Word(w) if w.eq_ignore_ascii_case(kw))
     }
 
+    /// Consumes keyword `kw` when it comes next.
+    fn eat_kw(&mut self, kw: &str) -> bool {
+        let found = self.is_kw(kw);
+        if found {
+            self.next();
+        }
+        found
+    }
+
     fn expect_kw(&mut self, kw: &str) -> Result<(), QueryError> {
         if self.is_kw(kw) {
             self.next();
@@ -414,6 +412,85 @@ impl Parser {
             Tk::Word(w) if w.eq_ignore_ascii_case("false") => Ok(Value::Bool(false)),
             Tk::Word(w) if !is_keyword(&w) => Ok(Value::Word(w)),
             _ => Err(self.error(&t)),
+        }
+    }
+
+    /// `COUNT(*)` (→ `true`), or `*`, `*, Sku` (python-quickbooks) or a property list: all
+    /// properties come back anyway.
+    fn select_list(&mut self) -> Result<bool, QueryError> {
+        let count = matches!(&self.peek().tk, Tk::Word(w) if w.eq_ignore_ascii_case("count"))
+            && self
+                .toks
+                .get(self.pos + 1)
+                .is_some_and(|t| t.tk == Tk::LParen);
+        if count {
+            self.next();
+            self.expect(&Tk::LParen)?;
+            self.expect(&Tk::Star)?;
+            self.expect(&Tk::RParen)?;
+            return Ok(true);
+        }
+        if self.peek().tk == Tk::Star {
+            self.next();
+        } else {
+            self.word()?;
+        }
+        while self.peek().tk == Tk::Comma {
+            self.next();
+            self.word()?;
+        }
+        Ok(false)
+    }
+
+    /// `WHERE c AND c …` (no conditions without `WHERE`).
+    fn where_clause(&mut self) -> Result<Vec<Condition>, QueryError> {
+        let mut conditions = Vec::new();
+        if self.eat_kw("where") {
+            conditions.push(self.condition()?);
+            while self.eat_kw("and") {
+                conditions.push(self.condition()?);
+            }
+        }
+        Ok(conditions)
+    }
+
+    /// `ORDERBY` or `ORDER BY`, then `property [ASC | DESC], …`.
+    fn order_by_clause(&mut self) -> Result<Vec<OrderBy>, QueryError> {
+        let mut order_by = Vec::new();
+        if !self.eat_kw("orderby") {
+            if !self.eat_kw("order") {
+                return Ok(order_by);
+            }
+            self.expect_kw("by")?;
+        }
+        loop {
+            let property = self.word()?;
+            let descending = self.eat_kw("desc");
+            if !descending {
+                self.eat_kw("asc");
+            }
+            order_by.push(OrderBy {
+                property,
+                descending,
+            });
+            if self.peek().tk != Tk::Comma {
+                return Ok(order_by);
+            }
+            self.next();
+        }
+    }
+
+    /// `STARTPOSITION n` and `MAXRESULTS n`, each at most once, in either order.
+    fn paging(&mut self) -> Result<(Option<u64>, Option<u64>), QueryError> {
+        let (mut start_position, mut max_results) = (None, None);
+        loop {
+            if start_position.is_none() && self.eat_kw("startposition") {
+                start_position = Some(self.integer()?);
+            } else if max_results.is_none() && self.eat_kw("maxresults") {
+                max_results = Some(self.integer()?);
+            } else {
+                return Ok((start_position, max_results));
+            }
         }
     }
 
@@ -486,81 +563,12 @@ pub fn parse_query(text: &str) -> Result<Query, QueryError> {
         pos: 0,
     };
     p.expect_kw("select")?;
-    let count = matches!(&p.peek().tk, Tk::Word(w) if w.eq_ignore_ascii_case("count"))
-        && p.toks.get(p.pos + 1).is_some_and(|t| t.tk == Tk::LParen);
-    if count {
-        p.next();
-        p.expect(&Tk::LParen)?;
-        p.expect(&Tk::Star)?;
-        p.expect(&Tk::RParen)?;
-    } else {
-        // `*`, `*, Sku` (python-quickbooks) or a property list: all properties come back anyway.
-        if p.peek().tk == Tk::Star {
-            p.next();
-        } else {
-            p.word()?;
-        }
-        while p.peek().tk == Tk::Comma {
-            p.next();
-            p.word()?;
-        }
-    }
+    let count = p.select_list()?;
     p.expect_kw("from")?;
     let entity = p.word()?;
-    let mut conditions = Vec::new();
-    if p.is_kw("where") {
-        p.next();
-        conditions.push(p.condition()?);
-        while p.is_kw("and") {
-            p.next();
-            conditions.push(p.condition()?);
-        }
-    }
-    let mut order_by = Vec::new();
-    let order = if p.is_kw("orderby") {
-        p.next();
-        true
-    } else if p.is_kw("order") {
-        p.next();
-        p.expect_kw("by")?;
-        true
-    } else {
-        false
-    };
-    if order {
-        loop {
-            let property = p.word()?;
-            let descending = if p.is_kw("desc") {
-                p.next();
-                true
-            } else {
-                if p.is_kw("asc") {
-                    p.next();
-                }
-                false
-            };
-            order_by.push(OrderBy {
-                property,
-                descending,
-            });
-            if p.peek().tk != Tk::Comma {
-                break;
-            }
-            p.next();
-        }
-    }
-    let (mut start_position, mut max_results) = (None, None);
-    loop {
-        if start_position.is_none() && p.is_kw("startposition") {
-            p.next();
-            start_position = Some(p.integer()?);
-        } else if max_results.is_none() && p.is_kw("maxresults") {
-            p.next();
-            max_results = Some(p.integer()?);
-        } else {
-            break;
-        }
-    }
+    let conditions = p.where_clause()?;
+    let order_by = p.order_by_clause()?;
+    let (start_position, max_results) = p.paging()?;
     if p.peek().tk != Tk::Eof {
         return Err(p.error(p.peek()));
     }

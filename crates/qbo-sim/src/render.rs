@@ -3,8 +3,8 @@
 //! are here; the other list entities are in `lists`, the other transactions in `txns`.
 
 use crate::data::{
-    ADDRESSES, CustomerProfile, Dataset, Kind, Row, customer_profile, invoice_profile,
-    item_profile, txn_day,
+    ADDRESSES, CustomerProfile, Dataset, InvoiceProfile, Kind, Row, customer_profile,
+    invoice_profile, item_profile, txn_day,
 };
 use crate::json::{push_balance, push_money, push_price, push_str, push_u64, push_u64_str};
 use crate::rng::hash3;
@@ -84,10 +84,96 @@ pub(crate) fn push_ref(out: &mut String, id: u64, name: &str) {
 
 /// Appends `,"Key":{"value":"42","name":"…"}`.
 pub(crate) fn push_ref_field(out: &mut String, key: &str, id: u64, name: &str) {
-    out.push_str(",\"");
+    out.push(',');
+    push_ref_member(out, key, id, name);
+}
+
+/// Appends `"Key":{"value":"42","name":"…"}` (the first member of an object, or one a comma
+/// follows).
+pub(crate) fn push_ref_member(out: &mut String, key: &str, id: u64, name: &str) {
+    out.push('"');
     out.push_str(key);
     out.push_str("\":");
     push_ref(out, id, name);
+}
+
+/// `common`, then `DocNumber` (when the entity has one), `TxnDate`, `CurrencyRef` and, once
+/// edited, `PrivateNote`: the head of a transaction (`custom_field`: the sales forms'
+/// `CustomField` after `common`).
+pub(crate) fn txn_head(
+    out: &mut String,
+    id: u64,
+    row: &Row,
+    doc_number: Option<u64>,
+    day: i64,
+    custom_field: bool,
+) {
+    common(out, id, row);
+    if custom_field {
+        out.push_str(
+            ",\"CustomField\":[{\"DefinitionId\":\"1\",\"Name\":\"Crew #\",\"Type\":\"StringType\"}]",
+        );
+    }
+    if let Some(doc) = doc_number {
+        out.push_str(",\"DocNumber\":\"");
+        push_u64(out, doc);
+        out.push('"');
+    }
+    out.push_str(",\"TxnDate\":\"");
+    push_date(out, day);
+    out.push_str("\",");
+    out.push_str(USD);
+    if row.sync > 0 {
+        out.push_str(",\"PrivateNote\":\"Revision ");
+        push_u64(out, u64::from(row.sync));
+        out.push('"');
+    }
+}
+
+/// Opens a transaction line: `{"Id":…,` (`"LineNum":…,`) `"Description":…,"Amount":…,
+/// "DetailType":"<detail>","<detail>":{`.
+pub(crate) fn open_line(
+    out: &mut String,
+    id: u64,
+    line_num: Option<u64>,
+    desc: &str,
+    amount_cents: i64,
+    detail: &str,
+) {
+    out.push_str("{\"Id\":");
+    push_u64_str(out, id);
+    if let Some(num) = line_num {
+        out.push_str(",\"LineNum\":");
+        push_u64(out, num);
+    }
+    out.push_str(",\"Description\":");
+    push_str(out, desc);
+    out.push_str(",\"Amount\":");
+    push_money(out, amount_cents);
+    out.push_str(",\"DetailType\":\"");
+    out.push_str(detail);
+    out.push_str("\",\"");
+    out.push_str(detail);
+    out.push_str("\":{");
+}
+
+/// Closes an item line opened with [`open_line`]: (`"ItemRef":{…},`) `"UnitPrice":…,"Qty":…,
+/// "TaxCodeRef":{"value":"NON"}}}`.
+pub(crate) fn close_item_line(
+    out: &mut String,
+    item: Option<(u64, &str)>,
+    unit_cents: i64,
+    qty: u32,
+) {
+    if let Some((id, name)) = item {
+        push_ref_member(out, "ItemRef", id, name);
+        out.push(',');
+    }
+    out.push_str("\"UnitPrice\":");
+    push_price(out, unit_cents);
+    out.push_str(",\"Qty\":");
+    push_u64(out, u64::from(qty));
+    out.push_str(",\"TaxCodeRef\":{\"value\":\"NON\"}}}");
 }
 
 /// The `DisplayName` a row shows.
@@ -148,7 +234,11 @@ pub(crate) fn address(out: &mut String, addr_id: u64, street_no: u32, idx: usize
 /// Appends `,"BillAddr":{…}` and, when the customer has one, `,"ShipAddr":{…}` of customer
 /// `cid`, as invoices show them.
 pub(crate) fn customer_addresses(out: &mut String, seed: u64, cid: u64) {
-    let c = customer_profile(seed, cid);
+    push_addresses(out, cid, &customer_profile(seed, cid));
+}
+
+/// [`customer_addresses`] of a profile at hand.
+fn push_addresses(out: &mut String, cid: u64, c: &CustomerProfile) {
     out.push_str(",\"BillAddr\":");
     address(out, cid * 2, c.street_no, c.bill);
     if let Some(ship) = c.ship {
@@ -166,16 +256,7 @@ fn customer(out: &mut String, ctx: &Ctx, id: u64, row: &Row) {
     let display = customer_display(&p, row.active);
     out.push_str("{\"Taxable\":");
     out.push_str(if p.taxable { "true" } else { "false" });
-    out.push_str(",\"BillAddr\":");
-    address(out, id * 2, p.street_no, p.bill);
-    if let Some(ship) = p.ship {
-        out.push_str(",\"ShipAddr\":");
-        if ship == p.bill {
-            address(out, id * 2, p.street_no, ship);
-        } else {
-            address(out, id * 2 + 1, p.street_no / 2 + 1, ship);
-        }
-    }
+    push_addresses(out, id, &p);
     out.push_str(",\"Job\":false,\"BillWithParent\":false,\"Balance\":");
     push_balance(out, p.balance_cents);
     out.push_str(",\"BalanceWithJobs\":");
@@ -296,75 +377,19 @@ fn item(out: &mut String, ctx: &Ctx, id: u64, row: &Row) {
 fn invoice(out: &mut String, ctx: &Ctx, id: u64, row: &Row) {
     let (customers, items) = (ctx.count(Kind::Customer), ctx.count(Kind::Item));
     let p = invoice_profile(ctx.seed, id, customers, items);
+    let day = txn_day(row.created);
     out.push_str(
         "{\"AllowIPNPayment\":false,\"AllowOnlinePayment\":false,\
          \"AllowOnlineCreditCardPayment\":false,\"AllowOnlineACHPayment\":false,",
     );
-    common(out, id, row);
-    out.push_str(
-        ",\"CustomField\":[{\"DefinitionId\":\"1\",\"Name\":\"Crew #\",\"Type\":\"StringType\"}],\
-         \"DocNumber\":\"",
-    );
-    push_u64(out, p.doc_number);
-    out.push_str("\",\"TxnDate\":\"");
-    let day = txn_day(row.created);
-    push_date(out, day);
-    out.push_str("\",\"CurrencyRef\":{\"value\":\"USD\",\"name\":\"United States Dollar\"}");
-    if row.sync > 0 {
-        out.push_str(",\"PrivateNote\":\"Revision ");
-        push_u64(out, u64::from(row.sync));
-        out.push('"');
-    }
-    out.push_str(",\"LinkedTxn\":[],\"Line\":[");
-    for (n, line) in p.lines.iter().enumerate() {
-        let item_name = if items == 0 {
-            "Services".to_owned()
-        } else {
-            item_profile(ctx.seed, line.item_id).name
-        };
-        let amount = i64::from(line.qty) * line.unit_cents;
-        out.push_str("{\"Id\":");
-        push_u64_str(out, n as u64 + 1);
-        out.push_str(",\"LineNum\":");
-        push_u64(out, n as u64 + 1);
-        out.push_str(",\"Description\":");
-        push_str(out, &item_name);
-        out.push_str(",\"Amount\":");
-        push_money(out, amount);
-        out.push_str(
-            ",\"DetailType\":\"SalesItemLineDetail\",\"SalesItemLineDetail\":{\"ItemRef\":{\"value\":",
-        );
-        push_u64_str(out, line.item_id);
-        out.push_str(",\"name\":");
-        push_str(out, &item_name);
-        out.push_str("},\"UnitPrice\":");
-        push_price(out, line.unit_cents);
-        out.push_str(",\"Qty\":");
-        push_u64(out, u64::from(line.qty));
-        out.push_str(",\"TaxCodeRef\":{\"value\":\"NON\"}}},");
-    }
-    out.push_str("{\"Amount\":");
-    push_money(out, p.total_cents);
-    out.push_str(
-        ",\"DetailType\":\"SubTotalLineDetail\",\"SubTotalLineDetail\":{}}],\
-         \"TxnTaxDetail\":{\"TotalTax\":0}",
-    );
+    txn_head(out, id, row, Some(p.doc_number), day, true);
+    out.push_str(",\"LinkedTxn\":[]");
+    push_invoice_lines(out, ctx, &p);
+    out.push_str(",\"TxnTaxDetail\":{\"TotalTax\":0}");
     if let Some(cid) = p.customer_id {
         let c = customer_profile(ctx.seed, cid);
-        out.push_str(",\"CustomerRef\":{\"value\":");
-        push_u64_str(out, cid);
-        out.push_str(",\"name\":");
-        push_str(out, &c.display);
-        out.push_str("},\"BillAddr\":");
-        address(out, cid * 2, c.street_no, c.bill);
-        if let Some(ship) = c.ship {
-            out.push_str(",\"ShipAddr\":");
-            if ship == c.bill {
-                address(out, cid * 2, c.street_no, ship);
-            } else {
-                address(out, cid * 2 + 1, c.street_no / 2 + 1, ship);
-            }
-        }
+        push_ref_field(out, "CustomerRef", cid, &c.display);
+        push_addresses(out, cid, &c);
     }
     out.push_str(",\"DueDate\":\"");
     push_date(out, day + 30);
@@ -373,4 +398,36 @@ fn invoice(out: &mut String, ctx: &Ctx, id: u64, row: &Row) {
     out.push_str(",\"ApplyTaxAfterDiscount\":false,\"PrintStatus\":\"NeedToPrint\",\"EmailStatus\":\"NotSet\",\"Balance\":");
     push_balance(out, if p.paid { 0 } else { p.total_cents });
     out.push('}');
+}
+
+/// `,"Line":[…]`: the item lines, then the subtotal line.
+fn push_invoice_lines(out: &mut String, ctx: &Ctx, p: &InvoiceProfile) {
+    out.push_str(",\"Line\":[");
+    for (n, line) in p.lines.iter().enumerate() {
+        let item_name = if ctx.count(Kind::Item) == 0 {
+            "Services".to_owned()
+        } else {
+            item_profile(ctx.seed, line.item_id).name
+        };
+        let amount = i64::from(line.qty) * line.unit_cents;
+        let num = n as u64 + 1;
+        open_line(
+            out,
+            num,
+            Some(num),
+            &item_name,
+            amount,
+            "SalesItemLineDetail",
+        );
+        close_item_line(
+            out,
+            Some((line.item_id, &item_name)),
+            line.unit_cents,
+            line.qty,
+        );
+        out.push(',');
+    }
+    out.push_str("{\"Amount\":");
+    push_money(out, p.total_cents);
+    out.push_str(",\"DetailType\":\"SubTotalLineDetail\",\"SubTotalLineDetail\":{}}]");
 }

@@ -10,12 +10,15 @@
 //! debits equal its credits. `TxnDate` is the Pacific day of `CreateTime`.
 
 use crate::data::{Kind, Row, customer_profile, invoice_profile, item_profile, txn_day};
-use crate::json::{push_balance, push_money, push_price, push_str, push_u64, push_u64_str};
+use crate::json::{push_balance, push_money, push_str, push_u64, push_u64_str};
 use crate::lists::{
     ACCOUNTS_PAYABLE, BANK, CHART, CREDIT_CARD, EXPENSE, INCOME, JOURNAL_DEBIT, UNDEPOSITED,
     account_for, ref_name, term_due_days,
 };
-use crate::render::{Ctx, USD, common, customer_addresses, push_ref, push_ref_field};
+use crate::render::{
+    Ctx, close_item_line, common, customer_addresses, open_line, push_ref_field, push_ref_member,
+    txn_head,
+};
 use crate::time::push_date;
 
 /// Descriptions of expense lines.
@@ -134,6 +137,30 @@ pub(crate) struct Txn {
 }
 
 impl Txn {
+    /// A transaction with hash bits `h` and nothing else yet.
+    fn blank(h: u64) -> Self {
+        Self {
+            doc_number: None,
+            customer: None,
+            vendor: None,
+            employee: None,
+            account: None,
+            to_account: None,
+            linked: None,
+            term: None,
+            payment_method: None,
+            item: None,
+            lines: Vec::new(),
+            total_cents: 0,
+            paid: (h >> 16).is_multiple_of(2),
+            due_days: 30,
+            hours: 0,
+            minutes: 0,
+            rate: 0,
+            h,
+        }
+    }
+
     /// `Balance`, for the entities that have one.
     pub(crate) fn balance_cents(&self, kind: Kind) -> Option<i64> {
         match kind {
@@ -230,198 +257,212 @@ fn amount(h: u64) -> i64 {
 
 /// `(ctx, entity, id)` → the transaction's profile.
 pub(crate) fn txn_profile(ctx: &Ctx, kind: Kind, id: u64) -> Txn {
-    let h = ctx.hash(kind.profile_salt(), id);
-    let mut t = Txn {
-        doc_number: None,
-        customer: None,
-        vendor: None,
-        employee: None,
-        account: None,
-        to_account: None,
-        linked: None,
-        term: None,
-        payment_method: None,
-        item: None,
-        lines: Vec::new(),
-        total_cents: 0,
-        paid: (h >> 16).is_multiple_of(2),
-        due_days: 30,
-        hours: 0,
-        minutes: 0,
-        rate: 0,
-        h,
-    };
+    let mut t = Txn::blank(ctx.hash(kind.profile_salt(), id));
     match kind {
-        Kind::CreditMemo | Kind::Estimate | Kind::SalesReceipt | Kind::RefundReceipt => {
-            t.doc_number = Some(1000 + id);
-            t.customer = ctx.pick(Kind::Customer, h >> 8);
-            t.lines = item_lines(ctx, kind, id, h, false);
-            if matches!(kind, Kind::SalesReceipt | Kind::RefundReceipt) {
-                t.payment_method = ctx.pick(Kind::PaymentMethod, h >> 20);
-                let to = if kind == Kind::SalesReceipt {
-                    UNDEPOSITED
-                } else {
-                    BANK
-                };
-                t.account = account_for(ctx, to, h >> 4);
-            }
-        }
-        Kind::Bill | Kind::VendorCredit | Kind::Purchase => {
-            t.vendor = ctx.pick(Kind::Vendor, h >> 8);
-            t.lines = expense_lines(ctx, kind, id, h);
-            match kind {
-                Kind::Purchase => {
-                    let from = if t.payment_type() == "CreditCard" {
-                        CREDIT_CARD
-                    } else {
-                        BANK
-                    };
-                    t.account = account_for(ctx, from, h >> 4);
-                    t.doc_number = (t.payment_type() == "Check").then_some(100 + id);
-                }
-                _ => {
-                    t.account = account_for(ctx, ACCOUNTS_PAYABLE, h >> 4);
-                    t.doc_number = Some(10_000 + (h >> 24) % 90_000);
-                }
-            }
-            if kind == Kind::Bill {
-                t.term = ctx.pick(Kind::Term, h >> 28);
-                t.due_days = t.term.map_or(30, |term| term_due_days(ctx.seed, term));
-            }
-        }
-        Kind::PurchaseOrder => {
-            t.doc_number = Some(1000 + id);
-            t.vendor = ctx.pick(Kind::Vendor, h >> 8);
-            t.account = account_for(ctx, ACCOUNTS_PAYABLE, h >> 4);
-            t.lines = item_lines(ctx, kind, id, h, true);
-        }
-        Kind::Payment => {
-            t.account = account_for(ctx, UNDEPOSITED, h >> 4);
-            t.payment_method = ctx.pick(Kind::PaymentMethod, h >> 20);
-            t.linked = ctx.pick(Kind::Invoice, h >> 8);
-            let total = match t.linked {
-                Some(inv) => {
-                    let p = invoice_profile(
-                        ctx.seed,
-                        inv,
-                        ctx.count(Kind::Customer),
-                        ctx.count(Kind::Item),
-                    );
-                    t.customer = p.customer_id;
-                    p.total_cents
-                }
-                None => {
-                    t.customer = ctx.pick(Kind::Customer, h >> 28);
-                    amount(h >> 30)
-                }
-            };
-            t.lines = vec![TxnLine::amount(total, "")];
-        }
-        Kind::BillPayment => {
-            t.linked = ctx.pick(Kind::Bill, h >> 8);
-            let total = match t.linked {
-                Some(bill) => {
-                    let b = txn_profile(ctx, Kind::Bill, bill);
-                    t.vendor = b.vendor;
-                    b.lines.iter().map(|l| l.amount_cents).sum()
-                }
-                None => {
-                    t.vendor = ctx.pick(Kind::Vendor, h >> 28);
-                    amount(h >> 30)
-                }
-            };
-            let from = if t.by_check() { BANK } else { CREDIT_CARD };
-            t.account = account_for(ctx, from, h >> 4);
-            t.doc_number = t.by_check().then_some(100 + id);
-            t.lines = vec![TxnLine::amount(total, "")];
-        }
-        Kind::Deposit => {
-            t.account = account_for(ctx, BANK, h >> 4);
-            t.lines = (0..1 + (h >> 12) % 3)
-                .map(|l| {
-                    let lh = line_hash(ctx, kind, id, l);
-                    TxnLine {
-                        account: account_for(ctx, INCOME, lh),
-                        customer: ctx
-                            .pick(Kind::Customer, lh >> 24)
-                            .filter(|_| !(lh >> 8).is_multiple_of(3)),
-                        ..TxnLine::amount(
-                            amount(lh >> 30),
-                            DEPOSITS[((lh >> 16) % DEPOSITS.len() as u64) as usize],
-                        )
-                    }
-                })
-                .collect();
-        }
-        Kind::Transfer => {
-            let n = ctx.count(Kind::Account) as u64;
-            t.account = account_for(ctx, BANK, h >> 4);
-            // To the other bank account of the chart (checking ↔ savings).
-            let other: &[usize] = match t.account.map(account_type_slot) {
-                Some(0) => &BANK[1..],
-                _ => &BANK[..1],
-            };
-            t.to_account = account_for(ctx, other, h >> 6).map(|to| match t.account {
-                Some(from) if from == to && n > 1 => from % n + 1,
-                _ => to,
-            });
-            t.lines = vec![TxnLine::amount(amount(h >> 30), "")];
-        }
-        Kind::JournalEntry => {
-            t.doc_number = Some(id);
-            let desc = JOURNALS[((h >> 36) % JOURNALS.len() as u64) as usize];
-            let mut lines: Vec<TxnLine> = (0..1 + (h >> 12) % 2)
-                .map(|l| {
-                    let lh = line_hash(ctx, kind, id, l);
-                    TxnLine {
-                        account: account_for(ctx, JOURNAL_DEBIT, lh),
-                        ..TxnLine::amount(amount(lh >> 30), desc)
-                    }
-                })
-                .collect();
-            let total = lines.iter().map(|l| l.amount_cents).sum();
-            lines.push(TxnLine {
-                account: account_for(ctx, BANK, h >> 4),
-                credit: true,
-                ..TxnLine::amount(total, desc)
-            });
-            t.lines = lines;
-        }
-        _ => {
-            // TimeActivity: mostly employees, some contractors (vendors).
-            let by_vendor = ctx.count(Kind::Employee) == 0 || (h >> 4).is_multiple_of(5);
-            if by_vendor {
-                t.vendor = ctx.pick(Kind::Vendor, h >> 8);
-            } else {
-                t.employee = ctx.pick(Kind::Employee, h >> 8);
-            }
-            if !(h >> 20).is_multiple_of(3) {
-                t.customer = ctx.pick(Kind::Customer, h >> 24);
-                t.item = ctx.pick(Kind::Item, h >> 40);
-            }
-            t.hours = ((h >> 32) % 9) as u32;
-            t.minutes = [0, 15, 30, 45][((h >> 36) % 4) as usize];
-            if t.hours == 0 && t.minutes == 0 {
-                t.minutes = 30;
-            }
-            t.rate = 25 + (h >> 44) % 126;
-            t.lines = vec![TxnLine::amount(
-                0,
-                WORK[((h >> 50) % WORK.len() as u64) as usize],
-            )];
-        }
+        k if is_sales_form(k) => sales_form_profile(ctx, kind, id, &mut t),
+        Kind::Bill | Kind::VendorCredit | Kind::Purchase => expense_profile(ctx, kind, id, &mut t),
+        Kind::PurchaseOrder => purchase_order_profile(ctx, id, &mut t),
+        Kind::Payment => payment_profile(ctx, &mut t),
+        Kind::BillPayment => bill_payment_profile(ctx, id, &mut t),
+        Kind::Deposit => deposit_profile(ctx, id, &mut t),
+        Kind::Transfer => transfer_profile(ctx, &mut t),
+        Kind::JournalEntry => journal_entry_profile(ctx, id, &mut t),
+        _ => time_activity_profile(ctx, &mut t),
     }
-    if kind != Kind::TimeActivity && !matches!(kind, Kind::JournalEntry) {
-        t.total_cents = t.lines.iter().map(|l| l.amount_cents).sum();
-    } else if kind == Kind::JournalEntry {
-        t.total_cents = t
+    t.total_cents = match kind {
+        Kind::TimeActivity => 0,
+        // Debits only: the credit line balances them.
+        Kind::JournalEntry => t
             .lines
             .iter()
             .filter(|l| !l.credit)
             .map(|l| l.amount_cents)
-            .sum();
-    }
+            .sum(),
+        _ => t.lines.iter().map(|l| l.amount_cents).sum(),
+    };
     t
+}
+
+/// CreditMemo, Estimate, SalesReceipt, RefundReceipt: a customer and item lines; the receipts
+/// also a payment method and the account the money went to.
+fn sales_form_profile(ctx: &Ctx, kind: Kind, id: u64, t: &mut Txn) {
+    let h = t.h;
+    t.doc_number = Some(1000 + id);
+    t.customer = ctx.pick(Kind::Customer, h >> 8);
+    t.lines = item_lines(ctx, kind, id, h, false);
+    if matches!(kind, Kind::SalesReceipt | Kind::RefundReceipt) {
+        t.payment_method = ctx.pick(Kind::PaymentMethod, h >> 20);
+        let to = if kind == Kind::SalesReceipt {
+            UNDEPOSITED
+        } else {
+            BANK
+        };
+        t.account = account_for(ctx, to, h >> 4);
+    }
+}
+
+/// Bill, VendorCredit, Purchase: a vendor and account-based expense lines; a purchase is paid
+/// from a bank or card account, the others go to accounts payable.
+fn expense_profile(ctx: &Ctx, kind: Kind, id: u64, t: &mut Txn) {
+    let h = t.h;
+    t.vendor = ctx.pick(Kind::Vendor, h >> 8);
+    t.lines = expense_lines(ctx, kind, id, h);
+    if kind == Kind::Purchase {
+        let from = if t.payment_type() == "CreditCard" {
+            CREDIT_CARD
+        } else {
+            BANK
+        };
+        t.account = account_for(ctx, from, h >> 4);
+        t.doc_number = (t.payment_type() == "Check").then_some(100 + id);
+    } else {
+        t.account = account_for(ctx, ACCOUNTS_PAYABLE, h >> 4);
+        t.doc_number = Some(10_000 + (h >> 24) % 90_000);
+    }
+    if kind == Kind::Bill {
+        t.term = ctx.pick(Kind::Term, h >> 28);
+        t.due_days = t.term.map_or(30, |term| term_due_days(ctx.seed, term));
+    }
+}
+
+fn purchase_order_profile(ctx: &Ctx, id: u64, t: &mut Txn) {
+    let h = t.h;
+    t.doc_number = Some(1000 + id);
+    t.vendor = ctx.pick(Kind::Vendor, h >> 8);
+    t.account = account_for(ctx, ACCOUNTS_PAYABLE, h >> 4);
+    t.lines = item_lines(ctx, Kind::PurchaseOrder, id, h, true);
+}
+
+/// Pays an invoice in full, for that invoice's customer (or, without invoices, a random
+/// amount of a random customer).
+fn payment_profile(ctx: &Ctx, t: &mut Txn) {
+    let h = t.h;
+    t.account = account_for(ctx, UNDEPOSITED, h >> 4);
+    t.payment_method = ctx.pick(Kind::PaymentMethod, h >> 20);
+    t.linked = ctx.pick(Kind::Invoice, h >> 8);
+    let total = match t.linked {
+        Some(inv) => {
+            let p = invoice_profile(
+                ctx.seed,
+                inv,
+                ctx.count(Kind::Customer),
+                ctx.count(Kind::Item),
+            );
+            t.customer = p.customer_id;
+            p.total_cents
+        }
+        None => {
+            t.customer = ctx.pick(Kind::Customer, h >> 28);
+            amount(h >> 30)
+        }
+    };
+    t.lines = vec![TxnLine::amount(total, "")];
+}
+
+/// Pays a bill in full, to that bill's vendor, by check or credit card.
+fn bill_payment_profile(ctx: &Ctx, id: u64, t: &mut Txn) {
+    let h = t.h;
+    t.linked = ctx.pick(Kind::Bill, h >> 8);
+    let total = match t.linked {
+        Some(bill) => {
+            let b = txn_profile(ctx, Kind::Bill, bill);
+            t.vendor = b.vendor;
+            b.lines.iter().map(|l| l.amount_cents).sum()
+        }
+        None => {
+            t.vendor = ctx.pick(Kind::Vendor, h >> 28);
+            amount(h >> 30)
+        }
+    };
+    let from = if t.by_check() { BANK } else { CREDIT_CARD };
+    t.account = account_for(ctx, from, h >> 4);
+    t.doc_number = t.by_check().then_some(100 + id);
+    t.lines = vec![TxnLine::amount(total, "")];
+}
+
+/// 1–3 income lines into a bank account, most of them from a customer.
+fn deposit_profile(ctx: &Ctx, id: u64, t: &mut Txn) {
+    let h = t.h;
+    t.account = account_for(ctx, BANK, h >> 4);
+    t.lines = (0..1 + (h >> 12) % 3)
+        .map(|l| {
+            let lh = line_hash(ctx, Kind::Deposit, id, l);
+            TxnLine {
+                account: account_for(ctx, INCOME, lh),
+                customer: ctx
+                    .pick(Kind::Customer, lh >> 24)
+                    .filter(|_| !(lh >> 8).is_multiple_of(3)),
+                ..TxnLine::amount(
+                    amount(lh >> 30),
+                    DEPOSITS[((lh >> 16) % DEPOSITS.len() as u64) as usize],
+                )
+            }
+        })
+        .collect();
+}
+
+/// From one bank account of the chart to the other (checking ↔ savings).
+fn transfer_profile(ctx: &Ctx, t: &mut Txn) {
+    let h = t.h;
+    let n = ctx.count(Kind::Account) as u64;
+    t.account = account_for(ctx, BANK, h >> 4);
+    let other: &[usize] = match t.account.map(account_type_slot) {
+        Some(0) => &BANK[1..],
+        _ => &BANK[..1],
+    };
+    t.to_account = account_for(ctx, other, h >> 6).map(|to| match t.account {
+        Some(from) if from == to && n > 1 => from % n + 1,
+        _ => to,
+    });
+    t.lines = vec![TxnLine::amount(amount(h >> 30), "")];
+}
+
+/// 1–2 debit lines and one bank credit line that balances them.
+fn journal_entry_profile(ctx: &Ctx, id: u64, t: &mut Txn) {
+    let h = t.h;
+    t.doc_number = Some(id);
+    let desc = JOURNALS[((h >> 36) % JOURNALS.len() as u64) as usize];
+    let mut lines: Vec<TxnLine> = (0..1 + (h >> 12) % 2)
+        .map(|l| {
+            let lh = line_hash(ctx, Kind::JournalEntry, id, l);
+            TxnLine {
+                account: account_for(ctx, JOURNAL_DEBIT, lh),
+                ..TxnLine::amount(amount(lh >> 30), desc)
+            }
+        })
+        .collect();
+    let total = lines.iter().map(|l| l.amount_cents).sum();
+    lines.push(TxnLine {
+        account: account_for(ctx, BANK, h >> 4),
+        credit: true,
+        ..TxnLine::amount(total, desc)
+    });
+    t.lines = lines;
+}
+
+/// TimeActivity: mostly employees, some contractors (vendors); some billable to a customer.
+fn time_activity_profile(ctx: &Ctx, t: &mut Txn) {
+    let h = t.h;
+    let by_vendor = ctx.count(Kind::Employee) == 0 || (h >> 4).is_multiple_of(5);
+    if by_vendor {
+        t.vendor = ctx.pick(Kind::Vendor, h >> 8);
+    } else {
+        t.employee = ctx.pick(Kind::Employee, h >> 8);
+    }
+    if !(h >> 20).is_multiple_of(3) {
+        t.customer = ctx.pick(Kind::Customer, h >> 24);
+        t.item = ctx.pick(Kind::Item, h >> 40);
+    }
+    t.hours = ((h >> 32) % 9) as u32;
+    t.minutes = [0, 15, 30, 45][((h >> 36) % 4) as usize];
+    if t.hours == 0 && t.minutes == 0 {
+        t.minutes = 30;
+    }
+    t.rate = 25 + (h >> 44) % 126;
+    t.lines = vec![TxnLine::amount(
+        0,
+        WORK[((h >> 50) % WORK.len() as u64) as usize],
+    )];
 }
 
 /// Appends the entity object `{…}` of a transaction.
@@ -440,31 +481,6 @@ pub(crate) fn render(out: &mut String, ctx: &Ctx, kind: Kind, id: u64, row: &Row
         Kind::Transfer => transfer(out, ctx, id, row, &t, day),
         Kind::JournalEntry => journal_entry(out, ctx, id, row, &t, day),
         _ => time_activity(out, ctx, id, row, &t, day),
-    }
-}
-
-/// `common`, then `DocNumber` (when the entity has one), `TxnDate`, `CurrencyRef` and, once
-/// edited, `PrivateNote`.
-fn head(out: &mut String, id: u64, row: &Row, t: &Txn, day: i64, custom_field: bool) {
-    common(out, id, row);
-    if custom_field {
-        out.push_str(
-            ",\"CustomField\":[{\"DefinitionId\":\"1\",\"Name\":\"Crew #\",\"Type\":\"StringType\"}]",
-        );
-    }
-    if let Some(doc) = t.doc_number {
-        out.push_str(",\"DocNumber\":\"");
-        push_u64(out, doc);
-        out.push('"');
-    }
-    out.push_str(",\"TxnDate\":\"");
-    push_date(out, day);
-    out.push_str("\",");
-    out.push_str(USD);
-    if row.sync > 0 {
-        out.push_str(",\"PrivateNote\":\"Revision ");
-        push_u64(out, u64::from(row.sync));
-        out.push('"');
     }
 }
 
@@ -487,6 +503,11 @@ fn account_ref(out: &mut String, ctx: &Ctx, key: &str, id: Option<u64>) {
     list_ref(out, ctx, key, Kind::Account, id);
 }
 
+/// `"Key":{"value":…,"name":…}` of an account, without the leading comma.
+fn push_account_member(out: &mut String, ctx: &Ctx, key: &str, id: u64) {
+    push_ref_member(out, key, id, &ref_name(ctx.seed, Kind::Account, id));
+}
+
 fn customer_ref(out: &mut String, ctx: &Ctx, id: Option<u64>) {
     if let Some(c) = id {
         push_ref_field(out, "CustomerRef", c, &customer_name(ctx, c));
@@ -498,32 +519,14 @@ fn push_item_lines(out: &mut String, ctx: &Ctx, t: &Txn, detail: &str) {
     out.push_str(",\"Line\":[");
     for (n, line) in t.lines.iter().enumerate() {
         let name = line.item.map(|i| item_name(ctx, i));
-        out.push_str("{\"Id\":");
-        push_u64_str(out, n as u64 + 1);
-        out.push_str(",\"LineNum\":");
-        push_u64(out, n as u64 + 1);
-        out.push_str(",\"Description\":");
-        push_str(out, name.as_deref().unwrap_or(line.desc));
-        out.push_str(",\"Amount\":");
-        push_money(out, line.amount_cents);
-        out.push_str(",\"DetailType\":\"");
-        out.push_str(detail);
-        out.push_str("\",\"");
-        out.push_str(detail);
-        out.push_str("\":{");
+        let num = n as u64 + 1;
+        let desc = name.as_deref().unwrap_or(line.desc);
+        open_line(out, num, Some(num), desc, line.amount_cents, detail);
         if detail == "ItemBasedExpenseLineDetail" {
             out.push_str("\"BillableStatus\":\"NotBillable\",");
         }
-        if let (Some(item), Some(name)) = (line.item, &name) {
-            out.push_str("\"ItemRef\":");
-            push_ref(out, item, name);
-            out.push(',');
-        }
-        out.push_str("\"UnitPrice\":");
-        push_price(out, line.unit_cents);
-        out.push_str(",\"Qty\":");
-        push_u64(out, u64::from(line.qty));
-        out.push_str(",\"TaxCodeRef\":{\"value\":\"NON\"}}}");
+        let item = line.item.zip(name.as_deref());
+        close_item_line(out, item, line.unit_cents, line.qty);
         if n + 1 < t.lines.len() {
             out.push(',');
         }
@@ -539,7 +542,7 @@ fn push_item_lines(out: &mut String, ctx: &Ctx, t: &Txn, detail: &str) {
 /// CreditMemo, Estimate, SalesReceipt, RefundReceipt.
 fn sales_form(out: &mut String, ctx: &Ctx, kind: Kind, id: u64, row: &Row, t: &Txn, day: i64) {
     out.push('{');
-    head(out, id, row, t, day, true);
+    txn_head(out, id, row, t.doc_number, day, true);
     if kind == Kind::Estimate {
         out.push_str(",\"TxnStatus\":\"");
         out.push_str(["Pending", "Accepted", "Closed", "Rejected"][((t.h >> 44) % 4) as usize]);
@@ -611,23 +614,21 @@ fn push_expense_lines(out: &mut String, ctx: &Ctx, t: &Txn) {
         if n > 0 {
             out.push(',');
         }
-        out.push_str("{\"Id\":");
-        push_u64_str(out, n as u64 + 1);
-        out.push_str(",\"Description\":");
-        push_str(out, line.desc);
-        out.push_str(",\"Amount\":");
-        push_money(out, line.amount_cents);
-        out.push_str(
-            ",\"DetailType\":\"AccountBasedExpenseLineDetail\",\"AccountBasedExpenseLineDetail\":{",
+        let detail = "AccountBasedExpenseLineDetail";
+        open_line(
+            out,
+            n as u64 + 1,
+            None,
+            line.desc,
+            line.amount_cents,
+            detail,
         );
         if let Some(c) = line.customer {
-            out.push_str("\"CustomerRef\":");
-            push_ref(out, c, &customer_name(ctx, c));
+            push_ref_member(out, "CustomerRef", c, &customer_name(ctx, c));
             out.push(',');
         }
         if let Some(a) = line.account {
-            out.push_str("\"AccountRef\":");
-            push_ref(out, a, &ref_name(ctx.seed, Kind::Account, a));
+            push_account_member(out, ctx, "AccountRef", a);
             out.push(',');
         }
         out.push_str("\"BillableStatus\":\"");
@@ -661,7 +662,7 @@ fn expense(out: &mut String, ctx: &Ctx, kind: Kind, id: u64, row: &Row, t: &Txn,
         }
         out.push(',');
     }
-    head(out, id, row, t, day, false);
+    txn_head(out, id, row, t.doc_number, day, false);
     if kind == Kind::Bill {
         out.push_str(",\"LinkedTxn\":[]");
     }
@@ -687,7 +688,7 @@ fn expense(out: &mut String, ctx: &Ctx, kind: Kind, id: u64, row: &Row, t: &Txn,
 
 fn purchase_order(out: &mut String, ctx: &Ctx, id: u64, row: &Row, t: &Txn, day: i64) {
     out.push('{');
-    head(out, id, row, t, day, false);
+    txn_head(out, id, row, t.doc_number, day, false);
     push_item_lines(out, ctx, t, "ItemBasedExpenseLineDetail");
     list_ref(out, ctx, "VendorRef", Kind::Vendor, t.vendor);
     account_ref(out, ctx, "APAccountRef", t.account);
@@ -722,7 +723,7 @@ fn payment(out: &mut String, ctx: &Ctx, id: u64, row: &Row, t: &Txn, day: i64) {
     customer_ref(out, ctx, t.customer);
     account_ref(out, ctx, "DepositToAccountRef", t.account);
     out.push(',');
-    head(out, id, row, t, day, false);
+    txn_head(out, id, row, t.doc_number, day, false);
     list_ref(
         out,
         ctx,
@@ -744,21 +745,19 @@ fn bill_payment(out: &mut String, ctx: &Ctx, id: u64, row: &Row, t: &Txn, day: i
     if t.by_check() {
         out.push_str(",\"PayType\":\"Check\",\"CheckPayment\":{");
         if let Some(a) = t.account {
-            out.push_str("\"BankAccountRef\":");
-            push_ref(out, a, &ref_name(ctx.seed, Kind::Account, a));
+            push_account_member(out, ctx, "BankAccountRef", a);
             out.push(',');
         }
         out.push_str("\"PrintStatus\":\"NotSet\"}");
     } else {
         out.push_str(",\"PayType\":\"CreditCard\",\"CreditCardPayment\":{");
         if let Some(a) = t.account {
-            out.push_str("\"CCAccountRef\":");
-            push_ref(out, a, &ref_name(ctx.seed, Kind::Account, a));
+            push_account_member(out, ctx, "CCAccountRef", a);
         }
         out.push('}');
     }
     out.push(',');
-    head(out, id, row, t, day, false);
+    txn_head(out, id, row, t.doc_number, day, false);
     push_linked_line(out, t, "Bill");
     out.push('}');
 }
@@ -768,21 +767,15 @@ fn deposit(out: &mut String, ctx: &Ctx, id: u64, row: &Row, t: &Txn, day: i64) {
     push_money(out, t.total_cents);
     account_ref(out, ctx, "DepositToAccountRef", t.account);
     out.push(',');
-    head(out, id, row, t, day, false);
+    txn_head(out, id, row, t.doc_number, day, false);
     out.push_str(",\"Line\":[");
     for (n, line) in t.lines.iter().enumerate() {
         if n > 0 {
             out.push(',');
         }
-        out.push_str("{\"Id\":");
-        push_u64_str(out, n as u64 + 1);
-        out.push_str(",\"LineNum\":");
-        push_u64(out, n as u64 + 1);
-        out.push_str(",\"Description\":");
-        push_str(out, line.desc);
-        out.push_str(",\"Amount\":");
-        push_money(out, line.amount_cents);
-        out.push_str(",\"DetailType\":\"DepositLineDetail\",\"DepositLineDetail\":{");
+        let num = n as u64 + 1;
+        let detail = "DepositLineDetail";
+        open_line(out, num, Some(num), line.desc, line.amount_cents, detail);
         let mut first = true;
         if let Some(c) = line.customer {
             out.push_str("\"Entity\":{\"value\":");
@@ -796,8 +789,7 @@ fn deposit(out: &mut String, ctx: &Ctx, id: u64, row: &Row, t: &Txn, day: i64) {
             if !first {
                 out.push(',');
             }
-            out.push_str("\"AccountRef\":");
-            push_ref(out, a, &ref_name(ctx.seed, Kind::Account, a));
+            push_account_member(out, ctx, "AccountRef", a);
         }
         out.push_str("}}");
     }
@@ -810,27 +802,21 @@ fn transfer(out: &mut String, ctx: &Ctx, id: u64, row: &Row, t: &Txn, day: i64) 
     account_ref(out, ctx, "FromAccountRef", t.account);
     account_ref(out, ctx, "ToAccountRef", t.to_account);
     out.push(',');
-    head(out, id, row, t, day, false);
+    txn_head(out, id, row, t.doc_number, day, false);
     out.push('}');
 }
 
 fn journal_entry(out: &mut String, ctx: &Ctx, id: u64, row: &Row, t: &Txn, day: i64) {
     out.push_str("{\"Adjustment\":false,");
-    head(out, id, row, t, day, false);
+    txn_head(out, id, row, t.doc_number, day, false);
     out.push_str(",\"Line\":[");
     for (n, line) in t.lines.iter().enumerate() {
         if n > 0 {
             out.push(',');
         }
-        out.push_str("{\"Id\":");
-        push_u64_str(out, n as u64);
-        out.push_str(",\"Description\":");
-        push_str(out, line.desc);
-        out.push_str(",\"Amount\":");
-        push_money(out, line.amount_cents);
-        out.push_str(
-            ",\"DetailType\":\"JournalEntryLineDetail\",\"JournalEntryLineDetail\":{\"PostingType\":\"",
-        );
+        let detail = "JournalEntryLineDetail";
+        open_line(out, n as u64, None, line.desc, line.amount_cents, detail);
+        out.push_str("\"PostingType\":\"");
         out.push_str(if line.credit { "Credit" } else { "Debit" });
         out.push('"');
         account_ref(out, ctx, "AccountRef", line.account);

@@ -226,7 +226,7 @@ pub enum QboError {
 
     /// The refresh token is no longer valid (`invalid_grant`): the company must be reconnected.
     /// Terminal.
-    #[error("QuickBooks refused the refresh token (invalid_grant{}); reconnect the company (re-authorize the app) to get a new one{}", desc_suffix(.description), tid_suffix(.intuit_tid))]
+    #[error("QuickBooks refused the refresh token (invalid_grant{}); reconnect the company (re-authorize the app) to get a new one{}", detail_suffix(.description), tid_suffix(.intuit_tid))]
     InvalidGrant {
         /// HTTP status (400, sometimes 401).
         status: u16,
@@ -237,7 +237,7 @@ pub enum QboError {
     },
 
     /// The app's client id or secret was refused (`invalid_client`). Terminal.
-    #[error("QuickBooks refused the app's client credentials (invalid_client{}); check client_id, client_secret and the environment{}", desc_suffix(.description), tid_suffix(.intuit_tid))]
+    #[error("QuickBooks refused the app's client credentials (invalid_client{}); check client_id, client_secret and the environment{}", detail_suffix(.description), tid_suffix(.intuit_tid))]
     InvalidClient {
         /// HTTP status (401 or 400).
         status: u16,
@@ -313,12 +313,6 @@ fn hint_suffix(hint: &Option<&'static str>) -> String {
     hint.map(|h| format!(". {h}")).unwrap_or_default()
 }
 
-fn desc_suffix(desc: &Option<String>) -> String {
-    desc.as_deref()
-        .map(|d| format!(": {d}"))
-        .unwrap_or_default()
-}
-
 fn status_suffix(status: &Option<u16>) -> String {
     status.map(|s| format!(" (HTTP {s})")).unwrap_or_default()
 }
@@ -366,39 +360,49 @@ impl QboError {
     /// The HTTP status of the response behind this error, if there was one.
     #[must_use]
     pub fn status(&self) -> Option<u16> {
-        match self {
-            Self::Rejected { status, .. }
-            | Self::Unauthorized { status, .. }
-            | Self::Forbidden { status, .. }
-            | Self::Throttled { status, .. }
-            | Self::Server { status, .. }
-            | Self::UnexpectedStatus { status, .. }
-            | Self::Decode { status, .. }
-            | Self::InvalidGrant { status, .. }
-            | Self::InvalidClient { status, .. } => Some(*status),
-            Self::TokenEndpoint { status, .. } => *status,
-            Self::Timeout { .. }
-            | Self::Connection { .. }
-            | Self::TokenStore(_)
-            | Self::WindowUnstable { .. }
-            | Self::Config(_) => None,
-        }
+        self.response().and_then(|(status, _)| status)
     }
 
     /// Intuit's transaction id for the failed response (quote it to Intuit support).
     #[must_use]
     pub fn intuit_tid(&self) -> Option<&str> {
+        self.response().and_then(|(_, tid)| tid.as_deref())
+    }
+
+    /// The status (a token endpoint error may lack one) and `intuit_tid` of the response behind
+    /// this error; `None` when there was no response.
+    fn response(&self) -> Option<(Option<u16>, &Option<String>)> {
         match self {
-            Self::Rejected { intuit_tid, .. }
-            | Self::Unauthorized { intuit_tid, .. }
-            | Self::Forbidden { intuit_tid, .. }
-            | Self::Throttled { intuit_tid, .. }
-            | Self::Server { intuit_tid, .. }
-            | Self::UnexpectedStatus { intuit_tid, .. }
-            | Self::Decode { intuit_tid, .. }
-            | Self::InvalidGrant { intuit_tid, .. }
-            | Self::InvalidClient { intuit_tid, .. }
-            | Self::TokenEndpoint { intuit_tid, .. } => intuit_tid.as_deref(),
+            Self::Rejected {
+                status, intuit_tid, ..
+            }
+            | Self::Unauthorized {
+                status, intuit_tid, ..
+            }
+            | Self::Forbidden {
+                status, intuit_tid, ..
+            }
+            | Self::Throttled {
+                status, intuit_tid, ..
+            }
+            | Self::Server {
+                status, intuit_tid, ..
+            }
+            | Self::UnexpectedStatus {
+                status, intuit_tid, ..
+            }
+            | Self::Decode {
+                status, intuit_tid, ..
+            }
+            | Self::InvalidGrant {
+                status, intuit_tid, ..
+            }
+            | Self::InvalidClient {
+                status, intuit_tid, ..
+            } => Some((Some(*status), intuit_tid)),
+            Self::TokenEndpoint {
+                status, intuit_tid, ..
+            } => Some((*status, intuit_tid)),
             Self::Timeout { .. }
             | Self::Connection { .. }
             | Self::TokenStore(_)

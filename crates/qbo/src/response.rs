@@ -493,19 +493,7 @@ pub(crate) fn interpret_cdc_response(
 ) -> Result<Vec<CdcChange>, QboError> {
     reject_non_json(meta, body)?;
     let env: CdcEnvelope = serde_json::from_slice(body).map_err(|e| decode_error(meta, &e))?;
-    if let Some(fault) = env.fault {
-        let parsed = ErrorBody {
-            fault: Some(fault.into_fault()),
-            ..ErrorBody::default()
-        };
-        return Err(classify_error(meta, &parsed));
-    }
-    let Some(responses) = env.cdc else {
-        return Err(shape_error(
-            meta,
-            "the response has neither CDCResponse nor Fault".to_owned(),
-        ));
-    };
+    let responses = envelope_payload(meta, env.cdc, env.fault, "CDCResponse")?;
     let mut out = Vec::new();
     let objects = responses
         .iter()
@@ -535,6 +523,24 @@ pub(crate) fn interpret_cdc_response(
         });
     }
     Ok(out)
+}
+
+/// The payload member (`name`) of a JSON envelope, or the error its `Fault` stands for; an
+/// envelope with neither is a shape error.
+fn envelope_payload<T>(
+    meta: &ResponseMeta,
+    payload: Option<T>,
+    fault: Option<RawFault>,
+    name: &str,
+) -> Result<T, QboError> {
+    if let Some(fault) = fault {
+        let parsed = ErrorBody {
+            fault: Some(fault.into_fault()),
+            ..ErrorBody::default()
+        };
+        return Err(classify_error(meta, &parsed));
+    }
+    payload.ok_or_else(|| shape_error(meta, format!("the response has neither {name} nor Fault")))
 }
 
 /// Errors every API answer shares: a non-2xx status, an XML fault or an HTML page.
@@ -569,19 +575,7 @@ pub(crate) fn interpret_query_response(
 ) -> Result<QueryPage, QboError> {
     reject_non_json(meta, body)?;
     let env: Envelope = serde_json::from_slice(body).map_err(|e| decode_error(meta, &e))?;
-    if let Some(fault) = env.fault {
-        let parsed = ErrorBody {
-            fault: Some(fault.into_fault()),
-            ..ErrorBody::default()
-        };
-        return Err(classify_error(meta, &parsed));
-    }
-    let Some(qr) = env.query_response else {
-        return Err(shape_error(
-            meta,
-            "the response has neither QueryResponse nor Fault".to_owned(),
-        ));
-    };
+    let qr = envelope_payload(meta, env.query_response, env.fault, "QueryResponse")?;
     let chosen = match expected_key {
         Some(want) => {
             let found = qr.arrays.iter().position(|(k, _)| k == want).or_else(|| {
@@ -858,18 +852,9 @@ pub(crate) fn classify_error(meta: &ResponseMeta, body: &ErrorBody) -> QboError 
     let status = meta.status;
     let intuit_tid = meta.intuit_tid.clone();
     let fault = body.fault.clone();
-    let detail = body.summary.clone().or_else(|| {
-        body.oauth_error
-            .as_ref()
-            .map(|e| match &body.oauth_description {
-                Some(d) => format!("{e}: {d}"),
-                None => e.clone(),
-            })
-    });
+    let detail = error_detail(body);
     let f = fault.as_ref();
-    let throttled =
-        status == 429 || f.is_some_and(|f| f.has_code("3001") || f.mentions("ThrottleExceeded"));
-    if throttled {
+    if is_throttle(status, f) {
         return QboError::Throttled {
             status,
             fault,
@@ -878,9 +863,7 @@ pub(crate) fn classify_error(meta: &ResponseMeta, body: &ErrorBody) -> QboError 
             intuit_tid,
         };
     }
-    let auth_fault =
-        f.is_some_and(|f| f.is_type("AuthenticationFault") || f.is_type("AUTHENTICATION"));
-    if status == 401 || (auth_fault && status != 403) {
+    if is_unauthorized(status, f) {
         return QboError::Unauthorized {
             status,
             fault,
@@ -898,7 +881,7 @@ pub(crate) fn classify_error(meta: &ResponseMeta, body: &ErrorBody) -> QboError 
             intuit_tid,
         };
     }
-    if status >= 500 {
+    if status >= 500 || f.is_some_and(|f| is_server_fault_on_success(status, f)) {
         return QboError::Server {
             status,
             fault,
@@ -915,39 +898,59 @@ pub(crate) fn classify_error(meta: &ResponseMeta, body: &ErrorBody) -> QboError 
         };
     }
     match fault {
-        // A fault on a 2xx: server-side faults may pass if resent; anything else is the request.
-        Some(fault)
-            if (200..300).contains(&status)
-                && (fault.is_type("SystemFault") || fault.is_type("SERVICE")) =>
-        {
-            QboError::Server {
-                status,
-                fault: Some(fault),
-                detail,
-                intuit_tid,
-            }
-        }
         Some(fault) => QboError::Rejected {
             status,
             fault,
             intuit_tid,
         },
-        None => {
-            let hint = match status {
-                404 => Some("check the API base URL and the realm id"),
-                _ => None,
-            };
-            let detail = match (detail, hint) {
-                (Some(d), Some(h)) => Some(format!("{d} ({h})")),
-                (d, None) => d,
-                (None, Some(h)) => Some(h.to_owned()),
-            };
-            QboError::UnexpectedStatus {
-                status,
-                detail,
-                intuit_tid,
-            }
-        }
+        None => QboError::UnexpectedStatus {
+            status,
+            detail: with_status_hint(status, detail),
+            intuit_tid,
+        },
+    }
+}
+
+/// The one-line summary of a body that was not a fault, else the OAuth error and its
+/// description.
+fn error_detail(body: &ErrorBody) -> Option<String> {
+    body.summary.clone().or_else(|| {
+        body.oauth_error
+            .as_ref()
+            .map(|e| match &body.oauth_description {
+                Some(d) => format!("{e}: {d}"),
+                None => e.clone(),
+            })
+    })
+}
+
+/// HTTP 429, or Intuit's throttle fault (code 3001, `ThrottleExceeded`) on any status.
+fn is_throttle(status: u16, f: Option<&Fault>) -> bool {
+    status == 429 || f.is_some_and(|f| f.has_code("3001") || f.mentions("ThrottleExceeded"))
+}
+
+/// HTTP 401, or an authentication fault on anything but a 403.
+fn is_unauthorized(status: u16, f: Option<&Fault>) -> bool {
+    let auth_fault =
+        f.is_some_and(|f| f.is_type("AuthenticationFault") || f.is_type("AUTHENTICATION"));
+    status == 401 || (auth_fault && status != 403)
+}
+
+/// A server-side fault on a 2xx: it may pass if resent (any other fault is the request's).
+fn is_server_fault_on_success(status: u16, f: &Fault) -> bool {
+    (200..300).contains(&status) && (f.is_type("SystemFault") || f.is_type("SERVICE"))
+}
+
+/// `detail` with a hint for the statuses that have one (404: the base URL or realm).
+fn with_status_hint(status: u16, detail: Option<String>) -> Option<String> {
+    let hint = match status {
+        404 => Some("check the API base URL and the realm id"),
+        _ => None,
+    };
+    match (detail, hint) {
+        (Some(d), Some(h)) => Some(format!("{d} ({h})")),
+        (d, None) => d,
+        (None, Some(h)) => Some(h.to_owned()),
     }
 }
 
