@@ -18,7 +18,9 @@ use sqlx::PgPool;
 
 use super::events::{RunEvent, RunEvents};
 use super::runner::control::{Ending, RunControl, run_tasks, start_heartbeat};
-use super::runner::window::{ClaimWait, WindowClaim, claim_when_free, write_held_page};
+use super::runner::window::{
+    ClaimWait, WindowClaim, claim_when_free, end_window, warn_unrecorded, write_held_page,
+};
 use super::runner::{Cancel, RunContext, RunError, RunOutcome, Stop};
 use super::{Pipeline, Window};
 use crate::store::raw::UpsertCounts;
@@ -302,18 +304,7 @@ impl MonthTask<'_> {
                 return;
             }
         };
-        let mut record = MonthRecord {
-            window: self.window,
-            qbo_count: None,
-            raw_count: None,
-            qbo_count_after: None,
-            raw_count_after: None,
-            status: MonthStatus::Failed,
-            loaded: 0,
-            marked_deleted: 0,
-            requests: 0,
-            error: None,
-        };
+        let mut record = failed_month(self.window, None);
         match self.verify(&mut record, waited).await {
             Ok(()) => self.ended(record, None).await,
             Err(Early::Failed(message, tid)) => {
@@ -599,13 +590,7 @@ impl MonthTask<'_> {
                 });
                 return;
             }
-            Err(e) => {
-                let message = format!(
-                    "Cannot record the end of month {}: {e}",
-                    self.window.day.strftime("%Y-%m")
-                );
-                scope.emit(&RunEvent::Warning { message: &message });
-            }
+            Err(e) => warn_unrecorded(&scope.control, &self.month_label(), &e),
         }
         self.account(&record);
         scope.emit(&RunEvent::MonthVerified {
@@ -617,18 +602,7 @@ impl MonthTask<'_> {
 
     /// A month that failed before it could be claimed.
     async fn failed_unclaimed(&self, message: &str) {
-        let record = MonthRecord {
-            window: self.window,
-            qbo_count: None,
-            raw_count: None,
-            qbo_count_after: None,
-            raw_count_after: None,
-            status: MonthStatus::Failed,
-            loaded: 0,
-            marked_deleted: 0,
-            requests: 0,
-            error: Some(message.to_owned()),
-        };
+        let record = failed_month(self.window, Some(message.to_owned()));
         self.account(&record);
         self.scope.emit(&RunEvent::MonthVerified {
             pipeline: self.scope.pipeline(),
@@ -656,14 +630,12 @@ impl MonthTask<'_> {
     }
 
     async fn end(&self, end: &WindowEnd<'_>) -> Result<bool, sqlx::Error> {
-        runs::end_window(
+        end_window(
             self.pool(),
-            &self.scope.ctx.execution,
-            self.scope.pipeline(),
-            self.realm_id(),
+            &self.scope.ctx,
             &self.window,
             end,
-            self.started.elapsed(),
+            self.started,
         )
         .await
     }
@@ -672,12 +644,29 @@ impl MonthTask<'_> {
     /// the month is claimable again).
     async fn record_end(&self, end: &WindowEnd<'_>) {
         if let Err(e) = self.end(end).await {
-            let message = format!(
-                "Cannot record the end of month {}: {e}",
-                self.window.day.strftime("%Y-%m")
-            );
-            self.scope.emit(&RunEvent::Warning { message: &message });
+            warn_unrecorded(&self.scope.control, &self.month_label(), &e);
         }
+    }
+
+    /// `month 2026-01`.
+    fn month_label(&self) -> String {
+        format!("month {}", self.window.day.strftime("%Y-%m"))
+    }
+}
+
+/// A month's record before anything is known of it: failed, with `error` if one is known.
+fn failed_month(window: Window, error: Option<String>) -> MonthRecord {
+    MonthRecord {
+        window,
+        qbo_count: None,
+        raw_count: None,
+        qbo_count_after: None,
+        raw_count_after: None,
+        status: MonthStatus::Failed,
+        loaded: 0,
+        marked_deleted: 0,
+        requests: 0,
+        error,
     }
 }
 

@@ -4,7 +4,10 @@
 
 use std::time::{Duration, Instant};
 
-use super::{Cancel, Runner, Scope, Stop, lock};
+use sqlx::PgPool;
+
+use super::control::RunControl;
+use super::{Cancel, RunContext, Runner, Scope, Stop, lock};
 use crate::pipeline::Window;
 use crate::pipeline::events::RunEvent;
 use crate::store::raw::{PageWrite, UpsertCounts, upsert_page};
@@ -62,18 +65,24 @@ impl WindowTask<'_> {
         }
     }
 
+    /// This window's claim for this execution.
+    fn claim_of(&self) -> WindowClaim<'_> {
+        let scope = self.scope;
+        WindowClaim {
+            pool: &self.runner().pool,
+            exec: scope.exec(),
+            pipeline: scope.ctx.pipeline,
+            realm_id: &scope.ctx.realm_id,
+            window: &self.window,
+            lease: self.runner().lease,
+        }
+    }
+
     /// Waits until the window can be claimed by this run. `false` when the run stopped.
     async fn claim(&self) -> Result<bool, sqlx::Error> {
         let scope = self.scope;
         let waited = claim_when_free(
-            &WindowClaim {
-                pool: &self.runner().pool,
-                exec: scope.exec(),
-                pipeline: scope.ctx.pipeline,
-                realm_id: &scope.ctx.realm_id,
-                window: &self.window,
-                lease: self.runner().lease,
-            },
+            &self.claim_of(),
             &scope.control.halt,
             &self.runner().interrupt,
             |holder| {
@@ -172,19 +181,7 @@ impl WindowTask<'_> {
         &self,
         page: &qbo::Page,
     ) -> Result<Option<UpsertCounts>, Box<dyn std::error::Error + Send + Sync>> {
-        let scope = self.scope;
-        write_held_page(
-            &WindowClaim {
-                pool: &self.runner().pool,
-                exec: scope.exec(),
-                pipeline: scope.ctx.pipeline,
-                realm_id: &scope.ctx.realm_id,
-                window: &self.window,
-                lease: self.runner().lease,
-            },
-            page,
-        )
-        .await
+        write_held_page(&self.claim_of(), page).await
     }
 
     async fn succeeded(&self, pages: u64, rows: u64, written_pages: u64, counts: UpsertCounts) {
@@ -232,15 +229,12 @@ impl WindowTask<'_> {
     }
 
     async fn end(&self, end: &WindowEnd<'_>) -> Result<bool, sqlx::Error> {
-        let scope = self.scope;
-        runs::end_window(
+        end_window(
             &self.runner().pool,
-            scope.exec(),
-            scope.ctx.pipeline,
-            &scope.ctx.realm_id,
+            &self.scope.ctx,
             &self.window,
             end,
-            self.started.elapsed(),
+            self.started,
         )
         .await
     }
@@ -249,10 +243,44 @@ impl WindowTask<'_> {
     /// the window is claimable again).
     async fn record(&self, end: &WindowEnd<'_>) {
         if let Err(e) = self.end(end).await {
-            let message = format!("Cannot record the end of window {}: {e}", self.window.day);
-            self.scope.emit(&RunEvent::Warning { message: &message });
+            warn_unrecorded(
+                &self.scope.control,
+                &format!("window {}", self.window.day),
+                &e,
+            );
         }
     }
+}
+
+/// Ends `window` (a day, or a verification's month) of the run in `ctx` as `end`: in
+/// `ops.windows` and in the run's own record, fenced by its execution. `false` when another
+/// execution took the window over.
+///
+/// # Errors
+/// Database errors.
+pub(crate) async fn end_window(
+    pool: &PgPool,
+    ctx: &RunContext,
+    window: &Window,
+    end: &WindowEnd<'_>,
+    started: Instant,
+) -> Result<bool, sqlx::Error> {
+    runs::end_window(
+        pool,
+        &ctx.execution,
+        ctx.pipeline,
+        &ctx.realm_id,
+        window,
+        end,
+        started.elapsed(),
+    )
+    .await
+}
+
+/// Tells that the end of `what` (`window 2026-01-05`, `month 2026-01`) could not be recorded.
+pub(crate) fn warn_unrecorded(control: &RunControl, what: &str, error: &sqlx::Error) {
+    let message = format!("Cannot record the end of {what}: {error}");
+    control.emit(&RunEvent::Warning { message: &message });
 }
 
 /// One window to claim for an execution.
