@@ -155,3 +155,174 @@ fn the_cycle_finder_finds_a_cycle() {
     graph.get_mut("c").expect("c").clear();
     assert_eq!(find_cycle(&graph), None);
 }
+
+/// The longest a function of `src/` may be, in lines from `fn` to its closing brace.
+const MAX_FUNCTION_LINES: usize = 80;
+
+/// `text` with the insides of comments, string, byte-string, raw-string and char literals
+/// blanked (newlines kept), so braces and `fn` inside them do not count.
+fn blank_literals(text: &str) -> String {
+    let chars: Vec<char> = text.chars().collect();
+    let mut out = String::with_capacity(text.len());
+    let blank = |c: char| if c == '\n' { '\n' } else { ' ' };
+    let mut i = 0;
+    while i < chars.len() {
+        let c = chars[i];
+        let next = chars.get(i + 1).copied();
+        let prev_ident = i > 0 && (chars[i - 1].is_alphanumeric() || chars[i - 1] == '_');
+        if c == '/' && next == Some('/') {
+            while i < chars.len() && chars[i] != '\n' {
+                out.push(' ');
+                i += 1;
+            }
+        } else if c == '/' && next == Some('*') {
+            while i < chars.len() && !(chars[i] == '*' && chars.get(i + 1) == Some(&'/')) {
+                out.push(blank(chars[i]));
+                i += 1;
+            }
+            out.push_str("  ");
+            i += 2;
+        } else if c == 'r' && !prev_ident && matches!(next, Some('"' | '#')) {
+            let mut j = i + 1;
+            while chars.get(j) == Some(&'#') {
+                j += 1;
+            }
+            if chars.get(j) != Some(&'"') {
+                out.push(c);
+                i += 1;
+                continue;
+            }
+            let hashes = j - i - 1;
+            let mut k = j + 1;
+            while k < chars.len()
+                && !(chars[k] == '"' && (1..=hashes).all(|h| chars.get(k + h) == Some(&'#')))
+            {
+                k += 1;
+            }
+            let end = (k + 1 + hashes).min(chars.len());
+            out.extend(chars[i..end].iter().map(|&c| blank(c)));
+            i = end;
+        } else if c == '"' {
+            out.push(' ');
+            i += 1;
+            while i < chars.len() && chars[i] != '"' {
+                let step = if chars[i] == '\\' { 2 } else { 1 };
+                for _ in 0..step {
+                    if let Some(&ch) = chars.get(i) {
+                        out.push(blank(ch));
+                    }
+                    i += 1;
+                }
+            }
+            out.push(' ');
+            i += 1;
+        } else if c == '\'' {
+            // A char literal ('{', '\n', '\u{7f}'), or a lifetime (left as it is).
+            let end = if next == Some('\\') {
+                chars[i + 2..].iter().position(|&ch| ch == '\'').map(|p| i + 3 + p)
+            } else if chars.get(i + 2) == Some(&'\'') {
+                Some(i + 3)
+            } else {
+                None
+            };
+            match end {
+                Some(end) => {
+                    out.extend(chars[i..end].iter().map(|_| ' '));
+                    i = end;
+                }
+                None => {
+                    out.push(c);
+                    i += 1;
+                }
+            }
+        } else {
+            out.push(c);
+            i += 1;
+        }
+    }
+    out
+}
+
+/// Every function of `text` longer than `max` lines: `(name, first line, lines)`.
+fn long_functions(text: &str, max: usize) -> Vec<(String, usize, usize)> {
+    let code = blank_literals(text);
+    let lines: Vec<&str> = code.lines().collect();
+    let mut found = Vec::new();
+    for (start, line) in lines.iter().enumerate() {
+        let words: Vec<&str> = line.split_whitespace().collect();
+        let Some(at) = words.iter().position(|w| *w == "fn") else {
+            continue;
+        };
+        let qualifiers = ["pub", "pub(crate)", "pub(super)", "async", "const", "unsafe"];
+        if !words[..at].iter().all(|w| qualifiers.contains(w)) {
+            continue;
+        }
+        let name: String = words
+            .get(at + 1)
+            .map(|w| w.chars().take_while(|c| c.is_alphanumeric() || *c == '_').collect())
+            .unwrap_or_default();
+        let mut depth = 0_i64;
+        let mut opened = false;
+        for (offset, body) in lines[start..].iter().enumerate() {
+            if !opened && body.trim_end().ends_with(';') && !body.contains('{') {
+                break;
+            }
+            for ch in body.chars() {
+                match ch {
+                    '{' => {
+                        depth += 1;
+                        opened = true;
+                    }
+                    '}' => depth -= 1,
+                    _ => {}
+                }
+            }
+            if opened && depth == 0 {
+                if offset + 1 > max {
+                    found.push((name.clone(), start + 1, offset + 1));
+                }
+                break;
+            }
+        }
+    }
+    found
+}
+
+#[test]
+fn no_function_of_any_crate_is_longer_than_80_lines() {
+    let crates = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("crates/");
+    let mut too_long = Vec::new();
+    let mut files = 0;
+    for name in ["qbo", "qbo-sim", "qbo-backfill"] {
+        let mut paths = Vec::new();
+        rust_files(&crates.join(name).join("src"), &mut paths);
+        for path in paths {
+            let text = std::fs::read_to_string(&path).expect("read a source file");
+            files += 1;
+            for (function, line, lines) in long_functions(&text, MAX_FUNCTION_LINES) {
+                too_long.push(format!("{}:{line} {function} ({lines} lines)", path.display()));
+            }
+        }
+    }
+    assert!(files > 50, "only {files} source files found");
+    assert!(
+        too_long.is_empty(),
+        "functions longer than {MAX_FUNCTION_LINES} lines:\n{}",
+        too_long.join("\n")
+    );
+}
+
+#[test]
+fn the_length_check_sees_through_strings_and_finds_a_long_function() {
+    let body = "    let x = 1;\n".repeat(85);
+    let text = format!(
+        "fn short() {{\n    let s = \"}}{{\";\n    let c = '{{';\n}}\n\
+         pub(crate) async fn long() {{\n{body}}}\n\
+         fn raw() {{\n    let r = r#\"}} fn x() {{\"#;\n}}\n"
+    );
+    let found = long_functions(&text, MAX_FUNCTION_LINES);
+    assert_eq!(found, vec![("long".to_owned(), 5, 87)]);
+    assert!(long_functions(&text, 100).is_empty());
+}
