@@ -32,6 +32,11 @@ pub struct DemoSize {
     pub invoices: usize,
 }
 
+/// The first day the simulated company created anything.
+const FROM: jiff::civil::Date = jiff::civil::date(2026, 1, 1);
+/// The first day it created nothing.
+const TO: jiff::civil::Date = jiff::civil::date(2026, 2, 1);
+
 /// Runs the demo; returns the exit status.
 ///
 /// # Errors
@@ -46,15 +51,30 @@ pub async fn run(size: DemoSize, serve: Option<std::net::SocketAddr>) -> anyhow:
     let key = SecretKey::load_or_create_for(&pool, &KeySettings::from_env())
         .await
         .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let (sim, realm_id) = start_simulator(size, &pool, &key).await?;
+    let all_ok = load_january(&pool, &key, &realm_id).await?;
+    print_runbook_checks(&pool, &url).await?;
+    if let Some(bind) = serve {
+        serve_demo(pool, key, &sim, bind).await?;
+    }
+    sim.shutdown().await;
+    Ok(if all_ok { 0 } else { 1 })
+}
 
-    let from = jiff::civil::date(2026, 1, 1);
-    let to = jiff::civil::date(2026, 2, 1);
+/// Starts the simulator with a company of `size` and connects it as an operator would after
+/// "Connect to QuickBooks" (its app keys and hosts, and the refresh token it issued); returns
+/// it with its realm id.
+async fn start_simulator(
+    size: DemoSize,
+    pool: &sqlx::PgPool,
+    key: &SecretKey,
+) -> anyhow::Result<(qbo_sim::RunningSim, String)> {
     let config = qbo_sim::SimConfig {
         customers: size.customers,
         items: size.items,
         invoices: size.invoices,
-        from,
-        to,
+        from: FROM,
+        to: TO,
         ..qbo_sim::SimConfig::default()
     };
     let realm_id = config.realm_id.clone();
@@ -70,71 +90,61 @@ pub async fn run(size: DemoSize, serve: Option<std::net::SocketAddr>) -> anyhow:
         size.items,
         size.invoices
     );
-
-    // The simulator issues its own refresh token; store it as an operator would after
-    // "Connect to QuickBooks".
-    let tokens = PgTokenStore::new(pool.clone(), key.clone(), realm_id.clone());
-    tokens
+    PgTokenStore::new(pool.clone(), key.clone(), realm_id.clone())
         .replace_refresh_token(&SecretString::from(sim.state().current_refresh_token()))
         .await
         .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let company = Company {
+        realm_id: realm_id.clone(),
+        environment: qbo::Environment::Sandbox,
+        client_id,
+        client_secret,
+        api_base_url: Some(sim.api_base_url().parse().context("simulator URL")?),
+        token_url: Some(sim.token_url().parse().context("simulator token URL")?),
+        minor_version: None,
+    };
+    companies::upsert(pool, key, &company)
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    Ok((sim, realm_id))
+}
 
-    companies::upsert(
-        &pool,
-        &key,
-        &Company {
-            realm_id: realm_id.clone(),
-            environment: qbo::Environment::Sandbox,
-            client_id,
-            client_secret,
-            api_base_url: Some(sim.api_base_url().parse().context("simulator URL")?),
-            token_url: Some(sim.token_url().parse().context("simulator token URL")?),
-            minor_version: None,
-        },
-    )
-    .await
-    .map_err(|e| anyhow::anyhow!("{e}"))?;
+/// Loads customers, items and invoices over 2026-01-01..2026-01-31, then customers again to
+/// show idempotency; true when every run succeeded.
+async fn load_january(
+    pool: &sqlx::PgPool,
+    key: &SecretKey,
+    realm_id: &str,
+) -> anyhow::Result<bool> {
     let executor = Executor::new(
         pool.clone(),
         key.clone(),
         ClientTuning::default(),
         runs::LEASE,
     );
-    let range = DateRange::new(from, jiff::civil::date(2026, 1, 31))?;
-    let load = |pipeline: Pipeline| {
-        let executor = &executor;
-        let realm_id = &realm_id;
-        async move {
-            executor
-                .run_here(
-                    LocalRun {
-                        pipeline,
-                        realm_id,
-                        range,
-                        windows: range.windows()?,
-                        trigger: RunOrigin::Demo,
-                        retry_of: None,
-                    },
-                    Cancel::new(),
-                    Arc::new(TerminalEvents::new()),
-                )
-                .await
-                .map_err(|e| anyhow::anyhow!("{e}"))
-        }
+    let range = DateRange::new(FROM, jiff::civil::date(2026, 1, 31))?;
+    let load = async |pipeline: Pipeline| -> anyhow::Result<bool> {
+        let run = LocalRun {
+            pipeline,
+            realm_id,
+            range,
+            windows: range.windows()?,
+            trigger: RunOrigin::Demo,
+            retry_of: None,
+        };
+        let outcome = executor
+            .run_here(run, Cancel::new(), Arc::new(TerminalEvents::new()))
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        Ok(outcome.status == Some(RunStatus::Succeeded))
     };
     let mut all_ok = true;
     for pipeline in [Pipeline::CUSTOMERS, Pipeline::ITEMS, Pipeline::INVOICES] {
-        all_ok &= load(pipeline).await?.status == Some(RunStatus::Succeeded);
+        all_ok &= load(pipeline).await?;
     }
     info!("Re-running qb_customers_backfill over the same range: nothing new, nothing rewritten");
-    all_ok &= load(Pipeline::CUSTOMERS).await?.status == Some(RunStatus::Succeeded);
-
-    print_runbook_checks(&pool, &url).await?;
-    if let Some(bind) = serve {
-        serve_demo(pool, key, &sim, bind).await?;
-    }
-    sim.shutdown().await;
-    Ok(if all_ok { 0 } else { 1 })
+    all_ok &= load(Pipeline::CUSTOMERS).await?;
+    Ok(all_ok)
 }
 
 /// The runbook's verification queries with their results.
