@@ -198,10 +198,7 @@ pub fn lines(event: &RunEvent<'_>) -> Vec<(Level, String)> {
             realm_id,
         } => vec![(
             Info,
-            format!(
-                "Run {run_id} started: {pipeline} {}..{} windows={windows} realm_id={realm_id}",
-                range.fecha_inicio, range.fecha_fin
-            ),
+            started_text(*run_id, *pipeline, range, *windows, realm_id),
         )],
         RunEvent::WindowStarted { pipeline, day } => {
             let next = day.tomorrow().unwrap_or(*day);
@@ -231,12 +228,7 @@ pub fn lines(event: &RunEvent<'_>) -> Vec<(Level, String)> {
             error,
             intuit_tid,
         } => vec![(Error, failed_text(*day, error, *intuit_tid))],
-        RunEvent::WindowTakenOver { day } => vec![(
-            Warn,
-            format!(
-                "Window {day} was taken over by another run; loading it again once that run is done with it"
-            ),
-        )],
+        RunEvent::WindowTakenOver { day } => vec![(Warn, format!("Window {day} {TAKEN_OVER}"))],
         RunEvent::TokenFailed {
             run_id,
             kind,
@@ -250,12 +242,7 @@ pub fn lines(event: &RunEvent<'_>) -> Vec<(Level, String)> {
             answers,
         } => deletion_lines(*since, *reported, *marked, *answers),
         RunEvent::Finished { summary } => finished_lines(summary),
-        RunEvent::Lost { run_id } => vec![(
-            Warn,
-            format!(
-                "Run {run_id} was taken over by another worker (this worker lost its lease); stopping without reporting"
-            ),
-        )],
+        RunEvent::Lost { run_id } => vec![(Warn, format!("Run {run_id} {LOST}"))],
         RunEvent::MonthVerified {
             pipeline,
             month,
@@ -277,6 +264,28 @@ pub fn lines(event: &RunEvent<'_>) -> Vec<(Level, String)> {
             *duration,
         ),
     }
+}
+
+/// What follows `Window {day}` when another run took the day over.
+const TAKEN_OVER: &str =
+    "was taken over by another run; loading it again once that run is done with it";
+
+/// What follows `Run {run_id}` when this worker lost its claim.
+const LOST: &str =
+    "was taken over by another worker (this worker lost its lease); stopping without reporting";
+
+/// `Run … started: <pipeline> <fecha_inicio>..<fecha_fin> windows=… realm_id=…`.
+fn started_text(
+    run_id: Uuid,
+    pipeline: Pipeline,
+    range: &DateRange,
+    windows: usize,
+    realm_id: &str,
+) -> String {
+    format!(
+        "Run {run_id} started: {pipeline} {}..{} windows={windows} realm_id={realm_id}",
+        range.fecha_inicio, range.fecha_fin
+    )
 }
 
 /// `Window completed | pages=… rows=… duration_s=… window=… written_pages=… inserted=… …`.

@@ -219,7 +219,10 @@ fn blank_literals(text: &str) -> String {
         } else if c == '\'' {
             // A char literal ('{', '\n', '\u{7f}'), or a lifetime (left as it is).
             let end = if next == Some('\\') {
-                chars[i + 2..].iter().position(|&ch| ch == '\'').map(|p| i + 3 + p)
+                chars[i + 2..]
+                    .iter()
+                    .position(|&ch| ch == '\'')
+                    .map(|p| i + 3 + p)
             } else if chars.get(i + 2) == Some(&'\'') {
                 Some(i + 3)
             } else {
@@ -253,13 +256,24 @@ fn long_functions(text: &str, max: usize) -> Vec<(String, usize, usize)> {
         let Some(at) = words.iter().position(|w| *w == "fn") else {
             continue;
         };
-        let qualifiers = ["pub", "pub(crate)", "pub(super)", "async", "const", "unsafe"];
+        let qualifiers = [
+            "pub",
+            "pub(crate)",
+            "pub(super)",
+            "async",
+            "const",
+            "unsafe",
+        ];
         if !words[..at].iter().all(|w| qualifiers.contains(w)) {
             continue;
         }
         let name: String = words
             .get(at + 1)
-            .map(|w| w.chars().take_while(|c| c.is_alphanumeric() || *c == '_').collect())
+            .map(|w| {
+                w.chars()
+                    .take_while(|c| c.is_alphanumeric() || *c == '_')
+                    .collect()
+            })
             .unwrap_or_default();
         let mut depth = 0_i64;
         let mut opened = false;
@@ -302,7 +316,10 @@ fn no_function_of_any_crate_is_longer_than_80_lines() {
             let text = std::fs::read_to_string(&path).expect("read a source file");
             files += 1;
             for (function, line, lines) in long_functions(&text, MAX_FUNCTION_LINES) {
-                too_long.push(format!("{}:{line} {function} ({lines} lines)", path.display()));
+                too_long.push(format!(
+                    "{}:{line} {function} ({lines} lines)",
+                    path.display()
+                ));
             }
         }
     }
