@@ -25,7 +25,6 @@ use std::time::{Duration, Instant};
 use anyhow::{Context as _, bail};
 use qbo_backfill::orchestrator::worker::{Executor, LocalRun};
 use qbo_backfill::pipeline::events::{RunEvent, RunEvents};
-use qbo_backfill::pipeline::runner::Cancel;
 use qbo_backfill::pipeline::{DateRange, Pipeline};
 use qbo_backfill::settings::ClientTuning;
 use qbo_backfill::store::auth::companies::{self, Company};
@@ -34,6 +33,7 @@ use qbo_backfill::store::auth::tokens::PgTokenStore;
 use qbo_backfill::store::infra::testdb::TestDb;
 use qbo_backfill::store::runs::{LEASE, RunStatus};
 use secrecy::SecretString;
+use tokio_util::sync::CancellationToken;
 
 struct Sim {
     child: Child,
@@ -183,7 +183,7 @@ async fn load_pipeline(
                 trigger: qbo_backfill::domain::run::RunOrigin::Cli,
                 retry_of: None,
             },
-            Cancel::new(),
+            CancellationToken::new(),
             Arc::new(Quiet),
         )
         .await

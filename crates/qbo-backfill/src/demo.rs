@@ -13,13 +13,13 @@ use tracing::info;
 use crate::domain::run::RunOrigin;
 use crate::orchestrator::worker::{Executor, LocalRun};
 use crate::pipeline::events::TerminalEvents;
-use crate::pipeline::runner::Cancel;
 use crate::pipeline::{DateRange, Pipeline};
 use crate::settings::{self, ClientTuning};
 use crate::store::auth::companies::{self, Company};
 use crate::store::auth::secrets::{KeySettings, SecretKey};
 use crate::store::auth::tokens::PgTokenStore;
 use crate::store::runs::{self, RunStatus};
+use tokio_util::sync::CancellationToken;
 
 /// How big the simulated company is.
 #[derive(Debug, Clone, Copy)]
@@ -133,7 +133,11 @@ async fn load_january(
             retry_of: None,
         };
         let outcome = executor
-            .run_here(run, Cancel::new(), Arc::new(TerminalEvents::new()))
+            .run_here(
+                run,
+                CancellationToken::new(),
+                Arc::new(TerminalEvents::new()),
+            )
             .await
             .map_err(|e| anyhow::anyhow!("{e}"))?;
         Ok(outcome.status == Some(RunStatus::Succeeded))

@@ -13,7 +13,9 @@ use tracing::{info, warn};
 
 use crate::domain::run::RunOrigin;
 use crate::pipeline::events::{self, Level, RunEvent, RunEvents, TokenFailure};
-use crate::pipeline::runner::{Cancel, RunContext, RunError, RunOutcome, Runner};
+use tokio_util::sync::CancellationToken;
+
+use crate::pipeline::runner::{RunContext, RunError, RunOutcome, Runner};
 use crate::pipeline::verify::Verifier;
 use crate::pipeline::{DateRange, Mode, Pipeline, Window};
 use crate::settings::ClientTuning;
@@ -121,7 +123,7 @@ impl Executor {
     pub async fn execute(
         &self,
         claimed: ClaimedRun,
-        interrupt: Cancel,
+        interrupt: CancellationToken,
         sink: Arc<dyn RunEvents>,
     ) -> Result<RunOutcome, ExecError> {
         let (log, writer) = StoredLog::start(self.pool.clone(), claimed.execution.run_id);
@@ -134,7 +136,7 @@ impl Executor {
     async fn execute_logged(
         &self,
         claimed: ClaimedRun,
-        interrupt: Cancel,
+        interrupt: CancellationToken,
         events: Arc<dyn RunEvents>,
     ) -> Result<RunOutcome, ExecError> {
         let exec = claimed.execution;
@@ -271,7 +273,7 @@ pub struct StoredLog {
     pool: PgPool,
     run_id: uuid::Uuid,
     pending: Mutex<Vec<(Level, String)>>,
-    closed: Cancel,
+    closed: CancellationToken,
 }
 
 impl StoredLog {
@@ -282,7 +284,7 @@ impl StoredLog {
             pool,
             run_id,
             pending: Mutex::new(Vec::new()),
-            closed: Cancel::new(),
+            closed: CancellationToken::new(),
         });
         let writer = {
             let log = log.clone();
@@ -356,7 +358,7 @@ pub async fn run_workers(
     executor: Arc<Executor>,
     identity: WorkerIdentity,
     settings: WorkerSettings,
-    shutdown: Cancel,
+    shutdown: CancellationToken,
 ) {
     run_workers_woken(
         executor,
@@ -373,7 +375,7 @@ pub async fn run_workers_woken(
     executor: Arc<Executor>,
     identity: WorkerIdentity,
     settings: WorkerSettings,
-    shutdown: Cancel,
+    shutdown: CancellationToken,
     wake: Arc<tokio::sync::Notify>,
 ) {
     let mut tasks = tokio::task::JoinSet::new();
@@ -395,7 +397,11 @@ pub async fn run_workers_woken(
     let _ = workers::stopped(&executor.pool, identity.id).await;
 }
 
-async fn reaper_loop(executor: Arc<Executor>, identity: WorkerIdentity, shutdown: Cancel) {
+async fn reaper_loop(
+    executor: Arc<Executor>,
+    identity: WorkerIdentity,
+    shutdown: CancellationToken,
+) {
     loop {
         let _ = workers::heartbeat(&executor.pool, identity.id).await;
         match runs::reap_lost_runs(&executor.pool).await {
@@ -425,7 +431,7 @@ async fn worker_loop(
     executor: &Executor,
     identity: &WorkerIdentity,
     poll: Duration,
-    shutdown: &Cancel,
+    shutdown: &CancellationToken,
     wake: &tokio::sync::Notify,
 ) {
     while !shutdown.is_cancelled() {
@@ -487,7 +493,7 @@ impl Executor {
     pub async fn run_here(
         &self,
         run: LocalRun<'_>,
-        interrupt: Cancel,
+        interrupt: CancellationToken,
         sink: Arc<dyn RunEvents>,
     ) -> Result<RunOutcome, ExecError> {
         let identity = WorkerIdentity::current();

@@ -21,7 +21,9 @@ use super::runner::control::{Ending, RunControl, run_tasks, start_heartbeat};
 use super::runner::window::{
     ClaimWait, WindowClaim, claim_when_free, end_window, warn_unrecorded, write_held_page,
 };
-use super::runner::{Cancel, RunContext, RunError, RunOutcome, Stop};
+use tokio_util::sync::CancellationToken;
+
+use super::runner::{RunContext, RunError, RunOutcome, Stop};
 use super::{Pipeline, Window};
 use crate::store::raw::UpsertCounts;
 use crate::store::raw::verify::{self as verify_store, MonthRecord, MonthStatus};
@@ -37,7 +39,7 @@ pub struct Verifier {
     /// Months verified at once.
     pub concurrency: usize,
     /// Raised by the operator (Ctrl-C) or a shutting-down worker.
-    pub interrupt: Cancel,
+    pub interrupt: CancellationToken,
     /// How long claims last without a heartbeat.
     pub lease: Duration,
 }
@@ -127,7 +129,12 @@ impl Verifier {
                 windows: months as u64,
                 ..RunTotals::default()
             }),
-            control: Arc::new(RunControl::new(ctx.execution.run_id, events, &self.client)),
+            control: Arc::new(RunControl::new(
+                ctx.execution.run_id,
+                events,
+                &self.client,
+                &self.interrupt,
+            )),
             ctx,
             failed_months: Mutex::new(Vec::new()),
         });
@@ -203,7 +210,7 @@ impl Scope {
 
     async fn month_worker(&self) {
         loop {
-            if self.control.halted(&self.verifier.interrupt) {
+            if self.control.halted() {
                 return;
             }
             let next = lock(&self.queue).pop_front();
@@ -337,8 +344,7 @@ impl MonthTask<'_> {
                 window: &self.window,
                 lease: scope.verifier.lease,
             },
-            &scope.control.halt,
-            &scope.verifier.interrupt,
+            &scope.control,
             |holder| {
                 scope.emit(&RunEvent::WindowWaiting {
                     day: self.window.day,
@@ -370,11 +376,7 @@ impl MonthTask<'_> {
                 scope.pipeline().time_field(),
                 self.qbo_window(),
             ) => r,
-            () = scope.control.halt.cancelled() => return Err(Early::Stopped),
-            () = scope.verifier.interrupt.cancelled() => {
-                scope.stop_with(Stop::Interrupted);
-                return Err(Early::Stopped);
-            }
+            _ = scope.control.until_halted() => return Err(Early::Stopped),
         };
         record.requests += 1;
         match counted {
@@ -488,11 +490,7 @@ impl MonthTask<'_> {
         let result = loop {
             let next = tokio::select! {
                 r = pager.next_page() => r,
-                () = scope.control.halt.cancelled() => break Err(Early::Stopped),
-                () = scope.verifier.interrupt.cancelled() => {
-                    scope.stop_with(Stop::Interrupted);
-                    break Err(Early::Stopped);
-                }
+                _ = scope.control.until_halted() => break Err(Early::Stopped),
             };
             let page = match next {
                 Ok(Some(page)) => page,

@@ -1,11 +1,11 @@
 //! The process's shutdown signal: Ctrl-C or SIGTERM asks every run to stop gracefully.
 
-use crate::pipeline::runner::Cancel;
+use tokio_util::sync::CancellationToken;
 
 /// Raised on Ctrl-C or SIGTERM (a service manager, `docker stop`): stop gracefully. A second
 /// Ctrl-C exits at once with status 130.
-pub fn shutdown_signal() -> Cancel {
-    let interrupt = Cancel::new();
+pub fn shutdown_signal() -> CancellationToken {
+    let interrupt = CancellationToken::new();
     {
         let interrupt = interrupt.clone();
         tokio::spawn(async move {

@@ -11,7 +11,9 @@ use std::time::Duration;
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use super::{Cancel, Stop, lock};
+use tokio_util::sync::CancellationToken;
+
+use super::{Stop, lock};
 use crate::pipeline::events::{RunEvent, RunEvents, TokenFailure};
 use crate::store::runs::workers;
 use crate::store::runs::{self, Execution, RequestTotals, RunStatus};
@@ -21,8 +23,11 @@ pub(crate) struct RunControl {
     run_id: Uuid,
     events: Arc<dyn RunEvents>,
     stop: Mutex<Option<Stop>>,
-    /// Raised when the run must stop (fatal error, interrupt, cancel, lost claim).
-    pub(crate) halt: Cancel,
+    /// Raised by the operator (Ctrl-C) or a shutting-down worker: the parent of [`Self::halt`].
+    interrupt: CancellationToken,
+    /// Raised when the run must stop (fatal error, interrupt, cancel, lost claim): a child of
+    /// the interrupt, so an interrupt halts every task of the run at once.
+    pub(crate) halt: CancellationToken,
     token_ok: AtomicBool,
     stats_before: qbo::ClientStats,
 }
@@ -37,12 +42,18 @@ pub(crate) enum Ending {
 
 impl RunControl {
     /// The control of a run about to start, counting requests from `client`'s figures now.
-    pub(crate) fn new(run_id: Uuid, events: Arc<dyn RunEvents>, client: &qbo::QboClient) -> Self {
+    pub(crate) fn new(
+        run_id: Uuid,
+        events: Arc<dyn RunEvents>,
+        client: &qbo::QboClient,
+        interrupt: &CancellationToken,
+    ) -> Self {
         Self {
             run_id,
             events,
             stop: Mutex::new(None),
-            halt: Cancel::new(),
+            interrupt: interrupt.clone(),
+            halt: interrupt.child_token(),
             token_ok: AtomicBool::new(false),
             stats_before: client.stats(),
         }
@@ -73,12 +84,26 @@ impl RunControl {
         lock(&self.stop).is_some()
     }
 
-    /// Whether a task should stop taking work: an interrupt becomes the run's stop.
-    pub(crate) fn halted(&self, interrupt: &Cancel) -> bool {
-        if interrupt.is_cancelled() {
+    /// Whether the run was interrupted; an interrupt becomes the run's stop (unless another
+    /// reason came first).
+    pub(crate) fn interrupted(&self) -> bool {
+        let interrupted = self.interrupt.is_cancelled();
+        if interrupted {
             self.stop_with(Stop::Interrupted);
         }
+        interrupted
+    }
+
+    /// Whether a task should stop taking work.
+    pub(crate) fn halted(&self) -> bool {
+        self.interrupted();
         self.halt.is_cancelled()
+    }
+
+    /// Resolves when the run must stop; `true` when that is an interrupt (then the run's stop).
+    pub(crate) async fn until_halted(&self) -> bool {
+        self.halt.cancelled().await;
+        self.interrupted()
     }
 
     /// Whether the run's first access token was obtained.

@@ -10,13 +10,12 @@
 //! (deletions from change data capture, the cursor).
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use jiff::civil::Date;
 use sqlx::PgPool;
-use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use super::events::{RunEvent, RunEvents};
@@ -32,46 +31,6 @@ pub(crate) mod window;
 use control::{Ending, RunControl, run_tasks, start_heartbeat};
 use span::{Work, plan};
 use window::WindowTask;
-
-/// A cancellation signal shared by every task of a run.
-#[derive(Clone, Default)]
-pub struct Cancel {
-    flag: Arc<AtomicBool>,
-    notify: Arc<Notify>,
-}
-
-impl Cancel {
-    /// A signal not yet raised.
-    #[must_use]
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// Raises the signal.
-    pub fn cancel(&self) {
-        self.flag.store(true, Ordering::SeqCst);
-        self.notify.notify_waiters();
-    }
-
-    /// Whether the signal was raised.
-    #[must_use]
-    pub fn is_cancelled(&self) -> bool {
-        self.flag.load(Ordering::SeqCst)
-    }
-
-    /// Resolves once the signal is raised.
-    pub async fn cancelled(&self) {
-        loop {
-            let notified = self.notify.notified();
-            tokio::pin!(notified);
-            notified.as_mut().enable();
-            if self.is_cancelled() {
-                return;
-            }
-            notified.await;
-        }
-    }
-}
 
 /// A claimed run to execute: the context every window of it carries.
 #[derive(Debug, Clone)]
@@ -147,7 +106,7 @@ pub struct Runner {
     /// 0 loads every day on its own.
     pub span_max_pages: u64,
     /// Raised by the operator (Ctrl-C) or a shutting-down worker.
-    pub interrupt: Cancel,
+    pub interrupt: CancellationToken,
     /// How long claims last without a heartbeat.
     pub lease: Duration,
 }
@@ -223,7 +182,12 @@ impl Runner {
                 windows: windows as u64,
                 ..RunTotals::default()
             }),
-            control: Arc::new(RunControl::new(ctx.execution.run_id, events, &self.client)),
+            control: Arc::new(RunControl::new(
+                ctx.execution.run_id,
+                events,
+                &self.client,
+                &self.interrupt,
+            )),
             ctx,
             failed_days: Mutex::new(Vec::new()),
             takeovers: Mutex::new(HashMap::new()),
@@ -335,7 +299,7 @@ impl Scope {
 
     async fn window_worker(&self) {
         loop {
-            if self.control.halted(&self.runner.interrupt) {
+            if self.control.halted() {
                 return;
             }
             let next = lock(&self.queue).pop_front();

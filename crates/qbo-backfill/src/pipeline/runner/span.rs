@@ -74,11 +74,7 @@ impl Scope {
         let pipeline = self.ctx.pipeline;
         let counted = tokio::select! {
             r = self.runner.client.count_within(pipeline.entity(), pipeline.time_field(), span) => r,
-            () = self.control.halt.cancelled() => return Counted::Stopped,
-            () = self.runner.interrupt.cancelled() => {
-                self.stop_with(Stop::Interrupted);
-                return Counted::Stopped;
-            }
+            _ = self.control.until_halted() => return Counted::Stopped,
         };
         match counted {
             Ok(n) => Counted::Rows(n),
@@ -426,11 +422,7 @@ impl Scope {
     ) -> Result<qbo::Page, Result<u64, Early>> {
         let fetched = tokio::select! {
             r = pager.next_page() => Some(r),
-            () = self.control.halt.cancelled() => None,
-            () = self.runner.interrupt.cancelled() => {
-                self.stop_with(Stop::Interrupted);
-                None
-            }
+            _ = self.control.until_halted() => None,
         };
         match fetched {
             None => Err(Err(Early::Stopped)),

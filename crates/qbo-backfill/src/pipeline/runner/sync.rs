@@ -132,7 +132,7 @@ impl Scope {
         loop {
             let changes = tokio::select! {
                 r = self.runner.client.cdc(entity, from) => r,
-                () = self.control.halt.cancelled() => return Ok(None),
+                _ = self.control.until_halted() => return Ok(None),
             };
             let changes = match changes {
                 Ok(changes) => changes,

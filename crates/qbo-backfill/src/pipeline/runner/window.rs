@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use sqlx::PgPool;
 
 use super::control::RunControl;
-use super::{Cancel, RunContext, Runner, Scope, Stop, lock};
+use super::{RunContext, Runner, Scope, Stop, lock};
 use crate::pipeline::Window;
 use crate::pipeline::events::RunEvent;
 use crate::store::raw::{PageWrite, UpsertCounts, upsert_page};
@@ -81,17 +81,12 @@ impl WindowTask<'_> {
     /// Waits until the window can be claimed by this run. `false` when the run stopped.
     async fn claim(&self) -> Result<bool, sqlx::Error> {
         let scope = self.scope;
-        let waited = claim_when_free(
-            &self.claim_of(),
-            &scope.control.halt,
-            &self.runner().interrupt,
-            |holder| {
-                scope.emit(&RunEvent::WindowWaiting {
-                    day: self.window.day,
-                    holder,
-                });
-            },
-        )
+        let waited = claim_when_free(&self.claim_of(), &scope.control, |holder| {
+            scope.emit(&RunEvent::WindowWaiting {
+                day: self.window.day,
+                holder,
+            });
+        })
         .await?;
         Ok(match waited {
             ClaimWait::Claimed { .. } => true,
@@ -123,13 +118,13 @@ impl WindowTask<'_> {
         loop {
             let next = tokio::select! {
                 r = pager.next_page() => r,
-                () = scope.control.halt.cancelled() => {
-                    self.unfinished("the run stopped before this window finished").await;
-                    return Err(Early::Stopped);
-                }
-                () = self.runner().interrupt.cancelled() => {
-                    scope.stop_with(Stop::Interrupted);
-                    self.unfinished("interrupted by the operator").await;
+                interrupted = scope.control.until_halted() => {
+                    self.unfinished(if interrupted {
+                        "interrupted by the operator"
+                    } else {
+                        "the run stopped before this window finished"
+                    })
+                    .await;
                     return Err(Early::Stopped);
                 }
             };
@@ -321,8 +316,7 @@ pub(crate) enum ClaimWait {
 /// Database errors.
 pub(crate) async fn claim_when_free(
     claim: &WindowClaim<'_>,
-    halt: &Cancel,
-    interrupt: &Cancel,
+    control: &RunControl,
     on_wait: impl Fn(uuid::Uuid),
 ) -> Result<ClaimWait, sqlx::Error> {
     let mut waited = false;
@@ -348,8 +342,11 @@ pub(crate) async fn claim_when_free(
         }
         tokio::select! {
             () = tokio::time::sleep(Duration::from_millis(500)) => {}
-            () = halt.cancelled() => return Ok(ClaimWait::Stopped),
-            () = interrupt.cancelled() => return Ok(ClaimWait::Interrupted),
+            interrupted = control.until_halted() => return Ok(if interrupted {
+                ClaimWait::Interrupted
+            } else {
+                ClaimWait::Stopped
+            }),
         }
     }
 }
