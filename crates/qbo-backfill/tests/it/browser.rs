@@ -208,13 +208,22 @@ impl Browser {
     }
 
     pub(crate) async fn click(&self, css: &str) {
-        let el = self.element(css).await;
-        self.cmd(
-            reqwest::Method::POST,
-            &format!("/element/{el}/click"),
-            Some(json!({})),
-        )
-        .await;
+        // A run's page swaps its live part in as soon as it loads: an element found just before
+        // the swap is stale, so it is found again and clicked again.
+        for _ in 0..10 {
+            let el = self.element(css).await;
+            let clicked = self
+                .cmd(
+                    reqwest::Method::POST,
+                    &format!("/element/{el}/click"),
+                    Some(json!({})),
+                )
+                .await;
+            if clicked["error"] != "stale element reference" {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
         tokio::time::sleep(Duration::from_millis(150)).await;
         self.remember_page().await;
     }
