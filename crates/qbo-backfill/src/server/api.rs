@@ -5,70 +5,26 @@
 use std::collections::HashMap;
 
 use axum::Json;
-use axum::body::Bytes;
-use axum::extract::{Path, Query, State};
+use axum::extract::{FromRequestParts, Query, State};
 use axum::http::StatusCode;
+use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
 use secrecy::SecretString;
 use serde::Deserialize;
-use serde::de::DeserializeOwned;
 use uuid::Uuid;
 
 use super::AppState;
 use super::error::ApiError;
+use super::extract::{ApiJson, RunId, path_param};
 use crate::domain::run::RunOrigin;
 use crate::domain::secret::SecretName;
 use crate::pipeline::{DateRange, Mode, Pipeline, SinceError, Window, echo};
 use crate::service::retry::{RetryPlan, RetryRefusal, plan_retry};
 use crate::store::auth::companies::{self, NoDefault};
-use crate::store::auth::secrets::SecretStore;
-use crate::store::auth::tokens::PgTokenStore;
 use crate::store::runs::logs;
 use crate::store::runs::queue::{self, CancelOutcome, NewRun};
 use crate::store::runs::views::{self, RunFilter};
 use crate::store::runs::{self, RunStatus};
-
-/// The longest message text echoed from a parser.
-const MAX_MESSAGE: usize = 200;
-
-fn one_line(text: &str) -> String {
-    let mut out: String = text
-        .chars()
-        .map(|c| if c.is_control() { ' ' } else { c })
-        .take(MAX_MESSAGE)
-        .collect();
-    if text.chars().count() > MAX_MESSAGE {
-        out.push('…');
-    }
-    out
-}
-
-/// Parses a JSON body into `T`: malformed JSON is `400 invalid_json`, wrong fields or types are
-/// `422 invalid_request`.
-pub(crate) fn parse_body<T: DeserializeOwned>(body: &Bytes) -> Result<T, ApiError> {
-    serde_json::from_slice(body).map_err(|e| {
-        use serde_json::error::Category;
-        match e.classify() {
-            Category::Syntax | Category::Eof | Category::Io => ApiError::new(
-                StatusCode::BAD_REQUEST,
-                "invalid_json",
-                format!("the body is not valid JSON: {}", one_line(&e.to_string())),
-            ),
-            Category::Data => ApiError::invalid(
-                "invalid_request",
-                format!(
-                    "the body does not have the expected fields: {}",
-                    one_line(&e.to_string())
-                ),
-            ),
-        }
-    })
-}
-
-fn parse_uuid(what: &str, text: &str) -> Result<Uuid, ApiError> {
-    text.parse::<Uuid>()
-        .map_err(|_| ApiError::not_found(format!("no {what} `{}`", echo(text))))
-}
 
 /// Validates a pipeline name and its dates exactly as the CLI does. Both dates absent (or
 /// empty) is valid for an incremental pipeline only: its range then comes from its cursor
@@ -202,7 +158,8 @@ pub(crate) async fn enqueue(state: &AppState, run: NewRun<'_>) -> Result<Respons
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct CreateRunBody {
+/// The body of `POST /api/v1/runs`.
+pub(crate) struct CreateRunBody {
     pipeline: String,
     #[serde(default)]
     fecha_inicio: Option<String>,
@@ -215,9 +172,8 @@ struct CreateRunBody {
 /// `POST /api/v1/runs`.
 pub(crate) async fn create_run(
     State(state): State<AppState>,
-    body: Bytes,
+    ApiJson(body): ApiJson<CreateRunBody>,
 ) -> Result<Response, ApiError> {
-    let body: CreateRunBody = parse_body(&body)?;
     let (pipeline, dates) = validate_run(
         &body.pipeline,
         body.fecha_inicio.as_deref(),
@@ -243,7 +199,8 @@ pub(crate) async fn create_run(
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct VerifyBody {
+/// The body of `POST /api/v1/verify`.
+pub(crate) struct VerifyBody {
     entity: String,
     #[serde(default)]
     fecha_inicio: Option<String>,
@@ -317,9 +274,8 @@ pub(crate) async fn enqueue_verify(
 /// `"entity": "all"`, one run per entity, answered as `{"runs": [run, …]}` in catalog order.
 pub(crate) async fn create_verify(
     State(state): State<AppState>,
-    body: Bytes,
+    ApiJson(body): ApiJson<VerifyBody>,
 ) -> Result<Response, ApiError> {
-    let body: VerifyBody = parse_body(&body)?;
     let (pipelines, range) = validate_verify(
         &body.entity,
         body.fecha_inicio.as_deref(),
@@ -410,9 +366,8 @@ pub(crate) async fn list_runs(
 /// `GET /api/v1/runs/{id}`.
 pub(crate) async fn get_run(
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    RunId(id): RunId,
 ) -> Result<Response, ApiError> {
-    let id = parse_uuid("run", &id)?;
     let view = views::get(&state.pool, id)
         .await?
         .ok_or_else(|| ApiError::not_found(format!("no run `{id}`")))?;
@@ -422,10 +377,9 @@ pub(crate) async fn get_run(
 /// `GET /api/v1/runs/{id}/logs?after=N`.
 pub(crate) async fn run_logs(
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    RunId(id): RunId,
     Query(query): Query<HashMap<String, String>>,
 ) -> Result<Response, ApiError> {
-    let id = parse_uuid("run", &id)?;
     let after = query_i64(&query, "after", 0, 0..=i64::MAX)?;
     let limit = query_i64(&query, "limit", 1000, 1..=5000)?;
     if runs::load_run(&state.pool, id).await?.is_none() {
@@ -440,18 +394,27 @@ pub(crate) async fn run_logs(
     Ok(Json(serde_json::json!({ "lines": lines, "next": next })).into_response())
 }
 
+/// The run that retries a [`RetryPlan`] (its `retry_of` names the run retried).
+pub(crate) fn new_retry_run(plan: &RetryPlan) -> NewRun<'_> {
+    NewRun {
+        pipeline: plan.pipeline,
+        realm_id: &plan.run.realm_id,
+        range: plan.run.range(),
+        windows: &plan.windows,
+        trigger: RunOrigin::Retry,
+        trigger_id: None,
+        retry_of: Some(plan.run.id),
+        requeue_on_loss: true,
+    }
+}
+
 /// `POST /api/v1/runs/{id}/retry`: a new run (its `retry_of` names this one) of only the windows
 /// that did not succeed.
 pub(crate) async fn retry_run(
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    RunId(id): RunId,
 ) -> Result<Response, ApiError> {
-    let id = parse_uuid("run", &id)?;
-    let RetryPlan {
-        run,
-        pipeline,
-        windows,
-    } = plan_retry(&state.pool, id)
+    let plan = plan_retry(&state.pool, id)
         .await
         .map_err(|refusal| match refusal {
             RetryRefusal::NotFound(_) => ApiError::not_found(refusal.to_string()),
@@ -464,28 +427,14 @@ pub(crate) async fn retry_run(
             }
             RetryRefusal::Database(e) => ApiError::from(e),
         })?;
-    enqueue(
-        &state,
-        NewRun {
-            pipeline,
-            realm_id: &run.realm_id,
-            range: run.range(),
-            windows: &windows,
-            trigger: RunOrigin::Retry,
-            trigger_id: None,
-            retry_of: Some(id),
-            requeue_on_loss: true,
-        },
-    )
-    .await
+    enqueue(&state, new_retry_run(&plan)).await
 }
 
 /// `POST /api/v1/runs/{id}/cancel`.
 pub(crate) async fn cancel_run(
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    RunId(id): RunId,
 ) -> Result<Response, ApiError> {
-    let id = parse_uuid("run", &id)?;
     match queue::cancel_run(&state.pool, id).await? {
         CancelOutcome::NotFound => return Err(ApiError::not_found(format!("no run `{id}`"))),
         CancelOutcome::AlreadyOver(status) => {
@@ -504,47 +453,50 @@ pub(crate) async fn cancel_run(
 
 /// `GET /api/v1/secrets`: names and when they changed, never values.
 pub(crate) async fn list_secrets(State(state): State<AppState>) -> Result<Response, ApiError> {
-    let store = SecretStore::new(state.pool.clone(), state.key.clone());
-    let mut secrets: Vec<serde_json::Value> = store
-        .list()
+    let secrets: Vec<serde_json::Value> = super::secrets::list_secrets(&state)
         .await?
         .into_iter()
-        .map(|s| serde_json::json!({"name": s.name, "updated_at": s.updated_at.map(|t| t.to_string())}))
+        .map(|s| match s.realm_id {
+            None => serde_json::json!({"name": s.name, "updated_at": s.updated_at}),
+            Some(realm_id) => serde_json::json!({
+                "name": s.name,
+                "realm_id": realm_id,
+                "updated_at": s.updated_at,
+            }),
+        })
         .collect();
-    for company in companies::list(&state.pool).await? {
-        let tokens = PgTokenStore::new(
-            state.pool.clone(),
-            state.key.clone(),
-            company.realm_id.clone(),
-        );
-        if let Some(status) = tokens.status().await? {
-            secrets.push(serde_json::json!({
-                "name": "QBO_REFRESH_TOKEN",
-                "realm_id": company.realm_id,
-                "updated_at": status.updated_at.map(|t| t.to_string()),
-            }));
-        }
-    }
     Ok(Json(serde_json::json!({ "secrets": secrets })).into_response())
 }
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct SecretBody {
+/// The body of `PUT /api/v1/secrets/{NAME}`.
+pub(crate) struct SecretBody {
     value: String,
     #[serde(default)]
     realm_id: Option<String>,
 }
 
+/// The secret name of `/api/v1/secrets/{NAME}`, validated before the body is read
+/// (`422 invalid_secret_name`).
+pub(crate) struct NamedSecret(SecretName);
+
+impl FromRequestParts<AppState> for NamedSecret {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        SecretName::parse(&path_param(parts, state).await?)
+            .map(Self)
+            .map_err(|refusal| ApiError::invalid("invalid_secret_name", refusal.to_string()))
+    }
+}
+
 /// `PUT /api/v1/secrets/{NAME}` with `{"value": "…"}` → `204`.
 pub(crate) async fn put_secret(
     State(state): State<AppState>,
-    Path(name): Path<String>,
-    body: Bytes,
+    NamedSecret(name): NamedSecret,
+    ApiJson(body): ApiJson<SecretBody>,
 ) -> Result<Response, ApiError> {
-    let name = SecretName::parse(&name)
-        .map_err(|refusal| ApiError::invalid("invalid_secret_name", refusal.to_string()))?;
-    let body: SecretBody = parse_body(&body)?;
     let value = name
         .value(&body.value)
         .map_err(|refusal| ApiError::invalid("invalid_secret_value", refusal.to_string()))?;

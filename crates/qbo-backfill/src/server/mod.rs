@@ -4,6 +4,7 @@
 
 pub mod api;
 pub mod error;
+pub mod extract;
 pub mod metrics;
 pub mod secrets;
 pub mod triggers_api;
@@ -14,9 +15,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{StatusCode, header};
-use axum::middleware::{self, Next};
+use axum::middleware;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use sqlx::PgPool;
@@ -67,7 +68,8 @@ pub struct ServeConfig {
 /// The largest request body accepted.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
 
-/// The router: `/healthz` open, everything else behind an API token.
+/// The router: `/healthz` and the pages open (the pages ask for a login), the API behind an API
+/// token ([`extract::ApiToken`]).
 pub fn app(state: AppState) -> Router {
     let api = Router::new()
         .route("/api/v1/runs", post(api::create_run).get(api::list_runs))
@@ -91,7 +93,7 @@ pub fn app(state: AppState) -> Router {
         .route("/metrics", get(metrics_route))
         .fallback(api_not_found)
         .layer(middleware::map_response(json_body_limit))
-        .layer(middleware::from_fn_with_state(state.clone(), require_token));
+        .layer(middleware::from_extractor_with_state::<extract::ApiToken, _>(state.clone()));
     let pages = web::routes().layer(middleware::from_fn(web::security_headers));
     Router::new()
         .route("/healthz", get(healthz))
@@ -105,42 +107,13 @@ pub fn app(state: AppState) -> Router {
 /// API's JSON error envelope.
 async fn json_body_limit(response: Response) -> Response {
     if response.status() == StatusCode::PAYLOAD_TOO_LARGE {
-        return ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "body_too_large",
-            format!(
-                "the request body is larger than {} KiB",
-                MAX_BODY_BYTES / 1024
-            ),
-        )
-        .into_response();
+        return extract::body_too_large().into_response();
     }
     response
 }
 
 async fn api_not_found() -> ApiError {
     ApiError::not_found("no such API route (see the contract's Server section)")
-}
-
-/// Refuses a request without a live API token.
-async fn require_token(State(state): State<AppState>, request: Request, next: Next) -> Response {
-    let token = request
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| {
-            v.strip_prefix("Bearer ")
-                .or_else(|| v.strip_prefix("bearer "))
-        })
-        .map(str::trim);
-    let Some(token) = token else {
-        return ApiError::unauthorized().into_response();
-    };
-    match crate::store::auth::api_tokens::verify(&state.pool, token).await {
-        Ok(Some(_)) => next.run(request).await,
-        Ok(None) => ApiError::unauthorized().into_response(),
-        Err(e) => ApiError::internal(&e).into_response(),
-    }
 }
 
 async fn healthz(State(state): State<AppState>) -> Response {

@@ -3,17 +3,15 @@
 //! live in `orchestrator::triggers`; the SQL in `store::runs::triggers`.
 
 use axum::Json;
-use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use uuid::Uuid;
 
 use super::AppState;
-use super::api::{parse_body, resolve_realm};
+use super::api::resolve_realm;
 use super::error::ApiError;
+use super::extract::{ApiJson, TriggerId};
 use crate::orchestrator::triggers::{NewTrigger, TriggerPatch};
-use crate::pipeline::echo;
 use crate::store::runs::triggers::{self, TriggerStoreError};
 
 impl From<TriggerStoreError> for ApiError {
@@ -32,22 +30,11 @@ impl From<TriggerStoreError> for ApiError {
     }
 }
 
-fn parse_id(text: &str) -> Result<Uuid, ApiError> {
-    text.parse::<Uuid>().map_err(|_| {
-        ApiError::new(
-            StatusCode::NOT_FOUND,
-            "trigger_not_found",
-            format!("no trigger `{}`", echo(text)),
-        )
-    })
-}
-
 /// `POST /api/v1/triggers` → `201` with the trigger.
 pub(crate) async fn create(
     State(state): State<AppState>,
-    body: Bytes,
+    ApiJson(mut new): ApiJson<NewTrigger>,
 ) -> Result<Response, ApiError> {
-    let mut new: NewTrigger = parse_body(&body)?;
     // A trigger always names its company: the one asked for, or the only one connected now.
     new.realm_id = Some(resolve_realm(&state, new.realm_id.as_deref()).await?);
     let trigger = triggers::create(&state.pool, &new, jiff::Timestamp::now()).await?;
@@ -67,9 +54,9 @@ pub(crate) async fn list(State(state): State<AppState>) -> Result<Response, ApiE
 /// `GET /api/v1/triggers/{id}`.
 pub(crate) async fn get_one(
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    TriggerId(id): TriggerId,
 ) -> Result<Response, ApiError> {
-    let trigger = triggers::get(&state.pool, parse_id(&id)?).await?;
+    let trigger = triggers::get(&state.pool, id).await?;
     Ok(Json(trigger.view()).into_response())
 }
 
@@ -77,11 +64,9 @@ pub(crate) async fn get_one(
 /// `params`, `pipeline`, `realm_id`.
 pub(crate) async fn patch(
     State(state): State<AppState>,
-    Path(id): Path<String>,
-    body: Bytes,
+    TriggerId(id): TriggerId,
+    ApiJson(mut patch): ApiJson<TriggerPatch>,
 ) -> Result<Response, ApiError> {
-    let id = parse_id(&id)?;
-    let mut patch: TriggerPatch = parse_body(&body)?;
     if let Some(realm) = &patch.realm_id {
         patch.realm_id = Some(Some(resolve_realm(&state, realm.as_deref()).await?));
     }
@@ -92,8 +77,8 @@ pub(crate) async fn patch(
 /// `DELETE /api/v1/triggers/{id}` → `204`.
 pub(crate) async fn delete(
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    TriggerId(id): TriggerId,
 ) -> Result<Response, ApiError> {
-    triggers::delete(&state.pool, parse_id(&id)?).await?;
+    triggers::delete(&state.pool, id).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }

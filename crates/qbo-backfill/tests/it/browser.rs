@@ -208,13 +208,22 @@ impl Browser {
     }
 
     pub(crate) async fn click(&self, css: &str) {
-        let el = self.element(css).await;
-        self.cmd(
-            reqwest::Method::POST,
-            &format!("/element/{el}/click"),
-            Some(json!({})),
-        )
-        .await;
+        // A run's page swaps its live part in as soon as it loads: an element found just before
+        // the swap is stale, so it is found again and clicked again.
+        for _ in 0..10 {
+            let el = self.element(css).await;
+            let clicked = self
+                .cmd(
+                    reqwest::Method::POST,
+                    &format!("/element/{el}/click"),
+                    Some(json!({})),
+                )
+                .await;
+            if clicked["error"] != "stale element reference" {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
         tokio::time::sleep(Duration::from_millis(150)).await;
         self.remember_page().await;
     }
@@ -290,6 +299,11 @@ pub(crate) struct Ui {
 
 impl Ui {
     pub(crate) async fn start(world: &mut World) -> Self {
+        Self::start_with_workers(world, "2").await
+    }
+
+    /// A `serve` with `workers` workers (`"0"`: none, and so no reaper either).
+    pub(crate) async fn start_with_workers(world: &mut World, workers: &str) -> Self {
         let port = free_port();
         let base = format!("http://127.0.0.1:{port}");
         world.extra_env.extend([
@@ -309,7 +323,7 @@ impl Ui {
                 "--bind",
                 &format!("127.0.0.1:{port}"),
                 "--workers",
-                "2",
+                workers,
                 "--poll-ms",
                 "100",
             ])
@@ -597,6 +611,97 @@ async fn only_the_failed_windows_of_a_run_broken_by_faults_are_retried_from_the_
         world.loaded_ids("raw.qb_customers").await,
         world.expected_ids("Customer", JAN_FROM, JAN_TO)
     );
+    assert_no_secret_in(&world, &browser.pages_seen());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_whose_worker_died_is_retried_from_the_ui_by_the_one_retry_rule() {
+    use qbo_backfill::pipeline::{DateRange, Pipeline};
+    use qbo_backfill::store::runs;
+    let mut world = World::new(sim_config(60)).await;
+    // No workers in the server, so no reaper: only the retry can find the run dead.
+    let ui = Ui::start_with_workers(&mut world, "0").await;
+    let realm = world.config.realm_id.clone();
+    let range = DateRange::parse("2026-01-05", "2026-01-08").expect("range");
+    let windows = range.windows().expect("windows");
+    let dead = crate::support::start_run(
+        world.pool(),
+        &realm,
+        range,
+        &windows,
+        &crate::support::dead_worker(),
+    )
+    .await;
+    runs::claim_window(
+        world.pool(),
+        &dead,
+        Pipeline::CUSTOMERS,
+        &realm,
+        &windows[0],
+        runs::LEASE,
+    )
+    .await
+    .expect("claim");
+    let status = |id: uuid::Uuid| {
+        let pool = world.pool().clone();
+        async move {
+            sqlx::query_scalar::<_, String>("SELECT status FROM ops.runs WHERE id = $1")
+                .bind(id)
+                .fetch_one(&pool)
+                .await
+                .expect("status")
+        }
+    };
+    let browser = Browser::start().await;
+    ui.login(&browser).await;
+    // Still recorded running, but its worker is gone: the page offers Retry.
+    browser
+        .goto(&format!("{}/runs/{}", ui.base, dead.run_id))
+        .await;
+    browser.wait_for(".run-head .status.s-running", 1, 20).await;
+    assert_eq!(browser.count("form[action$='/retry'] button").await, 1);
+    browser.click("form[action$='/retry'] button").await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while browser.url().await.ends_with(&dead.run_id.to_string()) {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the retry never showed"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    browser.wait_for("#live", 1, 20).await;
+    let url = browser.url().await;
+    let retry_id: uuid::Uuid = url
+        .rsplit('/')
+        .next()
+        .and_then(|id| id.parse().ok())
+        .unwrap_or_else(|| panic!("not a run page: {url}"));
+    assert_ne!(retry_id, dead.run_id, "the retry is a new run");
+    assert_eq!(status(dead.run_id).await, "interrupted");
+    let retry_of: Option<uuid::Uuid> =
+        sqlx::query_scalar("SELECT retry_of FROM ops.runs WHERE id = $1")
+            .bind(retry_id)
+            .fetch_one(world.pool())
+            .await
+            .expect("retry_of");
+    assert_eq!(retry_of, Some(dead.run_id));
+    assert!(browser.source().await.contains("retry of"));
+    // A worker takes the retry and loads the range.
+    let _worker = world
+        .command(&["worker", "--poll-ms", "100"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("worker");
+    browser
+        .wait_for(".run-head .status.s-succeeded", 1, 120)
+        .await;
+    assert_eq!(status(retry_id).await, "succeeded");
+    assert_eq!(
+        world.loaded_ids("raw.qb_customers").await,
+        world.expected_ids("Customer", "2026-01-05", "2026-01-08")
+    );
+    browser.screenshot("12-dead-run-retried").await;
     assert_no_secret_in(&world, &browser.pages_seen());
 }
 

@@ -9,11 +9,10 @@ use std::collections::HashMap;
 
 use askama::Template;
 use axum::extract::{Query, State};
-use axum::http::HeaderMap;
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use secrecy::{ExposeSecret as _, SecretString};
 
-use super::{Layout, failure, layout, operator, render};
+use super::{Layout, Operator, PageError, layout, render};
 use crate::server::AppState;
 use crate::settings::{ClientTuning, QboSettings, env, env_var};
 use crate::store::auth::companies::{self, Company};
@@ -175,45 +174,34 @@ fn flash_text(query: &HashMap<String, String>) -> Option<String> {
 /// `GET /connect`.
 pub(crate) async fn page(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    op: Operator,
     Query(query): Query<HashMap<String, String>>,
-) -> Response {
-    let op = match operator(&state, &headers).await {
-        Ok(op) => op,
-        Err(r) => return r,
-    };
-    let built = async {
-        let layout = layout(&state, &op, "connect", flash_text(&query)).await?;
-        connect_page(&state, layout).await
-    };
-    match built.await {
-        Ok(page) => render(&page),
-        Err(e) => failure(&e),
-    }
+) -> Result<Response, PageError> {
+    let layout = layout(&state, &op, "connect", flash_text(&query)).await?;
+    Ok(render(&connect_page(&state, layout).await?))
+}
+
+/// The app's keys, or back to the Connect page, which says they are missing.
+async fn keys_or_back(state: &AppState) -> Result<AppKeys, PageError> {
+    app_keys(state)
+        .await?
+        .ok_or_else(|| PageError::redirect("/connect"))
 }
 
 /// `GET /connect/start`: to Intuit's consent page.
-pub(crate) async fn start(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    let op = match operator(&state, &headers).await {
-        Ok(op) => op,
-        Err(r) => return r,
-    };
-    let keys = match app_keys(&state).await {
-        Ok(Some(keys)) => keys,
-        Ok(None) => return Redirect::to("/connect").into_response(),
-        Err(e) => return failure(&e),
-    };
-    let oauth_state = match web::new_oauth_state(&state.pool, &op.session_id).await {
-        Ok(s) => s,
-        Err(e) => return failure(&e),
-    };
+pub(crate) async fn start(
+    State(state): State<AppState>,
+    op: Operator,
+) -> Result<Response, PageError> {
+    let keys = keys_or_back(&state).await?;
+    let oauth_state = web::new_oauth_state(&state.pool, &op.session_id).await?;
     let url = qbo::authorization::authorize_url(
         &state.web.connect.authorize_url,
         &keys.client_id,
         &state.web.connect.redirect_uri,
         &oauth_state,
     );
-    Redirect::to(url.as_str()).into_response()
+    Ok(Redirect::to(url.as_str()).into_response())
 }
 
 /// `GET /connect/callback`: Intuit's redirect arrives cross-site, without the `SameSite=Strict`
@@ -250,33 +238,24 @@ fn valid_realm(realm: &str) -> bool {
 /// `GET /connect/finish`: spend the state, exchange the code, store the company and its tokens.
 pub(crate) async fn finish(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    op: Operator,
     Query(query): Query<HashMap<String, String>>,
-) -> Response {
-    let op = match operator(&state, &headers).await {
-        Ok(op) => op,
-        Err(r) => return r,
-    };
+) -> Result<Response, PageError> {
+    let back = |flash: &str| Ok(Redirect::to(&format!("/connect?flash={flash}")).into_response());
     let given_state = query.get("state").map_or("", String::as_str);
-    match web::take_oauth_state(&state.pool, &op.session_id, given_state).await {
-        Ok(true) => {}
-        Ok(false) => return Redirect::to("/connect?flash=expired").into_response(),
-        Err(e) => return failure(&e),
+    if !web::take_oauth_state(&state.pool, &op.session_id, given_state).await? {
+        return back("expired");
     }
     if query.contains_key("error") {
-        return Redirect::to("/connect?flash=denied").into_response();
+        return back("denied");
     }
     let (Some(code), Some(realm)) = (query.get("code"), query.get("realmId")) else {
-        return Redirect::to("/connect?flash=refused").into_response();
+        return back("refused");
     };
     if !valid_realm(realm) || code.len() > 2000 {
-        return Redirect::to("/connect?flash=refused").into_response();
+        return back("refused");
     }
-    let keys = match app_keys(&state).await {
-        Ok(Some(keys)) => keys,
-        Ok(None) => return Redirect::to("/connect").into_response(),
-        Err(e) => return failure(&e),
-    };
+    let keys = keys_or_back(&state).await?;
     let tokens = match qbo::authorization::exchange_code(
         &keys.settings,
         &keys.client_id,
@@ -289,16 +268,12 @@ pub(crate) async fn finish(
         Ok(tokens) => tokens,
         Err(e) => {
             tracing::warn!("Connect QuickBooks: the code exchange failed: {e}");
-            return Redirect::to("/connect?flash=refused").into_response();
+            return back("refused");
         }
     };
-    match store_connection(&state, realm, keys, &tokens.refresh_token).await {
-        Ok(()) => {
-            tracing::info!("Connected QuickBooks company {realm}");
-            Redirect::to(&format!("/connect?flash=connected&realm={realm}")).into_response()
-        }
-        Err(e) => failure(&e),
-    }
+    store_connection(&state, realm, keys, &tokens.refresh_token).await?;
+    tracing::info!("Connected QuickBooks company {realm}");
+    Ok(Redirect::to(&format!("/connect?flash=connected&realm={realm}")).into_response())
 }
 
 async fn store_connection(

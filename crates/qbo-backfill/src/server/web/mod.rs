@@ -5,20 +5,20 @@
 //!
 //! - [`pages`]: pipelines, runs, a run (live), verify, triggers, secrets.
 //! - [`connect`]: Intuit's authorization-code flow ("Connect QuickBooks").
+//! - [`extract`]: the logged-in [`Operator`], CSRF-checked forms, [`PageError`].
 
 pub mod connect;
+pub mod extract;
 pub mod pages;
-
-use std::collections::HashMap;
 
 use axum::Router;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
-use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
 
 use super::AppState;
-use crate::store::auth::web::{self, Session};
 use crate::store::{StoreError, auth::companies};
+pub use extract::{CsrfForm, Operator, PageError};
 
 /// The session cookie.
 pub const SESSION_COOKIE: &str = "qbo_session";
@@ -36,23 +36,21 @@ pub struct WebConfig {
 
 /// The page routes (merged with the API by [`super::app`]).
 pub fn routes() -> Router<AppState> {
+    use pages::{login, pipelines, runs, secrets, triggers, verify};
     Router::new()
-        .route("/login", get(pages::login_form).post(pages::login))
-        .route("/logout", post(pages::logout))
-        .route("/", get(pages::pipelines))
-        .route("/runs", get(pages::runs).post(pages::run_once))
-        .route("/runs/{id}", get(pages::run))
-        .route("/runs/{id}/live", get(pages::run_live))
-        .route("/runs/{id}/log", get(pages::run_log))
-        .route("/runs/{id}/retry", post(pages::retry))
-        .route("/runs/{id}/cancel", post(pages::cancel))
-        .route("/verify", get(pages::verify).post(pages::start_verify))
-        .route(
-            "/triggers",
-            get(pages::triggers).post(pages::create_trigger),
-        )
-        .route("/triggers/{id}/{action}", post(pages::trigger_action))
-        .route("/secrets", get(pages::secrets).post(pages::replace_secret))
+        .route("/login", get(login::form).post(login::login))
+        .route("/logout", post(login::logout))
+        .route("/", get(pipelines::page))
+        .route("/runs", get(runs::list).post(pipelines::run_once))
+        .route("/runs/{id}", get(runs::page))
+        .route("/runs/{id}/live", get(runs::live_part))
+        .route("/runs/{id}/log", get(runs::log))
+        .route("/runs/{id}/retry", post(runs::retry))
+        .route("/runs/{id}/cancel", post(runs::cancel))
+        .route("/verify", get(verify::page).post(verify::start))
+        .route("/triggers", get(triggers::page).post(triggers::create))
+        .route("/triggers/{id}/{action}", post(triggers::action))
+        .route("/secrets", get(secrets::page).post(secrets::replace))
         .route("/connect", get(connect::page))
         .route("/connect/start", get(connect::start))
         .route("/connect/callback", get(connect::callback))
@@ -124,6 +122,19 @@ pub fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
         .map(|(_, v)| v.to_owned())
 }
 
+/// Adds a `Set-Cookie` header made by [`set_cookie`] to `response`.
+pub fn add_cookie(
+    response: &mut Response,
+    config: &WebConfig,
+    name: &str,
+    value: &str,
+    max_age_s: Option<u64>,
+) {
+    if let Ok(v) = set_cookie(config, name, value, max_age_s).parse() {
+        response.headers_mut().append(header::SET_COOKIE, v);
+    }
+}
+
 /// A `Set-Cookie` value: `HttpOnly`, `SameSite=Strict`, `Path=/`, and `Secure` when configured.
 pub fn set_cookie(config: &WebConfig, name: &str, value: &str, max_age_s: Option<u64>) -> String {
     let mut c = format!("{name}={value}; Path=/; HttpOnly; SameSite=Strict");
@@ -134,40 +145,6 @@ pub fn set_cookie(config: &WebConfig, name: &str, value: &str, max_age_s: Option
         c.push_str("; Secure");
     }
     c
-}
-
-/// The logged-in operator of a request.
-#[derive(Debug, Clone)]
-pub struct Operator {
-    /// The session id (from the cookie).
-    pub session_id: String,
-    /// The session.
-    pub session: Session,
-}
-
-/// The operator, or a redirect to the login page.
-///
-/// # Errors
-/// A response to send instead: the redirect, or a failure page.
-pub async fn operator(state: &AppState, headers: &HeaderMap) -> Result<Operator, Response> {
-    let Some(id) = cookie(headers, SESSION_COOKIE) else {
-        return Err(Redirect::to("/login").into_response());
-    };
-    match web::session(&state.pool, &id).await {
-        Ok(Some(session)) => Ok(Operator {
-            session_id: id,
-            session,
-        }),
-        Ok(None) => Err(Redirect::to("/login").into_response()),
-        Err(e) => Err(failure(&e)),
-    }
-}
-
-/// Whether a form carries the session's CSRF token (refuse it with [`forbidden`] otherwise).
-#[must_use]
-pub fn csrf_ok(op: &Operator, form: &HashMap<String, String>) -> bool {
-    form.get("csrf")
-        .is_some_and(|token| constant_time_eq(token, &op.session.csrf_token))
 }
 
 /// Compares two strings without stopping at the first difference.

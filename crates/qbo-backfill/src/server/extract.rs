@@ -1,0 +1,165 @@
+//! What the JSON API's handlers need before their own work, as axum extractors whose rejection
+//! is the API's error envelope ([`ApiError`]): a live API token ([`ApiToken`], applied to every
+//! API route), a JSON body ([`ApiJson`]), and ids from the path ([`RunId`], [`TriggerId`]).
+
+use axum::extract::{FromRequest, FromRequestParts, Path, Request};
+use axum::http::request::Parts;
+use axum::http::{StatusCode, header};
+use serde::de::DeserializeOwned;
+use uuid::Uuid;
+
+use super::error::ApiError;
+use super::{AppState, MAX_BODY_BYTES};
+use crate::pipeline::echo;
+
+/// The longest message text echoed from a parser.
+const MAX_MESSAGE: usize = 200;
+
+fn one_line(text: &str) -> String {
+    let mut out: String = text
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .take(MAX_MESSAGE)
+        .collect();
+    if text.chars().count() > MAX_MESSAGE {
+        out.push('…');
+    }
+    out
+}
+
+/// `413 body_too_large`: the body is over [`MAX_BODY_BYTES`].
+#[must_use]
+pub fn body_too_large() -> ApiError {
+    ApiError::new(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "body_too_large",
+        format!(
+            "the request body is larger than {} KiB",
+            MAX_BODY_BYTES / 1024
+        ),
+    )
+}
+
+/// Parses a JSON body into `T`: malformed JSON is `400 invalid_json`, wrong fields or types are
+/// `422 invalid_request`.
+///
+/// # Errors
+/// As above.
+pub fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+    serde_json::from_slice(body).map_err(|e| {
+        use serde_json::error::Category;
+        match e.classify() {
+            Category::Syntax | Category::Eof | Category::Io => ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_json",
+                format!("the body is not valid JSON: {}", one_line(&e.to_string())),
+            ),
+            Category::Data => ApiError::invalid(
+                "invalid_request",
+                format!(
+                    "the body does not have the expected fields: {}",
+                    one_line(&e.to_string())
+                ),
+            ),
+        }
+    })
+}
+
+/// A JSON body parsed into `T` by [`parse_json`] (whatever its content type); a body over the
+/// limit is `413 body_too_large`.
+#[derive(Debug)]
+pub struct ApiJson<T>(pub T);
+
+impl<T: DeserializeOwned> FromRequest<AppState> for ApiJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &AppState) -> Result<Self, ApiError> {
+        let body = axum::body::Bytes::from_request(request, state)
+            .await
+            .map_err(|rejection| match rejection.status() {
+                StatusCode::PAYLOAD_TOO_LARGE => body_too_large(),
+                status => ApiError::new(status, "invalid_body", one_line(&rejection.body_text())),
+            })?;
+        parse_json(&body).map(Self)
+    }
+}
+
+/// A request that carries a live API token (`Authorization: Bearer TOKEN`); `401 unauthorized`
+/// otherwise.
+#[derive(Debug, Clone, Copy)]
+pub struct ApiToken;
+
+impl FromRequestParts<AppState> for ApiToken {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let token = parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| {
+                v.strip_prefix("Bearer ")
+                    .or_else(|| v.strip_prefix("bearer "))
+            })
+            .map(str::trim)
+            .ok_or_else(ApiError::unauthorized)?;
+        match crate::store::auth::api_tokens::verify(&state.pool, token).await {
+            Ok(Some(_)) => Ok(Self),
+            Ok(None) => Err(ApiError::unauthorized()),
+            Err(e) => Err(ApiError::internal(&e)),
+        }
+    }
+}
+
+/// The one parameter of a path (`{id}`, `{name}`), as text.
+pub(crate) async fn path_param(parts: &mut Parts, state: &AppState) -> Result<String, ApiError> {
+    Path::<String>::from_request_parts(parts, state)
+        .await
+        .map(|Path(id)| id)
+        .map_err(|rejection| {
+            ApiError::new(
+                rejection.status(),
+                "invalid_path",
+                one_line(&rejection.body_text()),
+            )
+        })
+}
+
+/// The path's `{id}` as a uuid, or `unknown(text)` when it is not one.
+async fn path_uuid(
+    parts: &mut Parts,
+    state: &AppState,
+    unknown: impl FnOnce(&str) -> ApiError,
+) -> Result<Uuid, ApiError> {
+    let text = path_param(parts, state).await?;
+    text.parse::<Uuid>().map_err(|_| unknown(&echo(&text)))
+}
+
+/// The run named by the path's `{id}`; `404 not_found` when it is not a run id.
+#[derive(Debug, Clone, Copy)]
+pub struct RunId(pub Uuid);
+
+impl FromRequestParts<AppState> for RunId {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let unknown = |id: &str| ApiError::not_found(format!("no run `{id}`"));
+        path_uuid(parts, state, unknown).await.map(Self)
+    }
+}
+
+/// The trigger named by the path's `{id}`; `404 trigger_not_found` when it is not a trigger id.
+#[derive(Debug, Clone, Copy)]
+pub struct TriggerId(pub Uuid);
+
+impl FromRequestParts<AppState> for TriggerId {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let unknown = |id: &str| {
+            let message = format!("no trigger `{id}`");
+            ApiError::new(StatusCode::NOT_FOUND, "trigger_not_found", message)
+        };
+        path_uuid(parts, state, unknown).await.map(Self)
+    }
+}

@@ -1,0 +1,102 @@
+//! Logging in and out: the login form (its CSRF token double-submitted through a cookie, since
+//! there is no session yet), the rate limit on failed logins, and a fresh session cookie.
+
+use askama::Template;
+use axum::extract::{Form, State};
+use axum::http::HeaderMap;
+use axum::response::{IntoResponse, Redirect, Response};
+
+use super::{Fields, field};
+use crate::server::AppState;
+use crate::server::web::extract::operator;
+use crate::server::web::{
+    CsrfForm, LOGIN_CSRF_COOKIE, Operator, PageError, SESSION_COOKIE, add_cookie, constant_time_eq,
+    cookie, render,
+};
+use crate::store::auth::web;
+
+#[derive(Template)]
+#[template(path = "login.html")]
+struct LoginPage {
+    csrf: String,
+    username: String,
+    error: Option<String>,
+}
+
+fn login_page(state: &AppState, username: &str, error: Option<String>) -> Response {
+    let Ok(csrf) = web::random_token() else {
+        return PageError::failure(&"no randomness for the login form").into_response();
+    };
+    let mut response = render(&LoginPage {
+        csrf: csrf.clone(),
+        username: username.to_owned(),
+        error,
+    });
+    add_cookie(
+        &mut response,
+        &state.web,
+        LOGIN_CSRF_COOKIE,
+        &csrf,
+        Some(3600),
+    );
+    response
+}
+
+/// `GET /login`: the form, or the Pipelines page when already logged in.
+pub(crate) async fn form(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    if operator(&state, &headers).await.is_ok() {
+        return Redirect::to("/").into_response();
+    }
+    login_page(&state, "", None)
+}
+
+fn client_of(headers: &HeaderMap) -> String {
+    headers
+        .get("x-forwarded-for")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(',').next())
+        .map_or_else(
+            || "direct".to_owned(),
+            |v| v.trim().chars().take(64).collect(),
+        )
+}
+
+/// `POST /login`: CSRF (double submit), rate limit, argon2 check, then a fresh session.
+pub(crate) async fn login(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Form(form): Form<Fields>,
+) -> Result<Response, PageError> {
+    let expected = cookie(&headers, LOGIN_CSRF_COOKIE).unwrap_or_default();
+    if expected.is_empty() || !constant_time_eq(field(&form, "csrf"), &expected) {
+        return Err(PageError::forbidden());
+    }
+    let username: String = field(&form, "username").chars().take(200).collect();
+    let password = form.get("password").map_or("", String::as_str);
+    let client = client_of(&headers);
+    if web::login_blocked(&state.pool, &username, &client).await? {
+        let error = "Too many failed attempts. Wait 15 minutes and try again.";
+        return Ok(login_page(&state, &username, Some(error.to_owned())));
+    }
+    let Some(session) = web::login(&state.pool, &username, password, &client).await? else {
+        let error = "Wrong user name or password.";
+        return Ok(login_page(&state, &username, Some(error.to_owned())));
+    };
+    let mut response = Redirect::to("/").into_response();
+    let idle = Some(web::SESSION_IDLE.as_secs());
+    add_cookie(&mut response, &state.web, SESSION_COOKIE, &session.id, idle);
+    add_cookie(&mut response, &state.web, LOGIN_CSRF_COOKIE, "", Some(0));
+    Ok(response)
+}
+
+/// `POST /logout`: ends the session and clears its cookie.
+pub(crate) async fn logout(
+    State(state): State<AppState>,
+    op: Operator,
+    CsrfForm(_): CsrfForm<Fields>,
+) -> Result<Response, PageError> {
+    web::logout(&state.pool, &op.session_id).await?;
+    let mut response = Redirect::to("/login").into_response();
+    add_cookie(&mut response, &state.web, SESSION_COOKIE, "", Some(0));
+    Ok(response)
+}

@@ -1,0 +1,213 @@
+//! The Pipelines page (`/`): a card per backfill and incremental sync with its newest run and
+//! next trigger, and its Run once form (`POST /runs`), refused input shown on its card.
+
+use askama::Template;
+use axum::extract::State;
+use axum::response::Response;
+use uuid::Uuid;
+
+use super::{Fields, company_ids, enqueue_and_show, field, icon, realm_field, shown};
+use crate::domain::run::RunOrigin;
+use crate::pipeline::{Mode, Pipeline};
+use crate::server::AppState;
+use crate::server::api::{range_for, resolve_realm, validate_run};
+use crate::server::error::ApiError;
+use crate::server::web::{CsrfForm, Layout, Operator, PageError, layout, render};
+use crate::store::runs::queue::NewRun;
+use crate::store::runs::triggers::{self, Trigger};
+use crate::store::runs::views::{self, RunView};
+
+struct LastRun {
+    id: Uuid,
+    status: String,
+    icon: &'static str,
+    fecha_inicio: String,
+    fecha_fin: String,
+    created_at: String,
+}
+
+struct NextFire {
+    local: String,
+    utc: String,
+}
+
+struct PipelineCard {
+    /// A heading before the first card of each kind (backfills, incremental syncs).
+    heading: Option<&'static str>,
+    /// Dates may be left empty (the sync continues from its cursor).
+    incremental: bool,
+    name: &'static str,
+    entity: String,
+    table: String,
+    last_run: Option<LastRun>,
+    next_trigger: Option<NextFire>,
+    form_inicio: String,
+    form_fin: String,
+    error: Option<String>,
+}
+
+#[derive(Template)]
+#[template(path = "pipelines.html")]
+struct PipelinesPage {
+    layout: Layout,
+    pipelines: Vec<PipelineCard>,
+    companies: Vec<String>,
+    /// A refusal that belongs to no card (an unknown pipeline).
+    page_error: Option<String>,
+}
+
+/// Shown when the Run once form of `pipeline` was refused.
+struct RunOnceError<'a> {
+    pipeline: &'a str,
+    fecha_inicio: &'a str,
+    fecha_fin: &'a str,
+    message: String,
+}
+
+/// The heading over the first card of `mode`.
+fn heading(mode: Mode) -> &'static str {
+    match mode {
+        Mode::Backfill => "Backfills (by creation day)",
+        Mode::Incremental => "Incremental syncs (changes and deletions)",
+        Mode::Verify => "Verifications (raw against QuickBooks, by month)",
+    }
+}
+
+/// The soonest next fire of `pipeline`'s enabled triggers.
+fn next_fire(all_triggers: &[Trigger], pipeline: Pipeline) -> Option<NextFire> {
+    all_triggers
+        .iter()
+        .map(Trigger::view)
+        .filter(|t| t.pipeline == pipeline.name() && t.enabled)
+        .filter_map(|t| Some((t.next_fire_utc?, t.next_fire_local?)))
+        .min()
+        .map(|(utc, local)| NextFire {
+            local,
+            utc: shown(Some(&utc)),
+        })
+}
+
+/// The card of `p`: its newest run, next trigger, and the refused form when it was `err`'s.
+fn card(
+    p: Pipeline,
+    previous: Option<&PipelineCard>,
+    last: Option<RunView>,
+    next_trigger: Option<NextFire>,
+    err: Option<&RunOnceError<'_>>,
+) -> PipelineCard {
+    let incremental = p.mode() == Mode::Incremental;
+    let first_of_mode = previous.is_none_or(|c| c.incremental != incremental);
+    PipelineCard {
+        heading: first_of_mode.then_some(heading(p.mode())),
+        incremental,
+        name: p.name(),
+        entity: format!("{:?}", p.entity()),
+        table: p.table().qualified_name().to_owned(),
+        last_run: last.map(|r| LastRun {
+            id: r.id,
+            icon: icon(r.status.as_str()),
+            status: r.status.to_string(),
+            fecha_inicio: r.fecha_inicio,
+            fecha_fin: r.fecha_fin,
+            created_at: shown(r.created_at.as_deref()),
+        }),
+        next_trigger,
+        form_inicio: err.map_or_else(String::new, |e| e.fecha_inicio.to_owned()),
+        form_fin: err.map_or_else(String::new, |e| e.fecha_fin.to_owned()),
+        error: err.map(|e| e.message.clone()),
+    }
+}
+
+/// The cards of every pipeline but verifications (they have their own page, `/verify`).
+async fn cards(
+    state: &AppState,
+    error: Option<&RunOnceError<'_>>,
+) -> Result<Vec<PipelineCard>, PageError> {
+    let all_triggers = triggers::list(&state.pool).await?;
+    let listed: Vec<Pipeline> = Pipeline::all()
+        .filter(|p| p.mode() != Mode::Verify)
+        .collect();
+    let names: Vec<&str> = listed.iter().map(|p| p.name()).collect();
+    let mut latest: std::collections::HashMap<String, RunView> =
+        views::latest_per_pipeline(&state.pool, &names)
+            .await?
+            .into_iter()
+            .map(|r| (r.pipeline.clone(), r))
+            .collect();
+    let mut cards: Vec<PipelineCard> = Vec::with_capacity(listed.len());
+    for p in listed {
+        let err = error.filter(|e| e.pipeline == p.name());
+        let next = next_fire(&all_triggers, p);
+        cards.push(card(p, cards.last(), latest.remove(p.name()), next, err));
+    }
+    Ok(cards)
+}
+
+async fn pipelines_page(
+    state: &AppState,
+    op: &Operator,
+    error: Option<RunOnceError<'_>>,
+) -> Result<Response, PageError> {
+    let layout = layout(state, op, "pipelines", None).await?;
+    let pipelines = cards(state, error.as_ref()).await?;
+    let companies = company_ids(state).await?;
+    let page_error = error
+        .filter(|e| e.pipeline.parse::<Pipeline>().is_err())
+        .map(|e| e.message);
+    Ok(render(&PipelinesPage {
+        layout,
+        pipelines,
+        companies,
+        page_error,
+    }))
+}
+
+/// `GET /`.
+pub(crate) async fn page(
+    State(state): State<AppState>,
+    op: Operator,
+) -> Result<Response, PageError> {
+    pipelines_page(&state, &op, None).await
+}
+
+/// `POST /runs`: Run once; refused input is shown on the pipeline's card and writes nothing.
+pub(crate) async fn run_once(
+    State(state): State<AppState>,
+    op: Operator,
+    CsrfForm(form): CsrfForm<Fields>,
+) -> Result<Response, PageError> {
+    let (pipeline, inicio, fin) = (
+        field(&form, "pipeline"),
+        field(&form, "fecha_inicio"),
+        field(&form, "fecha_fin"),
+    );
+    let planned = async {
+        let (pipeline, dates) = validate_run(pipeline, Some(inicio), Some(fin))?;
+        let realm_id = resolve_realm(&state, realm_field(&form)).await?;
+        let (range, windows) = range_for(&state, &realm_id, pipeline, dates).await?;
+        Ok::<_, ApiError>((pipeline, realm_id, range, windows))
+    };
+    let (pipeline_v, realm_id, range, windows) = match planned.await {
+        Ok(planned) => planned,
+        Err(e) => {
+            let refused = RunOnceError {
+                pipeline,
+                fecha_inicio: inicio,
+                fecha_fin: fin,
+                message: e.message,
+            };
+            return pipelines_page(&state, &op, Some(refused)).await;
+        }
+    };
+    let new = NewRun {
+        pipeline: pipeline_v,
+        realm_id: &realm_id,
+        range,
+        windows: &windows,
+        trigger: RunOrigin::Ui,
+        trigger_id: None,
+        retry_of: None,
+        requeue_on_loss: true,
+    };
+    enqueue_and_show(&state, &new).await
+}

@@ -1,0 +1,372 @@
+//! The runs: the list (`/runs`, filtered by status and pipeline, paged), a run's page (status,
+//! windows grid, retry, cancel) with its live part and its log for the script, and the Retry and
+//! Cancel forms. Retrying follows the one retry rule ([`plan_retry`]).
+
+use askama::Template;
+use axum::extract::{FromRequestParts, Path, Query, State};
+use axum::http::request::Parts;
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use uuid::Uuid;
+
+use super::{Choice, Fields, choices, enqueue_and_show, icon, pipeline_choices, shown};
+use crate::pipeline::Pipeline;
+use crate::server::AppState;
+use crate::server::api::new_retry_run;
+use crate::server::web::{CsrfForm, Layout, Operator, PageError, layout, render};
+use crate::service::retry::{RetryRefusal, plan_retry};
+use crate::store::runs::queue;
+use crate::store::runs::views::{self, RunFilter, RunView};
+use crate::store::runs::{RunStatus, logs};
+
+struct RunRow {
+    id: Uuid,
+    status: String,
+    icon: &'static str,
+    pipeline: String,
+    fecha_inicio: String,
+    fecha_fin: String,
+    windows_done: i64,
+    windows_total: i32,
+    windows_failed: i64,
+    rows: i64,
+    inserted: i64,
+    updated: i64,
+    unchanged: i64,
+    trigger: String,
+    created_at: String,
+}
+
+impl From<RunView> for RunRow {
+    fn from(r: RunView) -> Self {
+        Self {
+            id: r.id,
+            icon: icon(r.status.as_str()),
+            status: r.status.to_string(),
+            pipeline: r.pipeline,
+            fecha_inicio: r.fecha_inicio,
+            fecha_fin: r.fecha_fin,
+            windows_done: r.windows_succeeded,
+            windows_total: r.windows_total,
+            windows_failed: r.windows_failed,
+            rows: r.rows,
+            inserted: r.counts.inserted,
+            updated: r.counts.updated,
+            unchanged: r.counts.unchanged,
+            trigger: r.trigger,
+            created_at: shown(r.created_at.as_deref()),
+        }
+    }
+}
+
+#[derive(Template)]
+#[template(path = "runs.html")]
+struct RunsPage {
+    layout: Layout,
+    runs: Vec<RunRow>,
+    statuses: Vec<Choice>,
+    pipelines: Vec<Choice>,
+    older: Option<String>,
+}
+
+/// Runs shown per page.
+const RUNS_PER_PAGE: i64 = 50;
+
+/// The link to the next (older) page of a list whose last run is `last`.
+fn older_link(last: Uuid, status: Option<RunStatus>, pipeline: Option<&str>) -> String {
+    let mut q = format!("/runs?before={last}");
+    if let Some(s) = status {
+        q.push_str(&format!("&status={s}"));
+    }
+    if let Some(p) = pipeline {
+        q.push_str(&format!("&pipeline={p}"));
+    }
+    q
+}
+
+/// `GET /runs?status=&pipeline=&before=`.
+pub(crate) async fn list(
+    State(state): State<AppState>,
+    op: Operator,
+    Query(query): Query<Fields>,
+) -> Result<Response, PageError> {
+    let status = query
+        .get("status")
+        .and_then(|s| s.parse::<RunStatus>().ok());
+    let pipeline = query
+        .get("pipeline")
+        .and_then(|p| p.parse::<Pipeline>().ok())
+        .map(|p| p.name().to_owned());
+    let filter = RunFilter {
+        status,
+        pipeline: pipeline.clone(),
+        before: query.get("before").and_then(|b| b.parse().ok()),
+    };
+    let runs = views::list(&state.pool, &filter, RUNS_PER_PAGE).await?;
+    let older = (runs.len() as i64 == RUNS_PER_PAGE)
+        .then(|| runs.last().map(|r| r.id))
+        .flatten()
+        .map(|last| older_link(last, status, pipeline.as_deref()));
+    Ok(render(&RunsPage {
+        layout: layout(&state, &op, "runs", None).await?,
+        runs: runs.into_iter().map(RunRow::from).collect(),
+        statuses: choices(
+            RunStatus::ALL.iter().map(|s| s.as_str()),
+            status.map_or("", RunStatus::as_str),
+        ),
+        pipelines: pipeline_choices(pipeline.as_deref().unwrap_or("")),
+        older,
+    }))
+}
+
+#[derive(Clone)]
+struct RunDetail {
+    id: Uuid,
+    short_id: String,
+    pipeline: String,
+    status: String,
+    icon: &'static str,
+    is_final: bool,
+    realm_id: String,
+    fecha_inicio: String,
+    fecha_fin: String,
+    trigger: String,
+    trigger_id: Option<Uuid>,
+    retry_of: Option<Uuid>,
+    created_at: String,
+    started_at: String,
+    finished_at: String,
+    windows_total: i32,
+    windows_done: i64,
+    windows_failed: i64,
+    rows: i64,
+    inserted: i64,
+    updated: i64,
+    unchanged: i64,
+    error: Option<String>,
+    retried_by: Option<Uuid>,
+    can_retry: bool,
+    can_cancel: bool,
+}
+
+struct WindowRow {
+    day: String,
+    status: String,
+    icon: &'static str,
+    pages: i32,
+    rows: i64,
+    inserted: i64,
+    updated: i64,
+    unchanged: i64,
+    duration: String,
+    error: String,
+    intuit_tid: Option<String>,
+}
+
+#[derive(Template)]
+#[template(path = "run_live.html")]
+struct RunLive {
+    run: RunDetail,
+    windows: Vec<WindowRow>,
+    csrf: String,
+}
+
+#[derive(Template)]
+#[template(path = "run.html")]
+struct RunPage {
+    layout: Layout,
+    run: RunDetail,
+    live: String,
+}
+
+fn window_rows(view: &RunView) -> Vec<WindowRow> {
+    view.windows
+        .clone()
+        .unwrap_or_default()
+        .into_iter()
+        .map(|w| WindowRow {
+            day: w.start_utc.get(..10).unwrap_or_default().to_owned(),
+            icon: icon(w.status.as_str()),
+            status: w.status.to_string(),
+            pages: w.pages,
+            rows: w.rows,
+            inserted: w.inserted,
+            updated: w.updated,
+            unchanged: w.unchanged,
+            duration: w
+                .duration_s
+                .map_or_else(String::new, |d| format!("{d:.2} s")),
+            error: w.error.unwrap_or_default(),
+            intuit_tid: w.intuit_tid,
+        })
+        .collect()
+}
+
+/// Whether the one retry rule ([`plan_retry`]) takes run `view` now, without marking anything:
+/// it has unfinished windows and is over, or is recorded running by a worker that is gone.
+async fn retry_offered(state: &AppState, view: &RunView) -> Result<bool, PageError> {
+    if view.windows_outstanding == 0 {
+        return Ok(false);
+    }
+    if view.status.is_final() {
+        return Ok(true);
+    }
+    if view.status != RunStatus::Running {
+        return Ok(false);
+    }
+    let record = crate::store::runs::load_run(&state.pool, view.id).await?;
+    Ok(record.is_some_and(|r| !crate::store::runs::run_is_alive(&r)))
+}
+
+/// The live part of a run's page for `op`; `can_retry` from [`retry_offered`].
+fn live(view: RunView, can_retry: bool, op: &Operator) -> RunLive {
+    let windows = window_rows(&view);
+    let run = RunDetail {
+        id: view.id,
+        short_id: view.id.to_string().chars().take(8).collect(),
+        icon: icon(view.status.as_str()),
+        is_final: view.status.is_final(),
+        can_retry,
+        can_cancel: !view.status.is_final(),
+        status: view.status.to_string(),
+        pipeline: view.pipeline,
+        realm_id: view.realm_id,
+        fecha_inicio: view.fecha_inicio,
+        fecha_fin: view.fecha_fin,
+        trigger: view.trigger,
+        trigger_id: view.trigger_id,
+        retry_of: view.retry_of,
+        created_at: shown(view.created_at.as_deref()),
+        started_at: shown(view.started_at.as_deref()),
+        finished_at: shown(view.finished_at.as_deref()),
+        windows_total: view.windows_total,
+        windows_done: view.windows_succeeded,
+        windows_failed: view.windows_failed,
+        rows: view.rows,
+        inserted: view.counts.inserted,
+        updated: view.counts.updated,
+        unchanged: view.counts.unchanged,
+        error: view.error,
+        retried_by: view.retried_by,
+    };
+    RunLive {
+        run,
+        windows,
+        csrf: op.session.csrf_token.clone(),
+    }
+}
+
+/// The run named by the path's `{id}` (the 404 page when it is not a run id).
+pub(crate) struct RunPath(Uuid);
+
+impl FromRequestParts<AppState> for RunPath {
+    type Rejection = PageError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, PageError> {
+        let Path(id) = Path::<String>::from_request_parts(parts, state)
+            .await
+            .map_err(|_| PageError::not_found())?;
+        id.parse::<Uuid>()
+            .map(Self)
+            .map_err(|_| PageError::not_found())
+    }
+}
+
+/// The live part of run `id`'s page for `op` (the 404 page when there is no such run).
+async fn load_live(state: &AppState, id: Uuid, op: &Operator) -> Result<RunLive, PageError> {
+    let view = views::get(&state.pool, id)
+        .await?
+        .ok_or_else(PageError::not_found)?;
+    let can_retry = retry_offered(state, &view).await?;
+    Ok(live(view, can_retry, op))
+}
+
+/// `GET /runs/{id}`.
+pub(crate) async fn page(
+    State(state): State<AppState>,
+    op: Operator,
+    RunPath(id): RunPath,
+    Query(query): Query<Fields>,
+) -> Result<Response, PageError> {
+    let live = load_live(&state, id, &op).await?;
+    let flash = match query.get("flash").map(String::as_str) {
+        Some("cancel") => Some("Cancel requested: the run stops within a few seconds.".to_owned()),
+        _ => None,
+    };
+    let run = live.run.clone();
+    let live = live.render()?;
+    Ok(render(&RunPage {
+        layout: layout(&state, &op, "runs", flash).await?,
+        run,
+        live,
+    }))
+}
+
+/// `GET /runs/{id}/live`: the status part of the run's page, for the script to swap in.
+pub(crate) async fn live_part(
+    State(state): State<AppState>,
+    op: Operator,
+    RunPath(id): RunPath,
+) -> Result<Response, PageError> {
+    let live = load_live(&state, id, &op).await?;
+    let (id, is_final) = (live.run.id, live.run.is_final);
+    let html = live.render()?;
+    Ok(Html(format!(
+        "<div id=\"live\" data-run-id=\"{id}\" data-final=\"{is_final}\">{html}</div>"
+    ))
+    .into_response())
+}
+
+/// `GET /runs/{id}/log?after=N`: the run's log lines as JSON, for the script.
+pub(crate) async fn log(
+    State(state): State<AppState>,
+    _op: Operator,
+    RunPath(id): RunPath,
+    Query(query): Query<Fields>,
+) -> Result<Response, PageError> {
+    let after = query
+        .get("after")
+        .and_then(|a| a.parse::<i64>().ok())
+        .unwrap_or(0)
+        .max(0);
+    let lines = logs::read(&state.pool, id, after, 1000).await?;
+    let next = lines.last().map_or(after, |l| l.n);
+    let lines: Vec<serde_json::Value> = lines
+        .into_iter()
+        .map(|l| serde_json::json!({"n": l.n, "level": l.level, "text": l.text}))
+        .collect();
+    Ok(axum::Json(serde_json::json!({"lines": lines, "next": next})).into_response())
+}
+
+/// `POST /runs/{id}/retry`: a new run of the windows that did not succeed, by the one retry rule
+/// (a run left `running` by a dead worker is marked interrupted first); a run that cannot be
+/// retried is shown again as it is.
+pub(crate) async fn retry(
+    State(state): State<AppState>,
+    RunPath(id): RunPath,
+    CsrfForm(_): CsrfForm<Fields>,
+) -> Result<Response, PageError> {
+    // The one retry rule; a run that cannot be retried is shown again as it is.
+    let plan = match plan_retry(&state.pool, id).await {
+        Ok(plan) => plan,
+        Err(RetryRefusal::NotFound(_) | RetryRefusal::UnknownPipeline(_)) => {
+            return Err(PageError::not_found());
+        }
+        Err(RetryRefusal::Active { .. } | RetryRefusal::NothingToRetry(_)) => {
+            return Ok(Redirect::to(&format!("/runs/{id}")).into_response());
+        }
+        Err(RetryRefusal::Database(e)) => return Err(PageError::failure(&e)),
+    };
+    enqueue_and_show(&state, &new_retry_run(&plan)).await
+}
+
+/// `POST /runs/{id}/cancel`.
+pub(crate) async fn cancel(
+    State(state): State<AppState>,
+    RunPath(id): RunPath,
+    CsrfForm(_): CsrfForm<Fields>,
+) -> Result<Response, PageError> {
+    match queue::cancel_run(&state.pool, id).await? {
+        queue::CancelOutcome::NotFound => Err(PageError::not_found()),
+        _ => Ok(Redirect::to(&format!("/runs/{id}?flash=cancel")).into_response()),
+    }
+}
