@@ -19,7 +19,7 @@ use super::extract::{ApiJson, RunId, path_param};
 use crate::domain::run::RunOrigin;
 use crate::domain::secret::SecretName;
 use crate::pipeline::{DateRange, Mode, Pipeline, SinceError, Window, echo};
-use crate::service::retry::{RetryPlan, RetryRefusal, plan_retry};
+use crate::service::retry::{RetryRefusal, plan_retry};
 use crate::store::auth::companies::{self, NoDefault};
 use crate::store::runs::logs;
 use crate::store::runs::queue::{self, CancelOutcome, NewRun};
@@ -394,20 +394,6 @@ pub(crate) async fn run_logs(
     Ok(Json(serde_json::json!({ "lines": lines, "next": next })).into_response())
 }
 
-/// The run that retries a [`RetryPlan`] (its `retry_of` names the run retried).
-pub(crate) fn new_retry_run(plan: &RetryPlan) -> NewRun<'_> {
-    NewRun {
-        pipeline: plan.pipeline,
-        realm_id: &plan.run.realm_id,
-        range: plan.run.range(),
-        windows: &plan.windows,
-        trigger: RunOrigin::Retry,
-        trigger_id: None,
-        retry_of: Some(plan.run.id),
-        requeue_on_loss: true,
-    }
-}
-
 /// `POST /api/v1/runs/{id}/retry`: a new run (its `retry_of` names this one) of only the windows
 /// that did not succeed.
 pub(crate) async fn retry_run(
@@ -427,7 +413,7 @@ pub(crate) async fn retry_run(
             }
             RetryRefusal::Database(e) => ApiError::from(e),
         })?;
-    enqueue(&state, new_retry_run(&plan)).await
+    enqueue(&state, plan.queued_run()).await
 }
 
 /// `POST /api/v1/runs/{id}/cancel`.

@@ -8,7 +8,9 @@
 use sqlx::PgPool;
 use uuid::Uuid;
 
+use crate::domain::run::RunOrigin;
 use crate::pipeline::{Pipeline, UnknownPipeline, Window};
+use crate::store::runs::queue::NewRun;
 use crate::store::runs::{self, RunRecord, RunStatus};
 
 /// What a retry of a run loads.
@@ -20,6 +22,48 @@ pub struct RetryPlan {
     pub pipeline: Pipeline,
     /// The windows to load again, in order (never empty).
     pub windows: Vec<Window>,
+}
+
+impl RetryPlan {
+    /// The run that retries this plan through the queue (its `retry_of` names the run retried;
+    /// queued again if its worker is lost).
+    #[must_use]
+    pub fn queued_run(&self) -> NewRun<'_> {
+        NewRun {
+            pipeline: self.pipeline,
+            realm_id: &self.run.realm_id,
+            range: self.run.range(),
+            windows: &self.windows,
+            trigger: RunOrigin::Retry,
+            trigger_id: None,
+            retry_of: Some(self.run.id),
+            requeue_on_loss: true,
+        }
+    }
+}
+
+/// Whether [`plan_retry`] would take run `id` now, marking nothing: it has `outstanding`
+/// unfinished windows and is over, or is recorded running by a worker that is gone.
+///
+/// # Errors
+/// Database errors.
+pub async fn retry_offered(
+    pool: &PgPool,
+    id: Uuid,
+    status: RunStatus,
+    outstanding: i64,
+) -> Result<bool, sqlx::Error> {
+    if outstanding <= 0 {
+        return Ok(false);
+    }
+    if status.is_final() {
+        return Ok(true);
+    }
+    if status != RunStatus::Running {
+        return Ok(false);
+    }
+    let record = runs::load_run(pool, id).await?;
+    Ok(record.is_some_and(|r| !runs::run_is_alive(&r)))
 }
 
 /// Why a run cannot be retried.

@@ -11,9 +11,8 @@ use uuid::Uuid;
 use super::{Choice, Fields, choices, enqueue_and_show, icon, pipeline_choices, shown};
 use crate::pipeline::Pipeline;
 use crate::server::AppState;
-use crate::server::api::new_retry_run;
 use crate::server::web::{CsrfForm, Layout, Operator, PageError, layout, render};
-use crate::service::retry::{RetryRefusal, plan_retry};
+use crate::service::retry::{RetryRefusal, plan_retry, retry_offered};
 use crate::store::runs::queue;
 use crate::store::runs::views::{self, RunFilter, RunView};
 use crate::store::runs::{RunStatus, logs};
@@ -201,22 +200,6 @@ fn window_rows(view: &RunView) -> Vec<WindowRow> {
         .collect()
 }
 
-/// Whether the one retry rule ([`plan_retry`]) takes run `view` now, without marking anything:
-/// it has unfinished windows and is over, or is recorded running by a worker that is gone.
-async fn retry_offered(state: &AppState, view: &RunView) -> Result<bool, PageError> {
-    if view.windows_outstanding == 0 {
-        return Ok(false);
-    }
-    if view.status.is_final() {
-        return Ok(true);
-    }
-    if view.status != RunStatus::Running {
-        return Ok(false);
-    }
-    let record = crate::store::runs::load_run(&state.pool, view.id).await?;
-    Ok(record.is_some_and(|r| !crate::store::runs::run_is_alive(&r)))
-}
-
 /// The live part of a run's page for `op`; `can_retry` from [`retry_offered`].
 fn live(view: RunView, can_retry: bool, op: &Operator) -> RunLive {
     let windows = window_rows(&view);
@@ -276,7 +259,8 @@ async fn load_live(state: &AppState, id: Uuid, op: &Operator) -> Result<RunLive,
     let view = views::get(&state.pool, id)
         .await?
         .ok_or_else(PageError::not_found)?;
-    let can_retry = retry_offered(state, &view).await?;
+    let can_retry =
+        retry_offered(&state.pool, view.id, view.status, view.windows_outstanding).await?;
     Ok(live(view, can_retry, op))
 }
 
@@ -356,7 +340,7 @@ pub(crate) async fn retry(
         }
         Err(RetryRefusal::Database(e)) => return Err(PageError::failure(&e)),
     };
-    enqueue_and_show(&state, &new_retry_run(&plan)).await
+    enqueue_and_show(&state, &plan.queued_run()).await
 }
 
 /// `POST /runs/{id}/cancel`.
