@@ -5,6 +5,7 @@
 
 pub mod events;
 pub mod report;
+pub mod report_load;
 pub mod runner;
 pub mod verify;
 

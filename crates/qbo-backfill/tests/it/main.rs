@@ -12,6 +12,7 @@ mod hostile;
 mod layers;
 mod payloads;
 mod proof;
+mod reports;
 mod runbook;
 mod runbooks;
 mod server;
