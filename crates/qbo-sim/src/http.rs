@@ -40,6 +40,7 @@ use crate::form::{form_get, parse_form};
 use crate::json::push_str;
 use crate::oidc::{JWKS_PATH, REVOKE_PATH, discovery_document};
 use crate::query::parse_query;
+use crate::reports::{RequestError, parse_request, report_body};
 use crate::state::Counters;
 use crate::time::{envelope_time, parse_instant_literal};
 use crate::{FaultConfig, SimError, SimLimits, SimState};
@@ -66,6 +67,7 @@ pub fn app(state: SimState) -> Router {
         .route("/v3/company/{realm}/batch", post(batch))
         .route("/v3/company/{realm}/preferences", get(read_preferences))
         .route("/v3/company/{realm}/cdc", get(cdc))
+        .route("/v3/company/{realm}/reports/{name}", get(report))
         .route("/v3/company/{realm}/{entity}/{id}", get(read_entity))
         .route_layer(from_fn_with_state(state.clone(), gate));
     let admin = Router::new()
@@ -76,6 +78,7 @@ pub fn app(state: SimState) -> Router {
         .route("/queries", get(admin_queries))
         .route("/reset", post(admin_reset))
         .route("/faults", get(admin_get_faults).put(admin_put_faults))
+        .route("/reports", get(admin_get_reports).put(admin_put_reports))
         .route("/limits", get(admin_get_limits).put(admin_put_limits))
         .route("/tokens/expire", post(admin_expire))
         .route("/tokens/revoke", post(admin_revoke))
@@ -308,11 +311,7 @@ async fn read_entity(
         return object_not_found();
     }
     let Some(kind) = Kind::from_any_case(&entity) else {
-        let path = format!("/v3/company/{realm}/{entity}/{id}");
-        let detail = format!(
-            "Operation Could not find resource for relative : {path} of full path: {path} is not supported."
-        );
-        return validation_fault(FaultError::unsupported_operation(&detail));
+        return unknown_resource(&format!("/v3/company/{realm}/{entity}/{id}"));
     };
     match id
         .parse::<u64>()
@@ -321,6 +320,44 @@ async fn read_entity(
     {
         Some(body) => json(StatusCode::OK, body),
         None => object_not_found(),
+    }
+}
+
+/// The 400 `ValidationFault` 500 of a path that names no resource (an unknown entity or
+/// report).
+fn unknown_resource(path: &str) -> Response {
+    let detail = format!(
+        "Operation Could not find resource for relative : {path} of full path: {path} is not supported."
+    );
+    validation_fault(FaultError::unsupported_operation(&detail))
+}
+
+/// `GET /v3/company/{realm}/reports/{Name}?start_date=…&end_date=…&accounting_method=…&
+/// summarize_column_by=…` (aging: `report_date=…`): a report computed from the books (see
+/// `reports`). An unknown name answers what any unknown resource path answers (Intuit's exact
+/// answer is unrecorded); a bad parameter the 400 `ValidationFault` 2010.
+async fn report(
+    State(st): State<SimState>,
+    Path((realm, name)): Path<(String, String)>,
+    RawQuery(raw): RawQuery,
+) -> Response {
+    if realm != st.inner.realm_id {
+        return forbidden_realm();
+    }
+    Counters::bump(&st.inner.counters.report_requests);
+    let params = raw.map(|r| parse_form(r.as_bytes())).unwrap_or_default();
+    let today = crate::time::pacific_day(jiff::Timestamp::now().as_second());
+    match parse_request(&name, &params, today) {
+        Ok(req) => json(
+            StatusCode::OK,
+            report_body(&st.inner.data, &req, st.report_max_days()),
+        ),
+        Err(RequestError::UnknownReport) => {
+            unknown_resource(&format!("/v3/company/{realm}/reports/{name}"))
+        }
+        Err(RequestError::Invalid(detail)) => {
+            validation_fault(FaultError::invalid_property(&detail))
+        }
     }
 }
 
@@ -660,6 +697,33 @@ async fn admin_put_faults(State(st): State<SimState>, body: Bytes) -> Response {
     }
     st.set_faults(f);
     admin_json(StatusCode::OK, &f)
+}
+
+/// Body of `GET/PUT /__admin/reports`.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+struct ReportSettings {
+    /// Reports over a longer range answer cut short (`null`: no limit); see
+    /// [`SimState::set_report_max_days`].
+    max_days: Option<u32>,
+}
+
+async fn admin_get_reports(State(st): State<SimState>) -> Response {
+    admin_json(
+        StatusCode::OK,
+        &ReportSettings {
+            max_days: st.report_max_days(),
+        },
+    )
+}
+
+async fn admin_put_reports(State(st): State<SimState>, body: Bytes) -> Response {
+    match serde_json::from_slice::<ReportSettings>(&body) {
+        Ok(r) => {
+            st.set_report_max_days(r.max_days);
+            admin_get_reports(State(st)).await
+        }
+        Err(e) => bad_request(e),
+    }
 }
 
 /// `SimLimits` plus `batch_requests_per_minute`, as `/__admin/limits` shows them.

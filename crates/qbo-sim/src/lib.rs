@@ -8,7 +8,8 @@
 //! Module map: `config` (settings), `data` (generated rows; Customer, Item and Invoice
 //! profiles), `lists` / `txns` (the other 23 entities with data), `company` (CompanyInfo and
 //! Preferences), `render` / `json` / `time` (output), `query` (parser), `engine` (execution),
-//! `batch` (the batch endpoint), `auth` (tokens and codes), `authorize` (consent endpoint),
+//! `ledger` (the books: balanced postings of every transaction), `reports` / `report_rows` (the
+//! financial reports), `batch` (the batch endpoint), `auth` (tokens and codes), `authorize` (consent endpoint),
 //! `oidc` (discovery document), `limits` (throttling), `faults` (error bodies), `state` (control
 //! surface), `http` (server).
 
@@ -23,11 +24,14 @@ mod faults;
 mod form;
 mod http;
 mod json;
+mod ledger;
 mod limits;
 mod lists;
 mod oidc;
 pub mod query;
 mod render;
+mod report_rows;
+mod reports;
 mod rng;
 mod state;
 mod time;

@@ -114,6 +114,10 @@ struct Args {
     /// Probability that a token refresh rotates the refresh token and its answer is then lost.
     #[arg(long, default_value_t = 0.0)]
     token_drop_rate: f64,
+    /// Reports over a range longer than this many days answer cut short with QuickBooks'
+    /// "Unable to display more data. Please reduce the date range." row (default: no limit).
+    #[arg(long, env = "QBO_SIM_REPORT_MAX_DAYS")]
+    report_max_days: Option<u32>,
 }
 
 fn limit(n: u32) -> Option<u32> {
@@ -134,6 +138,7 @@ async fn main() -> anyhow::Result<()> {
     let started = Instant::now();
     let initial_rt = redact(&config.refresh_token);
     let state = SimState::new(config);
+    state.set_report_max_days(args.report_max_days);
     let sim = serve(state, SocketAddr::from((Ipv4Addr::LOCALHOST, args.port)))
         .await
         .context("binding the listener")?;

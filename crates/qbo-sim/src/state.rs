@@ -2,7 +2,7 @@
 //! public control surface used by tests and the admin API.
 
 use std::collections::{BTreeMap, VecDeque};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::Duration;
 
@@ -30,6 +30,10 @@ pub struct SimStats {
     /// Batch requests that reached the batch handler (their query items also count in
     /// `query_requests`).
     pub batch_requests: u64,
+    /// Report requests (`GET …/reports/{Name}`) that reached the report handler. Absent from
+    /// the admin JSON while zero.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub report_requests: u64,
     /// Token endpoint requests.
     pub token_requests: u64,
     /// 429 responses sent.
@@ -42,12 +46,17 @@ pub struct SimStats {
     pub queries_by_entity: BTreeMap<String, u64>,
 }
 
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
 #[derive(Debug, Default)]
 pub(crate) struct Counters {
     pub(crate) requests_total: AtomicU64,
     pub(crate) query_requests: AtomicU64,
     pub(crate) read_requests: AtomicU64,
     pub(crate) batch_requests: AtomicU64,
+    pub(crate) report_requests: AtomicU64,
     pub(crate) token_requests: AtomicU64,
     pub(crate) throttled: AtomicU64,
     pub(crate) faults_injected: AtomicU64,
@@ -74,6 +83,8 @@ pub(crate) struct Inner {
     pub(crate) engine: Engine,
     pub(crate) tokens: Mutex<Tokens>,
     pub(crate) faults: RwLock<FaultConfig>,
+    /// Reports over a longer range (days) answer cut short; 0 = no limit.
+    pub(crate) report_max_days: AtomicU32,
     pub(crate) limiter: Limiter,
     pub(crate) counters: Counters,
     pub(crate) by_entity: Mutex<BTreeMap<String, u64>>,
@@ -110,6 +121,7 @@ impl SimState {
                 data,
                 engine: Engine::default(),
                 faults: RwLock::new(config.faults),
+                report_max_days: AtomicU32::new(0),
                 limiter: Limiter::new(config.limits, config.batch_requests_per_minute),
                 counters: Counters::default(),
                 by_entity: Mutex::new(BTreeMap::new()),
@@ -126,6 +138,22 @@ impl SimState {
             .faults
             .write()
             .unwrap_or_else(PoisonError::into_inner) = f;
+    }
+
+    /// Reports (`GET …/reports/{Name}`) over a range longer than `max_days` days answer HTTP 200
+    /// cut short, ending in QuickBooks' "Unable to display more data. Please reduce the date
+    /// range." row (`None` or 0: any range is served, the default). Aging reports, which have
+    /// one date, are never cut.
+    pub fn set_report_max_days(&self, max_days: Option<u32>) {
+        self.inner
+            .report_max_days
+            .store(max_days.unwrap_or(0), Ordering::Relaxed);
+    }
+
+    /// The report range limit in force; see
+    /// [`set_report_max_days`](Self::set_report_max_days).
+    pub fn report_max_days(&self) -> Option<u32> {
+        Some(self.inner.report_max_days.load(Ordering::Relaxed)).filter(|&n| n > 0)
     }
 
     /// The injected faults in force.
@@ -246,6 +274,7 @@ impl SimState {
             query_requests: get(&c.query_requests),
             read_requests: get(&c.read_requests),
             batch_requests: get(&c.batch_requests),
+            report_requests: get(&c.report_requests),
             token_requests: get(&c.token_requests),
             throttled: get(&c.throttled),
             faults_injected: get(&c.faults_injected),

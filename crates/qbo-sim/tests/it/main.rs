@@ -14,4 +14,5 @@ mod oauth_code;
 mod parser;
 mod peer_clients;
 mod queries;
+mod reports;
 mod tokens;
