@@ -15,7 +15,7 @@ use qbo::report::{
     parse_report,
 };
 use qbo_backfill::pipeline::report_load::{
-    ReportLineage, ReportLoadError, StoredPiece, load_report_range_with,
+    ReportLineage, ReportLoadError, StoredPiece, load_report_range, load_report_range_with,
 };
 use qbo_backfill::store::raw::reports::{
     ReportKey, ReportOutcome, ReportPiece, ReportStoreError, ReportWrite, upsert_report,
@@ -734,4 +734,104 @@ async fn income_by_account_by_month_is_a_plain_select_across_pieces() {
             .iter()
             .all(|p| p.write.outcome == ReportOutcome::Unchanged)
     );
+}
+
+/// A client of `sim` with fast retries and a token store seeded with the simulator's refresh
+/// token.
+fn sim_client(sim: &qbo_sim::RunningSim) -> qbo::QboClient {
+    let defaults = qbo_sim::SimConfig::default();
+    let mut settings = qbo::ClientSettings::for_environment(qbo::Environment::Sandbox);
+    settings.api_base_url = sim.api_base_url().parse().expect("base url");
+    settings.token_url = sim.token_url().parse().expect("token url");
+    settings.retry.initial_backoff = std::time::Duration::from_millis(5);
+    settings.retry.max_backoff = std::time::Duration::from_millis(40);
+    let store = qbo::MemoryTokenStore::new(qbo::TokenSet::from_refresh_token(
+        secrecy::SecretString::from(sim.state().current_refresh_token()),
+    ));
+    qbo::QboClient::new(
+        settings,
+        qbo::Credentials {
+            client_id: defaults.client_id,
+            client_secret: secrecy::SecretString::from(defaults.client_secret),
+            realm_id: defaults.realm_id,
+        },
+        std::sync::Arc::new(store),
+    )
+    .expect("client")
+}
+
+#[tokio::test]
+async fn reports_of_the_simulator_load_in_halves_when_refused_add_up_and_reload_as_nothing() {
+    let db = test_db().await;
+    let config = qbo_sim::SimConfig {
+        customers: 40,
+        items: 20,
+        invoices: 240,
+        from: date("2026-01-01"),
+        to: date("2026-04-01"),
+        limits: qbo_sim::SimLimits::none(),
+        ..qbo_sim::SimConfig::default()
+    };
+    let sim = qbo_sim::serve(qbo_sim::SimState::new(config), ([127, 0, 0, 1], 0).into())
+        .await
+        .expect("simulator");
+    // QuickBooks cuts answers over a month short with "Unable to display more data".
+    sim.state().set_report_max_days(Some(31));
+    let client = sim_client(&sim);
+    let lineage = || ReportLineage {
+        run_id: None,
+        window: None,
+    };
+    for name in [
+        ReportName::ProfitAndLoss,
+        ReportName::GeneralLedger,
+        ReportName::CashFlow,
+    ] {
+        let mut request =
+            ReportRequest::new(name, date("2026-01-01"), date("2026-03-31")).expect("range");
+        request.accounting_method = Some(qbo::report::Basis::Accrual);
+        let pieces = load_report_range(&client, &db.pool, &request, lineage())
+            .await
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert!(
+            pieces.len() > 2,
+            "{name}: 90 days are read in pieces of 31 or fewer"
+        );
+        let days: i64 = periods(&pieces)
+            .iter()
+            .map(|(s, e)| (*e - *s).get_days() as i64 + 1)
+            .sum();
+        assert_eq!(days, 90, "{name}: the pieces cover the range once");
+        for piece in &pieces {
+            assert_eq!(piece.write.outcome, ReportOutcome::Inserted, "{name}");
+        }
+        let (mismatches, truncated): (i64, i64) = sqlx::query_as(
+            "SELECT coalesce(sum(total_mismatches), 0)::bigint, \
+                    count(*) FILTER (WHERE payload::text LIKE '%Unable to display more data%') \
+             FROM raw.qb_reports WHERE report = $1",
+        )
+        .bind(name.as_str())
+        .fetch_one(&db.pool)
+        .await
+        .expect("reports");
+        assert_eq!(
+            (mismatches, truncated),
+            (0, 0),
+            "{name}: every piece adds up, none cut"
+        );
+        let again = load_report_range(&client, &db.pool, &request, lineage())
+            .await
+            .expect("reload");
+        assert!(
+            again
+                .iter()
+                .all(|p| p.write.outcome == ReportOutcome::Unchanged && p.write.rows_written == 0),
+            "{name}: an unchanged re-read writes nothing"
+        );
+    }
+    let cells: i64 = sqlx::query_scalar("SELECT count(*) FROM raw.qb_report_rows")
+        .fetch_one(&db.pool)
+        .await
+        .expect("cells");
+    assert!(cells > 0, "cells are stored");
 }

@@ -364,6 +364,43 @@ pub async fn upsert_report(
     }
     let cells = report.cells().map_err(bad)?;
     let mismatches = report.total_mismatches().map_err(bad)?.len();
+    let inserted = write_report_row(conn, piece, &key, &hash, cells.len(), mismatches).await?;
+    let outcome = match inserted {
+        // A concurrent writer stored the same content meanwhile.
+        None => {
+            return Ok(ReportWrite {
+                key,
+                outcome: ReportOutcome::Unchanged,
+                rows_written: 0,
+            });
+        }
+        Some(true) => ReportOutcome::Inserted,
+        Some(false) => {
+            let sql = format!("DELETE FROM raw.qb_report_rows WHERE {KEY_WHERE}");
+            keyed(&sql, &key).execute(&mut *conn).await?;
+            ReportOutcome::Updated
+        }
+    };
+    let rows_written = write_cells(conn, &key, &cells, bad).await?;
+    Ok(ReportWrite {
+        key,
+        outcome,
+        rows_written,
+    })
+}
+
+/// Inserts or replaces the report's row; `Some(true)` inserted, `Some(false)` replaced, `None`
+/// when a concurrent writer stored the same content meanwhile.
+async fn write_report_row(
+    conn: &mut PgConnection,
+    piece: &ReportPiece<'_>,
+    key: &ReportKey,
+    hash: &[u8; 32],
+    cells: usize,
+    mismatches: usize,
+) -> Result<Option<bool>, ReportStoreError> {
+    let request = piece.request;
+    let report = &piece.fetched.report;
     let raw_text = String::from_utf8_lossy(&piece.fetched.raw);
     let request_payload = serde_json::json!({
         "path": format!("reports/{}", request.name),
@@ -391,44 +428,34 @@ pub async fn upsert_report(
         .bind(header.currency.as_deref())
         .bind(header.no_report_data())
         .bind(i32::try_from(mismatches).unwrap_or(i32::MAX))
-        .bind(i32::try_from(cells.len()).unwrap_or(i32::MAX))
+        .bind(i32::try_from(cells).unwrap_or(i32::MAX))
         .bind(piece.run_id)
         .bind(PgTimestamp(piece.window_start))
         .bind(PgTimestamp(piece.window_end))
         .bind(request_payload.to_string())
         .fetch_optional(&mut *conn)
         .await?;
-    let outcome = match inserted {
-        // A concurrent writer stored the same content meanwhile.
-        None => {
-            return Ok(ReportWrite {
-                key,
-                outcome: ReportOutcome::Unchanged,
-                rows_written: 0,
-            });
-        }
-        Some(true) => ReportOutcome::Inserted,
-        Some(false) => {
-            let sql = format!("DELETE FROM raw.qb_report_rows WHERE {KEY_WHERE}");
-            keyed(&sql, &key).execute(&mut *conn).await?;
-            ReportOutcome::Updated
-        }
-    };
+    Ok(inserted)
+}
+
+/// Inserts the report's cells, a chunk per statement; returns how many rows were written.
+async fn write_cells(
+    conn: &mut PgConnection,
+    key: &ReportKey,
+    cells: &[ReportCell],
+    bad: impl Fn(ReportError) -> ReportStoreError,
+) -> Result<u64, ReportStoreError> {
     let mut rows_written = 0;
     for chunk in cells.chunks(CELLS_PER_STATEMENT) {
-        let rows: Vec<CellRow<'_>> = chunk.iter().map(|c| CellRow::of(c, &key)).collect();
+        let rows: Vec<CellRow<'_>> = chunk.iter().map(|c| CellRow::of(c, key)).collect();
         let json = serde_json::to_string(&rows).map_err(|e| bad(e.into()))?;
-        rows_written += keyed(INSERT_CELLS_SQL, &key)
+        rows_written += keyed(INSERT_CELLS_SQL, key)
             .bind(json)
             .execute(&mut *conn)
             .await?
             .rows_affected();
     }
-    Ok(ReportWrite {
-        key,
-        outcome,
-        rows_written,
-    })
+    Ok(rows_written)
 }
 
 #[cfg(test)]
