@@ -194,10 +194,16 @@ fn window_rows(view: &RunView) -> Vec<WindowRow> {
             duration: w
                 .duration_s
                 .map_or_else(String::new, |d| format!("{d:.2} s")),
+            intuit_tid: tid_not_in(w.error.as_deref(), w.intuit_tid),
             error: w.error.unwrap_or_default(),
-            intuit_tid: w.intuit_tid,
         })
         .collect()
+}
+
+/// QuickBooks' `intuit_tid` of a window's error, unless the error text already names it (a
+/// failed window's stored error usually ends with `intuit_tid=…`): shown once, not twice.
+fn tid_not_in(error: Option<&str>, tid: Option<String>) -> Option<String> {
+    tid.filter(|tid| !error.is_some_and(|e| e.contains(tid.as_str())))
 }
 
 /// The live part of a run's page for `op`; `can_retry` from [`retry_offered`].
@@ -352,5 +358,20 @@ pub(crate) async fn cancel(
     match queue::cancel_run(&state.pool, id).await? {
         queue::CancelOutcome::NotFound => Err(PageError::not_found()),
         _ => Ok(Redirect::to(&format!("/runs/{id}?flash=cancel")).into_response()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::tid_not_in;
+
+    #[test]
+    fn an_intuit_tid_the_error_already_names_is_not_shown_again() {
+        let tid = || Some("1-abc".to_owned());
+        let named = "HTTP 500; intuit_tid=1-abc";
+        assert_eq!(tid_not_in(Some(named), tid()), None);
+        assert_eq!(tid_not_in(Some("HTTP 500"), tid()), tid());
+        assert_eq!(tid_not_in(None, tid()), tid());
+        assert_eq!(tid_not_in(Some(named), None), None);
     }
 }
