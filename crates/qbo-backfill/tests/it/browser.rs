@@ -616,32 +616,11 @@ async fn only_the_failed_windows_of_a_run_broken_by_faults_are_retried_from_the_
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_run_whose_worker_died_is_retried_from_the_ui_by_the_one_retry_rule() {
-    use qbo_backfill::pipeline::{DateRange, Pipeline};
-    use qbo_backfill::store::runs;
     let mut world = World::new(sim_config(60)).await;
     // No workers in the server, so no reaper: only the retry can find the run dead.
     let ui = Ui::start_with_workers(&mut world, "0").await;
-    let realm = world.config.realm_id.clone();
-    let range = DateRange::parse("2026-01-05", "2026-01-08").expect("range");
-    let windows = range.windows().expect("windows");
-    let dead = crate::support::start_run(
-        world.pool(),
-        &realm,
-        range,
-        &windows,
-        &crate::support::dead_worker(),
-    )
-    .await;
-    runs::claim_window(
-        world.pool(),
-        &dead,
-        Pipeline::CUSTOMERS,
-        &realm,
-        &windows[0],
-        runs::LEASE,
-    )
-    .await
-    .expect("claim");
+    let dead =
+        crate::support::dead_run_holding_its_first_day(world.pool(), &world.config.realm_id).await;
     let status = |id: uuid::Uuid| {
         let pool = world.pool().clone();
         async move {

@@ -808,31 +808,10 @@ async fn a_refused_refresh_token_stops_a_queued_run_at_its_first_refresh() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_api_retries_a_run_whose_worker_died_by_the_one_retry_rule() {
-    use qbo_backfill::pipeline::{DateRange, Pipeline};
-    use qbo_backfill::store::runs;
     let world = World::new(sim_config(60)).await;
     let api = Api::start(&world, "1").await;
-    let realm = world.config.realm_id.clone();
-    let range = DateRange::parse("2026-01-05", "2026-01-08").expect("range");
-    let windows = range.windows().expect("windows");
-    let dead = crate::support::start_run(
-        world.pool(),
-        &realm,
-        range,
-        &windows,
-        &crate::support::dead_worker(),
-    )
-    .await;
-    runs::claim_window(
-        world.pool(),
-        &dead,
-        Pipeline::CUSTOMERS,
-        &realm,
-        &windows[0],
-        runs::LEASE,
-    )
-    .await
-    .expect("claim");
+    let dead =
+        crate::support::dead_run_holding_its_first_day(world.pool(), &world.config.realm_id).await;
     // Still recorded running, but its worker is gone: retried, not refused.
     let (status, retry) = api
         .post(&format!("/api/v1/runs/{}/retry", dead.run_id), json!({}))

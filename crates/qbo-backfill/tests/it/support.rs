@@ -120,3 +120,32 @@ pub(crate) async fn start_run(
     tx.commit().await.expect("commit");
     claimed.execution
 }
+
+/// A customers run of 2026-01-05..2026-01-08 left `running` by a worker that is gone, holding the
+/// claim of its first day: what a `kill -9` right after the first claim leaves behind.
+pub(crate) async fn dead_run_holding_its_first_day(
+    pool: &sqlx::PgPool,
+    realm_id: &str,
+) -> qbo_backfill::store::runs::Execution {
+    use qbo_backfill::store::runs;
+    let range =
+        qbo_backfill::pipeline::DateRange::parse("2026-01-05", "2026-01-08").expect("range");
+    let windows = range.windows().expect("windows");
+    let dead = start_run(pool, realm_id, range, &windows, &dead_worker()).await;
+    let claim = runs::claim_window(
+        pool,
+        &dead,
+        qbo_backfill::pipeline::Pipeline::CUSTOMERS,
+        realm_id,
+        &windows[0],
+        runs::LEASE,
+    )
+    .await
+    .expect("claim");
+    assert_eq!(
+        claim,
+        runs::Claim::Claimed,
+        "the dead run holds its first day"
+    );
+    dead
+}
