@@ -1,7 +1,8 @@
 //! The one declarative list of what we load: every QuickBooks entity with its pipelines
 //! (`qb_<plural>_backfill`, `qb_<plural>_incremental`, `qb_<plural>_verify`), its raw table
 //! (`raw.qb_<plural>`), the table of that table's versions (`raw.qb_<plural>_history`) and the
-//! label its log lines use. Adding an entity is one line here; the raw table is created on
+//! label its log lines use; and every QuickBooks report with its pipeline
+//! (`qb_<report>_backfill`) and the bases it is read in. Adding an entity is one line here; the raw table is created on
 //! start-up, and the CLI, the API, the UI and the runbooks list it from this list.
 
 /// One entity we load and the names derived from it.
@@ -77,6 +78,46 @@ entities! {
     VendorCredit => vendor_credits, "VendorCredits";
 }
 
+/// One QuickBooks report we load, with its pipeline (`qb_<report>_backfill`, one calendar month
+/// per window) and the bases it is read in.
+#[derive(Debug, PartialEq, Eq)]
+pub struct ReportSpec {
+    /// The report (`reports/{Name}`).
+    pub report: qbo::ReportName,
+    /// The pipeline (`qb_profit_and_loss_backfill`).
+    pub backfill: &'static str,
+    /// Its label in log lines and the UI (`ProfitAndLoss`, the report's own name).
+    pub label: &'static str,
+    /// The accounting methods each month is read in: both where the report takes one, none
+    /// (one answer with QuickBooks' default) for the aging reports, which age open balances.
+    pub bases: &'static [qbo::Basis],
+}
+
+/// Both bases.
+const BOTH: &[qbo::Basis] = &[qbo::Basis::Accrual, qbo::Basis::Cash];
+
+macro_rules! reports {
+    ($($report:ident => $snake:ident, $bases:expr;)*) => {
+        /// Every report we load, in the order pages list them.
+        pub static REPORTS: &[ReportSpec] = &[$(ReportSpec {
+            report: qbo::ReportName::$report,
+            backfill: concat!("qb_", stringify!($snake), "_backfill"),
+            label: stringify!($report),
+            bases: $bases,
+        }),*];
+    };
+}
+
+reports! {
+    ProfitAndLoss => profit_and_loss, BOTH;
+    BalanceSheet => balance_sheet, BOTH;
+    TrialBalance => trial_balance, BOTH;
+    GeneralLedger => general_ledger, BOTH;
+    CashFlow => cash_flow, BOTH;
+    AgedReceivables => aged_receivables, &[];
+    AgedPayables => aged_payables, &[];
+}
+
 /// The entity whose plural is `plural` (`time_activities`), as the `verify` command names it.
 #[must_use]
 pub fn by_plural(plural: &str) -> Option<&'static EntitySpec> {
@@ -116,6 +157,29 @@ mod tests {
             assert_eq!(position(spec.entity).map(|i| &ENTITIES[i]), Some(spec));
         }
         assert_eq!(ENTITIES.len(), 26);
+    }
+
+    #[test]
+    fn every_report_has_one_pipeline_named_as_the_issue_pins_it() {
+        let names: Vec<&str> = REPORTS.iter().map(|r| r.backfill).collect();
+        assert_eq!(
+            names,
+            [
+                "qb_profit_and_loss_backfill",
+                "qb_balance_sheet_backfill",
+                "qb_trial_balance_backfill",
+                "qb_general_ledger_backfill",
+                "qb_cash_flow_backfill",
+                "qb_aged_receivables_backfill",
+                "qb_aged_payables_backfill",
+            ]
+        );
+        for spec in REPORTS {
+            assert_eq!(spec.label, spec.report.as_str());
+            assert_eq!(spec.bases.is_empty(), spec.report.is_as_of());
+            assert!(ENTITIES.iter().all(|e| e.backfill != spec.backfill));
+        }
+        assert_eq!(REPORTS.len(), qbo::ReportName::ALL.len());
     }
 
     #[test]

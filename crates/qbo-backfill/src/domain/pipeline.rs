@@ -1,6 +1,6 @@
-//! Pipelines and their ranges, as values: a pipeline's name, entity and mode, a validated
-//! `[fecha_inicio, fecha_fin)` range and the UTC windows (days, or calendar months for a
-//! verification) that tile it. No database, no I/O: parsed once at the edge, then passed.
+//! Pipelines and their ranges, as values: a pipeline's name, entity (or report) and mode, a
+//! validated `[fecha_inicio, fecha_fin)` range and the UTC windows (days, or calendar months for
+//! a verification or a report) that tile it. No database, no I/O: parsed once at the edge, then passed.
 
 use std::fmt;
 use std::str::FromStr;
@@ -21,9 +21,13 @@ pub enum Mode {
     /// `qb_<plural>_verify`: reconciles `raw` with QuickBooks by `MetaData.CreateTime`, one
     /// calendar month per window (see [`verify`]).
     Verify,
+    /// `qb_<report>_backfill`: one of QuickBooks' financial reports ([`catalog::REPORTS`]),
+    /// read one calendar month per window into `raw.qb_reports` and `raw.qb_report_rows`.
+    Report,
 }
 
-/// A pipeline, as operators name it: an entity of [`catalog::ENTITIES`] and a [`Mode`].
+/// A pipeline, as operators name it: an entity of [`catalog::ENTITIES`] and a [`Mode`], or a
+/// report of [`catalog::REPORTS`] ([`Mode::Report`]; `index` is then the report's position).
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Pipeline {
     index: u8,
@@ -46,17 +50,44 @@ impl Pipeline {
     }
 
     /// Every pipeline: the backfills in catalog order, then the incremental syncs, then the
-    /// verifications.
+    /// verifications, then the reports.
     pub fn all() -> impl Iterator<Item = Self> {
-        [Mode::Backfill, Mode::Incremental, Mode::Verify]
-            .into_iter()
-            .flat_map(Self::every)
+        [
+            Mode::Backfill,
+            Mode::Incremental,
+            Mode::Verify,
+            Mode::Report,
+        ]
+        .into_iter()
+        .flat_map(Self::every)
     }
 
     /// Every pipeline of one mode, in catalog order.
     pub fn every(mode: Mode) -> impl Iterator<Item = Self> {
-        (0..catalog::ENTITIES.len())
-            .filter_map(move |i| u8::try_from(i).ok().map(|index| Self { index, mode }))
+        let count = match mode {
+            Mode::Report => catalog::REPORTS.len(),
+            Mode::Backfill | Mode::Incremental | Mode::Verify => catalog::ENTITIES.len(),
+        };
+        (0..count).filter_map(move |i| u8::try_from(i).ok().map(|index| Self { index, mode }))
+    }
+
+    /// The report pipeline of `report` (`qb_profit_and_loss_backfill`).
+    #[must_use]
+    pub fn of_report(report: qbo::ReportName) -> Option<Self> {
+        let index = catalog::REPORTS.iter().position(|r| r.report == report)?;
+        Some(Self {
+            index: u8::try_from(index).ok()?,
+            mode: Mode::Report,
+        })
+    }
+
+    /// The report this pipeline loads, for a [`Mode::Report`] pipeline.
+    #[must_use]
+    pub fn report(self) -> Option<&'static catalog::ReportSpec> {
+        match self.mode {
+            Mode::Report => catalog::REPORTS.get(usize::from(self.index)),
+            Mode::Backfill | Mode::Incremental | Mode::Verify => None,
+        }
     }
 
     /// The pipeline of `mode` for `entity`, if we load it.
@@ -82,10 +113,33 @@ impl Pipeline {
         usize::from(self.index)
     }
 
-    /// The entity's entry in the catalog.
+    /// The entity's entry in the catalog. Entity pipelines only: a [`Mode::Report`] pipeline
+    /// has no entity (see [`Self::report`]); the worker hands those to the report loader, and
+    /// nothing that reads an entity's table is given one.
     #[must_use]
     pub fn spec(self) -> &'static catalog::EntitySpec {
+        debug_assert!(self.mode != Mode::Report, "{self} has no entity");
         &catalog::ENTITIES[usize::from(self.index)]
+    }
+
+    /// What the pipeline loads, as the UI and `pipelines` show it: the entity (`Customer`) or
+    /// the report (`ProfitAndLoss`).
+    #[must_use]
+    pub fn subject(self) -> String {
+        match self.report() {
+            Some(report) => report.label.to_owned(),
+            None => self.entity().to_string(),
+        }
+    }
+
+    /// The table it writes: `raw.qb_<plural>`, or `raw.qb_reports` (with its cells in
+    /// `raw.qb_report_rows`) for a report.
+    #[must_use]
+    pub fn target_table(self) -> &'static str {
+        match self.mode {
+            Mode::Report => "raw.qb_reports",
+            Mode::Backfill | Mode::Incremental | Mode::Verify => self.spec().table,
+        }
     }
 
     /// Backfill, incremental or verify.
@@ -102,6 +156,7 @@ impl Pipeline {
             Mode::Backfill => self.spec().backfill,
             Mode::Incremental => self.spec().incremental,
             Mode::Verify => self.spec().verify,
+            Mode::Report => self.report().map_or("", |r| r.backfill),
         }
     }
 
@@ -114,7 +169,10 @@ impl Pipeline {
     /// The plural label used in log lines (`Customers`).
     #[must_use]
     pub fn label(self) -> &'static str {
-        self.spec().label
+        match self.report() {
+            Some(report) => report.label,
+            None => self.spec().label,
+        }
     }
 
     /// The timestamp its windows filter on: `CreateTime` for backfills and verifications,
@@ -122,19 +180,19 @@ impl Pipeline {
     #[must_use]
     pub const fn time_field(self) -> qbo::TimeField {
         match self.mode {
-            Mode::Backfill | Mode::Verify => qbo::TimeField::Created,
+            Mode::Backfill | Mode::Verify | Mode::Report => qbo::TimeField::Created,
             Mode::Incremental => qbo::TimeField::LastUpdated,
         }
     }
 
     /// The windows of a run of this pipeline over `range`: calendar months (the first and last
-    /// clipped to the range) for verifications, UTC days otherwise.
+    /// clipped to the range) for verifications and reports, UTC days otherwise.
     ///
     /// # Errors
     /// Dates at the edge of what can be represented.
     pub fn windows(self, range: &DateRange) -> Result<Vec<Window>, RangeError> {
         match self.mode {
-            Mode::Verify => range.months(),
+            Mode::Verify | Mode::Report => range.months(),
             Mode::Backfill | Mode::Incremental => range.windows(),
         }
     }
@@ -155,7 +213,7 @@ impl fmt::Display for Pipeline {
 /// The name given is not a pipeline.
 #[derive(Debug, Clone, thiserror::Error)]
 #[error(
-    "unknown pipeline `{0}` (expected qb_<entity>_backfill, qb_<entity>_incremental or qb_<entity>_verify, e.g. qb_customers_backfill, qb_invoices_incremental; `qbo-backfill pipelines` lists them)"
+    "unknown pipeline `{0}` (expected qb_<entity>_backfill, qb_<entity>_incremental or qb_<entity>_verify, e.g. qb_customers_backfill, qb_invoices_incremental, or a report's qb_<report>_backfill, e.g. qb_profit_and_loss_backfill; `qbo-backfill pipelines` lists them)"
 )]
 pub struct UnknownPipeline(pub String);
 
@@ -488,8 +546,11 @@ mod tests {
             .unwrap();
         assert_eq!(sync.entity(), qbo::Entity::JournalEntry);
         assert_eq!(sync.mode(), Mode::Incremental);
-        assert_eq!(Pipeline::all().count(), 3 * catalog::ENTITIES.len());
-        assert_eq!(Pipeline::all().count(), 78);
+        assert_eq!(
+            Pipeline::all().count(),
+            3 * catalog::ENTITIES.len() + catalog::REPORTS.len()
+        );
+        assert_eq!(Pipeline::all().count(), 85);
         let verify = "qb_time_activities_verify".parse::<Pipeline>().unwrap();
         assert_eq!(verify.mode(), Mode::Verify);
         assert_eq!(verify.entity(), qbo::Entity::TimeActivity);
@@ -498,6 +559,40 @@ mod tests {
             assert_eq!(p.name().parse::<Pipeline>().unwrap(), p);
         }
         assert!("Customers".parse::<Pipeline>().is_err());
+    }
+
+    #[test]
+    fn report_pipelines_name_their_report_and_window_by_month() {
+        let pl = "qb_profit_and_loss_backfill".parse::<Pipeline>().unwrap();
+        assert_eq!(pl.mode(), Mode::Report);
+        assert_eq!(
+            pl.report().map(|r| r.report),
+            Some(qbo::ReportName::ProfitAndLoss)
+        );
+        assert_eq!(
+            Pipeline::of_report(qbo::ReportName::ProfitAndLoss),
+            Some(pl)
+        );
+        assert_eq!(
+            (pl.label(), pl.subject()),
+            ("ProfitAndLoss", "ProfitAndLoss".to_owned())
+        );
+        assert_eq!(pl.target_table(), "raw.qb_reports");
+        let aged = Pipeline::of_report(qbo::ReportName::AgedPayables).unwrap();
+        assert_eq!(aged.name(), "qb_aged_payables_backfill");
+        assert_eq!(Pipeline::INVOICES.report(), None);
+        assert_eq!(Pipeline::INVOICES.target_table(), "raw.qb_invoices");
+        assert_eq!(Pipeline::INVOICES.subject(), "Invoice");
+        let range = DateRange::parse("2026-01-15", "2026-03-01").unwrap();
+        let months = pl.windows(&range).unwrap();
+        assert_eq!(months.len(), 2);
+        assert_eq!(months[0].day, date(2026, 1, 15));
+        assert_eq!(months[1].end.to_string(), "2026-03-01T00:00:00Z");
+        let err = "qb_profit_and_loss".parse::<Pipeline>().unwrap_err();
+        assert!(
+            err.to_string().contains("qb_profit_and_loss_backfill"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -15,6 +15,7 @@ use crate::domain::run::RunOrigin;
 use crate::pipeline::events::{self, Level, RunEvent, RunEvents, TokenFailure};
 use tokio_util::sync::CancellationToken;
 
+use crate::pipeline::report_run::ReportRunner;
 use crate::pipeline::runner::{RunContext, RunError, RunOutcome, Runner};
 use crate::pipeline::verify::Verifier;
 use crate::pipeline::{DateRange, Mode, Pipeline, Window};
@@ -178,28 +179,7 @@ impl Executor {
             range: claimed.range,
             windows: claimed.windows,
         };
-        let outcome = if pipeline.mode() == Mode::Verify {
-            Verifier {
-                pool: self.pool.clone(),
-                client,
-                concurrency: self.tuning.window_concurrency(),
-                interrupt,
-                lease: self.lease,
-            }
-            .execute(ctx, events)
-            .await?
-        } else {
-            Runner {
-                pool: self.pool.clone(),
-                client,
-                concurrency: self.tuning.window_concurrency(),
-                span_max_pages: self.tuning.span_max_pages,
-                interrupt,
-                lease: self.lease,
-            }
-            .execute(ctx, events)
-            .await?
-        };
+        let outcome = self.dispatch(client, ctx, interrupt, events).await?;
         let refused = *watch.0.lock().unwrap_or_else(PoisonError::into_inner);
         if let Some(kind) = refused {
             let code = match kind {
@@ -212,6 +192,54 @@ impl Executor {
             companies::set_auth_error(&self.pool, &realm_id, None).await?;
         }
         Ok(outcome)
+    }
+
+    /// Executes `ctx` with what its pipeline's mode runs on: the verifier, the report runner or
+    /// the runner of loads and syncs.
+    async fn dispatch(
+        &self,
+        client: qbo::QboClient,
+        ctx: RunContext,
+        interrupt: CancellationToken,
+        events: Arc<dyn RunEvents>,
+    ) -> Result<RunOutcome, ExecError> {
+        let concurrency = self.tuning.window_concurrency();
+        Ok(match ctx.pipeline.mode() {
+            Mode::Verify => {
+                Verifier {
+                    pool: self.pool.clone(),
+                    client,
+                    concurrency,
+                    interrupt,
+                    lease: self.lease,
+                }
+                .execute(ctx, events)
+                .await?
+            }
+            Mode::Report => {
+                ReportRunner {
+                    pool: self.pool.clone(),
+                    client,
+                    concurrency,
+                    interrupt,
+                    lease: self.lease,
+                }
+                .execute(ctx, events)
+                .await?
+            }
+            Mode::Backfill | Mode::Incremental => {
+                Runner {
+                    pool: self.pool.clone(),
+                    client,
+                    concurrency,
+                    span_max_pages: self.tuning.span_max_pages,
+                    interrupt,
+                    lease: self.lease,
+                }
+                .execute(ctx, events)
+                .await?
+            }
+        })
     }
 }
 

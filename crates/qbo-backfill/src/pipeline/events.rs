@@ -11,7 +11,7 @@ use uuid::Uuid;
 
 use super::report::{Progress, Summary, summary_lines};
 use super::verify::VerifyTotals;
-use super::{DateRange, Pipeline};
+use super::{DateRange, Pipeline, Window};
 use crate::store::raw::UpsertCounts;
 use crate::store::raw::verify::{MonthRecord, MonthStatus};
 use crate::store::runs::RunStatus;
@@ -126,6 +126,29 @@ pub enum RunEvent<'a> {
     Lost {
         /// Run id.
         run_id: Uuid,
+    },
+    /// A report pipeline starts reading a month (each basis, in pieces when QuickBooks
+    /// refuses the range as too large).
+    ReportMonthStarted {
+        /// The report pipeline.
+        pipeline: Pipeline,
+        /// The month (clipped to the run's range).
+        window: Window,
+    },
+    /// A report pipeline stored every piece of a month.
+    ReportMonthLoaded {
+        /// The report pipeline.
+        pipeline: Pipeline,
+        /// The month.
+        window: Window,
+        /// Answers stored (one per basis, more when a range was read in pieces).
+        pieces: u64,
+        /// Cells written to `raw.qb_report_rows` (0 for an unchanged answer).
+        cells: u64,
+        /// Answers new, changed and unchanged.
+        counts: UpsertCounts,
+        /// Wall time.
+        duration: Duration,
     },
     /// A verification's month ended (agreed, drifted and repaired, or failed).
     MonthVerified {
@@ -243,11 +266,9 @@ pub fn lines(event: &RunEvent<'_>) -> Vec<(Level, String)> {
         } => deletion_lines(*since, *reported, *marked, *answers),
         RunEvent::Finished { summary } => finished_lines(summary),
         RunEvent::Lost { run_id } => vec![(Warn, format!("Run {run_id} {LOST}"))],
-        RunEvent::MonthVerified {
-            pipeline,
-            month,
-            intuit_tid,
-        } => vec![month_line(*pipeline, month, *intuit_tid)],
+        RunEvent::ReportMonthStarted { .. }
+        | RunEvent::ReportMonthLoaded { .. }
+        | RunEvent::MonthVerified { .. } => month_lines(event),
         RunEvent::Verified {
             run_id,
             pipeline,
@@ -263,6 +284,52 @@ pub fn lines(event: &RunEvent<'_>) -> Vec<(Level, String)> {
             failed_months,
             *duration,
         ),
+    }
+}
+
+/// The lines of a month of a report or a verification: `Processing <Report> report month
+/// YYYY-MM (… → …)`, `Report completed | report=… month=… pieces=… rows=… inserted=… updated=…
+/// unchanged=… duration_s=… window=… → …`, `Month verified | …`.
+fn month_lines(event: &RunEvent<'_>) -> Vec<(Level, String)> {
+    use Level::Info;
+    match event {
+        RunEvent::MonthVerified {
+            pipeline,
+            month,
+            intuit_tid,
+        } => vec![month_line(*pipeline, month, *intuit_tid)],
+        RunEvent::ReportMonthStarted { pipeline, window } => vec![(
+            Info,
+            format!(
+                "Processing {} report month {} ({} → {})",
+                pipeline.label(),
+                window.day.strftime("%Y-%m"),
+                window.day,
+                window.end_day()
+            ),
+        )],
+        RunEvent::ReportMonthLoaded {
+            pipeline,
+            window,
+            pieces,
+            cells,
+            counts,
+            duration,
+        } => vec![(
+            Info,
+            format!(
+                "Report completed | report={} month={} pieces={pieces} rows={cells} inserted={} updated={} unchanged={} duration_s={:.2} window={} → {}",
+                pipeline.label(),
+                window.day.strftime("%Y-%m"),
+                counts.inserted,
+                counts.updated,
+                counts.unchanged,
+                duration.as_secs_f64(),
+                window.day,
+                window.end_day()
+            ),
+        )],
+        _ => Vec::new(),
     }
 }
 
@@ -559,6 +626,7 @@ impl RunEvents for TerminalEvents {
             RunEvent::PageWritten { run_rows } => self.with_progress(|p| p.rows(*run_rows)),
             RunEvent::WindowCompleted { .. }
             | RunEvent::WindowFailed { .. }
+            | RunEvent::ReportMonthLoaded { .. }
             | RunEvent::MonthVerified { .. } => {
                 self.with_progress(Progress::window_done);
             }
@@ -576,6 +644,43 @@ impl RunEvents for TerminalEvents {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn report_month_lines_name_the_report_and_month() {
+        let pl = Pipeline::of_report(qbo::ReportName::ProfitAndLoss).expect("report pipeline");
+        let range = DateRange::parse("2026-01-15", "2026-03-01").expect("range");
+        let window = range.months().expect("months")[0];
+        assert_eq!(
+            lines(&RunEvent::ReportMonthStarted {
+                pipeline: pl,
+                window
+            }),
+            vec![(
+                Level::Info,
+                "Processing ProfitAndLoss report month 2026-01 (2026-01-15 → 2026-02-01)"
+                    .to_owned()
+            )]
+        );
+        let loaded = lines(&RunEvent::ReportMonthLoaded {
+            pipeline: pl,
+            window,
+            pieces: 2,
+            cells: 40,
+            counts: UpsertCounts {
+                inserted: 1,
+                updated: 1,
+                unchanged: 0,
+            },
+            duration: Duration::from_millis(250),
+        });
+        assert_eq!(
+            loaded,
+            vec![(
+                Level::Info,
+                "Report completed | report=ProfitAndLoss month=2026-01 pieces=2 rows=40 inserted=1 updated=1 unchanged=0 duration_s=0.25 window=2026-01-15 → 2026-02-01".to_owned()
+            )]
+        );
+    }
 
     #[test]
     fn window_lines_are_the_contracts() {

@@ -6,6 +6,7 @@
 pub mod events;
 pub mod report;
 pub mod report_load;
+pub mod report_run;
 pub mod runner;
 pub mod verify;
 

@@ -19,7 +19,7 @@ use sqlx::PgPool;
 use super::events::{RunEvent, RunEvents};
 use super::runner::control::{Ending, RunControl, run_tasks, start_heartbeat};
 use super::runner::window::{
-    ClaimWait, WindowClaim, claim_when_free, end_window, warn_unrecorded, write_held_page,
+    WindowClaim, claim_for_run, end_window, warn_unrecorded, write_held_page,
 };
 use tokio_util::sync::CancellationToken;
 
@@ -335,7 +335,7 @@ impl MonthTask<'_> {
     /// `None` when the run stopped.
     async fn claim(&self) -> Result<Option<bool>, sqlx::Error> {
         let scope = self.scope;
-        let waited = claim_when_free(
+        claim_for_run(
             &WindowClaim {
                 pool: self.pool(),
                 exec: &scope.ctx.execution,
@@ -345,26 +345,8 @@ impl MonthTask<'_> {
                 lease: scope.verifier.lease,
             },
             &scope.control,
-            |holder| {
-                scope.emit(&RunEvent::WindowWaiting {
-                    day: self.window.day,
-                    holder,
-                });
-            },
         )
-        .await?;
-        Ok(match waited {
-            ClaimWait::Claimed { waited } => Some(waited),
-            ClaimWait::Lost => {
-                scope.stop_with(Stop::Lost);
-                None
-            }
-            ClaimWait::Interrupted => {
-                scope.stop_with(Stop::Interrupted);
-                None
-            }
-            ClaimWait::Stopped => None,
-        })
+        .await
     }
 
     /// QuickBooks' `COUNT(*)` of the month (one request).

@@ -12,6 +12,7 @@ mod hostile;
 mod layers;
 mod payloads;
 mod proof;
+mod report_pipelines;
 mod reports;
 mod runbook;
 mod runbooks;

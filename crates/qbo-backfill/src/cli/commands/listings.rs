@@ -7,7 +7,8 @@ use crate::cli::setup::connect;
 use crate::pipeline::{Mode, Pipeline};
 use crate::store::runs::{self, views};
 
-/// `pipelines`: every pipeline with its entity, raw table and what it windows by, on stdout.
+/// `pipelines`: every pipeline with its entity (or report), raw table and what it windows by,
+/// on stdout.
 pub(crate) fn list_pipelines() {
     let mut out = String::from("pipeline\tentity\ttable\twindows by\n");
     for p in Pipeline::all() {
@@ -15,12 +16,13 @@ pub(crate) fn list_pipelines() {
             Mode::Backfill => "MetaData.CreateTime",
             Mode::Incremental => "MetaData.LastUpdatedTime (+ deletions)",
             Mode::Verify => "MetaData.CreateTime, by month (reconciles raw)",
+            Mode::Report => "report period, by month (QuickBooks' report)",
         };
         out.push_str(&format!(
             "{}\t{}\t{}\t{by}\n",
             p.name(),
-            p.entity(),
-            p.table().qualified_name()
+            p.subject(),
+            p.target_table()
         ));
     }
     print!("{out}");

@@ -1,5 +1,7 @@
-//! What a trigger's run loads: `fecha_inicio`/`fecha_fin` as dates or days relative to the
-//! firing, resolved in the trigger's zone at the occurrence.
+//! What a trigger's run loads: `fecha_inicio`/`fecha_fin` as dates, days relative to the
+//! firing, or the first day of the firing's month (or of a month before it, for a monthly
+//! trigger that re-reads the last closed months of a report), resolved in the trigger's zone
+//! at the occurrence.
 
 use std::fmt;
 
@@ -28,7 +30,16 @@ pub enum DateSpec {
         /// Days added to the base (negative for `-Nd`).
         days: i32,
     },
+    /// `month_start` (the first day of the firing's month), `month_start-Nm` (of the month N
+    /// months before).
+    MonthStart {
+        /// Months before the firing's month (0 to [`MAX_MONTHS_BACK`]).
+        months_back: u16,
+    },
 }
+
+/// How many months back `month_start-Nm` may reach (ten years).
+pub(crate) const MAX_MONTHS_BACK: u16 = 120;
 
 impl DateSpec {
     /// Parses the value of parameter `field`.
@@ -36,7 +47,7 @@ impl DateSpec {
     /// # Errors
     /// [`TriggerError::InvalidParams`].
     pub fn parse(field: &'static str, text: &str) -> Result<Self, TriggerError> {
-        if let Some(spec) = parse_relative(text) {
+        if let Some(spec) = parse_relative(text).or_else(|| parse_month_start(text)) {
             return Ok(spec);
         }
         if text.as_bytes().first().is_some_and(u8::is_ascii_digit) {
@@ -45,8 +56,9 @@ impl DateSpec {
             return Ok(Self::Date(date));
         }
         Err(TriggerError::InvalidParams(format!(
-            "params.{field}: `{}` is not a date (YYYY-MM-DD) or a relative day (today, \
-             yesterday, today-Nd, today+Nd, yesterday-Nd)",
+            "params.{field}: `{}` is not a date (YYYY-MM-DD), a relative day (today, \
+             yesterday, today-Nd, today+Nd, yesterday-Nd) or a month's first day (month_start, \
+             month_start-Nm)",
             echo(text)
         )))
     }
@@ -66,13 +78,19 @@ impl DateSpec {
                 Span::new()
                     .try_days(total)
                     .and_then(|span| today.checked_add(span))
-                    .map_err(|_| {
-                        TriggerError::InvalidParams(format!(
-                            "params: `{self}` from {today} is outside the representable dates"
-                        ))
-                    })
+                    .map_err(|_| self.unrepresentable(today))
             }
+            Self::MonthStart { months_back } => today
+                .first_of_month()
+                .checked_sub(Span::new().months(i64::from(months_back)))
+                .map_err(|_| self.unrepresentable(today)),
         }
+    }
+
+    fn unrepresentable(self, today: Date) -> TriggerError {
+        TriggerError::InvalidParams(format!(
+            "params: `{self}` from {today} is outside the representable dates"
+        ))
     }
 }
 
@@ -91,6 +109,8 @@ impl fmt::Display for DateSpec {
                     d => write!(f, "{base}-{}d", d.unsigned_abs()),
                 }
             }
+            Self::MonthStart { months_back: 0 } => f.write_str("month_start"),
+            Self::MonthStart { months_back } => write!(f, "month_start-{months_back}m"),
         }
     }
 }
@@ -124,6 +144,24 @@ fn parse_relative(text: &str) -> Option<DateSpec> {
         from_yesterday: base == Base::Yesterday,
         days,
     })
+}
+
+/// `month_start`, `month_start-Nm`, or `None`.
+fn parse_month_start(text: &str) -> Option<DateSpec> {
+    let rest = text.strip_prefix("month_start")?;
+    let months_back = if rest.is_empty() {
+        0
+    } else {
+        let digits = rest.strip_prefix('-')?.strip_suffix('m')?;
+        if digits.is_empty() || digits.len() > 3 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        digits
+            .parse::<u16>()
+            .ok()
+            .filter(|n| *n <= MAX_MONTHS_BACK)?
+    };
+    Some(DateSpec::MonthStart { months_back })
 }
 
 /// A trigger's `fecha_inicio` and `fecha_fin`.

@@ -286,6 +286,36 @@ fn relative_params_resolve_in_the_trigger_zone() {
 }
 
 #[test]
+fn month_start_params_reread_the_last_closed_months() {
+    let p = TriggerParams::from_json(&params("month_start-3m", "month_start")).expect("valid");
+    let range = p.resolve(date(2026, 4, 2)).expect("range");
+    assert_eq!(
+        (range.fecha_inicio, range.fecha_fin),
+        (date(2026, 1, 1), date(2026, 4, 1))
+    );
+    // Across a year, and on the last day of a month.
+    let range = p.resolve(date(2026, 2, 28)).expect("range");
+    assert_eq!(
+        (range.fecha_inicio, range.fecha_fin),
+        (date(2025, 11, 1), date(2026, 2, 1))
+    );
+    assert_eq!(p.to_json(), params("month_start-3m", "month_start"));
+    let p = TriggerParams::from_json(&params("month_start-01m", "today")).expect("valid");
+    assert_eq!(p.view().fecha_inicio, "month_start-1m");
+    for bad in [
+        "month_start-m",
+        "month_start-3",
+        "month_start+1m",
+        "month_start-121m",
+        "month_startx",
+    ] {
+        let err = TriggerParams::from_json(&params(bad, "today")).expect_err(bad);
+        assert_eq!(err.code(), "invalid_params", "{bad}");
+        assert!(err.to_string().contains("month_start-Nm"), "{err}");
+    }
+}
+
+#[test]
 fn params_are_validated_like_the_cli() {
     let now = ts("2026-01-01T00:00:00Z");
     let bad = [

@@ -80,26 +80,9 @@ impl WindowTask<'_> {
 
     /// Waits until the window can be claimed by this run. `false` when the run stopped.
     async fn claim(&self) -> Result<bool, sqlx::Error> {
-        let scope = self.scope;
-        let waited = claim_when_free(&self.claim_of(), &scope.control, |holder| {
-            scope.emit(&RunEvent::WindowWaiting {
-                day: self.window.day,
-                holder,
-            });
-        })
-        .await?;
-        Ok(match waited {
-            ClaimWait::Claimed { .. } => true,
-            ClaimWait::Lost => {
-                scope.stop_with(Stop::Lost);
-                false
-            }
-            ClaimWait::Interrupted => {
-                scope.stop_with(Stop::Interrupted);
-                false
-            }
-            ClaimWait::Stopped => false,
-        })
+        Ok(claim_for_run(&self.claim_of(), &self.scope.control)
+            .await?
+            .is_some())
     }
 
     /// Pages through the window, writing each page. Returns pages fetched, rows, pages written
@@ -349,6 +332,36 @@ pub(crate) async fn claim_when_free(
             }),
         }
     }
+}
+
+/// Claims a window for its run as [`claim_when_free`] does, telling the run's events that it
+/// waits, and stopping the run when its execution lost the run or was interrupted meanwhile:
+/// `Some(waited for another run)` once claimed, `None` when the run stopped. The one claim of
+/// loads, verifications and reports.
+///
+/// # Errors
+/// Database errors.
+pub(crate) async fn claim_for_run(
+    claim: &WindowClaim<'_>,
+    control: &RunControl,
+) -> Result<Option<bool>, sqlx::Error> {
+    let day = claim.window.day;
+    let waited = claim_when_free(claim, control, |holder| {
+        control.emit(&RunEvent::WindowWaiting { day, holder });
+    })
+    .await?;
+    Ok(match waited {
+        ClaimWait::Claimed { waited } => Some(waited),
+        ClaimWait::Lost => {
+            control.stop_with(Stop::Lost);
+            None
+        }
+        ClaimWait::Interrupted => {
+            control.stop_with(Stop::Interrupted);
+            None
+        }
+        ClaimWait::Stopped => None,
+    })
 }
 
 /// Writes one page of a window `at` holds, with the window's progress, in one transaction: the

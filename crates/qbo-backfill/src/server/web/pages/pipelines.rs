@@ -32,8 +32,10 @@ struct NextFire {
 }
 
 struct PipelineCard {
-    /// A heading before the first card of each kind (backfills, incremental syncs).
+    /// A heading before the first card of each kind (backfills, incremental syncs, reports).
     heading: Option<&'static str>,
+    /// The kind, which the heading names.
+    mode: Mode,
     /// Dates may be left empty (the sync continues from its cursor).
     incremental: bool,
     name: &'static str,
@@ -70,6 +72,7 @@ fn heading(mode: Mode) -> &'static str {
         Mode::Backfill => "Backfills (by creation day)",
         Mode::Incremental => "Incremental syncs (changes and deletions)",
         Mode::Verify => "Verifications (raw against QuickBooks, by month)",
+        Mode::Report => "Reports (QuickBooks' own, by month, into raw.qb_reports)",
     }
 }
 
@@ -96,13 +99,14 @@ fn card(
     err: Option<&RunOnceError<'_>>,
 ) -> PipelineCard {
     let incremental = p.mode() == Mode::Incremental;
-    let first_of_mode = previous.is_none_or(|c| c.incremental != incremental);
+    let first_of_mode = previous.is_none_or(|c| c.mode != p.mode());
     PipelineCard {
         heading: first_of_mode.then_some(heading(p.mode())),
+        mode: p.mode(),
         incremental,
         name: p.name(),
-        entity: format!("{:?}", p.entity()),
-        table: p.table().qualified_name().to_owned(),
+        entity: p.subject(),
+        table: p.target_table().to_owned(),
         last_run: last.map(|r| LastRun {
             id: r.id,
             icon: icon(r.status.as_str()),

@@ -1,0 +1,406 @@
+//! Executing a claimed report run (`qb_<report>_backfill`): one calendar month per window, each
+//! claimed like any window (leases, takeover, cancel and retry work as for loads), read in every
+//! basis the report takes ([`crate::domain::catalog::REPORTS`]) with
+//! [`load_report_range`] (which reads a range QuickBooks refuses as too large in halves, down to
+//! a day) and stored in `raw.qb_reports` and `raw.qb_report_rows`. An unchanged answer writes
+//! nothing. A month that fails is recorded and the others go on; `invalid_grant` stops the run;
+//! an interrupt gives the month back unfinished (a piece in flight rolls back whole). Requests
+//! go through the company's client, so they count against the same budget as queries.
+//!
+//! Totals: `pages` counts the answers stored, `rows` the cells written, and the upsert counts
+//! are per answer (inserted, updated, unchanged).
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use jiff::civil::Date;
+use qbo::report::ReportRequest;
+use sqlx::PgPool;
+use tokio_util::sync::CancellationToken;
+
+use super::Window;
+use super::events::{RunEvent, RunEvents};
+use super::report::{RequestCounters, Summary};
+use super::report_load::{ReportLineage, ReportLoadError, StoredPiece, load_report_range};
+use super::runner::control::{Ending, RunControl, run_tasks, start_heartbeat};
+use super::runner::window::{WindowClaim, claim_for_run, end_window, warn_unrecorded};
+use super::runner::{RunContext, RunError, RunOutcome};
+use crate::domain::catalog::ReportSpec;
+use crate::store::raw::UpsertCounts;
+use crate::store::raw::reports::ReportOutcome;
+use crate::store::runs::{self, RunTotals, WindowEnd};
+
+/// Reads the months of claimed report runs for one company.
+#[derive(Clone)]
+pub struct ReportRunner {
+    /// The database.
+    pub pool: PgPool,
+    /// The company's QuickBooks client.
+    pub client: qbo::QboClient,
+    /// Months read at once.
+    pub concurrency: usize,
+    /// Raised by the operator (Ctrl-C) or a shutting-down worker.
+    pub interrupt: CancellationToken,
+    /// How long claims last without a heartbeat.
+    pub lease: Duration,
+}
+
+/// One execution of a report run.
+struct Scope {
+    runner: ReportRunner,
+    ctx: RunContext,
+    control: Arc<RunControl>,
+    queue: Mutex<VecDeque<Window>>,
+    totals: Mutex<RunTotals>,
+    failed_months: Mutex<Vec<Date>>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl ReportRunner {
+    /// Executes a claimed report run to its end, emitting what happens to `events`.
+    ///
+    /// # Errors
+    /// Only when the run cannot be recorded at all; month failures are part of the outcome.
+    pub async fn execute(
+        &self,
+        ctx: RunContext,
+        events: Arc<dyn RunEvents>,
+    ) -> Result<RunOutcome, RunError> {
+        let started = Instant::now();
+        let months = ctx.windows.len();
+        let control = Arc::new(RunControl::new(
+            ctx.execution.run_id,
+            events,
+            &self.client,
+            &self.interrupt,
+        ));
+        let scope = Arc::new(self.scope(ctx, control));
+        scope.emit(&RunEvent::Started {
+            run_id: scope.ctx.execution.run_id,
+            pipeline: scope.ctx.pipeline,
+            range: scope.ctx.range,
+            windows: months,
+            realm_id: &scope.ctx.realm_id,
+        });
+        let heartbeat = start_heartbeat(
+            scope.control.clone(),
+            self.pool.clone(),
+            scope.ctx.execution,
+            self.lease,
+        );
+        if scope.control.first_token(&self.client).await {
+            run_tasks(
+                &scope.control,
+                self.concurrency.min(months),
+                "month",
+                || {
+                    let scope = scope.clone();
+                    async move { scope.month_worker().await }
+                },
+            )
+            .await;
+        }
+        drop(heartbeat);
+        scope.finish(started).await
+    }
+
+    fn scope(&self, ctx: RunContext, control: Arc<RunControl>) -> Scope {
+        let mut queue = ctx.windows.clone();
+        queue.sort_unstable();
+        Scope {
+            runner: self.clone(),
+            totals: Mutex::new(RunTotals {
+                windows: queue.len() as u64,
+                ..RunTotals::default()
+            }),
+            queue: Mutex::new(queue.into()),
+            control,
+            ctx,
+            failed_months: Mutex::new(Vec::new()),
+        }
+    }
+}
+
+impl Scope {
+    fn emit(&self, event: &RunEvent<'_>) {
+        self.control.emit(event);
+    }
+
+    async fn month_worker(&self) {
+        loop {
+            if self.control.halted() {
+                return;
+            }
+            let next = lock(&self.queue).pop_front();
+            let Some(window) = next else { return };
+            MonthTask {
+                scope: self,
+                window,
+                started: Instant::now(),
+            }
+            .run()
+            .await;
+        }
+    }
+
+    async fn finish(&self, started: Instant) -> Result<RunOutcome, RunError> {
+        let totals = *lock(&self.totals);
+        let mut failed_months = lock(&self.failed_months).clone();
+        failed_months.sort_unstable();
+        let run_id = self.ctx.execution.run_id;
+        let outcome = |status, fatal| RunOutcome {
+            run_id,
+            status,
+            totals,
+            failed_days: failed_months.clone(),
+            duration: started.elapsed(),
+            fatal,
+            token_ok: self.control.token_ok(),
+        };
+        let (status, fatal) = match self.control.ending(totals.failed_windows) {
+            Ending::Lost => return Ok(outcome(None, None)),
+            Ending::Stored(status, fatal) => (status, fatal),
+        };
+        let error_text = fatal.clone().or_else(|| {
+            (!failed_months.is_empty())
+                .then(|| format!("{} months could not be read", failed_months.len()))
+        });
+        let requests = self.control.requests(&self.runner.client);
+        let stored = runs::finish_run(
+            &self.runner.pool,
+            &self.ctx.execution,
+            status,
+            &totals,
+            &requests,
+            error_text.as_deref(),
+        )
+        .await?;
+        let Some(stored) = stored else {
+            self.control.lost();
+            return Ok(outcome(None, fatal));
+        };
+        let result = outcome(Some(stored), fatal);
+        self.emit(&RunEvent::Finished {
+            summary: &Summary {
+                pipeline: self.ctx.pipeline,
+                range: self.ctx.range,
+                run_id,
+                status: stored,
+                totals,
+                failed_days: &result.failed_days,
+                duration: result.duration,
+                requests: RequestCounters {
+                    requests: requests.requests,
+                    retries: requests.retries,
+                    throttled: requests.throttled,
+                },
+            },
+        });
+        Ok(result)
+    }
+}
+
+/// What a month stored.
+#[derive(Default)]
+struct Loaded {
+    pieces: u64,
+    cells: u64,
+    counts: UpsertCounts,
+}
+
+impl Loaded {
+    fn add(&mut self, piece: &StoredPiece) {
+        self.pieces += 1;
+        self.cells += piece.write.rows_written;
+        match piece.write.outcome {
+            ReportOutcome::Inserted => self.counts.inserted += 1,
+            ReportOutcome::Updated => self.counts.updated += 1,
+            ReportOutcome::Unchanged => self.counts.unchanged += 1,
+        }
+    }
+}
+
+/// How a month ended early.
+enum Early {
+    /// The run stopped (already recorded as unfinished).
+    Stopped,
+    /// The month failed with this message and Intuit transaction id.
+    Failed(String, Option<String>),
+}
+
+/// One month being read by one execution.
+struct MonthTask<'a> {
+    scope: &'a Scope,
+    window: Window,
+    started: Instant,
+}
+
+impl MonthTask<'_> {
+    async fn run(&self) {
+        let scope = self.scope;
+        scope.emit(&RunEvent::ReportMonthStarted {
+            pipeline: scope.ctx.pipeline,
+            window: self.window,
+        });
+        let claim = WindowClaim {
+            pool: &scope.runner.pool,
+            exec: &scope.ctx.execution,
+            pipeline: scope.ctx.pipeline,
+            realm_id: &scope.ctx.realm_id,
+            window: &self.window,
+            lease: scope.runner.lease,
+        };
+        match claim_for_run(&claim, &scope.control).await {
+            Ok(Some(_)) => {}
+            Ok(None) => return,
+            Err(e) => {
+                return self
+                    .failed(&format!("cannot claim the month: {e}"), None)
+                    .await;
+            }
+        }
+        match self.load().await {
+            Ok(loaded) => self.succeeded(&loaded).await,
+            Err(Early::Stopped) => {}
+            Err(Early::Failed(message, tid)) => self.failed(&message, tid.as_deref()).await,
+        }
+    }
+
+    /// The requests of the month: one per basis the report takes (one without a basis for
+    /// the aging reports, as of the month's last day).
+    fn requests(&self) -> Result<Vec<ReportRequest>, String> {
+        let pipeline = self.scope.ctx.pipeline;
+        let report: &ReportSpec = pipeline
+            .report()
+            .ok_or_else(|| format!("{pipeline} is not a report pipeline"))?;
+        let last_day = self
+            .window
+            .end_day()
+            .yesterday()
+            .map_err(|e| format!("the month has no last day: {e}"))?;
+        let base = ReportRequest::new(report.report, self.window.day, last_day)
+            .map_err(|e| e.to_string())?;
+        Ok(match report.bases {
+            [] => vec![base],
+            bases => bases.iter().map(|&b| base.clone().basis(b)).collect(),
+        })
+    }
+
+    async fn load(&self) -> Result<Loaded, Early> {
+        let scope = self.scope;
+        let lineage = ReportLineage {
+            run_id: Some(scope.ctx.execution.run_id),
+            window: Some((self.window.start, self.window.end)),
+        };
+        let mut loaded = Loaded::default();
+        for request in self.requests().map_err(|e| Early::Failed(e, None))? {
+            let read = tokio::select! {
+                r = load_report_range(&scope.runner.client, &scope.runner.pool, &request, lineage) => r,
+                interrupted = scope.control.until_halted() => {
+                    self.unfinished(if interrupted {
+                        "interrupted by the operator"
+                    } else {
+                        "the run stopped before this month was read"
+                    })
+                    .await;
+                    return Err(Early::Stopped);
+                }
+            };
+            match read {
+                Ok(pieces) => pieces.iter().for_each(|p| loaded.add(p)),
+                Err(ReportLoadError::Fetch { source, .. }) if source.is_terminal_auth() => {
+                    scope.control.token_failure(&source);
+                    self.unfinished("the run stopped: token refresh failed")
+                        .await;
+                    return Err(Early::Stopped);
+                }
+                Err(e) => {
+                    let tid = match &e {
+                        ReportLoadError::Fetch { source, .. } => {
+                            source.intuit_tid().map(str::to_owned)
+                        }
+                        _ => None,
+                    };
+                    return Err(Early::Failed(e.to_string(), tid));
+                }
+            }
+        }
+        Ok(loaded)
+    }
+
+    async fn succeeded(&self, loaded: &Loaded) {
+        let scope = self.scope;
+        match self.end(&WindowEnd::Succeeded).await {
+            Ok(true) => {}
+            Ok(false) => {
+                scope.emit(&RunEvent::WindowTakenOver {
+                    day: self.window.day,
+                });
+                return;
+            }
+            Err(e) => warn_unrecorded(&scope.control, &self.month_label(), &e),
+        }
+        {
+            let mut totals = lock(&scope.totals);
+            totals.pages += loaded.pieces;
+            totals.rows += loaded.cells;
+            totals.counts += loaded.counts;
+        }
+        scope.emit(&RunEvent::ReportMonthLoaded {
+            pipeline: scope.ctx.pipeline,
+            window: self.window,
+            pieces: loaded.pieces,
+            cells: loaded.cells,
+            counts: loaded.counts,
+            duration: self.started.elapsed(),
+        });
+    }
+
+    async fn failed(&self, message: &str, intuit_tid: Option<&str>) {
+        let scope = self.scope;
+        lock(&scope.totals).failed_windows += 1;
+        lock(&scope.failed_months).push(self.window.day);
+        self.record(&WindowEnd::Failed {
+            error: message,
+            intuit_tid,
+        })
+        .await;
+        scope.emit(&RunEvent::WindowFailed {
+            day: self.window.day,
+            error: message,
+            intuit_tid,
+        });
+    }
+
+    async fn unfinished(&self, reason: &str) {
+        self.record(&WindowEnd::Unfinished { reason }).await;
+    }
+
+    async fn end(&self, end: &WindowEnd<'_>) -> Result<bool, sqlx::Error> {
+        end_window(
+            &self.scope.runner.pool,
+            &self.scope.ctx,
+            &self.window,
+            end,
+            self.started,
+        )
+        .await
+    }
+
+    /// Records how a month ended; a failure to record is reported (the lease then expires and
+    /// the month is claimable again).
+    async fn record(&self, end: &WindowEnd<'_>) {
+        if let Err(e) = self.end(end).await {
+            warn_unrecorded(&self.scope.control, &self.month_label(), &e);
+        }
+    }
+
+    /// `month 2026-01`.
+    fn month_label(&self) -> String {
+        format!("month {}", self.window.day.strftime("%Y-%m"))
+    }
+}
