@@ -21,15 +21,14 @@ use tokio_util::sync::CancellationToken;
 
 use super::Window;
 use super::events::{RunEvent, RunEvents};
-use super::report::{RequestCounters, Summary};
 use super::report_load::{ReportLineage, ReportLoadError, StoredPiece, load_report_range};
-use super::runner::control::{Ending, RunControl, run_tasks, start_heartbeat};
+use super::runner::control::{EndOf, RunControl, drain, run_tasks, with_heartbeat};
 use super::runner::window::{WindowClaim, claim_for_run, end_window, warn_unrecorded};
-use super::runner::{RunContext, RunError, RunOutcome};
+use super::runner::{RunContext, RunError, RunOutcome, emit_summary};
 use crate::domain::catalog::ReportSpec;
 use crate::store::raw::UpsertCounts;
 use crate::store::raw::reports::ReportOutcome;
-use crate::store::runs::{self, RunTotals, WindowEnd};
+use crate::store::runs::{RunTotals, WindowEnd};
 
 /// Reads the months of claimed report runs for one company.
 #[derive(Clone)]
@@ -79,32 +78,26 @@ impl ReportRunner {
             &self.interrupt,
         ));
         let scope = Arc::new(self.scope(ctx, control));
-        scope.emit(&RunEvent::Started {
-            run_id: scope.ctx.execution.run_id,
-            pipeline: scope.ctx.pipeline,
-            range: scope.ctx.range,
-            windows: months,
-            realm_id: &scope.ctx.realm_id,
-        });
-        let heartbeat = start_heartbeat(
-            scope.control.clone(),
-            self.pool.clone(),
-            scope.ctx.execution,
+        with_heartbeat(
+            &scope.control,
+            &self.pool,
+            &self.client,
+            &scope.ctx,
             self.lease,
-        );
-        if scope.control.first_token(&self.client).await {
-            run_tasks(
-                &scope.control,
-                self.concurrency.min(months),
-                "month",
-                || {
-                    let scope = scope.clone();
-                    async move { scope.month_worker().await }
-                },
-            )
-            .await;
-        }
-        drop(heartbeat);
+            || async {
+                run_tasks(
+                    &scope.control,
+                    self.concurrency.min(months),
+                    "month",
+                    || {
+                        let scope = scope.clone();
+                        async move { scope.month_worker().await }
+                    },
+                )
+                .await;
+            },
+        )
+        .await;
         scope.finish(started).await
     }
 
@@ -131,12 +124,7 @@ impl Scope {
     }
 
     async fn month_worker(&self) {
-        loop {
-            if self.control.halted() {
-                return;
-            }
-            let next = lock(&self.queue).pop_front();
-            let Some(window) = next else { return };
+        drain(&self.control, &self.queue, |window| async move {
             MonthTask {
                 scope: self,
                 window,
@@ -144,63 +132,26 @@ impl Scope {
             }
             .run()
             .await;
-        }
+        })
+        .await;
     }
 
     async fn finish(&self, started: Instant) -> Result<RunOutcome, RunError> {
-        let totals = *lock(&self.totals);
-        let mut failed_months = lock(&self.failed_months).clone();
-        failed_months.sort_unstable();
-        let run_id = self.ctx.execution.run_id;
-        let outcome = |status, fatal| RunOutcome {
-            run_id,
-            status,
-            totals,
-            failed_days: failed_months.clone(),
-            duration: started.elapsed(),
-            fatal,
-            token_ok: self.control.token_ok(),
+        let end = EndOf {
+            pool: &self.runner.pool,
+            exec: &self.ctx.execution,
+            client: &self.runner.client,
+            totals: *lock(&self.totals),
+            failed: lock(&self.failed_months).clone(),
+            started,
+            cursor: None,
         };
-        let (status, fatal) = match self.control.ending(totals.failed_windows) {
-            Ending::Lost => return Ok(outcome(None, None)),
-            Ending::Stored(status, fatal) => (status, fatal),
-        };
-        let error_text = fatal.clone().or_else(|| {
-            (!failed_months.is_empty())
-                .then(|| format!("{} months could not be read", failed_months.len()))
-        });
-        let requests = self.control.requests(&self.runner.client);
-        let stored = runs::finish_run(
-            &self.runner.pool,
-            &self.ctx.execution,
-            status,
-            &totals,
-            &requests,
-            error_text.as_deref(),
-        )
-        .await?;
-        let Some(stored) = stored else {
-            self.control.lost();
-            return Ok(outcome(None, fatal));
-        };
-        let result = outcome(Some(stored), fatal);
-        self.emit(&RunEvent::Finished {
-            summary: &Summary {
-                pipeline: self.ctx.pipeline,
-                range: self.ctx.range,
-                run_id,
-                status: stored,
-                totals,
-                failed_days: &result.failed_days,
-                duration: result.duration,
-                requests: RequestCounters {
-                    requests: requests.requests,
-                    retries: requests.retries,
-                    throttled: requests.throttled,
-                },
-            },
-        });
-        Ok(result)
+        let (outcome, requests) = self
+            .control
+            .end_run(end, |n| format!("{n} months could not be read"))
+            .await?;
+        emit_summary(&self.control, &self.ctx, &outcome, &requests);
+        Ok(outcome)
     }
 }
 

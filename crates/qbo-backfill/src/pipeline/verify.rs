@@ -17,7 +17,7 @@ use jiff::civil::Date;
 use sqlx::PgPool;
 
 use super::events::{RunEvent, RunEvents};
-use super::runner::control::{Ending, RunControl, run_tasks, start_heartbeat};
+use super::runner::control::{EndOf, RunControl, drain, run_tasks, with_heartbeat};
 use super::runner::window::{
     WindowClaim, claim_for_run, end_window, warn_unrecorded, write_held_page,
 };
@@ -27,7 +27,7 @@ use super::runner::{RunContext, RunError, RunOutcome, Stop};
 use super::{Pipeline, Window};
 use crate::store::raw::UpsertCounts;
 use crate::store::raw::verify::{self as verify_store, MonthRecord, MonthStatus};
-use crate::store::runs::{self, RunTotals, WindowEnd};
+use crate::store::runs::{RunTotals, WindowEnd};
 
 /// Verifies the months of claimed verify runs for one company.
 #[derive(Clone)]
@@ -138,32 +138,28 @@ impl Verifier {
             ctx,
             failed_months: Mutex::new(Vec::new()),
         });
-        scope.emit(&RunEvent::Started {
-            run_id: scope.ctx.execution.run_id,
-            pipeline: scope.ctx.pipeline,
-            range: scope.ctx.range,
-            windows: months,
-            realm_id: &scope.ctx.realm_id,
-        });
-        let heartbeat = start_heartbeat(
-            scope.control.clone(),
-            self.pool.clone(),
-            scope.ctx.execution,
+        with_heartbeat(
+            &scope.control,
+            &self.pool,
+            &self.client,
+            &scope.ctx,
             self.lease,
-        );
-        if scope.control.first_token(&self.client).await && scope.count_raw().await {
-            run_tasks(
-                &scope.control,
-                self.concurrency.min(months),
-                "month",
-                || {
-                    let scope = scope.clone();
-                    async move { scope.month_worker().await }
-                },
-            )
-            .await;
-        }
-        drop(heartbeat);
+            || async {
+                if scope.count_raw().await {
+                    run_tasks(
+                        &scope.control,
+                        self.concurrency.min(months),
+                        "month",
+                        || {
+                            let scope = scope.clone();
+                            async move { scope.month_worker().await }
+                        },
+                    )
+                    .await;
+                }
+            },
+        )
+        .await;
         scope.finish(started).await
     }
 }
@@ -209,12 +205,7 @@ impl Scope {
     }
 
     async fn month_worker(&self) {
-        loop {
-            if self.control.halted() {
-                return;
-            }
-            let next = lock(&self.queue).pop_front();
-            let Some(window) = next else { return };
+        drain(&self.control, &self.queue, |window| async move {
             MonthTask {
                 scope: self,
                 window,
@@ -222,59 +213,38 @@ impl Scope {
             }
             .run()
             .await;
-        }
+        })
+        .await;
     }
 
     async fn finish(&self, started: Instant) -> Result<RunOutcome, RunError> {
-        let run_totals = *lock(&self.run_totals);
-        let mut failed_months = lock(&self.failed_months).clone();
-        failed_months.sort_unstable();
-        let run_id = self.ctx.execution.run_id;
-        let outcome = |status, fatal| RunOutcome {
-            run_id,
-            status,
-            totals: run_totals,
-            failed_days: failed_months.clone(),
-            duration: started.elapsed(),
-            fatal,
-            token_ok: self.control.token_ok(),
+        let end = EndOf {
+            pool: &self.verifier.pool,
+            exec: &self.ctx.execution,
+            client: &self.verifier.client,
+            totals: *lock(&self.run_totals),
+            failed: lock(&self.failed_months).clone(),
+            started,
+            cursor: None,
         };
-        let (status, fatal) = match self.control.ending(run_totals.failed_windows) {
-            Ending::Lost => return Ok(outcome(None, None)),
-            Ending::Stored(status, fatal) => (status, fatal),
-        };
-        let error_text = fatal.clone().or_else(|| {
-            (!failed_months.is_empty())
-                .then(|| format!("{} months could not be verified", failed_months.len()))
-        });
-        let requests = self.control.requests(&self.verifier.client);
-        let stored = runs::finish_run(
-            &self.verifier.pool,
-            &self.ctx.execution,
-            status,
-            &run_totals,
-            &requests,
-            error_text.as_deref(),
-        )
-        .await?;
-        let Some(stored) = stored else {
-            self.control.lost();
-            return Ok(outcome(None, fatal));
-        };
-        let totals = VerifyTotals {
-            requests: requests.requests,
-            ..*lock(&self.totals)
-        };
-        let result = outcome(Some(stored), fatal);
-        self.emit(&RunEvent::Verified {
-            run_id,
-            pipeline: self.pipeline(),
-            status: stored,
-            totals,
-            failed_months: &result.failed_days,
-            duration: result.duration,
-        });
-        Ok(result)
+        let (outcome, requests) = self
+            .control
+            .end_run(end, |n| format!("{n} months could not be verified"))
+            .await?;
+        if let Some(status) = outcome.status {
+            self.emit(&RunEvent::Verified {
+                run_id: outcome.run_id,
+                pipeline: self.pipeline(),
+                status,
+                totals: VerifyTotals {
+                    requests: requests.requests,
+                    ..*lock(&self.totals)
+                },
+                failed_months: &outcome.failed_days,
+                duration: outcome.duration,
+            });
+        }
+        Ok(outcome)
     }
 }
 

@@ -265,7 +265,15 @@ async fn every_entity_loads_through_its_own_pipeline_into_its_own_table() {
     let out = world.run(&["pipelines"]).await;
     let listing = stdout(&out);
     assert_eq!(out.status.code(), Some(0));
-    assert_eq!(listing.lines().count(), 1 + 3 * ENTITIES.len(), "{listing}");
+    assert_eq!(
+        listing.lines().count(),
+        1 + 3 * ENTITIES.len() + qbo_backfill::domain::catalog::REPORTS.len(),
+        "{listing}"
+    );
+    assert!(
+        listing.contains("qb_trial_balance_backfill\tTrialBalance\traw.qb_reports\t"),
+        "{listing}"
+    );
     let mut with_rows = 0;
     for spec in ENTITIES {
         assert!(listing.contains(spec.backfill) && listing.contains(spec.incremental));

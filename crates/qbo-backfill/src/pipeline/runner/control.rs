@@ -3,6 +3,7 @@
 //! requests it spent. A run's own scope (`Scope` here, the verifier's) holds one
 //! [`RunControl`] and adds its work.
 
+use std::collections::VecDeque;
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -13,10 +14,10 @@ use uuid::Uuid;
 
 use tokio_util::sync::CancellationToken;
 
-use super::{Stop, lock};
+use super::{RunOutcome, Stop, lock};
 use crate::pipeline::events::{RunEvent, RunEvents, TokenFailure};
 use crate::store::runs::workers;
-use crate::store::runs::{self, Execution, RequestTotals, RunStatus};
+use crate::store::runs::{self, CursorMove, Execution, RequestTotals, RunStatus, RunTotals};
 
 /// The shared state of one execution of a run.
 pub(crate) struct RunControl {
@@ -38,6 +39,68 @@ pub(crate) enum Ending {
     Lost,
     /// The run's status to store, and the error that stopped it if one did.
     Stored(RunStatus, Option<String>),
+}
+
+/// What [`RunControl::end_run`] stores.
+pub(crate) struct EndOf<'a> {
+    /// The database.
+    pub(crate) pool: &'a PgPool,
+    /// The execution that ends.
+    pub(crate) exec: &'a Execution,
+    /// The client whose requests the run spent.
+    pub(crate) client: &'a qbo::QboClient,
+    /// The run's totals.
+    pub(crate) totals: RunTotals,
+    /// The days (or months) whose window failed.
+    pub(crate) failed: Vec<jiff::civil::Date>,
+    /// When the execution started.
+    pub(crate) started: std::time::Instant,
+    /// Where an incremental sync's cursor moves, if it does.
+    pub(crate) cursor: Option<CursorMove>,
+}
+
+/// Announces the run of `ctx` (its `Run … started` line), then, with its heartbeat running
+/// (the first token refresh may wait on the company's token lock for longer than a lease), takes
+/// its first access token and, only if it came (a refused token stops the run before any
+/// window), does `work`. The one start of loads, verifications and reports.
+pub(crate) async fn with_heartbeat<Fut>(
+    control: &Arc<RunControl>,
+    pool: &PgPool,
+    client: &qbo::QboClient,
+    ctx: &super::RunContext,
+    lease: Duration,
+    work: impl FnOnce() -> Fut,
+) where
+    Fut: Future<Output = ()>,
+{
+    control.emit(&RunEvent::Started {
+        run_id: ctx.execution.run_id,
+        pipeline: ctx.pipeline,
+        range: ctx.range,
+        windows: ctx.windows.len(),
+        realm_id: &ctx.realm_id,
+    });
+    let heartbeat = start_heartbeat(control.clone(), pool.clone(), ctx.execution, lease);
+    if control.first_token(client).await {
+        work().await;
+    }
+    drop(heartbeat);
+}
+
+/// Takes work from `queue` until it is empty or the run halts, doing one item at a time.
+pub(crate) async fn drain<T, F, Fut>(control: &RunControl, queue: &Mutex<VecDeque<T>>, mut work: F)
+where
+    F: FnMut(T) -> Fut,
+    Fut: Future<Output = ()>,
+{
+    loop {
+        if control.halted() {
+            return;
+        }
+        let next = lock(queue).pop_front();
+        let Some(item) = next else { return };
+        work(item).await;
+    }
 }
 
 impl RunControl {
@@ -176,6 +239,61 @@ impl RunControl {
         }
     }
 
+    /// Stores how this execution ended, from why it stopped and its totals: the run's status,
+    /// totals, requests and error text (the stopping error, else `failed_text` of the failed
+    /// windows), fenced by its execution, with an incremental sync's cursor moved in the same
+    /// transaction. Returns the outcome and the requests spent. The one end of loads,
+    /// verifications and reports.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub(crate) async fn end_run(
+        &self,
+        end: EndOf<'_>,
+        failed_text: impl FnOnce(usize) -> String,
+    ) -> Result<(RunOutcome, RequestTotals), sqlx::Error> {
+        let (status, fatal) = match self.ending(end.totals.failed_windows) {
+            Ending::Lost => (None, None),
+            Ending::Stored(status, fatal) => (Some(status), fatal),
+        };
+        let requests = self.requests(end.client);
+        let stored = match status {
+            None => None,
+            Some(status) => {
+                let failed = end.failed.len();
+                let error_text = fatal
+                    .clone()
+                    .or_else(|| (failed > 0).then(|| failed_text(failed)));
+                let stored = runs::finish_run_moving_cursor(
+                    end.pool,
+                    end.exec,
+                    status,
+                    &end.totals,
+                    &requests,
+                    error_text.as_deref(),
+                    end.cursor.as_ref(),
+                )
+                .await?;
+                if stored.is_none() {
+                    self.lost();
+                }
+                stored
+            }
+        };
+        let mut failed_days = end.failed;
+        failed_days.sort_unstable();
+        let outcome = RunOutcome {
+            run_id: self.run_id,
+            status: stored,
+            totals: end.totals,
+            failed_days,
+            duration: end.started.elapsed(),
+            fatal: if status.is_some() { fatal } else { None },
+            token_ok: self.token_ok(),
+        };
+        Ok((outcome, requests))
+    }
+
     /// Tells that the run was stored by nobody: this execution lost its claim at the end.
     pub(crate) fn lost(&self) {
         self.emit(&RunEvent::Lost {
@@ -213,7 +331,7 @@ impl Drop for Heartbeat {
 }
 
 /// Starts renewing the execution's leases; a cancel request or a lost claim stops the run.
-pub(crate) fn start_heartbeat(
+fn start_heartbeat(
     control: Arc<RunControl>,
     pool: PgPool,
     exec: Execution,

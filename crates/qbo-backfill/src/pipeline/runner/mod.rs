@@ -21,14 +21,14 @@ use uuid::Uuid;
 use super::events::{RunEvent, RunEvents};
 use super::report::{RequestCounters, Summary};
 use super::{DateRange, Mode, Pipeline, Window};
-use crate::store::runs::{self, CursorMove, Execution, RunStatus, RunTotals};
+use crate::store::runs::{CursorMove, Execution, RequestTotals, RunStatus, RunTotals};
 
 pub(crate) mod control;
 mod span;
 mod sync;
 pub(crate) mod window;
 
-use control::{Ending, RunControl, run_tasks, start_heartbeat};
+use control::{EndOf, RunControl, drain, run_tasks, with_heartbeat};
 use span::{Work, plan};
 use window::WindowTask;
 
@@ -109,6 +109,33 @@ pub struct Runner {
     pub interrupt: CancellationToken,
     /// How long claims last without a heartbeat.
     pub lease: Duration,
+}
+
+/// Emits the summary block and the exporter line of a load or report run that stored its end
+/// (nothing when it lost its claim).
+pub(crate) fn emit_summary(
+    control: &RunControl,
+    ctx: &RunContext,
+    outcome: &RunOutcome,
+    requests: &RequestTotals,
+) {
+    let Some(status) = outcome.status else { return };
+    control.emit(&RunEvent::Finished {
+        summary: &Summary {
+            pipeline: ctx.pipeline,
+            range: ctx.range,
+            run_id: outcome.run_id,
+            status,
+            totals: outcome.totals,
+            failed_days: &outcome.failed_days,
+            duration: outcome.duration,
+            requests: RequestCounters {
+                requests: requests.requests,
+                retries: requests.retries,
+                throttled: requests.throttled,
+            },
+        },
+    });
 }
 
 /// A failure of the run's own bookkeeping (the database), not of a window.
@@ -193,119 +220,52 @@ impl Runner {
             takeovers: Mutex::new(HashMap::new()),
             cursor: Mutex::new(None),
         });
-        scope.emit(&RunEvent::Started {
-            run_id: scope.exec().run_id,
-            pipeline: scope.ctx.pipeline,
-            range: scope.ctx.range,
-            windows,
-            realm_id: &scope.ctx.realm_id,
-        });
-        // The heartbeat starts first: the first token refresh may wait on the company's token
-        // lock for longer than a lease.
-        let heartbeat = start_heartbeat(
-            scope.control.clone(),
-            self.pool.clone(),
-            *scope.exec(),
+        with_heartbeat(
+            &scope.control,
+            &self.pool,
+            &self.client,
+            &scope.ctx,
             self.lease,
-        );
-        // Fail fast on a bad refresh token, before any window starts.
-        if scope.control.first_token(&self.client).await {
-            run_tasks(
-                &scope.control,
-                self.concurrency.min(windows),
-                "window",
-                || {
+            || async {
+                let tasks = self.concurrency.min(windows);
+                run_tasks(&scope.control, tasks, "window", || {
                     let scope = scope.clone();
                     async move { scope.window_worker().await }
-                },
-            )
-            .await;
-            if scope.ctx.pipeline.mode() == Mode::Incremental && scope.all_loaded() {
-                scope.sync_deletions_and_cursor().await;
-            }
-        }
-        drop(heartbeat);
+                })
+                .await;
+                if scope.ctx.pipeline.mode() == Mode::Incremental && scope.all_loaded() {
+                    scope.sync_deletions_and_cursor().await;
+                }
+            },
+        )
+        .await;
         scope.finish(started).await
     }
 }
 
 impl Scope {
     async fn finish(&self, started: Instant) -> Result<RunOutcome, RunError> {
-        let totals = *lock(&self.totals);
-        let mut failed_days = lock(&self.failed_days).clone();
-        failed_days.sort_unstable();
-        let run_id = self.exec().run_id;
-        let (status, fatal) = match self.control.ending(totals.failed_windows) {
-            Ending::Lost => return Ok(self.outcome(None, totals, failed_days, started, None)),
-            Ending::Stored(status, fatal) => (status, fatal),
+        let end = EndOf {
+            pool: &self.runner.pool,
+            exec: self.exec(),
+            client: &self.runner.client,
+            totals: *lock(&self.totals),
+            failed: lock(&self.failed_days).clone(),
+            started,
+            cursor: lock(&self.cursor).take(),
         };
-        let error_text = fatal.clone().or_else(|| {
-            (!failed_days.is_empty()).then(|| format!("{} windows failed", failed_days.len()))
-        });
-        let requests = self.control.requests(&self.runner.client);
-        let cursor = lock(&self.cursor).take();
-        let stored = runs::finish_run_moving_cursor(
-            &self.runner.pool,
-            self.exec(),
-            status,
-            &totals,
-            &requests,
-            error_text.as_deref(),
-            cursor.as_ref(),
-        )
-        .await?;
-        let Some(stored) = stored else {
-            self.control.lost();
-            return Ok(self.outcome(None, totals, failed_days, started, fatal));
-        };
-        let outcome = self.outcome(Some(stored), totals, failed_days, started, fatal);
-        self.emit(&RunEvent::Finished {
-            summary: &Summary {
-                pipeline: self.ctx.pipeline,
-                range: self.ctx.range,
-                run_id,
-                status: stored,
-                totals,
-                failed_days: &outcome.failed_days,
-                duration: outcome.duration,
-                requests: RequestCounters {
-                    requests: requests.requests,
-                    retries: requests.retries,
-                    throttled: requests.throttled,
-                },
-            },
-        });
+        let (outcome, requests) = self
+            .control
+            .end_run(end, |n| format!("{n} windows failed"))
+            .await?;
+        emit_summary(&self.control, &self.ctx, &outcome, &requests);
         Ok(outcome)
     }
 
-    fn outcome(
-        &self,
-        status: Option<RunStatus>,
-        totals: RunTotals,
-        failed_days: Vec<Date>,
-        started: Instant,
-        fatal: Option<String>,
-    ) -> RunOutcome {
-        RunOutcome {
-            run_id: self.exec().run_id,
-            status,
-            totals,
-            failed_days,
-            duration: started.elapsed(),
-            fatal,
-            token_ok: self.control.token_ok(),
-        }
-    }
-
     async fn window_worker(&self) {
-        loop {
-            if self.control.halted() {
-                return;
-            }
-            let next = lock(&self.queue).pop_front();
-            match next {
-                None => return,
-                Some(Work::Window(window)) => {
+        drain(&self.control, &self.queue, |work| async move {
+            match work {
+                Work::Window(window) => {
                     WindowTask {
                         scope: self,
                         window,
@@ -314,8 +274,9 @@ impl Scope {
                     .run()
                     .await;
                 }
-                Some(Work::Span(windows)) => self.span(windows).await,
+                Work::Span(windows) => self.span(windows).await,
             }
-        }
+        })
+        .await;
     }
 }
