@@ -9,8 +9,8 @@ use jiff::civil::Date;
 use uuid::Uuid;
 
 use super::parse::{self, OneLine, VerifyTarget};
+use crate::domain::batch::RunTarget;
 use crate::domain::secret::SecretName;
-use crate::pipeline::Pipeline;
 use crate::settings::ClientTuning;
 
 /// Loads QuickBooks Online history into PostgreSQL in daily UTC windows, idempotently.
@@ -30,8 +30,9 @@ pub enum Command {
     Run {
         /// `qb_<entity>_backfill` (by creation time) or `qb_<entity>_incremental` (by last
         /// update, with deletions), e.g. `qb_customers_backfill`; `pipelines` lists them.
-        #[arg(value_parser = OneLine(parse::pipeline))]
-        pipeline: Pipeline,
+        /// `all_backfill` / `all_incremental`: every entity's, as one batch.
+        #[arg(value_parser = OneLine(parse::run_target))]
+        pipeline: RunTarget,
         /// First day to load (YYYY-MM-DD, UTC).
         #[arg(long = "fecha-inicio", value_name = "YYYY-MM-DD", value_parser = OneLine(parse::fecha_inicio))]
         fecha_inicio: Option<Date>,

@@ -75,7 +75,7 @@ pub async fn dispatch(cli: Cli) -> Result<u8, CliError> {
             fecha_inicio,
             fecha_fin,
             tuning,
-        } => run::run(pipeline, fecha_inicio, fecha_fin, &tuning).await,
+        } => run::run_target(pipeline, fecha_inicio, fecha_fin, &tuning).await,
         Command::Verify {
             entity,
             fecha_inicio,

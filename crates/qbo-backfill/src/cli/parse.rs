@@ -10,6 +10,7 @@ use clap::error::ErrorKind;
 use jiff::civil::Date;
 use uuid::Uuid;
 
+use crate::domain::batch::RunTarget;
 use crate::domain::secret::SecretName;
 use crate::pipeline::{Pipeline, echo, parse_date};
 
@@ -44,11 +45,11 @@ impl<T: Clone + Send + Sync + 'static> TypedValueParser for OneLine<T> {
 #[derive(Debug, Clone)]
 pub struct VerifyTarget(pub Vec<Pipeline>);
 
-/// A pipeline by name.
+/// `run`'s pipeline or batch (`all_backfill`, `all_incremental`).
 ///
 /// # Errors
 /// `unknown pipeline …`.
-pub(super) fn pipeline(text: &str) -> Result<Pipeline, String> {
+pub(super) fn run_target(text: &str) -> Result<RunTarget, String> {
     text.parse().map_err(|e| format!("{e}"))
 }
 
@@ -140,7 +141,7 @@ mod tests {
 
     #[test]
     fn refusals_are_the_commands_messages() {
-        assert!(pipeline("qb_nope_backfill").is_err_and(|e| e.starts_with("unknown pipeline")));
+        assert!(run_target("qb_nope_backfill").is_err_and(|e| e.starts_with("unknown pipeline")));
         assert!(run_id("abc").is_err_and(|e| e.starts_with("`abc` is not a run id")));
         assert!(fecha_fin("2026-02-30").is_err_and(|e| e.starts_with("--fecha-fin: ")));
         assert_eq!(

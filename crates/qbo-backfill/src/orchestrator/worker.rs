@@ -524,18 +524,7 @@ impl Executor {
         interrupt: CancellationToken,
         sink: Arc<dyn RunEvents>,
     ) -> Result<RunOutcome, ExecError> {
-        let identity = WorkerIdentity::current();
-        workers::register(&self.pool, &identity, "cli").await?;
-        for reaped in runs::reap_lost_runs(&self.pool).await? {
-            let id = reaped.run_id;
-            if reaped.requeued {
-                warn!("Run {id} lost its worker; back in the queue");
-            } else {
-                warn!(
-                    "Run {id} stopped without finishing; marked interrupted (finish it with: qbo-backfill retry {id})"
-                );
-            }
-        }
+        let identity = self.start_local_worker().await?;
         let mut tx = self.pool.begin().await?;
         let run_id = queue::enqueue_run(
             &mut tx,
@@ -551,12 +540,74 @@ impl Executor {
             },
         )
         .await?;
-        let claimed = queue::claim_run(&mut tx, run_id, &identity, self.lease)
+        let outcome = self
+            .claim_and_execute(tx, run_id, &identity, interrupt, sink)
+            .await;
+        let _ = workers::stopped(&self.pool, identity.id).await;
+        outcome
+    }
+
+    /// Executes the queued runs `run_ids` (a batch enqueued by this process) here, one after
+    /// another, each claimed as [`Self::run_here`] claims its run; stops at an interrupt,
+    /// cancelling the runs not started. Returns the outcome of each run started.
+    ///
+    /// # Errors
+    /// Bookkeeping failures.
+    pub async fn run_queued_here(
+        &self,
+        run_ids: &[uuid::Uuid],
+        interrupt: CancellationToken,
+        sink: Arc<dyn RunEvents>,
+    ) -> Result<Vec<RunOutcome>, ExecError> {
+        let identity = self.start_local_worker().await?;
+        let mut outcomes = Vec::with_capacity(run_ids.len());
+        for &run_id in run_ids {
+            if interrupt.is_cancelled() {
+                queue::cancel_run(&self.pool, run_id).await?;
+                continue;
+            }
+            let tx = self.pool.begin().await?;
+            let outcome = self
+                .claim_and_execute(tx, run_id, &identity, interrupt.clone(), sink.clone())
+                .await?;
+            outcomes.push(outcome);
+        }
+        let _ = workers::stopped(&self.pool, identity.id).await;
+        Ok(outcomes)
+    }
+
+    /// Registers this process as a worker of its own and reaps runs whose worker died, so
+    /// nothing dead stays `running`.
+    async fn start_local_worker(&self) -> Result<WorkerIdentity, ExecError> {
+        let identity = WorkerIdentity::current();
+        workers::register(&self.pool, &identity, "cli").await?;
+        for reaped in runs::reap_lost_runs(&self.pool).await? {
+            let id = reaped.run_id;
+            if reaped.requeued {
+                warn!("Run {id} lost its worker; back in the queue");
+            } else {
+                warn!(
+                    "Run {id} stopped without finishing; marked interrupted (finish it with: qbo-backfill retry {id})"
+                );
+            }
+        }
+        Ok(identity)
+    }
+
+    /// Claims queued run `run_id` in `tx` (so no worker can take it), commits, and executes it
+    /// here.
+    async fn claim_and_execute(
+        &self,
+        mut tx: sqlx::Transaction<'_, sqlx::Postgres>,
+        run_id: uuid::Uuid,
+        identity: &WorkerIdentity,
+        interrupt: CancellationToken,
+        sink: Arc<dyn RunEvents>,
+    ) -> Result<RunOutcome, ExecError> {
+        let claimed = queue::claim_run(&mut tx, run_id, identity, self.lease)
             .await?
             .ok_or_else(|| ExecError::Company(format!("run {run_id} could not be claimed")))?;
         tx.commit().await?;
-        let outcome = self.execute(claimed, interrupt, sink).await;
-        let _ = workers::stopped(&self.pool, identity.id).await;
-        outcome
+        self.execute(claimed, interrupt, sink).await
     }
 }

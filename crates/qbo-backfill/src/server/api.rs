@@ -16,6 +16,7 @@ use uuid::Uuid;
 use super::AppState;
 use super::error::ApiError;
 use super::extract::{ApiJson, RunId, path_param};
+use crate::domain::batch::Batch;
 use crate::domain::run::RunOrigin;
 use crate::domain::secret::SecretName;
 use crate::pipeline::{DateRange, Mode, Pipeline, SinceError, Window, echo};
@@ -174,6 +175,16 @@ pub(crate) async fn create_run(
     State(state): State<AppState>,
     ApiJson(body): ApiJson<CreateRunBody>,
 ) -> Result<Response, ApiError> {
+    if let Ok(batch) = body.pipeline.parse::<Batch>() {
+        return super::batches_api::create_batch(
+            &state,
+            batch,
+            body.fecha_inicio.as_deref(),
+            body.fecha_fin.as_deref(),
+            body.realm_id.as_deref(),
+        )
+        .await;
+    }
     let (pipeline, dates) = validate_run(
         &body.pipeline,
         body.fecha_inicio.as_deref(),

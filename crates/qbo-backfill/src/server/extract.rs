@@ -163,3 +163,16 @@ impl FromRequestParts<AppState> for TriggerId {
         path_uuid(parts, state, unknown).await.map(Self)
     }
 }
+
+/// The batch named by the path's `{id}`; `404 not_found` when it is not a batch id.
+#[derive(Debug, Clone, Copy)]
+pub struct BatchId(pub Uuid);
+
+impl FromRequestParts<AppState> for BatchId {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let unknown = |id: &str| ApiError::not_found(format!("no batch `{id}`"));
+        path_uuid(parts, state, unknown).await.map(Self)
+    }
+}

@@ -3,6 +3,7 @@
 //! stops gracefully on SIGTERM or Ctrl-C.
 
 pub mod api;
+pub mod batches_api;
 pub mod error;
 pub mod extract;
 pub mod metrics;
@@ -78,6 +79,8 @@ pub fn app(state: AppState) -> Router {
         .route("/api/v1/runs/{id}/retry", post(api::retry_run))
         .route("/api/v1/runs/{id}/cancel", post(api::cancel_run))
         .route("/api/v1/verify", post(api::create_verify))
+        .route("/api/v1/batches/{id}", get(batches_api::get_batch))
+        .route("/api/v1/batches/{id}/retry", post(batches_api::retry_batch))
         .route(
             "/api/v1/triggers",
             post(triggers_api::create).get(triggers_api::list),

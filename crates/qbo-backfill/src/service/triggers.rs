@@ -9,9 +9,11 @@ use jiff::Timestamp;
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
+use crate::domain::batch::RunTarget;
 use crate::domain::pipeline::DateRange;
 use crate::domain::run::RunOrigin;
 use crate::domain::trigger::{Decision, TriggerDef, TriggerError, plan_fire};
+use crate::store::runs::batches::{self, NewBatch};
 use crate::store::runs::queue::{NewRun, enqueue_run};
 use crate::store::runs::triggers::{self, Trigger, TriggerStoreError};
 
@@ -116,7 +118,9 @@ async fn fire_one(
     })
 }
 
-/// Queues the run of one occurrence (retried on loss: nobody is watching a triggered run).
+/// Queues the run of one occurrence (retried on loss: nobody is watching a triggered run); for
+/// a batch trigger (`all_backfill`, `all_incremental`), one run per entity and the batch, all in
+/// the caller's transaction. Returns the (first) run.
 async fn start_run(
     conn: &mut PgConnection,
     trigger_id: Uuid,
@@ -124,14 +128,13 @@ async fn start_run(
     realm_id: &str,
     range: DateRange,
 ) -> Result<Uuid, TriggerStoreError> {
-    let windows = def
-        .pipeline
-        .windows(&range)
-        .map_err(|e| TriggerError::InvalidParams(format!("params ({range:?}): {e}")))?;
-    let id = enqueue_run(
-        &mut *conn,
-        &NewRun {
-            pipeline: def.pipeline,
+    let mut ids = Vec::new();
+    for pipeline in def.pipeline.pipelines() {
+        let windows = pipeline
+            .windows(&range)
+            .map_err(|e| TriggerError::InvalidParams(format!("params ({range:?}): {e}")))?;
+        let new = NewRun {
+            pipeline,
             realm_id,
             range,
             windows: &windows,
@@ -139,10 +142,22 @@ async fn start_run(
             trigger_id: Some(trigger_id),
             retry_of: None,
             requeue_on_loss: true,
-        },
-    )
-    .await?;
-    Ok(id)
+        };
+        ids.push(enqueue_run(&mut *conn, &new).await?);
+    }
+    if let RunTarget::Batch(batch) = def.pipeline {
+        let new = NewBatch {
+            batch,
+            realm_id,
+            range: Some(range),
+            trigger: RunOrigin::Trigger,
+            trigger_id: Some(trigger_id),
+        };
+        batches::insert(&mut *conn, &new, &ids).await?;
+    }
+    ids.first().copied().ok_or_else(|| {
+        TriggerError::UnknownPipeline(format!("{} runs nothing", def.pipeline)).into()
+    })
 }
 
 /// A due trigger whose stored definition no longer parses: disabled with the reason, no run.

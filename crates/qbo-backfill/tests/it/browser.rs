@@ -894,3 +894,51 @@ async fn pages_refuse_strangers_and_forged_forms_and_escape_hostile_text() {
             .expect("count");
     assert_eq!(companies, 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn load_history_starts_every_entity_as_one_batch_followed_on_one_page() {
+    let mut world = World::new(sim_config(40)).await;
+    let ui = Ui::start(&mut world).await;
+    let browser = Browser::start().await;
+    ui.login(&browser).await;
+    browser.goto(&format!("{}/", ui.base)).await;
+    let form = "#load-history form";
+    // No dates for a backfill: refused on the page, nothing written.
+    browser.click(&format!("{form} button[type=submit]")).await;
+    browser.wait_for("p.error[role=alert]", 1, 20).await;
+    assert!(
+        browser
+            .text("p.error[role=alert]")
+            .await
+            .contains("all_backfill needs")
+    );
+    let batches: i64 = sqlx::query_scalar("SELECT count(*) FROM ops.batches")
+        .fetch_one(world.pool())
+        .await
+        .expect("count");
+    assert_eq!(batches, 0);
+
+    browser
+        .set_value(&format!("{form} input[name=fecha_inicio]"), JAN_FROM)
+        .await;
+    browser
+        .set_value(&format!("{form} input[name=fecha_fin]"), "2026-02-01")
+        .await;
+    browser.click(&format!("{form} button[type=submit]")).await;
+    browser
+        .wait_for(".run-head .status.s-succeeded", 1, 180)
+        .await;
+    assert!(browser.url().await.contains("/batches/"));
+    assert_eq!(browser.count("table tbody tr").await, 26);
+    assert_eq!(browser.count("table tbody .status.s-succeeded").await, 26);
+    assert!(browser.source().await.contains("100%"));
+    browser.screenshot("20-batch-load-history").await;
+    browser.resize(390, 844).await;
+    browser.screenshot("21-batch-load-history-390").await;
+    browser.resize(1280, 900).await;
+    assert_eq!(
+        world.loaded_ids("raw.qb_invoices").await,
+        world.expected_ids("Invoice", JAN_FROM, "2026-02-01")
+    );
+    assert_no_secret_in(&world, &browser.pages_seen());
+}

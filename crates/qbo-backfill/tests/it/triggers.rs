@@ -594,3 +594,47 @@ async fn the_scheduler_loop_fires_with_an_injected_clock() {
     assert_eq!(t.state, TriggerState::Fired);
     assert_eq!(run_count(&db.pool).await, 1);
 }
+
+#[tokio::test]
+async fn a_daily_batch_trigger_enqueues_every_entity_as_one_batch_once() {
+    let db = test_db().await;
+    let clock = TestClock::new(ts("2026-02-01T00:00:00Z"));
+    let daily = NewTrigger {
+        pipeline: Some("all_incremental".to_owned()),
+        kind: Some("cron".to_owned()),
+        cron: Some("0 10 * * *".to_owned()),
+        time_zone: Some("America/Guayaquil".to_owned()),
+        params: Some(params("yesterday", "today")),
+        ..NewTrigger::default()
+    };
+    let t = triggers::create(&db.pool, &daily, clock.now())
+        .await
+        .expect("create");
+    assert_eq!(t.pipeline, "all_incremental");
+    clock.set(ts("2026-02-01T15:00:00Z"));
+    let fired = fire_step(&db.pool, &clock, DEFAULT_GRACE, REALM)
+        .await
+        .expect("step");
+    assert_eq!(fired.len(), 1, "{fired:?}");
+    assert!(fired[0].run_id.is_some(), "{fired:?}");
+    let all = runs(&db.pool).await;
+    assert_eq!(all.len(), 26, "{all:?}");
+    assert!(all.iter().all(|r| r.pipeline.ends_with("_incremental")
+        && r.trigger_id == Some(t.id)
+        && (r.fecha_inicio.as_str(), r.fecha_fin.as_str()) == ("2026-01-31", "2026-02-01")));
+    let (batches, members): (i64, i64) = sqlx::query_as(
+        "SELECT (SELECT count(*) FROM ops.batches WHERE name = 'all_incremental' AND trigger_id = $1), \
+                (SELECT count(*) FROM ops.runs WHERE batch_id IS NOT NULL)",
+    )
+    .bind(t.id)
+    .fetch_one(&db.pool)
+    .await
+    .expect("batches");
+    assert_eq!((batches, members), (1, 26));
+    // The same occurrence again: nothing more.
+    let fired = fire_step(&db.pool, &clock, DEFAULT_GRACE, REALM)
+        .await
+        .expect("step");
+    assert!(fired.is_empty(), "{fired:?}");
+    assert_eq!(run_count(&db.pool).await, 26);
+}

@@ -53,7 +53,8 @@ use std::time::Duration;
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
-use crate::domain::pipeline::{DateRange, Pipeline, echo};
+use crate::domain::batch::RunTarget;
+use crate::domain::pipeline::{DateRange, echo};
 
 /// The zone of a trigger created without one.
 pub const DEFAULT_TIME_ZONE: &str = "America/Guayaquil";
@@ -209,8 +210,8 @@ impl FromStr for TriggerState {
 /// A validated trigger definition: what to run, for which company, when, and with which params.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TriggerDef {
-    /// The pipeline.
-    pub pipeline: Pipeline,
+    /// The pipeline, or a batch of every entity's (`all_backfill`, `all_incremental`).
+    pub pipeline: RunTarget,
     /// The company; `None` means the only (default) company, resolved when it fires.
     pub realm_id: Option<String>,
     /// When.
@@ -276,8 +277,8 @@ impl TriggerDef {
     }
 }
 
-fn parse_pipeline(name: &str) -> Result<Pipeline, TriggerError> {
-    name.parse::<Pipeline>()
+fn parse_pipeline(name: &str) -> Result<RunTarget, TriggerError> {
+    name.parse::<RunTarget>()
         .map_err(|e| TriggerError::UnknownPipeline(e.to_string()))
 }
 

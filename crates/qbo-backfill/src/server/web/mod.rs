@@ -36,7 +36,7 @@ pub struct WebConfig {
 
 /// The page routes (merged with the API by [`super::app`]).
 pub fn routes() -> Router<AppState> {
-    use pages::{login, pipelines, runs, secrets, triggers, verify};
+    use pages::{batches, login, pipelines, runs, secrets, triggers, verify};
     Router::new()
         .route("/login", get(login::form).post(login::login))
         .route("/logout", post(login::logout))
@@ -47,6 +47,9 @@ pub fn routes() -> Router<AppState> {
         .route("/runs/{id}/log", get(runs::log))
         .route("/runs/{id}/retry", post(runs::retry))
         .route("/runs/{id}/cancel", post(runs::cancel))
+        .route("/batches", post(batches::start))
+        .route("/batches/{id}", get(batches::page))
+        .route("/batches/{id}/retry", post(batches::retry))
         .route("/verify", get(verify::page).post(verify::start))
         .route("/triggers", get(triggers::page).post(triggers::create))
         .route("/triggers/{id}/{action}", post(triggers::action))

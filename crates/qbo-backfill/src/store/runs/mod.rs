@@ -7,6 +7,7 @@
 //! lease expired, its worker died, it was requeued), the old execution's page commits, window ends
 //! and run end all find nothing to update, so a lost worker can never report anything.
 
+pub mod batches;
 mod claims;
 pub mod cursors;
 mod lifecycle;

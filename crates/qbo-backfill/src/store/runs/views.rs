@@ -224,6 +224,20 @@ pub async fn list(
     Ok(rows.into_iter().map(RunView::from).collect())
 }
 
+/// The runs of batch `id`, in the order they were enqueued (catalog order, then retries).
+///
+/// # Errors
+/// Database errors.
+pub async fn of_batch(pool: &PgPool, id: Uuid) -> Result<Vec<RunView>, sqlx::Error> {
+    let rows = sqlx::query_as::<_, RunRow>(sqlx::AssertSqlSafe(format!(
+        "{RUN_SELECT} WHERE r.batch_id = $1 ORDER BY r.id"
+    )))
+    .bind(id)
+    .fetch_all(pool)
+    .await?;
+    Ok(rows.into_iter().map(RunView::from).collect())
+}
+
 /// The newest run of each of `pipelines` that has one, in one query (the Pipelines page shows
 /// one per pipeline).
 ///

@@ -5,6 +5,7 @@
 //! to the browser). Input is validated as the CLI and the API validate it; errors are shown
 //! inline in an operator's words. This module holds what several pages share.
 
+pub mod batches;
 pub mod login;
 pub mod pipelines;
 pub mod runs;
@@ -44,6 +45,18 @@ fn choices<'a>(values: impl IntoIterator<Item = &'a str>, selected: &str) -> Vec
 /// Every pipeline as an option, `selected` marked.
 fn pipeline_choices(selected: &str) -> Vec<Choice> {
     choices(Pipeline::all().map(Pipeline::name), selected)
+}
+
+/// What a trigger can run, as options: the batches (`all_backfill`, `all_incremental`), then
+/// every pipeline; `selected` marked.
+fn target_choices(selected: &str) -> Vec<Choice> {
+    let batches = crate::domain::batch::Batch::ALL.map(crate::domain::batch::Batch::name);
+    choices(
+        batches
+            .into_iter()
+            .chain(Pipeline::all().map(Pipeline::name)),
+        selected,
+    )
 }
 
 /// A form field, trimmed (empty when absent).
@@ -95,4 +108,24 @@ async fn enqueue_and_show(state: &AppState, new: &NewRun<'_>) -> Result<Response
     tx.commit().await?;
     state.wake_workers.notify_waiters();
     Ok(Redirect::to(&format!("/runs/{id}")).into_response())
+}
+
+/// The id in the path's `{id}` (a run's, a batch's): the 404 page when it is not an id.
+pub(crate) struct IdPath(pub(crate) uuid::Uuid);
+
+impl axum::extract::FromRequestParts<AppState> for IdPath {
+    type Rejection = PageError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &AppState,
+    ) -> Result<Self, PageError> {
+        let axum::extract::Path(id) =
+            axum::extract::Path::<String>::from_request_parts(parts, state)
+                .await
+                .map_err(|_| PageError::not_found())?;
+        id.parse::<uuid::Uuid>()
+            .map(Self)
+            .map_err(|_| PageError::not_found())
+    }
 }

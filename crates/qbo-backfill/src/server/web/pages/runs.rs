@@ -3,12 +3,11 @@
 //! Cancel forms. Retrying follows the one retry rule ([`plan_retry`]).
 
 use askama::Template;
-use axum::extract::{FromRequestParts, Path, Query, State};
-use axum::http::request::Parts;
+use axum::extract::{Query, State};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use uuid::Uuid;
 
-use super::{Choice, Fields, choices, enqueue_and_show, icon, pipeline_choices, shown};
+use super::{Choice, Fields, IdPath, choices, enqueue_and_show, icon, pipeline_choices, shown};
 use crate::pipeline::Pipeline;
 use crate::server::AppState;
 use crate::server::web::{CsrfForm, Layout, Operator, PageError, layout, render};
@@ -244,22 +243,6 @@ fn live(view: RunView, can_retry: bool, op: &Operator) -> RunLive {
     }
 }
 
-/// The run named by the path's `{id}` (the 404 page when it is not a run id).
-pub(crate) struct RunPath(Uuid);
-
-impl FromRequestParts<AppState> for RunPath {
-    type Rejection = PageError;
-
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, PageError> {
-        let Path(id) = Path::<String>::from_request_parts(parts, state)
-            .await
-            .map_err(|_| PageError::not_found())?;
-        id.parse::<Uuid>()
-            .map(Self)
-            .map_err(|_| PageError::not_found())
-    }
-}
-
 /// The live part of run `id`'s page for `op` (the 404 page when there is no such run).
 async fn load_live(state: &AppState, id: Uuid, op: &Operator) -> Result<RunLive, PageError> {
     let view = views::get(&state.pool, id)
@@ -274,7 +257,7 @@ async fn load_live(state: &AppState, id: Uuid, op: &Operator) -> Result<RunLive,
 pub(crate) async fn page(
     State(state): State<AppState>,
     op: Operator,
-    RunPath(id): RunPath,
+    IdPath(id): IdPath,
     Query(query): Query<Fields>,
 ) -> Result<Response, PageError> {
     let live = load_live(&state, id, &op).await?;
@@ -295,7 +278,7 @@ pub(crate) async fn page(
 pub(crate) async fn live_part(
     State(state): State<AppState>,
     op: Operator,
-    RunPath(id): RunPath,
+    IdPath(id): IdPath,
 ) -> Result<Response, PageError> {
     let live = load_live(&state, id, &op).await?;
     let (id, is_final) = (live.run.id, live.run.is_final);
@@ -310,7 +293,7 @@ pub(crate) async fn live_part(
 pub(crate) async fn log(
     State(state): State<AppState>,
     _op: Operator,
-    RunPath(id): RunPath,
+    IdPath(id): IdPath,
     Query(query): Query<Fields>,
 ) -> Result<Response, PageError> {
     let after = query
@@ -332,7 +315,7 @@ pub(crate) async fn log(
 /// retried is shown again as it is.
 pub(crate) async fn retry(
     State(state): State<AppState>,
-    RunPath(id): RunPath,
+    IdPath(id): IdPath,
     CsrfForm(_): CsrfForm<Fields>,
 ) -> Result<Response, PageError> {
     // The one retry rule; a run that cannot be retried is shown again as it is.
@@ -352,7 +335,7 @@ pub(crate) async fn retry(
 /// `POST /runs/{id}/cancel`.
 pub(crate) async fn cancel(
     State(state): State<AppState>,
-    RunPath(id): RunPath,
+    IdPath(id): IdPath,
     CsrfForm(_): CsrfForm<Fields>,
 ) -> Result<Response, PageError> {
     match queue::cancel_run(&state.pool, id).await? {

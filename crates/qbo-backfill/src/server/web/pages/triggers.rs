@@ -7,7 +7,7 @@ use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Redirect, Response};
 use uuid::Uuid;
 
-use super::{Choice, Fields, company_ids, field, icon, pipeline_choices, realm_field, shown};
+use super::{Choice, Fields, company_ids, field, icon, realm_field, shown, target_choices};
 use crate::orchestrator::triggers::{DEFAULT_TIME_ZONE, NewTrigger, TriggerPatch};
 use crate::server::AppState;
 use crate::server::api::resolve_realm;
@@ -125,7 +125,7 @@ async fn triggers_page(
         layout,
         triggers: list.iter().map(trigger_row).collect(),
         error,
-        pipelines: pipeline_choices(&form.pipeline),
+        pipelines: target_choices(&form.pipeline),
         form,
         zones: zone_names(),
         companies,

@@ -1,0 +1,149 @@
+//! Batches in `ops.batches`: one row per `all_backfill` / `all_incremental` action, its runs
+//! marked with its id in `ops.runs.batch_id`, and the batch read back with its runs.
+
+use serde::Serialize;
+use sqlx::{PgConnection, PgPool};
+use uuid::Uuid;
+
+use crate::domain::batch::Batch;
+use crate::domain::pipeline::DateRange;
+use crate::domain::run::RunOrigin;
+use crate::store::runs::views::{self, RunView};
+use crate::store::{PgDate, PgTimestamp};
+
+/// A batch to record.
+#[derive(Debug, Clone, Copy)]
+pub struct NewBatch<'a> {
+    /// Which batch.
+    pub batch: Batch,
+    /// The company.
+    pub realm_id: &'a str,
+    /// The dates asked (`None`: each sync from its cursor).
+    pub range: Option<DateRange>,
+    /// What started it.
+    pub trigger: RunOrigin,
+    /// The trigger that fired it.
+    pub trigger_id: Option<Uuid>,
+}
+
+/// Records `batch` and marks `runs` (enqueued in the same transaction) as its runs.
+///
+/// # Errors
+/// Database errors.
+pub async fn insert(
+    conn: &mut PgConnection,
+    batch: &NewBatch<'_>,
+    runs: &[Uuid],
+) -> Result<Uuid, sqlx::Error> {
+    let id = Uuid::now_v7();
+    sqlx::query(
+        "INSERT INTO ops.batches (id, name, realm_id, fecha_inicio, fecha_fin, trigger, trigger_id) \
+         VALUES ($1, $2, $3, $4::date, $5::date, $6, $7)",
+    )
+    .bind(id)
+    .bind(batch.batch.name())
+    .bind(batch.realm_id)
+    .bind(batch.range.map(|r| PgDate(r.fecha_inicio)))
+    .bind(batch.range.map(|r| PgDate(r.fecha_fin)))
+    .bind(batch.trigger)
+    .bind(batch.trigger_id)
+    .execute(&mut *conn)
+    .await?;
+    sqlx::query("UPDATE ops.runs SET batch_id = $1 WHERE id = ANY($2)")
+        .bind(id)
+        .bind(runs)
+        .execute(&mut *conn)
+        .await?;
+    Ok(id)
+}
+
+/// Marks `run` (a retry of one of the batch's runs) as a run of batch `id`.
+///
+/// # Errors
+/// Database errors.
+pub async fn attach(conn: &mut PgConnection, id: Uuid, run: Uuid) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE ops.runs SET batch_id = $1 WHERE id = $2")
+        .bind(id)
+        .bind(run)
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
+
+/// A batch with its runs, as the API answers it and the batch page shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct BatchView {
+    /// Batch id.
+    pub id: Uuid,
+    /// `all_backfill` or `all_incremental`.
+    pub name: String,
+    /// The company.
+    pub realm_id: String,
+    /// The first day asked, if dates were given.
+    pub fecha_inicio: Option<String>,
+    /// The first day not loaded, if dates were given.
+    pub fecha_fin: Option<String>,
+    /// What started it.
+    pub trigger: String,
+    /// When it was enqueued.
+    pub created_at: String,
+    /// Its runs by status (`queued`, `running`, `succeeded`, …), and `total`.
+    pub status_counts: std::collections::BTreeMap<String, usize>,
+    /// Windows of every run: total, succeeded, failed.
+    pub windows_total: i64,
+    /// Windows succeeded.
+    pub windows_succeeded: i64,
+    /// Windows failed.
+    pub windows_failed: i64,
+    /// Rows received by every run.
+    pub rows: i64,
+    /// Its runs, oldest first (catalog order), retries after the run they retry.
+    pub runs: Vec<RunView>,
+}
+
+#[derive(sqlx::FromRow)]
+struct BatchRow {
+    id: Uuid,
+    name: String,
+    realm_id: String,
+    fecha_inicio: Option<PgDate>,
+    fecha_fin: Option<PgDate>,
+    trigger: String,
+    created_at: PgTimestamp,
+}
+
+/// Batch `id` with its runs, or `None`.
+///
+/// # Errors
+/// Database errors.
+pub async fn get(pool: &PgPool, id: Uuid) -> Result<Option<BatchView>, sqlx::Error> {
+    let row = sqlx::query_as::<_, BatchRow>(
+        "SELECT id, name, realm_id, fecha_inicio, fecha_fin, trigger, created_at \
+         FROM ops.batches WHERE id = $1",
+    )
+    .bind(id)
+    .fetch_optional(pool)
+    .await?;
+    let Some(row) = row else { return Ok(None) };
+    let runs = views::of_batch(pool, id).await?;
+    let mut status_counts = std::collections::BTreeMap::new();
+    for run in &runs {
+        *status_counts.entry(run.status.to_string()).or_insert(0) += 1;
+    }
+    status_counts.insert("total".to_owned(), runs.len());
+    Ok(Some(BatchView {
+        id: row.id,
+        name: row.name,
+        realm_id: row.realm_id,
+        fecha_inicio: row.fecha_inicio.map(|d| d.0.to_string()),
+        fecha_fin: row.fecha_fin.map(|d| d.0.to_string()),
+        trigger: row.trigger,
+        created_at: row.created_at.0.to_string(),
+        status_counts,
+        windows_total: runs.iter().map(|r| i64::from(r.windows_total)).sum(),
+        windows_succeeded: runs.iter().map(|r| r.windows_succeeded).sum(),
+        windows_failed: runs.iter().map(|r| r.windows_failed).sum(),
+        rows: runs.iter().map(|r| r.rows).sum(),
+        runs,
+    }))
+}
