@@ -566,14 +566,59 @@ impl Executor {
                 queue::cancel_run(&self.pool, run_id).await?;
                 continue;
             }
-            let tx = self.pool.begin().await?;
-            let outcome = self
-                .claim_and_execute(tx, run_id, &identity, interrupt.clone(), sink.clone())
-                .await?;
+            let mut tx = self.pool.begin().await?;
+            let outcome = match queue::claim_run(&mut tx, run_id, &identity, self.lease).await? {
+                Some(claimed) => {
+                    tx.commit().await?;
+                    self.execute(claimed, interrupt.clone(), sink.clone())
+                        .await?
+                }
+                None => {
+                    drop(tx);
+                    self.follow(run_id, &interrupt).await?
+                }
+            };
             outcomes.push(outcome);
         }
         let _ = workers::stopped(&self.pool, identity.id).await;
         Ok(outcomes)
+    }
+
+    /// Waits for run `run_id`, taken by another worker (a `serve` or `worker` sharing the
+    /// queue), to end, telling the operator once; its outcome as stored (`None` status when
+    /// interrupted first).
+    async fn follow(
+        &self,
+        run_id: uuid::Uuid,
+        interrupt: &CancellationToken,
+    ) -> Result<RunOutcome, ExecError> {
+        let started = std::time::Instant::now();
+        tracing::info!("Run {run_id} was taken by another worker; waiting for it to end");
+        let status = loop {
+            let record = runs::load_run(&self.pool, run_id).await?;
+            match record.map(|r| r.status) {
+                Some(status) if status.is_final() => break Some(status),
+                None => break Some(RunStatus::Cancelled),
+                Some(_) => {}
+            }
+            tokio::select! {
+                () = tokio::time::sleep(Duration::from_millis(500)) => {}
+                () = interrupt.cancelled() => break Some(RunStatus::Interrupted),
+            }
+        };
+        let view = crate::store::runs::views::get(&self.pool, run_id).await?;
+        Ok(RunOutcome {
+            run_id,
+            status,
+            totals: RunTotals {
+                rows: view.map_or(0, |v| u64::try_from(v.rows).unwrap_or(0)),
+                ..RunTotals::default()
+            },
+            failed_days: Vec::new(),
+            duration: started.elapsed(),
+            fatal: None,
+            token_ok: true,
+        })
     }
 
     /// Registers this process as a worker of its own and reaps runs whose worker died, so
