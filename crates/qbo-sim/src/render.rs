@@ -7,6 +7,8 @@ use crate::data::{
     invoice_profile, item_profile, txn_day,
 };
 use crate::json::{push_balance, push_money, push_price, push_str, push_u64, push_u64_str};
+use crate::ledger::{item_asset_account, item_expense_account, item_income_account};
+use crate::lists::ref_name;
 use crate::rng::hash3;
 use crate::time::{push_date, push_pacific_secs};
 use crate::{lists, txns};
@@ -334,12 +336,13 @@ fn item(out: &mut String, ctx: &Ctx, id: u64, row: &Row) {
     push_price(out, p.price_cents);
     out.push_str(",\"Type\":\"");
     out.push_str(p.item_type);
-    out.push_str("\",\"IncomeAccountRef\":");
-    out.push_str(if inventory {
-        "{\"value\":\"79\",\"name\":\"Sales of Product Income\"}"
-    } else {
-        "{\"value\":\"48\",\"name\":\"Landscaping Services\"}"
-    });
+    out.push('"');
+    item_account_ref(
+        out,
+        ctx,
+        "IncomeAccountRef",
+        item_income_account(ctx, p.item_type),
+    );
     if inventory {
         out.push_str(",\"PurchaseDesc\":\"");
         out.push_str(p.noun);
@@ -355,13 +358,11 @@ fn item(out: &mut String, ctx: &Ctx, id: u64, row: &Row) {
         },
     );
     if p.item_type != "Service" {
-        out.push_str(",\"ExpenseAccountRef\":{\"value\":\"80\",\"name\":\"Cost of Goods Sold\"}");
+        item_account_ref(out, ctx, "ExpenseAccountRef", item_expense_account(ctx));
     }
     if inventory {
-        out.push_str(
-            ",\"AssetAccountRef\":{\"value\":\"81\",\"name\":\"Inventory Asset\"},\
-             \"TrackQtyOnHand\":true,\"QtyOnHand\":",
-        );
+        item_account_ref(out, ctx, "AssetAccountRef", item_asset_account(ctx));
+        out.push_str(",\"TrackQtyOnHand\":true,\"QtyOnHand\":");
         push_u64(out, u64::from(p.qty_on_hand));
         out.push_str(",\"InvStartDate\":\"");
         push_date(out, txn_day(row.created));
@@ -372,6 +373,14 @@ fn item(out: &mut String, ctx: &Ctx, id: u64, row: &Row) {
     out.push(',');
     common(out, id, row);
     out.push('}');
+}
+
+/// `,"Key":{"value":…,"name":…}` of one of an item's accounts (none in a company without
+/// accounts): the accounts the ledger posts the item's lines to.
+fn item_account_ref(out: &mut String, ctx: &Ctx, key: &str, account: Option<u64>) {
+    if let Some(a) = account {
+        push_ref_field(out, key, a, &ref_name(ctx.seed, Kind::Account, a));
+    }
 }
 
 fn invoice(out: &mut String, ctx: &Ctx, id: u64, row: &Row) {
