@@ -56,7 +56,7 @@
 //! ledger. Sales tax, inventory quantities and cost of goods sold on sales are not posted.
 
 use crate::data::{Kind, Row, invoice_profile, item_profile, read, txn_day};
-use crate::lists::{CHART, account_for, account_type, ref_name};
+use crate::lists::{CHART, account_for, account_type, item_income_account, ref_name};
 use crate::render::Ctx;
 use crate::txns::{Txn, txn_of_row, txn_profile};
 
@@ -64,14 +64,6 @@ use crate::txns::{Txn, txn_of_row, txn_profile};
 const AR: &[usize] = &[2];
 /// Chart slot of Accounts Payable.
 const AP: &[usize] = &[6];
-/// Chart slot of Sales of Product Income (inventory items).
-const PRODUCT_INCOME: &[usize] = &[12];
-/// Chart slot of Landscaping Services (service and non-inventory items).
-const SERVICE_INCOME: &[usize] = &[13];
-/// Chart slot of Cost of Goods Sold (items' `ExpenseAccountRef`).
-const COGS: &[usize] = &[15];
-/// Chart slot of Inventory Asset (inventory items' `AssetAccountRef`).
-const INVENTORY_ASSET: &[usize] = &[4];
 /// Chart slot of Retained Earnings.
 pub(crate) const RETAINED_EARNINGS: &[usize] = &[11];
 
@@ -232,28 +224,6 @@ fn post_txn(ctx: &Ctx, kind: Kind, id: u64, row: &Row, basis: Basis, out: &mut V
             split,
         });
     }
-}
-
-/// The `IncomeAccountRef` of an item of type `item_type` (what the Item renders).
-pub(crate) fn item_income_account(ctx: &Ctx, item_type: &str) -> Option<u64> {
-    role_account(
-        ctx,
-        if item_type == "Inventory" {
-            PRODUCT_INCOME
-        } else {
-            SERVICE_INCOME
-        },
-    )
-}
-
-/// The `ExpenseAccountRef` of an item that is not a service: Cost of Goods Sold.
-pub(crate) fn item_expense_account(ctx: &Ctx) -> Option<u64> {
-    role_account(ctx, COGS)
-}
-
-/// The `AssetAccountRef` of an inventory item: Inventory Asset.
-pub(crate) fn item_asset_account(ctx: &Ctx) -> Option<u64> {
-    role_account(ctx, INVENTORY_ASSET)
 }
 
 /// The income account of a sales line: its item's `IncomeAccountRef`.

@@ -7,8 +7,6 @@ use crate::data::{
     invoice_profile, item_profile, txn_day,
 };
 use crate::json::{push_balance, push_money, push_price, push_str, push_u64, push_u64_str};
-use crate::ledger::{item_asset_account, item_expense_account, item_income_account};
-use crate::lists::ref_name;
 use crate::rng::hash3;
 use crate::time::{push_date, push_pacific_secs};
 use crate::{lists, txns};
@@ -337,12 +335,8 @@ fn item(out: &mut String, ctx: &Ctx, id: u64, row: &Row) {
     out.push_str(",\"Type\":\"");
     out.push_str(p.item_type);
     out.push('"');
-    item_account_ref(
-        out,
-        ctx,
-        "IncomeAccountRef",
-        item_income_account(ctx, p.item_type),
-    );
+    let income = lists::item_income_account(ctx, p.item_type);
+    lists::push_account_ref(out, ctx, "IncomeAccountRef", income);
     if inventory {
         out.push_str(",\"PurchaseDesc\":\"");
         out.push_str(p.noun);
@@ -358,10 +352,15 @@ fn item(out: &mut String, ctx: &Ctx, id: u64, row: &Row) {
         },
     );
     if p.item_type != "Service" {
-        item_account_ref(out, ctx, "ExpenseAccountRef", item_expense_account(ctx));
+        lists::push_account_ref(
+            out,
+            ctx,
+            "ExpenseAccountRef",
+            lists::item_expense_account(ctx),
+        );
     }
     if inventory {
-        item_account_ref(out, ctx, "AssetAccountRef", item_asset_account(ctx));
+        lists::push_account_ref(out, ctx, "AssetAccountRef", lists::item_asset_account(ctx));
         out.push_str(",\"TrackQtyOnHand\":true,\"QtyOnHand\":");
         push_u64(out, u64::from(p.qty_on_hand));
         out.push_str(",\"InvStartDate\":\"");
@@ -373,14 +372,6 @@ fn item(out: &mut String, ctx: &Ctx, id: u64, row: &Row) {
     out.push(',');
     common(out, id, row);
     out.push('}');
-}
-
-/// `,"Key":{"value":…,"name":…}` of one of an item's accounts (none in a company without
-/// accounts): the accounts the ledger posts the item's lines to.
-fn item_account_ref(out: &mut String, ctx: &Ctx, key: &str, account: Option<u64>) {
-    if let Some(a) = account {
-        push_ref_field(out, key, a, &ref_name(ctx.seed, Kind::Account, a));
-    }
 }
 
 fn invoice(out: &mut String, ctx: &Ctx, id: u64, row: &Row) {
