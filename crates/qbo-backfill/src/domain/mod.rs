@@ -4,6 +4,7 @@
 
 pub mod catalog;
 pub mod pipeline;
+pub mod reconcile;
 pub mod run;
 pub mod secret;
 pub mod trigger;

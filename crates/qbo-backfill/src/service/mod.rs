@@ -5,6 +5,7 @@
 //! [`crate::domain`], never in a front end.
 
 pub mod company;
+pub mod reconcile;
 pub mod retry;
 pub mod shutdown;
 pub mod triggers;
