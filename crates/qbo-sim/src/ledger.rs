@@ -411,6 +411,30 @@ mod tests {
     }
 
     #[test]
+    fn an_amount_change_moves_the_postings_of_that_transaction_only() {
+        use crate::data::ChangeError;
+        let ds = dataset();
+        let before = postings(&ds, Basis::Cash);
+        ds.change_amount("Purchase", "3", 500, 2_000_000_000)
+            .unwrap();
+        let after = postings(&ds, Basis::Cash);
+        let moved = |p: &[Posting], mine: bool| -> i64 {
+            p.iter()
+                .filter(|x| (x.kind == Kind::Purchase && x.txn == 3) == mine)
+                .map(|x| x.cents.abs())
+                .sum()
+        };
+        // 5.00 more debited to the expense, 5.00 more credited to the bank or card.
+        assert_eq!(moved(&after, true) - moved(&before, true), 1000);
+        assert_eq!(moved(&after, false), moved(&before, false));
+        assert_eq!(after.iter().map(|x| x.cents).sum::<i64>(), 0);
+        assert_eq!(
+            ds.change_amount("Invoice", "1", 5, 0),
+            Err(ChangeError::AmountNotChangeable)
+        );
+    }
+
+    #[test]
     fn deleting_an_invoice_removes_its_postings() {
         let ds = dataset();
         let before = postings(&ds, Basis::Accrual);
