@@ -63,6 +63,9 @@ pub enum MonthOutcome {
     Missing,
     /// Compared, account by account.
     Compared {
+        /// The day the stored report is as of (its `end_date`): the month's last day, or an
+        /// earlier day of the month when only that was read.
+        as_of: Date,
         /// When the stored report was read (RFC 3339 UTC).
         fetched_at: String,
         /// Accounts on either side.
@@ -108,23 +111,24 @@ impl MonthReconciliation {
     }
 
     /// The lines the operator reads: `Reconcile | month=… accounts=… agreed=… differences=…
-    /// basis=…`, then per difference a `Reconcile difference | …` line and its `Reconcile
+    /// basis=… as_of=…`, then per difference a `Reconcile difference | …` line and its `Reconcile
     /// changed | …` lines; or one `Reconcile missing | …` line naming the pipeline to run.
     #[must_use]
     pub fn lines(&self) -> Vec<String> {
         let month = month_label(self.month);
         let basis = &self.basis;
-        let (fetched_at, accounts, agreed, differences) = match &self.outcome {
+        let (as_of, fetched_at, accounts, agreed, differences) = match &self.outcome {
             MonthOutcome::Missing => return vec![self.missing_line()],
             MonthOutcome::Compared {
+                as_of,
                 fetched_at,
                 accounts,
                 agreed,
                 differences,
-            } => (fetched_at, accounts, agreed, differences),
+            } => (as_of, fetched_at, accounts, agreed, differences),
         };
         let mut out = vec![format!(
-            "Reconcile | month={month} accounts={accounts} agreed={agreed} differences={} basis={basis}",
+            "Reconcile | month={month} accounts={accounts} agreed={agreed} differences={} basis={basis} as_of={as_of}",
             differences.len()
         )];
         for d in differences {
@@ -242,6 +246,7 @@ mod tests {
             month: jiff::civil::date(2026, 3, 1),
             basis: "Accrual".into(),
             outcome: MonthOutcome::Compared {
+                as_of: jiff::civil::date(2026, 3, 31),
                 fetched_at: "2026-04-02T10:00:00Z".into(),
                 accounts: 42,
                 agreed: 42,
@@ -251,7 +256,9 @@ mod tests {
         assert!(m.agreed());
         assert_eq!(
             m.lines(),
-            ["Reconcile | month=2026-03 accounts=42 agreed=42 differences=0 basis=Accrual"]
+            [
+                "Reconcile | month=2026-03 accounts=42 agreed=42 differences=0 basis=Accrual as_of=2026-03-31"
+            ]
         );
         let t = ReconcileTotals::of(&[m]);
         assert_eq!((t.agreed, t.exit_code()), (1, 0));
@@ -271,6 +278,7 @@ mod tests {
             month: jiff::civil::date(2026, 3, 1),
             basis: "Cash".into(),
             outcome: MonthOutcome::Compared {
+                as_of: jiff::civil::date(2026, 3, 31),
                 fetched_at: "2026-04-02T10:00:00Z".into(),
                 accounts: 3,
                 agreed: 2,

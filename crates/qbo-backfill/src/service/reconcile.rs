@@ -90,15 +90,14 @@ pub async fn reconcile_trial_balances(
     })
 }
 
-/// One month on one basis.
+/// One month on one basis, as of the last day of it a stored Trial Balance is as of.
 async fn reconcile_month(
     pool: &PgPool,
     realm_id: &str,
     basis: &str,
     month: Date,
 ) -> Result<MonthOutcome, ReconcileError> {
-    let as_of = month.last_of_month();
-    let Some(report) = stored_trial_balance(pool, realm_id, basis, month, as_of).await? else {
+    let Some(report) = stored_trial_balance(pool, realm_id, basis, month).await? else {
         return Ok(MonthOutcome::Missing);
     };
     let accounts = compare_trial_balance(pool, realm_id, basis, &report).await?;
@@ -118,6 +117,7 @@ async fn reconcile_month(
         });
     }
     Ok(MonthOutcome::Compared {
+        as_of: report.period_end,
         fetched_at: report.fetched_at,
         accounts: accounts.len() as u64,
         agreed: accounts.iter().filter(|a| a.agreed).count() as u64,

@@ -95,21 +95,24 @@ const REPORTS_TO: &str = "2026-02-01";
 
 /// Reads each month's Trial Balance, both bases, into `raw.qb_reports` as the loader does.
 async fn load_trial_balances(world: &World) {
-    let client = sim_client(world);
     for month in months() {
-        for basis in [Basis::Accrual, Basis::Cash] {
-            let mut request =
-                ReportRequest::new(ReportName::TrialBalance, month, month.last_of_month())
-                    .expect("range");
-            request.accounting_method = Some(basis);
-            let lineage = ReportLineage {
-                run_id: None,
-                window: None,
-            };
-            load_report_range(&client, world.pool(), &request, lineage)
-                .await
-                .unwrap_or_else(|e| panic!("{month} {basis:?}: {e}"));
-        }
+        load_trial_balance(world, month, month.last_of_month()).await;
+    }
+}
+
+/// Reads the Trial Balance `[start, end]` (as of `end`), both bases.
+async fn load_trial_balance(world: &World, start: Date, end: Date) {
+    let client = sim_client(world);
+    for basis in [Basis::Accrual, Basis::Cash] {
+        let mut request = ReportRequest::new(ReportName::TrialBalance, start, end).expect("range");
+        request.accounting_method = Some(basis);
+        let lineage = ReportLineage {
+            run_id: None,
+            window: None,
+        };
+        load_report_range(&client, world.pool(), &request, lineage)
+            .await
+            .unwrap_or_else(|e| panic!("{start}..{end} {basis:?}: {e}"));
     }
 }
 
@@ -215,6 +218,21 @@ async fn a_simulated_year_reconciles_then_exactly_the_planted_change_differs() {
     }
     assert!(
         text.contains("Reconcile done | months=26 agreed=26 differed=0 missing=0 differences=0"),
+        "{text}"
+    );
+
+    // A month read only in part (the current month) is reconciled as of its last day read.
+    let (start, end) = (jiff::civil::date(2026, 2, 1), jiff::civil::date(2026, 2, 9));
+    load_trial_balance(&world, start, end).await;
+    let (code, text) = verify(&world, "reports", "2026-02-01", "2026-03-01").await;
+    assert_eq!(code, Some(0), "{text}");
+    let partial: Vec<&str> = text
+        .lines()
+        .filter(|l| l.starts_with("Reconcile | "))
+        .collect();
+    assert_eq!(partial.len(), 2, "{text}");
+    assert!(
+        partial.iter().all(|l| l.ends_with("as_of=2026-02-09")),
         "{text}"
     );
 

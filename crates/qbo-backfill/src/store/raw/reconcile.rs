@@ -1,10 +1,11 @@
 //! The Trial Balance QuickBooks answered (`raw.qb_reports` / `raw.qb_report_rows`) against the
 //! one computed from `raw` (`raw.qb_trial_balance`, migration 0012), account by account.
 //!
-//! A month's Trial Balance is the stored `TrialBalance` answer of that basis whose period ends
-//! on the month's last day (as of that day), with one Total column; when it was read in
-//! pieces, the piece that ends on the last day (the latest start, which QuickBooks computes as
-//! of the same day). Lines are matched on the account id, or on the name for a line without
+//! A month's Trial Balance is the stored `TrialBalance` answer of that basis, with one Total
+//! column, whose period lies in the month and ends the latest: normally the whole month, as of
+//! its last day (when it was read in pieces, the piece that ends on the last day; when only
+//! part of the month was read, e.g. the current month, as of the last day read). Ours is
+//! computed as of the same day. Lines are matched on the account id, or on the name for a line without
 //! one (Retained Earnings of a company without that account).
 
 use jiff::civil::Date;
@@ -49,7 +50,9 @@ pub async fn trial_balance_bases(pool: &PgPool, realm_id: &str) -> Result<Vec<St
     .await?)
 }
 
-/// The stored Trial Balance of `basis` as of `as_of` read for the month starting `month`.
+/// The stored Trial Balance of `basis` for the month starting `month`: of those whose period
+/// lies in the month, the one as of the latest day (the month's last, once the month is
+/// read whole).
 ///
 /// # Errors
 /// [`StoreError::Database`].
@@ -58,20 +61,20 @@ pub async fn stored_trial_balance(
     realm_id: &str,
     basis: &str,
     month: Date,
-    as_of: Date,
 ) -> Result<Option<StoredTrialBalance>, StoreError> {
     let row: Option<(String, String, String)> = sqlx::query_as(concat!(
         "SELECT period_start::text, period_end::text, ",
         utc_text!("fetched_at_utc"),
         " FROM raw.qb_reports \
          WHERE realm_id = $1 AND report = 'TrialBalance' AND basis = $2 \
-           AND period_start >= $3::date AND period_end = $4::date AND summarize_column_by = '' \
-         ORDER BY period_start, fetched_at_utc DESC LIMIT 1"
+           AND period_start >= $3::date AND period_end <= $4::date \
+           AND summarize_column_by = '' \
+         ORDER BY period_end DESC, period_start, fetched_at_utc DESC LIMIT 1"
     ))
     .bind(realm_id)
     .bind(basis)
     .bind(month.to_string())
-    .bind(as_of.to_string())
+    .bind(month.last_of_month().to_string())
     .fetch_optional(pool)
     .await?;
     let Some((start, end, fetched_at)) = row else {
