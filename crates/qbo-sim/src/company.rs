@@ -45,6 +45,7 @@ impl Singleton {
             sync,
             active: true,
             deleted: false,
+            amount_delta_cents: 0,
         }
     }
 

@@ -117,6 +117,13 @@ impl Kind {
             .find(|k| k.name().eq_ignore_ascii_case(s))
     }
 
+    /// Transactions whose amount an admin change can edit: those whose lines are plain amounts
+    /// that no other transaction copies (a Payment copies its invoice's total, a BillPayment
+    /// its bill's).
+    pub(crate) fn amount_changeable(self) -> bool {
+        matches!(self, Kind::Purchase | Kind::Deposit | Kind::Transfer)
+    }
+
     /// List (name) entities have `Active` and hide inactive rows by default; QuickBooks never
     /// deletes them, it makes them inactive.
     pub(crate) fn is_list(self) -> bool {
@@ -237,6 +244,9 @@ pub(crate) struct Row {
     /// Deleted (transactions only): gone from queries and reads, reported by CDC with
     /// `status: "Deleted"`; `updated` is then the deletion time.
     pub(crate) deleted: bool,
+    /// Cents added to the first line of a Purchase, Deposit or Transfer by an admin amount
+    /// change (`SimState::change_amount`); 0 for generated rows.
+    pub(crate) amount_delta_cents: i64,
 }
 
 /// Why an admin change was refused.
@@ -247,6 +257,9 @@ pub(crate) enum ChangeError {
     NotList,
     /// A delete of a list entity (QuickBooks makes those inactive instead).
     ListDelete,
+    /// An amount change of an entity whose amounts cannot change (see
+    /// [`Kind::amount_changeable`]).
+    AmountNotChangeable,
 }
 
 /// All generated data.
@@ -353,6 +366,26 @@ impl Dataset {
     /// Bumps SyncToken and LastUpdatedTime (rendering then shows a changed visible field).
     pub(crate) fn mutate(&self, entity: &str, id: &str, now_secs: i64) -> Result<(), ChangeError> {
         self.change(entity, id, |_, row| {
+            row.sync += 1;
+            row.updated = now_secs.max(row.created);
+            Ok(())
+        })
+    }
+
+    /// Adds `delta_cents` to the first line's amount of a Purchase, Deposit or Transfer (its
+    /// total follows), and bumps SyncToken and LastUpdatedTime, as an edit in QuickBooks would.
+    pub(crate) fn change_amount(
+        &self,
+        entity: &str,
+        id: &str,
+        delta_cents: i64,
+        now_secs: i64,
+    ) -> Result<(), ChangeError> {
+        self.change(entity, id, |kind, row| {
+            if !kind.amount_changeable() {
+                return Err(ChangeError::AmountNotChangeable);
+            }
+            row.amount_delta_cents += delta_cents;
             row.sync += 1;
             row.updated = now_secs.max(row.created);
             Ok(())
@@ -499,6 +532,7 @@ fn generate_rows(seed: u64, kind: Kind, n: usize, from: i64, to: i64, weights: &
                 sync,
                 active: !inactive,
                 deleted: false,
+                amount_delta_cents: 0,
             }
         })
         .collect()

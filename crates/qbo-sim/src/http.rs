@@ -72,6 +72,10 @@ pub fn app(state: SimState) -> Router {
         .route_layer(from_fn_with_state(state.clone(), gate));
     let admin = Router::new()
         .route("/entities/{entity}/{id}/mutate", post(admin_mutate))
+        .route(
+            "/entities/{entity}/{id}/change-amount",
+            post(admin_change_amount),
+        )
         .route("/entities/{entity}/{id}/deactivate", post(admin_deactivate))
         .route("/entities/{entity}/{id}/delete", post(admin_delete))
         .route("/stats", get(admin_stats))
@@ -620,6 +624,30 @@ async fn admin_mutate(
 ) -> Response {
     let r = st.mutate(&entity, &id);
     admin_changed(&st, &entity, &id, r)
+}
+
+/// Body of `POST /__admin/entities/{entity}/{id}/change-amount`.
+#[derive(Debug, serde::Deserialize)]
+struct AmountChange {
+    /// Cents added to the first line's amount (negative: taken off).
+    delta_cents: i64,
+}
+
+/// `POST /__admin/entities/{entity}/{id}/change-amount` with `{"delta_cents": N}`: edits the
+/// amount of a Purchase, Deposit or Transfer (see [`SimState::change_amount`]); answers the
+/// entity as now rendered.
+async fn admin_change_amount(
+    State(st): State<SimState>,
+    Path((entity, id)): Path<(String, String)>,
+    body: Bytes,
+) -> Response {
+    match serde_json::from_slice::<AmountChange>(&body) {
+        Ok(c) => {
+            let r = st.change_amount(&entity, &id, c.delta_cents);
+            admin_changed(&st, &entity, &id, r)
+        }
+        Err(e) => bad_request(e),
+    }
 }
 
 async fn admin_deactivate(

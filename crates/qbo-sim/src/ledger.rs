@@ -2,13 +2,20 @@
 //! the chart of accounts the Account entity serves ([`CHART`], cycled by id), and the open
 //! invoices and bills the aging reports age. Reports (`reports`) are computed from here.
 //!
+//! The rules are QuickBooks' as far as a transaction's JSON shows them, so that a Trial Balance
+//! computed from the rendered entities alone (`qbo-backfill`'s `raw.qb_journal_lines` view)
+//! equals the one this simulator answers.
+//!
 //! # Accounts
 //! A line posts to the account the rendered transaction names (`AccountRef`,
-//! `DepositToAccountRef`, `APAccountRef`, …). Accounts a transaction implies without naming
-//! them are the lowest id of their chart slot: Accounts Receivable (slot 2), Accounts Payable
-//! (6), and the income account of a sales line: Sales of Product Income (12) for an
-//! `Inventory` item, Landscaping Services (13) otherwise. A transaction whose accounts do not
-//! exist (a company without accounts) posts nothing.
+//! `DepositToAccountRef`, `APAccountRef`, a bill payment's `BankAccountRef` / `CCAccountRef`,
+//! …). A sales line posts to its item's `IncomeAccountRef`, which the rendered Item names:
+//! Sales of Product Income (chart slot 12) for an `Inventory` item, Landscaping Services (13)
+//! otherwise, each the lowest id of its slot. Accounts a transaction implies without naming
+//! them are QuickBooks' defaults, the lowest id of their chart slot: Accounts Receivable
+//! (slot 2) for invoices, payments and credit memos (which render no `ARAccountRef`), and
+//! Accounts Payable (6) for bill payments (no `APAccountRef`). A transaction whose accounts do
+//! not exist (a company without accounts) posts nothing.
 //!
 //! # Posting rules (accrual basis)
 //! | Transaction | Debit | Credit |
@@ -30,15 +37,17 @@
 //!
 //! # Cash basis (a simple, documented rule)
 //! Income and expense count when money moves. Invoice, CreditMemo, Bill and VendorCredit post
-//! nothing; a Payment credits the income accounts of the invoice it pays (its lines' amounts:
-//! it pays that invoice in full) instead of A/R, and a BillPayment debits the expense accounts
-//! of the bill it pays instead of A/P. Everything else posts as under accrual. A/R and A/P
-//! therefore stay empty under cash basis.
+//! nothing; a Payment credits the income accounts of the invoice it pays (its lines' amounts,
+//! in proportion to the part of the invoice paid: here all of it) instead of A/R, and a
+//! BillPayment debits the expense accounts of the bill it pays instead of A/P. A payment that
+//! pays no invoice (a customer's credit) credits A/R, one that pays no bill debits A/P, as
+//! under accrual. Everything else posts as under accrual.
 //!
 //! # Edits and deletions
 //! The ledger is rebuilt from the rows on each report: a deleted transaction posts nothing; an
-//! edited one posts its current amounts (edits in this simulator change a note and the sync
-//! token, never an amount, so its postings stay the same).
+//! edited one posts its current amounts (`SimState::mutate` changes a note and the sync token,
+//! not an amount; `SimState::change_amount` changes the first line of a Purchase, Deposit or
+//! Transfer, and its postings with it).
 //!
 //! # What is not modelled
 //! Invoices' and bills' `Balance` come from the profile (`paid`), independently of the
@@ -47,18 +56,14 @@
 //! ledger. Sales tax, inventory quantities and cost of goods sold on sales are not posted.
 
 use crate::data::{Kind, Row, invoice_profile, item_profile, read, txn_day};
-use crate::lists::{CHART, account_for, account_type, ref_name};
+use crate::lists::{CHART, account_for, account_type, item_income_account, ref_name};
 use crate::render::Ctx;
-use crate::txns::{Txn, txn_profile};
+use crate::txns::{Txn, txn_of_row, txn_profile};
 
 /// Chart slot of Accounts Receivable.
 const AR: &[usize] = &[2];
 /// Chart slot of Accounts Payable.
 const AP: &[usize] = &[6];
-/// Chart slot of Sales of Product Income (inventory items).
-const PRODUCT_INCOME: &[usize] = &[12];
-/// Chart slot of Landscaping Services (service and non-inventory items).
-const SERVICE_INCOME: &[usize] = &[13];
 /// Chart slot of Retained Earnings.
 pub(crate) const RETAINED_EARNINGS: &[usize] = &[11];
 
@@ -182,7 +187,7 @@ fn post_txn(ctx: &Ctx, kind: Kind, id: u64, row: &Row, basis: Basis, out: &mut V
         let name = p.customer_id.map(|c| (Kind::Customer, c));
         (lines, Some(p.doc_number), name, "")
     } else {
-        let t = txn_profile(ctx, kind, id);
+        let t = txn_of_row(ctx, kind, id, row);
         let name = t
             .customer
             .map(|c| (Kind::Customer, c))
@@ -221,18 +226,13 @@ fn post_txn(ctx: &Ctx, kind: Kind, id: u64, row: &Row, basis: Basis, out: &mut V
     }
 }
 
-/// The income account of a sales line's item.
+/// The income account of a sales line: its item's `IncomeAccountRef`.
 fn income_account(ctx: &Ctx, item: Option<u64>) -> Option<u64> {
-    let inventory = ctx.count(Kind::Item) > 0
-        && item.is_some_and(|i| item_profile(ctx.seed, i).item_type == "Inventory");
-    role_account(
-        ctx,
-        if inventory {
-            PRODUCT_INCOME
-        } else {
-            SERVICE_INCOME
-        },
-    )
+    let item_type = match item {
+        Some(i) if ctx.count(Kind::Item) > 0 => item_profile(ctx.seed, i).item_type,
+        _ => "Service",
+    };
+    item_income_account(ctx, item_type)
 }
 
 /// An invoice: A/R debit and income credits (`with_ar`), or only the income credits (what a
@@ -285,7 +285,8 @@ fn txn_lines(ctx: &Ctx, kind: Kind, t: &Txn, basis: Basis) -> Lines {
     let mut lines = match kind {
         Kind::Payment if cash => match t.linked {
             Some(inv) => invoice_lines(ctx, inv, false),
-            None => vec![(role_account(ctx, SERVICE_INCOME), -total)],
+            // A customer's credit, not income yet.
+            None => vec![(role_account(ctx, AR), -total)],
         },
         Kind::Payment => vec![(role_account(ctx, AR), -total)],
         Kind::SalesReceipt => sales_lines(ctx, t, -1),
@@ -407,6 +408,30 @@ mod tests {
         assert!(p.iter().all(|x| !matches!(x.account, 3 | 7)));
         let a = postings(&ds, Basis::Accrual);
         assert!(a.iter().any(|x| x.account == 3) && a.iter().any(|x| x.account == 7));
+    }
+
+    #[test]
+    fn an_amount_change_moves_the_postings_of_that_transaction_only() {
+        use crate::data::ChangeError;
+        let ds = dataset();
+        let before = postings(&ds, Basis::Cash);
+        ds.change_amount("Purchase", "3", 500, 2_000_000_000)
+            .unwrap();
+        let after = postings(&ds, Basis::Cash);
+        let moved = |p: &[Posting], mine: bool| -> i64 {
+            p.iter()
+                .filter(|x| (x.kind == Kind::Purchase && x.txn == 3) == mine)
+                .map(|x| x.cents.abs())
+                .sum()
+        };
+        // 5.00 more debited to the expense, 5.00 more credited to the bank or card.
+        assert_eq!(moved(&after, true) - moved(&before, true), 1000);
+        assert_eq!(moved(&after, false), moved(&before, false));
+        assert_eq!(after.iter().map(|x| x.cents).sum::<i64>(), 0);
+        assert_eq!(
+            ds.change_amount("Invoice", "1", 5, 0),
+            Err(ChangeError::AmountNotChangeable)
+        );
     }
 
     #[test]

@@ -66,6 +66,9 @@ pub enum SimError {
          inactive (use deactivate)"
     )]
     ListEntityNotDeletable(String),
+    /// Only the amounts of Purchase, Deposit and Transfer can be changed.
+    #[error("the amounts of {0} cannot be changed (Purchase, Deposit and Transfer can)")]
+    AmountNotChangeable(String),
     /// Binding or serving failed.
     #[error("I/O error: {0}")]
     Io(#[from] std::io::Error),

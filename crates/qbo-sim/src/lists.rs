@@ -377,6 +377,44 @@ pub(crate) fn account_for(ctx: &Ctx, slots: &[usize], h: u64) -> Option<u64> {
     Some(1 + h % n)
 }
 
+/// Chart slot of Sales of Product Income: the `IncomeAccountRef` of inventory items.
+const PRODUCT_INCOME: &[usize] = &[12];
+/// Chart slot of Landscaping Services: the `IncomeAccountRef` of other items.
+const SERVICE_INCOME: &[usize] = &[13];
+/// Chart slot of Cost of Goods Sold: the `ExpenseAccountRef` of items that are not services.
+const COGS: &[usize] = &[15];
+/// Chart slot of Inventory Asset: the `AssetAccountRef` of inventory items.
+const INVENTORY_ASSET: &[usize] = &[4];
+
+/// The `IncomeAccountRef` of an item of type `item_type` (the lowest id of its slot), which
+/// the ledger credits for the item's sales lines.
+pub(crate) fn item_income_account(ctx: &Ctx, item_type: &str) -> Option<u64> {
+    let slot = if item_type == "Inventory" {
+        PRODUCT_INCOME
+    } else {
+        SERVICE_INCOME
+    };
+    account_for(ctx, slot, 0)
+}
+
+/// The `ExpenseAccountRef` of an item that is not a service: Cost of Goods Sold.
+pub(crate) fn item_expense_account(ctx: &Ctx) -> Option<u64> {
+    account_for(ctx, COGS, 0)
+}
+
+/// The `AssetAccountRef` of an inventory item: Inventory Asset.
+pub(crate) fn item_asset_account(ctx: &Ctx) -> Option<u64> {
+    account_for(ctx, INVENTORY_ASSET, 0)
+}
+
+/// `,"Key":{"value":…,"name":…}` of an account (nothing without one: a company without
+/// accounts).
+pub(crate) fn push_account_ref(out: &mut String, ctx: &Ctx, key: &str, account: Option<u64>) {
+    if let Some(a) = account {
+        push_ref_field(out, key, a, &ref_name(ctx.seed, Kind::Account, a));
+    }
+}
+
 /// `AccountType`, `AccountSubType` and `Classification` of an account id.
 pub(crate) fn account_type(id: u64) -> (&'static str, &'static str, &'static str) {
     let (_, t, s, c) = CHART[(id.saturating_sub(1) % CHART.len() as u64) as usize];

@@ -334,12 +334,9 @@ fn item(out: &mut String, ctx: &Ctx, id: u64, row: &Row) {
     push_price(out, p.price_cents);
     out.push_str(",\"Type\":\"");
     out.push_str(p.item_type);
-    out.push_str("\",\"IncomeAccountRef\":");
-    out.push_str(if inventory {
-        "{\"value\":\"79\",\"name\":\"Sales of Product Income\"}"
-    } else {
-        "{\"value\":\"48\",\"name\":\"Landscaping Services\"}"
-    });
+    out.push('"');
+    let income = lists::item_income_account(ctx, p.item_type);
+    lists::push_account_ref(out, ctx, "IncomeAccountRef", income);
     if inventory {
         out.push_str(",\"PurchaseDesc\":\"");
         out.push_str(p.noun);
@@ -355,13 +352,16 @@ fn item(out: &mut String, ctx: &Ctx, id: u64, row: &Row) {
         },
     );
     if p.item_type != "Service" {
-        out.push_str(",\"ExpenseAccountRef\":{\"value\":\"80\",\"name\":\"Cost of Goods Sold\"}");
+        lists::push_account_ref(
+            out,
+            ctx,
+            "ExpenseAccountRef",
+            lists::item_expense_account(ctx),
+        );
     }
     if inventory {
-        out.push_str(
-            ",\"AssetAccountRef\":{\"value\":\"81\",\"name\":\"Inventory Asset\"},\
-             \"TrackQtyOnHand\":true,\"QtyOnHand\":",
-        );
+        lists::push_account_ref(out, ctx, "AssetAccountRef", lists::item_asset_account(ctx));
+        out.push_str(",\"TrackQtyOnHand\":true,\"QtyOnHand\":");
         push_u64(out, u64::from(p.qty_on_hand));
         out.push_str(",\"InvStartDate\":\"");
         push_date(out, txn_day(row.created));

@@ -234,6 +234,7 @@ impl SimState {
             },
             ChangeError::NotList => SimError::NotListEntity(entity.to_owned()),
             ChangeError::ListDelete => SimError::ListEntityNotDeletable(entity.to_owned()),
+            ChangeError::AmountNotChangeable => SimError::AmountNotChangeable(entity.to_owned()),
         })
     }
 
@@ -244,6 +245,16 @@ impl SimState {
     pub fn mutate(&self, entity: &str, id: &str) -> Result<(), SimError> {
         let now = jiff::Timestamp::now().as_second();
         Self::map_change(entity, id, self.inner.data.mutate(entity, id, now))
+    }
+
+    /// Edits the amount of a Purchase, Deposit or Transfer: adds `delta_cents` to its first
+    /// line (a transfer's `Amount`), its total follows, and bumps `SyncToken` and
+    /// `MetaData.LastUpdatedTime` (now) as [`mutate`](Self::mutate) does. Its postings, and so
+    /// every report, change with it. Other entities answer [`SimError::AmountNotChangeable`].
+    pub fn change_amount(&self, entity: &str, id: &str, delta_cents: i64) -> Result<(), SimError> {
+        let now = jiff::Timestamp::now().as_second();
+        let r = self.inner.data.change_amount(entity, id, delta_cents, now);
+        Self::map_change(entity, id, r)
     }
 
     /// Makes a list entity (see [`LIST_ENTITIES`](crate::LIST_ENTITIES)) inactive, bumping

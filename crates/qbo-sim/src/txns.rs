@@ -283,6 +283,20 @@ pub(crate) fn txn_profile(ctx: &Ctx, kind: Kind, id: u64) -> Txn {
     t
 }
 
+/// The transaction as it is now: its profile with an admin amount change applied to the first
+/// line (and so the total).
+pub(crate) fn txn_of_row(ctx: &Ctx, kind: Kind, id: u64, row: &Row) -> Txn {
+    let mut t = txn_profile(ctx, kind, id);
+    if row.amount_delta_cents != 0
+        && let Some(first) = t.lines.first_mut()
+    {
+        first.amount_cents += row.amount_delta_cents;
+        first.unit_cents = first.amount_cents;
+        t.total_cents += row.amount_delta_cents;
+    }
+    t
+}
+
 /// CreditMemo, Estimate, SalesReceipt, RefundReceipt: a customer and item lines; the receipts
 /// also a payment method and the account the money went to.
 fn sales_form_profile(ctx: &Ctx, kind: Kind, id: u64, t: &mut Txn) {
@@ -467,7 +481,7 @@ fn time_activity_profile(ctx: &Ctx, t: &mut Txn) {
 
 /// Appends the entity object `{…}` of a transaction.
 pub(crate) fn render(out: &mut String, ctx: &Ctx, kind: Kind, id: u64, row: &Row) {
-    let t = txn_profile(ctx, kind, id);
+    let t = txn_of_row(ctx, kind, id, row);
     let day = txn_day(row.created);
     match kind {
         k if is_sales_form(k) => sales_form(out, ctx, k, id, row, &t, day),

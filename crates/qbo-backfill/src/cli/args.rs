@@ -46,9 +46,12 @@ pub enum Command {
     /// Check `raw` against QuickBooks month by month over `[fecha_inicio, fecha_fin)`: each
     /// calendar month's `COUNT(*)` (by `MetaData.CreateTime`) against the live raw rows created
     /// in it; a month that differs is repaired (missing rows loaded, rows QuickBooks no longer
-    /// has marked deleted) and counted again.
+    /// has marked deleted) and counted again. `reports` compares, per month and account, the
+    /// Trial Balance QuickBooks answered (stored by `qb_trial_balance_backfill`) with the one
+    /// computed from the transactions in `raw`; `all` does both.
     Verify {
-        /// An entity as pipelines name it (`customers`, `journal_entries`, …) or `all`.
+        /// An entity as pipelines name it (`customers`, `journal_entries`, …), `reports` or
+        /// `all`.
         #[arg(value_parser = OneLine(parse::verify_target))]
         entity: VerifyTarget,
         /// First day to verify (YYYY-MM-DD, UTC).

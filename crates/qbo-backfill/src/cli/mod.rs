@@ -81,7 +81,7 @@ pub async fn dispatch(cli: Cli) -> Result<u8, CliError> {
             fecha_inicio,
             fecha_fin,
             tuning,
-        } => verify::verify(&entity.0, fecha_inicio, fecha_fin, &tuning).await,
+        } => verify::verify(&entity, fecha_inicio, fecha_fin, &tuning).await,
         Command::Pipelines => {
             listings::list_pipelines();
             Ok(0)

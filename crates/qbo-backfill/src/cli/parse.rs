@@ -41,9 +41,15 @@ impl<T: Clone + Send + Sync + 'static> TypedValueParser for OneLine<T> {
     }
 }
 
-/// The entity of `verify`: the verify pipelines it names (one, or every one for `all`).
+/// The entity of `verify`: the verify pipelines it names (one, or every one for `all`), and
+/// whether the Trial Balance is reconciled too (`reports`, and `all`).
 #[derive(Debug, Clone)]
-pub struct VerifyTarget(pub Vec<Pipeline>);
+pub struct VerifyTarget {
+    /// The entities' verify pipelines.
+    pub pipelines: Vec<Pipeline>,
+    /// Reconcile the stored Trial Balance with the one computed from `raw`.
+    pub reports: bool,
+}
 
 /// `run`'s pipeline or batch (`all_backfill`, `all_incremental`).
 ///
@@ -53,14 +59,23 @@ pub(super) fn run_target(text: &str) -> Result<RunTarget, String> {
     text.parse().map_err(|e| format!("{e}"))
 }
 
-/// `verify`'s entity (`customers`, …, or `all`).
+/// `verify`'s entity (`customers`, …, `all`, or `reports`).
 ///
 /// # Errors
 /// `unknown entity …`.
 pub(super) fn verify_target(text: &str) -> Result<VerifyTarget, String> {
+    if text == "reports" {
+        return Ok(VerifyTarget {
+            pipelines: Vec::new(),
+            reports: true,
+        });
+    }
     crate::pipeline::verify::pipelines_for(text)
-        .map(VerifyTarget)
-        .map_err(|e| e.to_string())
+        .map(|pipelines| VerifyTarget {
+            pipelines,
+            reports: text == "all",
+        })
+        .map_err(|e| format!("{e}; `reports` reconciles the Trial Balance"))
 }
 
 /// `--fecha-inicio`.

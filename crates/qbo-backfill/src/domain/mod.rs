@@ -5,6 +5,7 @@
 pub mod batch;
 pub mod catalog;
 pub mod pipeline;
+pub mod reconcile;
 pub mod run;
 pub mod secret;
 pub mod trigger;

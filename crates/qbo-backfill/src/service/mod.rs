@@ -6,6 +6,7 @@
 
 pub mod batch;
 pub mod company;
+pub mod reconcile;
 pub mod retry;
 pub mod shutdown;
 pub mod triggers;
