@@ -1,10 +1,11 @@
 //! The use cases the command line, the JSON API and the web pages share, each written once:
-//! retrying a run, firing due triggers, the company the environment describes, the process's
+//! retrying a run, firing due triggers, logging in, the company the environment describes, the process's
 //! shutdown signal. The front ends parse their input, call these, and present the answer in
 //! their own way; the rules (what can be retried, what a secret may be) live here or in
 //! [`crate::domain`], never in a front end.
 
 pub mod company;
+pub mod login;
 pub mod retry;
 pub mod shutdown;
 pub mod triggers;
