@@ -194,7 +194,7 @@ async fn serve_demo(
         .chars()
         .take(16)
         .collect();
-    crate::store::auth::web::set_user(&pool, "admin", &password)
+    crate::service::login::set_password(&pool, "admin", &password)
         .await
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     let host = if bind.ip().is_unspecified() || bind.ip().is_loopback() {
@@ -212,6 +212,7 @@ async fn serve_demo(
                 .context("simulator consent URL")?,
             redirect_uri: format!("{base}/connect/callback"),
         },
+        trusted_proxies: crate::domain::access::TrustedProxies::default(),
     };
     info!(
         "Open {base}/ and log in as admin with the password {password} (the simulator is the company; Ctrl-C stops)"

@@ -35,6 +35,8 @@ pub mod env {
     pub const QBO_BACKFILL_ADMIN_PASSWORD: &str = "QBO_BACKFILL_ADMIN_PASSWORD";
     /// Mark session cookies `Secure` (`true` when served over TLS, e.g. behind a proxy).
     pub const QBO_BACKFILL_SECURE_COOKIES: &str = "QBO_BACKFILL_SECURE_COOKIES";
+    /// Proxies whose `X-Forwarded-For` is believed (comma-separated addresses or networks).
+    pub const QBO_BACKFILL_TRUSTED_PROXIES: &str = "QBO_BACKFILL_TRUSTED_PROXIES";
 }
 
 /// The default database when `DATABASE_URL` is not set.
@@ -50,6 +52,17 @@ pub fn env_var(name: &str) -> Option<String> {
 #[must_use]
 pub fn database_url() -> String {
     env_var(env::DATABASE_URL).unwrap_or_else(|| DEFAULT_DATABASE_URL.to_owned())
+}
+
+/// The proxies whose `X-Forwarded-For` the login rate limit believes
+/// (`QBO_BACKFILL_TRUSTED_PROXIES`; none when unset).
+///
+/// # Errors
+/// An entry that is not an address or network.
+pub fn trusted_proxies() -> Result<crate::domain::access::TrustedProxies, ConfigError> {
+    let text = env_var(env::QBO_BACKFILL_TRUSTED_PROXIES).unwrap_or_default();
+    crate::domain::access::TrustedProxies::parse(&text)
+        .map_err(|e| ConfigError(format!("{}: {e}", env::QBO_BACKFILL_TRUSTED_PROXIES)))
 }
 
 /// How the QuickBooks client paces and retries requests (flags with environment fallbacks).

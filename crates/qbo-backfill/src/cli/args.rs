@@ -9,6 +9,7 @@ use jiff::civil::Date;
 use uuid::Uuid;
 
 use super::parse::{self, OneLine, VerifyTarget};
+use crate::domain::access::Scope;
 use crate::domain::batch::RunTarget;
 use crate::domain::secret::SecretName;
 use crate::settings::ClientTuning;
@@ -186,8 +187,16 @@ pub enum ApiTokensAction {
         /// A name saying who or what uses it.
         #[arg(value_parser = OneLine(parse::token_name))]
         name: String,
+        /// What it may do: `read` (GETs and /metrics), `run` (also runs, retries, cancels,
+        /// verifications, triggers) or `admin` (everything: secrets, companies, tokens, …).
+        #[arg(long, value_name = "read|run|admin", default_value = "admin",
+              value_parser = OneLine(parse::scope))]
+        scope: Scope,
+        /// How long it works, in days or hours (`90d`, `12h`); without it, until revoked.
+        #[arg(long, value_name = "DURATION", value_parser = OneLine(parse::lifetime))]
+        expires_in: Option<std::time::Duration>,
     },
-    /// List tokens (names and last characters only).
+    /// List tokens (names, last characters, scope and expiry only).
     List,
     /// Revoke a token by id or name.
     Revoke {

@@ -10,6 +10,7 @@ use clap::error::ErrorKind;
 use jiff::civil::Date;
 use uuid::Uuid;
 
+use crate::domain::access::Scope;
 use crate::domain::batch::RunTarget;
 use crate::domain::secret::SecretName;
 use crate::pipeline::{Pipeline, echo, parse_date};
@@ -148,6 +149,14 @@ pub(super) fn token_name(text: &str) -> Result<String, String> {
         );
     }
     Ok(name.to_owned())
+}
+
+pub(super) fn scope(text: &str) -> Result<Scope, String> {
+    text.parse().map_err(|e| format!("--scope: {e}"))
+}
+
+pub(super) fn lifetime(text: &str) -> Result<std::time::Duration, String> {
+    crate::domain::access::parse_lifetime(text).map_err(|e| format!("--expires-in: {e}"))
 }
 
 #[cfg(test)]

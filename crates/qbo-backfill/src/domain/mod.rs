@@ -2,6 +2,7 @@
 //! share, with no dependency on the rest of the crate (no database, no HTTP, no terminal). Parse
 //! once at the edge into these types, then pass the type.
 
+pub mod access;
 pub mod batch;
 pub mod catalog;
 pub mod pipeline;

@@ -10,6 +10,7 @@ use uuid::Uuid;
 
 use super::error::ApiError;
 use super::{AppState, MAX_BODY_BYTES};
+use crate::domain::access::{Scope, required_scope};
 use crate::pipeline::echo;
 
 /// The longest message text echoed from a parser.
@@ -84,10 +85,12 @@ impl<T: DeserializeOwned> FromRequest<AppState> for ApiJson<T> {
     }
 }
 
-/// A request that carries a live API token (`Authorization: Bearer TOKEN`); `401 unauthorized`
-/// otherwise.
+/// A request that carries a live API token (`Authorization: Bearer TOKEN`) whose scope allows
+/// the call ([`required_scope`]): `401 unauthorized` without one (unknown, revoked or expired),
+/// `403 forbidden` outside its scope. The one place scopes are checked: applied to every API
+/// route as a layer.
 #[derive(Debug, Clone, Copy)]
-pub struct ApiToken;
+pub struct ApiToken(pub Scope);
 
 impl FromRequestParts<AppState> for ApiToken {
     type Rejection = ApiError;
@@ -103,11 +106,21 @@ impl FromRequestParts<AppState> for ApiToken {
             })
             .map(str::trim)
             .ok_or_else(ApiError::unauthorized)?;
-        match crate::store::auth::api_tokens::verify(&state.pool, token).await {
-            Ok(Some(_)) => Ok(Self),
-            Ok(None) => Err(ApiError::unauthorized()),
-            Err(e) => Err(ApiError::internal(&e)),
+        let scope = match crate::store::auth::api_tokens::verify(&state.pool, token).await {
+            Ok(Some(scope)) => scope,
+            Ok(None) => return Err(ApiError::unauthorized()),
+            Err(e) => return Err(ApiError::internal(&e)),
+        };
+        let needed = required_scope(parts.method.as_str(), parts.uri.path());
+        if !scope.allows(needed) {
+            let message = format!(
+                "this API token's scope is `{scope}`; {} {} needs `{needed}`",
+                parts.method,
+                echo(parts.uri.path())
+            );
+            return Err(ApiError::new(StatusCode::FORBIDDEN, "forbidden", message));
         }
+        Ok(Self(scope))
     }
 }
 

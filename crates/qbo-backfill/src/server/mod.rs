@@ -214,7 +214,9 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
         config.workers, identity.id
     );
     let server_shutdown = shutdown.clone();
-    axum::serve(listener, app(state))
+    // The peer's address reaches the handlers: the login rate limit is keyed on it.
+    let app = app(state).into_make_service_with_connect_info::<SocketAddr>();
+    axum::serve(listener, app)
         .with_graceful_shutdown(async move { server_shutdown.cancelled().await })
         .await?;
     while background.join_next().await.is_some() {}

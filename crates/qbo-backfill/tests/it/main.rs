@@ -7,6 +7,7 @@ mod browser;
 mod budget;
 mod claims;
 mod deploy;
+mod frontdoor;
 mod harness;
 mod history;
 mod hostile;

@@ -1,4 +1,4 @@
-//! `api-tokens create NAME`, `list` and `revoke ID|NAME`: the bearer tokens of the JSON API and
+//! `api-tokens create NAME [--scope read|run|admin] [--expires-in 90d]`, `list` and `revoke ID|NAME`: the bearer tokens of the JSON API and
 //! `/metrics`.
 
 use tracing::info;
@@ -11,24 +11,41 @@ use crate::store::auth::api_tokens;
 pub(crate) async fn api_tokens(action: ApiTokensAction) -> Result<u8, CliError> {
     let pool = connect().await?;
     match action {
-        ApiTokensAction::Create { name } => {
-            let (id, token) = api_tokens::create(&pool, &name).await.map_err(fail)?;
-            info!("Created API token `{name}` (id {id}). It is shown once; keep it safe:");
+        ApiTokensAction::Create {
+            name,
+            scope,
+            expires_in,
+        } => {
+            let (id, token) = api_tokens::create(&pool, &name, scope, expires_in)
+                .await
+                .map_err(fail)?;
+            let until = expires_in.map_or_else(
+                || "until revoked".to_owned(),
+                |l| format!("for {} hours", l.as_secs() / 3600),
+            );
+            info!(
+                "Created API token `{name}` (id {id}, scope {scope}, valid {until}). It is shown once; keep it safe:"
+            );
             println!("{token}");
         }
         ApiTokensAction::List => {
             for t in api_tokens::list(&pool).await.map_err(fail)? {
                 let state = if t.revoked_at.is_some() {
                     "revoked"
+                } else if t.expired {
+                    "expired"
                 } else {
                     "active"
                 };
+                let expires = t
+                    .expires_at
+                    .map_or_else(|| "never".to_owned(), |ts| ts.0.to_string());
                 let used = t
                     .last_used_at
                     .map_or_else(|| "never".to_owned(), |ts| ts.0.to_string());
                 info!(
-                    "{} {} {} {state} created_at={} last_used_at={used}",
-                    t.id, t.name, t.hint, t.created_at.0
+                    "{} {} {} {state} scope={} expires_at={expires} created_at={} last_used_at={used}",
+                    t.id, t.name, t.hint, t.scope, t.created_at.0
                 );
             }
         }

@@ -25,6 +25,7 @@ pub(crate) async fn serve(
     tuning: ClientTuning,
 ) -> Result<u8, CliError> {
     QboSettings::client_settings(&tuning)?;
+    let trusted_proxies = settings::trusted_proxies()?;
     let connect = crate::server::web::connect::ConnectConfig::from_env(bind).map_err(bad)?;
     let Session { pool, key } = Session::for_service(&tuning).await?;
     announce_admin(&pool).await?;
@@ -32,6 +33,7 @@ pub(crate) async fn serve(
         secure_cookies: settings::env_var(env::QBO_BACKFILL_SECURE_COOKIES)
             .is_some_and(|v| matches!(v.as_str(), "1" | "true" | "yes")),
         connect,
+        trusted_proxies,
     };
     crate::server::serve(crate::server::ServeConfig {
         pool,
@@ -85,7 +87,7 @@ async fn announce_admin(pool: &PgPool) -> Result<(), CliError> {
     let user =
         settings::env_var(env::QBO_BACKFILL_ADMIN_USER).unwrap_or_else(|| "admin".to_owned());
     let password = settings::env_var(env::QBO_BACKFILL_ADMIN_PASSWORD);
-    let generated = crate::store::auth::web::ensure_admin(pool, &user, password.as_deref())
+    let generated = crate::service::login::ensure_admin(pool, &user, password.as_deref())
         .await
         .map_err(fail)?;
     if let Some(generated) = generated {

@@ -32,6 +32,8 @@ pub struct WebConfig {
     pub secure_cookies: bool,
     /// "Connect QuickBooks" settings.
     pub connect: connect::ConnectConfig,
+    /// Proxies whose `X-Forwarded-For` names the client (for the login rate limit).
+    pub trusted_proxies: crate::domain::access::TrustedProxies,
 }
 
 /// The page routes (merged with the API by [`super::app`]).

@@ -1,11 +1,15 @@
 //! API tokens (`ops.api_tokens`): created with a name, shown once, stored only as a SHA-256 hash
-//! (the token is 256 random bits, so a fast hash is safe); checked on every API call.
+//! (the token is 256 random bits, so a fast hash is safe), with a scope and an optional expiry;
+//! checked on every API call.
 
 use base64::Engine as _;
 use sha2::{Digest as _, Sha256};
 use sqlx::PgPool;
 use uuid::Uuid;
 
+use std::time::Duration;
+
+use crate::domain::access::Scope;
 use crate::store::{PgTimestamp, StoreError};
 
 /// What every token starts with (so leaked tokens are easy to search for).
@@ -26,17 +30,29 @@ pub struct ApiTokenInfo {
     pub last_used_at: Option<PgTimestamp>,
     /// When it was revoked.
     pub revoked_at: Option<PgTimestamp>,
+    /// `read`, `run` or `admin`.
+    pub scope: String,
+    /// When it stops working, if ever.
+    pub expires_at: Option<PgTimestamp>,
+    /// Whether it has stopped working.
+    pub expired: bool,
 }
 
 fn hash(token: &str) -> Vec<u8> {
     Sha256::digest(token.as_bytes()).to_vec()
 }
 
-/// Creates a token named `name`; returns its id and the token, which is never stored.
+/// Creates a token named `name` of `scope`, valid for `lifetime` (or until revoked); returns its
+/// id and the token, which is never stored.
 ///
 /// # Errors
 /// Database errors, or no randomness.
-pub async fn create(pool: &PgPool, name: &str) -> Result<(Uuid, String), StoreError> {
+pub async fn create(
+    pool: &PgPool,
+    name: &str,
+    scope: Scope,
+    lifetime: Option<Duration>,
+) -> Result<(Uuid, String), StoreError> {
     let mut bytes = [0u8; 32];
     getrandom::fill(&mut bytes).map_err(|e| StoreError::Random(e.to_string()))?;
     let token = format!(
@@ -52,32 +68,40 @@ pub async fn create(pool: &PgPool, name: &str) -> Result<(Uuid, String), StoreEr
         .rev()
         .collect();
     let id = Uuid::now_v7();
-    sqlx::query("INSERT INTO ops.api_tokens (id, name, token_hash, hint) VALUES ($1, $2, $3, $4)")
-        .bind(id)
-        .bind(name)
-        .bind(hash(&token))
-        .bind(format!("…{hint}"))
-        .execute(pool)
-        .await?;
+    sqlx::query(
+        "INSERT INTO ops.api_tokens (id, name, token_hash, hint, scope, expires_at) \
+         VALUES ($1, $2, $3, $4, $5, now() + make_interval(secs => $6))",
+    )
+    .bind(id)
+    .bind(name)
+    .bind(hash(&token))
+    .bind(format!("…{hint}"))
+    .bind(scope.as_str())
+    .bind(lifetime.map(|l| l.as_secs_f64()))
+    .execute(pool)
+    .await?;
     Ok((id, token))
 }
 
-/// The id of the live token `token`, if it is one; records its use.
+/// The scope of the live token `token` (not revoked, not expired), if it is one; records its
+/// use.
 ///
 /// # Errors
 /// Database errors.
-pub async fn verify(pool: &PgPool, token: &str) -> Result<Option<Uuid>, StoreError> {
+pub async fn verify(pool: &PgPool, token: &str) -> Result<Option<Scope>, StoreError> {
     if !token.starts_with(TOKEN_PREFIX) || token.len() > 200 {
         return Ok(None);
     }
-    let id: Option<Uuid> = sqlx::query_scalar(
+    let scope: Option<String> = sqlx::query_scalar(
         "UPDATE ops.api_tokens SET last_used_at = now() \
-         WHERE token_hash = $1 AND revoked_at IS NULL RETURNING id",
+         WHERE token_hash = $1 AND revoked_at IS NULL \
+           AND (expires_at IS NULL OR expires_at > now()) RETURNING scope",
     )
     .bind(hash(token))
     .fetch_optional(pool)
     .await?;
-    Ok(id)
+    // The column's CHECK allows only the three names; anything else is no token at all.
+    Ok(scope.and_then(|s| s.parse().ok()))
 }
 
 /// Every token, newest first.
@@ -86,8 +110,9 @@ pub async fn verify(pool: &PgPool, token: &str) -> Result<Option<Uuid>, StoreErr
 /// Database errors.
 pub async fn list(pool: &PgPool) -> Result<Vec<ApiTokenInfo>, StoreError> {
     Ok(sqlx::query_as::<_, ApiTokenInfo>(
-        "SELECT id, name, hint, created_at, last_used_at, revoked_at FROM ops.api_tokens \
-         ORDER BY created_at DESC",
+        "SELECT id, name, hint, created_at, last_used_at, revoked_at, scope, expires_at, \
+                coalesce(expires_at <= now(), false) AS expired \
+         FROM ops.api_tokens ORDER BY created_at DESC",
     )
     .fetch_all(pool)
     .await?)

@@ -1,13 +1,11 @@
-//! What the web UI keeps in `ops`: operators with argon2 password hashes, sessions (only a
-//! SHA-256 of the session id is stored, with the session's CSRF token), failed logins for rate
-//! limiting (shared by every server process), and the one-time `state` of each "Connect
+//! What the web UI keeps in `ops`: operators with their argon2 password hashes (computed and
+//! checked by the login use case, never here), sessions (only a SHA-256 of the session id is
+//! stored, with the session's CSRF token), failed logins for rate limiting (shared by every
+//! server process, pruned after their window), and the one-time `state` of each "Connect
 //! QuickBooks" round trip.
 
 use std::time::Duration;
 
-use argon2::Argon2;
-use argon2::password_hash::phc::PasswordHash;
-use argon2::password_hash::{PasswordHasher as _, PasswordVerifier as _};
 use base64::Engine as _;
 use sha2::{Digest as _, Sha256};
 use sqlx::PgPool;
@@ -17,10 +15,7 @@ use crate::store::StoreError;
 /// How long a session lasts without use.
 pub const SESSION_IDLE: Duration = Duration::from_secs(12 * 3600);
 
-/// Failed logins allowed per user name and per client within [`FAILURE_WINDOW`].
-pub const MAX_FAILURES: i64 = 5;
-
-/// The window failed logins are counted in.
+/// The window failed logins are counted in; older failures are pruned.
 pub const FAILURE_WINDOW: Duration = Duration::from_secs(15 * 60);
 
 /// A random, URL-safe token of 256 bits.
@@ -37,25 +32,6 @@ fn sha256(text: &str) -> Vec<u8> {
     Sha256::digest(text.as_bytes()).to_vec()
 }
 
-/// The argon2id PHC string of `password`.
-///
-/// # Errors
-/// Hashing failed.
-pub fn hash_password(password: &str) -> Result<String, StoreError> {
-    Argon2::default()
-        .hash_password(password.as_bytes())
-        .map(|h| h.to_string())
-        .map_err(|e| StoreError::Random(format!("cannot hash the password: {e}")))
-}
-
-fn verify_password(password: &str, phc: &str) -> bool {
-    PasswordHash::new(phc).is_ok_and(|hash| {
-        Argon2::default()
-            .verify_password(password.as_bytes(), &hash)
-            .is_ok()
-    })
-}
-
 /// Whether any operator exists.
 ///
 /// # Errors
@@ -68,12 +44,24 @@ pub async fn has_users(pool: &PgPool) -> Result<bool, StoreError> {
     )
 }
 
-/// Creates or replaces an operator's password. Existing sessions of that user end.
+/// The stored password hash (an argon2 PHC string) of `username`, if that operator exists.
 ///
 /// # Errors
 /// Database errors.
-pub async fn set_user(pool: &PgPool, username: &str, password: &str) -> Result<(), StoreError> {
-    let hash = hash_password(password)?;
+pub async fn password_hash(pool: &PgPool, username: &str) -> Result<Option<String>, StoreError> {
+    Ok(
+        sqlx::query_scalar("SELECT password_hash FROM ops.users WHERE username = $1")
+            .bind(username)
+            .fetch_optional(pool)
+            .await?,
+    )
+}
+
+/// Creates or replaces an operator's password hash. Existing sessions of that user end.
+///
+/// # Errors
+/// Database errors.
+pub async fn set_user(pool: &PgPool, username: &str, hash: &str) -> Result<(), StoreError> {
     let mut tx = pool.begin().await?;
     sqlx::query(
         "INSERT INTO ops.users (username, password_hash) VALUES ($1, $2) \
@@ -91,24 +79,11 @@ pub async fn set_user(pool: &PgPool, username: &str, password: &str) -> Result<(
     Ok(())
 }
 
-/// Creates the first operator when there is none: with `password`, or a generated one that is
-/// returned (to be shown once). `None` when operators already exist.
+/// Creates `username` with `hash` unless that operator exists; whether it was created.
 ///
 /// # Errors
 /// Database errors.
-pub async fn ensure_first_user(
-    pool: &PgPool,
-    username: &str,
-    password: Option<&str>,
-) -> Result<Option<String>, StoreError> {
-    if has_users(pool).await? {
-        return Ok(None);
-    }
-    let password = match password {
-        Some(p) => p.to_owned(),
-        None => random_token()?.chars().take(20).collect(),
-    };
-    let hash = hash_password(&password)?;
+pub async fn create_user(pool: &PgPool, username: &str, hash: &str) -> Result<bool, StoreError> {
     let inserted = sqlx::query(
         "INSERT INTO ops.users (username, password_hash) VALUES ($1, $2) ON CONFLICT DO NOTHING",
     )
@@ -117,53 +92,45 @@ pub async fn ensure_first_user(
     .execute(pool)
     .await?
     .rows_affected();
-    Ok((inserted == 1).then_some(password))
+    Ok(inserted == 1)
 }
 
-/// Makes sure the first operator exists: with `password` when given (set again whenever it no
-/// longer matches, so the environment can reset a lost password), otherwise, when no operator
-/// exists at all, with a generated password that is returned to be shown once.
+/// Failed logins within [`FAILURE_WINDOW`] from `client`: for `username`, and in all.
 ///
 /// # Errors
 /// Database errors.
-pub async fn ensure_admin(
-    pool: &PgPool,
-    username: &str,
-    password: Option<&str>,
-) -> Result<Option<String>, StoreError> {
-    if let Some(password) = password {
-        let hash: Option<String> =
-            sqlx::query_scalar("SELECT password_hash FROM ops.users WHERE username = $1")
-                .bind(username)
-                .fetch_optional(pool)
-                .await?;
-        if !hash.is_some_and(|h| verify_password(password, &h)) {
-            set_user(pool, username, password).await?;
-        }
-        return Ok(None);
-    }
-    ensure_first_user(pool, username, None).await
-}
-
-/// Whether `username` or `client` failed too often lately.
-///
-/// # Errors
-/// Database errors.
-pub async fn login_blocked(
+pub async fn recent_failures(
     pool: &PgPool,
     username: &str,
     client: &str,
-) -> Result<bool, StoreError> {
-    let (by_user, by_client): (i64, i64) = sqlx::query_as(
-        "SELECT count(*) FILTER (WHERE username = $1), count(*) FILTER (WHERE client = $2) \
-         FROM ops.login_failures WHERE at > now() - make_interval(secs => $3)",
+) -> Result<(i64, i64), StoreError> {
+    Ok(sqlx::query_as(
+        "SELECT count(*) FILTER (WHERE username = $1), count(*) FROM ops.login_failures \
+         WHERE client = $2 AND at > now() - make_interval(secs => $3)",
     )
     .bind(username)
     .bind(client)
     .bind(FAILURE_WINDOW.as_secs_f64())
     .fetch_one(pool)
-    .await?;
-    Ok(by_user >= MAX_FAILURES || by_client >= MAX_FAILURES * 4)
+    .await?)
+}
+
+/// Records a failed login of `username` from `client`, and prunes failures older than
+/// [`FAILURE_WINDOW`].
+///
+/// # Errors
+/// Database errors.
+pub async fn record_failure(pool: &PgPool, username: &str, client: &str) -> Result<(), StoreError> {
+    sqlx::query("INSERT INTO ops.login_failures (username, client) VALUES ($1, $2)")
+        .bind(username.chars().take(200).collect::<String>())
+        .bind(client)
+        .execute(pool)
+        .await?;
+    sqlx::query("DELETE FROM ops.login_failures WHERE at <= now() - make_interval(secs => $1)")
+        .bind(FAILURE_WINDOW.as_secs_f64())
+        .execute(pool)
+        .await?;
+    Ok(())
 }
 
 /// A session just opened.
@@ -173,37 +140,11 @@ pub struct NewSession {
     pub id: String,
 }
 
-/// Checks a login. On success opens a session; on failure records it.
+/// Opens a session for `username` (whose password was just checked); ends expired sessions.
 ///
 /// # Errors
-/// Database errors.
-pub async fn login(
-    pool: &PgPool,
-    username: &str,
-    password: &str,
-    client: &str,
-) -> Result<Option<NewSession>, StoreError> {
-    let hash: Option<String> =
-        sqlx::query_scalar("SELECT password_hash FROM ops.users WHERE username = $1")
-            .bind(username)
-            .fetch_optional(pool)
-            .await?;
-    // An unknown user costs the same as a wrong password.
-    let ok = match &hash {
-        Some(h) => verify_password(password, h),
-        None => {
-            let _ = verify_password(password, DUMMY_HASH);
-            false
-        }
-    };
-    if !ok {
-        sqlx::query("INSERT INTO ops.login_failures (username, client) VALUES ($1, $2)")
-            .bind(username.chars().take(200).collect::<String>())
-            .bind(client)
-            .execute(pool)
-            .await?;
-        return Ok(None);
-    }
+/// Database errors, or no randomness.
+pub async fn open_session(pool: &PgPool, username: &str) -> Result<NewSession, StoreError> {
     let id = random_token()?;
     sqlx::query(
         "INSERT INTO ops.sessions (id_hash, username, csrf_token, expires_at) \
@@ -218,11 +159,8 @@ pub async fn login(
     sqlx::query("DELETE FROM ops.sessions WHERE expires_at < now()")
         .execute(pool)
         .await?;
-    Ok(Some(NewSession { id }))
+    Ok(NewSession { id })
 }
-
-/// A hash of nothing anyone knows, verified for unknown users so timing tells nothing.
-const DUMMY_HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$0XqkTz4h9H8hG8Gk2Jm1e2b3c4d5e6f7g8h9i0j1k2l";
 
 /// A live session.
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -301,19 +239,4 @@ pub async fn take_oauth_state(
     .fetch_optional(pool)
     .await?;
     Ok(found == Some(true))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn passwords_verify_only_against_their_own_hash() {
-        let hash = hash_password("correct horse").expect("hash");
-        assert!(hash.starts_with("$argon2id$"));
-        assert!(verify_password("correct horse", &hash));
-        assert!(!verify_password("correct hors", &hash));
-        assert!(!verify_password("correct horse", DUMMY_HASH));
-        assert!(!verify_password("x", "not a hash"));
-    }
 }

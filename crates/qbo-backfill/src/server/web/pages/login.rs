@@ -1,9 +1,12 @@
 //! Logging in and out: the login form (its CSRF token double-submitted through a cookie, since
-//! there is no session yet), the rate limit on failed logins, and a fresh session cookie.
+//! there is no session yet), the rate limit on failed logins (per client address, see
+//! [`client_of`]), and a fresh session cookie.
+
+use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 
 use askama::Template;
-use axum::extract::{Form, State};
-use axum::http::HeaderMap;
+use axum::extract::{ConnectInfo, Form, State};
+use axum::http::{Extensions, HeaderMap};
 use axum::response::{IntoResponse, Redirect, Response};
 
 use super::{Fields, field};
@@ -13,6 +16,7 @@ use crate::server::web::{
     CsrfForm, LOGIN_CSRF_COOKIE, Operator, PageError, SESSION_COOKIE, add_cookie, constant_time_eq,
     cookie, render,
 };
+use crate::service::login::{self, LoginOutcome};
 use crate::store::auth::web;
 
 #[derive(Template)]
@@ -50,20 +54,28 @@ pub(crate) async fn form(State(state): State<AppState>, headers: HeaderMap) -> R
     login_page(&state, "", None)
 }
 
-fn client_of(headers: &HeaderMap) -> String {
-    headers
-        .get("x-forwarded-for")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split(',').next())
-        .map_or_else(
-            || "direct".to_owned(),
-            |v| v.trim().chars().take(64).collect(),
-        )
+/// The client a request comes from: the connection's peer, or, when the peer is one of the
+/// trusted proxies (`QBO_BACKFILL_TRUSTED_PROXIES`), the right-most untrusted hop of its
+/// `X-Forwarded-For`. A router served without connect info (never `serve`) counts as one client.
+fn client_of(state: &AppState, parts: &Extensions, headers: &HeaderMap) -> IpAddr {
+    let peer = parts
+        .get::<ConnectInfo<SocketAddr>>()
+        .map_or(IpAddr::V6(Ipv6Addr::UNSPECIFIED), |ConnectInfo(addr)| {
+            addr.ip()
+        });
+    let forwarded: Vec<&str> = headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .collect();
+    state.web.trusted_proxies.client(peer, &forwarded)
 }
 
-/// `POST /login`: CSRF (double submit), rate limit, argon2 check, then a fresh session.
+/// `POST /login`: CSRF (double submit), rate limit per client, argon2 check, then a fresh
+/// session.
 pub(crate) async fn login(
     State(state): State<AppState>,
+    extensions: Extensions,
     headers: HeaderMap,
     Form(form): Form<Fields>,
 ) -> Result<Response, PageError> {
@@ -73,14 +85,17 @@ pub(crate) async fn login(
     }
     let username: String = field(&form, "username").chars().take(200).collect();
     let password = form.get("password").map_or("", String::as_str);
-    let client = client_of(&headers);
-    if web::login_blocked(&state.pool, &username, &client).await? {
-        let error = "Too many failed attempts. Wait 15 minutes and try again.";
-        return Ok(login_page(&state, &username, Some(error.to_owned())));
-    }
-    let Some(session) = web::login(&state.pool, &username, password, &client).await? else {
-        let error = "Wrong user name or password.";
-        return Ok(login_page(&state, &username, Some(error.to_owned())));
+    let client = client_of(&state, &extensions, &headers);
+    let session = match login::login(&state.pool, &username, password, client).await? {
+        LoginOutcome::Throttled => {
+            let error = "Too many failed attempts. Wait 15 minutes and try again.";
+            return Ok(login_page(&state, &username, Some(error.to_owned())));
+        }
+        LoginOutcome::Refused => {
+            let error = "Wrong user name or password.";
+            return Ok(login_page(&state, &username, Some(error.to_owned())));
+        }
+        LoginOutcome::Session(session) => session,
     };
     let mut response = Redirect::to("/").into_response();
     let idle = Some(web::SESSION_IDLE.as_secs());

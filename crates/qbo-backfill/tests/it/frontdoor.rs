@@ -1,0 +1,355 @@
+//! The front door as an attacker would try it, against the real `serve`: floods of wrong
+//! passwords (with forged `X-Forwarded-For`) from one address never stop the right password from
+//! another; a trusted proxy's `X-Forwarded-For` is honoured; unknown user names cost what known
+//! ones cost; API tokens hold to their scope and expiry, and the CLI refuses bad flags.
+//!
+//! Clients come from different loopback addresses (Linux routes all of 127.0.0.0/8 to `lo`).
+
+use std::net::IpAddr;
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use crate::browser::{ADMIN_PASSWORD, Ui};
+use crate::harness::{World, sim_config, stderr, stdout};
+
+/// How a login attempt ended.
+#[derive(Debug, PartialEq, Eq)]
+enum Outcome {
+    LoggedIn,
+    Refused,
+    Throttled,
+}
+
+/// A login client from `local` (a loopback address).
+fn client_from(local: &str) -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .local_address(local.parse::<IpAddr>().expect("ip"))
+        .build()
+        .expect("client")
+}
+
+/// One login through the form (its CSRF cookie first), with an `X-Forwarded-For` when given;
+/// returns the outcome and how long the POST took.
+async fn attempt(
+    http: &reqwest::Client,
+    base: &str,
+    user: &str,
+    password: &str,
+    forwarded_for: Option<&str>,
+) -> (Outcome, Duration) {
+    let page = http
+        .get(format!("{base}/login"))
+        .send()
+        .await
+        .expect("login page");
+    let cookie = page.headers()["set-cookie"]
+        .to_str()
+        .expect("cookie")
+        .split(';')
+        .next()
+        .expect("pair")
+        .to_owned();
+    let html = page.text().await.expect("html");
+    let csrf = html
+        .split("name=\"csrf\" value=\"")
+        .nth(1)
+        .and_then(|s| s.split('"').next())
+        .expect("csrf")
+        .to_owned();
+    let mut req = http
+        .post(format!("{base}/login"))
+        .header("cookie", cookie)
+        .form(&[
+            ("csrf", csrf.as_str()),
+            ("username", user),
+            ("password", password),
+        ]);
+    if let Some(xff) = forwarded_for {
+        req = req.header("x-forwarded-for", xff);
+    }
+    let start = Instant::now();
+    let r = req.send().await.expect("login");
+    let status = r.status().as_u16();
+    let html = r.text().await.expect("html");
+    let took = start.elapsed();
+    let outcome = match status {
+        303 => Outcome::LoggedIn,
+        200 if html.contains("Too many failed attempts") => Outcome::Throttled,
+        200 if html.contains("Wrong user name or password") => Outcome::Refused,
+        other => panic!("login answered {other}: {html}"),
+    };
+    (outcome, took)
+}
+
+async fn failure_clients(world: &World) -> Vec<String> {
+    sqlx::query_scalar("SELECT DISTINCT client FROM ops.login_failures ORDER BY 1")
+        .fetch_all(world.pool())
+        .await
+        .expect("clients")
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_flood_of_wrong_passwords_from_one_address_never_locks_out_another() {
+    let mut world = World::new(sim_config(5)).await;
+    world.extra_env.push((
+        "QBO_BACKFILL_TRUSTED_PROXIES".to_owned(),
+        "127.0.0.3, 10.9.0.0/16".to_owned(),
+    ));
+    let ui = Ui::start_with_workers(&mut world, "0").await;
+    let base = ui.base.as_str();
+    // A stranger at 127.0.0.2 floods wrong passwords for admin and other names, forging
+    // X-Forwarded-For (not believed: 127.0.0.2 is no trusted proxy).
+    let attacker = client_from("127.0.0.2");
+    let mut throttled = 0;
+    for i in 0..30 {
+        let user = if i % 2 == 0 { "admin" } else { "root" };
+        let xff = format!("203.0.113.{i}");
+        let (outcome, _) = attempt(&attacker, base, user, "wrong", Some(&xff)).await;
+        assert_ne!(outcome, Outcome::LoggedIn);
+        throttled += usize::from(outcome == Outcome::Throttled);
+    }
+    assert!(
+        throttled >= 20,
+        "the flood was throttled only {throttled} times"
+    );
+    // The attacker is throttled even with the right password; the operator at another address
+    // logs in at once.
+    let (outcome, _) = attempt(&attacker, base, "admin", ADMIN_PASSWORD, None).await;
+    assert_eq!(outcome, Outcome::Throttled);
+    let operator = client_from("127.0.0.1");
+    let (outcome, _) = attempt(&operator, base, "admin", ADMIN_PASSWORD, None).await;
+    assert_eq!(outcome, Outcome::LoggedIn);
+    assert_eq!(failure_clients(&world).await, ["127.0.0.2"]);
+    // Behind the trusted proxy 127.0.0.3, X-Forwarded-For names the client: the right-most
+    // untrusted hop, so a forged left part does not move the blame.
+    let proxy = client_from("127.0.0.3");
+    for _ in 0..6 {
+        let xff = Some("198.51.100.1, 10.9.0.1, 198.51.100.66, 10.9.8.7");
+        attempt(&proxy, base, "admin", "wrong", xff).await;
+    }
+    let (outcome, _) = attempt(&proxy, base, "admin", ADMIN_PASSWORD, Some("198.51.100.66")).await;
+    assert_eq!(
+        outcome,
+        Outcome::Throttled,
+        "the proxied client was not throttled"
+    );
+    let (outcome, _) = attempt(&proxy, base, "admin", ADMIN_PASSWORD, Some("198.51.100.7")).await;
+    assert_eq!(
+        outcome,
+        Outcome::LoggedIn,
+        "another client behind the proxy was locked out"
+    );
+    assert_eq!(
+        failure_clients(&world).await,
+        ["127.0.0.2", "198.51.100.66"]
+    );
+    // Failures older than the window are pruned with the next failure.
+    sqlx::query("UPDATE ops.login_failures SET at = now() - interval '1 hour'")
+        .execute(world.pool())
+        .await
+        .expect("age");
+    let (outcome, _) = attempt(&attacker, base, "admin", "wrong", None).await;
+    assert_eq!(outcome, Outcome::Refused, "old failures still counted");
+    let left: i64 = sqlx::query_scalar("SELECT count(*) FROM ops.login_failures")
+        .fetch_one(world.pool())
+        .await
+        .expect("count");
+    assert_eq!(left, 1, "old failures were not pruned");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn unknown_user_names_cost_what_known_ones_cost() {
+    let mut world = World::new(sim_config(5)).await;
+    let ui = Ui::start_with_workers(&mut world, "0").await;
+    let known_client = client_from("127.0.0.4");
+    let unknown_client = client_from("127.0.0.5");
+    let (mut known, mut unknown) = (Vec::new(), Vec::new());
+    // Alternate, so a burst of load on the machine hits both alike; four tries each stays under
+    // the per-name limit.
+    for i in 0..4 {
+        let (outcome, took) = attempt(&known_client, &ui.base, "admin", "wrong", None).await;
+        assert_eq!(outcome, Outcome::Refused);
+        known.push(took.as_secs_f64());
+        let name = format!("nobody-{i}");
+        let (outcome, took) = attempt(&unknown_client, &ui.base, &name, "wrong", None).await;
+        assert_eq!(outcome, Outcome::Refused);
+        unknown.push(took.as_secs_f64());
+    }
+    let median = |v: &mut Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        (v[1] + v[2]) / 2.0
+    };
+    let (known, unknown) = (median(&mut known), median(&mut unknown));
+    let ratio = unknown / known;
+    eprintln!("login timing: known user {known:.4}s, unknown user {unknown:.4}s, ratio {ratio:.2}");
+    assert!(
+        (0.5..=2.0).contains(&ratio),
+        "known {known:.4}s vs unknown {unknown:.4}s (ratio {ratio:.2})"
+    );
+}
+
+/// Creates a token with these extra flags; returns it.
+async fn token(world: &World, name: &str, flags: &[&str]) -> String {
+    let mut args = vec!["api-tokens", "create", name];
+    args.extend_from_slice(flags);
+    let out = world.run(&args).await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    stdout(&out).lines().last().expect("token").to_owned()
+}
+
+async fn call(
+    base: &str,
+    token: &str,
+    method: &str,
+    path: &str,
+    body: Option<Value>,
+) -> (u16, Value) {
+    let mut req = reqwest::Client::new()
+        .request(method.parse().expect("method"), format!("{base}{path}"))
+        .bearer_auth(token);
+    if let Some(body) = body {
+        req = req.json(&body);
+    }
+    let r = req.send().await.expect("request");
+    let status = r.status().as_u16();
+    let text = r.text().await.expect("body");
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or(Value::String(text)),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn api_tokens_hold_to_their_scope_and_expiry() {
+    let mut world = World::new(sim_config(5)).await;
+    let ui = Ui::start_with_workers(&mut world, "0").await;
+    let base = ui.base.as_str();
+    let run = json!({"pipeline": "qb_customers_backfill", "fecha_inicio": "2026-01-01", "fecha_fin": "2026-01-03"});
+    let secret = json!({"value": "scoped-test-client-id"});
+    // (scope flags, may enqueue a run, may write a secret)
+    for (flags, runs, admin) in [
+        (&["--scope", "read"][..], false, false),
+        (&["--scope", "run"][..], true, false),
+        (&["--scope", "admin"][..], true, true),
+        (&[][..], true, true),
+    ] {
+        let t = token(&world, "scoped", flags).await;
+        let label = format!("{flags:?}");
+        assert_eq!(
+            call(base, &t, "GET", "/api/v1/runs", None).await.0,
+            200,
+            "{label}"
+        );
+        assert_eq!(
+            call(base, &t, "GET", "/metrics", None).await.0,
+            200,
+            "{label}"
+        );
+        let (status, body) = call(base, &t, "POST", "/api/v1/runs", Some(run.clone())).await;
+        if runs {
+            assert_eq!(status, 202, "{label} {body}");
+            let id = body["id"].as_str().expect("id");
+            let cancel = format!("/api/v1/runs/{id}/cancel");
+            assert_eq!(
+                call(base, &t, "POST", &cancel, None).await.0,
+                202,
+                "{label}"
+            );
+        } else {
+            assert_eq!(status, 403, "{label} {body}");
+            assert_eq!(body["error"]["code"], "forbidden", "{label} {body}");
+        }
+        let (status, body) = call(
+            base,
+            &t,
+            "PUT",
+            "/api/v1/secrets/QBO_CLIENT_ID",
+            Some(secret.clone()),
+        )
+        .await;
+        if admin {
+            assert_eq!(status, 204, "{label} {body}");
+        } else {
+            assert_eq!(status, 403, "{label} {body}");
+            assert_eq!(body["error"]["code"], "forbidden", "{label} {body}");
+            assert!(
+                body["error"]["message"]
+                    .as_str()
+                    .is_some_and(|m| !m.is_empty())
+            );
+        }
+    }
+    // A read token was refused before anything was written: 3 runs from the run and admin
+    // tokens only.
+    let runs: i64 = sqlx::query_scalar("SELECT count(*) FROM ops.runs")
+        .fetch_one(world.pool())
+        .await
+        .expect("runs");
+    assert_eq!(runs, 3);
+    // Expiry: a token past its time is 401 like an unknown one.
+    let short = token(&world, "short", &["--scope", "read", "--expires-in", "1h"]).await;
+    assert_eq!(call(base, &short, "GET", "/api/v1/runs", None).await.0, 200);
+    sqlx::query(
+        "UPDATE ops.api_tokens SET expires_at = now() - interval '1 second' WHERE name = 'short'",
+    )
+    .execute(world.pool())
+    .await
+    .expect("expire");
+    let (status, body) = call(base, &short, "GET", "/api/v1/runs", None).await;
+    assert_eq!(status, 401, "{body}");
+    assert_eq!(body["error"]["code"], "unauthorized");
+    let _ = token(
+        &world,
+        "quarterly",
+        &["--scope", "run", "--expires-in", "90d"],
+    )
+    .await;
+    let out = world.run(&["api-tokens", "list"]).await;
+    let listing = format!("{}{}", stdout(&out), stderr(&out));
+    assert!(listing.contains("expired scope=read"), "{listing}");
+    assert!(
+        listing.contains("active scope=run expires_at=2"),
+        "{listing}"
+    );
+    assert!(
+        listing.contains("scope=admin expires_at=never"),
+        "{listing}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn api_tokens_create_refuses_bad_scope_and_lifetime_with_one_line() {
+    let world = World::new(sim_config(5)).await;
+    world.run(&["migrate"]).await;
+    for flags in [
+        &["--scope", "root"][..],
+        &["--scope", ""][..],
+        &["--scope", "READ"][..],
+        &["--expires-in", "0d"][..],
+        &["--expires-in", "90"][..],
+        &["--expires-in", "1.5d"][..],
+        &["--expires-in", "-1d"][..],
+        &["--expires-in", "99999999999d"][..],
+        &["--scope", "read", "--expires-in", "soon"][..],
+    ] {
+        let mut args = vec!["api-tokens", "create", "bad"];
+        args.extend_from_slice(flags);
+        let out = world.run(&args).await;
+        assert_eq!(out.status.code(), Some(2), "{flags:?}");
+        let err = stderr(&out);
+        let lines: Vec<&str> = err.lines().filter(|l| !l.trim().is_empty()).collect();
+        assert_eq!(lines.len(), 1, "{flags:?}: {err}");
+        assert!(
+            stdout(&out).trim().is_empty(),
+            "{flags:?}: {}",
+            stdout(&out)
+        );
+    }
+    let tokens: i64 = sqlx::query_scalar("SELECT count(*) FROM ops.api_tokens")
+        .fetch_one(world.pool())
+        .await
+        .expect("count");
+    assert_eq!(tokens, 0);
+}
