@@ -213,7 +213,7 @@ impl fmt::Display for Pipeline {
 /// The name given is not a pipeline.
 #[derive(Debug, Clone, thiserror::Error)]
 #[error(
-    "unknown pipeline `{0}` (expected qb_<entity>_backfill, qb_<entity>_incremental or qb_<entity>_verify, e.g. qb_customers_backfill, qb_invoices_incremental, or a report's qb_<report>_backfill, e.g. qb_profit_and_loss_backfill, or all_backfill / all_incremental for every entity; `qbo-backfill pipelines` lists them)"
+    "unknown pipeline `{0}` (expected qb_<entity>_backfill, _incremental or _verify, e.g. qb_customers_backfill; a report's, e.g. qb_profit_and_loss_backfill; or all_backfill / all_incremental; `qbo-backfill pipelines` lists them)"
 )]
 pub struct UnknownPipeline(pub String);
 

@@ -417,8 +417,16 @@ async fn an_older_database_gets_history_tables_and_deleted_by() {
     let db = test_db().await;
     let pool = &db.pool;
     // Undo what history added, as on a database created before it: migration 0009 (the three
-    // original tables) and what start-up added to the others.
-    let mut undo = String::from("DROP FUNCTION ops.timestamptz_or_null(text);");
+    // original tables) and what start-up added to the others; and the later migration 0012,
+    // whose views read what 0009 added (it is applied again below, as a migration would be).
+    let mut undo = String::from(
+        "DROP VIEW raw.qb_trial_balance_accrual, raw.qb_trial_balance_cash, raw.qb_journal_lines, \
+           raw.qb_sales_lines, raw.qb_expense_lines, raw.qb_posting_transactions, \
+           raw.qb_default_accounts; \
+         DROP FUNCTION raw.qb_trial_balance(text, date), raw.qb_json_array(jsonb), \
+           raw.qb_money(jsonb); \
+         DROP FUNCTION ops.timestamptz_or_null(text);",
+    );
     for spec in ENTITIES {
         undo.push_str(&format!(
             "DROP TABLE {}; ALTER TABLE {} DROP COLUMN deleted_by;",
@@ -455,6 +463,10 @@ async fn an_older_database_gets_history_tables_and_deleted_by() {
         .execute(pool)
         .await
         .expect("migration 0009");
+    sqlx::raw_sql(include_str!("../../migrations/0012_trial_balance.sql"))
+        .execute(pool)
+        .await
+        .expect("migration 0012");
     store::migrate(pool, "history test")
         .await
         .expect("start-up");
