@@ -1,5 +1,6 @@
 //! Loading one report range: fetch it, and when QuickBooks refuses the range as too large
-//! (a truncated answer, [`ReportFetchError::RangeTooLarge`]), read it in halves
+//! (a truncated answer, [`ReportFetchError::RangeTooLarge`], or a 5xx or timeout that outlasted
+//! the client's retries), read it in halves
 //! ([`ReportRequest::halves`]), recursively, down to a single day. Each piece is stored with its
 //! own period in its own transaction ([`crate::store::raw::reports::upsert_report`]), so a
 //! failure later in the range keeps the pieces already stored (and re-running stores nothing for
@@ -188,6 +189,27 @@ where
                 todo.push(first);
                 continue;
             }
+            Err(ReportFetchError::Qbo(source)) if gives_up_on_size(&source) => {
+                let Some((first, second)) = piece.halves() else {
+                    return Err(ReportLoadError::Fetch {
+                        report: piece.name,
+                        start: piece.start_date,
+                        end: piece.end_date,
+                        source,
+                    });
+                };
+                tracing::info!(
+                    realm_id,
+                    report = %piece.name,
+                    start = %piece.start_date,
+                    end = %piece.end_date,
+                    error = %source,
+                    "Report range failed on QuickBooks' side; reading it in halves"
+                );
+                todo.push(second);
+                todo.push(first);
+                continue;
+            }
             Err(ReportFetchError::Qbo(source)) => {
                 return Err(ReportLoadError::Fetch {
                     report: piece.name,
@@ -227,6 +249,15 @@ where
         });
     }
     Ok(stored)
+}
+
+/// Whether QuickBooks failed a report in a way a shorter range may avoid: a server error or a
+/// timeout that outlasted the client's retries (a large report is slow to build).
+fn gives_up_on_size(error: &qbo::QboError) -> bool {
+    matches!(
+        error,
+        qbo::QboError::Server { .. } | qbo::QboError::Timeout { .. }
+    )
 }
 
 /// The error for a truncated piece that cannot be halved.

@@ -835,3 +835,90 @@ async fn reports_of_the_simulator_load_in_halves_when_refused_add_up_and_reload_
         .expect("cells");
     assert!(cells > 0, "cells are stored");
 }
+
+#[tokio::test]
+async fn a_range_quickbooks_fails_with_5xx_is_read_in_halves_and_a_single_day_that_fails_is_an_error()
+ {
+    let db = test_db().await;
+    let request = ReportRequest::new(
+        ReportName::GeneralLedger,
+        date("2020-09-01"),
+        date("2020-09-29"),
+    )
+    .expect("range");
+    let server_error = || {
+        ReportFetchError::Qbo(qbo::QboError::Server {
+            status: 504,
+            fault: None,
+            detail: Some("gateway timeout".to_owned()),
+            intuit_tid: Some("1-504".to_owned()),
+        })
+    };
+    // Ranges longer than 8 days time out on QuickBooks' side.
+    let mut calls = Vec::new();
+    let pieces = load_report_range_with(
+        |r: ReportRequest| {
+            calls.push(r.clone());
+            let days = r.start_date.until(r.end_date).expect("span").get_days() + 1;
+            std::future::ready(if days > 8 {
+                Err(server_error())
+            } else {
+                Ok(fetched(&gl_body(&r)))
+            })
+        },
+        &db.pool,
+        REALM,
+        &request,
+        ReportLineage::default(),
+    )
+    .await
+    .expect("loaded in pieces");
+    assert_eq!(pieces.len(), 4, "{pieces:?}");
+    assert_eq!(
+        periods(&pieces)[0],
+        (date("2020-09-01"), date("2020-09-08"))
+    );
+    assert_eq!(calls.len(), 7);
+    // A single day that keeps failing is the fetch error, naming the report and the day.
+    let err = load_report_range_with(
+        |_r: ReportRequest| std::future::ready(Err(server_error())),
+        &db.pool,
+        REALM,
+        &ReportRequest::new(
+            ReportName::GeneralLedger,
+            date("2020-10-01"),
+            date("2020-10-02"),
+        )
+        .expect("range"),
+        ReportLineage::default(),
+    )
+    .await
+    .expect_err("fails");
+    assert!(
+        matches!(err, ReportLoadError::Fetch { start, end, .. } if start == end),
+        "{err}"
+    );
+    // An as-of report has no range to split: one request, then the error.
+    let mut asked = 0;
+    let err = load_report_range_with(
+        |_r: ReportRequest| {
+            asked += 1;
+            std::future::ready(Err(ReportFetchError::Qbo(qbo::QboError::Timeout {
+                message: "x".to_owned(),
+            })))
+        },
+        &db.pool,
+        REALM,
+        &ReportRequest::new(
+            ReportName::AgedPayables,
+            date("2020-10-01"),
+            date("2020-10-31"),
+        )
+        .expect("range"),
+        ReportLineage::default(),
+    )
+    .await
+    .expect_err("an as-of report cannot be split");
+    assert!(matches!(err, ReportLoadError::Fetch { .. }), "{err}");
+    assert_eq!(asked, 1);
+}
