@@ -174,49 +174,12 @@ where
     // Pieces still to read, the next on top.
     let mut todo = vec![request.clone()];
     while let Some(piece) = todo.pop() {
-        let fetched = match fetch(piece.clone()).await {
-            Ok(f) if !qbo::is_range_too_large(&f.report) => f,
-            Ok(_) | Err(ReportFetchError::RangeTooLarge { .. }) => {
-                let (first, second) = piece.halves().ok_or_else(|| too_large(&piece))?;
-                tracing::info!(
-                    realm_id,
-                    report = %piece.name,
-                    start = %piece.start_date,
-                    end = %piece.end_date,
-                    "Report range too large; reading it in halves"
-                );
+        let fetched = match answer_of(&piece, fetch(piece.clone()).await, realm_id)? {
+            Answer::Report(fetched) => fetched,
+            Answer::Halves(first, second) => {
                 todo.push(second);
                 todo.push(first);
                 continue;
-            }
-            Err(ReportFetchError::Qbo(source)) if gives_up_on_size(&source) => {
-                let Some((first, second)) = piece.halves() else {
-                    return Err(ReportLoadError::Fetch {
-                        report: piece.name,
-                        start: piece.start_date,
-                        end: piece.end_date,
-                        source,
-                    });
-                };
-                tracing::info!(
-                    realm_id,
-                    report = %piece.name,
-                    start = %piece.start_date,
-                    end = %piece.end_date,
-                    error = %source,
-                    "Report range failed on QuickBooks' side; reading it in halves"
-                );
-                todo.push(second);
-                todo.push(first);
-                continue;
-            }
-            Err(ReportFetchError::Qbo(source)) => {
-                return Err(ReportLoadError::Fetch {
-                    report: piece.name,
-                    start: piece.start_date,
-                    end: piece.end_date,
-                    source,
-                });
             }
         };
         let mut tx = pool.begin().await?;
@@ -249,6 +212,57 @@ where
         });
     }
     Ok(stored)
+}
+
+/// What to do with one piece after its fetch.
+enum Answer {
+    /// Store this report.
+    Report(FetchedReport),
+    /// Read these two halves instead (first, then second).
+    Halves(ReportRequest, ReportRequest),
+}
+
+/// Decides on `piece`'s fetch: a complete report is stored; a truncated one, or a 5xx or
+/// timeout that outlasted the client's retries, is read again as two halves while it can be
+/// split; anything else, or a piece that cannot be split, is the error.
+fn answer_of(
+    piece: &ReportRequest,
+    fetched: Result<FetchedReport, ReportFetchError>,
+    realm_id: &str,
+) -> Result<Answer, ReportLoadError> {
+    let why = match fetched {
+        Ok(f) if !qbo::is_range_too_large(&f.report) => return Ok(Answer::Report(f)),
+        Ok(_) | Err(ReportFetchError::RangeTooLarge { .. }) => match piece.halves() {
+            Some(halves) => (
+                halves,
+                "Report range too large; reading it in halves".to_owned(),
+            ),
+            None => return Err(too_large(piece)),
+        },
+        Err(ReportFetchError::Qbo(source)) => match piece.halves() {
+            Some(halves) if gives_up_on_size(&source) => (
+                halves,
+                format!("Report range failed on QuickBooks' side ({source}); reading it in halves"),
+            ),
+            _ => {
+                return Err(ReportLoadError::Fetch {
+                    report: piece.name,
+                    start: piece.start_date,
+                    end: piece.end_date,
+                    source,
+                });
+            }
+        },
+    };
+    let ((first, second), message) = why;
+    tracing::info!(
+        realm_id,
+        report = %piece.name,
+        start = %piece.start_date,
+        end = %piece.end_date,
+        "{message}"
+    );
+    Ok(Answer::Halves(first, second))
 }
 
 /// Whether QuickBooks failed a report in a way a shorter range may avoid: a server error or a
