@@ -174,13 +174,14 @@ where
     // Pieces still to read, the next on top.
     let mut todo = vec![request.clone()];
     while let Some(piece) = todo.pop() {
-        let fetched = match answer_of(&piece, fetch(piece.clone()).await, realm_id)? {
-            Answer::Report(fetched) => fetched,
+        let fetched = match answer_of(&piece, fetch(piece.clone()).await, realm_id) {
+            Answer::Report(fetched) => *fetched,
             Answer::Halves(first, second) => {
                 todo.push(second);
                 todo.push(first);
                 continue;
             }
+            Answer::Failed(e) => return Err(*e),
         };
         let mut tx = pool.begin().await?;
         let write = upsert_report(
@@ -217,9 +218,11 @@ where
 /// What to do with one piece after its fetch.
 enum Answer {
     /// Store this report.
-    Report(FetchedReport),
+    Report(Box<FetchedReport>),
     /// Read these two halves instead (first, then second).
     Halves(ReportRequest, ReportRequest),
+    /// Give up: the range cannot be read.
+    Failed(Box<ReportLoadError>),
 }
 
 /// Decides on `piece`'s fetch: a complete report is stored; a truncated one, or a 5xx or
@@ -245,12 +248,12 @@ fn answer_of(
                 format!("Report range failed on QuickBooks' side ({source}); reading it in halves"),
             ),
             _ => {
-                return Err(ReportLoadError::Fetch {
+                return Answer::Failed(Box::new(ReportLoadError::Fetch {
                     report: piece.name,
                     start: piece.start_date,
                     end: piece.end_date,
                     source,
-                });
+                }));
             }
         },
     };
@@ -262,7 +265,7 @@ fn answer_of(
         end = %piece.end_date,
         "{message}"
     );
-    Ok(Answer::Halves(first, second))
+    Answer::Halves(first, second)
 }
 
 /// Whether QuickBooks failed a report in a way a shorter range may avoid: a server error or a
