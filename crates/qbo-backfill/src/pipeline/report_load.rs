@@ -232,15 +232,15 @@ fn answer_of(
     piece: &ReportRequest,
     fetched: Result<FetchedReport, ReportFetchError>,
     realm_id: &str,
-) -> Result<Answer, ReportLoadError> {
+) -> Answer {
     let why = match fetched {
-        Ok(f) if !qbo::is_range_too_large(&f.report) => return Ok(Answer::Report(f)),
+        Ok(f) if !qbo::is_range_too_large(&f.report) => return Answer::Report(Box::new(f)),
         Ok(_) | Err(ReportFetchError::RangeTooLarge { .. }) => match piece.halves() {
             Some(halves) => (
                 halves,
                 "Report range too large; reading it in halves".to_owned(),
             ),
-            None => return Err(too_large(piece)),
+            None => return Answer::Failed(Box::new(too_large(piece))),
         },
         Err(ReportFetchError::Qbo(source)) => match piece.halves() {
             Some(halves) if gives_up_on_size(&source) => (
