@@ -32,6 +32,22 @@ pub(crate) async fn run_target(
     }
 }
 
+/// The range asked: both dates, or neither for an incremental `mode` (then `None`: from the
+/// cursor); otherwise `required()` or the one-date refusal.
+fn asked_dates(
+    fecha_inicio: Option<Date>,
+    fecha_fin: Option<Date>,
+    mode: Mode,
+    required: impl FnOnce() -> CliError,
+) -> Result<Option<DateRange>, CliError> {
+    match (fecha_inicio, fecha_fin) {
+        (Some(inicio), Some(fin)) => Ok(Some(DateRange::new(inicio, fin).map_err(bad)?)),
+        (None, None) if mode == Mode::Incremental => Ok(None),
+        (None, None) => Err(required()),
+        _ => Err(bad(SinceError::OneDate)),
+    }
+}
+
 /// Loads `pipeline` over the dates given, or, for an incremental pipeline without dates, from
 /// its cursor; returns the exit status. Bad input writes nothing, not even the database.
 async fn run(
@@ -40,12 +56,9 @@ async fn run(
     fecha_fin: Option<Date>,
     tuning: &ClientTuning,
 ) -> Result<u8, CliError> {
-    let dates = match (fecha_inicio, fecha_fin) {
-        (Some(inicio), Some(fin)) => Some(DateRange::new(inicio, fin).map_err(bad)?),
-        (None, None) if pipeline.mode() == Mode::Incremental => None,
-        (None, None) => return Err(bad(SinceError::DatesRequired(pipeline))),
-        _ => return Err(bad(SinceError::OneDate)),
-    };
+    let dates = asked_dates(fecha_inicio, fecha_fin, pipeline.mode(), || {
+        bad(SinceError::DatesRequired(pipeline))
+    })?;
     let (session, settings) = Session::for_local_run(tuning).await?;
     let range = range_or_since_cursor(
         &session.pool,
@@ -74,12 +87,9 @@ async fn run_batch(
     fecha_fin: Option<Date>,
     tuning: &ClientTuning,
 ) -> Result<u8, CliError> {
-    let dates = match (fecha_inicio, fecha_fin) {
-        (Some(inicio), Some(fin)) => Some(DateRange::new(inicio, fin).map_err(bad)?),
-        (None, None) if batch.mode() == Mode::Incremental => None,
-        (None, None) => return Err(bad(BatchError::DatesRequired(batch))),
-        _ => return Err(bad(SinceError::OneDate)),
-    };
+    let dates = asked_dates(fecha_inicio, fecha_fin, batch.mode(), || {
+        bad(BatchError::DatesRequired(batch))
+    })?;
     let (session, settings) = Session::for_local_run(tuning).await?;
     let realm_id = settings.realm_id.as_str();
     let planned = batch_service::plan(
