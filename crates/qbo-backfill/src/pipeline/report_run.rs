@@ -23,7 +23,7 @@ use super::Window;
 use super::events::{RunEvent, RunEvents};
 use super::report_load::{ReportLineage, ReportLoadError, StoredPiece, load_report_range};
 use super::runner::control::{EndOf, RunControl, drain, run_tasks, with_heartbeat};
-use super::runner::window::{WindowClaim, claim_for_run, end_window, warn_unrecorded};
+use super::runner::window::{WindowClaim, claim_for_run, end_window, record_end, warn_unrecorded};
 use super::runner::{RunContext, RunError, RunOutcome, emit_summary};
 use crate::domain::catalog::ReportSpec;
 use crate::store::raw::UpsertCounts;
@@ -293,7 +293,11 @@ impl MonthTask<'_> {
                 });
                 return;
             }
-            Err(e) => warn_unrecorded(&scope.control, &self.month_label(), &e),
+            Err(e) => warn_unrecorded(
+                &scope.control,
+                &format!("month {}", self.window.day.strftime("%Y-%m")),
+                &e,
+            ),
         }
         {
             let mut totals = lock(&scope.totals);
@@ -342,16 +346,16 @@ impl MonthTask<'_> {
         .await
     }
 
-    /// Records how a month ended; a failure to record is reported (the lease then expires and
-    /// the month is claimable again).
     async fn record(&self, end: &WindowEnd<'_>) {
-        if let Err(e) = self.end(end).await {
-            warn_unrecorded(&self.scope.control, &self.month_label(), &e);
-        }
-    }
-
-    /// `month 2026-01`.
-    fn month_label(&self) -> String {
-        format!("month {}", self.window.day.strftime("%Y-%m"))
+        let scope = self.scope;
+        record_end(
+            &scope.runner.pool,
+            &scope.ctx,
+            &self.window,
+            end,
+            self.started,
+            &scope.control,
+        )
+        .await;
     }
 }

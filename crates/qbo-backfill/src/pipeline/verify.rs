@@ -19,7 +19,7 @@ use sqlx::PgPool;
 use super::events::{RunEvent, RunEvents};
 use super::runner::control::{EndOf, RunControl, drain, run_tasks, with_heartbeat};
 use super::runner::window::{
-    WindowClaim, claim_for_run, end_window, warn_unrecorded, write_held_page,
+    WindowClaim, claim_for_run, end_window, record_end, warn_unrecorded, write_held_page,
 };
 use tokio_util::sync::CancellationToken;
 
@@ -590,12 +590,17 @@ impl MonthTask<'_> {
         .await
     }
 
-    /// Records how a month ended; a failure to record is reported (the lease then expires and
-    /// the month is claimable again).
     async fn record_end(&self, end: &WindowEnd<'_>) {
-        if let Err(e) = self.end(end).await {
-            warn_unrecorded(&self.scope.control, &self.month_label(), &e);
-        }
+        let scope = self.scope;
+        record_end(
+            self.pool(),
+            &scope.ctx,
+            &self.window,
+            end,
+            self.started,
+            &scope.control,
+        )
+        .await;
     }
 
     /// `month 2026-01`.

@@ -217,16 +217,41 @@ impl WindowTask<'_> {
         .await
     }
 
-    /// Records how a window ended; a failure to record is reported (the lease then expires and
-    /// the window is claimable again).
     async fn record(&self, end: &WindowEnd<'_>) {
-        if let Err(e) = self.end(end).await {
-            warn_unrecorded(
-                &self.scope.control,
-                &format!("window {}", self.window.day),
-                &e,
-            );
-        }
+        let pool = &self.runner().pool;
+        record_end(
+            pool,
+            &self.scope.ctx,
+            &self.window,
+            end,
+            self.started,
+            &self.scope.control,
+        )
+        .await;
+    }
+}
+
+/// Ends `window` as [`end_window`] does; a failure to record is told as a warning naming the
+/// window (`window 2026-01-05`, or `month 2026-01` for a verification or a report), and the
+/// lease then expires so the window is claimable again. The one record of every window's end.
+pub(crate) async fn record_end(
+    pool: &PgPool,
+    ctx: &RunContext,
+    window: &Window,
+    end: &WindowEnd<'_>,
+    started: Instant,
+    control: &RunControl,
+) {
+    if let Err(e) = end_window(pool, ctx, window, end, started).await {
+        let what = match ctx.pipeline.mode() {
+            crate::pipeline::Mode::Verify | crate::pipeline::Mode::Report => {
+                format!("month {}", window.day.strftime("%Y-%m"))
+            }
+            crate::pipeline::Mode::Backfill | crate::pipeline::Mode::Incremental => {
+                format!("window {}", window.day)
+            }
+        };
+        warn_unrecorded(control, &what, &e);
     }
 }
 
