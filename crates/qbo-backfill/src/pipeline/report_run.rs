@@ -23,7 +23,9 @@ use super::Window;
 use super::events::{RunEvent, RunEvents};
 use super::report_load::{ReportLineage, ReportLoadError, StoredPiece, load_report_range};
 use super::runner::control::{EndOf, RunControl, drain, run_tasks, with_heartbeat};
-use super::runner::window::{WindowClaim, claim_for_run, end_window, record_end, warn_unrecorded};
+use super::runner::window::{
+    WindowClaim, claim_for_run, end_window, record_end, record_failure, warn_unrecorded,
+};
 use super::runner::{RunContext, RunError, RunOutcome, emit_summary};
 use crate::domain::catalog::ReportSpec;
 use crate::store::raw::UpsertCounts;
@@ -319,16 +321,17 @@ impl MonthTask<'_> {
         let scope = self.scope;
         lock(&scope.totals).failed_windows += 1;
         lock(&scope.failed_months).push(self.window.day);
-        self.record(&WindowEnd::Failed {
-            error: message,
+        let pool = &scope.runner.pool;
+        record_failure(
+            pool,
+            &scope.ctx,
+            &self.window,
+            self.started,
+            &scope.control,
+            message,
             intuit_tid,
-        })
+        )
         .await;
-        scope.emit(&RunEvent::WindowFailed {
-            day: self.window.day,
-            error: message,
-            intuit_tid,
-        });
     }
 
     async fn unfinished(&self, reason: &str) {

@@ -1,7 +1,8 @@
 //! The report pipelines (`qb_<report>_backfill`) end to end against `qbo-sim` and real
 //! PostgreSQL: every report loads a simulated year, one window per calendar month, in both
 //! bases where the report takes one; the flattened cells add up to each report's own totals; a
-//! second run writes nothing; a month QuickBooks refuses as too large is read in pieces; and
+//! second run writes nothing; a month QuickBooks refuses as too large is read in pieces; months
+//! QuickBooks fails are recorded failed and only they are read by the retry; and
 //! the API and a monthly trigger's `month_start` parameters run them like any pipeline.
 
 use qbo_backfill::domain::catalog::REPORTS;
@@ -232,5 +233,49 @@ async fn the_api_and_a_monthly_trigger_run_report_pipelines_like_any_other() {
         (status, bad["error"]["code"].as_str()),
         (422, Some("invalid_params")),
         "{bad}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn months_quickbooks_fails_are_recorded_failed_and_their_retry_reads_only_them() {
+    let mut config = a_year();
+    config.faults = qbo_sim::FaultConfig {
+        error_rate: 1.0,
+        ..qbo_sim::FaultConfig::default()
+    };
+    config.limits = qbo_sim::SimLimits::none();
+    let mut world = World::new(config).await;
+    world.extra_env.push(("QBO_MAX_RETRIES".into(), "0".into()));
+    let out = world
+        .load("qb_cash_flow_backfill", "2025-03-01", "2025-05-01")
+        .await;
+    let text = stdout(&out);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert_eq!(text.matches("Window failed | window=").count(), 2, "{text}");
+    assert_eq!(
+        scalar(&world, "SELECT count(*) FROM raw.qb_reports").await,
+        0,
+        "a month that failed stores nothing"
+    );
+    world
+        .sim
+        .state()
+        .set_faults(qbo_sim::FaultConfig::default());
+    let run_id = super::harness::run_id(&text);
+    let out = world.run(&["retry", &run_id]).await;
+    let text = stdout(&out);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert_eq!(
+        text.matches("Report completed | report=CashFlow").count(),
+        2,
+        "{text}"
+    );
+    assert_eq!(
+        scalar(
+            &world,
+            "SELECT count(*) FROM raw.qb_reports WHERE report = 'CashFlow'"
+        )
+        .await,
+        4
     );
 }

@@ -190,16 +190,17 @@ impl WindowTask<'_> {
         let scope = self.scope;
         scope.add(|t| t.failed_windows += 1);
         lock(&scope.failed_days).push(self.window.day);
-        self.record(&WindowEnd::Failed {
-            error: message,
+        let pool = &self.runner().pool;
+        record_failure(
+            pool,
+            &scope.ctx,
+            &self.window,
+            self.started,
+            &scope.control,
+            message,
             intuit_tid,
-        })
+        )
         .await;
-        scope.emit(&RunEvent::WindowFailed {
-            day: self.window.day,
-            error: message,
-            intuit_tid,
-        });
     }
 
     pub(super) async fn unfinished(&self, reason: &str) {
@@ -229,6 +230,29 @@ impl WindowTask<'_> {
         )
         .await;
     }
+}
+
+/// Records `window` failed with `message` ([`record_end`]) and tells the run's events
+/// (`Window failed | …`). The one failure of a window of loads and reports.
+pub(crate) async fn record_failure(
+    pool: &PgPool,
+    ctx: &RunContext,
+    window: &Window,
+    started: Instant,
+    control: &RunControl,
+    message: &str,
+    intuit_tid: Option<&str>,
+) {
+    let end = WindowEnd::Failed {
+        error: message,
+        intuit_tid,
+    };
+    record_end(pool, ctx, window, &end, started, control).await;
+    control.emit(&RunEvent::WindowFailed {
+        day: window.day,
+        error: message,
+        intuit_tid,
+    });
 }
 
 /// Ends `window` as [`end_window`] does; a failure to record is told as a warning naming the
