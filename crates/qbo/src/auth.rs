@@ -336,17 +336,6 @@ impl Shared {
     }
 
     async fn refresh_once(&self, refresh_token: &SecretString) -> Result<TokenGrant, QboError> {
-        let to_token_error = |e: reqwest::Error| match transport_error(e) {
-            QboError::Timeout { message } | QboError::Connection { message } => {
-                QboError::TokenEndpoint {
-                    status: None,
-                    message,
-                    retryable: true,
-                    intuit_tid: None,
-                }
-            }
-            other => other,
-        };
         let response = self
             .http
             .post(self.config.token_url.clone())
@@ -360,22 +349,12 @@ impl Shared {
             ])
             .send()
             .await
-            .map_err(to_token_error)?;
+            .map_err(|e| unreachable_endpoint(transport_error(e)))?;
         let meta = ResponseMeta::from_parts(response.status().as_u16(), response.headers());
         let body =
             crate::transport::read_capped(response, crate::transport::MAX_TOKEN_RESPONSE_BYTES)
                 .await
-                .map_err(|e| match e {
-                    QboError::Timeout { message } | QboError::Connection { message } => {
-                        QboError::TokenEndpoint {
-                            status: None,
-                            message,
-                            retryable: true,
-                            intuit_tid: None,
-                        }
-                    }
-                    other => other,
-                })?;
+                .map_err(unreachable_endpoint)?;
         // An error body may echo what was sent (the refresh token, the client credentials):
         // mask them whatever their shape, not only when they look like tokens.
         interpret_token_response(&meta, &body).map_err(|e| {
@@ -384,5 +363,21 @@ impl Shared {
                 self.config.client_secret.expose_secret(),
             ])
         })
+    }
+}
+
+/// A timeout or a lost connection on the way to the token endpoint as a retryable error of the
+/// endpoint; any other error as it is.
+fn unreachable_endpoint(e: QboError) -> QboError {
+    match e {
+        QboError::Timeout { message } | QboError::Connection { message } => {
+            QboError::TokenEndpoint {
+                status: None,
+                message,
+                retryable: true,
+                intuit_tid: None,
+            }
+        }
+        other => other,
     }
 }

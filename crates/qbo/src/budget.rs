@@ -17,34 +17,7 @@ use crate::BoxFuture;
 
 /// A failure of the shared budget itself (database down, …). The client sends nothing without
 /// a slot: it reports a retryable error instead.
-#[derive(Debug, thiserror::Error)]
-#[error("{message}")]
-pub struct BudgetError {
-    message: String,
-    #[source]
-    source: Option<Box<dyn std::error::Error + Send + Sync>>,
-}
-
-impl BudgetError {
-    /// An error with an operator-facing message and no underlying cause.
-    pub fn new(message: impl Into<String>) -> Self {
-        Self {
-            message: message.into(),
-            source: None,
-        }
-    }
-
-    /// An error with an operator-facing message and the cause behind it.
-    pub fn with_source(
-        message: impl Into<String>,
-        source: impl std::error::Error + Send + Sync + 'static,
-    ) -> Self {
-        Self {
-            message: message.into(),
-            source: Some(Box::new(source)),
-        }
-    }
-}
+pub type BudgetError = crate::error::CallerError;
 
 /// One company's request budget, shared by every process that sends requests for it.
 pub trait SharedBudget: Send + Sync {

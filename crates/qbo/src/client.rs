@@ -50,16 +50,7 @@ pub struct ClientStats {
 /// A failure of the shared budget as a retryable error of the attempt: nothing was sent, and
 /// nothing is sent until a slot is granted.
 fn budget_error(e: BudgetError) -> QboError {
-    let mut message = e.to_string();
-    let mut source = std::error::Error::source(&e);
-    while let Some(s) = source {
-        let text = s.to_string();
-        if !message.contains(&text) {
-            message.push_str(": ");
-            message.push_str(&text);
-        }
-        source = s.source();
-    }
+    let message = crate::transport::error_chain(&e);
     QboError::Connection {
         message: redact(&format!(
             "no request slot from the shared request budget, so nothing was sent ({message})"

@@ -6,7 +6,6 @@
 use std::fmt;
 use std::time::Duration;
 
-use crate::token_store::TokenStoreError;
 use crate::{Entity, TimeWindow};
 
 /// One entry of a QBO fault (`Fault.Error[]`, `fault.error[]` or an XML `<Error>`).
@@ -263,7 +262,7 @@ pub enum QboError {
 
     /// The token store failed (reading the refresh token, or persisting a rotated one).
     #[error("The token store failed: {0}")]
-    TokenStore(#[source] TokenStoreError),
+    TokenStore(#[source] CallerError),
 
     /// A window's rows kept changing while it was paged: after the allowed re-pages the
     /// `COUNT(*)` still disagreed with the distinct Ids seen.
@@ -560,5 +559,36 @@ mod tests {
         assert!(f.has_code("3100"));
         assert!(!f.has_code("3200"));
         assert!(f.is_type("authentication"));
+    }
+}
+
+/// A failure of something the caller implements for the client (the shared budget, the token
+/// store): an operator-facing message and the cause behind it, if any.
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
+pub struct CallerError {
+    message: String,
+    #[source]
+    source: Option<Box<dyn std::error::Error + Send + Sync>>,
+}
+
+impl CallerError {
+    /// An error with an operator-facing message and no underlying cause.
+    pub fn new(message: impl Into<String>) -> Self {
+        Self {
+            message: message.into(),
+            source: None,
+        }
+    }
+
+    /// An error with an operator-facing message and the cause behind it.
+    pub fn with_source(
+        message: impl Into<String>,
+        source: impl std::error::Error + Send + Sync + 'static,
+    ) -> Self {
+        Self {
+            message: message.into(),
+            source: Some(Box::new(source)),
+        }
     }
 }

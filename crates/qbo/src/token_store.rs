@@ -59,34 +59,7 @@ impl fmt::Debug for TokenSet {
 }
 
 /// A failure of the token store itself (database down, no token stored, …).
-#[derive(Debug, thiserror::Error)]
-#[error("{message}")]
-pub struct TokenStoreError {
-    message: String,
-    #[source]
-    source: Option<Box<dyn std::error::Error + Send + Sync>>,
-}
-
-impl TokenStoreError {
-    /// An error with an operator-facing message and no underlying cause.
-    pub fn new(message: impl Into<String>) -> Self {
-        Self {
-            message: message.into(),
-            source: None,
-        }
-    }
-
-    /// An error with an operator-facing message and the cause behind it.
-    pub fn with_source(
-        message: impl Into<String>,
-        source: impl std::error::Error + Send + Sync + 'static,
-    ) -> Self {
-        Self {
-            message: message.into(),
-            source: Some(Box::new(source)),
-        }
-    }
-}
+pub type TokenStoreError = crate::error::CallerError;
 
 /// Persistent storage of one company's tokens, implemented by the caller.
 pub trait TokenStore: Send + Sync {

@@ -33,13 +33,10 @@ pub(crate) fn backoff(retry: &RetrySettings, attempt: u32) -> Duration {
     ceiling.mul_f64(fastrand::f64())
 }
 
-/// The error chain of a transport failure, without URLs and redacted.
-pub(crate) fn transport_error(e: reqwest::Error) -> QboError {
-    let timeout = e.is_timeout();
-    let builder = e.is_builder();
-    let e = e.without_url();
+/// `e` and its sources in one line, each cause added once (`a: b: c`), not redacted.
+pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
     let mut message = e.to_string();
-    let mut source = std::error::Error::source(&e);
+    let mut source = e.source();
     while let Some(s) = source {
         let text = s.to_string();
         if !message.contains(&text) {
@@ -48,7 +45,14 @@ pub(crate) fn transport_error(e: reqwest::Error) -> QboError {
         }
         source = s.source();
     }
-    let message = redact(&message);
+    message
+}
+
+/// The error chain of a transport failure, without URLs and redacted.
+pub(crate) fn transport_error(e: reqwest::Error) -> QboError {
+    let timeout = e.is_timeout();
+    let builder = e.is_builder();
+    let message = redact(&error_chain(&e.without_url()));
     if timeout {
         QboError::Timeout { message }
     } else if builder {

@@ -1,7 +1,6 @@
-//! Workers: the [`Executor`] that turns a claimed run into a [`Runner`] (a load) or a
-//! [`Verifier`] (a verification) for its company (one
-//! QuickBooks client per company per process, so every run of a company in this process shares
-//! one token cache and rate limiter), the stored run log ([`StoredLog`]), and the worker loop
+//! Workers: the [`Executor`] that executes a claimed run (a load, a verification or a report)
+//! on an [`Engine`] for its company (one QuickBooks client per company per process, so every
+//! run of a company in this process shares one token cache and rate limiter), the stored run log ([`StoredLog`]), and the worker loop
 //! ([`run_workers`]) that claims queued runs until shutdown, reaping runs whose worker died.
 
 use std::collections::HashMap;
@@ -15,9 +14,7 @@ use crate::domain::run::RunOrigin;
 use crate::pipeline::events::{self, Level, RunEvent, RunEvents, TokenFailure};
 use tokio_util::sync::CancellationToken;
 
-use crate::pipeline::report_run::ReportRunner;
-use crate::pipeline::runner::{RunContext, RunError, RunOutcome, Runner};
-use crate::pipeline::verify::Verifier;
+use crate::pipeline::runner::{Engine, RunContext, RunError, RunOutcome};
 use crate::pipeline::{DateRange, Mode, Pipeline, Window};
 use crate::settings::ClientTuning;
 use crate::store::auth::secrets::SecretKey;
@@ -203,41 +200,18 @@ impl Executor {
         interrupt: CancellationToken,
         events: Arc<dyn RunEvents>,
     ) -> Result<RunOutcome, ExecError> {
-        let concurrency = self.tuning.window_concurrency();
+        let engine = Engine {
+            pool: self.pool.clone(),
+            client,
+            concurrency: self.tuning.window_concurrency(),
+            interrupt,
+            lease: self.lease,
+        };
         Ok(match ctx.pipeline.mode() {
-            Mode::Verify => {
-                Verifier {
-                    pool: self.pool.clone(),
-                    client,
-                    concurrency,
-                    interrupt,
-                    lease: self.lease,
-                }
-                .execute(ctx, events)
-                .await?
-            }
-            Mode::Report => {
-                ReportRunner {
-                    pool: self.pool.clone(),
-                    client,
-                    concurrency,
-                    interrupt,
-                    lease: self.lease,
-                }
-                .execute(ctx, events)
-                .await?
-            }
+            Mode::Verify => engine.verify(ctx, events).await?,
+            Mode::Report => engine.read_reports(ctx, events).await?,
             Mode::Backfill | Mode::Incremental => {
-                Runner {
-                    pool: self.pool.clone(),
-                    client,
-                    concurrency,
-                    span_max_pages: self.tuning.span_max_pages,
-                    interrupt,
-                    lease: self.lease,
-                }
-                .execute(ctx, events)
-                .await?
+                engine.load(ctx, events, self.tuning.span_max_pages).await?
             }
         })
     }

@@ -493,18 +493,25 @@ fn verified_lines(
             Level::Error,
             format!("Verify failed. Retry it with: qbo-backfill retry {run_id}"),
         )),
-        RunStatus::Interrupted => out.push((
+        status => out.extend(stopped_line(status, run_id)),
+    }
+    out
+}
+
+/// The line of a run that stopped before its end (interrupted, back in the queue, cancelled).
+fn stopped_line(status: RunStatus, run_id: Uuid) -> Option<(Level, String)> {
+    match status {
+        RunStatus::Interrupted => Some((
             Level::Warn,
             format!("Run interrupted. Finish it with: qbo-backfill retry {run_id}"),
         )),
-        RunStatus::Queued => out.push((
+        RunStatus::Queued => Some((
             Level::Warn,
             format!("Run {run_id} stopped on this worker and went back to the queue"),
         )),
-        RunStatus::Cancelled => out.push((Level::Warn, format!("Run {run_id} cancelled"))),
-        _ => {}
+        RunStatus::Cancelled => Some((Level::Warn, format!("Run {run_id} cancelled"))),
+        _ => None,
     }
-    out
 }
 
 fn token_lines(run_id: Uuid, kind: TokenFailure, message: &str) -> Vec<(Level, String)> {
@@ -560,16 +567,7 @@ fn finished_lines(summary: &Summary<'_>) -> Vec<(Level, String)> {
                 ),
             ));
         }
-        RunStatus::Interrupted => out.push((
-            Level::Warn,
-            format!("Run interrupted. Finish it with: qbo-backfill retry {run_id}"),
-        )),
-        RunStatus::Queued => out.push((
-            Level::Warn,
-            format!("Run {run_id} stopped on this worker and went back to the queue"),
-        )),
-        RunStatus::Cancelled => out.push((Level::Warn, format!("Run {run_id} cancelled"))),
-        _ => {}
+        status => out.extend(stopped_line(status, run_id)),
     }
     out
 }

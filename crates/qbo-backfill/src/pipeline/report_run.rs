@@ -10,150 +10,71 @@
 //! Totals: `pages` counts the answers stored, `rows` the cells written, and the upsert counts
 //! are per answer (inserted, updated, unchanged).
 
-use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use jiff::civil::Date;
 use qbo::report::ReportRequest;
-use sqlx::PgPool;
-use tokio_util::sync::CancellationToken;
 
 use super::Window;
 use super::events::{RunEvent, RunEvents};
 use super::report_load::{ReportLineage, ReportLoadError, StoredPiece, load_report_range};
-use super::runner::control::{EndOf, RunControl, drain, run_tasks, with_heartbeat};
-use super::runner::window::{
-    WindowClaim, claim_for_run, end_window, record_end, record_failure, warn_unrecorded,
-};
-use super::runner::{RunContext, RunError, RunOutcome, emit_summary};
+use super::runner::control::{Engine, RunCore, RunScope, execute};
+use super::runner::window::{Early, HeldWindow};
+use super::runner::{RunContext, RunError, RunOutcome};
 use crate::domain::catalog::ReportSpec;
 use crate::store::raw::UpsertCounts;
 use crate::store::raw::reports::ReportOutcome;
-use crate::store::runs::{RunTotals, WindowEnd};
-
-/// Reads the months of claimed report runs for one company.
-#[derive(Clone)]
-pub struct ReportRunner {
-    /// The database.
-    pub pool: PgPool,
-    /// The company's QuickBooks client.
-    pub client: qbo::QboClient,
-    /// Months read at once.
-    pub concurrency: usize,
-    /// Raised by the operator (Ctrl-C) or a shutting-down worker.
-    pub interrupt: CancellationToken,
-    /// How long claims last without a heartbeat.
-    pub lease: Duration,
-}
+use crate::store::runs::WindowEnd;
 
 /// One execution of a report run.
 struct Scope {
-    runner: ReportRunner,
-    ctx: RunContext,
-    control: Arc<RunControl>,
-    queue: Mutex<VecDeque<Window>>,
-    totals: Mutex<RunTotals>,
-    failed_months: Mutex<Vec<Date>>,
+    core: RunCore<Window>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-impl ReportRunner {
-    /// Executes a claimed report run to its end, emitting what happens to `events`.
+impl Engine {
+    /// Executes a claimed report run to its end, emitting what happens to `events`:
+    /// `concurrency` months at once.
     ///
     /// # Errors
     /// Only when the run cannot be recorded at all; month failures are part of the outcome.
-    pub async fn execute(
+    pub async fn read_reports(
         &self,
         ctx: RunContext,
         events: Arc<dyn RunEvents>,
     ) -> Result<RunOutcome, RunError> {
-        let started = Instant::now();
-        let months = ctx.windows.len();
-        let control = Arc::new(RunControl::new(
-            ctx.execution.run_id,
-            events,
-            &self.client,
-            &self.interrupt,
-        ));
-        let scope = Arc::new(self.scope(ctx, control));
-        with_heartbeat(
-            &scope.control,
-            &self.pool,
-            &self.client,
-            &scope.ctx,
-            self.lease,
-            || async {
-                run_tasks(
-                    &scope.control,
-                    self.concurrency.min(months),
-                    "month",
-                    || {
-                        let scope = scope.clone();
-                        async move { scope.month_worker().await }
-                    },
-                )
-                .await;
-            },
-        )
-        .await;
-        scope.finish(started).await
-    }
-
-    fn scope(&self, ctx: RunContext, control: Arc<RunControl>) -> Scope {
         let mut queue = ctx.windows.clone();
         queue.sort_unstable();
-        Scope {
-            runner: self.clone(),
-            totals: Mutex::new(RunTotals {
-                windows: queue.len() as u64,
-                ..RunTotals::default()
-            }),
-            queue: Mutex::new(queue.into()),
-            control,
-            ctx,
-            failed_months: Mutex::new(Vec::new()),
-        }
+        execute(Arc::new(Scope {
+            core: RunCore::new(self, ctx, events, queue.into()),
+        }))
+        .await
     }
 }
 
-impl Scope {
-    fn emit(&self, event: &RunEvent<'_>) {
-        self.control.emit(event);
+impl RunScope for Scope {
+    type Work = Window;
+    const TASK: &'static str = "month";
+
+    fn failed_text(n: usize) -> String {
+        format!("{n} months could not be read")
     }
 
-    async fn month_worker(&self) {
-        drain(&self.control, &self.queue, |window| async move {
-            MonthTask {
-                scope: self,
-                window,
-                started: Instant::now(),
-            }
-            .run()
-            .await;
-        })
+    fn core(&self) -> &RunCore<Window> {
+        &self.core
+    }
+
+    async fn work(&self, window: Window) {
+        MonthTask {
+            scope: self,
+            window,
+            started: Instant::now(),
+        }
+        .run()
         .await;
-    }
-
-    async fn finish(&self, started: Instant) -> Result<RunOutcome, RunError> {
-        let end = EndOf {
-            pool: &self.runner.pool,
-            exec: &self.ctx.execution,
-            client: &self.runner.client,
-            totals: *lock(&self.totals),
-            failed: lock(&self.failed_months).clone(),
-            started,
-            cursor: None,
-        };
-        let (outcome, requests) = self
-            .control
-            .end_run(end, |n| format!("{n} months could not be read"))
-            .await?;
-        emit_summary(&self.control, &self.ctx, &outcome, &requests);
-        Ok(outcome)
     }
 }
 
@@ -177,14 +98,6 @@ impl Loaded {
     }
 }
 
-/// How a month ended early.
-enum Early {
-    /// The run stopped (already recorded as unfinished).
-    Stopped,
-    /// The month failed with this message and Intuit transaction id.
-    Failed(String, Option<String>),
-}
-
 /// One month being read by one execution.
 struct MonthTask<'a> {
     scope: &'a Scope,
@@ -193,21 +106,17 @@ struct MonthTask<'a> {
 }
 
 impl MonthTask<'_> {
+    fn held(&self) -> HeldWindow<'_> {
+        self.scope.core.held(self.window, self.started)
+    }
+
     async fn run(&self) {
         let scope = self.scope;
-        scope.emit(&RunEvent::ReportMonthStarted {
-            pipeline: scope.ctx.pipeline,
+        scope.core.emit(&RunEvent::ReportMonthStarted {
+            pipeline: scope.core.ctx.pipeline,
             window: self.window,
         });
-        let claim = WindowClaim {
-            pool: &scope.runner.pool,
-            exec: &scope.ctx.execution,
-            pipeline: scope.ctx.pipeline,
-            realm_id: &scope.ctx.realm_id,
-            window: &self.window,
-            lease: scope.runner.lease,
-        };
-        match claim_for_run(&claim, &scope.control).await {
+        match self.held().claim().await {
             Ok(Some(_)) => {}
             Ok(None) => return,
             Err(e) => {
@@ -220,13 +129,15 @@ impl MonthTask<'_> {
             Ok(loaded) => self.succeeded(&loaded).await,
             Err(Early::Stopped) => {}
             Err(Early::Failed(message, tid)) => self.failed(&message, tid.as_deref()).await,
+            // A month is never taken over halfway: each answer is stored whole.
+            Err(Early::TakenOver) => {}
         }
     }
 
     /// The requests of the month: one per basis the report takes (one without a basis for
     /// the aging reports, as of the month's last day).
     fn requests(&self) -> Result<Vec<ReportRequest>, String> {
-        let pipeline = self.scope.ctx.pipeline;
+        let pipeline = self.scope.core.ctx.pipeline;
         let report: &ReportSpec = pipeline
             .report()
             .ok_or_else(|| format!("{pipeline} is not a report pipeline"))?;
@@ -246,30 +157,23 @@ impl MonthTask<'_> {
     async fn load(&self) -> Result<Loaded, Early> {
         let scope = self.scope;
         let lineage = ReportLineage {
-            run_id: Some(scope.ctx.execution.run_id),
+            run_id: Some(scope.core.ctx.execution.run_id),
             window: Some((self.window.start, self.window.end)),
         };
+        let held = self.held();
         let mut loaded = Loaded::default();
         for request in self.requests().map_err(|e| Early::Failed(e, None))? {
-            let read = tokio::select! {
-                r = load_report_range(&scope.runner.client, &scope.runner.pool, &request, lineage) => r,
-                interrupted = scope.control.until_halted() => {
-                    self.unfinished(if interrupted {
-                        "interrupted by the operator"
-                    } else {
-                        "the run stopped before this month was read"
-                    })
-                    .await;
-                    return Err(Early::Stopped);
-                }
-            };
+            let engine = &scope.core.engine;
+            let read = held
+                .unless_halted(
+                    load_report_range(&engine.client, &engine.pool, &request, lineage),
+                    "the run stopped before this month was read",
+                )
+                .await?;
             match read {
                 Ok(pieces) => pieces.iter().for_each(|p| loaded.add(p)),
                 Err(ReportLoadError::Fetch { source, .. }) if source.is_terminal_auth() => {
-                    scope.control.token_failure(&source);
-                    self.unfinished("the run stopped: token refresh failed")
-                        .await;
-                    return Err(Early::Stopped);
+                    return Err(held.request_failed(&source, "").await);
                 }
                 Err(e) => {
                     let tid = match &e {
@@ -287,28 +191,25 @@ impl MonthTask<'_> {
 
     async fn succeeded(&self, loaded: &Loaded) {
         let scope = self.scope;
-        match self.end(&WindowEnd::Succeeded).await {
+        let held = self.held();
+        match held.end(&WindowEnd::Succeeded).await {
             Ok(true) => {}
             Ok(false) => {
-                scope.emit(&RunEvent::WindowTakenOver {
+                scope.core.emit(&RunEvent::WindowTakenOver {
                     day: self.window.day,
                 });
                 return;
             }
-            Err(e) => warn_unrecorded(
-                &scope.control,
-                &format!("month {}", self.window.day.strftime("%Y-%m")),
-                &e,
-            ),
+            Err(e) => held.warn_unrecorded(&e),
         }
         {
-            let mut totals = lock(&scope.totals);
+            let mut totals = lock(&scope.core.totals);
             totals.pages += loaded.pieces;
             totals.rows += loaded.cells;
             totals.counts += loaded.counts;
         }
-        scope.emit(&RunEvent::ReportMonthLoaded {
-            pipeline: scope.ctx.pipeline,
+        scope.core.emit(&RunEvent::ReportMonthLoaded {
+            pipeline: scope.core.ctx.pipeline,
             window: self.window,
             pieces: loaded.pieces,
             cells: loaded.cells,
@@ -318,47 +219,7 @@ impl MonthTask<'_> {
     }
 
     async fn failed(&self, message: &str, intuit_tid: Option<&str>) {
-        let scope = self.scope;
-        lock(&scope.totals).failed_windows += 1;
-        lock(&scope.failed_months).push(self.window.day);
-        let pool = &scope.runner.pool;
-        record_failure(
-            pool,
-            &scope.ctx,
-            &self.window,
-            self.started,
-            &scope.control,
-            message,
-            intuit_tid,
-        )
-        .await;
-    }
-
-    async fn unfinished(&self, reason: &str) {
-        self.record(&WindowEnd::Unfinished { reason }).await;
-    }
-
-    async fn end(&self, end: &WindowEnd<'_>) -> Result<bool, sqlx::Error> {
-        end_window(
-            &self.scope.runner.pool,
-            &self.scope.ctx,
-            &self.window,
-            end,
-            self.started,
-        )
-        .await
-    }
-
-    async fn record(&self, end: &WindowEnd<'_>) {
-        let scope = self.scope;
-        record_end(
-            &scope.runner.pool,
-            &scope.ctx,
-            &self.window,
-            end,
-            self.started,
-            &scope.control,
-        )
-        .await;
+        self.scope.core.window_failed(self.window.day);
+        self.held().fail(message, intuit_tid).await;
     }
 }

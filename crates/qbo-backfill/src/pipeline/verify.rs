@@ -9,40 +9,19 @@
 //! again: the month is `drifted` when they now agree, `failed` when they do not. Each month's
 //! result goes to `ops.verify_months` as it ends. What happens is emitted as [`RunEvent`]s.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use jiff::civil::Date;
 use sqlx::PgPool;
 
 use super::events::{RunEvent, RunEvents};
-use super::runner::control::{EndOf, RunControl, drain, run_tasks, with_heartbeat};
-use super::runner::window::{
-    WindowClaim, claim_for_run, end_window, record_end, warn_unrecorded, write_held_page,
-};
-use tokio_util::sync::CancellationToken;
-
+use super::runner::control::{Engine, RunCore, RunScope, execute};
+use super::runner::window::{Early, HeldWindow};
 use super::runner::{RunContext, RunError, RunOutcome, Stop};
 use super::{Pipeline, Window};
-use crate::store::raw::UpsertCounts;
 use crate::store::raw::verify::{self as verify_store, MonthRecord, MonthStatus};
-use crate::store::runs::{RunTotals, WindowEnd};
-
-/// Verifies the months of claimed verify runs for one company.
-#[derive(Clone)]
-pub struct Verifier {
-    /// The database.
-    pub pool: PgPool,
-    /// The company's QuickBooks client.
-    pub client: qbo::QboClient,
-    /// Months verified at once.
-    pub concurrency: usize,
-    /// Raised by the operator (Ctrl-C) or a shutting-down worker.
-    pub interrupt: CancellationToken,
-    /// How long claims last without a heartbeat.
-    pub lease: Duration,
-}
+use crate::store::runs::{RequestTotals, WindowEnd};
 
 /// What a verification found, as its `Verify | …` line reports it.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -75,116 +54,83 @@ impl std::ops::AddAssign for VerifyTotals {
     }
 }
 
-/// How a month's verification ended early.
-enum Early {
-    /// The run stopped: the month is given back unfinished.
-    Stopped,
-    /// Another execution took the month over.
-    TakenOver,
-    /// The month failed with this message and Intuit transaction id.
-    Failed(String, Option<String>),
-}
-
 /// One execution of a verify run.
 struct Scope {
-    verifier: Verifier,
-    ctx: RunContext,
-    /// Why the run stops, its halt signal, its first token, its requests.
-    control: Arc<RunControl>,
-    queue: Mutex<VecDeque<Window>>,
+    core: RunCore<Window>,
     /// Live raw rows per month (by window start), counted before the months start.
     raw_before: Mutex<HashMap<jiff::Timestamp, u64>>,
-    totals: Mutex<VerifyTotals>,
-    run_totals: Mutex<RunTotals>,
-    failed_months: Mutex<Vec<Date>>,
+    /// What the months found.
+    verified: Mutex<VerifyTotals>,
 }
+
+/// Why a month is given back unfinished when the run stopped for another reason than an
+/// interrupt.
+const STOPPED: &str = "the run stopped before this month was verified";
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-impl Verifier {
-    /// Executes a claimed verify run to its end, emitting what happens to `events`.
+impl Engine {
+    /// Executes a claimed verify run to its end, emitting what happens to `events`:
+    /// `concurrency` months at once.
     ///
     /// # Errors
     /// Only when the run cannot be recorded at all; month failures are part of the outcome.
-    pub async fn execute(
+    pub async fn verify(
         &self,
         ctx: RunContext,
         events: Arc<dyn RunEvents>,
     ) -> Result<RunOutcome, RunError> {
-        let started = Instant::now();
-        let months = ctx.windows.len();
+        let months = ctx.windows.len() as u64;
         let mut queue: Vec<Window> = ctx.windows.clone();
         queue.sort_unstable();
-        let scope = Arc::new(Scope {
-            verifier: self.clone(),
-            queue: Mutex::new(queue.into()),
+        execute(Arc::new(Scope {
+            core: RunCore::new(self, ctx, events, queue.into()),
             raw_before: Mutex::new(HashMap::new()),
-            totals: Mutex::new(VerifyTotals {
-                months: months as u64,
+            verified: Mutex::new(VerifyTotals {
+                months,
                 ..VerifyTotals::default()
             }),
-            run_totals: Mutex::new(RunTotals {
-                windows: months as u64,
-                ..RunTotals::default()
-            }),
-            control: Arc::new(RunControl::new(
-                ctx.execution.run_id,
-                events,
-                &self.client,
-                &self.interrupt,
-            )),
-            ctx,
-            failed_months: Mutex::new(Vec::new()),
-        });
-        with_heartbeat(
-            &scope.control,
-            &self.pool,
-            &self.client,
-            &scope.ctx,
-            self.lease,
-            || async {
-                if scope.count_raw().await {
-                    run_tasks(
-                        &scope.control,
-                        self.concurrency.min(months),
-                        "month",
-                        || {
-                            let scope = scope.clone();
-                            async move { scope.month_worker().await }
-                        },
-                    )
-                    .await;
-                }
-            },
-        )
-        .await;
-        scope.finish(started).await
+        }))
+        .await
     }
 }
 
 impl Scope {
     fn emit(&self, event: &RunEvent<'_>) {
-        self.control.emit(event);
+        self.core.control.emit(event);
     }
 
     fn pipeline(&self) -> Pipeline {
-        self.ctx.pipeline
+        self.core.ctx.pipeline
     }
 
     fn stop_with(&self, stop: Stop) -> bool {
-        self.control.stop_with(stop)
+        self.core.control.stop_with(stop)
+    }
+}
+
+impl RunScope for Scope {
+    type Work = Window;
+    const TASK: &'static str = "month";
+
+    fn failed_text(n: usize) -> String {
+        format!("{n} months could not be verified")
+    }
+
+    fn core(&self) -> &RunCore<Window> {
+        &self.core
     }
 
     /// Counts the live raw rows of every month at once. `false` (the run failed) when the
     /// database cannot answer.
-    async fn count_raw(&self) -> bool {
+    async fn prepare(&self) -> bool {
         let counted = verify_store::live_counts(
-            &self.verifier.pool,
+            &self.core.engine.pool,
             self.pipeline().table(),
-            &self.ctx.realm_id,
-            &self.ctx.windows,
+            &self.core.ctx.realm_id,
+            &self.core.ctx.windows,
         )
         .await;
         match counted {
@@ -204,33 +150,17 @@ impl Scope {
         }
     }
 
-    async fn month_worker(&self) {
-        drain(&self.control, &self.queue, |window| async move {
-            MonthTask {
-                scope: self,
-                window,
-                started: Instant::now(),
-            }
-            .run()
-            .await;
-        })
+    async fn work(&self, window: Window) {
+        MonthTask {
+            scope: self,
+            window,
+            started: Instant::now(),
+        }
+        .run()
         .await;
     }
 
-    async fn finish(&self, started: Instant) -> Result<RunOutcome, RunError> {
-        let end = EndOf {
-            pool: &self.verifier.pool,
-            exec: &self.ctx.execution,
-            client: &self.verifier.client,
-            totals: *lock(&self.run_totals),
-            failed: lock(&self.failed_months).clone(),
-            started,
-            cursor: None,
-        };
-        let (outcome, requests) = self
-            .control
-            .end_run(end, |n| format!("{n} months could not be verified"))
-            .await?;
+    fn tell_end(&self, outcome: &RunOutcome, requests: &RequestTotals) {
         if let Some(status) = outcome.status {
             self.emit(&RunEvent::Verified {
                 run_id: outcome.run_id,
@@ -238,13 +168,12 @@ impl Scope {
                 status,
                 totals: VerifyTotals {
                     requests: requests.requests,
-                    ..*lock(&self.totals)
+                    ..*lock(&self.verified)
                 },
                 failed_months: &outcome.failed_days,
                 duration: outcome.duration,
             });
         }
-        Ok(outcome)
     }
 }
 
@@ -257,11 +186,15 @@ struct MonthTask<'a> {
 
 impl MonthTask<'_> {
     fn pool(&self) -> &PgPool {
-        &self.scope.verifier.pool
+        &self.scope.core.engine.pool
+    }
+
+    fn held(&self) -> HeldWindow<'_> {
+        self.scope.core.held(self.window, self.started)
     }
 
     fn realm_id(&self) -> &str {
-        &self.scope.ctx.realm_id
+        &self.scope.core.ctx.realm_id
     }
 
     fn qbo_window(&self) -> qbo::TimeWindow {
@@ -272,7 +205,7 @@ impl MonthTask<'_> {
     }
 
     async fn run(&self) {
-        let waited = match self.claim().await {
+        let waited = match self.held().claim().await {
             Ok(Some(waited)) => waited,
             Ok(None) => return,
             Err(e) => {
@@ -289,58 +222,33 @@ impl MonthTask<'_> {
                 record.error = Some(message);
                 self.ended(record, tid).await;
             }
-            Err(Early::Stopped) => {
-                self.record_end(&WindowEnd::Unfinished {
-                    reason: "the run stopped before this month was verified",
-                })
-                .await;
-            }
+            Err(Early::Stopped) => {}
             Err(Early::TakenOver) => self.scope.emit(&RunEvent::WindowTakenOver {
                 day: self.window.day,
             }),
         }
     }
 
-    /// Waits until the month can be claimed by this run: `Some(waited for another run)`, or
-    /// `None` when the run stopped.
-    async fn claim(&self) -> Result<Option<bool>, sqlx::Error> {
-        let scope = self.scope;
-        claim_for_run(
-            &WindowClaim {
-                pool: self.pool(),
-                exec: &scope.ctx.execution,
-                pipeline: scope.pipeline(),
-                realm_id: self.realm_id(),
-                window: &self.window,
-                lease: scope.verifier.lease,
-            },
-            &scope.control,
-        )
-        .await
-    }
-
     /// QuickBooks' `COUNT(*)` of the month (one request).
     async fn count_qbo(&self, record: &mut MonthRecord) -> Result<u64, Early> {
         let scope = self.scope;
-        let counted = tokio::select! {
-            r = scope.verifier.client.count_within(
-                scope.pipeline().entity(),
-                scope.pipeline().time_field(),
-                self.qbo_window(),
-            ) => r,
-            _ = scope.control.until_halted() => return Err(Early::Stopped),
-        };
+        let held = self.held();
+        let counted = held
+            .unless_halted(
+                scope.core.engine.client.count_within(
+                    scope.pipeline().entity(),
+                    scope.pipeline().time_field(),
+                    self.qbo_window(),
+                ),
+                STOPPED,
+            )
+            .await?;
         record.requests += 1;
         match counted {
             Ok(n) => Ok(n),
-            Err(e) if e.is_terminal_auth() => {
-                scope.control.token_failure(&e);
-                Err(Early::Stopped)
-            }
-            Err(e) => Err(Early::Failed(
-                format!("cannot count the month in QuickBooks: {e}"),
-                e.intuit_tid().map(str::to_owned),
-            )),
+            Err(e) => Err(held
+                .request_failed(&e, "cannot count the month in QuickBooks: ")
+                .await),
         }
     }
 
@@ -389,7 +297,7 @@ impl MonthTask<'_> {
         let returned = self.page(record, qbo).await?;
         let marked = verify_store::mark_missing(
             self.pool(),
-            &self.scope.ctx.execution,
+            &self.scope.core.ctx.execution,
             self.scope.pipeline(),
             self.realm_id(),
             &self.window,
@@ -432,7 +340,8 @@ impl MonthTask<'_> {
     async fn page(&self, record: &mut MonthRecord, count: u64) -> Result<HashSet<String>, Early> {
         let scope = self.scope;
         let pipeline = scope.pipeline();
-        let mut pager = scope.verifier.client.pager(
+        let held = self.held();
+        let mut pager = scope.core.engine.client.pager(
             pipeline.entity(),
             pipeline.time_field(),
             self.qbo_window(),
@@ -440,37 +349,33 @@ impl MonthTask<'_> {
         pager.expect_count(count);
         let mut returned = HashSet::new();
         let result = loop {
-            let next = tokio::select! {
-                r = pager.next_page() => r,
-                _ = scope.control.until_halted() => break Err(Early::Stopped),
+            let next = match held.unless_halted(pager.next_page(), STOPPED).await {
+                Ok(next) => next,
+                Err(early) => break Err(early),
             };
             let page = match next {
                 Ok(Some(page)) => page,
                 Ok(None) => break Ok(()),
-                Err(e) if e.is_terminal_auth() => {
-                    scope.control.token_failure(&e);
-                    break Err(Early::Stopped);
-                }
                 Err(e) => {
-                    break Err(Early::Failed(
-                        format!("cannot page the month from QuickBooks: {e}"),
-                        e.intuit_tid().map(str::to_owned),
-                    ));
+                    break Err(held
+                        .request_failed(&e, "cannot page the month from QuickBooks: ")
+                        .await);
                 }
             };
             returned.extend(page.rows.iter().map(|r| r.id.clone()));
-            match self.write_page(&page).await {
+            match held.write_page(&page).await {
                 Ok(Some(counts)) => {
                     record.loaded += counts.inserted;
                     let rows = page.rows.len() as u64;
-                    let run_rows = {
-                        let mut totals = lock(&scope.run_totals);
-                        totals.pages += 1;
-                        totals.rows += rows;
-                        totals.counts += counts;
-                        totals.rows
-                    };
-                    lock(&scope.totals).loaded += counts.inserted;
+                    let run_rows = scope
+                        .core
+                        .add(|t| {
+                            t.pages += 1;
+                            t.rows += rows;
+                            t.counts += counts;
+                        })
+                        .rows;
+                    lock(&scope.verified).loaded += counts.inserted;
                     scope.emit(&RunEvent::PageWritten { run_rows });
                 }
                 Ok(None) => break Err(Early::TakenOver),
@@ -486,34 +391,13 @@ impl MonthTask<'_> {
         result.map(|()| returned)
     }
 
-    /// Upserts one page and records it in the month's progress, in one transaction; `None`
-    /// when this execution no longer holds the month (nothing is written).
-    async fn write_page(
-        &self,
-        page: &qbo::Page,
-    ) -> Result<Option<UpsertCounts>, Box<dyn std::error::Error + Send + Sync>> {
-        let scope = self.scope;
-        write_held_page(
-            &WindowClaim {
-                pool: self.pool(),
-                exec: &scope.ctx.execution,
-                pipeline: scope.pipeline(),
-                realm_id: self.realm_id(),
-                window: &self.window,
-                lease: scope.verifier.lease,
-            },
-            page,
-        )
-        .await
-    }
-
     /// Stores the month's result, ends its window (succeeded unless it failed) and reports it.
     async fn ended(&self, mut record: MonthRecord, intuit_tid: Option<String>) {
         let scope = self.scope;
         let entity = scope.pipeline().spec().plural;
         if let Err(e) = verify_store::record_month(
             self.pool(),
-            scope.ctx.execution.run_id,
+            scope.core.ctx.execution.run_id,
             self.realm_id(),
             entity,
             &record,
@@ -532,7 +416,8 @@ impl MonthTask<'_> {
             },
             _ => WindowEnd::Succeeded,
         };
-        match self.end(&end).await {
+        let held = self.held();
+        match held.end(&end).await {
             Ok(true) => {}
             Ok(false) => {
                 scope.emit(&RunEvent::WindowTakenOver {
@@ -540,7 +425,7 @@ impl MonthTask<'_> {
                 });
                 return;
             }
-            Err(e) => warn_unrecorded(&scope.control, &self.month_label(), &e),
+            Err(e) => held.warn_unrecorded(&e),
         }
         self.account(&record);
         scope.emit(&RunEvent::MonthVerified {
@@ -565,7 +450,7 @@ impl MonthTask<'_> {
     fn account(&self, record: &MonthRecord) {
         let scope = self.scope;
         {
-            let mut totals = lock(&scope.totals);
+            let mut totals = lock(&scope.verified);
             match record.status {
                 MonthStatus::Agreed => totals.agreed += 1,
                 MonthStatus::Drifted => totals.drifted += 1,
@@ -574,38 +459,8 @@ impl MonthTask<'_> {
             totals.marked_deleted += record.marked_deleted;
         }
         if record.status == MonthStatus::Failed {
-            lock(&scope.run_totals).failed_windows += 1;
-            lock(&scope.failed_months).push(self.window.day);
+            scope.core.window_failed(self.window.day);
         }
-    }
-
-    async fn end(&self, end: &WindowEnd<'_>) -> Result<bool, sqlx::Error> {
-        end_window(
-            self.pool(),
-            &self.scope.ctx,
-            &self.window,
-            end,
-            self.started,
-        )
-        .await
-    }
-
-    async fn record_end(&self, end: &WindowEnd<'_>) {
-        let scope = self.scope;
-        record_end(
-            self.pool(),
-            &scope.ctx,
-            &self.window,
-            end,
-            self.started,
-            &scope.control,
-        )
-        .await;
-    }
-
-    /// `month 2026-01`.
-    fn month_label(&self) -> String {
-        format!("month {}", self.window.day.strftime("%Y-%m"))
     }
 }
 

@@ -341,30 +341,37 @@ fn query_i64(
     }
 }
 
+/// The query parameter `name` parsed as a `T`, if given; `expected` says what it must be.
+fn query_parsed<T: std::str::FromStr>(
+    query: &HashMap<String, String>,
+    name: &str,
+    expected: &str,
+) -> Result<Option<T>, ApiError> {
+    query
+        .get(name)
+        .map(|v| {
+            v.parse::<T>().map_err(|_| {
+                ApiError::invalid(
+                    "invalid_query",
+                    format!("`{name}` must be {expected} (got `{}`)", echo(v)),
+                )
+            })
+        })
+        .transpose()
+}
+
 /// `GET /api/v1/runs?limit=N&status=S&pipeline=P&before=ID`.
 pub(crate) async fn list_runs(
     State(state): State<AppState>,
     Query(query): Query<HashMap<String, String>>,
 ) -> Result<Response, ApiError> {
     let limit = query_i64(&query, "limit", 50, 1..=1000)?;
-    let status = match query.get("status") {
-        None => None,
-        Some(s) => Some(s.parse::<RunStatus>().map_err(|_| {
-            ApiError::invalid(
-                "invalid_query",
-                format!("`status` must be one of queued, running, succeeded, failed, interrupted, cancelled (got `{}`)", echo(s)),
-            )
-        })?),
-    };
-    let before = match query.get("before") {
-        None => None,
-        Some(s) => Some(s.parse::<Uuid>().map_err(|_| {
-            ApiError::invalid(
-                "invalid_query",
-                format!("`before` must be a run id (got `{}`)", echo(s)),
-            )
-        })?),
-    };
+    let status = query_parsed::<RunStatus>(
+        &query,
+        "status",
+        "one of queued, running, succeeded, failed, interrupted, cancelled",
+    )?;
+    let before = query_parsed::<Uuid>(&query, "before", "a run id")?;
     let filter = RunFilter {
         status,
         pipeline: query.get("pipeline").cloned(),

@@ -1,23 +1,195 @@
-//! What every execution of a run shares, loads and verifications alike: why it stopped, the
-//! signal that stops its tasks, whether its first access token came, its heartbeat, and the
-//! requests it spent. A run's own scope (`Scope` here, the verifier's) holds one
-//! [`RunControl`] and adds its work.
+//! What every execution of a run shares, loads, verifications and reports alike: what it runs
+//! with ([`Engine`]), how it runs ([`execute`]: the start, the heartbeat, the tasks that drain
+//! its queue, the end), why it stopped, the signal that stops its tasks, whether its first access
+//! token came, and the requests it spent. A run's own scope (the loader's, the verifier's, the
+//! report reader's) holds one [`RunControl`], implements [`RunScope`] and adds its work.
 
 use std::collections::VecDeque;
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use sqlx::PgPool;
 use uuid::Uuid;
 
 use tokio_util::sync::CancellationToken;
 
-use super::{RunOutcome, Stop, lock};
+use super::window::HeldWindow;
+use super::{RunContext, RunError, RunOutcome, Stop, lock};
+use crate::pipeline::Window;
 use crate::pipeline::events::{RunEvent, RunEvents, TokenFailure};
 use crate::store::runs::workers;
 use crate::store::runs::{self, CursorMove, Execution, RequestTotals, RunStatus, RunTotals};
+
+/// What every kind of run executes with: the database, the company's client, how many windows
+/// (or months) at once, the interrupt and the claims' lease.
+#[derive(Clone)]
+pub struct Engine {
+    /// The database.
+    pub pool: PgPool,
+    /// The company's QuickBooks client.
+    pub client: qbo::QboClient,
+    /// Windows (or months) worked on at once.
+    pub concurrency: usize,
+    /// Raised by the operator (Ctrl-C) or a shutting-down worker.
+    pub interrupt: CancellationToken,
+    /// How long claims last without a heartbeat.
+    pub lease: Duration,
+}
+
+/// What every execution of a run holds, whatever its kind: what it runs with, the claimed run,
+/// its control, the work not taken yet, its totals and the days (or months) that failed.
+pub(crate) struct RunCore<W> {
+    /// What it runs with.
+    pub(crate) engine: Engine,
+    /// The claimed run.
+    pub(crate) ctx: RunContext,
+    /// Why it stops, its halt signal, its first token, its requests.
+    pub(crate) control: Arc<RunControl>,
+    /// The work not taken yet.
+    pub(crate) queue: Mutex<VecDeque<W>>,
+    /// The run's totals.
+    pub(crate) totals: Mutex<RunTotals>,
+    /// The days (or months) whose window failed.
+    pub(crate) failed: Mutex<Vec<jiff::civil::Date>>,
+}
+
+impl<W> RunCore<W> {
+    /// The core of an execution of `ctx` about to start, with `queue` to work through.
+    pub(crate) fn new(
+        engine: &Engine,
+        ctx: RunContext,
+        events: Arc<dyn RunEvents>,
+        queue: VecDeque<W>,
+    ) -> Self {
+        Self {
+            engine: engine.clone(),
+            control: Arc::new(RunControl::new(
+                ctx.execution.run_id,
+                events,
+                &engine.client,
+                &engine.interrupt,
+            )),
+            totals: Mutex::new(RunTotals {
+                windows: ctx.windows.len() as u64,
+                ..RunTotals::default()
+            }),
+            ctx,
+            queue: Mutex::new(queue),
+            failed: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// Tells the run's event sink.
+    pub(crate) fn emit(&self, event: &RunEvent<'_>) {
+        self.control.emit(event);
+    }
+
+    /// Adds to the run's totals with `f`; returns them after.
+    pub(crate) fn add(&self, f: impl FnOnce(&mut RunTotals)) -> RunTotals {
+        let mut totals = lock(&self.totals);
+        f(&mut totals);
+        *totals
+    }
+
+    /// Counts the window of `day` failed.
+    pub(crate) fn window_failed(&self, day: jiff::civil::Date) {
+        self.add(|t| t.failed_windows += 1);
+        lock(&self.failed).push(day);
+    }
+
+    /// `window` in this execution's hands, worked on since `started`.
+    pub(crate) fn held(&self, window: Window, started: Instant) -> HeldWindow<'_> {
+        HeldWindow {
+            engine: &self.engine,
+            ctx: &self.ctx,
+            control: &self.control,
+            window,
+            started,
+        }
+    }
+}
+
+/// One execution of a run of some kind, as [`execute`] drives it: its core, what one item of
+/// its queue does, and how its end is told.
+pub(crate) trait RunScope: Send + Sync + 'static {
+    /// One item of the queue: a window, a span of days, a month.
+    type Work: Send;
+    /// What a task is called in a warning (`window`, `month`).
+    const TASK: &'static str;
+    /// The error text of a run that ended with `n` failed windows.
+    fn failed_text(n: usize) -> String;
+    /// What every execution holds.
+    fn core(&self) -> &RunCore<Self::Work>;
+    /// Done once the first token came, before any task starts; `false` stops the run.
+    fn prepare(&self) -> impl Future<Output = bool> + Send {
+        async { true }
+    }
+    /// Does one item of work.
+    fn work(&self, item: Self::Work) -> impl Future<Output = ()> + Send;
+    /// Done once every task ended (and only when `prepare` went on).
+    fn after(&self) -> impl Future<Output = ()> + Send {
+        async {}
+    }
+    /// Where an incremental sync's cursor moves when the run ends, if it does.
+    fn cursor(&self) -> Option<CursorMove> {
+        None
+    }
+    /// Tells how the execution ended: the summary block and the exporter line by default.
+    fn tell_end(&self, outcome: &RunOutcome, requests: &RequestTotals) {
+        let core = self.core();
+        super::emit_summary(&core.control, &core.ctx, outcome, requests);
+    }
+}
+
+/// Executes a run to its end: announces it, takes its first token under its heartbeat, then
+/// drains its queue with as many tasks as the engine's concurrency allows (at most one per
+/// window), stores how it ended ([`RunControl::end_run`]) and tells it. The one execution of
+/// loads, verifications and reports.
+///
+/// # Errors
+/// Only when the run cannot be recorded at all.
+pub(crate) async fn execute<S: RunScope>(scope: Arc<S>) -> Result<RunOutcome, RunError> {
+    let started = Instant::now();
+    let core = scope.core();
+    let engine = &core.engine;
+    let tasks = engine.concurrency.min(core.ctx.windows.len());
+    with_heartbeat(
+        &core.control,
+        &engine.pool,
+        &engine.client,
+        &core.ctx,
+        engine.lease,
+        || async {
+            if !scope.prepare().await {
+                return;
+            }
+            run_tasks(&core.control, tasks, S::TASK, || {
+                let scope = scope.clone();
+                async move {
+                    let core = scope.core();
+                    drain(&core.control, &core.queue, |item| scope.work(item)).await;
+                }
+            })
+            .await;
+            scope.after().await;
+        },
+    )
+    .await;
+    let end = EndOf {
+        pool: &engine.pool,
+        exec: &core.ctx.execution,
+        client: &engine.client,
+        totals: *lock(&core.totals),
+        failed: lock(&core.failed).clone(),
+        started,
+        cursor: scope.cursor(),
+    };
+    let (outcome, requests) = core.control.end_run(end, S::failed_text).await?;
+    scope.tell_end(&outcome, &requests);
+    Ok(outcome)
+}
 
 /// The shared state of one execution of a run.
 pub(crate) struct RunControl {
@@ -62,12 +234,12 @@ pub(crate) struct EndOf<'a> {
 /// Announces the run of `ctx` (its `Run … started` line), then, with its heartbeat running
 /// (the first token refresh may wait on the company's token lock for longer than a lease), takes
 /// its first access token and, only if it came (a refused token stops the run before any
-/// window), does `work`. The one start of loads, verifications and reports.
-pub(crate) async fn with_heartbeat<Fut>(
+/// window), does `work`.
+async fn with_heartbeat<Fut>(
     control: &Arc<RunControl>,
     pool: &PgPool,
     client: &qbo::QboClient,
-    ctx: &super::RunContext,
+    ctx: &RunContext,
     lease: Duration,
     work: impl FnOnce() -> Fut,
 ) where
@@ -88,7 +260,7 @@ pub(crate) async fn with_heartbeat<Fut>(
 }
 
 /// Takes work from `queue` until it is empty or the run halts, doing one item at a time.
-pub(crate) async fn drain<T, F, Fut>(control: &RunControl, queue: &Mutex<VecDeque<T>>, mut work: F)
+async fn drain<T, F, Fut>(control: &RunControl, queue: &Mutex<VecDeque<T>>, mut work: F)
 where
     F: FnMut(T) -> Fut,
     Fut: Future<Output = ()>,
@@ -304,7 +476,7 @@ impl RunControl {
 
 /// Runs `tasks` copies of what `task` makes and waits for them all; a task that panicked is
 /// told as a warning naming `what` (`window`, `month`).
-pub(crate) async fn run_tasks<F, Fut>(control: &RunControl, tasks: usize, what: &str, task: F)
+async fn run_tasks<F, Fut>(control: &RunControl, tasks: usize, what: &str, task: F)
 where
     F: Fn() -> Fut,
     Fut: Future<Output = ()> + Send + 'static,

@@ -9,13 +9,11 @@
 //! each row into its own day; `sync` is what an incremental sync does once every window loaded
 //! (deletions from change data capture, the cursor).
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use jiff::civil::Date;
-use sqlx::PgPool;
-use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use super::events::{RunEvent, RunEvents};
@@ -28,7 +26,8 @@ mod span;
 mod sync;
 pub(crate) mod window;
 
-use control::{EndOf, RunControl, drain, run_tasks, with_heartbeat};
+pub use control::Engine;
+use control::{RunControl, RunCore, RunScope, execute};
 use span::{Work, plan};
 use window::WindowTask;
 
@@ -93,24 +92,6 @@ pub(crate) enum Stop {
     Lost,
 }
 
-/// Runs pipelines for one company.
-#[derive(Clone)]
-pub struct Runner {
-    /// The database.
-    pub pool: PgPool,
-    /// The company's QuickBooks client.
-    pub client: qbo::QboClient,
-    /// Windows (or spans of days) loaded at once.
-    pub concurrency: usize,
-    /// Consecutive days are fetched together while their `COUNT(*)` fits in this many pages;
-    /// 0 loads every day on its own.
-    pub span_max_pages: u64,
-    /// Raised by the operator (Ctrl-C) or a shutting-down worker.
-    pub interrupt: CancellationToken,
-    /// How long claims last without a heartbeat.
-    pub lease: Duration,
-}
-
 /// Emits the summary block and the exporter line of a load or report run that stored its end
 /// (nothing when it lost its claim).
 pub(crate) fn emit_summary(
@@ -149,13 +130,10 @@ pub enum RunError {
 /// One execution of a run: the context, the shared progress and the event sink that every
 /// window task works with.
 struct Scope {
-    runner: Runner,
-    ctx: RunContext,
-    /// Why the run stops, its halt signal, its first token, its requests.
-    control: Arc<RunControl>,
-    queue: Mutex<VecDeque<Work>>,
-    totals: Mutex<RunTotals>,
-    failed_days: Mutex<Vec<Date>>,
+    core: RunCore<Work>,
+    /// Consecutive days are fetched together while their `COUNT(*)` fits in this many pages;
+    /// 0 loads every day on its own.
+    span_max_pages: u64,
     /// How often each day was taken over by another run while this one loaded it.
     takeovers: Mutex<HashMap<Date, u32>>,
     /// Where an incremental sync that loaded everything moves its cursor, when it ends.
@@ -172,111 +150,80 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 
 impl Scope {
     fn stop_with(&self, stop: Stop) -> bool {
-        self.control.stop_with(stop)
+        self.core.control.stop_with(stop)
     }
 
     fn add(&self, f: impl FnOnce(&mut RunTotals)) -> RunTotals {
-        let mut totals = lock(&self.totals);
-        f(&mut totals);
-        *totals
+        self.core.add(f)
     }
 
     fn exec(&self) -> &Execution {
-        &self.ctx.execution
+        &self.core.ctx.execution
     }
 
     fn emit(&self, event: &RunEvent<'_>) {
-        self.control.emit(event);
+        self.core.emit(event);
     }
 }
 
-impl Runner {
-    /// Executes a claimed run to its end, emitting what happens to `events`.
+impl Engine {
+    /// Executes a claimed load or incremental sync to its end, emitting what happens to
+    /// `events`: windows, or spans of consecutive days while their `COUNT(*)` fits in
+    /// `span_max_pages` pages (0: every day on its own), `concurrency` at once.
     ///
     /// # Errors
     /// Only when the run cannot be recorded at all; window failures are part of the outcome.
-    pub async fn execute(
+    pub async fn load(
         &self,
         ctx: RunContext,
         events: Arc<dyn RunEvents>,
+        span_max_pages: u64,
     ) -> Result<RunOutcome, RunError> {
-        let started = Instant::now();
-        let windows = ctx.windows.len();
-        let scope = Arc::new(Scope {
-            runner: self.clone(),
-            queue: Mutex::new(plan(&ctx.windows, self.span_max_pages > 0)),
-            totals: Mutex::new(RunTotals {
-                windows: windows as u64,
-                ..RunTotals::default()
-            }),
-            control: Arc::new(RunControl::new(
-                ctx.execution.run_id,
-                events,
-                &self.client,
-                &self.interrupt,
-            )),
-            ctx,
-            failed_days: Mutex::new(Vec::new()),
+        let queue = plan(&ctx.windows, span_max_pages > 0);
+        execute(Arc::new(Scope {
+            core: RunCore::new(self, ctx, events, queue),
+            span_max_pages,
             takeovers: Mutex::new(HashMap::new()),
             cursor: Mutex::new(None),
-        });
-        with_heartbeat(
-            &scope.control,
-            &self.pool,
-            &self.client,
-            &scope.ctx,
-            self.lease,
-            || async {
-                let tasks = self.concurrency.min(windows);
-                run_tasks(&scope.control, tasks, "window", || {
-                    let scope = scope.clone();
-                    async move { scope.window_worker().await }
-                })
-                .await;
-                if scope.ctx.pipeline.mode() == Mode::Incremental && scope.all_loaded() {
-                    scope.sync_deletions_and_cursor().await;
-                }
-            },
-        )
-        .await;
-        scope.finish(started).await
+        }))
+        .await
     }
 }
 
-impl Scope {
-    async fn finish(&self, started: Instant) -> Result<RunOutcome, RunError> {
-        let end = EndOf {
-            pool: &self.runner.pool,
-            exec: self.exec(),
-            client: &self.runner.client,
-            totals: *lock(&self.totals),
-            failed: lock(&self.failed_days).clone(),
-            started,
-            cursor: lock(&self.cursor).take(),
-        };
-        let (outcome, requests) = self
-            .control
-            .end_run(end, |n| format!("{n} windows failed"))
-            .await?;
-        emit_summary(&self.control, &self.ctx, &outcome, &requests);
-        Ok(outcome)
+impl RunScope for Scope {
+    type Work = Work;
+    const TASK: &'static str = "window";
+
+    fn failed_text(n: usize) -> String {
+        format!("{n} windows failed")
     }
 
-    async fn window_worker(&self) {
-        drain(&self.control, &self.queue, |work| async move {
-            match work {
-                Work::Window(window) => {
-                    WindowTask {
-                        scope: self,
-                        window,
-                        started: Instant::now(),
-                    }
-                    .run()
-                    .await;
+    fn core(&self) -> &RunCore<Work> {
+        &self.core
+    }
+
+    async fn work(&self, work: Work) {
+        match work {
+            Work::Window(window) => {
+                WindowTask {
+                    scope: self,
+                    window,
+                    started: Instant::now(),
                 }
-                Work::Span(windows) => self.span(windows).await,
+                .run()
+                .await;
             }
-        })
-        .await;
+            Work::Span(windows) => self.span(windows).await,
+        }
+    }
+
+    async fn after(&self) {
+        if self.core.ctx.pipeline.mode() == Mode::Incremental && self.all_loaded() {
+            self.sync_deletions_and_cursor().await;
+        }
+    }
+
+    fn cursor(&self) -> Option<CursorMove> {
+        lock(&self.cursor).take()
     }
 }

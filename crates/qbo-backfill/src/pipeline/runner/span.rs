@@ -28,7 +28,7 @@ pub(super) enum Work {
 }
 
 /// The work for `windows`: each run of consecutive days is one span (when `spans`); a lone day
-/// is a window. A span whose `COUNT(*)` is above [`Runner::span_max_pages`] pages is split in two
+/// is a window. A span whose `COUNT(*)` is above the run's `span_max_pages` pages is split in two
 /// (so that a re-page after a change costs little and several workers share a long history); at
 /// or below it, it is paged in one pass.
 pub(super) fn plan(windows: &[Window], spans: bool) -> VecDeque<Work> {
@@ -71,15 +71,15 @@ impl Scope {
     }
 
     async fn count_span(&self, span: qbo::TimeWindow) -> Counted {
-        let pipeline = self.ctx.pipeline;
+        let pipeline = self.core.ctx.pipeline;
         let counted = tokio::select! {
-            r = self.runner.client.count_within(pipeline.entity(), pipeline.time_field(), span) => r,
-            _ = self.control.until_halted() => return Counted::Stopped,
+            r = self.core.engine.client.count_within(pipeline.entity(), pipeline.time_field(), span) => r,
+            _ = self.core.control.until_halted() => return Counted::Stopped,
         };
         match counted {
             Ok(n) => Counted::Rows(n),
             Err(e) if e.is_terminal_auth() => {
-                self.control.token_failure(&e);
+                self.core.control.token_failure(&e);
                 Counted::Stopped
             }
             Err(e) => Counted::Failed(e.to_string()),
@@ -103,8 +103,8 @@ impl Scope {
                 return;
             }
         };
-        let page_size = u64::from(self.runner.client.settings().page_size);
-        if count > self.runner.span_max_pages.saturating_mul(page_size) && windows.len() > 1 {
+        let page_size = u64::from(self.core.engine.client.settings().page_size);
+        if count > self.span_max_pages.saturating_mul(page_size) && windows.len() > 1 {
             self.split(&windows);
             return;
         }
@@ -177,17 +177,18 @@ impl Scope {
         }
         match again.len() {
             0 => {}
-            1 => lock(&self.queue).push_back(Work::Window(again[0])),
-            _ => lock(&self.queue).push_back(Work::Span(again)),
+            1 => lock(&self.core.queue).push_back(Work::Window(again[0])),
+            _ => lock(&self.core.queue).push_back(Work::Span(again)),
         }
         for window in given_up {
             let message = format!(
                 "taken over by other runs {MAX_TAKEOVERS} times while this run loaded it; retry the run"
             );
             self.add(|t| t.failed_windows += 1);
-            lock(&self.failed_days).push(window.day);
+            lock(&self.core.failed).push(window.day);
             if let Err(e) =
-                runs::give_up_run_window(&self.runner.pool, self.exec(), &window, &message).await
+                runs::give_up_run_window(&self.core.engine.pool, self.exec(), &window, &message)
+                    .await
             {
                 let warning = format!("Cannot record the end of window {}: {e}", window.day);
                 self.emit(&RunEvent::Warning { message: &warning });
@@ -203,7 +204,7 @@ impl Scope {
     /// Puts the two halves of `windows` at the front of the queue.
     fn split(&self, windows: &[Window]) {
         let (first, second) = windows.split_at(windows.len() / 2);
-        let mut queue = lock(&self.queue);
+        let mut queue = lock(&self.core.queue);
         for half in [second, first] {
             match half {
                 [] => {}
@@ -228,16 +229,16 @@ impl Scope {
     /// Claims every window of a span that is free now, at once; a window another run holds
     /// goes back to the queue on its own (it waits there).
     async fn claim_span<'a>(&'a self, windows: &[Window]) -> Vec<WindowTask<'a>> {
-        if self.control.halt.is_cancelled() {
+        if self.core.control.halt.is_cancelled() {
             return Vec::new();
         }
         let claim = runs::claim_windows(
-            &self.runner.pool,
+            &self.core.engine.pool,
             self.exec(),
-            self.ctx.pipeline,
-            &self.ctx.realm_id,
+            self.core.ctx.pipeline,
+            &self.core.ctx.realm_id,
             windows,
-            self.runner.lease,
+            self.core.engine.lease,
         )
         .await;
         let claim = match claim {
@@ -248,7 +249,7 @@ impl Scope {
                 let message =
                     format!("Cannot claim a span of windows ({e}); loading its days one by one");
                 self.emit(&RunEvent::Warning { message: &message });
-                let mut queue = lock(&self.queue);
+                let mut queue = lock(&self.core.queue);
                 for window in windows.iter().rev() {
                     queue.push_front(Work::Window(*window));
                 }
@@ -260,7 +261,7 @@ impl Scope {
             return Vec::new();
         }
         {
-            let mut queue = lock(&self.queue);
+            let mut queue = lock(&self.core.queue);
             for (window, _) in claim.busy {
                 queue.push_back(Work::Window(window));
             }
@@ -271,7 +272,7 @@ impl Scope {
             .into_iter()
             .map(|window| {
                 self.emit(&RunEvent::WindowStarted {
-                    pipeline: self.ctx.pipeline,
+                    pipeline: self.core.ctx.pipeline,
                     day: window.day,
                 });
                 WindowTask {
@@ -290,10 +291,10 @@ impl Scope {
             .first()
             .map_or(Duration::ZERO, |t| t.started.elapsed());
         let ended = runs::end_windows_succeeded(
-            &self.runner.pool,
+            &self.core.engine.pool,
             self.exec(),
-            self.ctx.pipeline,
-            &self.ctx.realm_id,
+            self.core.ctx.pipeline,
+            &self.core.ctx.realm_id,
             &windows,
             duration,
         )
@@ -345,15 +346,16 @@ impl Scope {
         tasks: &[WindowTask<'_>],
         loaded: &mut [SpanDay],
     ) -> Result<u64, Early> {
-        let pipeline = self.ctx.pipeline;
-        let mut pager = self
-            .runner
-            .client
-            .pager(pipeline.entity(), pipeline.time_field(), span);
+        let pipeline = self.core.ctx.pipeline;
+        let mut pager =
+            self.core
+                .engine
+                .client
+                .pager(pipeline.entity(), pipeline.time_field(), span);
         pager.expect_count(count);
         let writer = Arc::new(SpreadWriter {
-            pool: self.runner.pool.clone(),
-            realm_id: self.ctx.realm_id.clone(),
+            pool: self.core.engine.pool.clone(),
+            realm_id: self.core.ctx.realm_id.clone(),
             pipeline,
             exec: *self.exec(),
             windows: tasks.iter().map(|t| t.window).collect(),
@@ -422,14 +424,14 @@ impl Scope {
     ) -> Result<qbo::Page, Result<u64, Early>> {
         let fetched = tokio::select! {
             r = pager.next_page() => Some(r),
-            _ = self.control.until_halted() => None,
+            _ = self.core.control.until_halted() => None,
         };
         match fetched {
             None => Err(Err(Early::Stopped)),
             Some(Ok(Some(page))) => Ok(page),
             Some(Ok(None)) => Err(Ok(u64::from(pager.pages()))),
             Some(Err(e)) if e.is_terminal_auth() => {
-                self.control.token_failure(&e);
+                self.core.control.token_failure(&e);
                 Err(Err(Early::Stopped))
             }
             Some(Err(e)) => Err(Err(Early::Failed(

@@ -11,15 +11,16 @@ use crate::store::runs::{self, CursorMove};
 impl Scope {
     /// Whether every window of this execution loaded (no failure, no stop).
     pub(super) fn all_loaded(&self) -> bool {
-        !self.control.stopped() && lock(&self.totals).failed_windows == 0
+        !self.core.control.stopped() && lock(&self.core.totals).failed_windows == 0
     }
 
     /// An incremental sync that loaded every window: mark what QuickBooks reports deleted since
     /// the range began (change data capture looks back 30 days), then say where the cursor
     /// moves when the run ends (it moves in the transaction that stores the run succeeded).
     pub(super) async fn sync_deletions_and_cursor(&self) {
-        let pipeline = self.ctx.pipeline;
-        let (Ok(range_start), Ok(range_end)) = (self.ctx.range.start(), self.ctx.range.end())
+        let pipeline = self.core.ctx.pipeline;
+        let (Ok(range_start), Ok(range_end)) =
+            (self.core.ctx.range.start(), self.core.ctx.range.end())
         else {
             return;
         };
@@ -32,7 +33,7 @@ impl Scope {
                 return;
             }
         }
-        let created = runs::created_at(&self.runner.pool, self.exec().run_id).await;
+        let created = runs::created_at(&self.core.engine.pool, self.exec().run_id).await;
         let through = match created {
             Ok(Some(created)) => created.min(range_end),
             Ok(None) => return,
@@ -43,7 +44,7 @@ impl Scope {
             }
         };
         *lock(&self.cursor) = Some(CursorMove {
-            realm_id: self.ctx.realm_id.clone(),
+            realm_id: self.core.ctx.realm_id.clone(),
             entity: pipeline.entity(),
             range_start,
             through,
@@ -55,12 +56,12 @@ impl Scope {
         range_start: jiff::Timestamp,
         now: jiff::Timestamp,
     ) -> Result<(), String> {
-        let entity = self.ctx.pipeline.entity();
+        let entity = self.core.ctx.pipeline.entity();
         let verify = format!(
             "`qbo-backfill verify {} --fecha-inicio {} --fecha-fin {}` finds them",
-            self.ctx.pipeline.spec().plural,
-            self.ctx.range.fecha_inicio,
-            self.ctx.range.fecha_fin
+            self.core.ctx.pipeline.spec().plural,
+            self.core.ctx.range.fecha_inicio,
+            self.core.ctx.range.fecha_fin
         );
         if !entity.has_cdc() {
             let message = format!(
@@ -88,15 +89,16 @@ impl Scope {
             0
         } else {
             let mut conn = self
-                .runner
+                .core
+                .engine
                 .pool
                 .acquire()
                 .await
                 .map_err(|e| format!("Cannot mark deletions in PostgreSQL: {e}"))?;
             crate::store::raw::mark_deleted(
                 &mut conn,
-                self.ctx.pipeline.table(),
-                &self.ctx.realm_id,
+                self.core.ctx.pipeline.table(),
+                &self.core.ctx.realm_id,
                 &deleted,
                 crate::store::raw::DeletionSource::Cdc,
             )
@@ -124,20 +126,20 @@ impl Scope {
         &self,
         since: jiff::Timestamp,
     ) -> Result<Option<(Vec<(String, jiff::Timestamp)>, u32)>, String> {
-        let entity = self.ctx.pipeline.entity();
+        let entity = self.core.ctx.pipeline.entity();
         let now = jiff::Timestamp::now();
         let mut deleted: HashMap<String, jiff::Timestamp> = HashMap::new();
         let mut from = since;
         let mut answers = 0_u32;
         loop {
             let changes = tokio::select! {
-                r = self.runner.client.cdc(entity, from) => r,
-                _ = self.control.until_halted() => return Ok(None),
+                r = self.core.engine.client.cdc(entity, from) => r,
+                _ = self.core.control.until_halted() => return Ok(None),
             };
             let changes = match changes {
                 Ok(changes) => changes,
                 Err(e) if e.is_terminal_auth() => {
-                    self.control.token_failure(&e);
+                    self.core.control.token_failure(&e);
                     return Ok(None);
                 }
                 Err(e) => return Err(format!("Cannot read deletions (change data capture): {e}")),

@@ -1,15 +1,14 @@
-//! One window (a day, or a verification's month) loaded on its own: claimed (waiting while
-//! another run holds it), paged, each page written with the window's progress in one
-//! transaction, and ended.
+//! One window (a day) loaded on its own: claimed (waiting while another run holds it), paged,
+//! each page written with the window's progress in one transaction, and ended. Also what every
+//! kind of run does with a window it holds ([`HeldWindow`]): claim, write, end, record.
 
+use std::future::Future;
 use std::time::{Duration, Instant};
 
-use sqlx::PgPool;
-
-use super::control::RunControl;
-use super::{RunContext, Runner, Scope, Stop, lock};
-use crate::pipeline::Window;
+use super::control::{Engine, RunControl};
+use super::{RunContext, Scope, Stop};
 use crate::pipeline::events::RunEvent;
+use crate::pipeline::{Mode, Window};
 use crate::store::raw::{PageWrite, UpsertCounts, upsert_page};
 use crate::store::runs::{self, Claim, WindowEnd};
 
@@ -20,8 +19,8 @@ pub(super) struct WindowTask<'a> {
     pub(super) started: Instant,
 }
 
-/// How a window's paging ended early.
-pub(super) enum Early {
+/// How work on a window ended early.
+pub(crate) enum Early {
     /// The run stopped (already recorded as unfinished).
     Stopped,
     /// The window failed with this message and transaction id.
@@ -31,19 +30,19 @@ pub(super) enum Early {
 }
 
 impl WindowTask<'_> {
-    fn runner(&self) -> &Runner {
-        &self.scope.runner
+    fn held(&self) -> HeldWindow<'_> {
+        self.scope.core.held(self.window, self.started)
     }
 
     pub(super) async fn run(&self) {
         let scope = self.scope;
         scope.emit(&RunEvent::WindowStarted {
-            pipeline: scope.ctx.pipeline,
+            pipeline: scope.core.ctx.pipeline,
             day: self.window.day,
         });
-        match self.claim().await {
-            Ok(true) => {}
-            Ok(false) => return,
+        match self.held().claim().await {
+            Ok(Some(_)) => {}
+            Ok(None) => return,
             Err(e) => {
                 self.failed(&format!("cannot claim the window: {e}"), None)
                     .await;
@@ -65,33 +64,14 @@ impl WindowTask<'_> {
         }
     }
 
-    /// This window's claim for this execution.
-    fn claim_of(&self) -> WindowClaim<'_> {
-        let scope = self.scope;
-        WindowClaim {
-            pool: &self.runner().pool,
-            exec: scope.exec(),
-            pipeline: scope.ctx.pipeline,
-            realm_id: &scope.ctx.realm_id,
-            window: &self.window,
-            lease: self.runner().lease,
-        }
-    }
-
-    /// Waits until the window can be claimed by this run. `false` when the run stopped.
-    async fn claim(&self) -> Result<bool, sqlx::Error> {
-        Ok(claim_for_run(&self.claim_of(), &self.scope.control)
-            .await?
-            .is_some())
-    }
-
     /// Pages through the window, writing each page. Returns pages fetched, rows, pages written
     /// and the upsert counts.
     async fn load(&self) -> Result<(u64, u64, u64, UpsertCounts), Early> {
         let scope = self.scope;
-        let mut pager = self.runner().client.pager(
-            scope.ctx.pipeline.entity(),
-            scope.ctx.pipeline.time_field(),
+        let held = self.held();
+        let mut pager = scope.core.engine.client.pager(
+            scope.core.ctx.pipeline.entity(),
+            scope.core.ctx.pipeline.time_field(),
             qbo::TimeWindow {
                 start: self.window.start,
                 end: self.window.end,
@@ -99,37 +79,20 @@ impl WindowTask<'_> {
         );
         let (mut written_pages, mut rows, mut counts) = (0_u64, 0_u64, UpsertCounts::default());
         loop {
-            let next = tokio::select! {
-                r = pager.next_page() => r,
-                interrupted = scope.control.until_halted() => {
-                    self.unfinished(if interrupted {
-                        "interrupted by the operator"
-                    } else {
-                        "the run stopped before this window finished"
-                    })
-                    .await;
-                    return Err(Early::Stopped);
-                }
-            };
+            let next = held
+                .unless_halted(
+                    pager.next_page(),
+                    "the run stopped before this window finished",
+                )
+                .await?;
             let page = match next {
                 Ok(Some(page)) => page,
                 Ok(None) => break,
-                Err(e) if e.is_terminal_auth() => {
-                    scope.control.token_failure(&e);
-                    self.unfinished("the run stopped: token refresh failed")
-                        .await;
-                    return Err(Early::Stopped);
-                }
-                Err(e) => {
-                    return Err(Early::Failed(
-                        e.to_string(),
-                        e.intuit_tid().map(str::to_owned),
-                    ));
-                }
+                Err(e) => return Err(held.request_failed(&e, "").await),
             };
             // The page and the window's progress commit together, or not at all. A stop
             // request never interrupts this: the page in flight commits or rolls back whole.
-            match self.write_page(&page).await {
+            match held.write_page(&page).await {
                 Ok(Some(page_counts)) => {
                     written_pages += 1;
                     rows += page.rows.len() as u64;
@@ -155,16 +118,9 @@ impl WindowTask<'_> {
         Ok((u64::from(pager.pages()), rows, written_pages, counts))
     }
 
-    async fn write_page(
-        &self,
-        page: &qbo::Page,
-    ) -> Result<Option<UpsertCounts>, Box<dyn std::error::Error + Send + Sync>> {
-        write_held_page(&self.claim_of(), page).await
-    }
-
     async fn succeeded(&self, pages: u64, rows: u64, written_pages: u64, counts: UpsertCounts) {
         let duration = self.started.elapsed();
-        match self.end(&WindowEnd::Succeeded).await {
+        match self.held().end(&WindowEnd::Succeeded).await {
             Ok(true) => self.scope.emit(&RunEvent::WindowCompleted {
                 day: self.window.day,
                 pages,
@@ -187,127 +143,154 @@ impl WindowTask<'_> {
     }
 
     pub(super) async fn failed(&self, message: &str, intuit_tid: Option<&str>) {
-        let scope = self.scope;
-        scope.add(|t| t.failed_windows += 1);
-        lock(&scope.failed_days).push(self.window.day);
-        let pool = &self.runner().pool;
-        record_failure(
-            pool,
-            &scope.ctx,
-            &self.window,
-            self.started,
-            &scope.control,
-            message,
-            intuit_tid,
-        )
-        .await;
+        self.scope.core.window_failed(self.window.day);
+        self.held().fail(message, intuit_tid).await;
     }
 
     pub(super) async fn unfinished(&self, reason: &str) {
-        self.record(&WindowEnd::Unfinished { reason }).await;
+        self.held().unfinished(reason).await;
+    }
+}
+
+/// A window (a day, or a month of a verification or a report) in the hands of one execution:
+/// what it takes to claim it, write a page to it, end it and record its end. The load's, the
+/// verifier's and the report reader's tasks each make one of their window.
+pub(crate) struct HeldWindow<'a> {
+    /// What the run executes with.
+    pub(crate) engine: &'a Engine,
+    /// The claimed run.
+    pub(crate) ctx: &'a RunContext,
+    /// The run's control.
+    pub(crate) control: &'a RunControl,
+    /// The window.
+    pub(crate) window: Window,
+    /// When work on it started.
+    pub(crate) started: Instant,
+}
+
+impl HeldWindow<'_> {
+    /// The window's claim for this execution.
+    pub(crate) fn claim_of(&self) -> WindowClaim<'_> {
+        WindowClaim {
+            pool: &self.engine.pool,
+            exec: &self.ctx.execution,
+            pipeline: self.ctx.pipeline,
+            realm_id: &self.ctx.realm_id,
+            window: &self.window,
+            lease: self.engine.lease,
+        }
     }
 
-    async fn end(&self, end: &WindowEnd<'_>) -> Result<bool, sqlx::Error> {
-        end_window(
-            &self.runner().pool,
-            &self.scope.ctx,
+    /// Claims the window as [`claim_for_run`] does: `Some(waited for another run)` once
+    /// claimed, `None` when the run stopped.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub(crate) async fn claim(&self) -> Result<Option<bool>, sqlx::Error> {
+        claim_for_run(&self.claim_of(), self.control).await
+    }
+
+    /// Writes one page of the window with its progress ([`write_held_page`]).
+    ///
+    /// # Errors
+    /// Database errors.
+    pub(crate) async fn write_page(
+        &self,
+        page: &qbo::Page,
+    ) -> Result<Option<UpsertCounts>, Box<dyn std::error::Error + Send + Sync>> {
+        write_held_page(&self.claim_of(), page).await
+    }
+
+    /// `window 2026-01-05`, or `month 2026-01` for a verification or a report.
+    pub(crate) fn label(&self) -> String {
+        match self.ctx.pipeline.mode() {
+            Mode::Verify | Mode::Report => format!("month {}", self.window.day.strftime("%Y-%m")),
+            Mode::Backfill | Mode::Incremental => format!("window {}", self.window.day),
+        }
+    }
+
+    /// Ends the window as `end`: in `ops.windows` and in the run's own record, fenced by its
+    /// execution. `false` when another execution took the window over.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub(crate) async fn end(&self, end: &WindowEnd<'_>) -> Result<bool, sqlx::Error> {
+        runs::end_window(
+            &self.engine.pool,
+            &self.ctx.execution,
+            self.ctx.pipeline,
+            &self.ctx.realm_id,
             &self.window,
             end,
-            self.started,
+            self.started.elapsed(),
         )
         .await
     }
 
-    async fn record(&self, end: &WindowEnd<'_>) {
-        let pool = &self.runner().pool;
-        record_end(
-            pool,
-            &self.scope.ctx,
-            &self.window,
-            end,
-            self.started,
-            &self.scope.control,
-        )
-        .await;
+    /// Ends the window as [`Self::end`] does; a failure to record is told as a warning naming
+    /// the window, and the lease then expires so the window is claimable again.
+    pub(crate) async fn record(&self, end: &WindowEnd<'_>) {
+        if let Err(e) = self.end(end).await {
+            self.warn_unrecorded(&e);
+        }
     }
-}
 
-/// Records `window` failed with `message` ([`record_end`]) and tells the run's events
-/// (`Window failed | …`). The one failure of a window of loads and reports.
-pub(crate) async fn record_failure(
-    pool: &PgPool,
-    ctx: &RunContext,
-    window: &Window,
-    started: Instant,
-    control: &RunControl,
-    message: &str,
-    intuit_tid: Option<&str>,
-) {
-    let end = WindowEnd::Failed {
-        error: message,
-        intuit_tid,
-    };
-    record_end(pool, ctx, window, &end, started, control).await;
-    control.emit(&RunEvent::WindowFailed {
-        day: window.day,
-        error: message,
-        intuit_tid,
-    });
-}
+    /// Tells that the window's end could not be recorded.
+    pub(crate) fn warn_unrecorded(&self, error: &sqlx::Error) {
+        let message = format!("Cannot record the end of {}: {error}", self.label());
+        self.control.emit(&RunEvent::Warning { message: &message });
+    }
 
-/// Ends `window` as [`end_window`] does; a failure to record is told as a warning naming the
-/// window (`window 2026-01-05`, or `month 2026-01` for a verification or a report), and the
-/// lease then expires so the window is claimable again. The one record of every window's end.
-pub(crate) async fn record_end(
-    pool: &PgPool,
-    ctx: &RunContext,
-    window: &Window,
-    end: &WindowEnd<'_>,
-    started: Instant,
-    control: &RunControl,
-) {
-    if let Err(e) = end_window(pool, ctx, window, end, started).await {
-        let what = match ctx.pipeline.mode() {
-            crate::pipeline::Mode::Verify | crate::pipeline::Mode::Report => {
-                format!("month {}", window.day.strftime("%Y-%m"))
-            }
-            crate::pipeline::Mode::Backfill | crate::pipeline::Mode::Incremental => {
-                format!("window {}", window.day)
-            }
+    /// Gives the window back unfinished, for `reason`.
+    pub(crate) async fn unfinished(&self, reason: &str) {
+        self.record(&WindowEnd::Unfinished { reason }).await;
+    }
+
+    /// Records the window failed with `message` and tells the run's events
+    /// (`Window failed | …`).
+    pub(crate) async fn fail(&self, message: &str, intuit_tid: Option<&str>) {
+        let end = WindowEnd::Failed {
+            error: message,
+            intuit_tid,
         };
-        warn_unrecorded(control, &what, &e);
+        self.record(&end).await;
+        self.control.emit(&RunEvent::WindowFailed {
+            day: self.window.day,
+            error: message,
+            intuit_tid,
+        });
     }
-}
 
-/// Ends `window` (a day, or a verification's month) of the run in `ctx` as `end`: in
-/// `ops.windows` and in the run's own record, fenced by its execution. `false` when another
-/// execution took the window over.
-///
-/// # Errors
-/// Database errors.
-pub(crate) async fn end_window(
-    pool: &PgPool,
-    ctx: &RunContext,
-    window: &Window,
-    end: &WindowEnd<'_>,
-    started: Instant,
-) -> Result<bool, sqlx::Error> {
-    runs::end_window(
-        pool,
-        &ctx.execution,
-        ctx.pipeline,
-        &ctx.realm_id,
-        window,
-        end,
-        started.elapsed(),
-    )
-    .await
-}
+    /// `work`, unless the run halts first: then the window is given back unfinished (`stopped`
+    /// naming why, when the run stopped for another reason than an interrupt) and the answer is
+    /// [`Early::Stopped`].
+    pub(crate) async fn unless_halted<T>(
+        &self,
+        work: impl Future<Output = T>,
+        stopped: &str,
+    ) -> Result<T, Early> {
+        tokio::select! {
+            r = work => Ok(r),
+            interrupted = self.control.until_halted() => {
+                self.unfinished(if interrupted { "interrupted by the operator" } else { stopped })
+                    .await;
+                Err(Early::Stopped)
+            }
+        }
+    }
 
-/// Tells that the end of `what` (`window 2026-01-05`, `month 2026-01`) could not be recorded.
-pub(crate) fn warn_unrecorded(control: &RunControl, what: &str, error: &sqlx::Error) {
-    let message = format!("Cannot record the end of {what}: {error}");
-    control.emit(&RunEvent::Warning { message: &message });
+    /// What a failed request means for the window: Intuit refusing the company's tokens stops
+    /// the run (the window is given back unfinished); anything else fails the window with
+    /// `context` and Intuit's transaction id.
+    pub(crate) async fn request_failed(&self, e: &qbo::QboError, context: &str) -> Early {
+        if e.is_terminal_auth() {
+            self.control.token_failure(e);
+            self.unfinished("the run stopped: token refresh failed")
+                .await;
+            return Early::Stopped;
+        }
+        Early::Failed(format!("{context}{e}"), e.intuit_tid().map(str::to_owned))
+    }
 }
 
 /// One window to claim for an execution.
