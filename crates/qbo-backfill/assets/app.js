@@ -49,12 +49,15 @@
       });
   }
 
+  // Once the run is final, the page is refreshed a few more times: what the worker records
+  // just after the run's end (the company's reconnect banner) still shows without a reload.
+  var finalTicks = 0;
   function tick() {
-    var wasFinal = live.getAttribute("data-final") === "true";
+    if (live.getAttribute("data-final") === "true") { finalTicks += 1; }
     Promise.all([pollLog(), pollLive()]).then(function (res) {
       var more = res[0];
       if (more) { return tick(); }
-      if (!wasFinal) { window.setTimeout(tick, 1000); }
+      if (finalTicks < 3) { window.setTimeout(tick, 1000); }
       else { pollLog(); }
     }, function () { window.setTimeout(tick, 3000); });
   }

@@ -203,7 +203,7 @@ impl Level {
 #[must_use]
 pub fn invalid_grant_advice(run_id: Uuid) -> [String; 2] {
     [
-        "The refresh token is no longer valid (expired, rotated elsewhere, or from another environment). Reconnect the app in Intuit's developer portal (Connect to QuickBooks), then store the new refresh token with `qbo-backfill secrets set QBO_REFRESH_TOKEN` (or the UI's secrets page).".to_owned(),
+        "The refresh token is no longer valid (expired, rotated elsewhere, or from another environment). Reconnect the app: Connect QuickBooks in the web UI (/connect) does it in one click; or get a new refresh token from Intuit's developer portal and store it with `qbo-backfill secrets set QBO_REFRESH_TOKEN` (or the UI's Secrets page).".to_owned(),
         format!("Then re-run: qbo-backfill retry {run_id}"),
     ]
 }

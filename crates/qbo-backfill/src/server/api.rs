@@ -455,18 +455,25 @@ pub(crate) async fn cancel_run(
     Ok((StatusCode::ACCEPTED, Json(view)).into_response())
 }
 
-/// `GET /api/v1/secrets`: names and when they changed, never values.
+/// `GET /api/v1/secrets`: names and when they changed, never values; a refresh token also
+/// says when it ends (`expires_at`, as Intuit answered) and whether that is within 30 days.
 pub(crate) async fn list_secrets(State(state): State<AppState>) -> Result<Response, ApiError> {
-    let secrets: Vec<serde_json::Value> = super::secrets::list_secrets(&state)
+    let now = jiff::Timestamp::now();
+    let secrets: Vec<serde_json::Value> = crate::service::secrets::list(&state.pool, &state.key)
         .await?
         .into_iter()
-        .map(|s| match s.realm_id {
-            None => serde_json::json!({"name": s.name, "updated_at": s.updated_at}),
-            Some(realm_id) => serde_json::json!({
-                "name": s.name,
-                "realm_id": realm_id,
-                "updated_at": s.updated_at,
-            }),
+        .map(|s| {
+            let updated_at = s.updated_at.map(|t| t.to_string());
+            match &s.realm_id {
+                None => serde_json::json!({"name": s.name, "updated_at": updated_at}),
+                Some(realm_id) => serde_json::json!({
+                    "name": s.name,
+                    "realm_id": realm_id,
+                    "updated_at": updated_at,
+                    "expires_at": s.expires_at.map(|t| t.to_string()),
+                    "expiring": s.ending_soon(now),
+                }),
+            }
         })
         .collect();
     Ok(Json(serde_json::json!({ "secrets": secrets })).into_response())

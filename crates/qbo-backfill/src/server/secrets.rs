@@ -1,7 +1,6 @@
-//! Listing and storing secrets for the API and the UI. Listing gives names and when they changed,
-//! never values: the secret store's entries, then each company's refresh token. Storing: the refresh token goes to its company's token row
-//! (and clears the company's reconnect banner), the app keys also update the company record, and
-//! everything else goes to the encrypted secret store.
+//! Storing secrets for the API and the UI: the refresh token goes to its company's token row (and
+//! clears the company's reconnect banner), the app keys also update the company record, and
+//! everything else goes to the encrypted secret store. Listing is [`crate::service::secrets`].
 
 use secrecy::{ExposeSecret as _, SecretString};
 
@@ -9,7 +8,6 @@ use super::AppState;
 use super::api::resolve_realm;
 use super::error::ApiError;
 use crate::settings::env;
-use crate::store::StoreError;
 use crate::store::auth::companies;
 use crate::store::auth::secrets::{SecretStore, redact};
 use crate::store::auth::tokens::PgTokenStore;
@@ -61,46 +59,4 @@ pub(crate) async fn store_secret(
         redact(value.expose_secret())
     );
     Ok(())
-}
-
-/// A stored secret as listed: never its value.
-pub(crate) struct ListedSecret {
-    /// Its name (`QBO_REFRESH_TOKEN` for a company's token).
-    pub name: String,
-    /// The company, for a refresh token.
-    pub realm_id: Option<String>,
-    /// When it last changed.
-    pub updated_at: Option<String>,
-}
-
-/// Every stored secret: the secret store's, then each company's refresh token.
-///
-/// # Errors
-/// Database failures.
-pub(crate) async fn list_secrets(state: &AppState) -> Result<Vec<ListedSecret>, StoreError> {
-    let mut listed: Vec<ListedSecret> = SecretStore::new(state.pool.clone(), state.key.clone())
-        .list()
-        .await?
-        .into_iter()
-        .map(|s| ListedSecret {
-            name: s.name,
-            realm_id: None,
-            updated_at: s.updated_at.map(|t| t.to_string()),
-        })
-        .collect();
-    for company in companies::list(&state.pool).await? {
-        let tokens = PgTokenStore::new(
-            state.pool.clone(),
-            state.key.clone(),
-            company.realm_id.clone(),
-        );
-        if let Some(status) = tokens.status().await? {
-            listed.push(ListedSecret {
-                name: env::QBO_REFRESH_TOKEN.to_owned(),
-                realm_id: Some(company.realm_id),
-                updated_at: status.updated_at.map(|t| t.to_string()),
-            });
-        }
-    }
-    Ok(listed)
 }

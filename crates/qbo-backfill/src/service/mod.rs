@@ -1,7 +1,7 @@
 //! The use cases the command line, the JSON API and the web pages share, each written once:
 //! retrying a run, a batch of every entity's runs, firing due triggers, logging in,
-//! reconciling the reports, the company the environment describes, the process's shutdown
-//! signal. The front ends parse their input, call these, and present the answer in
+//! reconciling the reports, listing the secrets, the company the environment describes, the
+//! process's shutdown signal. The front ends parse their input, call these, and present the answer in
 //! their own way; the rules (what can be retried, what a secret may be) live here or in
 //! [`crate::domain`], never in a front end.
 
@@ -10,5 +10,6 @@ pub mod company;
 pub mod login;
 pub mod reconcile;
 pub mod retry;
+pub mod secrets;
 pub mod shutdown;
 pub mod triggers;

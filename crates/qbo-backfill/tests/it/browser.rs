@@ -16,7 +16,7 @@ use serde_json::{Value, json};
 use crate::harness::{World, sim_config};
 
 const JAN_FROM: &str = "2026-01-01";
-const JAN_TO: &str = "2026-01-31";
+const JAN_TO: &str = "2026-02-01";
 pub(crate) const ADMIN_PASSWORD: &str = "Adm1n-Pa55word-for-tests";
 
 /// A headless Chromium session driven through chromedriver.
@@ -264,6 +264,20 @@ impl Browser {
         std::fs::write(dir.join(format!("{name}.png")), bytes).expect("write");
     }
 
+    /// Whether the first element matching `selector` shows all its content without scrolling
+    /// sideways.
+    pub(crate) async fn fits(&self, selector: &str) -> bool {
+        let script = "const e = document.querySelector(arguments[0]); return e !== null && e.scrollWidth <= e.clientWidth + 1;";
+        let fits: Value = self
+            .cmd(
+                reqwest::Method::POST,
+                "/execute/sync",
+                Some(json!({"script": script, "args": [selector]})),
+            )
+            .await;
+        fits == true
+    }
+
     pub(crate) async fn resize(&self, width: u32, height: u32) {
         self.cmd(
             reqwest::Method::POST,
@@ -443,7 +457,7 @@ async fn an_operator_runs_once_schedules_a_trigger_and_reconnects_after_invalid_
     let run_url = ui.run_once(&browser, JAN_FROM, JAN_TO).await;
     assert!(run_url.contains("/runs/"), "{run_url}");
     browser
-        .wait_for("ol.grid li.cell.s-succeeded", 30, 120)
+        .wait_for("ol.grid li.cell.s-succeeded", 31, 120)
         .await;
     browser
         .wait_for(".run-head .status.s-succeeded", 1, 30)
@@ -462,6 +476,10 @@ async fn an_operator_runs_once_schedules_a_trigger_and_reconnects_after_invalid_
     );
     browser.goto(&format!("{}/runs", ui.base)).await;
     assert_eq!(browser.count("tbody tr .status.s-succeeded").await, 1);
+    assert!(
+        browser.fits(".table-wrap").await,
+        "the runs table is clipped at 1280 px"
+    );
     browser.screenshot("04-runs").await;
 
     // A one-time trigger at 10:00 in Guayaquil (the default zone) reads 15:00 UTC.
@@ -488,6 +506,10 @@ async fn an_operator_runs_once_schedules_a_trigger_and_reconnects_after_invalid_
         row.contains("2030-02-02 15:00:00Z") && row.contains("scheduled"),
         "{row}"
     );
+    assert!(
+        browser.fits(".table-wrap").await,
+        "the triggers table is clipped at 1280 px"
+    );
     browser.screenshot("05-triggers").await;
 
     // The refresh token dies: the next run fails with invalid_grant and every page shows the
@@ -503,8 +525,11 @@ async fn an_operator_runs_once_schedules_a_trigger_and_reconnects_after_invalid_
     // Days not loaded yet (days another run loaded since are not offered for retry).
     let failed_url = ui.run_once(&browser, "2026-02-05", "2026-02-08").await;
     browser.wait_for(".run-head .status.s-failed", 1, 60).await;
+    // The reconnect banner appears on the run's page without a reload.
+    browser.wait_for(".banner a[href='/connect']", 1, 10).await;
     browser.goto(&failed_url).await;
     browser.wait_for(".banner a[href='/connect']", 1, 10).await;
+    assert_eq!(browser.count(".banner").await, 1, "the banner shows once");
     assert!(browser.text(".banner").await.contains("invalid_grant"));
     browser.screenshot("06-invalid-grant-banner").await;
     browser.goto(&format!("{}/connect", ui.base)).await;

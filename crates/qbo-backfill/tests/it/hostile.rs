@@ -177,6 +177,42 @@ async fn secrets_set_never_stores_a_cut_binary_or_control_value() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn secrets_list_shows_the_refresh_token_and_warns_a_month_before_it_ends() {
+    let world = World::new(sim_config(10)).await;
+    let realm = world.config.realm_id.clone();
+    let out = secrets_set(&world, "QBO_REFRESH_TOKEN", b"Refr3shTokenValue-7q2w\n").await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let list = world.run(&["secrets", "list"]).await;
+    let text = stdout(&list);
+    let line = text
+        .lines()
+        .find(|l| l.contains("QBO_REFRESH_TOKEN"))
+        .unwrap_or_else(|| panic!("the refresh token is listed: {text}"));
+    assert!(line.contains(&format!("realm_id={realm}")), "{line}");
+    assert!(line.contains("…7q2w"), "{line}");
+    assert!(!text.contains("Refr3shTokenValue"), "{text}");
+    assert!(!line.contains("reconnect"), "{line}");
+    // Intuit said it ends in ten days: the listing says so and what to do.
+    sqlx::query(
+        "UPDATE ops.oauth_tokens SET refresh_token_expires_at = now() + interval '10 days 1 hour'",
+    )
+    .execute(world.pool())
+    .await
+    .expect("expiry");
+    let list = world.run(&["secrets", "list"]).await;
+    let text = stdout(&list);
+    let line = text
+        .lines()
+        .find(|l| l.contains("QBO_REFRESH_TOKEN"))
+        .unwrap_or_else(|| panic!("the refresh token is listed: {text}"));
+    assert!(
+        line.contains("(in 10 days: reconnect the company"),
+        "{line}"
+    );
+    assert!(line.contains("Connect QuickBooks"), "{line}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_run_whose_process_died_is_shown_interrupted_and_nothing_stays_running() {
     let world = World::new(sim_config(200)).await;
     let realm = world.config.realm_id.clone();

@@ -767,8 +767,10 @@ async fn run_runbook(name: &'static str) {
         .push(("QBO_SPAN_MAX_PAGES".into(), "0".into()));
     let mut runner = Runner::new(&world, name);
     let scratch = runner.dir.clone();
+    // Tomorrow in Guayaquil, as the runbook's `DIA` is (from 19:00 there it is not UTC's).
     let tomorrow = jiff::Timestamp::now()
-        .to_zoned(jiff::tz::TimeZone::UTC)
+        .in_tz("America/Guayaquil")
+        .expect("America/Guayaquil")
         .date()
         .tomorrow()
         .expect("tomorrow")
@@ -829,7 +831,7 @@ async fn run_runbook(name: &'static str) {
     // Run once from the CLI: the contract's lines; the re-run inserts nothing.
     let cli_runs = outputs(
         &ran,
-        "qbo-backfill run qb_customers_backfill --fecha-inicio 2026-01-01 --fecha-fin 2026-01-31",
+        "qbo-backfill run qb_customers_backfill --fecha-inicio 2026-01-01 --fecha-fin 2026-02-01",
     );
     assert!(cli_runs.len() >= 2, "a run and its idempotent re-run");
     let first = cli_runs[0];
@@ -837,7 +839,7 @@ async fn run_runbook(name: &'static str) {
         "Processing Customers window 2026-01-10 → 2026-01-11",
         "==== QB CUSTOMERS BACKFILL SUMMARY ====",
         "window_start_utc=2026-01-01T00:00:00Z",
-        "window_end_utc=2026-01-31T00:00:00Z",
+        "window_end_utc=2026-02-01T00:00:00Z",
         "status=succeeded",
     ] {
         assert_contains(first, line, "the first CLI run");
@@ -849,7 +851,7 @@ async fn run_runbook(name: &'static str) {
         "{first}"
     );
     let expected = world
-        .expected_ids("Customer", "2026-01-01", "2026-01-31")
+        .expected_ids("Customer", "2026-01-01", "2026-02-01")
         .len();
     assert_contains(
         first,
@@ -884,7 +886,7 @@ async fn run_runbook(name: &'static str) {
         .collect();
     assert_eq!(
         got,
-        expected_ids_by_day(&world, "Customer", "2026-01-01", "2026-01-31"),
+        expected_ids_by_day(&world, "Customer", "2026-01-01", "2026-02-01"),
         "{daily}"
     );
 
@@ -917,7 +919,7 @@ async fn run_runbook(name: &'static str) {
         "Processing Items window 2026-01-10 → 2026-01-11",
         "Window completed | pages=",
         "==== QB ITEMS BACKFILL SUMMARY ====",
-        "window_end_utc=2026-01-31T00:00:00Z",
+        "window_end_utc=2026-02-01T00:00:00Z",
         "Export completed | inserted=",
     ] {
         assert_contains(log, line, "the run's log through the API");

@@ -27,19 +27,34 @@ pub(crate) async fn secrets(action: SecretsAction) -> Result<u8, CliError> {
 /// `secrets list`: every stored secret, redacted, and whether this key can decrypt it.
 async fn list() -> Result<(), CliError> {
     let pool = setup::connect().await?;
-    let store = SecretStore::new(pool.clone(), setup::secret_key(&pool).await?);
-    for info in store.list().await.map_err(anyhow::Error::from)? {
-        let updated = info
+    let key = setup::secret_key(&pool).await?;
+    let now = jiff::Timestamp::now();
+    for s in crate::service::secrets::list(&pool, &key)
+        .await
+        .map_err(anyhow::Error::from)?
+    {
+        let updated = s
             .updated_at
             .map_or_else(|| "-".to_owned(), |t| t.to_string());
-        let readable = if info.readable {
+        let company = s
+            .realm_id
+            .as_deref()
+            .map_or_else(String::new, |r| format!(" realm_id={r}"));
+        let ends = match (s.expires_at, s.days_left(now)) {
+            (Some(at), Some(days)) if s.ending_soon(now) => format!(
+                " expires_at={at} (in {days} days: reconnect the company before then with Connect QuickBooks, /connect on the web UI)"
+            ),
+            (Some(at), _) => format!(" expires_at={at}"),
+            _ => String::new(),
+        };
+        let readable = if s.readable {
             ""
         } else {
             " (cannot be decrypted with this key)"
         };
         info!(
-            "{} {} updated_at={updated}{readable}",
-            info.name, info.redacted
+            "{}{company} {} updated_at={updated}{ends}{readable}",
+            s.name, s.redacted
         );
     }
     Ok(())

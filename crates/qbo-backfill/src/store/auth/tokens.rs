@@ -25,6 +25,8 @@ pub const DEFAULT_LOCK_TIMEOUT: Duration = Duration::from_secs(120);
 pub struct TokenStatus {
     /// [`redact`] of the refresh token (or a note that it cannot be decrypted).
     pub refresh_token_redacted: String,
+    /// Whether the refresh token decrypts with the key in use.
+    pub refresh_token_readable: bool,
     /// Whether an access token is cached.
     pub has_access_token: bool,
     /// When the cached access token expires.
@@ -44,6 +46,18 @@ pub struct PgTokenStore {
     key: SecretKey,
     realm_id: String,
     lock_timeout: Duration,
+}
+
+/// The companies (realm ids) that have stored tokens, in order.
+///
+/// # Errors
+/// Database failures.
+pub async fn realms(pool: &PgPool) -> Result<Vec<String>, StoreError> {
+    Ok(
+        sqlx::query_scalar("SELECT realm_id FROM ops.oauth_tokens ORDER BY realm_id")
+            .fetch_all(pool)
+            .await?,
+    )
 }
 
 impl fmt::Debug for PgTokenStore {
@@ -157,13 +171,14 @@ impl PgTokenStore {
         .await?;
         Ok(row.map(
             |(refresh, has_access, access_exp, refresh_exp, updated_at, count)| {
-                let refresh_token_redacted = match self.key.open_str(&self.aad("refresh"), &refresh)
-                {
-                    Ok(token) => redact(token.expose_secret()),
-                    Err(_) => "(cannot be decrypted with this key)".to_owned(),
-                };
+                let (refresh_token_redacted, refresh_token_readable) =
+                    match self.key.open_str(&self.aad("refresh"), &refresh) {
+                        Ok(token) => (redact(token.expose_secret()), true),
+                        Err(_) => ("(cannot be decrypted with this key)".to_owned(), false),
+                    };
                 TokenStatus {
                     refresh_token_redacted,
+                    refresh_token_readable,
                     has_access_token: has_access,
                     access_token_expires_at: access_exp.map(|t| t.0),
                     refresh_token_expires_at: refresh_exp.map(|t| t.0),

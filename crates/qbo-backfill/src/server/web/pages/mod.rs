@@ -85,11 +85,15 @@ fn icon(status: &str) -> &'static str {
 
 /// A UTC time as shown: `2026-01-31 15:00:00Z` (no fraction).
 fn shown(t: Option<&str>) -> String {
-    t.and_then(|t| t.parse::<jiff::Timestamp>().ok())
-        .map_or_else(
-            || "—".to_owned(),
-            |t| t.strftime("%Y-%m-%d %H:%M:%SZ").to_string(),
-        )
+    shown_time(t.and_then(|t| t.parse::<jiff::Timestamp>().ok()))
+}
+
+/// A UTC time as shown, or `—`.
+fn shown_time(t: Option<jiff::Timestamp>) -> String {
+    t.map_or_else(
+        || "—".to_owned(),
+        |t| t.strftime("%Y-%m-%d %H:%M:%SZ").to_string(),
+    )
 }
 
 /// The connected companies' realm ids.

@@ -12,6 +12,7 @@ use crate::pipeline::Pipeline;
 use crate::server::AppState;
 use crate::server::web::{CsrfForm, Layout, Operator, PageError, layout, render};
 use crate::service::retry::{RetryRefusal, plan_retry, retry_offered};
+use crate::store::auth::companies;
 use crate::store::runs::queue;
 use crate::store::runs::views::{self, RunFilter, RunView};
 use crate::store::runs::{RunStatus, logs};
@@ -143,6 +144,8 @@ struct RunDetail {
     error: Option<String>,
     retried_by: Option<Uuid>,
     can_retry: bool,
+    /// Why a run that ended without succeeding offers no Retry button.
+    no_retry: Option<&'static str>,
     can_cancel: bool,
 }
 
@@ -166,6 +169,9 @@ struct RunLive {
     run: RunDetail,
     windows: Vec<WindowRow>,
     csrf: String,
+    /// Why QuickBooks refused the company's token, if it did: the reconnect banner, inside the
+    /// part the page refreshes so it appears without a reload.
+    auth_error: Option<String>,
 }
 
 #[derive(Template)]
@@ -206,9 +212,15 @@ fn tid_not_in(error: Option<&str>, tid: Option<String>) -> Option<String> {
 }
 
 /// The live part of a run's page for `op`; `can_retry` from [`retry_offered`].
-fn live(view: RunView, can_retry: bool, op: &Operator) -> RunLive {
+fn live(view: RunView, can_retry: bool, auth_error: Option<String>, op: &Operator) -> RunLive {
     let windows = window_rows(&view);
+    // A final run is offered a retry whenever a window of it is still outstanding.
+    let no_retry = (view.status.is_final() && view.status != RunStatus::Succeeded && !can_retry)
+        .then_some(
+            "No Retry: every window this run left failed or pending has been loaded since by another run.",
+        );
     let run = RunDetail {
+        no_retry,
         id: view.id,
         short_id: view.id.to_string().chars().take(8).collect(),
         icon: icon(view.status.as_str()),
@@ -240,6 +252,7 @@ fn live(view: RunView, can_retry: bool, op: &Operator) -> RunLive {
         run,
         windows,
         csrf: op.session.csrf_token.clone(),
+        auth_error,
     }
 }
 
@@ -250,7 +263,12 @@ async fn load_live(state: &AppState, id: Uuid, op: &Operator) -> Result<RunLive,
         .ok_or_else(PageError::not_found)?;
     let can_retry =
         retry_offered(&state.pool, view.id, view.status, view.windows_outstanding).await?;
-    Ok(live(view, can_retry, op))
+    let auth_error = companies::list(&state.pool)
+        .await?
+        .into_iter()
+        .find(|c| c.realm_id == view.realm_id)
+        .and_then(|c| c.last_auth_error);
+    Ok(live(view, can_retry, auth_error, op))
 }
 
 /// `GET /runs/{id}`.
@@ -267,11 +285,10 @@ pub(crate) async fn page(
     };
     let run = live.run.clone();
     let live = live.render()?;
-    Ok(render(&RunPage {
-        layout: layout(&state, &op, "runs", flash).await?,
-        run,
-        live,
-    }))
+    let mut layout = layout(&state, &op, "runs", flash).await?;
+    // The run's own company's banner is in the live part, which keeps it current.
+    layout.banners.retain(|b| b.realm_id != run.realm_id);
+    Ok(render(&RunPage { layout, run, live }))
 }
 
 /// `GET /runs/{id}/live`: the status part of the run's page, for the script to swap in.

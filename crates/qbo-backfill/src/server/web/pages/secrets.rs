@@ -7,16 +7,20 @@ use axum::extract::State;
 use axum::response::Response;
 use secrecy::SecretString;
 
-use super::{Fields, company_ids, field, realm_field, shown};
+use super::{Fields, company_ids, field, realm_field, shown_time};
 use crate::domain::secret::SecretName;
 use crate::server::AppState;
-use crate::server::secrets::{list_secrets, store_secret};
+use crate::server::secrets::store_secret;
 use crate::server::web::{CsrfForm, Layout, Operator, PageError, layout, render};
 
 struct SecretRow {
     name: String,
     realm_id: String,
     updated_at: String,
+    /// When a refresh token ends and in how many days (`—` when Intuit did not say).
+    expires: String,
+    /// It ends within 30 days: reconnect the company.
+    ending_soon: bool,
 }
 
 #[derive(Template)]
@@ -36,13 +40,19 @@ async fn secrets_page(
     error: Option<String>,
     form_name: String,
 ) -> Result<Response, PageError> {
-    let secrets = list_secrets(state)
+    let now = jiff::Timestamp::now();
+    let secrets = crate::service::secrets::list(&state.pool, &state.key)
         .await?
         .into_iter()
         .map(|s| SecretRow {
-            name: s.name,
+            expires: match (s.expires_at, s.days_left(now)) {
+                (Some(at), Some(days)) => format!("{} ({days} days)", shown_time(Some(at))),
+                _ => "—".to_owned(),
+            },
+            ending_soon: s.ending_soon(now),
+            updated_at: shown_time(s.updated_at),
             realm_id: s.realm_id.unwrap_or_default(),
-            updated_at: shown(s.updated_at.as_deref()),
+            name: s.name,
         })
         .collect();
     let companies = company_ids(state).await?;

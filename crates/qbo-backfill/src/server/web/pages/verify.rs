@@ -6,7 +6,7 @@ use axum::extract::State;
 use axum::response::{IntoResponse, Redirect, Response};
 use uuid::Uuid;
 
-use super::{Choice, Fields, choices, company_ids, field, icon, realm_field, shown};
+use super::{Choice, Fields, choices, company_ids, field, icon, realm_field, shown_time};
 use crate::domain::run::RunOrigin;
 use crate::server::AppState;
 use crate::server::api::{enqueue_verify, resolve_realm, validate_verify};
@@ -60,7 +60,7 @@ fn verify_row(v: EntityVerification) -> VerifyRow {
     VerifyRow {
         entity: v.entity,
         realm_id: v.realm_id,
-        last_verified: shown(v.last_verified_at.map(|t| t.to_string()).as_deref()),
+        last_verified: shown_time(v.last_verified_at),
         run: v.latest.map(|l| VerifyRunCell {
             id: l.run_id,
             icon: icon(&l.status),
