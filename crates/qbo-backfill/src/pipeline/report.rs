@@ -1,6 +1,8 @@
 //! What operators see: log lines exactly as the contract writes them (`Processing Customers
 //! window …`, `Window completed | …`, the summary block, `Export completed | …`), printed through
-//! `tracing` as bare lines on stdout, and a progress bar when stdout is a terminal.
+//! `tracing` as bare lines on stdout (or, with `QBO_LOG_FORMAT=json`, one JSON object a line
+//! whose `message` is that text, for container log collectors), and a progress bar when stdout
+//! is a terminal.
 
 use std::fmt::Write as _;
 use std::io::{IsTerminal as _, Write as _};
@@ -28,26 +30,33 @@ fn current_bar() -> Option<ProgressBar> {
 }
 
 /// Installs the process's log output: operator lines on stdout (bare, as the contract writes
-/// them), filtered by `RUST_LOG` (default: `info` for this program, `warn` for the rest).
+/// them; JSON lines when `QBO_LOG_FORMAT=json`), filtered by `RUST_LOG` (default: `info` for this
+/// program, `warn` for the rest).
 pub fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
         tracing_subscriber::EnvFilter::new("warn,qbo_backfill=info,qbo=warn,qbo_sim=warn")
     });
+    let json = std::env::var("QBO_LOG_FORMAT").is_ok_and(|f| f.trim().eq_ignore_ascii_case("json"));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .event_format(OperatorFormat)
+        .event_format(OperatorFormat { json })
         .with_writer(BarAwareStdout)
         .try_init();
 }
 
 /// Formats an event as its message followed by ` key=value` for each field; events from other
-/// crates carry their level and target so they are told apart from operator lines.
-pub struct OperatorFormat;
+/// crates carry their level and target so they are told apart from operator lines. In JSON, one
+/// object a line: `ts`, `level`, `target`, `message` (the same text) and the fields.
+pub struct OperatorFormat {
+    /// One JSON object a line instead of text.
+    pub json: bool,
+}
 
 #[derive(Default)]
 struct LineVisitor {
     message: String,
     fields: String,
+    values: serde_json::Map<String, serde_json::Value>,
 }
 
 impl Visit for LineVisitor {
@@ -56,6 +65,7 @@ impl Visit for LineVisitor {
             self.message.push_str(value);
         } else {
             let _ = write!(self.fields, " {}={value}", field.name());
+            self.values.insert(field.name().to_owned(), value.into());
         }
     }
 
@@ -63,9 +73,24 @@ impl Visit for LineVisitor {
         if field.name() == "message" {
             let _ = write!(self.message, "{value:?}");
         } else {
-            let _ = write!(self.fields, " {}={value:?}", field.name());
+            let text = format!("{value:?}");
+            let _ = write!(self.fields, " {}={text}", field.name());
+            self.values.insert(field.name().to_owned(), text.into());
         }
     }
+}
+
+/// One log event as a JSON line.
+fn json_line(meta: &tracing::Metadata<'_>, visitor: LineVisitor) -> String {
+    let mut object = serde_json::Map::new();
+    object.insert("ts".into(), jiff::Timestamp::now().to_string().into());
+    object.insert("level".into(), meta.level().as_str().into());
+    object.insert("target".into(), meta.target().into());
+    object.insert("message".into(), visitor.message.into());
+    for (k, v) in visitor.values {
+        object.entry(k).or_insert(v);
+    }
+    serde_json::Value::Object(object).to_string()
 }
 
 impl<S, N> FormatEvent<S, N> for OperatorFormat
@@ -82,6 +107,9 @@ where
         let mut visitor = LineVisitor::default();
         event.record(&mut visitor);
         let meta = event.metadata();
+        if self.json {
+            return writeln!(writer, "{}", json_line(meta, visitor));
+        }
         if !meta.target().starts_with("qbo_backfill") {
             write!(writer, "{} {}: ", meta.level(), meta.target())?;
         }

@@ -213,6 +213,12 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
         "Serving on http://{local} (API under /api/v1, health /healthz, metrics /metrics) with {} workers; worker id {}",
         config.workers, identity.id
     );
+    if let Some(origin) = config.web.connect.canonical_origin() {
+        info!(
+            "Web UI: {origin}/ (open it at this address: Connect QuickBooks returns to {})",
+            config.web.connect.redirect_uri
+        );
+    }
     let server_shutdown = shutdown.clone();
     // The peer's address reaches the handlers: the login rate limit is keyed on it.
     let app = app(state).into_make_service_with_connect_info::<SocketAddr>();

@@ -353,3 +353,136 @@ async fn api_tokens_create_refuses_bad_scope_and_lifetime_with_one_line() {
         .expect("count");
     assert_eq!(tokens, 0);
 }
+
+/// The `Set-Cookie` names of a login through the form, and the session cookie as sent back.
+async fn login_cookies(base: &str) -> (Vec<String>, String) {
+    let http = client_from("127.0.0.1");
+    let page = http
+        .get(format!("{base}/login"))
+        .send()
+        .await
+        .expect("login page");
+    let csrf_cookie = page.headers()["set-cookie"]
+        .to_str()
+        .expect("cookie")
+        .to_owned();
+    let pair = csrf_cookie.split(';').next().expect("pair").to_owned();
+    let html = page.text().await.expect("html");
+    let csrf = html
+        .split("name=\"csrf\" value=\"")
+        .nth(1)
+        .and_then(|s| s.split('"').next())
+        .expect("csrf")
+        .to_owned();
+    let r = http
+        .post(format!("{base}/login"))
+        .header("cookie", pair)
+        .form(&[
+            ("csrf", csrf.as_str()),
+            ("username", "admin"),
+            ("password", ADMIN_PASSWORD),
+        ])
+        .send()
+        .await
+        .expect("login");
+    assert_eq!(r.status().as_u16(), 303, "logged in");
+    let mut set: Vec<String> = vec![csrf_cookie];
+    set.extend(
+        r.headers()
+            .get_all("set-cookie")
+            .iter()
+            .map(|v| v.to_str().expect("cookie").to_owned()),
+    );
+    let session = set
+        .iter()
+        .find(|c| c.contains("qbo_session=") && !c.contains("Max-Age=0"))
+        .and_then(|c| c.split(';').next())
+        .expect("session cookie")
+        .to_owned();
+    (set, session)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn cookies_are_host_only_over_https_and_a_session_ends_a_week_after_login() {
+    // Served over HTTPS (behind a proxy): every cookie is `__Host-`, `Secure`, for `/`.
+    let mut world = World::new(sim_config(5)).await;
+    world
+        .extra_env
+        .push(("QBO_BACKFILL_SECURE_COOKIES".to_owned(), "1".to_owned()));
+    let ui = Ui::start_with_workers(&mut world, "0").await;
+    let (set, session) = login_cookies(&ui.base).await;
+    for c in &set {
+        assert!(c.starts_with("__Host-"), "{c}");
+        assert!(c.contains("; Secure") && c.contains("Path=/"), "{c}");
+        assert!(!c.contains("Domain="), "{c}");
+    }
+    let http = client_from("127.0.0.1");
+    let home = |cookie: &str| {
+        http.get(format!("{}/", ui.base))
+            .header("cookie", cookie.to_owned())
+            .send()
+    };
+    assert_eq!(home(&session).await.expect("home").status().as_u16(), 200);
+    // The unprefixed name is not a session.
+    let bare = session.trim_start_matches("__Host-");
+    assert_eq!(home(bare).await.expect("home").status().as_u16(), 303);
+
+    // Active all along, but logged in eight days ago: the session is over.
+    sqlx::query("UPDATE ops.sessions SET created_at = now() - interval '8 days'")
+        .execute(world.pool())
+        .await
+        .expect("age");
+    let r = home(&session).await.expect("home");
+    assert_eq!(
+        r.status().as_u16(),
+        303,
+        "an eight-day-old session still opens pages"
+    );
+    assert!(
+        r.headers()["location"]
+            .to_str()
+            .expect("location")
+            .contains("/login")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn connect_opened_at_another_address_says_so_and_starts_at_the_redirect_uris() {
+    let mut world = World::new(sim_config(5)).await;
+    let ui = Ui::start_with_workers(&mut world, "0").await;
+    let (_, session) = login_cookies(&ui.base).await;
+    let port = ui.base.rsplit(':').next().expect("port");
+    let http = client_from("127.0.0.1");
+    let get = |path: &str, host: String| {
+        http.get(format!("{}{path}", ui.base))
+            .header("cookie", session.clone())
+            .header("host", host)
+            .send()
+    };
+    // At the redirect URI's own address: the Connect button starts the flow.
+    let here = get("/connect", format!("127.0.0.1:{port}"))
+        .await
+        .expect("page");
+    let html = here.text().await.expect("html");
+    assert!(html.contains("href=\"/connect/start\""), "{html}");
+    assert!(!html.contains("another address"), "{html}");
+    // At another name of the same server: the page says where to go, and starting the flow
+    // moves there instead of sending Intuit back to an address without this session.
+    let there = get("/connect", format!("localhost:{port}"))
+        .await
+        .expect("page");
+    let html = there.text().await.expect("html");
+    assert!(html.contains("another address"), "{html}");
+    assert!(
+        html.contains(&format!("href=\"{}/connect\"", ui.base)),
+        "{html}"
+    );
+    let start = get("/connect/start", format!("localhost:{port}"))
+        .await
+        .expect("start");
+    assert_eq!(start.status().as_u16(), 303);
+    assert_eq!(
+        start.headers()["location"].to_str().expect("location"),
+        format!("{}/connect", ui.base)
+    );
+}

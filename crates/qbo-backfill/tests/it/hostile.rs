@@ -356,3 +356,48 @@ async fn a_different_secret_key_is_refused_in_one_line_and_changes_nothing() {
         stderr(&out)
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn json_logs_carry_the_contract_lines_as_messages_one_object_a_line() {
+    let mut world = World::new(sim_config(20)).await;
+    world
+        .extra_env
+        .push(("QBO_LOG_FORMAT".to_owned(), "json".to_owned()));
+    let out = world
+        .load("qb_customers_backfill", "2026-01-01", "2026-01-04")
+        .await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let text = stdout(&out);
+    let mut messages = Vec::new();
+    for line in text.lines().filter(|l| !l.trim().is_empty()) {
+        let object: serde_json::Value =
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
+        assert_eq!(object["level"], "INFO", "{line}");
+        assert!(
+            object["ts"].as_str().is_some_and(|t| t.ends_with('Z')),
+            "{line}"
+        );
+        messages.push(object["message"].as_str().expect("message").to_owned());
+    }
+    assert!(
+        messages
+            .iter()
+            .any(|m| m.starts_with("Processing Customers window 2026-01-01")),
+        "{messages:?}"
+    );
+    assert!(
+        messages
+            .iter()
+            .any(|m| m == "==== QB CUSTOMERS BACKFILL SUMMARY ===="),
+        "{messages:?}"
+    );
+    assert!(
+        messages
+            .iter()
+            .any(|m| m.starts_with("Export completed | inserted=")),
+        "{messages:?}"
+    );
+    for secret in world.secrets() {
+        assert!(!text.contains(&secret), "a secret in the JSON log");
+    }
+}

@@ -30,6 +30,28 @@ pub struct ConnectConfig {
 }
 
 impl ConnectConfig {
+    /// The UI's one address: the origin of the redirect URI (`http://localhost:6789`). Cookies
+    /// are kept per host, so Connect QuickBooks works only when the UI is opened there.
+    #[must_use]
+    pub fn canonical_origin(&self) -> Option<String> {
+        let url = url::Url::parse(&self.redirect_uri).ok()?;
+        let host = url.host_str()?;
+        Some(match url.port() {
+            Some(port) => format!("{}://{host}:{port}", url.scheme()),
+            None => format!("{}://{host}", url.scheme()),
+        })
+    }
+
+    /// The canonical origin, when the request's `Host` is another address of this server
+    /// (`127.0.0.1:6789` where the redirect URI says `localhost:6789`).
+    #[must_use]
+    pub fn elsewhere(&self, headers: &axum::http::HeaderMap) -> Option<String> {
+        let canonical = self.canonical_origin()?;
+        let host = headers.get(axum::http::header::HOST)?.to_str().ok()?;
+        let authority = canonical.split_once("://").map_or("", |(_, a)| a);
+        (!host.eq_ignore_ascii_case(authority)).then_some(canonical)
+    }
+
     /// From the environment, defaulting the callback to `http://localhost:PORT/connect/callback`.
     ///
     /// # Errors
@@ -114,9 +136,15 @@ struct ConnectPage {
     ready: bool,
     not_ready: String,
     redirect_uri: String,
+    /// The UI's canonical origin, when this page was opened at another address.
+    elsewhere: Option<String>,
 }
 
-async fn connect_page(state: &AppState, layout: Layout) -> Result<ConnectPage, StoreError> {
+async fn connect_page(
+    state: &AppState,
+    layout: Layout,
+    elsewhere: Option<String>,
+) -> Result<ConnectPage, StoreError> {
     let mut rows = Vec::new();
     for c in companies::list(&state.pool).await? {
         let tokens = PgTokenStore::new(state.pool.clone(), state.key.clone(), c.realm_id.clone())
@@ -147,6 +175,7 @@ async fn connect_page(state: &AppState, layout: Layout) -> Result<ConnectPage, S
         ready,
         not_ready: "The app's keys are not set: put QBO_CLIENT_ID and QBO_CLIENT_SECRET (from Intuit's developer portal) in the environment or on the Secrets page.".to_owned(),
         redirect_uri: state.web.connect.redirect_uri.clone(),
+        elsewhere,
     })
 }
 
@@ -176,9 +205,11 @@ pub(crate) async fn page(
     State(state): State<AppState>,
     op: Operator,
     Query(query): Query<HashMap<String, String>>,
+    headers: axum::http::HeaderMap,
 ) -> Result<Response, PageError> {
     let layout = layout(&state, &op, "connect", flash_text(&query)).await?;
-    Ok(render(&connect_page(&state, layout).await?))
+    let elsewhere = state.web.connect.elsewhere(&headers);
+    Ok(render(&connect_page(&state, layout, elsewhere).await?))
 }
 
 /// The app's keys, or back to the Connect page, which says they are missing.
@@ -192,7 +223,13 @@ async fn keys_or_back(state: &AppState) -> Result<AppKeys, PageError> {
 pub(crate) async fn start(
     State(state): State<AppState>,
     op: Operator,
+    headers: axum::http::HeaderMap,
 ) -> Result<Response, PageError> {
+    // Intuit returns to the redirect URI's address, where this session's cookie is not sent:
+    // the flow starts there (after a login at that address), never here.
+    if let Some(canonical) = state.web.connect.elsewhere(&headers) {
+        return Ok(Redirect::to(&format!("{canonical}/connect")).into_response());
+    }
     let keys = keys_or_back(&state).await?;
     let oauth_state = web::new_oauth_state(&state.pool, &op.session_id).await?;
     let url = qbo::authorization::authorize_url(

@@ -10,7 +10,7 @@ use axum::http::request::Parts;
 use axum::response::{IntoResponse, Redirect, Response};
 use serde::de::DeserializeOwned;
 
-use super::{SESSION_COOKIE, constant_time_eq, cookie, failure, forbidden, not_found};
+use super::{SESSION_COOKIE, constant_time_eq, failure, forbidden, not_found};
 use crate::server::AppState;
 use crate::store::StoreError;
 use crate::store::auth::web::{self, Session};
@@ -103,7 +103,10 @@ pub struct Operator {
 /// # Errors
 /// [`PageError::login`] without a live session; the failure page when the database fails.
 pub async fn operator(state: &AppState, headers: &HeaderMap) -> Result<Operator, PageError> {
-    let id = cookie(headers, SESSION_COOKIE).ok_or_else(PageError::login)?;
+    let id = state
+        .web
+        .cookie(headers, SESSION_COOKIE)
+        .ok_or_else(PageError::login)?;
     match web::session(&state.pool, &id).await? {
         Some(session) => Ok(Operator {
             session_id: id,

@@ -1,6 +1,7 @@
 //! The web UI on port 6789: server-rendered pages (askama templates compiled into the binary, a
 //! small stylesheet and script served from it, no build step), behind a login. Sessions are
-//! `HttpOnly` + `SameSite=Strict` cookies (`Secure` behind TLS) whose id is stored only hashed;
+//! `HttpOnly` + `SameSite=Strict` cookies (`Secure` and `__Host-` behind TLS) whose id is stored
+//! only hashed, ending after 12 idle hours or 7 days from the login;
 //! every form carries the session's CSRF token; failed logins are rate-limited across processes.
 //!
 //! - [`pages`]: pipelines, runs, a run (live), verify, triggers, secrets.
@@ -34,6 +35,25 @@ pub struct WebConfig {
     pub connect: connect::ConnectConfig,
     /// Proxies whose `X-Forwarded-For` names the client (for the login rate limit).
     pub trusted_proxies: crate::domain::access::TrustedProxies,
+}
+
+impl WebConfig {
+    /// The name a cookie is sent under: `__Host-` before it when cookies are `Secure`, so that
+    /// the browser keeps it only from this host, over HTTPS, for every path.
+    #[must_use]
+    pub fn cookie_name(&self, base: &str) -> String {
+        if self.secure_cookies {
+            format!("__Host-{base}")
+        } else {
+            base.to_owned()
+        }
+    }
+
+    /// The value of cookie `base` (under [`Self::cookie_name`]) in the request.
+    #[must_use]
+    pub fn cookie(&self, headers: &HeaderMap, base: &str) -> Option<String> {
+        cookie(headers, &self.cookie_name(base))
+    }
 }
 
 /// The page routes (merged with the API by [`super::app`]).
@@ -140,8 +160,10 @@ pub fn add_cookie(
     }
 }
 
-/// A `Set-Cookie` value: `HttpOnly`, `SameSite=Strict`, `Path=/`, and `Secure` when configured.
+/// A `Set-Cookie` value: `HttpOnly`, `SameSite=Strict`, `Path=/`, and `Secure` (with the name
+/// prefixed `__Host-`) when configured.
 pub fn set_cookie(config: &WebConfig, name: &str, value: &str, max_age_s: Option<u64>) -> String {
+    let name = config.cookie_name(name);
     let mut c = format!("{name}={value}; Path=/; HttpOnly; SameSite=Strict");
     if let Some(age) = max_age_s {
         c.push_str(&format!("; Max-Age={age}"));

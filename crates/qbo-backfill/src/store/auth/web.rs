@@ -14,6 +14,9 @@ use crate::store::StoreError;
 
 /// How long a session lasts without use.
 pub const SESSION_IDLE: Duration = Duration::from_secs(12 * 3600);
+/// How long a session lasts at most from its login, however active: then the operator logs in
+/// again.
+pub const SESSION_ABSOLUTE: Duration = Duration::from_secs(7 * 24 * 3600);
 
 /// The window failed logins are counted in; older failures are pruned.
 pub const FAILURE_WINDOW: Duration = Duration::from_secs(15 * 60);
@@ -180,11 +183,16 @@ pub async fn session(pool: &PgPool, id: &str) -> Result<Option<Session>, StoreEr
         return Ok(None);
     }
     Ok(sqlx::query_as::<_, Session>(
-        "UPDATE ops.sessions SET last_seen = now(), expires_at = now() + make_interval(secs => $2) \
-         WHERE id_hash = $1 AND expires_at > now() RETURNING username, csrf_token",
+        "UPDATE ops.sessions SET last_seen = now(), \
+           expires_at = least(now() + make_interval(secs => $2), \
+                              created_at + make_interval(secs => $3)) \
+         WHERE id_hash = $1 AND expires_at > now() \
+           AND created_at + make_interval(secs => $3) > now() \
+         RETURNING username, csrf_token",
     )
     .bind(sha256(id))
     .bind(SESSION_IDLE.as_secs_f64())
+    .bind(SESSION_ABSOLUTE.as_secs_f64())
     .fetch_optional(pool)
     .await?)
 }

@@ -14,7 +14,7 @@ use crate::server::AppState;
 use crate::server::web::extract::operator;
 use crate::server::web::{
     CsrfForm, LOGIN_CSRF_COOKIE, Operator, PageError, SESSION_COOKIE, add_cookie, constant_time_eq,
-    cookie, render,
+    render,
 };
 use crate::service::login::{self, LoginOutcome};
 use crate::store::auth::web;
@@ -79,7 +79,10 @@ pub(crate) async fn login(
     headers: HeaderMap,
     Form(form): Form<Fields>,
 ) -> Result<Response, PageError> {
-    let expected = cookie(&headers, LOGIN_CSRF_COOKIE).unwrap_or_default();
+    let expected = state
+        .web
+        .cookie(&headers, LOGIN_CSRF_COOKIE)
+        .unwrap_or_default();
     if expected.is_empty() || !constant_time_eq(field(&form, "csrf"), &expected) {
         return Err(PageError::forbidden());
     }
