@@ -1,3 +1,18 @@
+// Filters: an input with data-filter="#table" hides the rows whose data-name lacks its text.
+(function () {
+  var inputs = document.querySelectorAll("input[data-filter]");
+  Array.prototype.forEach.call(inputs, function (input) {
+    var table = document.querySelector(input.getAttribute("data-filter"));
+    if (!table) { return; }
+    input.addEventListener("input", function () {
+      var q = input.value.trim().toLowerCase();
+      Array.prototype.forEach.call(table.querySelectorAll("tbody tr"), function (tr) {
+        var name = (tr.getAttribute("data-name") || "").toLowerCase();
+        tr.hidden = q !== "" && name.indexOf(q) < 0;
+      });
+    });
+  });
+})();
 // qbo-backfill: progressive enhancement only. Confirms destructive forms, and on a run's page
 // refreshes its status and windows and streams its log while it is going on.
 (function () {

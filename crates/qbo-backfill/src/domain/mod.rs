@@ -5,6 +5,7 @@
 pub mod access;
 pub mod batch;
 pub mod catalog;
+pub mod health;
 pub mod pipeline;
 pub mod reconcile;
 pub mod run;

@@ -36,6 +36,20 @@ pub fn render(s: &Snapshot) -> String {
     render_requests(&mut out, s);
     family(
         &mut out,
+        "qbo_backfill_requests_this_month",
+        "gauge",
+        "QuickBooks requests this calendar month (UTC), per company.",
+        s.month_requests.iter().map(|(r, n)| (realm(r), *n)),
+    );
+    family(
+        &mut out,
+        "qbo_backfill_monthly_request_allowance",
+        "gauge",
+        "Requests a company may send per calendar month (QBO_MONTHLY_REQUEST_ALLOWANCE); warned at 80 %.",
+        [(String::new(), s.monthly_allowance)],
+    );
+    family(
+        &mut out,
         "qbo_backfill_queue_depth",
         "gauge",
         "Runs waiting for a worker.",

@@ -131,15 +131,70 @@ async fn healthz(State(state): State<AppState>) -> Response {
 
 async fn metrics_route(State(state): State<AppState>) -> Response {
     match crate::store::infra::metrics::snapshot(&state.pool).await {
-        Ok(snapshot) => (
-            [(
-                header::CONTENT_TYPE,
-                "text/plain; version=0.0.4; charset=utf-8",
-            )],
-            metrics::render(&snapshot),
-        )
-            .into_response(),
+        Ok(mut snapshot) => {
+            let allowance = crate::service::allowance::configured().unwrap_or_default();
+            snapshot.monthly_allowance = i64::try_from(allowance.monthly).unwrap_or(i64::MAX);
+            (
+                [(
+                    header::CONTENT_TYPE,
+                    "text/plain; version=0.0.4; charset=utf-8",
+                )],
+                metrics::render(&snapshot),
+            )
+                .into_response()
+        }
         Err(e) => ApiError::internal(&e).into_response(),
+    }
+}
+
+/// Starts the trigger scheduler of `config` until `shutdown`.
+async fn spawn_scheduler(
+    background: &mut tokio::task::JoinSet<()>,
+    config: &ServeConfig,
+    shutdown: &tokio_util::sync::CancellationToken,
+) -> anyhow::Result<()> {
+    let pool = config.pool.clone();
+    let shutdown = shutdown.clone();
+    let grace = config.trigger_grace;
+    // Triggers name their company; one created without one belongs to the only company.
+    let default_realm = crate::store::auth::companies::default_realm(&pool)
+        .await?
+        .unwrap_or_default();
+    background.spawn(async move {
+        crate::orchestrator::scheduler::run_scheduler(
+            pool,
+            crate::orchestrator::scheduler::SystemClock,
+            Duration::from_secs(1),
+            grace,
+            &default_realm,
+            shutdown.cancelled(),
+        )
+        .await;
+    });
+    Ok(())
+}
+
+/// Every half minute until `shutdown`: warns once per company and month when its requests reach
+/// 80 % of the monthly allowance.
+async fn watch_allowance(
+    pool: sqlx::PgPool,
+    allowance: crate::domain::health::Allowance,
+    shutdown: tokio_util::sync::CancellationToken,
+) {
+    use crate::service::allowance::{newly_crossed, warning_line};
+    loop {
+        match newly_crossed(&pool, allowance).await {
+            Ok(crossed) => {
+                for month in &crossed {
+                    tracing::warn!("{}", warning_line(month, allowance));
+                }
+            }
+            Err(e) => tracing::warn!("Cannot read this month's requests: {e}"),
+        }
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            () = tokio::time::sleep(Duration::from_secs(30)) => {}
+        }
     }
 }
 
@@ -150,6 +205,7 @@ async fn metrics_route(State(state): State<AppState>) -> Response {
 /// # Errors
 /// The address cannot be bound (one line saying why).
 pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
+    let allowance = crate::service::allowance::configured().map_err(anyhow::Error::msg)?;
     let listener = tokio::net::TcpListener::bind(config.bind)
         .await
         .map_err(|e| {
@@ -171,26 +227,12 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
     let identity = WorkerIdentity::current();
     workers::register(&config.pool, &identity, "serve").await?;
     let mut background = tokio::task::JoinSet::new();
-    {
-        let pool = config.pool.clone();
-        let shutdown = shutdown.clone();
-        let grace = config.trigger_grace;
-        // Triggers name their company; one created without one belongs to the only company.
-        let default_realm = crate::store::auth::companies::default_realm(&pool)
-            .await?
-            .unwrap_or_default();
-        background.spawn(async move {
-            crate::orchestrator::scheduler::run_scheduler(
-                pool,
-                crate::orchestrator::scheduler::SystemClock,
-                Duration::from_secs(1),
-                grace,
-                &default_realm,
-                shutdown.cancelled(),
-            )
-            .await;
-        });
-    }
+    spawn_scheduler(&mut background, &config, &shutdown).await?;
+    background.spawn(watch_allowance(
+        config.pool.clone(),
+        allowance,
+        shutdown.clone(),
+    ));
     if config.workers > 0 {
         let executor = Arc::new(Executor::new(
             config.pool.clone(),

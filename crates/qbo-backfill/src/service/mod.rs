@@ -5,8 +5,10 @@
 //! their own way; the rules (what can be retried, what a secret may be) live here or in
 //! [`crate::domain`], never in a front end.
 
+pub mod allowance;
 pub mod batch;
 pub mod company;
+pub mod dashboard;
 pub mod login;
 pub mod reconcile;
 pub mod retry;

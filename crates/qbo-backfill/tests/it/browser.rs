@@ -372,12 +372,13 @@ impl Ui {
             .type_into("input[name=password]", ADMIN_PASSWORD)
             .await;
         browser.click("button[type=submit]").await;
-        browser.wait_for("form.run-once", 3, 20).await;
+        // The home page: the dashboard.
+        browser.wait_for("main h1", 1, 20).await;
     }
 
     /// Run once from the Pipelines page; returns the run page's URL.
     async fn run_once(&self, browser: &Browser, from: &str, to: &str) -> String {
-        browser.goto(&format!("{}/", self.base)).await;
+        browser.goto(&format!("{}/pipelines", self.base)).await;
         let form = "#qb_customers_backfill form.run-once";
         browser
             .set_value(&format!("{form} input[name=fecha_inicio]"), from)
@@ -410,7 +411,14 @@ async fn an_operator_runs_once_schedules_a_trigger_and_reconnects_after_invalid_
     let browser = Browser::start().await;
 
     // Every page without a session goes to the login page.
-    for path in ["/", "/runs", "/triggers", "/secrets", "/connect"] {
+    for path in [
+        "/",
+        "/pipelines",
+        "/runs",
+        "/triggers",
+        "/secrets",
+        "/connect",
+    ] {
         browser.goto(&format!("{}{path}", ui.base)).await;
         assert!(
             browser.url().await.ends_with("/login"),
@@ -429,10 +437,11 @@ async fn an_operator_runs_once_schedules_a_trigger_and_reconnects_after_invalid_
             .contains("Wrong user name or password")
     );
     ui.login(&browser).await;
+    browser.goto(&format!("{}/pipelines", ui.base)).await;
     browser.screenshot("02-pipelines").await;
 
     // A reversed range is refused inline, in an operator's words, and nothing is queued.
-    browser.goto(&format!("{}/", ui.base)).await;
+    browser.goto(&format!("{}/pipelines", ui.base)).await;
     let form = "#qb_customers_backfill form.run-once";
     browser
         .set_value(&format!("{form} input[name=fecha_inicio]"), JAN_TO)
@@ -481,6 +490,31 @@ async fn an_operator_runs_once_schedules_a_trigger_and_reconnects_after_invalid_
         "the runs table is clipped at 1280 px"
     );
     browser.screenshot("04-runs").await;
+
+    // The dashboard: the customers table's rows, its last backfill, and what is stale.
+    browser.goto(&format!("{}/", ui.base)).await;
+    let loaded = world.expected_ids("Customer", JAN_FROM, JAN_TO).len();
+    let shown = if loaded >= 1000 {
+        format!("{},{:03}", loaded / 1000, loaded % 1000)
+    } else {
+        loaded.to_string()
+    };
+    let customers = browser.text("tr[data-name^='Customers']").await;
+    assert!(customers.contains(&shown), "{customers}");
+    assert!(customers.contains("never synced"), "{customers}");
+    assert!(!customers.contains("⚠"), "nothing failed: {customers}");
+    assert!(
+        browser.fits(".table-wrap").await,
+        "the dashboard is clipped at 1280 px"
+    );
+    // Filtering by name leaves the customers' row alone.
+    browser.type_into("input[data-filter]", "custom").await;
+    let visible: Value = browser
+        .cmd(reqwest::Method::POST, "/execute/sync", Some(json!({"script": "return Array.from(document.querySelectorAll('table.dashboard tbody tr')).filter(tr => !tr.hidden).length;", "args": []})))
+        .await;
+    assert_eq!(visible, 1, "the filter keeps one row");
+    browser.goto(&format!("{}/", ui.base)).await;
+    browser.screenshot("04-dashboard").await;
 
     // A one-time trigger at 10:00 in Guayaquil (the default zone) reads 15:00 UTC.
     browser.goto(&format!("{}/triggers", ui.base)).await;
@@ -570,6 +604,12 @@ async fn an_operator_runs_once_schedules_a_trigger_and_reconnects_after_invalid_
 
     // On a phone's width every page still reads (no horizontal scroll of the page itself).
     browser.resize(390, 844).await;
+    browser.goto(&format!("{}/", ui.base)).await;
+    let width: Value = browser
+        .cmd(reqwest::Method::POST, "/execute/sync", Some(json!({"script": "return document.documentElement.scrollWidth <= window.innerWidth + 1;", "args": []})))
+        .await;
+    assert_eq!(width, true, "the dashboard scrolls sideways on a phone");
+    browser.screenshot("10-dashboard-phone").await;
     browser.goto(&failed_url).await;
     let width: Value = browser
         .cmd(reqwest::Method::POST, "/execute/sync", Some(json!({"script": "return document.documentElement.scrollWidth <= window.innerWidth + 1;", "args": []})))
@@ -577,7 +617,7 @@ async fn an_operator_runs_once_schedules_a_trigger_and_reconnects_after_invalid_
     assert_eq!(width, true, "the run page scrolls sideways on a phone");
     browser.screenshot("10-run-phone").await;
     browser
-        .goto(&format!("{}/#qb_customers_incremental", ui.base))
+        .goto(&format!("{}/pipelines#qb_customers_incremental", ui.base))
         .await;
     let width: Value = browser
         .cmd(reqwest::Method::POST, "/execute/sync", Some(json!({"script": "return document.documentElement.scrollWidth <= window.innerWidth + 1;", "args": []})))
@@ -926,7 +966,7 @@ async fn load_history_starts_every_entity_as_one_batch_followed_on_one_page() {
     let ui = Ui::start(&mut world).await;
     let browser = Browser::start().await;
     ui.login(&browser).await;
-    browser.goto(&format!("{}/", ui.base)).await;
+    browser.goto(&format!("{}/pipelines", ui.base)).await;
     let form = "#load-history form";
     // No dates for a backfill: refused on the page, nothing written.
     browser.click(&format!("{form} button[type=submit]")).await;

@@ -2697,7 +2697,14 @@ async fn s3_api_faults_soak() {
 /// (the secrets scenario searches them).
 async fn visit_everything(art: &Artifacts, api: &Server, runs: &[Uuid]) {
     let web = Web::login(&api.base, art).await;
-    for path in ["/", "/runs", "/triggers", "/secrets", "/connect"] {
+    for path in [
+        "/",
+        "/pipelines",
+        "/runs",
+        "/triggers",
+        "/secrets",
+        "/connect",
+    ] {
         let (status, _, _) = web.get(art, path).await;
         assert_eq!(status, 200, "{path}");
     }

@@ -308,6 +308,19 @@ async fn a_run_started_through_the_api_is_followed_to_succeeded_with_the_table_e
         "{metrics}"
     );
     assert!(metrics.contains("qbo_backfill_queue_depth 0"), "{metrics}");
+    // The month's requests (at least the run's) against the default allowance.
+    let month: i64 = metrics
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("qbo_backfill_requests_this_month{realm_id=\"9130350000000001\"} ")
+        })
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("{metrics}"));
+    assert!(month > 0, "{metrics}");
+    assert!(
+        metrics.contains("qbo_backfill_monthly_request_allowance 500000"),
+        "{metrics}"
+    );
     assert!(
         metrics
             .contains("qbo_backfill_budget_requests_last_minute{realm_id=\"9130350000000001\"} "),

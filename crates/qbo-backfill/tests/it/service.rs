@@ -104,3 +104,69 @@ async fn one_retry_rule_live_runs_refused_dead_ones_interrupted_then_retried() {
         Err(RetryRefusal::NothingToRetry(_))
     ));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_are_counted_per_month_and_warned_of_once_at_eighty_percent() {
+    use qbo_backfill::domain::health::Allowance;
+    use qbo_backfill::service::allowance::{newly_crossed, warning_line};
+    let db = test_db().await;
+    // Released budget slots count, one request each, in their month.
+    for _ in 0..3 {
+        let slot: i64 = sqlx::query_scalar(
+            "INSERT INTO ops.budget_slots (realm_id, started_at, expires_at) \
+             VALUES ($1, now(), now() + interval '1 minute') RETURNING id",
+        )
+        .bind(REALM)
+        .fetch_one(&db.pool)
+        .await
+        .expect("slot");
+        for _ in 0..2 {
+            // Released twice (a retried release): counted once.
+            sqlx::query("SELECT ops.budget_release($1)")
+                .bind(slot)
+                .execute(&db.pool)
+                .await
+                .expect("release");
+        }
+    }
+    let allowance = Allowance::parse("4").expect("allowance");
+    assert!(
+        newly_crossed(&db.pool, allowance)
+            .await
+            .expect("check")
+            .is_empty(),
+        "3 of 4 is 75 %"
+    );
+    let slot: i64 = sqlx::query_scalar(
+        "INSERT INTO ops.budget_slots (realm_id, started_at, expires_at) \
+         VALUES ($1, now(), now() + interval '1 minute') RETURNING id",
+    )
+    .bind(REALM)
+    .fetch_one(&db.pool)
+    .await
+    .expect("slot");
+    sqlx::query("SELECT ops.budget_release($1)")
+        .bind(slot)
+        .execute(&db.pool)
+        .await
+        .expect("release");
+    let crossed = newly_crossed(&db.pool, allowance).await.expect("check");
+    assert_eq!(crossed.len(), 1, "4 of 4 warns");
+    assert_eq!(crossed[0].requests, 4);
+    let line = warning_line(&crossed[0], allowance);
+    assert!(
+        line.starts_with(&format!("Request allowance | realm_id={REALM} month=")),
+        "{line}"
+    );
+    assert!(
+        line.contains("requests=4 allowance=4 percent=100"),
+        "{line}"
+    );
+    // Once a month: the next check (this process or another) says nothing.
+    assert!(
+        newly_crossed(&db.pool, allowance)
+            .await
+            .expect("check")
+            .is_empty()
+    );
+}

@@ -58,11 +58,12 @@ impl WebConfig {
 
 /// The page routes (merged with the API by [`super::app`]).
 pub fn routes() -> Router<AppState> {
-    use pages::{batches, login, pipelines, runs, secrets, triggers, verify};
+    use pages::{batches, dashboard, login, pipelines, runs, secrets, triggers, verify};
     Router::new()
         .route("/login", get(login::form).post(login::login))
         .route("/logout", post(login::logout))
-        .route("/", get(pipelines::page))
+        .route("/", get(dashboard::page))
+        .route("/pipelines", get(pipelines::page))
         .route("/runs", get(runs::list).post(pipelines::run_once))
         .route("/runs/{id}", get(runs::page))
         .route("/runs/{id}/live", get(runs::live_part))

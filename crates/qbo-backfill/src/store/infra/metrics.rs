@@ -35,6 +35,10 @@ pub struct Snapshot {
     pub live_workers: i64,
     /// Per company: requests counted in the rolling minute, and in flight, of the shared budget.
     pub budget: Vec<(String, i64, i64)>,
+    /// Per company: requests this calendar month (UTC).
+    pub month_requests: Vec<(String, i64)>,
+    /// The monthly request allowance per company (filled in by the caller from its setting).
+    pub monthly_allowance: i64,
 }
 
 /// Reads the snapshot.
@@ -70,6 +74,12 @@ pub async fn snapshot(pool: &PgPool) -> Result<Snapshot, sqlx::Error> {
         )
         .fetch_all(pool)
         .await?,
+        month_requests: crate::store::infra::allowance::this_month(pool)
+            .await?
+            .into_iter()
+            .map(|m| (m.realm_id, m.requests))
+            .collect(),
+        monthly_allowance: 0,
         queue_depth: crate::store::runs::queue::depth(pool).await?,
         live_workers: crate::store::runs::workers::live_count(pool, 60.0).await?,
         budget: sqlx::query_as(

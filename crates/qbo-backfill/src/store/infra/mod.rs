@@ -2,6 +2,7 @@
 //! `/metrics` ([`metrics`]), PostgreSQL's time types ([`pgtime`]), the throwaway local cluster
 //! ([`local_cluster`]) and, for tests only (feature `test-support`), a database per test.
 
+pub mod allowance;
 pub mod budget;
 pub mod local_cluster;
 pub mod metrics;

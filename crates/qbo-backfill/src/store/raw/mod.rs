@@ -22,6 +22,7 @@
 //! SyncToken is older; the folded-away occurrences count as unchanged, so
 //! `inserted + updated + unchanged == page.rows.len()` and `inserted` equals the table's growth.
 
+pub mod health;
 pub mod reconcile;
 pub mod reports;
 pub mod verify;

@@ -1,4 +1,5 @@
-//! The pages, one module per resource: [`login`], [`pipelines`] (with Run once), [`runs`] (a
+//! The pages, one module per resource: [`login`], [`dashboard`] (the home page: each company's
+//! copy at a glance), [`pipelines`] (with Run once), [`runs`] (a
 //! run's status, windows grid, retry, cancel, its log streaming live), [`verify`] (each entity's
 //! last verification, and a form to verify one or all over a range), [`triggers`] (create with a
 //! time-zone picker, enable, disable, delete) and [`secrets`] (replace only; values never sent
@@ -6,6 +7,7 @@
 //! inline in an operator's words. This module holds what several pages share.
 
 pub mod batches;
+pub mod dashboard;
 pub mod login;
 pub mod pipelines;
 pub mod runs;
