@@ -12,3 +12,4 @@ pub mod reconcile;
 pub mod retry;
 pub mod shutdown;
 pub mod triggers;
+pub mod webhooks;

@@ -35,6 +35,8 @@ pub struct Snapshot {
     pub live_workers: i64,
     /// Per company: requests counted in the rolling minute, and in flight, of the shared budget.
     pub budget: Vec<(String, i64, i64)>,
+    /// QuickBooks webhooks: events, rejected deliveries, syncs, lag.
+    pub webhooks: crate::store::webhooks::WebhookFigures,
 }
 
 /// Reads the snapshot.
@@ -80,5 +82,6 @@ pub async fn snapshot(pool: &PgPool) -> Result<Snapshot, sqlx::Error> {
         )
         .fetch_all(pool)
         .await?,
+        webhooks: crate::store::webhooks::figures(pool).await?,
     })
 }
