@@ -79,10 +79,7 @@ pub fn app(state: SimState) -> Router {
         .route("/entities/{entity}/{id}/deactivate", post(admin_deactivate))
         .route("/entities/{entity}/{id}/delete", post(admin_delete))
         .route("/stats", get(admin_stats))
-        .route(
-            "/webhooks",
-            get(admin_get_webhooks).put(admin_put_webhooks),
-        )
+        .route("/webhooks", get(admin_get_webhooks).put(admin_put_webhooks))
         .route("/queries", get(admin_queries))
         .route("/reset", post(admin_reset))
         .route("/faults", get(admin_get_faults).put(admin_put_faults))
