@@ -152,6 +152,21 @@ async fn metrics_route(State(state): State<AppState>) -> Response {
     }
 }
 
+/// Starts the webhook coalescer with the quiet period of `QBO_WEBHOOK_QUIET_SECS`.
+fn spawn_coalescer(
+    background: &mut tokio::task::JoinSet<()>,
+    pool: &PgPool,
+    wake: &Arc<Notify>,
+    shutdown: &tokio_util::sync::CancellationToken,
+) -> anyhow::Result<()> {
+    let quiet = crate::settings::webhook_quiet().map_err(|e| anyhow::anyhow!("{e}"))?;
+    let (pool, wake, shutdown) = (pool.clone(), wake.clone(), shutdown.clone());
+    background.spawn(async move {
+        crate::orchestrator::coalescer::run_coalescer(pool, quiet, wake, shutdown).await;
+    });
+    Ok(())
+}
+
 /// Serves until SIGTERM or Ctrl-C: the API, the scheduler and the workers; then stops claiming,
 /// lets pages in flight commit or roll back whole, gives unfinished runs back to the queue, and
 /// returns.
@@ -200,13 +215,7 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
             .await;
         });
     }
-    {
-        let quiet = crate::settings::webhook_quiet().map_err(|e| anyhow::anyhow!("{e}"))?;
-        let (pool, wake, shutdown) = (config.pool.clone(), wake.clone(), shutdown.clone());
-        background.spawn(async move {
-            crate::orchestrator::coalescer::run_coalescer(pool, quiet, wake, shutdown).await;
-        });
-    }
+    spawn_coalescer(&mut background, &config.pool, &wake, &shutdown)?;
     if config.workers > 0 {
         let executor = Arc::new(Executor::new(
             config.pool.clone(),
