@@ -120,6 +120,10 @@ impl Api {
         self.call(reqwest::Method::GET, path, None).await
     }
 
+    pub(crate) async fn put(&self, path: &str, body: Value) -> (u16, Value) {
+        self.call(reqwest::Method::PUT, path, Some(body)).await
+    }
+
     pub(crate) async fn post(&self, path: &str, body: Value) -> (u16, Value) {
         self.call(reqwest::Method::POST, path, Some(body)).await
     }

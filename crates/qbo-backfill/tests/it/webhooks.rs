@@ -13,26 +13,50 @@ use crate::harness::{World, sim_config, stdout};
 use crate::server::Api;
 
 const TOKEN: &str = "sim-verifier-token-7f3a";
+const ADMIN_PASSWORD: &str = "webhooks-Admin-Passw0rd-2026";
 const JAN_FROM: &str = "2026-01-01";
 const JAN_TO: &str = "2026-01-31";
 
 /// A world with January's invoices loaded and `serve` (one worker) listening for webhooks with a
-/// one-second quiet period; the simulator sends to it in `format`.
+/// one-second quiet period; the simulator sends to it in `format`. The verifier token is in the
+/// environment, or (`stored`) put in the secret store through the API once the server runs.
 async fn world_with_webhooks(
     format: WebhookFormat,
     duplicate: bool,
     reorder: bool,
+    stored: bool,
 ) -> (World, Api) {
     let mut world = World::new(sim_config(50)).await;
     let out = world.load("qb_invoices_backfill", JAN_FROM, JAN_TO).await;
     assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
-    world
-        .extra_env
-        .push(("QBO_WEBHOOK_VERIFIER_TOKEN".into(), TOKEN.into()));
+    if !stored {
+        world
+            .extra_env
+            .push(("QBO_WEBHOOK_VERIFIER_TOKEN".into(), TOKEN.into()));
+    }
     world
         .extra_env
         .push(("QBO_WEBHOOK_QUIET_SECS".into(), "1".into()));
+    world
+        .extra_env
+        .push(("QBO_BACKFILL_ADMIN_PASSWORD".into(), ADMIN_PASSWORD.into()));
     let api = Api::start(&world, "1").await;
+    if stored {
+        // Until the token is stored, nothing can be verified: refused, nothing stored.
+        let body = br#"[{"specversion":"1.0","id":"early","type":"qbo.invoice.updated.v1","intuitaccountid":"1","intuitentityid":"1"}]"#;
+        assert_eq!(post(&api, body, Some(&signed(body))).await, 401);
+        let (status, answer) = api
+            .put(
+                "/api/v1/secrets/QBO_WEBHOOK_VERIFIER_TOKEN",
+                json!({"value": TOKEN}),
+            )
+            .await;
+        assert_eq!(status, 204, "{answer}");
+        assert_eq!(
+            count(&world, "SELECT count(*) FROM ops.webhook_deliveries").await,
+            0
+        );
+    }
     world.sim.state().set_webhooks(WebhookConfig {
         url: Some(format!("{}/webhooks/intuit", api.base())),
         verifier_token: TOKEN.into(),
@@ -100,7 +124,7 @@ async fn count(world: &World, sql: &str) -> i64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn edits_and_deletions_reach_raw_within_seconds_with_no_trigger() {
-    let (world, api) = world_with_webhooks(WebhookFormat::CloudEvents, false, false).await;
+    let (world, api) = world_with_webhooks(WebhookFormat::CloudEvents, false, false, false).await;
     assert_eq!(count(&world, "SELECT count(*) FROM ops.triggers").await, 0);
     let sim = world.sim.state();
     let edited: Vec<String> = ["3", "10", "20"].map(String::from).to_vec();
@@ -162,6 +186,9 @@ async fn edits_and_deletions_reach_raw_within_seconds_with_no_trigger() {
     ] {
         assert!(metrics.contains(line), "{line} missing from\n{metrics}");
     }
+    let home = web_page(&api, "/").await;
+    assert!(home.contains("QuickBooks webhooks"), "{home}");
+    assert!(home.contains("5 events into 1 syncs"), "{home}");
     eprintln!(
         "webhooks: {}",
         metrics
@@ -174,7 +201,7 @@ async fn edits_and_deletions_reach_raw_within_seconds_with_no_trigger() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_burst_of_500_edits_costs_at_most_five_requests() {
-    let (world, _api) = world_with_webhooks(WebhookFormat::Legacy, false, false).await;
+    let (world, _api) = world_with_webhooks(WebhookFormat::Legacy, false, false, false).await;
     let sim = world.sim.state();
     let ids: Vec<String> =
         sqlx::query_scalar("SELECT id FROM raw.qb_invoices ORDER BY id::int LIMIT 250")
@@ -211,6 +238,56 @@ async fn a_burst_of_500_edits_costs_at_most_five_requests() {
     assert!(sim.webhook_stats().delivered >= 1);
 }
 
+/// The web page at `path`, logged in as the first operator.
+async fn web_page(api: &Api, path: &str) -> String {
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client");
+    let base = api.base();
+    let page = http
+        .get(format!("{base}/login"))
+        .send()
+        .await
+        .expect("login page");
+    let cookie = |r: &reqwest::Response| -> Vec<String> {
+        r.headers()
+            .get_all("set-cookie")
+            .iter()
+            .filter_map(|v| v.to_str().ok()?.split(';').next().map(str::to_owned))
+            .collect()
+    };
+    let mut cookies = cookie(&page);
+    let html = page.text().await.expect("html");
+    let csrf = html
+        .split("name=\"csrf\" value=\"")
+        .nth(1)
+        .and_then(|s| s.split('"').next())
+        .expect("csrf")
+        .to_owned();
+    let login = http
+        .post(format!("{base}/login"))
+        .header("cookie", cookies.join("; "))
+        .form(&[
+            ("csrf", csrf.as_str()),
+            ("username", "admin"),
+            ("password", ADMIN_PASSWORD),
+        ])
+        .send()
+        .await
+        .expect("login");
+    assert_eq!(login.status().as_u16(), 303, "login refused");
+    cookies.extend(cookie(&login));
+    http.get(format!("{base}{path}"))
+        .header("cookie", cookies.join("; "))
+        .send()
+        .await
+        .expect("page")
+        .text()
+        .await
+        .expect("html")
+}
+
 /// Posts `body` to the webhook endpoint with `signature` (none: no header).
 async fn post(api: &Api, body: &[u8], signature: Option<&str>) -> u16 {
     let mut req = reqwest::Client::new()
@@ -229,7 +306,7 @@ fn signed(body: &[u8]) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn duplicated_reordered_and_forged_deliveries_change_nothing_they_should_not() {
-    let (world, api) = world_with_webhooks(WebhookFormat::CloudEvents, true, true).await;
+    let (world, api) = world_with_webhooks(WebhookFormat::CloudEvents, true, true, true).await;
     let sim = world.sim.state();
     // The same invoice edited, then deleted; others edited: sent twice, later half first.
     let edited: Vec<String> = ["2", "4", "6", "8"].map(String::from).to_vec();
