@@ -434,3 +434,143 @@ async fn duplicated_reordered_and_forged_deliveries_change_nothing_they_should_n
         "{metrics}"
     );
 }
+
+/// `n` CloudEvents of `entity` for company `realm`, ids prefixed with `tag`.
+fn events(
+    realm: &str,
+    entity: &str,
+    tag: &str,
+    n: usize,
+) -> Vec<(
+    qbo_backfill::domain::webhook::Event,
+    Option<qbo_backfill::domain::webhook::Ignored>,
+)> {
+    (0..n)
+        .map(|i| {
+            let event = qbo_backfill::domain::webhook::Event {
+                id: format!("{tag}-{i}"),
+                realm_id: realm.to_owned(),
+                entity: entity.to_owned(),
+                entity_id: i.to_string(),
+                operation: "Update".to_owned(),
+                time: Some(jiff::Timestamp::now()),
+            };
+            (event, None)
+        })
+        .collect()
+}
+
+async fn deliver(
+    pool: &sqlx::PgPool,
+    batch: &[(
+        qbo_backfill::domain::webhook::Event,
+        Option<qbo_backfill::domain::webhook::Ignored>,
+    )],
+) {
+    let delivery = qbo_backfill::store::webhooks::NewDelivery {
+        id: uuid::Uuid::now_v7(),
+        format: Some(qbo_backfill::domain::webhook::Format::CloudEvents),
+        accepted: true,
+        error: None,
+        body: None,
+    };
+    qbo_backfill::store::webhooks::record_delivery(pool, &delivery, batch)
+        .await
+        .expect("stored");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn changes_join_a_queued_sync_and_two_coalescers_never_queue_one_twice() {
+    use qbo_backfill::service::webhooks::coalesce_due;
+    let db = crate::support::test_db().await;
+    let pool = &db.pool;
+    let realm = "9130350000000001";
+    sqlx::query(
+        "INSERT INTO ops.companies (realm_id, environment, client_id, client_secret_enc) \
+         VALUES ($1, 'sandbox', 'id', '\\x00')",
+    )
+    .bind(realm)
+    .execute(pool)
+    .await
+    .expect("company");
+    let quiet = Duration::from_secs(1);
+    let later = || jiff::Timestamp::now() + jiff::SignedDuration::from_secs(5);
+
+    deliver(
+        pool,
+        &[
+            events(realm, "Invoice", "a", 3),
+            events(realm, "Customer", "c", 1),
+        ]
+        .concat(),
+    )
+    .await;
+    // Not quiet yet: nothing happens.
+    assert!(
+        coalesce_due(pool, jiff::Timestamp::now(), quiet)
+            .await
+            .expect("step")
+            .is_empty()
+    );
+    // Two schedulers at once: each group goes to exactly one of them.
+    let (one, two) = tokio::join!(
+        coalesce_due(pool, later(), quiet),
+        coalesce_due(pool, later(), quiet)
+    );
+    let mut done = one.expect("one");
+    done.extend(two.expect("two"));
+    let mut names: Vec<&str> = done.iter().map(|c| c.pipeline.name()).collect();
+    names.sort_unstable();
+    assert_eq!(
+        names,
+        ["qb_customers_incremental", "qb_invoices_incremental"]
+    );
+    assert!(done.iter().all(|c| c.queued_now));
+    let invoices = done
+        .iter()
+        .find(|c| c.pipeline.name() == "qb_invoices_incremental")
+        .expect("invoices")
+        .run_id;
+    let queued: Vec<(String, String, String)> =
+        sqlx::query_as("SELECT pipeline, trigger, status FROM ops.runs ORDER BY pipeline")
+            .fetch_all(pool)
+            .await
+            .expect("runs");
+    assert_eq!(queued.len(), 2, "{queued:?}");
+    assert!(
+        queued.iter().all(|r| r.1 == "webhook" && r.2 == "queued"),
+        "{queued:?}"
+    );
+
+    // More changes while that sync still waits in the queue: they join it.
+    deliver(pool, &events(realm, "Invoice", "b", 2)).await;
+    let joined = coalesce_due(pool, later(), quiet).await.expect("step");
+    assert_eq!(joined.len(), 1);
+    assert!(!joined[0].queued_now);
+    assert_eq!(joined[0].run_id, invoices);
+    let on_it: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM ops.webhook_events WHERE run_id = $1")
+            .bind(invoices)
+            .fetch_one(pool)
+            .await
+            .expect("events");
+    assert_eq!(on_it, 5);
+
+    // Once it runs, new changes need a sync of their own (it may have read past them already).
+    sqlx::query("UPDATE ops.runs SET status = 'running' WHERE id = $1")
+        .bind(invoices)
+        .execute(pool)
+        .await
+        .expect("running");
+    deliver(pool, &events(realm, "Invoice", "d", 1)).await;
+    let next = coalesce_due(pool, later(), quiet).await.expect("step");
+    assert_eq!(next.len(), 1);
+    assert!(next[0].queued_now);
+    assert_ne!(next[0].run_id, invoices);
+    let pending: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM ops.webhook_events WHERE status = 'pending'")
+            .fetch_one(pool)
+            .await
+            .expect("pending");
+    assert_eq!(pending, 0);
+}
