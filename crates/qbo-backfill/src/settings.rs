@@ -37,6 +37,11 @@ pub mod env {
     pub const QBO_BACKFILL_SECURE_COOKIES: &str = "QBO_BACKFILL_SECURE_COOKIES";
     /// Proxies whose `X-Forwarded-For` is believed (comma-separated addresses or networks).
     pub const QBO_BACKFILL_TRUSTED_PROXIES: &str = "QBO_BACKFILL_TRUSTED_PROXIES";
+    /// The Intuit app's webhook verifier token (a secret: the store's value wins over this).
+    pub const QBO_WEBHOOK_VERIFIER_TOKEN: &str = "QBO_WEBHOOK_VERIFIER_TOKEN";
+    /// Seconds the changes of one company and entity must be quiet before they become a sync
+    /// (default 3; fractions allowed).
+    pub const QBO_WEBHOOK_QUIET_SECS: &str = "QBO_WEBHOOK_QUIET_SECS";
 }
 
 /// The default database when `DATABASE_URL` is not set.
@@ -63,6 +68,28 @@ pub fn trusted_proxies() -> Result<crate::domain::access::TrustedProxies, Config
     let text = env_var(env::QBO_BACKFILL_TRUSTED_PROXIES).unwrap_or_default();
     crate::domain::access::TrustedProxies::parse(&text)
         .map_err(|e| ConfigError(format!("{}: {e}", env::QBO_BACKFILL_TRUSTED_PROXIES)))
+}
+
+/// The webhook quiet period (`QBO_WEBHOOK_QUIET_SECS`, default
+/// [`crate::domain::webhook::DEFAULT_QUIET`]).
+///
+/// # Errors
+/// A value that is not a number of seconds from 0 to 3600.
+pub fn webhook_quiet() -> Result<Duration, ConfigError> {
+    let Some(text) = env_var(env::QBO_WEBHOOK_QUIET_SECS) else {
+        return Ok(crate::domain::webhook::DEFAULT_QUIET);
+    };
+    text.trim()
+        .parse::<f64>()
+        .ok()
+        .filter(|s| (0.0..=3600.0).contains(s))
+        .map(Duration::from_secs_f64)
+        .ok_or_else(|| {
+            ConfigError(format!(
+                "{}: `{text}` is not a number of seconds from 0 to 3600 (e.g. 3)",
+                env::QBO_WEBHOOK_QUIET_SECS
+            ))
+        })
 }
 
 /// How the QuickBooks client paces and retries requests (flags with environment fallbacks).

@@ -79,6 +79,7 @@ pub fn app(state: SimState) -> Router {
         .route("/entities/{entity}/{id}/deactivate", post(admin_deactivate))
         .route("/entities/{entity}/{id}/delete", post(admin_delete))
         .route("/stats", get(admin_stats))
+        .route("/webhooks", get(admin_get_webhooks).put(admin_put_webhooks))
         .route("/queries", get(admin_queries))
         .route("/reset", post(admin_reset))
         .route("/faults", get(admin_get_faults).put(admin_put_faults))
@@ -684,6 +685,28 @@ async fn admin_delete(
     }
 }
 
+/// `GET /__admin/webhooks`: the configuration (without the token) and the sender's counters.
+async fn admin_get_webhooks(State(st): State<SimState>) -> Response {
+    admin_json(
+        StatusCode::OK,
+        &serde_json::json!({"config": st.webhooks(), "stats": st.webhook_stats()}),
+    )
+}
+
+/// `PUT /__admin/webhooks` with a [`WebhookConfig`](crate::WebhookConfig): where and how
+/// changes are sent from now on (a missing `verifier_token` keeps the current one).
+async fn admin_put_webhooks(State(st): State<SimState>, body: Bytes) -> Response {
+    let mut config: crate::WebhookConfig = match serde_json::from_slice(&body) {
+        Ok(c) => c,
+        Err(e) => return bad_request(e),
+    };
+    if config.verifier_token.is_empty() {
+        config.verifier_token = st.webhooks().verifier_token;
+    }
+    st.set_webhooks(config);
+    admin_json(StatusCode::OK, &st.webhooks())
+}
+
 async fn admin_stats(State(st): State<SimState>) -> Response {
     admin_json(StatusCode::OK, &st.stats())
 }
@@ -944,6 +967,7 @@ pub struct RunningSim {
     local_addr: SocketAddr,
     shutdown: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<()>>,
+    webhooks: JoinHandle<()>,
 }
 
 /// Binds `addr` (port 0 = any free port) and serves [`app`] on it in a background task.
@@ -962,11 +986,13 @@ pub async fn serve(state: SimState, addr: SocketAddr) -> Result<RunningSim, SimE
             tracing::warn!(error = %e, "qbo-sim server stopped with an error");
         }
     });
+    let webhooks = tokio::spawn(crate::webhooks::run_sender(state.clone()));
     Ok(RunningSim {
         state,
         local_addr,
         shutdown: Some(tx),
         task: Some(task),
+        webhooks,
     })
 }
 
@@ -1019,6 +1045,7 @@ impl RunningSim {
 
 impl Drop for RunningSim {
     fn drop(&mut self) {
+        self.webhooks.abort();
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }

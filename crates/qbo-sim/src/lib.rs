@@ -11,7 +11,7 @@
 //! `ledger` (the books: balanced postings of every transaction), `reports` / `report_rows` (the
 //! financial reports), `batch` (the batch endpoint), `auth` (tokens and codes), `authorize` (consent endpoint),
 //! `oidc` (discovery document), `limits` (throttling), `faults` (error bodies), `state` (control
-//! surface), `http` (server).
+//! surface), `webhooks` (signed change notifications), `http` (server).
 
 mod auth;
 mod authorize;
@@ -36,11 +36,13 @@ mod rng;
 mod state;
 mod time;
 mod txns;
+pub mod webhooks;
 
 pub use config::{FaultConfig, Rotation, SimConfig, SimLimits};
 pub use data::{DATA_ENTITIES, LIST_ENTITIES};
 pub use http::{RunningSim, app, serve};
 pub use state::{SimState, SimStats};
+pub use webhooks::{WebhookConfig, WebhookFormat, WebhookStats};
 
 /// Errors of the simulator's control surface.
 #[derive(Debug, thiserror::Error)]

@@ -118,6 +118,31 @@ struct Args {
     /// "Unable to display more data. Please reduce the date range." row (default: no limit).
     #[arg(long, env = "QBO_SIM_REPORT_MAX_DAYS")]
     report_max_days: Option<u32>,
+    /// Send signed webhooks for every change (admin mutate, change-amount, deactivate, delete)
+    /// to this URL (e.g. `http://127.0.0.1:6789/webhooks/intuit`).
+    #[arg(long, value_name = "URL")]
+    webhook_url: Option<String>,
+    /// The verifier token webhooks are signed with (`intuit-signature`).
+    #[arg(
+        long,
+        env = "QBO_SIM_WEBHOOK_VERIFIER_TOKEN",
+        default_value = "",
+        hide_env_values = true,
+        hide_default_value = true
+    )]
+    webhook_verifier_token: String,
+    /// The webhook payload format: `legacy` or `cloudevents`.
+    #[arg(long, default_value = "cloudevents")]
+    webhook_format: qbo_sim::WebhookFormat,
+    /// Send every webhook delivery twice.
+    #[arg(long)]
+    webhook_duplicate: bool,
+    /// Split every webhook batch in two and send the later half first.
+    #[arg(long)]
+    webhook_reorder: bool,
+    /// How long changes are collected into one webhook delivery, in milliseconds.
+    #[arg(long, default_value_t = 1000)]
+    webhook_batch_ms: u64,
 }
 
 fn limit(n: u32) -> Option<u32> {
@@ -139,6 +164,20 @@ async fn main() -> anyhow::Result<()> {
     let initial_rt = redact(&config.refresh_token);
     let state = SimState::new(config);
     state.set_report_max_days(args.report_max_days);
+    if args.webhook_url.is_some() {
+        anyhow::ensure!(
+            !args.webhook_verifier_token.is_empty(),
+            "--webhook-url needs --webhook-verifier-token (the token deliveries are signed with)"
+        );
+        state.set_webhooks(qbo_sim::WebhookConfig {
+            url: args.webhook_url.clone(),
+            verifier_token: args.webhook_verifier_token.clone(),
+            format: args.webhook_format,
+            duplicate: args.webhook_duplicate,
+            reorder: args.webhook_reorder,
+            batch_ms: args.webhook_batch_ms,
+        });
+    }
     let sim = serve(state, SocketAddr::from((Ipv4Addr::LOCALHOST, args.port)))
         .await
         .context("binding the listener")?;

@@ -13,6 +13,7 @@ use crate::data::{ChangeError, Dataset, Kind};
 use crate::engine::{Engine, render_entity};
 use crate::limits::Limiter;
 use crate::rng::SharedRng;
+use crate::webhooks::{Outbox, WebhookConfig, WebhookStats};
 use crate::{FaultConfig, Rotation, SimConfig, SimError, SimLimits};
 
 /// How many received query texts [`SimState::queries`] keeps.
@@ -90,6 +91,8 @@ pub(crate) struct Inner {
     pub(crate) by_entity: Mutex<BTreeMap<String, u64>>,
     pub(crate) queries: Mutex<VecDeque<String>>,
     pub(crate) rng: SharedRng,
+    /// Changes waiting to be sent as webhooks, and where to.
+    pub(crate) outbox: Outbox,
 }
 
 /// The simulator: cheap to clone (an `Arc` inside), shared by the server and tests.
@@ -127,6 +130,7 @@ impl SimState {
                 by_entity: Mutex::new(BTreeMap::new()),
                 queries: Mutex::new(VecDeque::new()),
                 rng: SharedRng::new(token_seed),
+                outbox: Outbox::default(),
             }),
         }
     }
@@ -244,7 +248,9 @@ impl SimState {
     /// [`SimError::NotFound`].
     pub fn mutate(&self, entity: &str, id: &str) -> Result<(), SimError> {
         let now = jiff::Timestamp::now().as_second();
-        Self::map_change(entity, id, self.inner.data.mutate(entity, id, now))
+        Self::map_change(entity, id, self.inner.data.mutate(entity, id, now))?;
+        self.notify(entity, id, "Update");
+        Ok(())
     }
 
     /// Edits the amount of a Purchase, Deposit or Transfer: adds `delta_cents` to its first
@@ -254,14 +260,19 @@ impl SimState {
     pub fn change_amount(&self, entity: &str, id: &str, delta_cents: i64) -> Result<(), SimError> {
         let now = jiff::Timestamp::now().as_second();
         let r = self.inner.data.change_amount(entity, id, delta_cents, now);
-        Self::map_change(entity, id, r)
+        Self::map_change(entity, id, r)?;
+        self.notify(entity, id, "Update");
+        Ok(())
     }
 
     /// Makes a list entity (see [`LIST_ENTITIES`](crate::LIST_ENTITIES)) inactive, bumping
     /// `SyncToken` and `LastUpdatedTime`; its name gets QBO's ` (deleted)` suffix.
     pub fn deactivate(&self, entity: &str, id: &str) -> Result<(), SimError> {
         let now = jiff::Timestamp::now().as_second();
-        Self::map_change(entity, id, self.inner.data.deactivate(entity, id, now))
+        Self::map_change(entity, id, self.inner.data.deactivate(entity, id, now))?;
+        // Intuit lists Delete among a list entity's webhook operations: it is the deactivation.
+        self.notify(entity, id, "Delete");
+        Ok(())
     }
 
     /// Deletes a transaction (an entity of [`DATA_ENTITIES`](crate::DATA_ENTITIES) not in
@@ -273,7 +284,31 @@ impl SimState {
     /// [`SimError::NotFound`].
     pub fn delete(&self, entity: &str, id: &str) -> Result<(), SimError> {
         let now = jiff::Timestamp::now().as_second();
-        Self::map_change(entity, id, self.inner.data.delete(entity, id, now))
+        Self::map_change(entity, id, self.inner.data.delete(entity, id, now))?;
+        self.notify(entity, id, "Delete");
+        Ok(())
+    }
+
+    fn notify(&self, entity: &str, id: &str, operation: &'static str) {
+        if let Some(kind) = Kind::from_any_case(entity) {
+            self.inner.outbox.record(kind.name(), id, operation);
+        }
+    }
+
+    /// Sends webhooks for every change from now on as `config` says (no URL: none are sent).
+    /// Deliveries go out from the task [`serve`](crate::serve) starts.
+    pub fn set_webhooks(&self, config: WebhookConfig) {
+        self.inner.outbox.set_config(config);
+    }
+
+    /// The webhook configuration in force.
+    pub fn webhooks(&self) -> WebhookConfig {
+        self.inner.outbox.config()
+    }
+
+    /// What the webhook sender did so far.
+    pub fn webhook_stats(&self) -> WebhookStats {
+        self.inner.outbox.stats()
     }
 
     /// A snapshot of the counters.

@@ -11,3 +11,4 @@ pub mod reconcile;
 pub mod run;
 pub mod secret;
 pub mod trigger;
+pub mod webhook;

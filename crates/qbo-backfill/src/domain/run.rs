@@ -138,6 +138,8 @@ pub enum RunOrigin {
     Trigger,
     /// `qbo-backfill demo`.
     Demo,
+    /// QuickBooks webhooks: changes coalesced into one incremental sync.
+    Webhook,
 }
 
 text_enum!(RunOrigin {
@@ -147,6 +149,7 @@ text_enum!(RunOrigin {
     Retry => "retry",
     Trigger => "trigger",
     Demo => "demo",
+    Webhook => "webhook",
 });
 
 impl RunOrigin {

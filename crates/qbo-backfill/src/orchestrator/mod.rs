@@ -3,5 +3,6 @@
 //! [`crate::domain::trigger`], re-exported here as `triggers`.
 
 pub use crate::domain::trigger as triggers;
+pub mod coalescer;
 pub mod scheduler;
 pub mod worker;

@@ -4,6 +4,7 @@ use std::fmt::Write as _;
 
 use crate::store::infra::metrics::Snapshot;
 use crate::store::runs::RunStatus;
+use crate::store::webhooks::WebhookFigures;
 
 /// One metric family: its help, type and samples (`labels`, value).
 fn family(
@@ -34,6 +35,7 @@ pub fn render(s: &Snapshot) -> String {
     let mut out = String::with_capacity(4096);
     render_runs(&mut out, s);
     render_requests(&mut out, s);
+    render_webhooks(&mut out, &s.webhooks);
     family(
         &mut out,
         "qbo_backfill_requests_this_month",
@@ -149,4 +151,71 @@ fn render_requests(out: &mut String, s: &Snapshot) {
             .iter()
             .map(|(r, _, in_flight)| (realm(r), *in_flight)),
     );
+}
+
+fn render_webhooks(out: &mut String, w: &WebhookFigures) {
+    let stored: i64 = w.events.iter().map(|(_, n)| *n).sum();
+    let by_status = |status: &str| {
+        w.events
+            .iter()
+            .find(|(s, _)| s == status)
+            .map_or(0, |(_, n)| *n)
+    };
+    family(
+        out,
+        "qbo_backfill_webhook_events_received_total",
+        "counter",
+        "QuickBooks webhook events received and stored (each event id once).",
+        [(String::new(), stored)],
+    );
+    family(
+        out,
+        "qbo_backfill_webhook_events",
+        "gauge",
+        "Stored webhook events by status: pending (quiet period), synced (a run loads them), ignored (unknown company or entity).",
+        ["pending", "synced", "ignored"].map(|st| (format!("status=\"{st}\""), by_status(st))),
+    );
+    family(
+        out,
+        "qbo_backfill_webhook_events_redelivered_total",
+        "counter",
+        "Webhook events delivered again after they were stored (nothing was added).",
+        [(String::new(), w.redelivered)],
+    );
+    family(
+        out,
+        "qbo_backfill_webhook_deliveries_rejected_total",
+        "counter",
+        "Signed webhook deliveries whose body could not be read (stored as rejected, answered 200).",
+        [(String::new(), w.rejected)],
+    );
+    family(
+        out,
+        "qbo_backfill_webhook_events_coalesced_total",
+        "counter",
+        "Webhook events handed to an incremental sync.",
+        [(String::new(), by_status("synced"))],
+    );
+    family(
+        out,
+        "qbo_backfill_webhook_syncs_total",
+        "counter",
+        "Incremental syncs webhook events were coalesced into.",
+        [(String::new(), w.syncs)],
+    );
+    let _ = writeln!(
+        out,
+        "# HELP qbo_backfill_webhook_lag_seconds From QuickBooks' event time to the end of the sync that loaded the change, events of the last 24 hours."
+    );
+    let _ = writeln!(out, "# TYPE qbo_backfill_webhook_lag_seconds gauge");
+    if let Some((p50, p99)) = w.lag_seconds {
+        let _ = writeln!(
+            out,
+            "qbo_backfill_webhook_lag_seconds{{quantile=\"0.5\"}} {p50:.3}"
+        );
+        let _ = writeln!(
+            out,
+            "qbo_backfill_webhook_lag_seconds{{quantile=\"0.99\"}} {p99:.3}"
+        );
+    }
 }

@@ -1,6 +1,7 @@
 //! `qbo-backfill serve`: the JSON API ([`api`]), `/healthz` and `/metrics` ([`metrics`]) on
-//! port 6789, the scheduler that fires triggers, and `--workers N` workers, in one process that
-//! stops gracefully on SIGTERM or Ctrl-C.
+//! port 6789, QuickBooks webhooks ([`webhooks`]), the scheduler that fires triggers, the
+//! coalescer that turns webhook events into syncs, and `--workers N` workers, in one process
+//! that stops gracefully on SIGTERM or Ctrl-C.
 
 pub mod api;
 pub mod batches_api;
@@ -10,6 +11,7 @@ pub mod metrics;
 pub mod secrets;
 pub mod triggers_api;
 pub mod web;
+pub mod webhooks;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -98,8 +100,15 @@ pub fn app(state: AppState) -> Router {
         .layer(middleware::map_response(json_body_limit))
         .layer(middleware::from_extractor_with_state::<extract::ApiToken, _>(state.clone()));
     let pages = web::routes().layer(middleware::from_fn(web::security_headers));
+    let hooks = Router::new().route(
+        "/webhooks/intuit",
+        post(webhooks::intuit).layer(DefaultBodyLimit::max(
+            crate::domain::webhook::MAX_BODY_BYTES,
+        )),
+    );
     Router::new()
         .route("/healthz", get(healthz))
+        .merge(hooks)
         .merge(pages)
         .merge(api)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
@@ -174,6 +183,21 @@ async fn spawn_scheduler(
     Ok(())
 }
 
+/// Starts the webhook coalescer with the quiet period of `QBO_WEBHOOK_QUIET_SECS`.
+fn spawn_coalescer(
+    background: &mut tokio::task::JoinSet<()>,
+    pool: &PgPool,
+    wake: &Arc<Notify>,
+    shutdown: &tokio_util::sync::CancellationToken,
+) -> anyhow::Result<()> {
+    let quiet = crate::settings::webhook_quiet().map_err(|e| anyhow::anyhow!("{e}"))?;
+    let (pool, wake, shutdown) = (pool.clone(), wake.clone(), shutdown.clone());
+    background.spawn(async move {
+        crate::orchestrator::coalescer::run_coalescer(pool, quiet, wake, shutdown).await;
+    });
+    Ok(())
+}
+
 /// Every half minute until `shutdown`: warns once per company and month when its requests reach
 /// 80 % of the monthly allowance.
 async fn watch_allowance(
@@ -228,6 +252,7 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
     workers::register(&config.pool, &identity, "serve").await?;
     let mut background = tokio::task::JoinSet::new();
     spawn_scheduler(&mut background, &config, &shutdown).await?;
+    spawn_coalescer(&mut background, &config.pool, &wake, &shutdown)?;
     background.spawn(watch_allowance(
         config.pool.clone(),
         allowance,

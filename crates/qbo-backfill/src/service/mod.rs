@@ -15,3 +15,4 @@ pub mod retry;
 pub mod secrets;
 pub mod shutdown;
 pub mod triggers;
+pub mod webhooks;

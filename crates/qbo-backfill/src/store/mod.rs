@@ -12,6 +12,7 @@ pub mod auth;
 pub mod infra;
 pub mod raw;
 pub mod runs;
+pub mod webhooks;
 
 mod error;
 

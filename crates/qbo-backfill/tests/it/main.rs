@@ -27,3 +27,4 @@ mod sync;
 mod trial_balance;
 mod triggers;
 mod verify;
+mod webhooks;

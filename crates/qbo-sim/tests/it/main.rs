@@ -16,3 +16,4 @@ mod peer_clients;
 mod queries;
 mod reports;
 mod tokens;
+mod webhooks;

@@ -39,6 +39,8 @@ pub struct Snapshot {
     pub month_requests: Vec<(String, i64)>,
     /// The monthly request allowance per company (filled in by the caller from its setting).
     pub monthly_allowance: i64,
+    /// QuickBooks webhooks: events, rejected deliveries, syncs, lag.
+    pub webhooks: crate::store::webhooks::WebhookFigures,
 }
 
 /// Reads the snapshot.
@@ -90,5 +92,6 @@ pub async fn snapshot(pool: &PgPool) -> Result<Snapshot, sqlx::Error> {
         )
         .fetch_all(pool)
         .await?,
+        webhooks: crate::store::webhooks::figures(pool).await?,
     })
 }

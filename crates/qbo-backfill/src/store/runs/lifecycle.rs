@@ -396,12 +396,15 @@ pub async fn finish_run_moving_cursor(
 
 /// Moves the cursor of a run stored `succeeded` (inside the transaction that stored it): only
 /// when every one of the run's windows succeeded, the range starts at or before the cursor, and
-/// never backwards.
+/// never backwards. A webhook-driven sync (origin `webhook`) only moves a cursor that exists:
+/// its range starts at the changes it was told of, so it cannot vouch for what came before.
 async fn move_cursor(conn: &mut PgConnection, exec: &Execution, cursor: &CursorMove) -> Result<()> {
     sqlx::query(
         "INSERT INTO ops.sync_cursors AS c (realm_id, entity, synced_through, run_id) \
          SELECT $1, $2, $3, $4 \
-         WHERE EXISTS (SELECT 1 FROM ops.runs r WHERE r.id = $4 AND r.status = 'succeeded') \
+         WHERE EXISTS (SELECT 1 FROM ops.runs r WHERE r.id = $4 AND r.status = 'succeeded' \
+                         AND (r.trigger <> 'webhook' OR EXISTS (SELECT 1 FROM ops.sync_cursors g \
+                              WHERE g.realm_id = $1 AND g.entity = $2))) \
            AND NOT EXISTS (SELECT 1 FROM ops.run_windows w \
                            WHERE w.run_id = $4 AND w.status <> 'succeeded') \
            AND NOT EXISTS (SELECT 1 FROM ops.sync_cursors g \

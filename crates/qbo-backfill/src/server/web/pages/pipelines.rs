@@ -1,5 +1,6 @@
 //! The Pipelines page (`/`): a card per backfill and incremental sync with its newest run and
-//! next trigger, and its Run once form (`POST /runs`), refused input shown on its card.
+//! next trigger, and its Run once form (`POST /runs`), refused input shown on its card; once
+//! QuickBooks webhooks arrive, what became of them and their lag.
 
 use askama::Template;
 use axum::extract::State;
@@ -16,6 +17,7 @@ use crate::server::web::{CsrfForm, Layout, Operator, PageError, layout, render};
 use crate::store::runs::queue::NewRun;
 use crate::store::runs::triggers::{self, Trigger};
 use crate::store::runs::views::{self, RunView};
+use crate::store::webhooks::WebhookFigures;
 
 struct LastRun {
     id: Uuid,
@@ -24,6 +26,45 @@ struct LastRun {
     fecha_inicio: String,
     fecha_fin: String,
     created_at: String,
+}
+
+/// The webhook figures, shown once any delivery arrived.
+struct WebhookPanel {
+    received: i64,
+    coalesced: i64,
+    ignored: i64,
+    redelivered: i64,
+    rejected: i64,
+    syncs: i64,
+    /// `p50 2.5 s · p99 3.1 s`, or `none yet`.
+    lag: String,
+}
+
+impl WebhookPanel {
+    fn from_figures(w: &WebhookFigures) -> Option<Self> {
+        let by = |status: &str| {
+            w.events
+                .iter()
+                .find(|(s, _)| s == status)
+                .map_or(0, |(_, n)| *n)
+        };
+        let received: i64 = w.events.iter().map(|(_, n)| *n).sum();
+        if received == 0 && w.rejected == 0 {
+            return None;
+        }
+        Some(Self {
+            received,
+            coalesced: by("synced"),
+            ignored: by("ignored"),
+            redelivered: w.redelivered,
+            rejected: w.rejected,
+            syncs: w.syncs,
+            lag: w.lag_seconds.map_or_else(
+                || "none yet".to_owned(),
+                |(p50, p99)| format!("p50 {p50:.1} s · p99 {p99:.1} s"),
+            ),
+        })
+    }
 }
 
 struct NextFire {
@@ -56,6 +97,8 @@ struct PipelinesPage {
     companies: Vec<String>,
     /// A refusal that belongs to no card (an unknown pipeline).
     page_error: Option<String>,
+    /// QuickBooks webhooks, once any arrived.
+    webhooks: Option<WebhookPanel>,
 }
 
 /// Shown when the Run once form of `pipeline` was refused.
@@ -158,11 +201,13 @@ async fn pipelines_page(
     let page_error = error
         .filter(|e| e.pipeline.parse::<Pipeline>().is_err())
         .map(|e| e.message);
+    let webhooks = WebhookPanel::from_figures(&crate::store::webhooks::figures(&state.pool).await?);
     Ok(render(&PipelinesPage {
         layout,
         pipelines,
         companies,
         page_error,
+        webhooks,
     }))
 }
 
