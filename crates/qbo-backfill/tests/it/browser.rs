@@ -48,7 +48,14 @@ fn find_program(names: &[&str]) -> Option<String> {
 }
 
 impl Browser {
+    /// A browser whose language is English (`Accept-Language: en-US`), as every test but the
+    /// languages' expects.
     pub(crate) async fn start() -> Self {
+        Self::start_with_language("en-US").await
+    }
+
+    /// A browser whose `Accept-Language` is `accept` (e.g. `es-EC,es`).
+    pub(crate) async fn start_with_language(accept: &str) -> Self {
         let chromedriver = find_program(&["chromedriver"])
             .expect("chromedriver is not installed: `apt-get install chromium chromium-driver` (.ci/run does)");
         let chromium = find_program(&["chromium", "chromium-browser", "google-chrome"]).expect(
@@ -76,8 +83,8 @@ impl Browser {
             "browserName": "chrome",
             "goog:chromeOptions": {"binary": chromium, "args": [
                 "--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
-                "--window-size=1280,1000", "--lang=en-US"
-            ]}
+                "--window-size=1280,1000", format!("--lang={}", accept.split(',').next().unwrap_or("en-US"))
+            ], "prefs": {"intl.accept_languages": accept}}
         }}});
         let created: Value = http
             .post(format!("{driver}/session"))
@@ -377,7 +384,7 @@ impl Ui {
     }
 
     /// Run once from the Pipelines page; returns the run page's URL.
-    async fn run_once(&self, browser: &Browser, from: &str, to: &str) -> String {
+    pub(crate) async fn run_once(&self, browser: &Browser, from: &str, to: &str) -> String {
         browser.goto(&format!("{}/pipelines", self.base)).await;
         let form = "#qb_customers_backfill form.run-once";
         browser

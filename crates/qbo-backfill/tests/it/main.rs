@@ -4,6 +4,7 @@
 
 mod batches;
 mod browser;
+mod browser_languages;
 mod budget;
 mod claims;
 mod deploy;

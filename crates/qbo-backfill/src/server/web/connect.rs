@@ -12,7 +12,7 @@ use axum::extract::{Query, State};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use secrecy::{ExposeSecret as _, SecretString};
 
-use super::{Layout, Operator, PageError, layout, render};
+use super::{Lang, Layout, Operator, PageError, layout, render};
 use crate::server::AppState;
 use crate::settings::{ClientTuning, QboSettings, env, env_var};
 use crate::store::auth::companies::{self, Company};
@@ -134,7 +134,6 @@ struct ConnectPage {
     layout: Layout,
     companies: Vec<CompanyRow>,
     ready: bool,
-    not_ready: String,
     redirect_uri: String,
     /// The UI's canonical origin, when this page was opened at another address.
     elsewhere: Option<String>,
@@ -145,20 +144,19 @@ async fn connect_page(
     layout: Layout,
     elsewhere: Option<String>,
 ) -> Result<ConnectPage, StoreError> {
+    let lang = layout.lang;
     let mut rows = Vec::new();
     for c in companies::list(&state.pool).await? {
         let tokens = PgTokenStore::new(state.pool.clone(), state.key.clone(), c.realm_id.clone())
             .status()
             .await?
             .map_or_else(
-                || "none stored".to_owned(),
+                || lang.t("connect.no_tokens").to_owned(),
                 |s| {
-                    format!(
-                        "refresh token stored {}",
-                        s.updated_at.map_or_else(String::new, |t| t
-                            .strftime("%Y-%m-%d %H:%MZ")
-                            .to_string())
-                    )
+                    let at = s
+                        .updated_at
+                        .map_or_else(String::new, |t| t.strftime("%Y-%m-%d %H:%MZ").to_string());
+                    lang.fill("connect.token_stored", &[("at", &at)])
                 },
             );
         rows.push(CompanyRow {
@@ -173,31 +171,26 @@ async fn connect_page(
         layout,
         companies: rows,
         ready,
-        not_ready: "The app's keys are not set: put QBO_CLIENT_ID and QBO_CLIENT_SECRET (from Intuit's developer portal) in the environment or on the Secrets page.".to_owned(),
         redirect_uri: state.web.connect.redirect_uri.clone(),
         elsewhere,
     })
 }
 
-fn flash_text(query: &HashMap<String, String>) -> Option<String> {
-    match query.get("flash").map(String::as_str) {
-        Some("connected") => Some(format!(
-            "Connected QuickBooks company {}. Its tokens are stored; retry the failed runs.",
-            query
+fn flash_text(query: &HashMap<String, String>, lang: Lang) -> Option<String> {
+    let key = match query.get("flash").map(String::as_str) {
+        Some("connected") => {
+            let realm = query
                 .get("realm")
                 .map(|r| crate::pipeline::echo(r))
-                .unwrap_or_default()
-        )),
-        Some("denied") => Some("Intuit did not grant access; nothing changed.".to_owned()),
-        Some("expired") => {
-            Some("That connection attempt expired or was not started here; try again.".to_owned())
+                .unwrap_or_default();
+            return Some(lang.fill("connect.flash_connected", &[("realm", &realm)]));
         }
-        Some("refused") => Some(
-            "Intuit refused the authorization code (used, expired, or another redirect URI); try again."
-                .to_owned(),
-        ),
-        _ => None,
-    }
+        Some("denied") => "connect.flash_denied",
+        Some("expired") => "connect.flash_expired",
+        Some("refused") => "connect.flash_refused",
+        _ => return None,
+    };
+    Some(lang.t(key).to_owned())
 }
 
 /// `GET /connect`.
@@ -207,7 +200,7 @@ pub(crate) async fn page(
     Query(query): Query<HashMap<String, String>>,
     headers: axum::http::HeaderMap,
 ) -> Result<Response, PageError> {
-    let layout = layout(&state, &op, "connect", flash_text(&query)).await?;
+    let layout = layout(&state, &op, "connect", flash_text(&query, op.lang)).await?;
     let elsewhere = state.web.connect.elsewhere(&headers);
     Ok(render(&connect_page(&state, layout, elsewhere).await?))
 }
@@ -243,7 +236,11 @@ pub(crate) async fn start(
 
 /// `GET /connect/callback`: Intuit's redirect arrives cross-site, without the `SameSite=Strict`
 /// session cookie; this page moves on to `/connect/finish` from our own origin, which carries it.
-pub(crate) async fn callback(Query(query): Query<HashMap<String, String>>) -> Response {
+pub(crate) async fn callback(
+    headers: axum::http::HeaderMap,
+    Query(query): Query<HashMap<String, String>>,
+) -> Response {
+    let lang = Lang::of_request(&headers);
     let mut target = url::Url::parse("http://localhost/connect/finish").ok();
     if let Some(url) = target.as_mut() {
         let mut pairs = url.query_pairs_mut();
@@ -260,10 +257,15 @@ pub(crate) async fn callback(Query(query): Query<HashMap<String, String>>) -> Re
     let next = askama::filters::escape(&next, askama::filters::Html)
         .map(|e| e.to_string())
         .unwrap_or_default();
+    let (code, connecting, cont) = (
+        lang.code(),
+        lang.t("connect.connecting"),
+        lang.t("connect.continue"),
+    );
     Html(format!(
-        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
-         <meta http-equiv=\"refresh\" content=\"0;url={next}\"><title>Connecting…</title></head>\
-         <body><p>Connecting QuickBooks… <a href=\"{next}\">Continue</a></p></body></html>"
+        "<!doctype html><html lang=\"{code}\"><head><meta charset=\"utf-8\">\
+         <meta http-equiv=\"refresh\" content=\"0;url={next}\"><title>{connecting}</title></head>\
+         <body><p>{connecting} <a href=\"{next}\">{cont}</a></p></body></html>"
     ))
     .into_response()
 }

@@ -10,7 +10,7 @@ use axum::http::request::Parts;
 use axum::response::{IntoResponse, Redirect, Response};
 use serde::de::DeserializeOwned;
 
-use super::{SESSION_COOKIE, constant_time_eq, failure, forbidden, not_found};
+use super::{Lang, SESSION_COOKIE, constant_time_eq, failure, forbidden, not_found};
 use crate::server::AppState;
 use crate::store::StoreError;
 use crate::store::auth::web::{self, Session};
@@ -96,6 +96,10 @@ pub struct Operator {
     pub session_id: String,
     /// The session.
     pub session: Session,
+    /// The language of the request (its `lang` cookie, else its `Accept-Language`).
+    pub lang: Lang,
+    /// The path and query of a `GET` (where the language switcher comes back to).
+    pub here: Option<String>,
 }
 
 /// The operator of a request with these headers.
@@ -111,6 +115,8 @@ pub async fn operator(state: &AppState, headers: &HeaderMap) -> Result<Operator,
         Some(session) => Ok(Operator {
             session_id: id,
             session,
+            lang: Lang::of_request(headers),
+            here: None,
         }),
         None => Err(PageError::login()),
     }
@@ -123,7 +129,10 @@ impl FromRequestParts<AppState> for Operator {
         if let Some(op) = parts.extensions.get::<Self>() {
             return Ok(op.clone());
         }
-        let op = operator(state, &parts.headers).await?;
+        let mut op = operator(state, &parts.headers).await?;
+        if parts.method == axum::http::Method::GET {
+            op.here = parts.uri.path_and_query().map(|p| p.as_str().to_owned());
+        }
         parts.extensions.insert(op.clone());
         Ok(op)
     }

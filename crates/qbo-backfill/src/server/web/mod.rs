@@ -7,19 +7,24 @@
 //! - [`pages`]: pipelines, runs, a run (live), verify, triggers, secrets.
 //! - [`connect`]: Intuit's authorization-code flow ("Connect QuickBooks").
 //! - [`extract`]: the logged-in [`Operator`], CSRF-checked forms, [`PageError`].
+//! - [`i18n`]: English and Spanish ([`Lang`], the message catalog, the language switcher).
 
 pub mod connect;
 pub mod extract;
+pub mod i18n;
 pub mod pages;
 
 use axum::Router;
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, header};
+use axum::middleware;
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
 
 use super::AppState;
 use crate::store::{StoreError, auth::companies};
 pub use extract::{CsrfForm, Operator, PageError};
+pub use i18n::Lang;
+use i18n::{ErrorPage, LangLink, error_page};
 
 /// The session cookie.
 pub const SESSION_COOKIE: &str = "qbo_session";
@@ -83,6 +88,8 @@ pub fn routes() -> Router<AppState> {
         .route("/connect/finish", get(connect::finish))
         .route("/assets/app.css", get(css))
         .route("/assets/app.js", get(js))
+        .route("/lang/{code}", get(i18n::switch))
+        .layer(middleware::from_fn(i18n::localize_errors))
 }
 
 async fn css() -> Response {
@@ -185,41 +192,24 @@ pub fn constant_time_eq(a: &str, b: &str) -> bool {
             == 0
 }
 
-/// The page for a form that did not come from this site (or whose session changed).
+/// The page for a form that did not come from this site (or whose session changed), in English
+/// ([`i18n::localize_errors`] words it in the request's language).
 #[must_use]
 pub fn forbidden() -> Response {
-    (
-        StatusCode::FORBIDDEN,
-        Html(
-            "<!doctype html><title>Refused</title><h1>Refused</h1><p>This form expired or did not \
-             come from this site. <a href=\"/\">Reload the page</a> and try again.</p>",
-        ),
-    )
-        .into_response()
+    error_page(Lang::En, ErrorPage::Forbidden)
 }
 
 /// A failure page; the cause goes to the server log only.
 #[must_use]
 pub fn failure(cause: &dyn std::fmt::Display) -> Response {
     tracing::error!("Web request failed: {cause}");
-    (
-        StatusCode::INTERNAL_SERVER_ERROR,
-        Html(
-            "<!doctype html><title>Error</title><h1>Something went wrong</h1><p>The server could \
-             not complete the request; its log says why. <a href=\"/\">Back</a></p>",
-        ),
-    )
-        .into_response()
+    error_page(Lang::En, ErrorPage::Failure)
 }
 
 /// A 404 page.
 #[must_use]
 pub fn not_found() -> Response {
-    (
-        StatusCode::NOT_FOUND,
-        Html("<!doctype html><title>Not found</title><h1>Not found</h1><p><a href=\"/\">Back</a></p>"),
-    )
-        .into_response()
+    error_page(Lang::En, ErrorPage::NotFound)
 }
 
 /// A company whose token was refused: shown as a banner on every page.
@@ -244,6 +234,36 @@ pub struct Layout {
     pub banners: Vec<Banner>,
     /// A one-line confirmation.
     pub flash: Option<String>,
+    /// The language of the page.
+    pub lang: Lang,
+    /// The language switcher's links, back to this page.
+    pub languages: Vec<LangLink>,
+}
+
+impl Layout {
+    /// The catalog's text for `key` in the page's language.
+    #[must_use]
+    pub fn t(&self, key: &'static str) -> &'static str {
+        self.lang.t(key)
+    }
+
+    /// An integer written the page language's way (`12,345` / `12.345`).
+    #[must_use]
+    pub fn num(&self, n: impl i18n::Count) -> String {
+        self.lang.num(n)
+    }
+}
+
+/// The page of a nav item (where the language switcher returns after a form was posted).
+fn page_of(active: &str) -> &'static str {
+    match active {
+        "runs" => "/runs",
+        "verify" => "/verify",
+        "triggers" => "/triggers",
+        "secrets" => "/secrets",
+        "connect" => "/connect",
+        _ => "/",
+    }
 }
 
 /// The frame of a page for `op`.
@@ -272,6 +292,8 @@ pub async fn layout(
         active,
         banners,
         flash,
+        lang: op.lang,
+        languages: op.lang.links(op.here.as_deref().unwrap_or(page_of(active))),
     })
 }
 

@@ -92,7 +92,7 @@ pub(crate) async fn page(
     let summary = batch
         .status_counts
         .iter()
-        .map(|(k, v)| format!("{k}={v}"))
+        .map(|(k, v)| format!("{}={v}", op.lang.status(k)))
         .collect::<Vec<_>>()
         .join(" · ");
     let percent = (batch.windows_succeeded * 100)
@@ -131,7 +131,10 @@ pub(crate) async fn start(
     };
     match started.await {
         Ok(id) => Ok(Redirect::to(&format!("/batches/{id}")).into_response()),
-        Err(e) => super::pipelines::with_error(&state, &op, name, e.message).await,
+        Err(e) => {
+            let message = op.lang.refusal(e.code, &e.message);
+            super::pipelines::with_error(&state, &op, name, message).await
+        }
     }
 }
 

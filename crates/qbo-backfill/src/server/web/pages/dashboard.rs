@@ -8,7 +8,9 @@ use axum::extract::State;
 use axum::response::Response;
 
 use super::shown_time;
+use crate::domain::health::Freshness;
 use crate::server::AppState;
+use crate::server::web::Lang;
 use crate::server::web::{Layout, Operator, PageError, layout, render};
 use crate::service::dashboard::{CompanyHealth, EntityHealth, dashboard};
 use crate::store::raw::health::PipelineRuns;
@@ -17,8 +19,8 @@ struct EntityRow {
     label: &'static str,
     table: &'static str,
     backfill_pipeline: &'static str,
-    live: String,
-    deleted: String,
+    live: i64,
+    deleted: i64,
     last_backfill: Cell,
     last_sync: Cell,
     freshness: String,
@@ -43,8 +45,8 @@ struct VerifyCell {
 
 struct CompanySection {
     realm_id: String,
-    requests: String,
-    allowance: String,
+    requests: i64,
+    allowance: i64,
     percent: u64,
     warn: bool,
     rows: Vec<EntityRow>,
@@ -58,19 +60,6 @@ struct DashboardPage {
     companies: Vec<CompanySection>,
 }
 
-/// `12,345`.
-fn grouped(n: u64) -> String {
-    let digits = n.to_string();
-    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
-}
-
 fn cell(runs: &PipelineRuns) -> Cell {
     Cell {
         when: shown_time(runs.last_succeeded),
@@ -80,16 +69,31 @@ fn cell(runs: &PipelineRuns) -> Cell {
     }
 }
 
-fn row(e: &EntityHealth) -> EntityRow {
+/// How far behind a sync is, in the page's language.
+fn freshness_text(f: Freshness, lang: Lang) -> String {
+    let behind = match f {
+        Freshness::NeverSynced => return lang.t("dash.never_synced").to_owned(),
+        Freshness::Fresh(d) | Freshness::Stale(d) => d,
+    };
+    let minutes = behind.as_secs() / 60;
+    let (d, h, m) = (minutes / 1440, minutes / 60 % 24, minutes % 60);
+    match (d, h) {
+        (0, 0) => lang.fill("dash.behind_m", &[("m", &m)]),
+        (0, h) => lang.fill("dash.behind_hm", &[("h", &h), ("m", &m)]),
+        (d, h) => lang.fill("dash.behind_dh", &[("d", &d), ("h", &h)]),
+    }
+}
+
+fn row(e: &EntityHealth, lang: Lang) -> EntityRow {
     EntityRow {
         label: e.spec.label,
         table: e.spec.table,
         backfill_pipeline: e.spec.backfill,
-        live: grouped(u64::try_from(e.rows.live).unwrap_or(0)),
-        deleted: grouped(u64::try_from(e.rows.deleted).unwrap_or(0)),
+        live: e.rows.live,
+        deleted: e.rows.deleted,
         last_backfill: cell(&e.backfill),
         last_sync: cell(&e.sync),
-        freshness: e.freshness.text(),
+        freshness: freshness_text(e.freshness, lang),
         stale: e.freshness.is_stale(),
         next_trigger: e
             .next_trigger
@@ -97,10 +101,10 @@ fn row(e: &EntityHealth) -> EntityRow {
             .map_or_else(|| "—".to_owned(), |(local, _)| local.clone()),
         verify: e.verify.as_ref().map(|v| VerifyCell {
             run_id: v.run_id,
-            status: v.status.clone(),
-            summary: format!(
-                "{} agreed · {} drifted · {} failed",
-                v.agreed, v.drifted, v.failed
+            status: lang.status(&v.status),
+            summary: lang.fill(
+                "dash.verify_summary",
+                &[("a", &v.agreed), ("d", &v.drifted), ("f", &v.failed)],
             ),
             bad: v.failed > 0 || v.status == "failed",
         }),
@@ -108,12 +112,12 @@ fn row(e: &EntityHealth) -> EntityRow {
     }
 }
 
-fn section(c: &CompanyHealth) -> CompanySection {
-    let rows: Vec<EntityRow> = c.entities.iter().map(row).collect();
+fn section(c: &CompanyHealth, lang: Lang) -> CompanySection {
+    let rows: Vec<EntityRow> = c.entities.iter().map(|e| row(e, lang)).collect();
     CompanySection {
         realm_id: c.realm_id.clone(),
-        requests: grouped(c.requests_this_month),
-        allowance: grouped(c.allowance.monthly),
+        requests: i64::try_from(c.requests_this_month).unwrap_or(i64::MAX),
+        allowance: i64::try_from(c.allowance.monthly).unwrap_or(i64::MAX),
         percent: c.allowance.percent(c.requests_this_month).min(100),
         warn: c.allowance.warns(c.requests_this_month),
         attention: rows.iter().filter(|r| r.attention).count(),
@@ -132,20 +136,6 @@ pub(crate) async fn page(
         .map_err(|e| PageError::failure(&e.to_string()))?;
     Ok(render(&DashboardPage {
         layout: layout(&state, &op, "dashboard", None).await?,
-        companies: companies.iter().map(section).collect(),
+        companies: companies.iter().map(|c| section(c, op.lang)).collect(),
     }))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::grouped;
-
-    #[test]
-    fn numbers_are_grouped_by_thousands() {
-        assert_eq!(grouped(0), "0");
-        assert_eq!(grouped(999), "999");
-        assert_eq!(grouped(1_000), "1,000");
-        assert_eq!(grouped(500_000), "500,000");
-        assert_eq!(grouped(1_234_567), "1,234,567");
-    }
 }

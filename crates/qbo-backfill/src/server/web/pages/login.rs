@@ -12,6 +12,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use super::{Fields, field};
 use crate::server::AppState;
 use crate::server::web::extract::operator;
+use crate::server::web::i18n::{Lang, LangLink};
 use crate::server::web::{
     CsrfForm, LOGIN_CSRF_COOKIE, Operator, PageError, SESSION_COOKIE, add_cookie, constant_time_eq,
     render,
@@ -25,9 +26,11 @@ struct LoginPage {
     csrf: String,
     username: String,
     error: Option<String>,
+    lang: Lang,
+    languages: Vec<LangLink>,
 }
 
-fn login_page(state: &AppState, username: &str, error: Option<String>) -> Response {
+fn login_page(state: &AppState, lang: Lang, username: &str, error: Option<String>) -> Response {
     let Ok(csrf) = web::random_token() else {
         return PageError::failure(&"no randomness for the login form").into_response();
     };
@@ -35,6 +38,8 @@ fn login_page(state: &AppState, username: &str, error: Option<String>) -> Respon
         csrf: csrf.clone(),
         username: username.to_owned(),
         error,
+        lang,
+        languages: lang.links("/login"),
     });
     add_cookie(
         &mut response,
@@ -51,7 +56,7 @@ pub(crate) async fn form(State(state): State<AppState>, headers: HeaderMap) -> R
     if operator(&state, &headers).await.is_ok() {
         return Redirect::to("/").into_response();
     }
-    login_page(&state, "", None)
+    login_page(&state, Lang::of_request(&headers), "", None)
 }
 
 /// The client a request comes from: the connection's peer, or, when the peer is one of the
@@ -89,14 +94,15 @@ pub(crate) async fn login(
     let username: String = field(&form, "username").chars().take(200).collect();
     let password = form.get("password").map_or("", String::as_str);
     let client = client_of(&state, &extensions, &headers);
+    let lang = Lang::of_request(&headers);
     let session = match login::login(&state.pool, &username, password, client).await? {
         LoginOutcome::Throttled => {
-            let error = "Too many failed attempts. Wait 15 minutes and try again.";
-            return Ok(login_page(&state, &username, Some(error.to_owned())));
+            let error = lang.t("login.throttled");
+            return Ok(login_page(&state, lang, &username, Some(error.to_owned())));
         }
         LoginOutcome::Refused => {
-            let error = "Wrong user name or password.";
-            return Ok(login_page(&state, &username, Some(error.to_owned())));
+            let error = lang.t("login.refused");
+            return Ok(login_page(&state, lang, &username, Some(error.to_owned())));
         }
         LoginOutcome::Session(session) => session,
     };

@@ -30,15 +30,28 @@ pub(crate) type Fields = HashMap<String, String>;
 /// An `<option>` of a select.
 pub(crate) struct Choice {
     value: String,
+    /// What the option shows (the value, or its word in the page's language).
+    label: String,
     selected: bool,
 }
 
-/// The options of a select, `selected` marked.
+impl Choice {
+    /// The same option labelled by `label` (the value's word in the page's language).
+    fn labelled(self, label: impl FnOnce(&str) -> String) -> Self {
+        Self {
+            label: label(&self.value),
+            ..self
+        }
+    }
+}
+
+/// The options of a select, `selected` marked, each showing its value.
 fn choices<'a>(values: impl IntoIterator<Item = &'a str>, selected: &str) -> Vec<Choice> {
     values
         .into_iter()
         .map(|v| Choice {
             value: v.to_owned(),
+            label: v.to_owned(),
             selected: v == selected,
         })
         .collect()

@@ -13,7 +13,7 @@ use crate::pipeline::{Mode, Pipeline};
 use crate::server::AppState;
 use crate::server::api::{range_for, resolve_realm, validate_run};
 use crate::server::error::ApiError;
-use crate::server::web::{CsrfForm, Layout, Operator, PageError, layout, render};
+use crate::server::web::{CsrfForm, Lang, Layout, Operator, PageError, layout, render};
 use crate::store::runs::queue::NewRun;
 use crate::store::runs::triggers::{self, Trigger};
 use crate::store::runs::views::{self, RunView};
@@ -109,14 +109,14 @@ struct RunOnceError<'a> {
     message: String,
 }
 
-/// The heading over the first card of `mode`.
-fn heading(mode: Mode) -> &'static str {
-    match mode {
-        Mode::Backfill => "Backfills (by creation day)",
-        Mode::Incremental => "Incremental syncs (changes and deletions)",
-        Mode::Verify => "Verifications (raw against QuickBooks, by month)",
-        Mode::Report => "Reports (QuickBooks' own, by month, into raw.qb_reports)",
-    }
+/// The heading over the first card of `mode`, in `lang`.
+fn heading(mode: Mode, lang: Lang) -> &'static str {
+    lang.t(match mode {
+        Mode::Backfill => "pipelines.heading_backfill",
+        Mode::Incremental => "pipelines.heading_incremental",
+        Mode::Verify => "pipelines.heading_verify",
+        Mode::Report => "pipelines.heading_report",
+    })
 }
 
 /// The soonest next fire of `pipeline`'s enabled triggers.
@@ -133,8 +133,10 @@ fn next_fire(all_triggers: &[Trigger], pipeline: Pipeline) -> Option<NextFire> {
         })
 }
 
-/// The card of `p`: its newest run, next trigger, and the refused form when it was `err`'s.
+/// The card of `p` in `lang`: its newest run, next trigger, and the refused form when it was
+/// `err`'s.
 fn card(
+    lang: Lang,
     p: Pipeline,
     previous: Option<&PipelineCard>,
     last: Option<RunView>,
@@ -144,7 +146,7 @@ fn card(
     let incremental = p.mode() == Mode::Incremental;
     let first_of_mode = previous.is_none_or(|c| c.mode != p.mode());
     PipelineCard {
-        heading: first_of_mode.then_some(heading(p.mode())),
+        heading: first_of_mode.then_some(heading(p.mode(), lang)),
         mode: p.mode(),
         incremental,
         name: p.name(),
@@ -168,6 +170,7 @@ fn card(
 /// The cards of every pipeline but verifications (they have their own page, `/verify`).
 async fn cards(
     state: &AppState,
+    lang: Lang,
     error: Option<&RunOnceError<'_>>,
 ) -> Result<Vec<PipelineCard>, PageError> {
     let all_triggers = triggers::list(&state.pool).await?;
@@ -185,7 +188,14 @@ async fn cards(
     for p in listed {
         let err = error.filter(|e| e.pipeline == p.name());
         let next = next_fire(&all_triggers, p);
-        cards.push(card(p, cards.last(), latest.remove(p.name()), next, err));
+        cards.push(card(
+            lang,
+            p,
+            cards.last(),
+            latest.remove(p.name()),
+            next,
+            err,
+        ));
     }
     Ok(cards)
 }
@@ -196,7 +206,7 @@ async fn pipelines_page(
     error: Option<RunOnceError<'_>>,
 ) -> Result<Response, PageError> {
     let layout = layout(state, op, "pipelines", None).await?;
-    let pipelines = cards(state, error.as_ref()).await?;
+    let pipelines = cards(state, op.lang, error.as_ref()).await?;
     let companies = company_ids(state).await?;
     let page_error = error
         .filter(|e| e.pipeline.parse::<Pipeline>().is_err())
@@ -260,7 +270,7 @@ pub(crate) async fn run_once(
                 pipeline,
                 fecha_inicio: inicio,
                 fecha_fin: fin,
-                message: e.message,
+                message: op.lang.refusal(e.code, &e.message),
             };
             return pipelines_page(&state, &op, Some(refused)).await;
         }

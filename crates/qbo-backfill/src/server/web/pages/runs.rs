@@ -10,7 +10,7 @@ use uuid::Uuid;
 use super::{Choice, Fields, IdPath, choices, enqueue_and_show, icon, pipeline_choices, shown};
 use crate::pipeline::Pipeline;
 use crate::server::AppState;
-use crate::server::web::{CsrfForm, Layout, Operator, PageError, layout, render};
+use crate::server::web::{CsrfForm, Lang, Layout, Operator, PageError, layout, render};
 use crate::service::retry::{RetryRefusal, plan_retry, retry_offered};
 use crate::store::auth::companies;
 use crate::store::runs::queue;
@@ -111,7 +111,10 @@ pub(crate) async fn list(
         statuses: choices(
             RunStatus::ALL.iter().map(|s| s.as_str()),
             status.map_or("", RunStatus::as_str),
-        ),
+        )
+        .into_iter()
+        .map(|c| c.labelled(|v| op.lang.status(v)))
+        .collect(),
         pipelines: pipeline_choices(pipeline.as_deref().unwrap_or("")),
         older,
     }))
@@ -144,8 +147,9 @@ struct RunDetail {
     error: Option<String>,
     retried_by: Option<Uuid>,
     can_retry: bool,
-    /// Why a run that ended without succeeding offers no Retry button.
-    no_retry: Option<&'static str>,
+    /// A run that ended without succeeding offers no Retry button: every window it left failed
+    /// or pending has been loaded since by another run (the page says so).
+    no_retry: bool,
     can_cancel: bool,
 }
 
@@ -172,6 +176,7 @@ struct RunLive {
     /// Why QuickBooks refused the company's token, if it did: the reconnect banner, inside the
     /// part the page refreshes so it appears without a reload.
     auth_error: Option<String>,
+    lang: Lang,
 }
 
 #[derive(Template)]
@@ -182,7 +187,7 @@ struct RunPage {
     live: String,
 }
 
-fn window_rows(view: &RunView) -> Vec<WindowRow> {
+fn window_rows(view: &RunView, lang: Lang) -> Vec<WindowRow> {
     view.windows
         .clone()
         .unwrap_or_default()
@@ -198,7 +203,7 @@ fn window_rows(view: &RunView) -> Vec<WindowRow> {
             unchanged: w.unchanged,
             duration: w
                 .duration_s
-                .map_or_else(String::new, |d| format!("{d:.2} s")),
+                .map_or_else(String::new, |d| format!("{} s", lang.decimal(d))),
             intuit_tid: tid_not_in(w.error.as_deref(), w.intuit_tid),
             error: w.error.unwrap_or_default(),
         })
@@ -213,12 +218,9 @@ fn tid_not_in(error: Option<&str>, tid: Option<String>) -> Option<String> {
 
 /// The live part of a run's page for `op`; `can_retry` from [`retry_offered`].
 fn live(view: RunView, can_retry: bool, auth_error: Option<String>, op: &Operator) -> RunLive {
-    let windows = window_rows(&view);
+    let windows = window_rows(&view, op.lang);
     // A final run is offered a retry whenever a window of it is still outstanding.
-    let no_retry = (view.status.is_final() && view.status != RunStatus::Succeeded && !can_retry)
-        .then_some(
-            "No Retry: every window this run left failed or pending has been loaded since by another run.",
-        );
+    let no_retry = view.status.is_final() && view.status != RunStatus::Succeeded && !can_retry;
     let run = RunDetail {
         no_retry,
         id: view.id,
@@ -253,6 +255,7 @@ fn live(view: RunView, can_retry: bool, auth_error: Option<String>, op: &Operato
         windows,
         csrf: op.session.csrf_token.clone(),
         auth_error,
+        lang: op.lang,
     }
 }
 
@@ -280,7 +283,7 @@ pub(crate) async fn page(
 ) -> Result<Response, PageError> {
     let live = load_live(&state, id, &op).await?;
     let flash = match query.get("flash").map(String::as_str) {
-        Some("cancel") => Some("Cancel requested: the run stops within a few seconds.".to_owned()),
+        Some("cancel") => Some(op.lang.t("run.cancel_requested").to_owned()),
         _ => None,
     };
     let run = live.run.clone();

@@ -46,7 +46,11 @@ async fn secrets_page(
         .into_iter()
         .map(|s| SecretRow {
             expires: match (s.expires_at, s.days_left(now)) {
-                (Some(at), Some(days)) => format!("{} ({days} days)", shown_time(Some(at))),
+                (Some(at), Some(days)) => format!(
+                    "{} ({})",
+                    shown_time(Some(at)),
+                    op.lang.fill("secrets.days", &[("n", &op.lang.num(days))])
+                ),
                 _ => "—".to_owned(),
             },
             ending_soon: s.ending_soon(now),
@@ -82,25 +86,31 @@ pub(crate) async fn replace(
     let name = match SecretName::parse(field(&form, "name")) {
         Ok(name) => name,
         Err(refusal) => {
-            let message = format!("{refusal}.");
+            let message = op
+                .lang
+                .refusal("invalid_secret_name", &format!("{refusal}."));
             return secrets_page(&state, &op, None, Some(message), String::new()).await;
         }
     };
     let value = match name.value(form.get("value").map_or("", String::as_str)) {
         Ok(value) => SecretString::from(value.to_owned()),
         Err(refusal) => {
-            let error = Some(refusal.to_string());
+            let error = Some(
+                op.lang
+                    .refusal("invalid_secret_value", &refusal.to_string()),
+            );
             return secrets_page(&state, &op, None, error, name.to_string()).await;
         }
     };
     let name = name.to_string();
     match store_secret(&state, &name, &value, realm_field(&form)).await {
         Ok(()) => {
-            let flash = format!("{name} replaced.");
+            let flash = op.lang.fill("flash.secret_replaced", &[("name", &name)]);
             secrets_page(&state, &op, Some(flash), None, String::new()).await
         }
         Err(e) if e.status.is_client_error() => {
-            secrets_page(&state, &op, None, Some(e.message), name).await
+            let error = op.lang.refusal(e.code, &e.message);
+            secrets_page(&state, &op, None, Some(error), name).await
         }
         Err(e) => Err(PageError::failure(&e.message)),
     }

@@ -185,7 +185,10 @@ pub(crate) async fn create(
     let sent = sent_form(&form);
     let realm = match resolve_realm(&state, realm_field(&form)).await {
         Ok(r) => r,
-        Err(e) => return triggers_page(&state, &op, None, Some(e.message), sent).await,
+        Err(e) => {
+            let error = op.lang.refusal(e.code, &e.message);
+            return triggers_page(&state, &op, None, Some(error), sent).await;
+        }
     };
     match triggers::create(
         &state.pool,
@@ -196,15 +199,16 @@ pub(crate) async fn create(
     {
         Ok(t) => {
             let v = t.view();
-            let flash = format!(
-                "Trigger created: next fire {} ({}).",
-                v.next_fire_local.unwrap_or_else(|| "—".to_owned()),
-                shown(v.next_fire_utc.as_deref())
-            );
+            let local = v.next_fire_local.unwrap_or_else(|| "—".to_owned());
+            let utc = shown(v.next_fire_utc.as_deref());
+            let flash = op
+                .lang
+                .fill("triggers.created", &[("local", &local), ("utc", &utc)]);
             triggers_page(&state, &op, Some(flash), None, TriggerForm::default()).await
         }
         Err(TriggerStoreError::Invalid(e)) => {
-            triggers_page(&state, &op, None, Some(e.to_string()), sent).await
+            let error = op.lang.refusal("invalid_trigger", &e.to_string());
+            triggers_page(&state, &op, None, Some(error), sent).await
         }
         Err(e) => Err(e.into()),
     }
@@ -236,7 +240,7 @@ pub(crate) async fn action(
         Ok(()) => Ok(Redirect::to("/triggers").into_response()),
         Err(TriggerStoreError::NotFound(_)) => Err(PageError::not_found()),
         Err(TriggerStoreError::Invalid(e)) => {
-            let error = Some(e.to_string());
+            let error = Some(op.lang.refusal("invalid_trigger", &e.to_string()));
             triggers_page(&state, &op, None, error, TriggerForm::default()).await
         }
         Err(e) => Err(e.into()),

@@ -99,7 +99,15 @@ async fn verify_page(
     Ok(render(&VerifyPage {
         layout: layout(state, op, "verify", flash).await?,
         rows,
-        entities: choices(names, entity),
+        entities: choices(names, entity)
+            .into_iter()
+            .map(|c| {
+                c.labelled(|v| match v {
+                    "all" => op.lang.t("verify.all").to_owned(),
+                    other => other.to_owned(),
+                })
+            })
+            .collect(),
         show_company: companies.len() > 1,
         companies,
         form_inicio: form.fecha_inicio.to_owned(),
@@ -136,23 +144,29 @@ pub(crate) async fn start(
     };
     let (pipelines, range, realm_id) = match planned.await {
         Ok(planned) => planned,
-        Err(e) => return verify_page(&state, &op, None, Some(e.message), sent).await,
+        Err(e) => {
+            let error = op.lang.refusal(e.code, &e.message);
+            return verify_page(&state, &op, None, Some(error), sent).await;
+        }
     };
     let ids = match enqueue_verify(&state, &pipelines, &realm_id, range, RunOrigin::Ui).await {
         Ok(ids) => ids,
         Err(e) if e.status.is_client_error() => {
-            return verify_page(&state, &op, None, Some(e.message), sent).await;
+            let error = op.lang.refusal(e.code, &e.message);
+            return verify_page(&state, &op, None, Some(error), sent).await;
         }
         Err(e) => return Err(PageError::failure(&e.message)),
     };
     match ids.as_slice() {
         [one] => Ok(Redirect::to(&format!("/runs/{one}")).into_response()),
         many => {
-            let flash = format!(
-                "{} verify runs queued ({} → {}); each entity's row shows its run.",
-                many.len(),
-                range.fecha_inicio,
-                range.fecha_fin
+            let flash = op.lang.fill(
+                "verify.queued",
+                &[
+                    ("n", &many.len()),
+                    ("inicio", &range.fecha_inicio),
+                    ("fin", &range.fecha_fin),
+                ],
             );
             verify_page(&state, &op, Some(flash), None, VerifyForm::default()).await
         }
