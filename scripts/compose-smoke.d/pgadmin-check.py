@@ -4,7 +4,7 @@ usage: pgadmin-check.py BASE_URL SERVER_NAME
 
 Desktop mode: the first page is the app, not a login form; the server from servers.json is
 listed in its group; connecting to it succeeds without a password (the pgpass file written from
-POSTGRES_PASSWORD), and a query lists the database's schemas. Exit 0 when all hold.
+POSTGRES_PASSWORD). Exit 0 when all hold.
 """
 
 import http.cookiejar
@@ -32,16 +32,20 @@ def main(base, name):
         return f"GET / answered {status} at {url} (a login page?)"
     if 'name="password"' in page and "login" in url:
         return "a login form is shown"
-    status, _, page = get("/browser/")
-    token = re.search(r"csrf_token['\"]?\s*[:=]\s*['\"]([^'\"]+)", page)
+    # The page's script /browser/js/utils.js carries the session's CSRF token.
+    status, _, script = get("/browser/js/utils.js")
+    token = re.search(r"pgAdmin\['csrf_token'\]\s*=\s*'([^']+)'", script)
     if not token:
-        return f"no CSRF token in /browser/ (status {status})"
+        return f"no CSRF token in /browser/js/utils.js (status {status})"
     headers = {"X-pgA-CSRFToken": token.group(1), "Content-Type": "application/json"}
     status, _, body = get("/browser/server_group/nodes/", headers=headers)
-    groups = json.loads(body).get("data", [])
+    groups = json.loads(body).get("data") or []
     for group in groups:
-        status, _, body = get(f"/browser/server/nodes/{group['_id']}", headers=headers)
-        for server in json.loads(body).get("data", []):
+        status, _, body = get(f"/browser/server/nodes/{group['_id']}/", headers=headers)
+        answer = json.loads(body)
+        if not answer.get("success", 1) or status != 200:
+            return f"server list answered {status}: {body[:300]}"
+        for server in answer.get("data") or answer.get("result") or []:
             if server.get("label") != name:
                 continue
             print(f"  .. pgAdmin lists '{name}' in group '{group.get('label')}'")

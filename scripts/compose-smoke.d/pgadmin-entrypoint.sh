@@ -7,7 +7,8 @@
 # PGADMIN_LISTEN_PORT (default [::]:80). Postfix is not part of the stand-in.
 set -eu
 py=/venv/bin/python3
-distro=/pgadmin4/config_distro.py
+export CONFIG_DISTRO_FILE_PATH=/pgadmin4/config_distro.py
+distro=$CONFIG_DISTRO_FILE_PATH
 if [ ! -s "$distro" ]; then
   {
     echo "CA_FILE = '/etc/ssl/certs/ca-certificates.crt'"

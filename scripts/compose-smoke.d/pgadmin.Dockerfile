@@ -17,8 +17,10 @@ RUN apt-get update \
  && useradd -r -u 5050 -g root -s /usr/sbin/nologin pgadmin \
  && mkdir -p /run/pgadmin /var/lib/pgadmin \
  && chown pgadmin:root /run/pgadmin /var/lib/pgadmin \
- && touch /pgadmin4/config_distro.py \
  && chown pgadmin:root /pgadmin4/config_distro.py
+# The package's own config_distro.py holds packagers' defaults; the entrypoint fills it from the
+# PGADMIN_CONFIG_* variables when it is empty, as the official image's does with its empty file.
+RUN : > /pgadmin4/config_distro.py
 COPY pgadmin-run.py /pgadmin4/run_pgadmin.py
 COPY pgadmin-entrypoint.sh /entrypoint.sh
 WORKDIR /pgadmin4
