@@ -26,6 +26,8 @@ def main(base, name):
                 return resp.status, resp.geturl(), resp.read().decode("utf-8", "replace")
         except urllib.error.HTTPError as e:
             return e.code, path, e.read().decode("utf-8", "replace")
+        except (urllib.error.URLError, OSError) as e:
+            return 0, path, str(e)
 
     status, url, page = get("/")
     if status != 200 or "/login" in url:
