@@ -1,5 +1,3 @@
-# syntax=docker/dockerfile:1
-#
 # qbo-backfill and qbo-sim in one small image.
 #
 #   docker build -t qbo-backfill:local .

@@ -1112,6 +1112,23 @@ fn dockerfile_problems(files: &Files) -> Vec<String> {
     if stages.len() < 2 {
         problems.push(format!("{DOCKERFILE} is not multi-stage"));
     }
+    // A `# syntax=` directive makes BuildKit pull a frontend image before the first step, which
+    // fails where Docker Hub cannot be reached; the built-in frontend has all this file uses
+    // (docs/DEPLOY.md).
+    if files
+        .dockerfile
+        .lines()
+        .take_while(|line| line.starts_with('#'))
+        .any(|line| {
+            line.trim_start_matches('#')
+                .trim_start()
+                .starts_with("syntax=")
+        })
+    {
+        problems.push(format!(
+            "{DOCKERFILE} starts with a `# syntax=` directive (BuildKit would pull a frontend image)"
+        ));
+    }
 
     // Rust version.
     let expected = workspace_rust_version(&files.cargo_toml);
@@ -1831,6 +1848,10 @@ fn dockerfile_check_catches_each_requirement() {
         ),
         ("VOLUME [\"/var/lib/qbo-backfill\"]", "VOLUME [\"/data\"]"),
         ("COPY crates ./crates", "COPY crates deploy ./"),
+        (
+            "# qbo-backfill and qbo-sim",
+            "# syntax=docker/dockerfile:1\n# qbo-backfill and qbo-sim",
+        ),
     ] {
         let mut broken = files.clone();
         broken.dockerfile = mutate(&files.dockerfile, from, to);

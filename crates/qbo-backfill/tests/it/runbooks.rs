@@ -749,6 +749,41 @@ fn outputs<'a>(ran: &'a [Ran], needle: &str) -> Vec<&'a str> {
     found
 }
 
+/// Without a terminal, `serve` writes the generated first password to a 0600 file in the data
+/// directory (beside the default key file under `$HOME`) and logs only where it is: the password
+/// itself is in no output.
+fn assert_first_password_handed_over(scratch: &Path, serve_output: &str, ran: &[Ran]) {
+    use std::os::unix::fs::PermissionsExt as _;
+    let file = scratch.join(".local/share/qbo-backfill/first-operator-password");
+    assert_contains(
+        serve_output,
+        &format!(
+            "Created the first operator `admin`; its generated password is in {}",
+            file.display()
+        ),
+        "serve says where the first password is",
+    );
+    let password = std::fs::read_to_string(&file).expect("the first password file");
+    let password = password.trim();
+    assert!(password.len() >= 16, "a generated password: {password:?}");
+    let mode = std::fs::metadata(&file)
+        .expect("metadata")
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600, "the first password file is 0600");
+    assert!(
+        !serve_output.contains(password),
+        "the first password is not in the log"
+    );
+    for block in ran {
+        assert!(
+            !block.output.contains(password),
+            "the first password is in the output of the block at line {}",
+            block.block.line
+        );
+    }
+}
+
 fn assert_contains(output: &str, expected: &str, what: &str) {
     assert!(
         output.contains(expected),
@@ -811,11 +846,7 @@ async fn run_runbook(name: &'static str) {
 
     // Start and first login.
     let serve_output = background.last().cloned().unwrap_or_default();
-    assert_contains(
-        &serve_output,
-        "Created the first operator `admin` with the password: ",
-        "serve prints the first password once",
-    );
+    assert_first_password_handed_over(&scratch, &serve_output, &ran);
     assert_contains(
         outputs(&ran, "/healthz")[0],
         "ok",
