@@ -214,9 +214,9 @@ async fn serve_demo(
         },
         trusted_proxies: crate::domain::access::TrustedProxies::default(),
     };
-    info!(
-        "Open {base}/ and log in as admin with the password {password} (the simulator is the company; Ctrl-C stops)"
-    );
+    info!("Open {base}/ and log in as admin (the simulator is the company; Ctrl-C stops)");
+    // On the terminal only, never into the log.
+    println!("Demo password for admin (this demo database only): {password}");
     crate::server::serve(crate::server::ServeConfig {
         pool,
         key,
