@@ -1,7 +1,8 @@
 -- Requests per company and calendar month (UTC), against Intuit's monthly allowance (the free
--- tier allows 500,000 read requests a month, then blocks the app until the month ends). Counted
--- when a request's budget slot is released, so every process on the database counts; a slot
--- never released (its process died mid-request) is not counted.
+-- tier allows 500,000 read requests a month, then blocks the app until the month ends). Every
+-- request holds a slot in ops.budget_slots (every process on the database); the slots still there
+-- are counted live, and a statement trigger adds the ones the budget prunes (five minutes after
+-- they end) here, so nothing is added to the hot path of a request.
 CREATE TABLE ops.request_months (
     realm_id   text        NOT NULL,
     month      date        NOT NULL,
@@ -11,15 +12,17 @@ CREATE TABLE ops.request_months (
     PRIMARY KEY (realm_id, month)
 );
 
-CREATE OR REPLACE FUNCTION ops.budget_release(p_slot_id bigint) RETURNS void
-LANGUAGE sql
+CREATE FUNCTION ops.count_pruned_slots() RETURNS trigger
+LANGUAGE plpgsql
 AS $$
-    WITH done AS (
-        UPDATE ops.budget_slots SET completed_at = greatest(clock_timestamp(), started_at)
-        WHERE id = p_slot_id AND completed_at IS NULL
-        RETURNING realm_id, started_at
-    )
+BEGIN
     INSERT INTO ops.request_months AS m (realm_id, month, requests)
-    SELECT realm_id, date_trunc('month', started_at AT TIME ZONE 'UTC')::date, 1 FROM done
-    ON CONFLICT (realm_id, month) DO UPDATE SET requests = m.requests + 1;
+    SELECT realm_id, date_trunc('month', started_at AT TIME ZONE 'UTC')::date, count(*)
+    FROM pruned GROUP BY 1, 2
+    ON CONFLICT (realm_id, month) DO UPDATE SET requests = m.requests + EXCLUDED.requests;
+    RETURN NULL;
+END
 $$;
+
+CREATE TRIGGER budget_slots_counted AFTER DELETE ON ops.budget_slots
+REFERENCING OLD TABLE AS pruned FOR EACH STATEMENT EXECUTE FUNCTION ops.count_pruned_slots();

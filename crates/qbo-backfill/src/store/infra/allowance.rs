@@ -1,5 +1,6 @@
-//! Requests per company and calendar month (UTC) in `ops.request_months`, counted as budget
-//! slots are released (migration `0017_request_months.sql`), and the one warning per month.
+//! Requests per company and calendar month (UTC): the budget slots still in `ops.budget_slots`
+//! plus those pruned from it into `ops.request_months` (migration `0017_request_months.sql`),
+//! and the one warning per month.
 
 use sqlx::PgPool;
 
@@ -22,9 +23,16 @@ pub struct MonthRequests {
 /// Database errors.
 pub async fn this_month(pool: &PgPool) -> Result<Vec<MonthRequests>, sqlx::Error> {
     let rows: Vec<(String, String, i64, bool)> = sqlx::query_as(
-        "SELECT realm_id, to_char(month, 'YYYY-MM'), requests, warned_at IS NOT NULL \
-         FROM ops.request_months \
-         WHERE month = date_trunc('month', now() AT TIME ZONE 'UTC')::date ORDER BY realm_id",
+        "WITH cur AS (SELECT date_trunc('month', now() AT TIME ZONE 'UTC')::date AS month) \
+         SELECT realm_id, to_char((SELECT month FROM cur), 'YYYY-MM'), \
+                sum(n)::int8, bool_or(warned) \
+         FROM (SELECT realm_id, requests AS n, warned_at IS NOT NULL AS warned \
+               FROM ops.request_months WHERE month = (SELECT month FROM cur) \
+               UNION ALL \
+               SELECT realm_id, count(*), false FROM ops.budget_slots \
+               WHERE started_at >= (SELECT month FROM cur)::timestamp AT TIME ZONE 'UTC' \
+               GROUP BY realm_id) counted \
+         GROUP BY realm_id ORDER BY realm_id",
     )
     .fetch_all(pool)
     .await?;
@@ -46,9 +54,10 @@ pub async fn this_month(pool: &PgPool) -> Result<Vec<MonthRequests>, sqlx::Error
 /// Database errors.
 pub async fn mark_warned(pool: &PgPool, realm_id: &str) -> Result<bool, sqlx::Error> {
     let done = sqlx::query(
-        "UPDATE ops.request_months SET warned_at = now() \
-         WHERE realm_id = $1 AND month = date_trunc('month', now() AT TIME ZONE 'UTC')::date \
-           AND warned_at IS NULL",
+        "INSERT INTO ops.request_months AS m (realm_id, month, warned_at) \
+         VALUES ($1, date_trunc('month', now() AT TIME ZONE 'UTC')::date, now()) \
+         ON CONFLICT (realm_id, month) DO UPDATE SET warned_at = now() \
+         WHERE m.warned_at IS NULL",
     )
     .bind(realm_id)
     .execute(pool)
