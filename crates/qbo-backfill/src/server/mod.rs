@@ -2,6 +2,7 @@
 //! port 6789, the scheduler that fires triggers, and `--workers N` workers, in one process that
 //! stops gracefully on SIGTERM or Ctrl-C.
 
+pub mod alerts_api;
 pub mod api;
 pub mod batches_api;
 pub mod error;
@@ -91,6 +92,15 @@ pub fn app(state: AppState) -> Router {
                 .patch(triggers_api::patch)
                 .delete(triggers_api::delete),
         )
+        .route(
+            "/api/v1/alert-channels",
+            post(alerts_api::create).get(alerts_api::list),
+        )
+        .route(
+            "/api/v1/alert-channels/{id}",
+            get(alerts_api::get_one).delete(alerts_api::delete),
+        )
+        .route("/api/v1/alert-channels/{id}/test", post(alerts_api::test))
         .route("/api/v1/secrets", get(api::list_secrets))
         .route("/api/v1/secrets/{name}", put(api::put_secret))
         .route("/metrics", get(metrics_route))
@@ -186,6 +196,18 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
                 Duration::from_secs(1),
                 grace,
                 &default_realm,
+                shutdown.cancelled(),
+            )
+            .await;
+        });
+    }
+    {
+        let (pool, key, shutdown) = (config.pool.clone(), config.key.clone(), shutdown.clone());
+        background.spawn(async move {
+            crate::orchestrator::alerts::run_delivery_loop(
+                pool,
+                key,
+                crate::orchestrator::alerts::DEFAULT_TICK,
                 shutdown.cancelled(),
             )
             .await;

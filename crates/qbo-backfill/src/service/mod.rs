@@ -5,6 +5,7 @@
 //! their own way; the rules (what can be retried, what a secret may be) live here or in
 //! [`crate::domain`], never in a front end.
 
+pub mod alerts;
 pub mod batch;
 pub mod company;
 pub mod login;

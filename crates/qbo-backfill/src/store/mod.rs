@@ -8,6 +8,7 @@
 //! Every failure is a [`StoreError`] whose message says in one line what is wrong and never
 //! contains the password of a database URL (see [`redact_url`]).
 
+pub mod alerts;
 pub mod auth;
 pub mod infra;
 pub mod raw;
