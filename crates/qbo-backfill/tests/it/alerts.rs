@@ -23,7 +23,7 @@ struct Received {
     body: String,
 }
 
-/// A local webhook receiver: answers 500 to the first `fail_first` POSTs, then 204.
+/// A local webhook receiver (any path): answers 500 to the first `fail_first` POSTs, then 204.
 #[derive(Clone)]
 struct Hook {
     url: String,
@@ -41,9 +41,8 @@ impl Hook {
             .expect("bind");
         let url = format!("http://{}/hook", listener.local_addr().expect("addr"));
         let (g, a) = (got.clone(), accepted.clone());
-        let app = axum::Router::new().route(
-            "/hook",
-            axum::routing::post(move |headers: axum::http::HeaderMap, body: String| {
+        let app =
+            axum::Router::new().fallback(move |headers: axum::http::HeaderMap, body: String| {
                 let (g, a, failures) = (g.clone(), a.clone(), failures.clone());
                 async move {
                     let signature = headers
@@ -62,8 +61,7 @@ impl Hook {
                         axum::http::StatusCode::NO_CONTENT
                     }
                 }
-            }),
-        );
+            });
         tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
         });
@@ -737,11 +735,18 @@ async fn the_alerts_page_creates_tests_and_lists_deliveries_and_reads_on_a_phone
     browser
         .click("table.channels form[action$='/test'] button")
         .await;
+    let mut flash = String::new();
+    for _ in 0..50 {
+        flash = browser.text(".flash").await;
+        if flash.contains("Test alert") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
     assert!(
-        browser
-            .text(".flash")
-            .await
-            .contains("Test alert delivered to ops chat")
+        flash.contains("Test alert delivered to ops chat"),
+        "{flash}: {}",
+        browser.source().await
     );
     let got = hook.received();
     assert_eq!(got.len(), 1);
