@@ -505,9 +505,8 @@ pub fn webhook_body(delivery_id: Uuid, alert: &Alert) -> String {
 #[must_use]
 pub fn sign(secret: &[u8], body: &[u8]) -> String {
     // HMAC takes a key of any length; `new_from_slice` cannot fail for it.
-    let mut mac = match hmac::Hmac::<sha2::Sha256>::new_from_slice(secret) {
-        Ok(mac) => mac,
-        Err(_) => unreachable_hmac(),
+    let Ok(mut mac) = hmac::Hmac::<sha2::Sha256>::new_from_slice(secret) else {
+        unreachable_hmac()
     };
     mac.update(body);
     let digest = mac.finalize().into_bytes();

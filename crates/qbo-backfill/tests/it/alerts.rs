@@ -86,12 +86,15 @@ fn expected_signature(secret: &str, body: &str) -> String {
     format!("sha256={hex}")
 }
 
+/// The messages an SMTP server received: envelope recipients and data.
+type Mails = Arc<Mutex<Vec<(Vec<String>, String)>>>;
+
 /// A local SMTP server speaking enough of the protocol for a real client (EHLO/HELO, MAIL,
 /// RCPT, DATA, RSET, NOOP, QUIT); keeps each message's envelope recipients and data.
 #[derive(Clone)]
 struct Smtp {
     port: u16,
-    mails: Arc<Mutex<Vec<(Vec<String>, String)>>>,
+    mails: Mails,
 }
 
 impl Smtp {
@@ -118,10 +121,7 @@ impl Smtp {
     }
 }
 
-async fn smtp_session(
-    socket: tokio::net::TcpStream,
-    mails: Arc<Mutex<Vec<(Vec<String>, String)>>>,
-) -> std::io::Result<()> {
+async fn smtp_session(socket: tokio::net::TcpStream, mails: Mails) -> std::io::Result<()> {
     let (read, mut write) = socket.into_split();
     let mut lines = BufReader::new(read).lines();
     write.write_all(b"220 test.local ESMTP ready\r\n").await?;
@@ -762,6 +762,49 @@ async fn the_alerts_page_creates_tests_and_lists_deliveries_and_reads_on_a_phone
     );
     browser.screenshot("30-alerts").await;
 
+    // Without a session the page sends to the login; a forged form is refused, nothing written.
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client");
+    let r = http
+        .get(format!("{}/alerts", ui.base))
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(
+        (r.status().as_u16(), r.headers()["location"].to_str().ok()),
+        (303, Some("/login"))
+    );
+    let cookie = browser
+        .cmd(reqwest::Method::GET, "/cookie/qbo_session", None)
+        .await;
+    let session = format!(
+        "qbo_session={}",
+        cookie["value"].as_str().expect("session cookie")
+    );
+    let forged = [
+        ("csrf", "forged"),
+        ("name", "<script>x</script>"),
+        ("kind", "webhook"),
+        ("target", "http://127.0.0.1:9/x"),
+        ("event_run_failed", "on"),
+    ];
+    for path in [
+        "/alerts",
+        "/alerts/00000000-0000-0000-0000-000000000000/delete",
+    ] {
+        let r = http
+            .post(format!("{}{path}", ui.base))
+            .header("cookie", &session)
+            .form(&forged)
+            .send()
+            .await
+            .expect("post");
+        assert_eq!(r.status(), 403, "{path}");
+    }
+    assert_eq!(count(&world, "ops.alert_channels").await, 1);
+
     browser.resize(390, 844).await;
     browser.goto(&format!("{}/alerts", ui.base)).await;
     let fits: Value = browser
@@ -775,4 +818,110 @@ async fn the_alerts_page_creates_tests_and_lists_deliveries_and_reads_on_a_phone
             assert!(!page.contains(&s));
         }
     }
+}
+
+#[tokio::test]
+async fn a_missed_trigger_raises_trigger_missed_on_the_channels_that_receive_it_only() {
+    use qbo_backfill::orchestrator::scheduler::{TestClock, fire_step};
+    use qbo_backfill::orchestrator::triggers::{DEFAULT_GRACE, NewTrigger};
+    let db = crate::support::test_db().await;
+    let key = qbo_backfill::store::auth::secrets::SecretKey::from_bytes([7u8; 32]);
+    for (name, events) in [("missed", "trigger_missed"), ("failures", "run_failed")] {
+        let new = qbo_backfill::domain::alert::NewChannel {
+            name: Some(name.to_owned()),
+            kind: Some("email".to_owned()),
+            url: None,
+            to: Some("ops@example.com".to_owned()),
+            events: Some(vec![events.to_owned()]),
+        };
+        qbo_backfill::service::alerts::create_channel(&db.pool, &key, &new)
+            .await
+            .expect("channel");
+    }
+    let trigger = NewTrigger {
+        pipeline: Some("qb_customers_backfill".to_owned()),
+        kind: Some("once".to_owned()),
+        local_time: Some("2026-02-02T10:00".to_owned()),
+        time_zone: Some("America/Guayaquil".to_owned()),
+        params: Some(json!({"fecha_inicio": "2026-01-01", "fecha_fin": "2026-01-31"})),
+        ..NewTrigger::default()
+    };
+    let now = crate::support::ts("2026-02-01T00:00:00Z");
+    let trigger = qbo_backfill::store::runs::triggers::create(&db.pool, &trigger, now)
+        .await
+        .expect("trigger");
+    // The scheduler was down past the grace: the occurrence is missed.
+    let clock = TestClock::new(crate::support::ts("2026-02-02T15:20:00Z"));
+    let fired = fire_step(&db.pool, &clock, DEFAULT_GRACE, "4620816365000000")
+        .await
+        .expect("step");
+    assert_eq!(fired.len(), 1);
+    assert_eq!(fired[0].run_id, None);
+    let rows: Vec<(String, String, Option<String>, String)> = sqlx::query_as(
+        "SELECT c.name, d.event, d.pipeline, d.text FROM ops.alert_deliveries d \
+         JOIN ops.alert_channels c ON c.id = d.channel_id",
+    )
+    .fetch_all(&db.pool)
+    .await
+    .expect("deliveries");
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    let (channel, event, pipeline, text) = &rows[0];
+    assert_eq!(
+        (channel.as_str(), event.as_str()),
+        ("missed", "trigger_missed")
+    );
+    assert_eq!(pipeline.as_deref(), Some("qb_customers_backfill"));
+    assert!(
+        text.contains("2026-02-02T15:00:00Z") && text.contains(&trigger.id.to_string()),
+        "{text}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_verification_that_finds_drift_raises_verify_drift_from_the_cli_too() {
+    let world = World::new(sim_config(30)).await;
+    let key = qbo_backfill::store::auth::secrets::SecretKey::from_bytes([7u8; 32]);
+    let new = qbo_backfill::domain::alert::NewChannel {
+        name: Some("drift".to_owned()),
+        kind: Some("email".to_owned()),
+        url: None,
+        to: Some("ops@example.com".to_owned()),
+        events: Some(vec!["verify_drift".to_owned(), "run_failed".to_owned()]),
+    };
+    qbo_backfill::service::alerts::create_channel(world.pool(), &key, &new)
+        .await
+        .expect("channel");
+    let out = world
+        .load("qb_customers_backfill", "2026-01-01", "2026-02-01")
+        .await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    // A row goes missing from raw by hand: verify finds the month drifted and repairs it.
+    sqlx::query("DELETE FROM raw.qb_customers WHERE id = (SELECT min(id) FROM raw.qb_customers)")
+        .execute(world.pool())
+        .await
+        .expect("delete");
+    let out = world
+        .run(&[
+            "verify",
+            "customers",
+            "--fecha-inicio",
+            "2026-01-01",
+            "--fecha-fin",
+            "2026-02-01",
+        ])
+        .await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(stdout(&out).contains("drifted=1"), "{}", stdout(&out));
+    // Raised by the CLI, pending until a `serve` sends it; no run failed.
+    let rows: Vec<(String, String, String)> =
+        sqlx::query_as("SELECT event, state, text FROM ops.alert_deliveries")
+            .fetch_all(world.pool())
+            .await
+            .expect("deliveries");
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    assert_eq!(
+        (rows[0].0.as_str(), rows[0].1.as_str()),
+        ("verify_drift", "pending")
+    );
+    assert!(rows[0].2.contains("1 month(s) drifted"), "{}", rows[0].2);
 }
