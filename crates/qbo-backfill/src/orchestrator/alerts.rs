@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::PgPool;
+use tokio_util::sync::CancellationToken;
 
 use crate::domain::alert::FIRST_DELAY;
 use crate::service::alerts::{Sender, deliver_due};
@@ -60,4 +61,17 @@ pub async fn run_delivery_loop(
             Err(_) => {}
         }
     }
+}
+
+/// Starts [`run_delivery_loop`] in `tasks` with the default tick, until `shutdown` is cancelled.
+pub fn spawn_delivery_loop(
+    tasks: &mut tokio::task::JoinSet<()>,
+    pool: &PgPool,
+    key: &SecretKey,
+    shutdown: &CancellationToken,
+) {
+    let (pool, key, shutdown) = (pool.clone(), key.clone(), shutdown.clone());
+    tasks.spawn(async move {
+        run_delivery_loop(pool, key, DEFAULT_TICK, shutdown.cancelled()).await;
+    });
 }

@@ -26,6 +26,7 @@ use sqlx::PgPool;
 use tokio::sync::Notify;
 use tracing::info;
 
+use crate::orchestrator::alerts::spawn_delivery_loop;
 use crate::orchestrator::worker::{Executor, WorkerSettings, run_workers_woken};
 use crate::settings::ClientTuning;
 use crate::store::auth::secrets::SecretKey;
@@ -201,18 +202,7 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
             .await;
         });
     }
-    {
-        let (pool, key, shutdown) = (config.pool.clone(), config.key.clone(), shutdown.clone());
-        background.spawn(async move {
-            crate::orchestrator::alerts::run_delivery_loop(
-                pool,
-                key,
-                crate::orchestrator::alerts::DEFAULT_TICK,
-                shutdown.cancelled(),
-            )
-            .await;
-        });
-    }
+    spawn_delivery_loop(&mut background, &config.pool, &config.key, &shutdown);
     if config.workers > 0 {
         let executor = Arc::new(Executor::new(
             config.pool.clone(),
