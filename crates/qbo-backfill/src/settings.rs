@@ -344,7 +344,7 @@ pub struct SmtpSettings {
     pub tls: SmtpTls,
 }
 
-/// The name under which the SMTP password is kept in the secret store.
+/// The SMTP password: the environment variable, else the secret of that name in the secret store.
 pub const SMTP_PASSWORD_SECRET: &str = "QBO_SMTP_PASSWORD";
 
 /// The SMTP settings from the environment: `None` when `QBO_SMTP_HOST` is unset.

@@ -609,87 +609,70 @@ mod tests {
             spec.events,
             vec![AlertKind::RunFailed, AlertKind::AuthFailed]
         );
-        assert!(
-            new("email", None, Some("ops@example.com"), &["verify_drift"])
-                .check()
-                .is_ok()
-        );
+        let mail = new("email", None, Some("ops@example.com"), &["verify_drift"]);
+        assert!(mail.check().is_ok());
         let refused = |c: NewChannel| c.check().expect_err("refused").code();
-        assert_eq!(
-            refused(new("sms", None, None, &["run_failed"])),
-            "invalid_kind"
-        );
-        assert_eq!(
-            refused(new(
-                "webhook",
-                Some("ftp://x.example/"),
-                None,
-                &["run_failed"]
-            )),
-            "invalid_url"
-        );
-        assert_eq!(
-            refused(new(
-                "webhook",
-                Some("javascript:alert(1)"),
-                None,
-                &["run_failed"]
-            )),
-            "invalid_url"
-        );
-        assert_eq!(
-            refused(new(
-                "webhook",
-                Some("https://u:p@x.example/"),
-                None,
-                &["run_failed"]
-            )),
-            "invalid_url"
-        );
-        assert_eq!(
-            refused(new("webhook", None, None, &["run_failed"])),
-            "invalid_url"
-        );
-        assert_eq!(
-            refused(new("email", None, Some("not an address"), &["run_failed"])),
-            "invalid_email"
-        );
-        assert_eq!(
-            refused(new("email", None, Some("a@b"), &["run_failed"])),
-            "invalid_email"
-        );
-        assert_eq!(
-            refused(new(
-                "email",
-                None,
-                Some("a@b.com, c@d.com"),
-                &["run_failed"]
-            )),
-            "invalid_email"
-        );
-        assert_eq!(
-            refused(new("webhook", Some("https://x.example/"), None, &[])),
-            "invalid_events"
-        );
-        assert_eq!(
-            refused(new("webhook", Some("https://x.example/"), None, &["test"])),
-            "invalid_events"
-        );
-        assert_eq!(
-            refused(new(
-                "webhook",
-                Some("https://x.example/"),
-                None,
-                &["everything"]
-            )),
-            "invalid_events"
-        );
         let mut long = ok.clone();
         long.name = Some("n".repeat(MAX_NAME_CHARS + 1));
         assert_eq!(refused(long), "invalid_name");
         let mut blank = ok;
         blank.name = Some("  ".to_owned());
         assert_eq!(refused(blank), "invalid_name");
+    }
+
+    #[test]
+    fn hostile_channels_are_refused_with_a_code() {
+        let hook = Some("https://x.example/");
+        let cases: [(NewChannel, &str); 11] = [
+            (new("sms", None, None, &["run_failed"]), "invalid_kind"),
+            (
+                new("webhook", Some("ftp://x.example/"), None, &["run_failed"]),
+                "invalid_url",
+            ),
+            (
+                new(
+                    "webhook",
+                    Some("javascript:alert(1)"),
+                    None,
+                    &["run_failed"],
+                ),
+                "invalid_url",
+            ),
+            (
+                new(
+                    "webhook",
+                    Some("https://u:p@x.example/"),
+                    None,
+                    &["run_failed"],
+                ),
+                "invalid_url",
+            ),
+            (new("webhook", None, None, &["run_failed"]), "invalid_url"),
+            (
+                new("email", None, Some("not an address"), &["run_failed"]),
+                "invalid_email",
+            ),
+            (
+                new("email", None, Some("a@b"), &["run_failed"]),
+                "invalid_email",
+            ),
+            (
+                new("email", None, Some("a@b.com, c@d.com"), &["run_failed"]),
+                "invalid_email",
+            ),
+            (new("webhook", hook, None, &[]), "invalid_events"),
+            (new("webhook", hook, None, &["test"]), "invalid_events"),
+            (
+                new("webhook", hook, None, &["everything"]),
+                "invalid_events",
+            ),
+        ];
+        for (channel, code) in cases {
+            let shown = format!("{channel:?}");
+            let refusal = channel.check().expect_err(&shown);
+            assert_eq!(refusal.code(), code, "{shown}");
+            assert!(!refusal.to_string().contains('\n'));
+        }
     }
 
     #[test]

@@ -287,10 +287,13 @@ impl Sender {
             .map_err(|e| e.to_string())?
             .ok_or("e-mail is not configured: set QBO_SMTP_HOST (and QBO_SMTP_FROM, QBO_SMTP_PORT, QBO_SMTP_TLS)")?;
         let message = email_message(&smtp, &due.channel.target, &due.alert)?;
-        let password = SecretStore::new(self.pool.clone(), self.key.clone())
-            .get(SMTP_PASSWORD_SECRET)
-            .await
-            .map_err(|e| e.to_string())?;
+        let password = match settings::env_var(SMTP_PASSWORD_SECRET) {
+            Some(p) => Some(secrecy::SecretString::from(p)),
+            None => SecretStore::new(self.pool.clone(), self.key.clone())
+                .get(SMTP_PASSWORD_SECRET)
+                .await
+                .map_err(|e| e.to_string())?,
+        };
         let transport = smtp_transport(&smtp, password.as_ref().map(|p| p.expose_secret()))?;
         transport
             .send(message)
