@@ -26,3 +26,6 @@ $$;
 
 CREATE TRIGGER budget_slots_counted AFTER DELETE ON ops.budget_slots
 REFERENCING OLD TABLE AS pruned FOR EACH STATEMENT EXECUTE FUNCTION ops.count_pruned_slots();
+
+-- The refresh-token end a `token_expiring` warning was given for (once per token).
+ALTER TABLE ops.oauth_tokens ADD COLUMN expiry_warned_for timestamptz;

@@ -42,6 +42,16 @@ pub mod env {
     /// Seconds the changes of one company and entity must be quiet before they become a sync
     /// (default 3; fractions allowed).
     pub const QBO_WEBHOOK_QUIET_SECS: &str = "QBO_WEBHOOK_QUIET_SECS";
+    /// The SMTP server alert e-mails go through (unset: e-mail channels cannot deliver).
+    pub const QBO_SMTP_HOST: &str = "QBO_SMTP_HOST";
+    /// Its port (default 25, 587 with `starttls`, 465 with `tls`).
+    pub const QBO_SMTP_PORT: &str = "QBO_SMTP_PORT";
+    /// The sender of alert e-mails (default `qbo-backfill@` the SMTP host).
+    pub const QBO_SMTP_FROM: &str = "QBO_SMTP_FROM";
+    /// The SMTP user, when the server wants a login (its password: the secret `QBO_SMTP_PASSWORD`).
+    pub const QBO_SMTP_USER: &str = "QBO_SMTP_USER";
+    /// `none`, `starttls` (the default) or `tls`.
+    pub const QBO_SMTP_TLS: &str = "QBO_SMTP_TLS";
 }
 
 /// The default database when `DATABASE_URL` is not set.
@@ -332,6 +342,85 @@ fn parse_url(name: &str, value: &str) -> Result<url::Url, ConfigError> {
         )));
     }
     Ok(url)
+}
+
+/// How alert e-mails reach the SMTP server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SmtpTls {
+    /// Plain text (a relay on the same host or a private network).
+    None,
+    /// Plain connection upgraded with `STARTTLS`, required (the default).
+    StartTls,
+    /// TLS from the first byte (port 465).
+    Tls,
+}
+
+/// The SMTP server of alert e-mails (`QBO_SMTP_*`); the password is the secret
+/// `QBO_SMTP_PASSWORD` in the secret store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SmtpSettings {
+    /// Server host.
+    pub host: String,
+    /// Server port.
+    pub port: u16,
+    /// The sender address.
+    pub from: String,
+    /// The login, if the server wants one.
+    pub user: Option<String>,
+    /// Transport security.
+    pub tls: SmtpTls,
+}
+
+/// The SMTP password: the environment variable, else the secret of that name in the secret store.
+pub const SMTP_PASSWORD_SECRET: &str = "QBO_SMTP_PASSWORD";
+
+/// The SMTP settings from the environment: `None` when `QBO_SMTP_HOST` is unset.
+///
+/// # Errors
+/// A bad `QBO_SMTP_TLS` or `QBO_SMTP_PORT` (one line naming it).
+pub fn smtp_settings() -> Result<Option<SmtpSettings>, ConfigError> {
+    let Some(host) = env_var(env::QBO_SMTP_HOST) else {
+        return Ok(None);
+    };
+    let tls = match env_var(env::QBO_SMTP_TLS).as_deref().map(str::trim) {
+        None | Some("starttls") => SmtpTls::StartTls,
+        Some("none") => SmtpTls::None,
+        Some("tls") => SmtpTls::Tls,
+        Some(other) => {
+            let shown: String = other.chars().take(40).collect();
+            return Err(ConfigError(format!(
+                "{}=`{shown}` is not none, starttls or tls",
+                env::QBO_SMTP_TLS
+            )));
+        }
+    };
+    let port = match env_var(env::QBO_SMTP_PORT) {
+        Some(p) => p
+            .trim()
+            .parse::<u16>()
+            .ok()
+            .filter(|p| *p > 0)
+            .ok_or_else(|| {
+                ConfigError(format!(
+                    "{} must be a port number (1-65535)",
+                    env::QBO_SMTP_PORT
+                ))
+            })?,
+        None => match tls {
+            SmtpTls::None => 25,
+            SmtpTls::StartTls => 587,
+            SmtpTls::Tls => 465,
+        },
+    };
+    let host = host.trim().to_owned();
+    Ok(Some(SmtpSettings {
+        from: env_var(env::QBO_SMTP_FROM)
+            .map_or_else(|| format!("qbo-backfill@{host}"), |f| f.trim().to_owned()),
+        user: env_var(env::QBO_SMTP_USER).map(|u| u.trim().to_owned()),
+        host,
+        port,
+        tls,
+    }))
 }
 
 #[cfg(test)]

@@ -3,6 +3,7 @@
 //! once at the edge into these types, then pass the type.
 
 pub mod access;
+pub mod alert;
 pub mod batch;
 pub mod catalog;
 pub mod health;

@@ -14,6 +14,7 @@ use jiff::SignedDuration;
 use jiff::Timestamp;
 use sqlx::PgPool;
 
+use crate::domain::alert::Alert;
 use crate::service::triggers::{Fired, fire_due};
 use crate::store::runs::triggers::TriggerStoreError;
 
@@ -103,6 +104,21 @@ pub async fn fire_step(
     let fired = fire_due(pool, clock.now(), grace, default_realm).await?;
     for f in &fired {
         log_fired(f);
+        if f.run_id.is_none() || f.missed > 0 {
+            let reason = f
+                .reason
+                .as_deref()
+                .unwrap_or("the scheduler was not running in time");
+            let alert = Alert::trigger_missed(
+                &f.realm_id,
+                f.trigger_id,
+                &f.pipeline,
+                f.occurrence_utc,
+                reason,
+                Timestamp::now(),
+            );
+            crate::service::alerts::raise(pool, &alert).await;
+        }
     }
     Ok(fired)
 }

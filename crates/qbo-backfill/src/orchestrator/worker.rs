@@ -10,12 +10,14 @@ use std::time::Duration;
 use sqlx::PgPool;
 use tracing::{info, warn};
 
+use crate::domain::alert::Alert;
 use crate::domain::run::RunOrigin;
 use crate::pipeline::events::{self, Level, RunEvent, RunEvents, TokenFailure};
 use tokio_util::sync::CancellationToken;
 
 use crate::pipeline::runner::{Engine, RunContext, RunError, RunOutcome};
 use crate::pipeline::{DateRange, Mode, Pipeline, Window};
+use crate::service::alerts;
 use crate::settings::ClientTuning;
 use crate::store::auth::secrets::SecretKey;
 use crate::store::auth::tokens::PgTokenStore;
@@ -159,6 +161,14 @@ impl Executor {
                     Some(&message),
                 )
                 .await?;
+                let alert = Alert::run_failed(
+                    &claimed.realm_id,
+                    exec.run_id,
+                    &claimed.pipeline,
+                    &message,
+                    jiff::Timestamp::now(),
+                );
+                alerts::raise(&self.pool, &alert).await;
                 return Err(e);
             }
         };
@@ -169,6 +179,7 @@ impl Executor {
         let watch = Arc::new(AuthWatch::default());
         let events: Arc<dyn RunEvents> = Arc::new(Tee(vec![events, watch.clone()]));
         let realm_id = claimed.realm_id.clone();
+        let pipeline_name = claimed.pipeline.clone();
         let ctx = RunContext {
             execution: exec,
             pipeline,
@@ -178,16 +189,17 @@ impl Executor {
         };
         let outcome = self.dispatch(client, ctx, interrupt, events).await?;
         let refused = *watch.0.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(kind) = refused {
-            let code = match kind {
-                TokenFailure::InvalidGrant => "invalid_grant",
-                _ => "invalid_client",
-            };
+        let code = refused.map(|kind| match kind {
+            TokenFailure::InvalidGrant => "invalid_grant",
+            _ => "invalid_client",
+        });
+        if let Some(code) = code {
             companies::set_auth_error(&self.pool, &realm_id, Some(code)).await?;
         } else if outcome.token_ok {
             // The credentials work: the reconnect banner of an earlier refusal goes away.
             companies::set_auth_error(&self.pool, &realm_id, None).await?;
         }
+        alerts::after_run(&self.pool, &realm_id, &pipeline_name, &outcome, code).await;
         Ok(outcome)
     }
 

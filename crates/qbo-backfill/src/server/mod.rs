@@ -3,6 +3,7 @@
 //! coalescer that turns webhook events into syncs, and `--workers N` workers, in one process
 //! that stops gracefully on SIGTERM or Ctrl-C.
 
+pub mod alerts_api;
 pub mod api;
 pub mod batches_api;
 pub mod error;
@@ -27,6 +28,7 @@ use sqlx::PgPool;
 use tokio::sync::Notify;
 use tracing::info;
 
+use crate::orchestrator::alerts::spawn_delivery_loop;
 use crate::orchestrator::worker::{Executor, WorkerSettings, run_workers_woken};
 use crate::settings::ClientTuning;
 use crate::store::auth::secrets::SecretKey;
@@ -93,6 +95,15 @@ pub fn app(state: AppState) -> Router {
                 .patch(triggers_api::patch)
                 .delete(triggers_api::delete),
         )
+        .route(
+            "/api/v1/alert-channels",
+            post(alerts_api::create).get(alerts_api::list),
+        )
+        .route(
+            "/api/v1/alert-channels/{id}",
+            get(alerts_api::get_one).delete(alerts_api::delete),
+        )
+        .route("/api/v1/alert-channels/{id}/test", post(alerts_api::test))
         .route("/api/v1/secrets", get(api::list_secrets))
         .route("/api/v1/secrets/{name}", put(api::put_secret))
         .route("/metrics", get(metrics_route))
@@ -198,22 +209,40 @@ fn spawn_coalescer(
     Ok(())
 }
 
-/// Every half minute until `shutdown`: warns once per company and month when its requests reach
-/// 80 % of the monthly allowance.
+/// Every half minute until `shutdown`: warns (a log line and an alert) once per company and
+/// month when its requests reach 80 % of the monthly allowance, and once per refresh token
+/// 30 days before it ends.
 async fn watch_allowance(
     pool: sqlx::PgPool,
     allowance: crate::domain::health::Allowance,
     shutdown: tokio_util::sync::CancellationToken,
 ) {
+    use crate::domain::alert::Alert;
+    use crate::service::alerts::raise;
     use crate::service::allowance::{newly_crossed, warning_line};
     loop {
+        let now = jiff::Timestamp::now();
         match newly_crossed(&pool, allowance).await {
             Ok(crossed) => {
                 for month in &crossed {
                     tracing::warn!("{}", warning_line(month, allowance));
+                    let used = u64::try_from(month.requests).unwrap_or(0);
+                    let alert = Alert::allowance_80(&month.realm_id, used, allowance.monthly, now);
+                    raise(&pool, &alert).await;
                 }
             }
             Err(e) => tracing::warn!("Cannot read this month's requests: {e}"),
+        }
+        match crate::store::auth::tokens::claim_expiry_warnings(&pool, 30).await {
+            Ok(ending) => {
+                for (realm_id, ends_at) in &ending {
+                    tracing::warn!(
+                        "Refresh token ending | realm_id={realm_id} ends_at={ends_at}: reconnect the company with Connect QuickBooks before then"
+                    );
+                    raise(&pool, &Alert::token_expiring(realm_id, *ends_at, now)).await;
+                }
+            }
+            Err(e) => tracing::warn!("Cannot read the refresh tokens' ends: {e}"),
         }
         tokio::select! {
             () = shutdown.cancelled() => return,
@@ -258,6 +287,7 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
         allowance,
         shutdown.clone(),
     ));
+    spawn_delivery_loop(&mut background, &config.pool, &config.key, &shutdown);
     if config.workers > 0 {
         let executor = Arc::new(Executor::new(
             config.pool.clone(),

@@ -1,10 +1,11 @@
 //! The use cases the command line, the JSON API and the web pages share, each written once:
 //! retrying a run, a batch of every entity's runs, firing due triggers, logging in,
-//! reconciling the reports, listing the secrets, the company the environment describes, the
-//! process's shutdown signal. The front ends parse their input, call these, and present the answer in
-//! their own way; the rules (what can be retried, what a secret may be) live here or in
-//! [`crate::domain`], never in a front end.
+//! reconciling the reports, listing the secrets, alert channels and the delivery of alerts, the
+//! company the environment describes, the process's shutdown signal. The front ends parse their
+//! input, call these, and present the answer in their own way; the rules (what can be retried,
+//! what a secret may be) live here or in [`crate::domain`], never in a front end.
 
+pub mod alerts;
 pub mod allowance;
 pub mod batch;
 pub mod company;

@@ -1,13 +1,15 @@
 //! PostgreSQL storage, SQL only, grouped by concern: the connection pool and embedded migrations
 //! ([`connect`]); runs and their queue, claims, lifecycle, logs, cursors and triggers
 //! ([`runs`]); the raw tables, their history and verification state ([`raw`]); tokens, secrets,
-//! companies, API tokens and web sessions ([`auth`]); and what those stand on: the shared request
-//! budget, `/metrics` figures, time types and the throwaway local cluster ([`infra`]).
+//! companies, API tokens and web sessions ([`auth`]); alert channels and deliveries ([`alerts`]);
+//! and what those stand on: the shared request budget, `/metrics` figures, time types and the
+//! throwaway local cluster ([`infra`]).
 //! It depends on nothing of the crate but [`crate::domain`].
 //!
 //! Every failure is a [`StoreError`] whose message says in one line what is wrong and never
 //! contains the password of a database URL (see [`redact_url`]).
 
+pub mod alerts;
 pub mod auth;
 pub mod infra;
 pub mod raw;

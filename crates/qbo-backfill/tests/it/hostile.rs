@@ -210,6 +210,12 @@ async fn secrets_list_shows_the_refresh_token_and_warns_a_month_before_it_ends()
         "{line}"
     );
     assert!(line.contains("Connect QuickBooks"), "{line}");
+    // The `token_expiring` warning is given once for this end, whatever the number of servers.
+    let claim = || qbo_backfill::store::auth::tokens::claim_expiry_warnings(world.pool(), 30);
+    let first = claim().await.expect("claim");
+    assert_eq!(first.len(), 1, "{first:?}");
+    assert_eq!(first[0].0, realm);
+    assert!(claim().await.expect("claim").is_empty(), "warned twice");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

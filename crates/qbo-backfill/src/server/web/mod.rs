@@ -63,7 +63,7 @@ impl WebConfig {
 
 /// The page routes (merged with the API by [`super::app`]).
 pub fn routes() -> Router<AppState> {
-    use pages::{batches, dashboard, login, pipelines, runs, secrets, triggers, verify};
+    use pages::{alerts, batches, dashboard, login, pipelines, runs, secrets, triggers, verify};
     Router::new()
         .route("/login", get(login::form).post(login::login))
         .route("/logout", post(login::logout))
@@ -82,6 +82,8 @@ pub fn routes() -> Router<AppState> {
         .route("/triggers", get(triggers::page).post(triggers::create))
         .route("/triggers/{id}/{action}", post(triggers::action))
         .route("/secrets", get(secrets::page).post(secrets::replace))
+        .route("/alerts", get(alerts::page).post(alerts::create))
+        .route("/alerts/{id}/{action}", post(alerts::action))
         .route("/connect", get(connect::page))
         .route("/connect/start", get(connect::start))
         .route("/connect/callback", get(connect::callback))

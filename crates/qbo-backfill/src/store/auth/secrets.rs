@@ -303,7 +303,8 @@ pub async fn check_key(pool: &sqlx::PgPool, key: &SecretKey) -> Result<(), Store
     let foreign: i64 = sqlx::query_scalar(
         "SELECT (SELECT count(*) FROM ops.secrets WHERE get_byte(ciphertext, 0) <> $1) \
               + (SELECT count(*) FROM ops.oauth_tokens WHERE get_byte(refresh_token_enc, 0) <> $1) \
-              + (SELECT count(*) FROM ops.companies WHERE get_byte(client_secret_enc, 0) <> $1)",
+              + (SELECT count(*) FROM ops.companies WHERE get_byte(client_secret_enc, 0) <> $1) \
+              + (SELECT count(*) FROM ops.alert_channels WHERE get_byte(secret_enc, 0) <> $1)",
     )
     .bind(i32::from(key.id()))
     .fetch_one(pool)
@@ -319,13 +320,15 @@ pub async fn check_key(pool: &sqlx::PgPool, key: &SecretKey) -> Result<(), Store
 async fn sealed_values(pool: &sqlx::PgPool) -> Result<i64, StoreError> {
     Ok(sqlx::query_scalar(
         "SELECT (SELECT count(*) FROM ops.secrets) + (SELECT count(*) FROM ops.oauth_tokens) \
-              + (SELECT count(*) FROM ops.companies)",
+              + (SELECT count(*) FROM ops.companies) \
+              + (SELECT count(*) FROM ops.alert_channels WHERE secret_enc IS NOT NULL)",
     )
     .fetch_one(pool)
     .await?)
 }
 
-/// Deletes every sealed value (secrets, OAuth tokens, companies with their app keys) in one
+/// Deletes every sealed value (secrets, OAuth tokens, companies with their app keys, webhook
+/// alert channels with their signing secrets) in one
 /// transaction; returns how many rows. For a lost key: nothing sealed with it can be read.
 ///
 /// # Errors
@@ -333,7 +336,12 @@ async fn sealed_values(pool: &sqlx::PgPool) -> Result<i64, StoreError> {
 pub async fn forget_all(pool: &sqlx::PgPool) -> Result<u64, StoreError> {
     let mut tx = pool.begin().await?;
     let mut n = 0;
-    for table in ["ops.secrets", "ops.oauth_tokens", "ops.companies"] {
+    for table in [
+        "ops.secrets",
+        "ops.oauth_tokens",
+        "ops.companies",
+        "ops.alert_channels WHERE secret_enc IS NOT NULL",
+    ] {
         n += sqlx::query(sqlx::AssertSqlSafe(format!("DELETE FROM {table}")))
             .execute(&mut *tx)
             .await?

@@ -48,6 +48,27 @@ pub struct PgTokenStore {
     lock_timeout: Duration,
 }
 
+/// Companies whose refresh token ends within `within_days` days and was not warned of yet: each
+/// is marked warned for that end (once across processes) and returned with the end.
+///
+/// # Errors
+/// Database failures.
+pub async fn claim_expiry_warnings(
+    pool: &PgPool,
+    within_days: i64,
+) -> Result<Vec<(String, jiff::Timestamp)>, StoreError> {
+    let rows: Vec<(String, PgTimestamp)> = sqlx::query_as(
+        "UPDATE ops.oauth_tokens SET expiry_warned_for = refresh_token_expires_at \
+         WHERE refresh_token_expires_at < now() + make_interval(days => $1::int) \
+           AND expiry_warned_for IS DISTINCT FROM refresh_token_expires_at \
+         RETURNING realm_id, refresh_token_expires_at",
+    )
+    .bind(within_days)
+    .fetch_all(pool)
+    .await?;
+    Ok(rows.into_iter().map(|(r, t)| (r, t.0)).collect())
+}
+
 /// The companies (realm ids) that have stored tokens, in order.
 ///
 /// # Errors

@@ -6,6 +6,7 @@
 //! to the browser). Input is validated as the CLI and the API validate it; errors are shown
 //! inline in an operator's words. This module holds what several pages share.
 
+pub mod alerts;
 pub mod batches;
 pub mod dashboard;
 pub mod login;
