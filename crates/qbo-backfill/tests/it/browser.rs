@@ -814,12 +814,7 @@ async fn pages_refuse_strangers_and_forged_forms_and_escape_hostile_text() {
         .expect("pair")
         .to_owned();
     let page = login.text().await.expect("html");
-    let csrf = page
-        .split("name=\"csrf\" value=\"")
-        .nth(1)
-        .and_then(|s| s.split('"').next())
-        .expect("csrf")
-        .to_owned();
+    let csrf = crate::support::csrf_field(&page);
     let r = http
         .post(format!("{}/login", ui.base))
         .header("cookie", &login_cookie)
@@ -854,12 +849,7 @@ async fn pages_refuse_strangers_and_forged_forms_and_escape_hostile_text() {
         .to_owned();
     assert!(csp.contains("script-src 'self'"), "{csp}");
     let home = home.text().await.expect("html");
-    let session_csrf = home
-        .split("name=\"csrf\" value=\"")
-        .nth(1)
-        .and_then(|s| s.split('"').next())
-        .expect("csrf")
-        .to_owned();
+    let session_csrf = crate::support::csrf_field(&home);
     // Forms without their token, or with another's, are refused and write nothing.
     for token in ["", "forged-token", csrf.as_str()] {
         let r = http

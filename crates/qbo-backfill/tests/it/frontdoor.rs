@@ -52,12 +52,7 @@ async fn attempt(
         .expect("pair")
         .to_owned();
     let html = page.text().await.expect("html");
-    let csrf = html
-        .split("name=\"csrf\" value=\"")
-        .nth(1)
-        .and_then(|s| s.split('"').next())
-        .expect("csrf")
-        .to_owned();
+    let csrf = crate::support::csrf_field(&html);
     let mut req = http
         .post(format!("{base}/login"))
         .header("cookie", cookie)
@@ -368,12 +363,7 @@ async fn login_cookies(base: &str) -> (Vec<String>, String) {
         .to_owned();
     let pair = csrf_cookie.split(';').next().expect("pair").to_owned();
     let html = page.text().await.expect("html");
-    let csrf = html
-        .split("name=\"csrf\" value=\"")
-        .nth(1)
-        .and_then(|s| s.split('"').next())
-        .expect("csrf")
-        .to_owned();
+    let csrf = crate::support::csrf_field(&html);
     let r = http
         .post(format!("{base}/login"))
         .header("cookie", pair)

@@ -105,6 +105,23 @@ async fn one_retry_rule_live_runs_refused_dead_ones_interrupted_then_retried() {
     ));
 }
 
+/// One request of `REALM` through the shared budget: a slot granted, then released.
+async fn one_request(pool: &sqlx::PgPool) {
+    let slot: i64 = sqlx::query_scalar(
+        "INSERT INTO ops.budget_slots (realm_id, started_at, expires_at) \
+         VALUES ($1, now(), now() + interval '1 minute') RETURNING id",
+    )
+    .bind(REALM)
+    .fetch_one(pool)
+    .await
+    .expect("slot");
+    sqlx::query("SELECT ops.budget_release($1)")
+        .bind(slot)
+        .execute(pool)
+        .await
+        .expect("release");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn requests_are_counted_per_month_and_warned_of_once_at_eighty_percent() {
     use qbo_backfill::domain::health::Allowance;
@@ -113,19 +130,7 @@ async fn requests_are_counted_per_month_and_warned_of_once_at_eighty_percent() {
     // Budget slots count, one request each, in their month: those still held and those the
     // budget pruned alike.
     for _ in 0..3 {
-        let slot: i64 = sqlx::query_scalar(
-            "INSERT INTO ops.budget_slots (realm_id, started_at, expires_at) \
-             VALUES ($1, now(), now() + interval '1 minute') RETURNING id",
-        )
-        .bind(REALM)
-        .fetch_one(&db.pool)
-        .await
-        .expect("slot");
-        sqlx::query("SELECT ops.budget_release($1)")
-            .bind(slot)
-            .execute(&db.pool)
-            .await
-            .expect("release");
+        one_request(&db.pool).await;
     }
     // Two of them pruned (as the budget does five minutes after they end): still counted.
     sqlx::query("DELETE FROM ops.budget_slots WHERE id IN (SELECT id FROM ops.budget_slots ORDER BY id LIMIT 2)")
@@ -140,19 +145,7 @@ async fn requests_are_counted_per_month_and_warned_of_once_at_eighty_percent() {
             .is_empty(),
         "3 of 4 is 75 %"
     );
-    let slot: i64 = sqlx::query_scalar(
-        "INSERT INTO ops.budget_slots (realm_id, started_at, expires_at) \
-         VALUES ($1, now(), now() + interval '1 minute') RETURNING id",
-    )
-    .bind(REALM)
-    .fetch_one(&db.pool)
-    .await
-    .expect("slot");
-    sqlx::query("SELECT ops.budget_release($1)")
-        .bind(slot)
-        .execute(&db.pool)
-        .await
-        .expect("release");
+    one_request(&db.pool).await;
     let crossed = newly_crossed(&db.pool, allowance).await.expect("check");
     assert_eq!(crossed.len(), 1, "4 of 4 warns");
     assert_eq!(crossed[0].requests, 4);

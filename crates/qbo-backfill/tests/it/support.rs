@@ -149,3 +149,12 @@ pub(crate) async fn dead_run_holding_its_first_day(
     );
     dead
 }
+
+/// The value of a page's hidden `csrf` field (every form carries one).
+pub(crate) fn csrf_field(html: &str) -> String {
+    html.split("name=\"csrf\" value=\"")
+        .nth(1)
+        .and_then(|s| s.split('"').next())
+        .expect("csrf")
+        .to_owned()
+}

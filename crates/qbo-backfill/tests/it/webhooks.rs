@@ -259,12 +259,7 @@ async fn web_page(api: &Api, path: &str) -> String {
     };
     let mut cookies = cookie(&page);
     let html = page.text().await.expect("html");
-    let csrf = html
-        .split("name=\"csrf\" value=\"")
-        .nth(1)
-        .and_then(|s| s.split('"').next())
-        .expect("csrf")
-        .to_owned();
+    let csrf = crate::support::csrf_field(&html);
     let login = http
         .post(format!("{base}/login"))
         .header("cookie", cookies.join("; "))
