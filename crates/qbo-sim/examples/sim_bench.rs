@@ -115,7 +115,7 @@ async fn main() -> anyhow::Result<()> {
         vm_hwm_mb()
     );
     let sim = serve(state, "127.0.0.1:0".parse()?).await?;
-    let client = reqwest::Client::builder()
+    let client = qbo_sim::webhooks::http_client_builder()
         .pool_max_idle_per_host(16)
         .build()?;
     let token: serde_json::Value = client

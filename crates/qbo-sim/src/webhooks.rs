@@ -215,7 +215,13 @@ pub(crate) fn body(format: WebhookFormat, realm_id: &str, changes: &[Change]) ->
 /// batch window, then sends the batch (split and reversed when reordering, twice when
 /// duplicating), each delivery retried with backoff until answered 2xx.
 pub(crate) async fn run_sender(state: SimState) {
-    let client = reqwest::Client::new();
+    let client = match http_client_builder().build() {
+        Ok(client) => client,
+        Err(error) => {
+            tracing::error!("qbo-sim: cannot build the webhook client: {error}");
+            return;
+        }
+    };
     let outbox = &state.inner.outbox;
     loop {
         outbox.wake.notified().await;
@@ -279,6 +285,17 @@ async fn deliver(client: &reqwest::Client, outbox: &Outbox, url: &str, token: &s
         }
     }
     outbox.abandoned.fetch_add(1, Ordering::Relaxed);
+}
+
+/// A `reqwest` client builder whose TLS uses rustls with the `ring` provider, installed once per
+/// process (the workspace builds `reqwest` without a bundled provider).
+#[must_use]
+pub fn http_client_builder() -> reqwest::ClientBuilder {
+    if rustls::crypto::CryptoProvider::get_default().is_none() {
+        // Losing a race to another thread installing the same provider is fine.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    }
+    reqwest::Client::builder()
 }
 
 #[cfg(test)]

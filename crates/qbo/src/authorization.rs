@@ -43,7 +43,7 @@ pub async fn exchange_code(
     code: &str,
     redirect_uri: &str,
 ) -> Result<TokenSet, QboError> {
-    let http = reqwest::Client::builder()
+    let http = crate::tls::http_client_builder()
         .timeout(settings.request_timeout)
         .connect_timeout(settings.connect_timeout)
         .user_agent(settings.user_agent.as_str())

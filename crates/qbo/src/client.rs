@@ -154,7 +154,7 @@ impl QboClient {
 
         let mut headers = HeaderMap::new();
         headers.insert(ACCEPT, HeaderValue::from_static("application/json"));
-        let http = reqwest::Client::builder()
+        let http = crate::tls::http_client_builder()
             .timeout(settings.request_timeout)
             .connect_timeout(settings.connect_timeout)
             .user_agent(settings.user_agent.as_str())

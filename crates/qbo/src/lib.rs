@@ -15,6 +15,7 @@ pub mod redact;
 pub mod report;
 pub mod response;
 pub mod settings;
+pub mod tls;
 pub mod token_store;
 mod transport;
 

@@ -224,7 +224,7 @@ impl Sender {
     /// # Errors
     /// The HTTP client cannot be built (no TLS roots).
     pub fn new(pool: PgPool, key: SecretKey, first_delay: Duration) -> Result<Self, String> {
-        let http = reqwest::Client::builder()
+        let http = qbo::tls::http_client_builder()
             .timeout(WEBHOOK_TIMEOUT)
             .redirect(reqwest::redirect::Policy::none())
             .user_agent(concat!("qbo-backfill/", env!("CARGO_PKG_VERSION")))

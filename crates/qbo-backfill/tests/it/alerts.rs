@@ -192,7 +192,9 @@ async fn call(
     path: &str,
     body: Option<Value>,
 ) -> (u16, Value) {
-    let mut req = reqwest::Client::new()
+    let mut req = qbo::tls::http_client_builder()
+        .build()
+        .expect("an HTTP client")
         .request(method.parse().expect("method"), format!("{base}{path}"))
         .bearer_auth(token);
     if let Some(body) = body {
@@ -255,7 +257,9 @@ async fn a_run_failing_on_invalid_grant_alerts_every_channel_exactly_once_within
 
     // Intuit revokes the refresh token: the next run fails on invalid_grant.
     for admin_route in ["tokens/revoke", "tokens/expire"] {
-        let r = reqwest::Client::new()
+        let r = qbo::tls::http_client_builder()
+            .build()
+            .expect("an HTTP client")
             .post(format!(
                 "{}/__admin/{admin_route}",
                 world.sim.api_base_url()
@@ -763,7 +767,7 @@ async fn the_alerts_page_creates_tests_and_lists_deliveries_and_reads_on_a_phone
     browser.screenshot("30-alerts").await;
 
     // Without a session the page sends to the login; a forged form is refused, nothing written.
-    let http = reqwest::Client::builder()
+    let http = qbo::tls::http_client_builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .expect("client");

@@ -70,7 +70,9 @@ impl Browser {
             .spawn()
             .expect("chromedriver starts");
         let driver = format!("http://127.0.0.1:{port}");
-        let http = reqwest::Client::new();
+        let http = qbo::tls::http_client_builder()
+            .build()
+            .expect("an HTTP client");
         let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
         while http.get(format!("{driver}/status")).send().await.is_err() {
             assert!(
@@ -352,7 +354,9 @@ impl Ui {
             .stderr(std::process::Stdio::null())
             .spawn()
             .expect("serve");
-        let http = reqwest::Client::new();
+        let http = qbo::tls::http_client_builder()
+            .build()
+            .expect("an HTTP client");
         let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
         loop {
             if let Ok(r) = http.get(format!("{base}/healthz")).send().await
@@ -556,7 +560,9 @@ async fn an_operator_runs_once_schedules_a_trigger_and_reconnects_after_invalid_
     // The refresh token dies: the next run fails with invalid_grant and every page shows the
     // banner; Connect QuickBooks fixes it in one click; retrying the run succeeds.
     for admin in ["tokens/revoke", "tokens/expire"] {
-        let r = reqwest::Client::new()
+        let r = qbo::tls::http_client_builder()
+            .build()
+            .expect("an HTTP client")
             .post(format!("{}/__admin/{admin}", world.sim.api_base_url()))
             .send()
             .await
@@ -760,7 +766,7 @@ async fn a_run_whose_worker_died_is_retried_from_the_ui_by_the_one_retry_rule() 
 async fn pages_refuse_strangers_and_forged_forms_and_escape_hostile_text() {
     let mut world = World::new(sim_config(50)).await;
     let ui = Ui::start(&mut world).await;
-    let http = reqwest::Client::builder()
+    let http = qbo::tls::http_client_builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .expect("client");

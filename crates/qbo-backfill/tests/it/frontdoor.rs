@@ -23,7 +23,7 @@ enum Outcome {
 
 /// A login client from `local` (a loopback address).
 fn client_from(local: &str) -> reqwest::Client {
-    reqwest::Client::builder()
+    qbo::tls::http_client_builder()
         .redirect(reqwest::redirect::Policy::none())
         .local_address(local.parse::<IpAddr>().expect("ip"))
         .build()
@@ -201,7 +201,9 @@ async fn call(
     path: &str,
     body: Option<Value>,
 ) -> (u16, Value) {
-    let mut req = reqwest::Client::new()
+    let mut req = qbo::tls::http_client_builder()
+        .build()
+        .expect("an HTTP client")
         .request(method.parse().expect("method"), format!("{base}{path}"))
         .bearer_auth(token);
     if let Some(body) = body {

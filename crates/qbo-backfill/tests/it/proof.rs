@@ -1148,7 +1148,7 @@ impl Server {
         .spawn()
         .expect("serve");
         let base = format!("http://{bind}");
-        let http = reqwest::Client::builder()
+        let http = qbo::tls::http_client_builder()
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .expect("client");
@@ -1227,7 +1227,7 @@ fn first_cookie(resp: &reqwest::Response, name: &str) -> Option<String> {
 
 impl Web {
     async fn login(base: &str, art: &Artifacts) -> Self {
-        let http = reqwest::Client::builder()
+        let http = qbo::tls::http_client_builder()
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .expect("client");

@@ -575,7 +575,11 @@ impl<'w> Runner<'w> {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
         if block.code.contains(" serve") {
-            let health = reqwest::get(format!("{}/healthz", self.base_url))
+            let health = qbo::tls::http_client_builder()
+                .build()
+                .expect("an HTTP client")
+                .get(format!("{}/healthz", self.base_url))
+                .send()
                 .await
                 .expect("healthz");
             assert_eq!(health.status(), 200);
@@ -681,7 +685,9 @@ impl<'w> Runner<'w> {
             }
             "long-run" => {
                 let token = self.env.get("TOKEN").expect("TOKEN declared").clone();
-                let http = reqwest::Client::new();
+                let http = qbo::tls::http_client_builder()
+                    .build()
+                    .expect("an HTTP client");
                 let run: serde_json::Value = http
                     .post(format!("{}/api/v1/runs", self.base_url))
                     .bearer_auth(&token)

@@ -68,7 +68,9 @@ impl Api {
         )
         .await;
         let base = format!("http://{bind}");
-        let http = reqwest::Client::new();
+        let http = qbo::tls::http_client_builder()
+            .build()
+            .expect("an HTTP client");
         let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
         loop {
             if let Ok(r) = http.get(format!("{base}/healthz")).send().await

@@ -853,7 +853,7 @@ async fn the_verify_page_lists_every_entity_verifies_from_its_form_and_reads_on_
     browser.screenshot("12-verify-phone").await;
 
     // Without a session the form is refused.
-    let http = reqwest::Client::builder()
+    let http = qbo::tls::http_client_builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .expect("client");

@@ -240,7 +240,7 @@ async fn a_burst_of_500_edits_costs_at_most_five_requests() {
 
 /// The web page at `path`, logged in as the first operator.
 async fn web_page(api: &Api, path: &str) -> String {
-    let http = reqwest::Client::builder()
+    let http = qbo::tls::http_client_builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .expect("client");
@@ -285,7 +285,9 @@ async fn web_page(api: &Api, path: &str) -> String {
 
 /// Posts `body` to the webhook endpoint with `signature` (none: no header).
 async fn post(api: &Api, body: &[u8], signature: Option<&str>) -> u16 {
-    let mut req = reqwest::Client::new()
+    let mut req = qbo::tls::http_client_builder()
+        .build()
+        .expect("an HTTP client")
         .post(format!("{}/webhooks/intuit", api.base()))
         .header("content-type", "application/json")
         .body(body.to_vec());
@@ -362,7 +364,9 @@ async fn duplicated_reordered_and_forged_deliveries_change_nothing_they_should_n
 
     // Too large: refused before anything is read (413, or the connection closed mid-body).
     let huge = vec![b' '; 5 * 1024 * 1024];
-    let refused = reqwest::Client::new()
+    let refused = qbo::tls::http_client_builder()
+        .build()
+        .expect("an HTTP client")
         .post(format!("{}/webhooks/intuit", api.base()))
         .header("intuit-signature", signed(&huge))
         .body(huge)

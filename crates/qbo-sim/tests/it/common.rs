@@ -23,7 +23,7 @@ pub(crate) async fn start(config: SimConfig) -> RunningSim {
 }
 
 pub(crate) fn client() -> reqwest::Client {
-    reqwest::Client::builder().build().unwrap()
+    qbo_sim::webhooks::http_client_builder().build().unwrap()
 }
 
 /// Refreshes with the current refresh token; returns the token response JSON.
