@@ -10,7 +10,7 @@
 //! Totals: `pages` counts the answers stored, `rows` the cells written, and the upsert counts
 //! are per answer (inserted, updated, unchanged).
 
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 use std::time::Instant;
 
 use qbo::report::ReportRequest;
@@ -20,7 +20,7 @@ use super::events::{RunEvent, RunEvents};
 use super::report_load::{ReportLineage, ReportLoadError, StoredPiece, load_report_range};
 use super::runner::control::{Engine, RunCore, RunScope, execute};
 use super::runner::window::{Early, HeldWindow};
-use super::runner::{RunContext, RunError, RunOutcome};
+use super::runner::{RunContext, RunError, RunOutcome, lock};
 use crate::domain::catalog::ReportSpec;
 use crate::store::raw::UpsertCounts;
 use crate::store::raw::reports::ReportOutcome;
@@ -29,10 +29,6 @@ use crate::store::runs::WindowEnd;
 /// One execution of a report run.
 struct Scope {
     core: RunCore<Window>,
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 impl Engine {
@@ -46,10 +42,8 @@ impl Engine {
         ctx: RunContext,
         events: Arc<dyn RunEvents>,
     ) -> Result<RunOutcome, RunError> {
-        let mut queue = ctx.windows.clone();
-        queue.sort_unstable();
         execute(Arc::new(Scope {
-            core: RunCore::new(self, ctx, events, queue.into()),
+            core: RunCore::in_order(self, ctx, events),
         }))
         .await
     }

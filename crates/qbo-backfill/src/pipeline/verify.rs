@@ -10,7 +10,7 @@
 //! result goes to `ops.verify_months` as it ends. What happens is emitted as [`RunEvent`]s.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use sqlx::PgPool;
@@ -18,7 +18,7 @@ use sqlx::PgPool;
 use super::events::{RunEvent, RunEvents};
 use super::runner::control::{Engine, RunCore, RunScope, execute};
 use super::runner::window::{Early, HeldWindow};
-use super::runner::{RunContext, RunError, RunOutcome, Stop};
+use super::runner::{RunContext, RunError, RunOutcome, Stop, lock};
 use super::{Pipeline, Window};
 use crate::store::raw::verify::{self as verify_store, MonthRecord, MonthStatus};
 use crate::store::runs::{RequestTotals, WindowEnd};
@@ -67,10 +67,6 @@ struct Scope {
 /// interrupt.
 const STOPPED: &str = "the run stopped before this month was verified";
 
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
 impl Engine {
     /// Executes a claimed verify run to its end, emitting what happens to `events`:
     /// `concurrency` months at once.
@@ -83,10 +79,8 @@ impl Engine {
         events: Arc<dyn RunEvents>,
     ) -> Result<RunOutcome, RunError> {
         let months = ctx.windows.len() as u64;
-        let mut queue: Vec<Window> = ctx.windows.clone();
-        queue.sort_unstable();
         execute(Arc::new(Scope {
-            core: RunCore::new(self, ctx, events, queue.into()),
+            core: RunCore::in_order(self, ctx, events),
             raw_before: Mutex::new(HashMap::new()),
             verified: Mutex::new(VerifyTotals {
                 months,

@@ -141,6 +141,14 @@ pub async fn list_channels(pool: &PgPool) -> Result<Vec<ChannelRow>, StoreError>
 /// Database errors.
 pub async fn get_channel(pool: &PgPool, id: Uuid) -> Result<Option<ChannelRow>, StoreError> {
     let sql = format!("SELECT {CHANNEL_COLUMNS} FROM ops.alert_channels WHERE id = $1");
+    one_by_id(pool, sql, id).await
+}
+
+/// The row `sql` selects with `id` bound as `$1`, if there is one.
+async fn one_by_id<T>(pool: &PgPool, sql: String, id: Uuid) -> Result<Option<T>, StoreError>
+where
+    T: for<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow> + Send + Unpin,
+{
     Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql))
         .bind(id)
         .fetch_optional(pool)
@@ -353,11 +361,7 @@ pub async fn recent(
 /// # Errors
 /// Database errors.
 pub async fn get_delivery(pool: &PgPool, id: Uuid) -> Result<Option<DeliveryRow>, StoreError> {
-    let sql = format!("{DELIVERY_SELECT} WHERE d.id = $1");
-    Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql))
-        .bind(id)
-        .fetch_optional(pool)
-        .await?)
+    one_by_id(pool, format!("{DELIVERY_SELECT} WHERE d.id = $1"), id).await
 }
 
 /// How many months verify run `run_id` found drifted and failed.

@@ -15,7 +15,7 @@ const SCOPE: &str = "com.intuit.quickbooks.accounting";
 
 /// A client that shows redirects instead of following them, as a test of the app's side needs.
 fn no_redirects() -> reqwest::Client {
-    reqwest::Client::builder()
+    qbo_sim::webhooks::http_client_builder()
         .redirect(redirect::Policy::none())
         .build()
         .unwrap()

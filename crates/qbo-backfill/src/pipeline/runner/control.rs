@@ -81,6 +81,17 @@ impl<W> RunCore<W> {
         }
     }
 
+    /// The core of an execution of `ctx` whose queue is its windows (months), oldest first.
+    pub(crate) fn in_order(engine: &Engine, ctx: RunContext, events: Arc<dyn RunEvents>) -> Self
+    where
+        W: From<Window>,
+    {
+        let mut windows = ctx.windows.clone();
+        windows.sort_unstable();
+        let queue = windows.into_iter().map(W::from).collect();
+        Self::new(engine, ctx, events, queue)
+    }
+
     /// Tells the run's event sink.
     pub(crate) fn emit(&self, event: &RunEvent<'_>) {
         self.control.emit(event);

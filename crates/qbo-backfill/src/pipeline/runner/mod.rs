@@ -144,7 +144,8 @@ struct Scope {
 /// being queued again.
 const MAX_TAKEOVERS: u32 = 3;
 
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+/// The guard of `m`, whether or not a task panicked while holding it.
+pub(in crate::pipeline) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 

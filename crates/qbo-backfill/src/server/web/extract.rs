@@ -178,3 +178,26 @@ where
         }
     }
 }
+
+/// A `POST /{things}/{id}/{action}` path: the item's id and the action's name; the 404 page
+/// when the id is not a uuid.
+#[derive(Debug, Clone)]
+pub struct ItemAction {
+    /// The item.
+    pub id: uuid::Uuid,
+    /// What to do to it (`delete`, `test`, `enable`…); the handler refuses the unknown ones.
+    pub action: String,
+}
+
+impl FromRequestParts<AppState> for ItemAction {
+    type Rejection = PageError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, PageError> {
+        let axum::extract::Path((id, action)) =
+            axum::extract::Path::<(String, String)>::from_request_parts(parts, state)
+                .await
+                .map_err(|_| PageError::not_found())?;
+        let id = id.parse().map_err(|_| PageError::not_found())?;
+        Ok(Self { id, action })
+    }
+}

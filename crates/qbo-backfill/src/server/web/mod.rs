@@ -22,7 +22,7 @@ use axum::routing::{get, post};
 
 use super::AppState;
 use crate::store::{StoreError, auth::companies};
-pub use extract::{CsrfForm, Operator, PageError};
+pub use extract::{CsrfForm, ItemAction, Operator, PageError};
 pub use i18n::Lang;
 use i18n::{ErrorPage, LangLink, error_page};
 

@@ -4,14 +4,14 @@
 //! deliveries with their state. Checked as the API checks them (`domain::alert`).
 
 use askama::Template;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::response::Response;
 use uuid::Uuid;
 
 use super::{Fields, field, icon, shown};
 use crate::domain::alert::{AlertKind, FIRST_DELAY, NewChannel};
 use crate::server::AppState;
-use crate::server::web::{CsrfForm, Layout, Operator, PageError, layout, render};
+use crate::server::web::{CsrfForm, ItemAction, Layout, Operator, PageError, layout, render};
 use crate::service::alerts::{self, AlertError, Sender, shown_target};
 use crate::store::alerts::{ChannelRow, DeliveryRow};
 
@@ -205,10 +205,9 @@ pub(crate) async fn create(
 pub(crate) async fn action(
     State(state): State<AppState>,
     op: Operator,
-    Path((id, action)): Path<(String, String)>,
+    ItemAction { id, action }: ItemAction,
     CsrfForm(_): CsrfForm<Fields>,
 ) -> Result<Response, PageError> {
-    let id = id.parse::<Uuid>().map_err(|_| PageError::not_found())?;
     // Ok((true, text)): a confirmation; Ok((false, text)): a failure to show in red.
     let said = match action.as_str() {
         "delete" => {

@@ -3,7 +3,7 @@
 //! Validation and firing rules live in `orchestrator::triggers`, as for the API.
 
 use askama::Template;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::response::{IntoResponse, Redirect, Response};
 use uuid::Uuid;
 
@@ -11,7 +11,7 @@ use super::{Choice, Fields, company_ids, field, icon, realm_field, shown, target
 use crate::orchestrator::triggers::{DEFAULT_TIME_ZONE, NewTrigger, TriggerPatch};
 use crate::server::AppState;
 use crate::server::api::resolve_realm;
-use crate::server::web::{CsrfForm, Layout, Operator, PageError, layout, render};
+use crate::server::web::{CsrfForm, ItemAction, Layout, Operator, PageError, layout, render};
 use crate::store::runs::triggers::{self, Trigger, TriggerStoreError};
 
 struct TriggerRow {
@@ -218,10 +218,9 @@ pub(crate) async fn create(
 pub(crate) async fn action(
     State(state): State<AppState>,
     op: Operator,
-    Path((id, action)): Path<(String, String)>,
+    ItemAction { id, action }: ItemAction,
     CsrfForm(_): CsrfForm<Fields>,
 ) -> Result<Response, PageError> {
-    let id = id.parse::<Uuid>().map_err(|_| PageError::not_found())?;
     let result = match action.as_str() {
         "enable" | "disable" => {
             let patch = TriggerPatch {
