@@ -302,11 +302,7 @@ impl QboSettings {
     /// The client credentials.
     #[must_use]
     pub fn credentials(&self) -> qbo::Credentials {
-        qbo::Credentials {
-            client_id: self.client_id.clone(),
-            client_secret: self.client_secret.clone(),
-            realm_id: self.realm_id.clone(),
-        }
+        qbo::Credentials::of(&self.client_id, &self.client_secret, &self.realm_id)
     }
 }
 

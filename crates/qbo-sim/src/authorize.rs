@@ -37,17 +37,12 @@ const BAD_CLIENT_ID: &str = "The client_id query parameter value is invalid. Mak
 /// Percent-encodes `s` for a URL query component: everything but RFC 3986's unreserved
 /// characters (`A-Z a-z 0-9 - . _ ~`) becomes `%XX`.
 pub(crate) fn percent_encode(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() * 3 / 2);
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
-            out.push(char::from(b));
-        } else {
-            out.push('%');
-            out.push(char::from(b"0123456789ABCDEF"[usize::from(b >> 4)]));
-            out.push(char::from(b"0123456789ABCDEF"[usize::from(b & 15)]));
-        }
-    }
-    out
+    const RESERVED: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+        .remove(b'-')
+        .remove(b'.')
+        .remove(b'_')
+        .remove(b'~');
+    percent_encoding::utf8_percent_encode(s, RESERVED).to_string()
 }
 
 /// Whether `uri` can be redirected to: absolute `http` / `https` with a host, no fragment

@@ -61,18 +61,15 @@ fn budget_error(e: BudgetError) -> QboError {
 /// Percent-encodes everything but RFC 3986 unreserved characters (so a space is `%20`, `+` is
 /// `%2B`, `&` is `%26`, `'` is `%27`): every server decodes this the same way.
 pub(crate) fn encode_query_value(value: &str) -> String {
-    let mut out = String::with_capacity(value.len() * 3 / 2);
-    for &b in value.as_bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
-            out.push(char::from(b));
-        } else {
-            out.push('%');
-            out.push(char::from(b"0123456789ABCDEF"[usize::from(b >> 4)]));
-            out.push(char::from(b"0123456789ABCDEF"[usize::from(b & 0xF)]));
-        }
-    }
-    out
+    percent_encoding::utf8_percent_encode(value, UNRESERVED_COMPLEMENT).to_string()
 }
+
+/// Every byte but RFC 3986's unreserved characters (`A-Z a-z 0-9 - . _ ~`).
+const UNRESERVED_COMPLEMENT: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
 
 struct Inner {
     settings: ClientSettings,

@@ -1093,4 +1093,4 @@ fn describe_json_error(e: &serde_json::Error) -> &'static str {
 }
 
 #[cfg(test)]
-mod fixture_tests;
+pub(crate) mod fixture_tests;

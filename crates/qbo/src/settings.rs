@@ -228,6 +228,18 @@ pub struct Credentials {
     pub realm_id: String,
 }
 
+impl Credentials {
+    /// Credentials made of copies of these.
+    #[must_use]
+    pub fn of(client_id: &str, client_secret: &SecretString, realm_id: &str) -> Self {
+        Self {
+            client_id: client_id.to_owned(),
+            client_secret: client_secret.clone(),
+            realm_id: realm_id.to_owned(),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -616,24 +616,12 @@ mod tests {
             ("2026-03-04".into(), "2026-03-06".into()),
             "ten minutes of overlap reach into the day before"
         );
-        let old = group(
-            "2025-01-01T00:00:00Z",
-            "2026-03-05T09:59:00Z",
-            "2026-03-05T09:59:00Z",
-        );
-        assert_eq!(
-            old.range(now).expect("range").fecha_inicio.to_string(),
-            "2026-02-26"
-        );
-        let future = group(
-            "2027-01-01T00:00:00Z",
-            "2026-03-05T09:59:00Z",
-            "2026-03-05T09:59:00Z",
-        );
-        assert_eq!(
-            future.range(now).expect("range").fecha_inicio.to_string(),
-            "2026-03-05"
-        );
+        let start_with_earliest = |earliest: &str| {
+            let g = group(earliest, "2026-03-05T09:59:00Z", "2026-03-05T09:59:00Z");
+            g.range(now).expect("range").fecha_inicio.to_string()
+        };
+        assert_eq!(start_with_earliest("2025-01-01T00:00:00Z"), "2026-02-26");
+        assert_eq!(start_with_earliest("2027-01-01T00:00:00Z"), "2026-03-05");
     }
 
     #[test]

@@ -37,13 +37,7 @@ const COVERED: &[&str] = &[
 
 #[test]
 fn every_fixture_file_is_covered() {
-    let on_disk: BTreeSet<String> = std::fs::read_dir(FIXTURES)
-        .expect("fixtures dir")
-        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
-        .filter(|n| n != "PROVENANCE.md")
-        .collect();
-    let covered: BTreeSet<String> = COVERED.iter().map(|s| (*s).to_owned()).collect();
-    assert_eq!(on_disk, covered);
+    crate::response::fixture_tests::assert_every_fixture_covered(FIXTURES, COVERED);
 }
 
 #[test]

@@ -55,15 +55,20 @@ const COVERED: &[&str] = &[
 
 #[test]
 fn every_fixture_file_is_covered() {
-    let on_disk: BTreeSet<String> = std::fs::read_dir(FIXTURES)
+    assert_every_fixture_covered(FIXTURES, COVERED);
+}
+
+/// Fails when a file in `dir` (but its `PROVENANCE.md`) is not in `covered`, or the reverse.
+pub(crate) fn assert_every_fixture_covered(dir: &str, covered: &[&str]) {
+    let on_disk: BTreeSet<String> = std::fs::read_dir(dir)
         .expect("fixtures dir")
         .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
         .filter(|n| n != "PROVENANCE.md")
         .collect();
-    let covered: BTreeSet<String> = COVERED.iter().map(|s| (*s).to_owned()).collect();
+    let covered: BTreeSet<String> = covered.iter().map(|s| (*s).to_owned()).collect();
     assert_eq!(
         on_disk, covered,
-        "a fixture was added or removed: cover it in fixture_tests.rs"
+        "a fixture was added or removed in {dir}: cover it in its fixture_tests.rs"
     );
 }
 
@@ -467,26 +472,21 @@ fn invalid_client_and_token_endpoint_failures() {
             .expect("err");
     assert!(err.is_retryable());
     assert!(!format!("{err} {err:?}").contains("secret-access"));
-    let err = interpret_token_response(&meta(400), br#"{"error":"unsupported_grant_type"}"#)
-        .err()
-        .expect("err");
-    assert!(matches!(
-        err,
-        QboError::TokenEndpoint {
-            retryable: false,
-            ..
-        }
-    ));
-    let err = interpret_token_response(&meta(200), br#"{"token_type":"bearer"}"#)
-        .err()
-        .expect("err");
-    assert!(matches!(
-        err,
-        QboError::TokenEndpoint {
-            retryable: false,
-            ..
-        }
-    ));
+    for (status, body) in [
+        (400, &br#"{"error":"unsupported_grant_type"}"#[..]),
+        (200, br#"{"token_type":"bearer"}"#),
+    ] {
+        let err = interpret_token_response(&meta(status), body)
+            .err()
+            .expect("err");
+        assert!(matches!(
+            err,
+            QboError::TokenEndpoint {
+                retryable: false,
+                ..
+            }
+        ));
+    }
 }
 
 #[test]

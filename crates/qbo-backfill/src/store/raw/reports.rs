@@ -481,13 +481,12 @@ mod tests {
             raw: body.as_bytes().to_vec().into(),
             intuit_tid: None,
         };
-        let pl = ReportRequest::new(
-            ReportName::ProfitAndLoss,
-            date("2024-01-01"),
-            date("2024-03-31"),
-        )
-        .expect("range")
-        .summarize_by(qbo::SummarizeBy::Total);
+        let first_quarter = |name, by| {
+            ReportRequest::new(name, date("2024-01-01"), date("2024-03-31"))
+                .expect("range")
+                .summarize_by(by)
+        };
+        let pl = first_quarter(ReportName::ProfitAndLoss, qbo::SummarizeBy::Total);
         let key = ReportKey::of("1", &pl, &fetched(r#"{"Header":{"ReportBasis":"Cash"}}"#));
         assert_eq!((key.basis, key.summarize_column_by), ("Cash", ""));
         let key = ReportKey::of(
@@ -496,13 +495,7 @@ mod tests {
             &fetched(r#"{"Header":{"ReportBasis":"Cash"}}"#),
         );
         assert_eq!(key.basis, "Accrual");
-        let aged = ReportRequest::new(
-            ReportName::AgedPayables,
-            date("2024-01-01"),
-            date("2024-03-31"),
-        )
-        .expect("range")
-        .summarize_by(qbo::SummarizeBy::Vendors);
+        let aged = first_quarter(ReportName::AgedPayables, qbo::SummarizeBy::Vendors);
         let key = ReportKey::of("1", &aged, &fetched("{}"));
         assert_eq!(key.basis, "");
         assert_eq!(key.summarize_column_by, "Vendors");
