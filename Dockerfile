@@ -10,11 +10,7 @@
 # ---- build ----------------------------------------------------------------------------------------
 FROM rust:1.95-slim-bookworm AS builder
 
-# The slim image has gcc and libc headers; aws-lc-sys (TLS) also probes for a C++ compiler.
-RUN apt-get update \
- && apt-get install -y --no-install-recommends g++ \
- && rm -rf /var/lib/apt/lists/*
-
+# The slim image has gcc and libc headers: all ring (TLS) needs; nothing else is installed.
 WORKDIR /src
 COPY Cargo.toml Cargo.lock ./
 COPY crates ./crates

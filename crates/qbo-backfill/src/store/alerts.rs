@@ -173,21 +173,28 @@ pub async fn delete_channel(pool: &PgPool, id: Uuid) -> Result<bool, StoreError>
 /// # Errors
 /// Database errors.
 pub async fn raise(pool: &PgPool, alert: &Alert) -> Result<u64, StoreError> {
-    let done = sqlx::query(
+    let insert = sqlx::query(
         "INSERT INTO ops.alert_deliveries \
            (id, channel_id, event, realm_id, run_id, pipeline, occurred_at, text) \
          SELECT gen_random_uuid(), c.id, $1, $2, $3, $4, $5, $6 \
            FROM ops.alert_channels c WHERE $1 = ANY (c.events)",
-    )
-    .bind(alert.kind.as_str())
-    .bind(&alert.realm_id)
-    .bind(alert.run_id)
-    .bind(&alert.pipeline)
-    .bind(PgTimestamp(alert.at))
-    .bind(&alert.text)
-    .execute(pool)
-    .await?;
+    );
+    let done = bind_alert(insert, alert).execute(pool).await?;
     Ok(done.rows_affected())
+}
+
+type PgQuery<'q> = sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments>;
+
+/// Binds what is said of `alert` to the next six parameters of `query`: its event, company,
+/// run, pipeline, time and text.
+fn bind_alert<'q>(query: PgQuery<'q>, alert: &'q Alert) -> PgQuery<'q> {
+    query
+        .bind(alert.kind.as_str())
+        .bind(&alert.realm_id)
+        .bind(alert.run_id)
+        .bind(&alert.pipeline)
+        .bind(PgTimestamp(alert.at))
+        .bind(&alert.text)
 }
 
 /// A `pending` delivery of `alert` to `channel_id` alone (a test, claimed at once with
@@ -201,21 +208,14 @@ pub async fn insert_delivery(
     alert: &Alert,
 ) -> Result<Uuid, StoreError> {
     let id = Uuid::now_v7();
-    sqlx::query(
+    let insert = sqlx::query(
         "INSERT INTO ops.alert_deliveries \
            (id, channel_id, event, realm_id, run_id, pipeline, occurred_at, text, next_attempt_at) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, now() + interval '1 hour')",
     )
     .bind(id)
-    .bind(channel_id)
-    .bind(alert.kind.as_str())
-    .bind(&alert.realm_id)
-    .bind(alert.run_id)
-    .bind(&alert.pipeline)
-    .bind(PgTimestamp(alert.at))
-    .bind(&alert.text)
-    .execute(pool)
-    .await?;
+    .bind(channel_id);
+    bind_alert(insert, alert).execute(pool).await?;
     Ok(id)
 }
 
