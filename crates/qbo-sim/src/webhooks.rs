@@ -289,7 +289,6 @@ async fn deliver(client: &reqwest::Client, outbox: &Outbox, url: &str, token: &s
 
 /// A `reqwest` client builder whose TLS uses rustls with the `ring` provider, installed once per
 /// process (the workspace builds `reqwest` without a bundled provider).
-#[must_use]
 pub fn http_client_builder() -> reqwest::ClientBuilder {
     if rustls::crypto::CryptoProvider::get_default().is_none() {
         // Losing a race to another thread installing the same provider is fine.

@@ -5,7 +5,6 @@
 //! process default before the first client is built. Certificates are verified as before.
 
 /// A `reqwest` client builder whose TLS uses the `ring` provider (installed on first use).
-#[must_use]
 pub fn http_client_builder() -> reqwest::ClientBuilder {
     install_ring_provider();
     reqwest::Client::builder()
