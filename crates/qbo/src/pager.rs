@@ -99,6 +99,28 @@ impl WindowPager {
         }
     }
 
+    /// The query pages one clean pass over a window of `rows` rows takes at `page_size` rows a
+    /// page, as [`Self::next_page`] sends them: consecutive pages overlap by one row, so 999
+    /// rows take one page of 1,000, 1,000 rows take two and 1,999 rows three; a window without
+    /// rows still takes one page.
+    #[must_use]
+    pub fn pages_for(rows: u64, page_size: u32) -> u64 {
+        let size = u64::from(page_size.max(1));
+        let stride = if size > 1 { size - 1 } else { size };
+        if rows < size {
+            1
+        } else {
+            (rows - size + 1).div_ceil(stride) + 1
+        }
+    }
+
+    /// The verifying `COUNT(*)` requests one clean pass of `pages` pages adds: one when it took
+    /// several pages and the caller did not [`Self::expect_count`] a count that matched.
+    #[must_use]
+    pub fn verifying_counts(pages: u64, counted: bool) -> u64 {
+        u64::from(pages > 1 && !counted)
+    }
+
     /// Tells the pager the window's `COUNT(*)` as the caller just measured it: a first pass that
     /// sees exactly that many distinct rows is complete without counting again.
     pub fn expect_count(&mut self, count: u64) {

@@ -40,6 +40,12 @@ pub enum Command {
         /// First day NOT loaded (YYYY-MM-DD, UTC): the range is half-open.
         #[arg(long = "fecha-fin", value_name = "YYYY-MM-DD", value_parser = OneLine(parse::fecha_fin))]
         fecha_fin: Option<Date>,
+        /// Print the planned cost instead of running: about how many requests it would send
+        /// (from QuickBooks' counts of the spans the run would plan; the preview's own counts
+        /// are a few requests), the rows, the least time Intuit's limits allow, and this
+        /// month's requests against the allowance. Nothing is written; no run is created.
+        #[arg(long, visible_alias = "dry-run")]
+        plan: bool,
         /// Request pacing and retries.
         #[command(flatten)]
         tuning: ClientTuning,

@@ -1,4 +1,4 @@
-//! The command line: `run`, `verify`, `retry`, `serve`, `worker`, `api-tokens`, `secrets`,
+//! The command line: `run` (and its `--plan`), `verify`, `retry`, `serve`, `worker`, `api-tokens`, `secrets`,
 //! `runs`, `migrate` and `demo`, with the contract's exit statuses (0 success, 1 failed windows or a fatal
 //! error, 2 bad input with one line saying what is wrong and nothing written, 130 interrupted).
 //!
@@ -15,7 +15,7 @@ mod setup;
 use tracing::{error, info};
 
 pub use args::{ApiTokensAction, Cli, Command, QueueTuning, SecretsAction};
-use commands::{api_tokens, listings, retry, run, secrets, serve, verify};
+use commands::{api_tokens, listings, plan, retry, run, secrets, serve, verify};
 pub use parse::VerifyTarget;
 
 use crate::settings::ConfigError;
@@ -74,6 +74,14 @@ pub async fn dispatch(cli: Cli) -> Result<u8, CliError> {
             pipeline,
             fecha_inicio,
             fecha_fin,
+            plan: true,
+            tuning,
+        } => plan::plan(pipeline, fecha_inicio, fecha_fin, &tuning).await,
+        Command::Run {
+            pipeline,
+            fecha_inicio,
+            fecha_fin,
+            plan: false,
             tuning,
         } => run::run_target(pipeline, fecha_inicio, fecha_fin, &tuning).await,
         Command::Verify {

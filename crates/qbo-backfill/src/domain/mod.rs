@@ -6,6 +6,7 @@ pub mod access;
 pub mod alert;
 pub mod batch;
 pub mod catalog;
+pub mod cost;
 pub mod health;
 pub mod pipeline;
 pub mod reconcile;

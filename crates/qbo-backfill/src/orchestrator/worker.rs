@@ -18,10 +18,9 @@ use tokio_util::sync::CancellationToken;
 use crate::pipeline::runner::{Engine, RunContext, RunError, RunOutcome};
 use crate::pipeline::{DateRange, Mode, Pipeline, Window};
 use crate::service::alerts;
+use crate::service::company as company_service;
 use crate::settings::ClientTuning;
 use crate::store::auth::secrets::SecretKey;
-use crate::store::auth::tokens::PgTokenStore;
-use crate::store::infra::budget::PgBudget;
 use crate::store::runs::queue::{self, ClaimedRun, NewRun};
 use crate::store::runs::workers::{self, WorkerIdentity};
 use crate::store::runs::{self, RequestTotals, RunStatus, RunTotals};
@@ -83,11 +82,7 @@ impl Executor {
     pub async fn client_for(&self, realm_id: &str) -> Result<qbo::QboClient, ExecError> {
         let company = companies::get(&self.pool, &self.key, realm_id)
             .await?
-            .ok_or_else(|| {
-                ExecError::Company(format!(
-                    "company {realm_id} is not connected (set QBO_REALM_ID and the app keys, or use Connect QuickBooks)"
-                ))
-            })?;
+            .ok_or_else(|| ExecError::Company(company_service::not_connected(realm_id)))?;
         let fingerprint = company_fingerprint(&company);
         if let Some((known, client)) = self
             .clients
@@ -98,17 +93,8 @@ impl Executor {
         {
             return Ok(client.clone());
         }
-        let mut settings = company.client_settings();
-        self.tuning.apply(&mut settings);
-        let tokens = PgTokenStore::new(self.pool.clone(), self.key.clone(), realm_id);
-        let budget = PgBudget::for_client(self.pool.clone(), realm_id, &settings);
-        let client = qbo::QboClient::with_budget(
-            settings,
-            company.credentials(),
-            Arc::new(tokens),
-            Arc::new(budget),
-        )
-        .map_err(|e| ExecError::Company(format!("company {realm_id}: {e}")))?;
+        let client = company_service::company_client(&self.pool, &self.key, &company, &self.tuning)
+            .map_err(ExecError::Company)?;
         self.clients
             .lock()
             .unwrap_or_else(PoisonError::into_inner)

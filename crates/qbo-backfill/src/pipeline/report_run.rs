@@ -15,16 +15,49 @@ use std::time::Instant;
 
 use qbo::report::ReportRequest;
 
-use super::Window;
 use super::events::{RunEvent, RunEvents};
 use super::report_load::{ReportLineage, ReportLoadError, StoredPiece, load_report_range};
 use super::runner::control::{Engine, RunCore, RunScope, execute};
 use super::runner::window::{Early, HeldWindow};
 use super::runner::{RunContext, RunError, RunOutcome, lock};
+use super::{Pipeline, Window};
 use crate::domain::catalog::ReportSpec;
 use crate::store::raw::UpsertCounts;
 use crate::store::raw::reports::ReportOutcome;
 use crate::store::runs::WindowEnd;
+
+/// The requests of a month of a report `pipeline`: one per basis the report takes (one without
+/// a basis for the aging reports, as of the month's last day).
+///
+/// # Errors
+/// Not a report pipeline, or a month at the edge of the calendar.
+pub fn month_requests(pipeline: Pipeline, window: Window) -> Result<Vec<ReportRequest>, String> {
+    let report: &ReportSpec = pipeline
+        .report()
+        .ok_or_else(|| format!("{pipeline} is not a report pipeline"))?;
+    let last_day = window
+        .end_day()
+        .yesterday()
+        .map_err(|e| format!("the month has no last day: {e}"))?;
+    let base =
+        ReportRequest::new(report.report, window.day, last_day).map_err(|e| e.to_string())?;
+    Ok(match report.bases {
+        [] => vec![base],
+        bases => bases.iter().map(|&b| base.clone().basis(b)).collect(),
+    })
+}
+
+/// The requests a run of report `pipeline` over `months` sends at least: those of every month
+/// ([`month_requests`]); a range QuickBooks refuses as too large is read in halves, which costs
+/// more.
+///
+/// # Errors
+/// As [`month_requests`].
+pub fn report_requests(pipeline: Pipeline, months: &[Window]) -> Result<u64, String> {
+    months.iter().try_fold(0, |n, &month| {
+        Ok(n + month_requests(pipeline, month)?.len() as u64)
+    })
+}
 
 /// One execution of a report run.
 struct Scope {
@@ -128,26 +161,6 @@ impl MonthTask<'_> {
         }
     }
 
-    /// The requests of the month: one per basis the report takes (one without a basis for
-    /// the aging reports, as of the month's last day).
-    fn requests(&self) -> Result<Vec<ReportRequest>, String> {
-        let pipeline = self.scope.core.ctx.pipeline;
-        let report: &ReportSpec = pipeline
-            .report()
-            .ok_or_else(|| format!("{pipeline} is not a report pipeline"))?;
-        let last_day = self
-            .window
-            .end_day()
-            .yesterday()
-            .map_err(|e| format!("the month has no last day: {e}"))?;
-        let base = ReportRequest::new(report.report, self.window.day, last_day)
-            .map_err(|e| e.to_string())?;
-        Ok(match report.bases {
-            [] => vec![base],
-            bases => bases.iter().map(|&b| base.clone().basis(b)).collect(),
-        })
-    }
-
     async fn load(&self) -> Result<Loaded, Early> {
         let scope = self.scope;
         let lineage = ReportLineage {
@@ -156,7 +169,8 @@ impl MonthTask<'_> {
         };
         let held = self.held();
         let mut loaded = Loaded::default();
-        for request in self.requests().map_err(|e| Early::Failed(e, None))? {
+        let requests = month_requests(scope.core.ctx.pipeline, self.window);
+        for request in requests.map_err(|e| Early::Failed(e, None))? {
             let engine = &scope.core.engine;
             let read = held
                 .unless_halted(

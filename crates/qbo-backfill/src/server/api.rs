@@ -73,7 +73,7 @@ pub(crate) fn validate_run(
 }
 
 /// The CLI's flag names (`--fecha-inicio`) as the API's field names (`fecha_inicio`).
-fn api_words(text: &str) -> String {
+pub(crate) fn api_words(text: &str) -> String {
     text.replace("--fecha", "fecha").replace("fecha-", "fecha_")
 }
 
@@ -161,13 +161,13 @@ pub(crate) async fn enqueue(state: &AppState, run: NewRun<'_>) -> Result<Respons
 #[serde(deny_unknown_fields)]
 /// The body of `POST /api/v1/runs`.
 pub(crate) struct CreateRunBody {
-    pipeline: String,
+    pub(crate) pipeline: String,
     #[serde(default)]
-    fecha_inicio: Option<String>,
+    pub(crate) fecha_inicio: Option<String>,
     #[serde(default)]
-    fecha_fin: Option<String>,
+    pub(crate) fecha_fin: Option<String>,
     #[serde(default)]
-    realm_id: Option<String>,
+    pub(crate) realm_id: Option<String>,
 }
 
 /// `POST /api/v1/runs`.

@@ -45,7 +45,7 @@ pub(crate) fn batch_dates(
 }
 
 /// The refusal of a batch that cannot start (nothing written).
-fn refused(e: BatchError) -> ApiError {
+pub(crate) fn refused(e: BatchError) -> ApiError {
     match e {
         BatchError::Database(e) => ApiError::from(e),
         BatchError::NoCursor { .. } => ApiError::invalid("no_cursor", e.to_string()),

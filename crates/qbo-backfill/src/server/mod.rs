@@ -1,4 +1,4 @@
-//! `qbo-backfill serve`: the JSON API ([`api`]), `/healthz` and `/metrics` ([`metrics`]) on
+//! `qbo-backfill serve`: the JSON API ([`api`]; planned costs in [`preview_api`]), `/healthz` and `/metrics` ([`metrics`]) on
 //! port 6789, QuickBooks webhooks ([`webhooks`]), the scheduler that fires triggers, the
 //! coalescer that turns webhook events into syncs, and `--workers N` workers, in one process
 //! that stops gracefully on SIGTERM or Ctrl-C.
@@ -9,6 +9,7 @@ pub mod batches_api;
 pub mod error;
 pub mod extract;
 pub mod metrics;
+pub mod preview_api;
 pub mod secrets;
 pub mod triggers_api;
 pub mod web;
@@ -46,6 +47,8 @@ pub struct AppState {
     pub wake_workers: Arc<Notify>,
     /// How the web UI is reached.
     pub web: Arc<web::WebConfig>,
+    /// Pacing of the QuickBooks clients (a cost preview plans with it, as the workers run).
+    pub tuning: Arc<ClientTuning>,
 }
 
 /// How to serve.
@@ -78,6 +81,8 @@ pub const MAX_BODY_BYTES: usize = 64 * 1024;
 pub fn app(state: AppState) -> Router {
     let api = Router::new()
         .route("/api/v1/runs", post(api::create_run).get(api::list_runs))
+        .route("/api/v1/runs/preview", post(preview_api::preview_run))
+        .route("/api/v1/batches/preview", post(preview_api::preview_batch))
         .route("/api/v1/runs/{id}", get(api::get_run))
         .route("/api/v1/runs/{id}/logs", get(api::run_logs))
         .route("/api/v1/runs/{id}/retry", post(api::retry_run))
@@ -276,6 +281,7 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
         key: config.key.clone(),
         wake_workers: wake.clone(),
         web: Arc::new(config.web.clone()),
+        tuning: Arc::new(config.tuning.clone()),
     };
     let identity = WorkerIdentity::current();
     workers::register(&config.pool, &identity, "serve").await?;

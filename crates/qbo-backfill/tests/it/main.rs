@@ -15,6 +15,7 @@ mod history;
 mod hostile;
 mod layers;
 mod payloads;
+mod preview;
 mod proof;
 mod reconcile;
 mod report_pipelines;

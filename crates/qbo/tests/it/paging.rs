@@ -67,6 +67,10 @@ async fn a_window_of_more_than_1000_rows_is_paged_completely_and_verified() {
     assert_eq!(got, expected, "every row once, in Id order");
     assert_eq!(pager.pages(), 3);
     assert_eq!(pager.rows(), 2500);
+    // What a cost estimate says of such a window, before paging it.
+    assert_eq!(WindowPager::pages_for(2500, 1000), 3);
+    assert_eq!(WindowPager::verifying_counts(3, false), 1);
+    assert_eq!(WindowPager::verifying_counts(3, true), 0);
 
     // What was sent is what the server received (URL encoding round-trips), in order, and the
     // multi-page window was verified with COUNT(*) over the same filter.
@@ -119,6 +123,7 @@ async fn a_window_whose_last_page_holds_only_the_overlapping_row_ends_there() {
     let pages = drain(&mut pager).await.expect("paging");
     assert_eq!(pages.len(), 6);
     assert_eq!(pager.pages(), 6);
+    assert_eq!(WindowPager::pages_for(2500, 500), 6);
     assert_eq!(
         pager.rows(),
         2500,
@@ -147,6 +152,8 @@ async fn empty_windows_cost_one_query_and_no_count() {
         assert!(pager.next_page().await.expect("still done").is_none());
         assert_eq!((pager.pages(), pager.rows()), (1, 0));
     }
+    assert_eq!(WindowPager::pages_for(0, 1000), 1);
+    assert_eq!(WindowPager::verifying_counts(1, false), 0);
     assert_eq!(sim.state().stats().query_requests, 2);
     // A window with no instant in it is not even queried.
     let inverted = TimeWindow::new(before.end, before.start);

@@ -2,6 +2,7 @@
 
 pub(super) mod api_tokens;
 pub(super) mod listings;
+pub(super) mod plan;
 pub(super) mod retry;
 pub(super) mod run;
 pub(super) mod secrets;

@@ -34,7 +34,7 @@ pub(crate) async fn run_target(
 
 /// The range asked: both dates, or neither for an incremental `mode` (then `None`: from the
 /// cursor); otherwise `required()` or the one-date refusal.
-fn asked_dates(
+pub(crate) fn asked_dates(
     fecha_inicio: Option<Date>,
     fecha_fin: Option<Date>,
     mode: Mode,

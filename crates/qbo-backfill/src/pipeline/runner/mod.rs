@@ -6,7 +6,8 @@
 //!
 //! Read top-down: this module holds the run (its context, outcome, heartbeat and end); `window`
 //! loads one day on its own; `span` plans consecutive days and loads them in one paged query,
-//! each row into its own day; `sync` is what an incremental sync does once every window loaded
+//! each row into its own day; `estimate` says what a load would cost by the same plan before it
+//! runs; `sync` is what an incremental sync does once every window loaded
 //! (deletions from change data capture, the cursor).
 
 use std::collections::HashMap;
@@ -22,6 +23,7 @@ use super::{DateRange, Mode, Pipeline, Window};
 use crate::store::runs::{CursorMove, Execution, RequestTotals, RunStatus, RunTotals};
 
 pub(crate) mod control;
+pub mod estimate;
 mod span;
 mod sync;
 pub(crate) mod window;

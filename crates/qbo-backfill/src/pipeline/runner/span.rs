@@ -55,6 +55,29 @@ pub(super) fn plan(windows: &[Window], spans: bool) -> VecDeque<Work> {
     out
 }
 
+impl Work {
+    /// The work of consecutive `windows`: a span, one window on its own, or nothing.
+    pub(super) fn of(windows: &[Window]) -> Option<Self> {
+        match windows {
+            [] => None,
+            [one] => Some(Self::Window(*one)),
+            more => Some(Self::Span(more.to_vec())),
+        }
+    }
+}
+
+/// Whether a span of `days` consecutive windows whose `COUNT(*)` is `count` is split in two
+/// instead of paged: when it would take more than `span_max_pages` pages of `page_size` rows
+/// and is more than one day.
+pub(super) fn splits(count: u64, days: usize, span_max_pages: u64, page_size: u32) -> bool {
+    days > 1 && count > span_max_pages.saturating_mul(u64::from(page_size))
+}
+
+/// The two halves a span that [`splits`] becomes (the second one the longer by a day at most).
+pub(super) fn halves(windows: &[Window]) -> (&[Window], &[Window]) {
+    windows.split_at(windows.len() / 2)
+}
+
 /// How a span's `COUNT(*)` ended.
 enum Counted {
     Rows(u64),
@@ -103,8 +126,8 @@ impl Scope {
                 return;
             }
         };
-        let page_size = u64::from(self.core.engine.client.settings().page_size);
-        if count > self.span_max_pages.saturating_mul(page_size) && windows.len() > 1 {
+        let page_size = self.core.engine.client.settings().page_size;
+        if splits(count, windows.len(), self.span_max_pages, page_size) {
             self.split(&windows);
             return;
         }
@@ -203,14 +226,10 @@ impl Scope {
 
     /// Puts the two halves of `windows` at the front of the queue.
     fn split(&self, windows: &[Window]) {
-        let (first, second) = windows.split_at(windows.len() / 2);
+        let (first, second) = halves(windows);
         let mut queue = lock(&self.core.queue);
-        for half in [second, first] {
-            match half {
-                [] => {}
-                [one] => queue.push_front(Work::Window(*one)),
-                more => queue.push_front(Work::Span(more.to_vec())),
-            }
+        for half in [second, first].into_iter().filter_map(Work::of) {
+            queue.push_front(half);
         }
     }
 

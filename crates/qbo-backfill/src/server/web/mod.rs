@@ -63,19 +63,23 @@ impl WebConfig {
 
 /// The page routes (merged with the API by [`super::app`]).
 pub fn routes() -> Router<AppState> {
-    use pages::{alerts, batches, dashboard, login, pipelines, runs, secrets, triggers, verify};
+    use pages::{
+        alerts, batches, dashboard, login, pipelines, preview, runs, secrets, triggers, verify,
+    };
     Router::new()
         .route("/login", get(login::form).post(login::login))
         .route("/logout", post(login::logout))
         .route("/", get(dashboard::page))
         .route("/pipelines", get(pipelines::page))
         .route("/runs", get(runs::list).post(pipelines::run_once))
+        .route("/runs/preview", post(preview::run_preview))
         .route("/runs/{id}", get(runs::page))
         .route("/runs/{id}/live", get(runs::live_part))
         .route("/runs/{id}/log", get(runs::log))
         .route("/runs/{id}/retry", post(runs::retry))
         .route("/runs/{id}/cancel", post(runs::cancel))
         .route("/batches", post(batches::start))
+        .route("/batches/preview", post(preview::batch_preview))
         .route("/batches/{id}", get(batches::page))
         .route("/batches/{id}/retry", post(batches::retry))
         .route("/verify", get(verify::page).post(verify::start))

@@ -221,6 +221,75 @@ pub(super) const ENTRIES: &[(&str, &str, &str)] = &[
         "Reports (QuickBooks' own, by month, into raw.qb_reports)",
         "Informes (los de QuickBooks, por mes, en raw.qb_reports)",
     ),
+    // The planned cost of a run or a batch (Preview cost).
+    ("preview.button", "Preview cost", "Ver costo previsto"),
+    (
+        "preview.title",
+        "Planned cost (nothing started)",
+        "Costo previsto (nada iniciado)",
+    ),
+    (
+        "preview.requests",
+        "Requests to QuickBooks",
+        "Solicitudes a QuickBooks",
+    ),
+    ("preview.time", "Takes at least", "Tarda al menos"),
+    (
+        "preview.limits",
+        "at the company's limits ({per_second}/s, {per_minute}/min)",
+        "con los límites de la empresa ({per_second}/s, {per_minute}/min)",
+    ),
+    (
+        "preview.month",
+        "This month ({month})",
+        "Este mes ({month})",
+    ),
+    (
+        "preview.month_text",
+        "{spent} so far → {after} after this run ({percent} % of the allowance of {allowance})",
+        "{spent} hasta ahora → {after} tras esta ejecución ({percent} % de la cuota de {allowance})",
+    ),
+    (
+        "preview.cost",
+        "Spent by this preview",
+        "Gastadas por esta vista previa",
+    ),
+    (
+        "preview.cost_text",
+        "{n} (COUNT(*) queries, counted in the month)",
+        "{n} (consultas COUNT(*), contadas en el mes)",
+    ),
+    (
+        "preview.basis_counted",
+        "counted: exact unless QuickBooks changes first",
+        "contadas: exacto salvo que QuickBooks cambie antes",
+    ),
+    (
+        "preview.basis_spread",
+        "estimated: part of the range counted, the rest taken as even",
+        "estimadas: parte del rango contada, el resto supuesto parejo",
+    ),
+    (
+        "preview.basis_at_least",
+        "at least: reports and verifications may need more",
+        "como mínimo: informes y verificaciones pueden necesitar más",
+    ),
+    (
+        "preview.warn_80",
+        "This would take the month to {percent} % of its request allowance.",
+        "Esto llevaría el mes al {percent} % de su cuota de solicitudes.",
+    ),
+    (
+        "preview.warn_over",
+        "This would take the month past its request allowance ({after} of {allowance}): Intuit blocks the app for the rest of the month. Load a shorter range now and the rest next month.",
+        "Esto haría que el mes supere su cuota de solicitudes ({after} de {allowance}): Intuit bloquea la aplicación el resto del mes. Cargue ahora un rango más corto y el resto el mes próximo.",
+    ),
+    ("preview.per_pipeline", "Per pipeline", "Por pipeline"),
+    (
+        "preview.nothing_started",
+        "Nothing was started or written. The form above keeps the dates: Run once (or Load history) starts it.",
+        "No se inició ni escribió nada. El formulario de arriba conserva las fechas: Ejecutar una vez (o Cargar historial) lo inicia.",
+    ),
     // A batch.
     ("batch.title", "Batch", "Lote"),
     ("batch.crumb", "batch", "lote"),
@@ -702,6 +771,21 @@ pub(super) const ENTRIES: &[(&str, &str, &str)] = &[
         "refusal.invalid_trigger",
         "Invalid trigger",
         "Trigger no válido",
+    ),
+    (
+        "refusal.company_unusable",
+        "The company cannot be used",
+        "La empresa no se puede usar",
+    ),
+    (
+        "refusal.quickbooks_refused",
+        "QuickBooks refused the company's credentials",
+        "QuickBooks rechazó las credenciales de la empresa",
+    ),
+    (
+        "refusal.quickbooks_unavailable",
+        "QuickBooks did not answer",
+        "QuickBooks no respondió",
     ),
     ("refusal.other", "Refused", "Rechazado"),
 ];

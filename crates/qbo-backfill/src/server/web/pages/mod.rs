@@ -1,5 +1,5 @@
 //! The pages, one module per resource: [`login`], [`dashboard`] (the home page: each company's
-//! copy at a glance), [`pipelines`] (with Run once), [`runs`] (a
+//! copy at a glance), [`pipelines`] (with Run once, and [`preview`]: its planned cost), [`runs`] (a
 //! run's status, windows grid, retry, cancel, its log streaming live), [`verify`] (each entity's
 //! last verification, and a form to verify one or all over a range), [`triggers`] (create with a
 //! time-zone picker, enable, disable, delete) and [`secrets`] (replace only; values never sent
@@ -11,6 +11,7 @@ pub mod batches;
 pub mod dashboard;
 pub mod login;
 pub mod pipelines;
+pub mod preview;
 pub mod runs;
 pub mod secrets;
 pub mod triggers;

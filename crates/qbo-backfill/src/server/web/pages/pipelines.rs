@@ -1,5 +1,6 @@
 //! The Pipelines page (`/`): a card per backfill and incremental sync with its newest run and
-//! next trigger, and its Run once form (`POST /runs`), refused input shown on its card; once
+//! next trigger, and its Run once form (`POST /runs`, or `POST /runs/preview` for its planned
+//! cost, [`super::preview`]), refused input or the planned cost shown on its card; once
 //! QuickBooks webhooks arrive, what became of them and their lag.
 
 use askama::Template;
@@ -7,6 +8,7 @@ use axum::extract::State;
 use axum::response::Response;
 use uuid::Uuid;
 
+use super::preview::PreviewPanel;
 use super::{Fields, company_ids, enqueue_and_show, field, icon, realm_field, shown};
 use crate::domain::run::RunOrigin;
 use crate::pipeline::{Mode, Pipeline};
@@ -87,6 +89,8 @@ struct PipelineCard {
     form_inicio: String,
     form_fin: String,
     error: Option<String>,
+    /// The planned cost its Preview cost button asked for.
+    preview: Option<PreviewPanel>,
 }
 
 #[derive(Template)]
@@ -97,16 +101,47 @@ struct PipelinesPage {
     companies: Vec<String>,
     /// A refusal that belongs to no card (an unknown pipeline).
     page_error: Option<String>,
+    /// The Load history form as posted (batch, fecha_inicio, fecha_fin), to fill it again.
+    batch_form: (String, String, String),
+    /// The planned cost of a batch its Preview cost button asked for.
+    batch_preview: Option<PreviewPanel>,
     /// QuickBooks webhooks, once any arrived.
     webhooks: Option<WebhookPanel>,
 }
 
-/// Shown when the Run once form of `pipeline` was refused.
-struct RunOnceError<'a> {
-    pipeline: &'a str,
-    fecha_inicio: &'a str,
-    fecha_fin: &'a str,
-    message: String,
+/// A Run once or Load history form as posted, shown again with what became of it.
+pub(crate) struct Posted<'a> {
+    /// The pipeline or batch.
+    pub(crate) pipeline: &'a str,
+    /// The dates as typed.
+    pub(crate) fecha_inicio: &'a str,
+    pub(crate) fecha_fin: &'a str,
+    /// Refused (nothing written), or its planned cost.
+    pub(crate) outcome: Outcome,
+}
+
+/// What became of a posted form.
+pub(crate) enum Outcome {
+    /// Refused with this message (in the page's language).
+    Refused(String),
+    /// Its planned cost.
+    Preview(Box<PreviewPanel>),
+}
+
+impl Posted<'_> {
+    fn refusal(&self) -> Option<String> {
+        match &self.outcome {
+            Outcome::Refused(message) => Some(message.clone()),
+            Outcome::Preview(_) => None,
+        }
+    }
+
+    fn preview(&self) -> Option<PreviewPanel> {
+        match &self.outcome {
+            Outcome::Preview(panel) => Some(PreviewPanel::clone(panel)),
+            Outcome::Refused(_) => None,
+        }
+    }
 }
 
 /// The heading over the first card of `mode`, in `lang`.
@@ -141,7 +176,7 @@ fn card(
     previous: Option<&PipelineCard>,
     last: Option<RunView>,
     next_trigger: Option<NextFire>,
-    err: Option<&RunOnceError<'_>>,
+    err: Option<&Posted<'_>>,
 ) -> PipelineCard {
     let incremental = p.mode() == Mode::Incremental;
     let first_of_mode = previous.is_none_or(|c| c.mode != p.mode());
@@ -163,7 +198,8 @@ fn card(
         next_trigger,
         form_inicio: err.map_or_else(String::new, |e| e.fecha_inicio.to_owned()),
         form_fin: err.map_or_else(String::new, |e| e.fecha_fin.to_owned()),
-        error: err.map(|e| e.message.clone()),
+        error: err.and_then(Posted::refusal),
+        preview: err.and_then(Posted::preview),
     }
 }
 
@@ -171,7 +207,7 @@ fn card(
 async fn cards(
     state: &AppState,
     lang: Lang,
-    error: Option<&RunOnceError<'_>>,
+    error: Option<&Posted<'_>>,
 ) -> Result<Vec<PipelineCard>, PageError> {
     let all_triggers = triggers::list(&state.pool).await?;
     let listed: Vec<Pipeline> = Pipeline::all()
@@ -200,23 +236,35 @@ async fn cards(
     Ok(cards)
 }
 
-async fn pipelines_page(
+/// The Pipelines page, with `posted` shown on its card (or, for a batch, at the top).
+pub(crate) async fn pipelines_page(
     state: &AppState,
     op: &Operator,
-    error: Option<RunOnceError<'_>>,
+    posted: Option<Posted<'_>>,
 ) -> Result<Response, PageError> {
     let layout = layout(state, op, "pipelines", None).await?;
-    let pipelines = cards(state, op.lang, error.as_ref()).await?;
+    let pipelines = cards(state, op.lang, posted.as_ref()).await?;
     let companies = company_ids(state).await?;
-    let page_error = error
-        .filter(|e| e.pipeline.parse::<Pipeline>().is_err())
-        .map(|e| e.message);
+    let not_a_card = posted
+        .as_ref()
+        .filter(|e| e.pipeline.parse::<Pipeline>().is_err());
+    let page_error = not_a_card.and_then(Posted::refusal);
+    let batch_preview = not_a_card.and_then(Posted::preview);
+    let batch_form = not_a_card.map_or_else(Default::default, |p| {
+        (
+            p.pipeline.to_owned(),
+            p.fecha_inicio.to_owned(),
+            p.fecha_fin.to_owned(),
+        )
+    });
     let webhooks = WebhookPanel::from_figures(&crate::store::webhooks::figures(&state.pool).await?);
     Ok(render(&PipelinesPage {
         layout,
         pipelines,
         companies,
         page_error,
+        batch_form,
+        batch_preview,
         webhooks,
     }))
 }
@@ -229,11 +277,11 @@ pub(crate) async fn with_error(
     batch: &str,
     message: String,
 ) -> Result<Response, PageError> {
-    let refused = RunOnceError {
+    let refused = Posted {
         pipeline: batch,
         fecha_inicio: "",
         fecha_fin: "",
-        message,
+        outcome: Outcome::Refused(message),
     };
     pipelines_page(state, op, Some(refused)).await
 }
@@ -266,11 +314,11 @@ pub(crate) async fn run_once(
     let (pipeline_v, realm_id, range, windows) = match planned.await {
         Ok(planned) => planned,
         Err(e) => {
-            let refused = RunOnceError {
+            let refused = Posted {
                 pipeline,
                 fecha_inicio: inicio,
                 fecha_fin: fin,
-                message: op.lang.refusal(e.code, &e.message),
+                outcome: Outcome::Refused(op.lang.refusal(e.code, &e.message)),
             };
             return pipelines_page(&state, &op, Some(refused)).await;
         }
