@@ -420,3 +420,226 @@ async fn the_newest_run_of_each_pipeline_comes_in_one_query() {
     assert_ne!(latest[0].id, first);
     assert_eq!(latest[0].pipeline, Pipeline::CUSTOMERS.name());
 }
+
+/// A ten-year span: 3,653 daily windows.
+fn ten_years() -> (DateRange, Vec<Window>) {
+    let range = DateRange::parse("2016-01-01", "2026-01-01").expect("range");
+    let windows = range.windows().expect("windows");
+    assert_eq!(windows.len(), 3653);
+    (range, windows)
+}
+
+/// Counts, from now on, every statement that writes `ops.runs`, `ops.windows` or
+/// `ops.run_windows`, and every row it writes (statement- and row-level triggers into
+/// `public.writes`): a claim or heartbeat that went back to a statement per window, or to
+/// touching every held window, shows there whatever the machine's speed.
+async fn count_writes(pool: &PgPool) {
+    sqlx::raw_sql(
+        "CREATE TABLE public.writes (tbl text NOT NULL, level text NOT NULL);
+         CREATE FUNCTION public.count_write() RETURNS trigger LANGUAGE plpgsql AS $$
+         BEGIN INSERT INTO public.writes VALUES (TG_TABLE_NAME, TG_LEVEL); RETURN NULL; END $$;
+         CREATE TRIGGER s AFTER INSERT OR UPDATE OR DELETE ON ops.runs
+           FOR EACH STATEMENT EXECUTE FUNCTION public.count_write();
+         CREATE TRIGGER r AFTER INSERT OR UPDATE OR DELETE ON ops.runs
+           FOR EACH ROW EXECUTE FUNCTION public.count_write();
+         CREATE TRIGGER s AFTER INSERT OR UPDATE OR DELETE ON ops.windows
+           FOR EACH STATEMENT EXECUTE FUNCTION public.count_write();
+         CREATE TRIGGER r AFTER INSERT OR UPDATE OR DELETE ON ops.windows
+           FOR EACH ROW EXECUTE FUNCTION public.count_write();
+         CREATE TRIGGER s AFTER INSERT OR UPDATE OR DELETE ON ops.run_windows
+           FOR EACH STATEMENT EXECUTE FUNCTION public.count_write();
+         CREATE TRIGGER r AFTER INSERT OR UPDATE OR DELETE ON ops.run_windows
+           FOR EACH ROW EXECUTE FUNCTION public.count_write();",
+    )
+    .execute(pool)
+    .await
+    .expect("count writes");
+}
+
+/// Statements and rows written to `table` since the last call (which clears the counts).
+async fn writes_to(pool: &PgPool, table: &str) -> (i64, i64) {
+    let (statements, rows): (i64, i64) = sqlx::query_as(
+        "SELECT count(*) FILTER (WHERE level = 'STATEMENT'), count(*) FILTER (WHERE level = 'ROW') \
+         FROM public.writes WHERE tbl = $1",
+    )
+    .bind(table)
+    .fetch_one(pool)
+    .await
+    .expect("writes");
+    sqlx::query("DELETE FROM public.writes WHERE tbl = $1")
+        .bind(table)
+        .execute(pool)
+        .await
+        .expect("clear");
+    (statements, rows)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_ten_year_claim_is_set_based_fenced_and_taken_over_once_its_run_lease_runs_out() {
+    let db = test_db().await;
+    let (range, windows) = ten_years();
+    let a = new_run(&db.pool, range, &windows).await;
+    let b = new_run(&db.pool, range, &windows).await;
+    count_writes(&db.pool).await;
+
+    let claim = runs::claim_windows(
+        &db.pool,
+        &a,
+        Pipeline::CUSTOMERS,
+        REALM,
+        &windows,
+        runs::LEASE,
+    )
+    .await
+    .expect("claim A");
+    assert_eq!(claim.claimed.len(), 3653);
+    assert!(claim.busy.is_empty() && !claim.lost);
+    // One statement per table, each writing every window once.
+    assert_eq!(writes_to(&db.pool, "windows").await, (1, 3653));
+    assert_eq!(writes_to(&db.pool, "run_windows").await, (1, 3653));
+    assert_eq!(writes_to(&db.pool, "runs").await, (0, 0));
+
+    // A lives: B finds every window busy, held by A, and writes nothing.
+    let claim = runs::claim_windows(
+        &db.pool,
+        &b,
+        Pipeline::CUSTOMERS,
+        REALM,
+        &windows,
+        runs::LEASE,
+    )
+    .await
+    .expect("claim B");
+    assert!(claim.claimed.is_empty());
+    assert_eq!(claim.busy.len(), 3653);
+    assert!(claim.busy.iter().all(|(_, holder)| *holder == a.run_id));
+    assert_eq!(writes_to(&db.pool, "windows").await, (0, 0));
+
+    // A's worker stops beating: once its run's lease has run out, B takes all of them over, in
+    // a fixed number of statements, and A's own record of them goes back to pending.
+    sqlx::query("UPDATE ops.runs SET lease_until = now() - interval '1 second' WHERE id = $1")
+        .bind(a.run_id)
+        .execute(&db.pool)
+        .await
+        .expect("expire A");
+    writes_to(&db.pool, "runs").await;
+    let claim = runs::claim_windows(
+        &db.pool,
+        &b,
+        Pipeline::CUSTOMERS,
+        REALM,
+        &windows,
+        runs::LEASE,
+    )
+    .await
+    .expect("take over");
+    assert_eq!(
+        claim.claimed.len(),
+        3653,
+        "a dead run's windows stayed held"
+    );
+    assert_eq!(writes_to(&db.pool, "windows").await, (1, 3653));
+    assert_eq!(writes_to(&db.pool, "run_windows").await, (2, 2 * 3653));
+    let a_running: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM ops.run_windows WHERE run_id = $1 AND status = 'running'",
+    )
+    .bind(a.run_id)
+    .fetch_one(&db.pool)
+    .await
+    .expect("count");
+    assert_eq!(a_running, 0, "the old holder's record stayed running");
+
+    // A wakes up: every write it tries on the windows is refused.
+    let mut tx = db.pool.begin().await.expect("begin");
+    for window in [windows[0], windows[3652]] {
+        assert!(
+            !runs::record_page(
+                &mut tx,
+                &a,
+                Pipeline::CUSTOMERS,
+                REALM,
+                &window,
+                1,
+                Default::default()
+            )
+            .await
+            .expect("page")
+        );
+    }
+    tx.rollback().await.expect("rollback");
+    let ended = runs::end_windows_succeeded(
+        &db.pool,
+        &a,
+        Pipeline::CUSTOMERS,
+        REALM,
+        &windows,
+        Duration::ZERO,
+    )
+    .await
+    .expect("end");
+    assert!(ended.is_empty(), "a taken-over execution ended windows");
+    let ended = runs::end_windows_succeeded(
+        &db.pool,
+        &b,
+        Pipeline::CUSTOMERS,
+        REALM,
+        &windows,
+        Duration::ZERO,
+    )
+    .await
+    .expect("end");
+    assert_eq!(ended, windows);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_heartbeat_keeps_every_held_window_by_writing_one_row() {
+    let db = test_db().await;
+    let (range, windows) = ten_years();
+    // A claimed with a one-second lease.
+    let a = start_run(&db.pool, REALM, range, &windows, &WorkerIdentity::current()).await;
+    sqlx::query("UPDATE ops.runs SET lease_until = now() + interval '1 second' WHERE id = $1")
+        .bind(a.run_id)
+        .execute(&db.pool)
+        .await
+        .expect("short lease");
+    let b = new_run(&db.pool, range, &windows).await;
+    let claim = runs::claim_windows(
+        &db.pool,
+        &a,
+        Pipeline::CUSTOMERS,
+        REALM,
+        &windows,
+        runs::LEASE,
+    )
+    .await
+    .expect("claim A");
+    assert_eq!(claim.claimed.len(), 3653);
+    count_writes(&db.pool).await;
+
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    let beat = runs::heartbeat(&db.pool, &a, runs::LEASE)
+        .await
+        .expect("beat");
+    assert_eq!(beat, Some(false));
+    assert_eq!(writes_to(&db.pool, "runs").await, (1, 1));
+    assert_eq!(
+        writes_to(&db.pool, "windows").await,
+        (0, 0),
+        "the heartbeat wrote windows"
+    );
+    assert_eq!(writes_to(&db.pool, "run_windows").await, (0, 0));
+
+    // Past the first lease, the beat kept all 3,653 windows.
+    let claim = runs::claim_windows(
+        &db.pool,
+        &b,
+        Pipeline::CUSTOMERS,
+        REALM,
+        &windows,
+        runs::LEASE,
+    )
+    .await
+    .expect("claim B");
+    assert!(claim.claimed.is_empty(), "B took windows A still holds");
+    assert_eq!(claim.busy.len(), 3653);
+}

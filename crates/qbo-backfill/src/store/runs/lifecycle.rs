@@ -45,15 +45,16 @@ pub async fn end_windows_succeeded(
         return Ok(Vec::new());
     }
     let duration_ms = i64::try_from(duration.as_millis()).unwrap_or(i64::MAX);
-    let starts: Vec<String> = windows.iter().map(|w| ts(w.start)).collect();
+    let starts: Vec<PgTimestamp> = windows.iter().map(|w| PgTimestamp(w.start)).collect();
     let mut tx = pool.begin().await?;
-    let ended: Vec<crate::store::PgTimestamp> = sqlx::query_scalar(
-        "UPDATE ops.windows AS w SET status = 'succeeded', lease_until = NULL, \
+    // `= ANY` rather than a join with `unnest`: one index probe per day, whatever the planner
+    // believes of a table it has no statistics for yet (a join became quadratic there).
+    let ended: Vec<PgTimestamp> = sqlx::query_scalar(
+        "UPDATE ops.windows SET status = 'succeeded', lease_until = NULL, \
            finished_at = now(), duration_ms = $5, last_error = NULL, last_intuit_tid = NULL \
-         FROM unnest($3::timestamptz[]) AS d(ws) \
-         WHERE w.pipeline = $1 AND w.realm_id = $2 AND w.window_start = d.ws \
-           AND w.execution_id = $4 AND w.status = 'running' \
-         RETURNING w.window_start",
+         WHERE pipeline = $1 AND realm_id = $2 AND window_start = ANY($3) \
+           AND execution_id = $4 AND status = 'running' \
+         RETURNING window_start",
     )
     .bind(pipeline.name())
     .bind(realm_id)
@@ -62,22 +63,21 @@ pub async fn end_windows_succeeded(
     .bind(duration_ms)
     .fetch_all(&mut *tx)
     .await?;
-    let held: Vec<String> = ended.iter().map(|t| ts(t.0)).collect();
     sqlx::query(
-        "UPDATE ops.run_windows AS w SET status = 'succeeded', error = NULL, intuit_tid = NULL, \
+        "UPDATE ops.run_windows SET status = 'succeeded', error = NULL, intuit_tid = NULL, \
            duration_ms = $3 \
-         FROM unnest($2::timestamptz[]) AS d(ws) \
-         WHERE w.run_id = $1 AND w.window_start = d.ws",
+         WHERE run_id = $1 AND window_start = ANY($2)",
     )
     .bind(exec.run_id)
-    .bind(&held)
+    .bind(&ended)
     .bind(duration_ms)
     .execute(&mut *tx)
     .await?;
     tx.commit().await?;
+    let ended: std::collections::HashSet<jiff::Timestamp> = ended.iter().map(|t| t.0).collect();
     Ok(windows
         .iter()
-        .filter(|w| ended.iter().any(|t| t.0 == w.start))
+        .filter(|w| ended.contains(&w.start))
         .copied()
         .collect())
 }
@@ -152,15 +152,16 @@ pub async fn record_spread_page(
     let updated: Vec<i64> = parts.iter().map(|(_, _, c)| to_i64(c.updated)).collect();
     let unchanged: Vec<i64> = parts.iter().map(|(_, _, c)| to_i64(c.unchanged)).collect();
     // Lock in day order, as claims do, so that a takeover never deadlocks with this write.
+    let day_starts: Vec<PgTimestamp> = parts.iter().map(|(w, _, _)| PgTimestamp(w.start)).collect();
     let locked: Vec<i32> = sqlx::query_scalar(
-        "SELECT 1 FROM unnest($3::timestamptz[]) AS d(ws) \
-         JOIN ops.windows w ON w.pipeline = $1 AND w.realm_id = $2 AND w.window_start = d.ws \
-         WHERE w.execution_id = $4 AND w.status = 'running' \
-         ORDER BY w.window_start FOR UPDATE OF w",
+        "SELECT 1 FROM ops.windows \
+         WHERE pipeline = $1 AND realm_id = $2 AND window_start = ANY($3) \
+           AND execution_id = $4 AND status = 'running' \
+         ORDER BY window_start FOR UPDATE",
     )
     .bind(pipeline.name())
     .bind(realm_id)
-    .bind(&starts)
+    .bind(&day_starts)
     .bind(exec.execution_id)
     .fetch_all(&mut *conn)
     .await?;
