@@ -74,6 +74,7 @@ async fn main() -> anyhow::Result<()> {
     println!("scale_bench {what}: load average before {}", load_average());
     match what.as_str() {
         "claim" => claim_bench().await?,
+        "runs" => runs_bench().await?,
         other => anyhow::bail!("usage: scale_bench claim|runs|companies (not {other:?})"),
     }
     println!("load average after {}", load_average());
@@ -227,6 +228,326 @@ async fn claim_bench() -> anyhow::Result<()> {
             quantile(&beats, 0.9)
         );
     }
+    db.cleanup().await.map_err(|e| anyhow::anyhow!("{e}"))?;
+    Ok(())
+}
+
+/// The `qbo-backfill` binary next to this example (`target/release/`).
+fn binary() -> anyhow::Result<std::path::PathBuf> {
+    let exe = std::env::current_exe()?;
+    let dir = exe
+        .parent()
+        .and_then(|p| p.parent())
+        .context("target dir")?;
+    let bin = dir.join("qbo-backfill");
+    anyhow::ensure!(
+        bin.exists(),
+        "{} is missing: cargo build --release -p qbo-sim -p qbo-backfill --examples --bins",
+        bin.display()
+    );
+    Ok(bin)
+}
+
+fn free_port() -> anyhow::Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
+}
+
+const SECRET_KEY_B64: &str = "BwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwc=";
+const ADMIN_PASSWORD: &str = "Sc4le-bench-Pa55word";
+
+/// A `qbo-backfill` process (`serve` or `worker`) on the database of `url`, killed when dropped.
+struct Process(std::process::Child);
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn spawn(url: &str, args: &[&str], env: &[(&str, String)]) -> anyhow::Result<Process> {
+    let mut cmd = std::process::Command::new(binary()?);
+    cmd.args(args);
+    for (k, _) in std::env::vars() {
+        if k.starts_with("QBO_") || k == "RUST_LOG" {
+            cmd.env_remove(k);
+        }
+    }
+    cmd.env("DATABASE_URL", url)
+        .env("QBO_BACKFILL_SECRET_KEY", SECRET_KEY_B64)
+        .env("QBO_BACKFILL_ADMIN_PASSWORD", ADMIN_PASSWORD)
+        .env("RUST_LOG", "warn")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::inherit());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    Ok(Process(cmd.spawn()?))
+}
+
+/// A `serve` (API and pages only, no workers), logged in, with an API token.
+struct Server {
+    base: String,
+    http: reqwest::Client,
+    token: String,
+    session: String,
+    _process: Process,
+}
+
+impl Server {
+    async fn start(db: &TestDb) -> anyhow::Result<Self> {
+        let bind = format!("127.0.0.1:{}", free_port()?);
+        let process = spawn(&db.url, &["serve", "--bind", &bind, "--workers", "0"], &[])?;
+        let base = format!("http://{bind}");
+        let http = qbo::tls::http_client_builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()?;
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Ok(r) = http.get(format!("{base}/healthz")).send().await
+                && r.status() == 200
+            {
+                break;
+            }
+            anyhow::ensure!(Instant::now() < deadline, "serve never answered /healthz");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let (_, token) = qbo_backfill::store::auth::api_tokens::create(
+            &db.pool,
+            "scale_bench",
+            qbo_backfill::domain::access::Scope::Admin,
+            None,
+        )
+        .await?;
+        let session = login(&http, &base).await?;
+        Ok(Self {
+            base,
+            http,
+            token,
+            session,
+            _process: process,
+        })
+    }
+
+    /// `GET path` through the API (bearer token) or as a logged-in browser; the body and how
+    /// long the answer took.
+    async fn get(&self, path: &str, api: bool) -> anyhow::Result<(String, Duration)> {
+        let req = self.http.get(format!("{}{path}", self.base));
+        let req = if api {
+            req.bearer_auth(&self.token)
+        } else {
+            req.header("cookie", &self.session)
+        };
+        let t = Instant::now();
+        let resp = req.send().await?;
+        let status = resp.status();
+        let body = resp.text().await?;
+        let took = t.elapsed();
+        anyhow::ensure!(status == 200, "GET {path}: {status}: {body}");
+        Ok((body, took))
+    }
+}
+
+/// Logs in through the form (its CSRF cookie first); the session cookie.
+async fn login(http: &reqwest::Client, base: &str) -> anyhow::Result<String> {
+    let page = http.get(format!("{base}/login")).send().await?;
+    let csrf_cookie = page
+        .headers()
+        .get("set-cookie")
+        .context("csrf cookie")?
+        .to_str()?
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .to_owned();
+    let html = page.text().await?;
+    let csrf = html
+        .split("name=\"csrf\" value=\"")
+        .nth(1)
+        .and_then(|s| s.split('"').next())
+        .context("csrf field")?
+        .to_owned();
+    let r = http
+        .post(format!("{base}/login"))
+        .header("cookie", csrf_cookie)
+        .form(&[
+            ("csrf", csrf.as_str()),
+            ("username", "admin"),
+            ("password", ADMIN_PASSWORD),
+        ])
+        .send()
+        .await?;
+    anyhow::ensure!(r.status() == 303, "login answered {}", r.status());
+    r.headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|c| c.contains("session=") && !c.contains("Max-Age=0"))
+        .and_then(|c| c.split(';').next())
+        .map(str::to_owned)
+        .context("session cookie")
+}
+
+/// Finished runs holding `total` run windows: the newest 50 ten-year runs (3,653 windows each:
+/// the heaviest first page there can be), then 30-day runs, spread over 50 companies, one in 20
+/// failed with two failed windows; and the companies' windows (ten years each).
+async fn seed_runs(pool: &PgPool, total: i64) -> anyhow::Result<()> {
+    let mut tx = pool.begin().await?;
+    sqlx::query(
+        "CREATE TEMP TABLE seed_runs ON COMMIT DROP AS \
+         SELECT g, now() - g * interval '1 second' AS t, \
+           '91303500000' || lpad((g % 50)::text, 5, '0') AS realm, \
+           CASE WHEN g <= 50 THEN 3653 ELSE 30 END AS n, \
+           CASE WHEN g % 20 = 7 THEN 'failed' ELSE 'succeeded' END AS status \
+         FROM generate_series(1, 50 + greatest($1 - 50 * 3653, 0) / 30) g",
+    )
+    .bind(total)
+    .execute(&mut *tx)
+    .await?;
+    // Ids are UUIDv7 of their creation time, as the queue makes them.
+    sqlx::query(
+        "INSERT INTO ops.runs (id, pipeline, realm_id, fecha_inicio, fecha_fin, status, trigger, \
+           windows_total, windows_failed, created_at, started_at, finished_at) \
+         SELECT overlay(overlay(md5(g::text) placing lpad(to_hex(floor(extract(epoch FROM t) \
+                  * 1000)::bigint), 12, '0') from 1 for 12) placing '7' from 13 for 1)::uuid, \
+           'qb_customers_backfill', realm, \
+           CASE WHEN n = 3653 THEN date '2016-01-01' ELSE date '2025-01-01' + (g % 300)::int END, \
+           CASE WHEN n = 3653 THEN date '2026-01-01' \
+                ELSE date '2025-01-01' + (g % 300)::int + 30 END, \
+           status, 'api', n, CASE WHEN status = 'failed' THEN 2 ELSE 0 END, t, t, \
+           t + interval '1 minute' \
+         FROM seed_runs",
+    )
+    .execute(&mut *tx)
+    .await?;
+    sqlx::query(
+        "INSERT INTO ops.run_windows (run_id, window_start, window_end, status, pages, \
+           rows_total, inserted, duration_ms) \
+         SELECT r.id, d, d + interval '1 day', \
+           CASE WHEN r.status = 'failed' AND d < r.fecha_inicio + 2 THEN 'failed' \
+                ELSE 'succeeded' END, 1, 40, 40, 120 \
+         FROM ops.runs r CROSS JOIN LATERAL generate_series(r.fecha_inicio::timestamptz, \
+           r.fecha_fin::timestamptz - interval '1 day', interval '1 day') d",
+    )
+    .execute(&mut *tx)
+    .await?;
+    sqlx::query(
+        "INSERT INTO ops.windows (pipeline, realm_id, window_start, window_end, status, attempts, \
+           pages, rows_total) \
+         SELECT 'qb_customers_backfill', '91303500000' || lpad(k::text, 5, '0'), d, \
+           d + interval '1 day', 'succeeded', 1, 1, 40 \
+         FROM generate_series(0, 49) k, generate_series(timestamptz '2016-01-01', \
+           timestamptz '2025-12-31', interval '1 day') d",
+    )
+    .execute(&mut *tx)
+    .await?;
+    // What each run's end stored: its windows' sums.
+    sqlx::query(
+        "UPDATE ops.runs r SET w_failed = a.failed, w_succeeded = a.succeeded, w_rows = a.rows, \
+           w_inserted = a.inserted, w_updated = a.updated, w_unchanged = a.unchanged \
+         FROM (SELECT run_id, count(*) FILTER (WHERE status = 'failed') AS failed, \
+                 count(*) FILTER (WHERE status = 'succeeded') AS succeeded, \
+                 sum(rows_total) AS rows, sum(inserted) AS inserted, sum(updated) AS updated, \
+                 sum(unchanged) AS unchanged \
+               FROM ops.run_windows GROUP BY run_id) a WHERE a.run_id = r.id",
+    )
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    // What autovacuum would have done by the time anyone looks.
+    sqlx::raw_sql("VACUUM ANALYZE ops.runs, ops.run_windows, ops.windows")
+        .execute(pool)
+        .await?;
+    Ok(())
+}
+
+/// `reps` answers of `path`: median and p99, and the last body.
+async fn time_get(
+    server: &Server,
+    path: &str,
+    api: bool,
+    reps: usize,
+) -> anyhow::Result<(f64, f64, String)> {
+    let mut took = Vec::with_capacity(reps);
+    let mut last = String::new();
+    for _ in 0..reps {
+        let (body, t) = server.get(path, api).await?;
+        took.push(t);
+        last = body;
+    }
+    Ok((quantile(&took, 0.5), quantile(&took, 0.99), last))
+}
+
+/// The Runs page (HTML, as a logged-in browser gets it from a real `serve`) and the API's list
+/// with `--windows` run windows (1,000,000 by default) in the database.
+async fn runs_bench() -> anyhow::Result<()> {
+    let total: i64 = arg("--windows", 1_000_000)?;
+    let reps: usize = arg("--reps", 50)?;
+    let db = TestDb::new().await.map_err(|e| anyhow::anyhow!("{e}"))?;
+    let t = Instant::now();
+    seed_runs(&db.pool, total).await?;
+    let (runs, windows): (i64, i64) = sqlx::query_as(
+        "SELECT (SELECT count(*) FROM ops.runs), (SELECT count(*) FROM ops.run_windows)",
+    )
+    .fetch_one(&db.pool)
+    .await?;
+    println!(
+        "seeded {runs} runs holding {windows} run windows in {:.1} s (the newest 50 hold 3,653 each)",
+        t.elapsed().as_secs_f64()
+    );
+    let server = Server::start(&db).await?;
+    let (_, _, body) = time_get(&server, "/api/v1/runs?limit=50", true, 1).await?;
+    let page: serde_json::Value = serde_json::from_str(&body)?;
+    let last = page["runs"][49]["id"]
+        .as_str()
+        .context("a 50th run")?
+        .to_owned();
+    let oldest: String = sqlx::query_scalar(
+        "SELECT id::text FROM ops.runs ORDER BY created_at, id LIMIT 1 OFFSET 60",
+    )
+    .fetch_one(&db.pool)
+    .await?;
+    println!("{reps} requests each, through a real `serve` on localhost:");
+    for (label, path, api) in [
+        ("Runs page, first 50 (HTML)", "/runs".to_owned(), false),
+        (
+            "Runs page, next 50 (keyset)",
+            format!("/runs?before={last}"),
+            false,
+        ),
+        (
+            "Runs page, last pages",
+            format!("/runs?before={oldest}"),
+            false,
+        ),
+        (
+            "Runs page, failed only",
+            "/runs?status=failed".to_owned(),
+            false,
+        ),
+        (
+            "GET /api/v1/runs (first 50)",
+            "/api/v1/runs".to_owned(),
+            true,
+        ),
+        (
+            "GET /api/v1/runs?before= (next 50)",
+            format!("/api/v1/runs?before={last}"),
+            true,
+        ),
+        (
+            "GET /api/v1/runs?status=failed",
+            "/api/v1/runs?status=failed".to_owned(),
+            true,
+        ),
+    ] {
+        let (p50, p99, _) = time_get(&server, &path, api, reps).await?;
+        println!("  {label:38} median {p50:7.1} ms  p99 {p99:7.1} ms");
+    }
+    drop(server);
     db.cleanup().await.map_err(|e| anyhow::anyhow!("{e}"))?;
     Ok(())
 }

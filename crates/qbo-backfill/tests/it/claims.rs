@@ -643,3 +643,181 @@ async fn a_heartbeat_keeps_every_held_window_by_writing_one_row() {
     assert!(claim.claimed.is_empty(), "B took windows A still holds");
     assert_eq!(claim.busy.len(), 3653);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_runs_counts_are_live_while_it_runs_and_stored_with_it_when_it_ends() {
+    use qbo_backfill::store::raw::UpsertCounts;
+    use qbo_backfill::store::runs::views::{self, RunFilter};
+    let db = test_db().await;
+    let range = DateRange::parse("2026-01-10", "2026-01-13").expect("range");
+    let windows = range.windows().expect("windows");
+    let exec = new_run(&db.pool, range, &windows).await;
+    let page = |window: Window, rows: u64| {
+        let pool = db.pool.clone();
+        async move {
+            runs::claim_window(
+                &pool,
+                &exec,
+                Pipeline::CUSTOMERS,
+                REALM,
+                &window,
+                runs::LEASE,
+            )
+            .await
+            .expect("claim");
+            let mut tx = pool.begin().await.expect("begin");
+            let counts = UpsertCounts {
+                inserted: rows,
+                ..UpsertCounts::default()
+            };
+            assert!(
+                runs::record_page(
+                    &mut tx,
+                    &exec,
+                    Pipeline::CUSTOMERS,
+                    REALM,
+                    &window,
+                    rows,
+                    counts
+                )
+                .await
+                .expect("page")
+            );
+            tx.commit().await.expect("commit");
+        }
+    };
+    let end = |window: Window, end: runs::WindowEnd<'static>| {
+        let pool = db.pool.clone();
+        async move {
+            runs::end_window(
+                &pool,
+                &exec,
+                Pipeline::CUSTOMERS,
+                REALM,
+                &window,
+                &end,
+                Duration::ZERO,
+            )
+            .await
+            .expect("end")
+        }
+    };
+    page(windows[0], 7).await;
+    assert!(end(windows[0], runs::WindowEnd::Succeeded).await);
+    page(windows[1], 5).await;
+    let live = views::get(&db.pool, exec.run_id)
+        .await
+        .expect("view")
+        .expect("run");
+    assert_eq!(
+        (live.rows, live.counts.inserted, live.windows_succeeded),
+        (12, 12, 1)
+    );
+    let failed = runs::WindowEnd::Failed {
+        error: "boom",
+        intuit_tid: None,
+    };
+    assert!(end(windows[1], failed).await);
+    runs::finish_run(
+        &db.pool,
+        &exec,
+        runs::RunStatus::Succeeded,
+        &runs::RunTotals::default(),
+        &runs::RequestTotals::default(),
+        None,
+    )
+    .await
+    .expect("finish");
+    let stored: (Option<i64>, Option<i64>, Option<i64>) =
+        sqlx::query_as("SELECT w_rows, w_failed, w_succeeded FROM ops.runs WHERE id = $1")
+            .bind(exec.run_id)
+            .fetch_one(&db.pool)
+            .await
+            .expect("sums");
+    assert_eq!(
+        stored,
+        (Some(12), Some(1), Some(1)),
+        "sums stored at the end"
+    );
+    let listed = views::list(&db.pool, &RunFilter::default(), 10)
+        .await
+        .expect("list");
+    let ended = listed.iter().find(|r| r.id == exec.run_id).expect("listed");
+    assert_eq!(ended.status, runs::RunStatus::Failed);
+    assert_eq!(
+        (
+            ended.rows,
+            ended.counts.total,
+            ended.windows_failed,
+            ended.windows_succeeded
+        ),
+        (12, 12, 1, 1)
+    );
+    assert_eq!(ended.windows_outstanding, 2, "one failed, one never loaded");
+    // Another run loads the failed day: what a retry would load shrinks, live.
+    let other = new_run(&db.pool, range, &windows[1..2]).await;
+    runs::claim_window(
+        &db.pool,
+        &other,
+        Pipeline::CUSTOMERS,
+        REALM,
+        &windows[1],
+        runs::LEASE,
+    )
+    .await
+    .expect("claim");
+    assert!(
+        runs::end_window(
+            &db.pool,
+            &other,
+            Pipeline::CUSTOMERS,
+            REALM,
+            &windows[1],
+            &runs::WindowEnd::Succeeded,
+            Duration::ZERO
+        )
+        .await
+        .expect("end")
+    );
+    let ended = views::get(&db.pool, exec.run_id)
+        .await
+        .expect("view")
+        .expect("run");
+    assert_eq!(ended.windows_outstanding, 1);
+    assert_eq!(ended.windows.map(|w| w.len()), Some(3));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_next_page_of_runs_starts_after_the_last_one_shown_even_at_the_same_instant() {
+    use qbo_backfill::store::runs::views::{self, RunFilter};
+    let db = test_db().await;
+    let (range, windows) = one_day();
+    let mut ids = Vec::new();
+    for _ in 0..5 {
+        ids.push(new_run(&db.pool, range, &windows).await.run_id);
+    }
+    // Three of them enqueued in one transaction: one `created_at`.
+    sqlx::query("UPDATE ops.runs SET created_at = (SELECT created_at FROM ops.runs WHERE id = $1) WHERE id = ANY($2)")
+        .bind(ids[1])
+        .bind(&ids[1..4])
+        .execute(&db.pool)
+        .await
+        .expect("same instant");
+    let mut seen = Vec::new();
+    let mut before = None;
+    loop {
+        let filter = RunFilter {
+            before,
+            ..RunFilter::default()
+        };
+        let page = views::list(&db.pool, &filter, 2).await.expect("page");
+        if page.is_empty() {
+            break;
+        }
+        before = page.last().map(|r| r.id);
+        seen.extend(page.into_iter().map(|r| r.id));
+    }
+    let mut expected = ids.clone();
+    expected.reverse();
+    assert_eq!(seen, expected, "every run once, newest first");
+}
