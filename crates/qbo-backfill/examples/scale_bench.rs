@@ -75,6 +75,7 @@ async fn main() -> anyhow::Result<()> {
     match what.as_str() {
         "claim" => claim_bench().await?,
         "runs" => runs_bench().await?,
+        "companies" => companies_bench().await?,
         other => anyhow::bail!("usage: scale_bench claim|runs|companies (not {other:?})"),
     }
     println!("load average after {}", load_average());
@@ -549,5 +550,402 @@ async fn runs_bench() -> anyhow::Result<()> {
     }
     drop(server);
     db.cleanup().await.map_err(|e| anyhow::anyhow!("{e}"))?;
+    Ok(())
+}
+
+/// How the many-companies load is shaped (`scale_bench companies --knob N`).
+#[derive(Debug, Clone, Copy)]
+struct Load {
+    companies: usize,
+    workers: usize,
+    per_worker: usize,
+    customers: usize,
+    days: i64,
+    per_minute: u32,
+    per_second: u32,
+    in_flight: u32,
+    latency_ms: u64,
+    jitter_ms: u64,
+    page_size: u32,
+    pool: u32,
+    timeout_s: u64,
+}
+
+impl Load {
+    fn from_args() -> anyhow::Result<Self> {
+        Ok(Self {
+            companies: arg("--companies", 50)?,
+            workers: arg("--workers", 4)?,
+            per_worker: arg("--per-worker", 13)?,
+            customers: arg("--customers", 4000)?,
+            days: arg("--days", 365)?,
+            per_minute: arg("--per-minute", 500)?,
+            per_second: arg("--per-second", 10)?,
+            in_flight: arg("--in-flight", 10)?,
+            latency_ms: arg("--latency-ms", 0)?,
+            jitter_ms: arg("--jitter-ms", 0)?,
+            page_size: arg("--page-size", 1000)?,
+            pool: arg("--pool", 8)?,
+            timeout_s: arg("--timeout-s", 900)?,
+        })
+    }
+
+    fn from_day(&self) -> jiff::civil::Date {
+        jiff::civil::date(2025, 1, 1)
+    }
+
+    fn to_day(&self) -> anyhow::Result<jiff::civil::Date> {
+        Ok(self
+            .from_day()
+            .checked_add(jiff::Span::new().days(self.days))?)
+    }
+}
+
+fn realm(k: usize) -> String {
+    format!("91303577{k:08}")
+}
+
+/// One company's `qbo-sim`, in its own process, enforcing the company's limits (a 429 means a
+/// budget let too much through).
+struct Sim {
+    _process: Process,
+    api_base_url: String,
+    token_url: String,
+}
+
+fn start_sim(load: &Load, k: usize) -> anyhow::Result<Sim> {
+    use std::io::BufRead as _;
+    let exe = binary()?.with_file_name("qbo-sim");
+    anyhow::ensure!(exe.exists(), "{} is missing", exe.display());
+    let limit = |v: u32| v.to_string();
+    let mut child = std::process::Command::new(exe)
+        .args([
+            "--port",
+            "0",
+            "--items",
+            "0",
+            "--invoices",
+            "0",
+            "--other-rows",
+            "0",
+        ])
+        .args([
+            "--seed",
+            &k.to_string(),
+            "--customers",
+            &load.customers.to_string(),
+        ])
+        .args([
+            "--from",
+            &load.from_day().to_string(),
+            "--to",
+            &load.to_day()?.to_string(),
+        ])
+        .args(["--realm-id", &realm(k)])
+        .args(["--requests-per-minute", &limit(load.per_minute)])
+        .args(["--requests-per-second", &limit(load.per_second)])
+        .args(["--max-in-flight", &limit(load.in_flight)])
+        .args(["--latency-ms", &load.latency_ms.to_string()])
+        .args(["--latency-jitter-ms", &load.jitter_ms.to_string()])
+        .env("RUST_LOG", "error")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::inherit())
+        .spawn()?;
+    let stdout = child.stdout.take().context("sim stdout")?;
+    let process = Process(child);
+    let mut lines = std::io::BufReader::new(stdout).lines();
+    let (mut api, mut token) = (None, None);
+    while api.is_none() || token.is_none() {
+        let line = lines.next().context("qbo-sim exited early")??;
+        if let Some(v) = line.strip_prefix("api_base_url=") {
+            api = Some(v.to_owned());
+        } else if let Some(v) = line.strip_prefix("token_url=") {
+            token = Some(v.to_owned());
+        }
+    }
+    std::thread::spawn(move || for _ in lines {});
+    Ok(Sim {
+        _process: process,
+        api_base_url: api.unwrap_or_default(),
+        token_url: token.unwrap_or_default(),
+    })
+}
+
+/// Connects company `k` to its simulator: its record and its first refresh token.
+async fn connect_company(pool: &PgPool, k: usize, sim: &Sim) -> anyhow::Result<()> {
+    use qbo_backfill::store::auth::companies::{self, Company};
+    use qbo_backfill::store::auth::secrets::SecretKey;
+    use qbo_backfill::store::auth::tokens::PgTokenStore;
+    let key = SecretKey::from_base64(SECRET_KEY_B64).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let company = Company {
+        realm_id: realm(k),
+        environment: qbo::Environment::Sandbox,
+        client_id: "sim-client-id".to_owned(),
+        client_secret: "sim-client-secret".to_owned().into(),
+        api_base_url: Some(sim.api_base_url.parse()?),
+        token_url: Some(sim.token_url.parse()?),
+        minor_version: None,
+    };
+    companies::upsert(pool, &key, &company).await?;
+    PgTokenStore::new(pool.clone(), key, realm(k))
+        .seed_if_empty(&"sim-refresh-token-0".to_owned().into())
+        .await?;
+    Ok(())
+}
+
+/// `load.workers` `worker` processes with the companies' budgets.
+fn start_workers(db: &TestDb, load: &Load) -> anyhow::Result<Vec<Process>> {
+    let env = [
+        ("QBO_REQUESTS_PER_MINUTE", load.per_minute.to_string()),
+        ("QBO_REQUESTS_PER_SECOND", load.per_second.to_string()),
+        ("QBO_MAX_IN_FLIGHT", load.in_flight.to_string()),
+        ("QBO_PAGE_SIZE", load.page_size.to_string()),
+        ("QBO_BACKFILL_DB_POOL", load.pool.to_string()),
+        ("QBO_BACKFILL_POLL_MS", "200".to_owned()),
+        ("QBO_INITIAL_BACKOFF_MS", "50".to_owned()),
+    ];
+    (0..load.workers)
+        .map(|_| {
+            spawn(
+                &db.url,
+                &["worker", "--workers", &load.per_worker.to_string()],
+                &env,
+            )
+        })
+        .collect()
+}
+
+/// API latencies sampled while the companies load: the runs list, and one run with its windows.
+#[derive(Default)]
+struct Samples {
+    list: Vec<Duration>,
+    one: Vec<Duration>,
+}
+
+/// Samples the API (one request at a time, every 100 ms) until `done`.
+async fn sample_api(
+    server: &Server,
+    runs: &[String],
+    done: &tokio_util::sync::CancellationToken,
+) -> anyhow::Result<Samples> {
+    let mut samples = Samples::default();
+    let mut i = 0;
+    while !done.is_cancelled() {
+        let (_, t) = server.get("/api/v1/runs", true).await?;
+        samples.list.push(t);
+        let (_, t) = server
+            .get(&format!("/api/v1/runs/{}", runs[i % runs.len()]), true)
+            .await?;
+        samples.one.push(t);
+        i += 1;
+        tokio::select! {
+            () = tokio::time::sleep(Duration::from_millis(100)) => {}
+            () = done.cancelled() => {}
+        }
+    }
+    Ok(samples)
+}
+
+/// Waits until every run has ended (or the timeout passes).
+async fn wait_for_runs(pool: &PgPool, load: &Load) -> anyhow::Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(load.timeout_s);
+    loop {
+        let open: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM ops.runs WHERE status IN ('queued', 'running')",
+        )
+        .fetch_one(pool)
+        .await?;
+        if open == 0 {
+            return Ok(());
+        }
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "{open} runs still open after the timeout"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+/// 50 companies (one `qbo-sim` each), each with its own request budget in PostgreSQL, loaded by
+/// 4 `worker` processes on one PostgreSQL, the API sampled meanwhile.
+async fn companies_bench() -> anyhow::Result<()> {
+    let load = Load::from_args()?;
+    println!("{load:?}");
+    let db = TestDb::new().await.map_err(|e| anyhow::anyhow!("{e}"))?;
+    let mut sims = Vec::new();
+    for k in 0..load.companies {
+        let sim = start_sim(&load, k)?;
+        connect_company(&db.pool, k, &sim).await?;
+        sims.push(sim);
+    }
+    let server = Server::start(&db).await?;
+    let workers = start_workers(&db, &load)?;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let started = Instant::now();
+    let mut runs = Vec::new();
+    for k in 0..load.companies {
+        let body = serde_json::json!({
+            "pipeline": "qb_customers_backfill",
+            "fecha_inicio": load.from_day().to_string(),
+            "fecha_fin": load.to_day()?.to_string(),
+            "realm_id": realm(k),
+        });
+        let resp = server
+            .http
+            .post(format!("{}/api/v1/runs", server.base))
+            .bearer_auth(&server.token)
+            .json(&body)
+            .send()
+            .await?;
+        anyhow::ensure!(resp.status() == 202, "POST /api/v1/runs: {}", resp.status());
+        let run: serde_json::Value = resp.json().await?;
+        runs.push(run["id"].as_str().context("run id")?.to_owned());
+    }
+    let done = tokio_util::sync::CancellationToken::new();
+    let (samples, waited) = tokio::join!(sample_api(&server, &runs, &done), async {
+        let waited = wait_for_runs(&db.pool, &load).await;
+        done.cancel();
+        waited
+    });
+    let wall = started.elapsed();
+    waited?;
+    let samples = samples?;
+    drop(workers);
+    report_companies(&db.pool, &load, wall, &samples).await?;
+    drop((server, sims));
+    db.cleanup().await.map_err(|e| anyhow::anyhow!("{e}"))?;
+    Ok(())
+}
+
+/// A company's run as it ended.
+#[derive(sqlx::FromRow)]
+struct Ended {
+    realm_id: String,
+    status: String,
+    rows: i64,
+    requests: i64,
+    throttled: i64,
+    wait_s: f64,
+    run_s: f64,
+    done_s: f64,
+    peak_minute: i64,
+    peak_second: i64,
+}
+
+fn spread(label: &str, mut v: Vec<f64>, unit: &str) {
+    v.sort_by(f64::total_cmp);
+    let at = |q: f64| v[((v.len() - 1) as f64 * q).round() as usize];
+    println!(
+        "  {label:34} min {:8.2}{unit}  median {:8.2}{unit}  max {:8.2}{unit}",
+        at(0.0),
+        at(0.5),
+        at(1.0)
+    );
+}
+
+async fn report_companies(
+    pool: &PgPool,
+    load: &Load,
+    wall: Duration,
+    samples: &Samples,
+) -> anyhow::Result<()> {
+    // Requests each company started in its busiest rolling minute (every slot is kept five
+    // minutes after it ended; a load longer than that is counted by its last five minutes).
+    let ended: Vec<Ended> = sqlx::query_as(
+        "SELECT r.realm_id, r.status, coalesce(r.w_rows, 0) AS rows, r.requests, r.throttled, \
+           extract(epoch FROM r.started_at - r.created_at)::float8 AS wait_s, \
+           extract(epoch FROM r.finished_at - r.started_at)::float8 AS run_s, \
+           extract(epoch FROM r.finished_at - first.at)::float8 AS done_s, \
+           coalesce((SELECT max(c) FROM (SELECT count(*) OVER (ORDER BY s.started_at \
+               RANGE BETWEEN interval '60 seconds' PRECEDING AND CURRENT ROW) AS c \
+             FROM ops.budget_slots s WHERE s.realm_id = r.realm_id) m), 0) AS peak_minute, \
+           coalesce((SELECT max(c) FROM (SELECT count(*) OVER (ORDER BY s.started_at \
+               RANGE BETWEEN interval '1 second' PRECEDING AND CURRENT ROW) AS c \
+             FROM ops.budget_slots s WHERE s.realm_id = r.realm_id) m), 0) AS peak_second \
+         FROM ops.runs r, (SELECT min(created_at) AS at FROM ops.runs) first \
+         ORDER BY r.realm_id",
+    )
+    .fetch_all(pool)
+    .await?;
+    let rows: i64 = ended.iter().map(|e| e.rows).sum();
+    let requests: i64 = ended.iter().map(|e| e.requests).sum();
+    let throttled: i64 = ended.iter().map(|e| e.throttled).sum();
+    let failed = ended.iter().filter(|e| e.status != "succeeded").count();
+    println!(
+        "{} companies, {} workers x {} runs: {rows} rows in {:.1} s = {:.0} rows/s; {requests} requests, {throttled} throttled (429), {failed} runs not succeeded",
+        ended.len(),
+        load.workers,
+        load.per_worker,
+        wall.as_secs_f64(),
+        rows as f64 / wall.as_secs_f64()
+    );
+    // The rate a budget sustains: the per-minute rule, or the per-second one if tighter.
+    let sustained = (f64::from(load.per_minute) / 60.0).min(f64::from(load.per_second));
+    spread(
+        "requests/s over its run / budget",
+        ended
+            .iter()
+            .map(|e| 100.0 * e.requests as f64 / e.run_s.max(1e-3) / sustained)
+            .collect(),
+        " %",
+    );
+    spread(
+        "busiest rolling minute / limit",
+        ended
+            .iter()
+            .map(|e| 100.0 * e.peak_minute as f64 / f64::from(load.per_minute))
+            .collect(),
+        " %",
+    );
+    spread(
+        "busiest rolling second / limit",
+        ended
+            .iter()
+            .map(|e| 100.0 * e.peak_second as f64 / f64::from(load.per_second))
+            .collect(),
+        " %",
+    );
+    spread(
+        "requests per company",
+        ended.iter().map(|e| e.requests as f64).collect(),
+        "  ",
+    );
+    spread(
+        "wait in the queue",
+        ended.iter().map(|e| e.wait_s).collect(),
+        " s",
+    );
+    spread("run time", ended.iter().map(|e| e.run_s).collect(), " s");
+    spread(
+        "done after the first enqueue",
+        ended.iter().map(|e| e.done_s).collect(),
+        " s",
+    );
+    let over = ended
+        .iter()
+        .filter(|e| {
+            e.peak_minute > i64::from(load.per_minute)
+                || e.peak_second > i64::from(load.per_second)
+                || e.throttled > 0
+        })
+        .count();
+    println!(
+        "  companies over their budget (busiest minute above the limit, or a 429): {over}; realms {}..{}",
+        ended.first().map_or("", |e| e.realm_id.as_str()),
+        ended.last().map_or("", |e| e.realm_id.as_str())
+    );
+    for (label, v) in [
+        ("GET /api/v1/runs", &samples.list),
+        ("GET /api/v1/runs/{id}", &samples.one),
+    ] {
+        println!(
+            "  {label:34} {} samples during the load: median {:6.1} ms  p99 {:6.1} ms  max {:6.1} ms",
+            v.len(),
+            quantile(v, 0.5),
+            quantile(v, 0.99),
+            quantile(v, 1.0)
+        );
+    }
     Ok(())
 }
