@@ -9,7 +9,7 @@
 //! target/release/examples/scale_bench companies  # 50 companies, 4 `worker` processes, budgets
 //! ```
 //!
-//! Knobs: `--reps N` (claim), `--windows N` (runs), `--companies N --workers N --customers N
+//! Knobs: `--reps N` (claim), `--windows N --big N --size N` (runs), `--companies N --workers N --customers N
 //! --days N --per-minute N --latency-ms N` (companies).
 
 #![allow(
@@ -392,20 +392,23 @@ async fn login(http: &reqwest::Client, base: &str) -> anyhow::Result<String> {
         .context("session cookie")
 }
 
-/// Finished runs holding `total` run windows: the newest 50 ten-year runs (3,653 windows each:
-/// the heaviest first page there can be), then 30-day runs, spread over 50 companies, one in 20
-/// failed with two failed windows; and the companies' windows (ten years each).
-async fn seed_runs(pool: &PgPool, total: i64) -> anyhow::Result<()> {
+/// Finished runs holding `total` run windows: the newest `big` ten-year runs (3,653 windows
+/// each: the heaviest first page there can be), then runs of `size` days, spread over 50
+/// companies, one in 20 failed with two failed windows (one day when `size` is 1); and the
+/// companies' windows (ten years each).
+async fn seed_runs(pool: &PgPool, total: i64, big: i64, size: i64) -> anyhow::Result<()> {
     let mut tx = pool.begin().await?;
     sqlx::query(
         "CREATE TEMP TABLE seed_runs ON COMMIT DROP AS \
          SELECT g, now() - g * interval '1 second' AS t, \
            '91303500000' || lpad((g % 50)::text, 5, '0') AS realm, \
-           CASE WHEN g <= 50 THEN 3653 ELSE 30 END AS n, \
+           CASE WHEN g <= $2 THEN 3653 ELSE $3::int END AS n, \
            CASE WHEN g % 20 = 7 THEN 'failed' ELSE 'succeeded' END AS status \
-         FROM generate_series(1, 50 + greatest($1 - 50 * 3653, 0) / 30) g",
+         FROM generate_series(1, $2 + greatest($1 - $2 * 3653, 0) / $3) g",
     )
     .bind(total)
+    .bind(big)
+    .bind(size)
     .execute(&mut *tx)
     .await?;
     // Ids are UUIDv7 of their creation time, as the queue makes them.
@@ -417,8 +420,8 @@ async fn seed_runs(pool: &PgPool, total: i64) -> anyhow::Result<()> {
            'qb_customers_backfill', realm, \
            CASE WHEN n = 3653 THEN date '2016-01-01' ELSE date '2025-01-01' + (g % 300)::int END, \
            CASE WHEN n = 3653 THEN date '2026-01-01' \
-                ELSE date '2025-01-01' + (g % 300)::int + 30 END, \
-           status, 'api', n, CASE WHEN status = 'failed' THEN 2 ELSE 0 END, t, t, \
+                ELSE date '2025-01-01' + (g % 300)::int + n END, \
+           status, 'api', n, CASE WHEN status = 'failed' THEN least(n, 2) ELSE 0 END, t, t, \
            t + interval '1 minute' \
          FROM seed_runs",
     )
@@ -486,17 +489,19 @@ async fn time_get(
 /// with `--windows` run windows (1,000,000 by default) in the database.
 async fn runs_bench() -> anyhow::Result<()> {
     let total: i64 = arg("--windows", 1_000_000)?;
+    let big: i64 = arg("--big", 50)?;
+    let size: i64 = arg("--size", 30)?;
     let reps: usize = arg("--reps", 50)?;
     let db = TestDb::new().await.map_err(|e| anyhow::anyhow!("{e}"))?;
     let t = Instant::now();
-    seed_runs(&db.pool, total).await?;
+    seed_runs(&db.pool, total, big, size.max(1)).await?;
     let (runs, windows): (i64, i64) = sqlx::query_as(
         "SELECT (SELECT count(*) FROM ops.runs), (SELECT count(*) FROM ops.run_windows)",
     )
     .fetch_one(&db.pool)
     .await?;
     println!(
-        "seeded {runs} runs holding {windows} run windows in {:.1} s (the newest 50 hold 3,653 each)",
+        "seeded {runs} runs holding {windows} run windows in {:.1} s (the newest {big} hold 3,653 each, the others {size})",
         t.elapsed().as_secs_f64()
     );
     let server = Server::start(&db).await?;
