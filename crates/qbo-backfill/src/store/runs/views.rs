@@ -173,7 +173,9 @@ impl From<RunRow> for RunView {
 
 /// A run with its window counts: summed when it ended (`r.w_*`), or live from its windows
 /// while it is queued or running (the `live` sum is skipped for an ended run). What a retry
-/// would load is read live from the few windows that did not succeed.
+/// would load is read live from the windows that did not succeed, each looked up by its key (a
+/// join there was planned as a quadratic loop while the tables had no statistics yet: 0.7 s
+/// for 50 running runs of a year).
 const RUN_SELECT: &str = "SELECT r.id, r.pipeline, r.realm_id, r.status, r.fecha_inicio, \
     r.fecha_fin, r.trigger, r.trigger_id, r.retry_of, r.created_at, r.started_at, r.finished_at, \
     r.cancel_requested, r.windows_total, coalesce(r.w_failed, live.failed) AS w_failed, \
@@ -191,9 +193,9 @@ const RUN_SELECT: &str = "SELECT r.id, r.pipeline, r.realm_id, r.status, r.fecha
       coalesce(sum(unchanged), 0)::bigint AS unchanged \
       FROM ops.run_windows rw WHERE rw.run_id = r.id AND r.w_rows IS NULL) live \
     CROSS JOIN LATERAL (SELECT count(*) AS outstanding FROM ops.run_windows rw \
-      WHERE rw.run_id = r.id AND rw.status <> 'succeeded' AND NOT EXISTS (SELECT 1 \
+      WHERE rw.run_id = r.id AND rw.status <> 'succeeded' AND (SELECT ow.status \
         FROM ops.windows ow WHERE ow.pipeline = r.pipeline AND ow.realm_id = r.realm_id \
-          AND ow.window_start = rw.window_start AND ow.status = 'succeeded')) o";
+          AND ow.window_start = rw.window_start) IS DISTINCT FROM 'succeeded') o";
 
 /// Filters for [`list`].
 #[derive(Debug, Clone, Default)]
