@@ -284,32 +284,29 @@ async fn gone_holders(
 }
 
 /// Gives the gone holders' own records of the windows taken from them back to `pending` (they
-/// must not stay `running` forever), in one statement.
+/// must not stay `running` forever): one statement per gone holder run, whatever the windows.
 async fn give_back_taken(
     conn: &mut PgConnection,
     exec: &Execution,
     held: &[HeldWindow],
     gone: &HashSet<(Uuid, Option<Uuid>)>,
 ) -> Result<()> {
-    let (runs, starts): (Vec<Uuid>, Vec<PgTimestamp>) = held
-        .iter()
-        .filter(|h| gone.contains(&(h.run_id, h.execution_id)))
-        .map(|h| (h.run_id, h.start))
-        .unzip();
-    if runs.is_empty() {
-        return Ok(());
+    let mut taken: HashMap<Uuid, Vec<PgTimestamp>> = HashMap::new();
+    for h in held.iter().filter(|h| gone.contains(&(h.run_id, h.execution_id))) {
+        taken.entry(h.run_id).or_default().push(h.start);
     }
-    sqlx::query(
-        "UPDATE ops.run_windows SET status = 'pending', \
-           error = coalesce(error, 'taken over by run ' || $3::text) \
-         WHERE run_id = ANY($1) AND window_start = ANY($2) AND status = 'running' \
-           AND (run_id, window_start) IN (SELECT * FROM unnest($1::uuid[], $2::timestamptz[]))",
-    )
-    .bind(&runs)
-    .bind(&starts)
-    .bind(exec.run_id.to_string())
-    .execute(&mut *conn)
-    .await?;
+    for (run_id, starts) in taken {
+        sqlx::query(
+            "UPDATE ops.run_windows SET status = 'pending', \
+               error = coalesce(error, 'taken over by run ' || $3::text) \
+             WHERE run_id = $1 AND window_start = ANY($2) AND status = 'running'",
+        )
+        .bind(run_id)
+        .bind(&starts)
+        .bind(exec.run_id.to_string())
+        .execute(&mut *conn)
+        .await?;
+    }
     Ok(())
 }
 
