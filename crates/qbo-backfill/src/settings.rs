@@ -9,6 +9,8 @@ use secrecy::SecretString;
 pub mod env {
     /// PostgreSQL URL.
     pub const DATABASE_URL: &str = "DATABASE_URL";
+    /// Connections of each process's PostgreSQL pool.
+    pub const QBO_BACKFILL_DB_POOL: &str = "QBO_BACKFILL_DB_POOL";
     /// Intuit app client id.
     pub const QBO_CLIENT_ID: &str = "QBO_CLIENT_ID";
     /// Intuit app client secret.
@@ -67,6 +69,29 @@ pub fn env_var(name: &str) -> Option<String> {
 #[must_use]
 pub fn database_url() -> String {
     env_var(env::DATABASE_URL).unwrap_or_else(|| DEFAULT_DATABASE_URL.to_owned())
+}
+
+/// Connections of this process's PostgreSQL pool (`QBO_BACKFILL_DB_POOL`, default
+/// [`crate::store::DEFAULT_MAX_CONNECTIONS`]): every `worker` and `serve` holds up to this many,
+/// and together they must stay under the server's `max_connections`.
+///
+/// # Errors
+/// A value that is not a number from 1 to 1000.
+pub fn db_pool_size() -> Result<u32, ConfigError> {
+    match env_var(env::QBO_BACKFILL_DB_POOL) {
+        None => Ok(crate::store::DEFAULT_MAX_CONNECTIONS),
+        Some(text) => text
+            .trim()
+            .parse::<u32>()
+            .ok()
+            .filter(|n| (1..=1000).contains(n))
+            .ok_or_else(|| {
+                ConfigError(format!(
+                    "{}: {text:?} is not a number of connections from 1 to 1000",
+                    env::QBO_BACKFILL_DB_POOL
+                ))
+            }),
+    }
 }
 
 /// The proxies whose `X-Forwarded-For` the login rate limit believes

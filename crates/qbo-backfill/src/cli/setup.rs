@@ -17,9 +17,11 @@ use crate::settings::{self, ClientTuning, QboSettings};
 use crate::store::auth::secrets::{KeySettings, SecretKey};
 use crate::store::runs;
 
-/// Connects to `DATABASE_URL` (creating and migrating the database).
+/// Connects to `DATABASE_URL` (creating and migrating the database) with a pool of
+/// `QBO_BACKFILL_DB_POOL` connections.
 pub(super) async fn connect() -> Result<PgPool, CliError> {
-    crate::store::connect(&settings::database_url())
+    let size = settings::db_pool_size().map_err(fail)?;
+    crate::store::connect_with_max_connections(&settings::database_url(), size)
         .await
         .map_err(fail)
 }

@@ -123,33 +123,29 @@ pub async fn fire_step(
     Ok(fired)
 }
 
-/// One line per trigger handled: id, pipeline, run, local time and UTC of the occurrence.
+/// One line per trigger handled: id, pipeline, run, local time and UTC of the occurrence (and,
+/// for a missed one, why).
 fn log_fired(f: &Fired) {
     let next = f.next_fire_utc.map(|t| t.to_string());
     let next = next.as_deref().unwrap_or("-");
-    match f.run_id {
-        Some(run) => tracing::info!(
-            realm_id = %f.realm_id,
-            missed = f.missed,
-            next = %next,
-            "Trigger fired | trigger={} pipeline={} run={run} local={} utc={}",
-            f.trigger_id,
-            f.pipeline,
-            f.occurrence_local,
-            f.occurrence_utc,
+    let (outcome, run, reason) = match f.run_id {
+        Some(run) => ("fired", run.to_string(), String::new()),
+        None => (
+            "missed",
+            "-".to_owned(),
+            format!(" reason={}", f.reason.as_deref().unwrap_or("-")),
         ),
-        None => tracing::info!(
-            realm_id = %f.realm_id,
-            missed = f.missed,
-            next = %next,
-            "Trigger missed | trigger={} pipeline={} run=- local={} utc={} reason={}",
-            f.trigger_id,
-            f.pipeline,
-            f.occurrence_local,
-            f.occurrence_utc,
-            f.reason.as_deref().unwrap_or("-"),
-        ),
-    }
+    };
+    tracing::info!(
+        realm_id = %f.realm_id,
+        missed = f.missed,
+        next = %next,
+        "Trigger {outcome} | trigger={} pipeline={} run={run} local={} utc={}{reason}",
+        f.trigger_id,
+        f.pipeline,
+        f.occurrence_local,
+        f.occurrence_utc,
+    );
 }
 
 /// Runs [`fire_step`] every `tick` until `shutdown` completes. A failing step (database down)

@@ -420,3 +420,404 @@ async fn the_newest_run_of_each_pipeline_comes_in_one_query() {
     assert_ne!(latest[0].id, first);
     assert_eq!(latest[0].pipeline, Pipeline::CUSTOMERS.name());
 }
+
+/// A ten-year span: 3,653 daily windows.
+fn ten_years() -> (DateRange, Vec<Window>) {
+    let range = DateRange::parse("2016-01-01", "2026-01-01").expect("range");
+    let windows = range.windows().expect("windows");
+    assert_eq!(windows.len(), 3653);
+    (range, windows)
+}
+
+/// Counts, from now on, every statement that writes `ops.runs`, `ops.windows` or
+/// `ops.run_windows`, and every row it writes (statement- and row-level triggers into
+/// `public.writes`): a claim or heartbeat that went back to a statement per window, or to
+/// touching every held window, shows there whatever the machine's speed.
+async fn count_writes(pool: &PgPool) {
+    sqlx::raw_sql(
+        "CREATE TABLE public.writes (tbl text NOT NULL, level text NOT NULL);
+         CREATE FUNCTION public.count_write() RETURNS trigger LANGUAGE plpgsql AS $$
+         BEGIN INSERT INTO public.writes VALUES (TG_TABLE_NAME, TG_LEVEL); RETURN NULL; END $$;
+         CREATE TRIGGER s AFTER INSERT OR UPDATE OR DELETE ON ops.runs
+           FOR EACH STATEMENT EXECUTE FUNCTION public.count_write();
+         CREATE TRIGGER r AFTER INSERT OR UPDATE OR DELETE ON ops.runs
+           FOR EACH ROW EXECUTE FUNCTION public.count_write();
+         CREATE TRIGGER s AFTER INSERT OR UPDATE OR DELETE ON ops.windows
+           FOR EACH STATEMENT EXECUTE FUNCTION public.count_write();
+         CREATE TRIGGER r AFTER INSERT OR UPDATE OR DELETE ON ops.windows
+           FOR EACH ROW EXECUTE FUNCTION public.count_write();
+         CREATE TRIGGER s AFTER INSERT OR UPDATE OR DELETE ON ops.run_windows
+           FOR EACH STATEMENT EXECUTE FUNCTION public.count_write();
+         CREATE TRIGGER r AFTER INSERT OR UPDATE OR DELETE ON ops.run_windows
+           FOR EACH ROW EXECUTE FUNCTION public.count_write();",
+    )
+    .execute(pool)
+    .await
+    .expect("count writes");
+}
+
+/// Statements and rows written to `table` since the last call (which clears the counts).
+async fn writes_to(pool: &PgPool, table: &str) -> (i64, i64) {
+    let (statements, rows): (i64, i64) = sqlx::query_as(
+        "SELECT count(*) FILTER (WHERE level = 'STATEMENT'), count(*) FILTER (WHERE level = 'ROW') \
+         FROM public.writes WHERE tbl = $1",
+    )
+    .bind(table)
+    .fetch_one(pool)
+    .await
+    .expect("writes");
+    sqlx::query("DELETE FROM public.writes WHERE tbl = $1")
+        .bind(table)
+        .execute(pool)
+        .await
+        .expect("clear");
+    (statements, rows)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_ten_year_claim_is_set_based_fenced_and_taken_over_once_its_run_lease_runs_out() {
+    let db = test_db().await;
+    let (range, windows) = ten_years();
+    let a = new_run(&db.pool, range, &windows).await;
+    let b = new_run(&db.pool, range, &windows).await;
+    count_writes(&db.pool).await;
+
+    let claim = runs::claim_windows(
+        &db.pool,
+        &a,
+        Pipeline::CUSTOMERS,
+        REALM,
+        &windows,
+        runs::LEASE,
+    )
+    .await
+    .expect("claim A");
+    assert_eq!(claim.claimed.len(), 3653);
+    assert!(claim.busy.is_empty() && !claim.lost);
+    // One statement per table, each writing every window once.
+    assert_eq!(writes_to(&db.pool, "windows").await, (1, 3653));
+    assert_eq!(writes_to(&db.pool, "run_windows").await, (1, 3653));
+    assert_eq!(writes_to(&db.pool, "runs").await, (0, 0));
+
+    // A lives: B finds every window busy, held by A, and writes nothing.
+    let claim = runs::claim_windows(
+        &db.pool,
+        &b,
+        Pipeline::CUSTOMERS,
+        REALM,
+        &windows,
+        runs::LEASE,
+    )
+    .await
+    .expect("claim B");
+    assert!(claim.claimed.is_empty());
+    assert_eq!(claim.busy.len(), 3653);
+    assert!(claim.busy.iter().all(|(_, holder)| *holder == a.run_id));
+    assert_eq!(writes_to(&db.pool, "windows").await, (0, 0));
+
+    // A's worker stops beating: once its run's lease has run out, B takes all of them over, in
+    // a fixed number of statements, and A's own record of them goes back to pending.
+    sqlx::query("UPDATE ops.runs SET lease_until = now() - interval '1 second' WHERE id = $1")
+        .bind(a.run_id)
+        .execute(&db.pool)
+        .await
+        .expect("expire A");
+    writes_to(&db.pool, "runs").await;
+    let claim = runs::claim_windows(
+        &db.pool,
+        &b,
+        Pipeline::CUSTOMERS,
+        REALM,
+        &windows,
+        runs::LEASE,
+    )
+    .await
+    .expect("take over");
+    assert_eq!(
+        claim.claimed.len(),
+        3653,
+        "a dead run's windows stayed held"
+    );
+    assert_eq!(writes_to(&db.pool, "windows").await, (1, 3653));
+    assert_eq!(writes_to(&db.pool, "run_windows").await, (2, 2 * 3653));
+    let a_running: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM ops.run_windows WHERE run_id = $1 AND status = 'running'",
+    )
+    .bind(a.run_id)
+    .fetch_one(&db.pool)
+    .await
+    .expect("count");
+    assert_eq!(a_running, 0, "the old holder's record stayed running");
+
+    // A wakes up: every write it tries on the windows is refused.
+    let mut tx = db.pool.begin().await.expect("begin");
+    for window in [windows[0], windows[3652]] {
+        assert!(
+            !runs::record_page(
+                &mut tx,
+                &a,
+                Pipeline::CUSTOMERS,
+                REALM,
+                &window,
+                1,
+                Default::default()
+            )
+            .await
+            .expect("page")
+        );
+    }
+    tx.rollback().await.expect("rollback");
+    let ended = runs::end_windows_succeeded(
+        &db.pool,
+        &a,
+        Pipeline::CUSTOMERS,
+        REALM,
+        &windows,
+        Duration::ZERO,
+    )
+    .await
+    .expect("end");
+    assert!(ended.is_empty(), "a taken-over execution ended windows");
+    let ended = runs::end_windows_succeeded(
+        &db.pool,
+        &b,
+        Pipeline::CUSTOMERS,
+        REALM,
+        &windows,
+        Duration::ZERO,
+    )
+    .await
+    .expect("end");
+    assert_eq!(ended, windows);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_heartbeat_keeps_every_held_window_by_writing_one_row() {
+    let db = test_db().await;
+    let (range, windows) = ten_years();
+    // A claimed with a one-second lease.
+    let a = start_run(&db.pool, REALM, range, &windows, &WorkerIdentity::current()).await;
+    sqlx::query("UPDATE ops.runs SET lease_until = now() + interval '1 second' WHERE id = $1")
+        .bind(a.run_id)
+        .execute(&db.pool)
+        .await
+        .expect("short lease");
+    let b = new_run(&db.pool, range, &windows).await;
+    let claim = runs::claim_windows(
+        &db.pool,
+        &a,
+        Pipeline::CUSTOMERS,
+        REALM,
+        &windows,
+        runs::LEASE,
+    )
+    .await
+    .expect("claim A");
+    assert_eq!(claim.claimed.len(), 3653);
+    count_writes(&db.pool).await;
+
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    let beat = runs::heartbeat(&db.pool, &a, runs::LEASE)
+        .await
+        .expect("beat");
+    assert_eq!(beat, Some(false));
+    assert_eq!(writes_to(&db.pool, "runs").await, (1, 1));
+    assert_eq!(
+        writes_to(&db.pool, "windows").await,
+        (0, 0),
+        "the heartbeat wrote windows"
+    );
+    assert_eq!(writes_to(&db.pool, "run_windows").await, (0, 0));
+
+    // Past the first lease, the beat kept all 3,653 windows.
+    let claim = runs::claim_windows(
+        &db.pool,
+        &b,
+        Pipeline::CUSTOMERS,
+        REALM,
+        &windows,
+        runs::LEASE,
+    )
+    .await
+    .expect("claim B");
+    assert!(claim.claimed.is_empty(), "B took windows A still holds");
+    assert_eq!(claim.busy.len(), 3653);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_runs_counts_are_live_while_it_runs_and_stored_with_it_when_it_ends() {
+    use qbo_backfill::store::raw::UpsertCounts;
+    use qbo_backfill::store::runs::views::{self, RunFilter};
+    let db = test_db().await;
+    let range = DateRange::parse("2026-01-10", "2026-01-13").expect("range");
+    let windows = range.windows().expect("windows");
+    let exec = new_run(&db.pool, range, &windows).await;
+    let page = |window: Window, rows: u64| {
+        let pool = db.pool.clone();
+        async move {
+            runs::claim_window(
+                &pool,
+                &exec,
+                Pipeline::CUSTOMERS,
+                REALM,
+                &window,
+                runs::LEASE,
+            )
+            .await
+            .expect("claim");
+            let mut tx = pool.begin().await.expect("begin");
+            let counts = UpsertCounts {
+                inserted: rows,
+                ..UpsertCounts::default()
+            };
+            assert!(
+                runs::record_page(
+                    &mut tx,
+                    &exec,
+                    Pipeline::CUSTOMERS,
+                    REALM,
+                    &window,
+                    rows,
+                    counts
+                )
+                .await
+                .expect("page")
+            );
+            tx.commit().await.expect("commit");
+        }
+    };
+    let end = |window: Window, end: runs::WindowEnd<'static>| {
+        let pool = db.pool.clone();
+        async move {
+            runs::end_window(
+                &pool,
+                &exec,
+                Pipeline::CUSTOMERS,
+                REALM,
+                &window,
+                &end,
+                Duration::ZERO,
+            )
+            .await
+            .expect("end")
+        }
+    };
+    page(windows[0], 7).await;
+    assert!(end(windows[0], runs::WindowEnd::Succeeded).await);
+    page(windows[1], 5).await;
+    let live = views::get(&db.pool, exec.run_id)
+        .await
+        .expect("view")
+        .expect("run");
+    assert_eq!(
+        (live.rows, live.counts.inserted, live.windows_succeeded),
+        (12, 12, 1)
+    );
+    let failed = runs::WindowEnd::Failed {
+        error: "boom",
+        intuit_tid: None,
+    };
+    assert!(end(windows[1], failed).await);
+    runs::finish_run(
+        &db.pool,
+        &exec,
+        runs::RunStatus::Succeeded,
+        &runs::RunTotals::default(),
+        &runs::RequestTotals::default(),
+        None,
+    )
+    .await
+    .expect("finish");
+    let stored: (Option<i64>, Option<i64>, Option<i64>) =
+        sqlx::query_as("SELECT w_rows, w_failed, w_succeeded FROM ops.runs WHERE id = $1")
+            .bind(exec.run_id)
+            .fetch_one(&db.pool)
+            .await
+            .expect("sums");
+    assert_eq!(
+        stored,
+        (Some(12), Some(1), Some(1)),
+        "sums stored at the end"
+    );
+    let listed = views::list(&db.pool, &RunFilter::default(), 10)
+        .await
+        .expect("list");
+    let ended = listed.iter().find(|r| r.id == exec.run_id).expect("listed");
+    assert_eq!(ended.status, runs::RunStatus::Failed);
+    assert_eq!(
+        (
+            ended.rows,
+            ended.counts.total,
+            ended.windows_failed,
+            ended.windows_succeeded
+        ),
+        (12, 12, 1, 1)
+    );
+    assert_eq!(ended.windows_outstanding, 2, "one failed, one never loaded");
+    // Another run loads the failed day: what a retry would load shrinks, live.
+    let other = new_run(&db.pool, range, &windows[1..2]).await;
+    runs::claim_window(
+        &db.pool,
+        &other,
+        Pipeline::CUSTOMERS,
+        REALM,
+        &windows[1],
+        runs::LEASE,
+    )
+    .await
+    .expect("claim");
+    assert!(
+        runs::end_window(
+            &db.pool,
+            &other,
+            Pipeline::CUSTOMERS,
+            REALM,
+            &windows[1],
+            &runs::WindowEnd::Succeeded,
+            Duration::ZERO
+        )
+        .await
+        .expect("end")
+    );
+    let ended = views::get(&db.pool, exec.run_id)
+        .await
+        .expect("view")
+        .expect("run");
+    assert_eq!(ended.windows_outstanding, 1);
+    assert_eq!(ended.windows.map(|w| w.len()), Some(3));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_next_page_of_runs_starts_after_the_last_one_shown_even_at_the_same_instant() {
+    use qbo_backfill::store::runs::views::{self, RunFilter};
+    let db = test_db().await;
+    let (range, windows) = one_day();
+    let mut ids = Vec::new();
+    for _ in 0..5 {
+        ids.push(new_run(&db.pool, range, &windows).await.run_id);
+    }
+    // Three of them enqueued in one transaction: one `created_at`.
+    sqlx::query("UPDATE ops.runs SET created_at = (SELECT created_at FROM ops.runs WHERE id = $1) WHERE id = ANY($2)")
+        .bind(ids[1])
+        .bind(&ids[1..4])
+        .execute(&db.pool)
+        .await
+        .expect("same instant");
+    let mut seen = Vec::new();
+    let mut before = None;
+    loop {
+        let filter = RunFilter {
+            before,
+            ..RunFilter::default()
+        };
+        let page = views::list(&db.pool, &filter, 2).await.expect("page");
+        if page.is_empty() {
+            break;
+        }
+        before = page.last().map(|r| r.id);
+        seen.extend(page.into_iter().map(|r| r.id));
+    }
+    let mut expected = ids.clone();
+    expected.reverse();
+    assert_eq!(seen, expected, "every run once, newest first");
+}

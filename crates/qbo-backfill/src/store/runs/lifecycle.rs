@@ -45,15 +45,16 @@ pub async fn end_windows_succeeded(
         return Ok(Vec::new());
     }
     let duration_ms = i64::try_from(duration.as_millis()).unwrap_or(i64::MAX);
-    let starts: Vec<String> = windows.iter().map(|w| ts(w.start)).collect();
+    let starts: Vec<PgTimestamp> = windows.iter().map(|w| PgTimestamp(w.start)).collect();
     let mut tx = pool.begin().await?;
-    let ended: Vec<crate::store::PgTimestamp> = sqlx::query_scalar(
-        "UPDATE ops.windows AS w SET status = 'succeeded', lease_until = NULL, \
+    // `= ANY` rather than a join with `unnest`: one index probe per day, whatever the planner
+    // believes of a table it has no statistics for yet (a join became quadratic there).
+    let ended: Vec<PgTimestamp> = sqlx::query_scalar(
+        "UPDATE ops.windows SET status = 'succeeded', lease_until = NULL, \
            finished_at = now(), duration_ms = $5, last_error = NULL, last_intuit_tid = NULL \
-         FROM unnest($3::timestamptz[]) AS d(ws) \
-         WHERE w.pipeline = $1 AND w.realm_id = $2 AND w.window_start = d.ws \
-           AND w.execution_id = $4 AND w.status = 'running' \
-         RETURNING w.window_start",
+         WHERE pipeline = $1 AND realm_id = $2 AND window_start = ANY($3) \
+           AND execution_id = $4 AND status = 'running' \
+         RETURNING window_start",
     )
     .bind(pipeline.name())
     .bind(realm_id)
@@ -62,22 +63,21 @@ pub async fn end_windows_succeeded(
     .bind(duration_ms)
     .fetch_all(&mut *tx)
     .await?;
-    let held: Vec<String> = ended.iter().map(|t| ts(t.0)).collect();
     sqlx::query(
-        "UPDATE ops.run_windows AS w SET status = 'succeeded', error = NULL, intuit_tid = NULL, \
+        "UPDATE ops.run_windows SET status = 'succeeded', error = NULL, intuit_tid = NULL, \
            duration_ms = $3 \
-         FROM unnest($2::timestamptz[]) AS d(ws) \
-         WHERE w.run_id = $1 AND w.window_start = d.ws",
+         WHERE run_id = $1 AND window_start = ANY($2)",
     )
     .bind(exec.run_id)
-    .bind(&held)
+    .bind(&ended)
     .bind(duration_ms)
     .execute(&mut *tx)
     .await?;
     tx.commit().await?;
+    let ended: std::collections::HashSet<jiff::Timestamp> = ended.iter().map(|t| t.0).collect();
     Ok(windows
         .iter()
-        .filter(|w| ended.iter().any(|t| t.0 == w.start))
+        .filter(|w| ended.contains(&w.start))
         .copied()
         .collect())
 }
@@ -96,40 +96,69 @@ pub async fn record_page(
     rows: u64,
     counts: UpsertCounts,
 ) -> Result<bool> {
-    let held = sqlx::query(
-        "UPDATE ops.windows SET pages = pages + 1, rows_total = rows_total + $5, \
-           inserted = inserted + $6, updated = updated + $7, unchanged = unchanged + $8 \
-         WHERE pipeline = $1 AND realm_id = $2 AND window_start = $3::timestamptz \
-           AND execution_id = $4 AND status = 'running'",
+    update_held(
+        conn,
+        &Held {
+            exec,
+            pipeline,
+            realm_id,
+            window,
+        },
+        "pages = pages + 1, rows_total = rows_total + $5, inserted = inserted + $6, \
+         updated = updated + $7, unchanged = unchanged + $8",
+        "pages = pages + 1, rows_total = rows_total + $3, inserted = inserted + $4, \
+         updated = updated + $5, unchanged = unchanged + $6",
+        |q| {
+            q.bind(to_i64(rows))
+                .bind(to_i64(counts.inserted))
+                .bind(to_i64(counts.updated))
+                .bind(to_i64(counts.unchanged))
+        },
     )
-    .bind(pipeline.name())
-    .bind(realm_id)
-    .bind(ts(window.start))
-    .bind(exec.execution_id)
-    .bind(to_i64(rows))
-    .bind(to_i64(counts.inserted))
-    .bind(to_i64(counts.updated))
-    .bind(to_i64(counts.unchanged))
-    .execute(&mut *conn)
-    .await?
-    .rows_affected()
-        == 1;
-    if !held {
+    .await
+}
+
+/// One window an execution holds.
+struct Held<'a> {
+    exec: &'a Execution,
+    pipeline: Pipeline,
+    realm_id: &'a str,
+    window: &'a Window,
+}
+
+/// A query of the store with its arguments.
+type PgQuery<'q> = sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments>;
+
+/// Updates the window `at` holds (`SET window_set` on `ops.windows`, fenced by the execution:
+/// `$1` … `$4` are the pipeline, company, start and execution) and, when it still held it, the
+/// run's own record of it (`SET run_set` on `ops.run_windows`: `$1`, `$2` are the run and
+/// start), both on `conn`. `bind` binds the values both read next (`$5` … and `$3` …). Returns
+/// whether the execution held the window (nothing is written when it did not).
+async fn update_held<'q>(
+    conn: &mut PgConnection,
+    at: &Held<'q>,
+    window_set: &str,
+    run_set: &str,
+    bind: impl Fn(PgQuery<'q>) -> PgQuery<'q>,
+) -> Result<bool> {
+    let window = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "UPDATE ops.windows SET {window_set} \
+         WHERE pipeline = $1 AND realm_id = $2 AND window_start = $3::timestamptz \
+           AND execution_id = $4 AND status = 'running'"
+    )))
+    .bind(at.pipeline.name())
+    .bind(at.realm_id)
+    .bind(ts(at.window.start))
+    .bind(at.exec.execution_id);
+    if bind(window).execute(&mut *conn).await?.rows_affected() != 1 {
         return Ok(false);
     }
-    sqlx::query(
-        "UPDATE ops.run_windows SET pages = pages + 1, rows_total = rows_total + $3, \
-           inserted = inserted + $4, updated = updated + $5, unchanged = unchanged + $6 \
-         WHERE run_id = $1 AND window_start = $2::timestamptz",
-    )
-    .bind(exec.run_id)
-    .bind(ts(window.start))
-    .bind(to_i64(rows))
-    .bind(to_i64(counts.inserted))
-    .bind(to_i64(counts.updated))
-    .bind(to_i64(counts.unchanged))
-    .execute(&mut *conn)
-    .await?;
+    let run = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "UPDATE ops.run_windows SET {run_set} WHERE run_id = $1 AND window_start = $2::timestamptz"
+    )))
+    .bind(at.exec.run_id)
+    .bind(ts(at.window.start));
+    bind(run).execute(&mut *conn).await?;
     Ok(true)
 }
 
@@ -146,60 +175,50 @@ pub async fn record_spread_page(
     realm_id: &str,
     parts: &[(Window, u64, UpsertCounts)],
 ) -> Result<bool> {
-    let starts: Vec<String> = parts.iter().map(|(w, _, _)| ts(w.start)).collect();
     let rows: Vec<i64> = parts.iter().map(|(_, r, _)| to_i64(*r)).collect();
     let inserted: Vec<i64> = parts.iter().map(|(_, _, c)| to_i64(c.inserted)).collect();
     let updated: Vec<i64> = parts.iter().map(|(_, _, c)| to_i64(c.updated)).collect();
     let unchanged: Vec<i64> = parts.iter().map(|(_, _, c)| to_i64(c.unchanged)).collect();
     // Lock in day order, as claims do, so that a takeover never deadlocks with this write.
+    let day_starts: Vec<PgTimestamp> = parts.iter().map(|(w, _, _)| PgTimestamp(w.start)).collect();
     let locked: Vec<i32> = sqlx::query_scalar(
-        "SELECT 1 FROM unnest($3::timestamptz[]) AS d(ws) \
-         JOIN ops.windows w ON w.pipeline = $1 AND w.realm_id = $2 AND w.window_start = d.ws \
-         WHERE w.execution_id = $4 AND w.status = 'running' \
-         ORDER BY w.window_start FOR UPDATE OF w",
+        "SELECT 1 FROM ops.windows \
+         WHERE pipeline = $1 AND realm_id = $2 AND window_start = ANY($3) \
+           AND execution_id = $4 AND status = 'running' \
+         ORDER BY window_start FOR UPDATE",
     )
     .bind(pipeline.name())
     .bind(realm_id)
-    .bind(&starts)
+    .bind(&day_starts)
     .bind(exec.execution_id)
     .fetch_all(&mut *conn)
     .await?;
     if locked.len() != parts.len() {
         return Ok(false);
     }
+    // Both records of each day, in one statement.
     sqlx::query(
-        "UPDATE ops.windows AS w SET pages = w.pages + 1, rows_total = w.rows_total + d.rows, \
-           inserted = w.inserted + d.ins, updated = w.updated + d.upd, \
-           unchanged = w.unchanged + d.unch \
-         FROM unnest($3::timestamptz[], $5::int8[], $6::int8[], $7::int8[], $8::int8[]) \
-              AS d(ws, rows, ins, upd, unch) \
-         WHERE w.pipeline = $1 AND w.realm_id = $2 AND w.window_start = d.ws \
-           AND w.execution_id = $4",
+        "WITH d AS (SELECT * FROM unnest($3::timestamptz[], $5::int8[], $6::int8[], $7::int8[], \
+                      $8::int8[]) AS d(ws, rows, ins, upd, unch)), \
+         w AS (UPDATE ops.windows AS w SET pages = w.pages + 1, \
+                 rows_total = w.rows_total + d.rows, inserted = w.inserted + d.ins, \
+                 updated = w.updated + d.upd, unchanged = w.unchanged + d.unch \
+               FROM d WHERE w.pipeline = $1 AND w.realm_id = $2 AND w.window_start = d.ws \
+                 AND w.execution_id = $4) \
+         UPDATE ops.run_windows AS w SET pages = w.pages + 1, \
+           rows_total = w.rows_total + d.rows, inserted = w.inserted + d.ins, \
+           updated = w.updated + d.upd, unchanged = w.unchanged + d.unch \
+         FROM d WHERE w.run_id = $9 AND w.window_start = d.ws",
     )
     .bind(pipeline.name())
     .bind(realm_id)
-    .bind(&starts)
+    .bind(&day_starts)
     .bind(exec.execution_id)
     .bind(&rows)
     .bind(&inserted)
     .bind(&updated)
     .bind(&unchanged)
-    .execute(&mut *conn)
-    .await?;
-    sqlx::query(
-        "UPDATE ops.run_windows AS w SET pages = w.pages + 1, rows_total = w.rows_total + d.rows, \
-           inserted = w.inserted + d.ins, updated = w.updated + d.upd, \
-           unchanged = w.unchanged + d.unch \
-         FROM unnest($2::timestamptz[], $3::int8[], $4::int8[], $5::int8[], $6::int8[]) \
-              AS d(ws, rows, ins, upd, unch) \
-         WHERE w.run_id = $1 AND w.window_start = d.ws",
-    )
     .bind(exec.run_id)
-    .bind(&starts)
-    .bind(&rows)
-    .bind(&inserted)
-    .bind(&updated)
-    .bind(&unchanged)
     .execute(&mut *conn)
     .await?;
     Ok(true)
@@ -247,42 +266,25 @@ pub async fn end_window(
     };
     let duration_ms = i64::try_from(duration.as_millis()).unwrap_or(i64::MAX);
     let mut tx = pool.begin().await?;
-    let held = sqlx::query(
-        "UPDATE ops.windows SET status = $5, lease_until = NULL, finished_at = now(), \
-           duration_ms = $6, last_error = $7, last_intuit_tid = $8 \
-         WHERE pipeline = $1 AND realm_id = $2 AND window_start = $3::timestamptz \
-           AND execution_id = $4 AND status = 'running'",
+    let held = update_held(
+        &mut tx,
+        &Held {
+            exec,
+            pipeline,
+            realm_id,
+            window,
+        },
+        "status = $5, lease_until = NULL, finished_at = now(), duration_ms = $6, \
+         last_error = $7, last_intuit_tid = $8",
+        "status = $3, duration_ms = $4, error = $5, intuit_tid = $6",
+        |q| q.bind(status).bind(duration_ms).bind(error).bind(tid),
     )
-    .bind(pipeline.name())
-    .bind(realm_id)
-    .bind(ts(window.start))
-    .bind(exec.execution_id)
-    .bind(status)
-    .bind(duration_ms)
-    .bind(error)
-    .bind(tid)
-    .execute(&mut *tx)
-    .await?
-    .rows_affected()
-        == 1;
-    if !held {
-        tx.rollback().await?;
-        return Ok(false);
-    }
-    sqlx::query(
-        "UPDATE ops.run_windows SET status = $3, error = $4, intuit_tid = $5, duration_ms = $6 \
-         WHERE run_id = $1 AND window_start = $2::timestamptz",
-    )
-    .bind(exec.run_id)
-    .bind(ts(window.start))
-    .bind(status)
-    .bind(error)
-    .bind(tid)
-    .bind(duration_ms)
-    .execute(&mut *tx)
     .await?;
-    tx.commit().await?;
-    Ok(true)
+    // Dropping `tx` rolls back when the execution no longer held the window.
+    if held {
+        tx.commit().await?;
+    }
+    Ok(held)
 }
 
 /// Ends a run held by the execution with its totals. A run asked to succeed while one of its
@@ -353,45 +355,89 @@ pub async fn finish_run_moving_cursor(
            finished_at = CASE WHEN $3 = 'interrupted' AND r.requeue_on_loss \
              AND NOT r.cancel_requested THEN NULL ELSE now() END, \
            heartbeat_at = now(), lease_until = NULL, execution_id = NULL, \
-           windows_failed = $4, pages = r.pages + $5, rows_total = r.rows_total + $6, \
-           inserted = r.inserted + $7, updated = r.updated + $8, unchanged = r.unchanged + $9, \
-           requests = r.requests + $10, retries = r.retries + $11, \
-           throttled = r.throttled + $12, refreshes = r.refreshes + $13, error = $14 \
+           windows_failed = $4, pages = r.pages + $5[1], rows_total = r.rows_total + $5[2], \
+           inserted = r.inserted + $5[3], updated = r.updated + $5[4], \
+           unchanged = r.unchanged + $5[5], requests = r.requests + $5[6], \
+           retries = r.retries + $5[7], throttled = r.throttled + $5[8], \
+           refreshes = r.refreshes + $5[9], error = $6 \
          WHERE r.id = $1 AND r.execution_id = $2 AND r.status = 'running' RETURNING r.status",
     )
     .bind(exec.run_id)
     .bind(exec.execution_id)
     .bind(status)
     .bind(i32::try_from(totals.failed_windows).unwrap_or(i32::MAX))
-    .bind(to_i64(totals.pages))
-    .bind(to_i64(totals.rows))
-    .bind(to_i64(totals.counts.inserted))
-    .bind(to_i64(totals.counts.updated))
-    .bind(to_i64(totals.counts.unchanged))
-    .bind(to_i64(requests.requests))
-    .bind(to_i64(requests.retries))
-    .bind(to_i64(requests.throttled))
-    .bind(to_i64(requests.refreshes))
+    .bind(&added_counts(totals, requests)[..])
     .bind(error)
     .fetch_optional(&mut *tx)
     .await?;
-    if stored.is_none() {
-        tx.rollback().await?;
+    // Dropping `tx` rolls back: the run had changed, nothing is written.
+    let Some(stored) = stored else {
         return Ok(None);
-    }
-    sqlx::query(
-        "UPDATE ops.run_windows SET status = 'pending' WHERE run_id = $1 AND status = 'running'",
-    )
-    .bind(exec.run_id)
-    .execute(&mut *tx)
-    .await?;
+    };
+    release_run_windows(&mut tx, exec.run_id, None).await?;
     if let Some(cursor) = cursor
-        && stored == Some(RunStatus::Succeeded)
+        && stored == RunStatus::Succeeded
     {
         move_cursor(&mut tx, exec, cursor).await?;
     }
     tx.commit().await?;
-    Ok(stored)
+    Ok(Some(stored))
+}
+
+/// What an execution adds to its run's counters, in the order `finish_run_moving_cursor` reads
+/// them (`$5[1]` … `$5[9]`): pages, rows, inserted, updated, unchanged, requests, retries,
+/// throttled, refreshes.
+fn added_counts(totals: &RunTotals, requests: &RequestTotals) -> [i64; 9] {
+    [
+        totals.pages,
+        totals.rows,
+        totals.counts.inserted,
+        totals.counts.updated,
+        totals.counts.unchanged,
+        requests.requests,
+        requests.retries,
+        requests.throttled,
+        requests.refreshes,
+    ]
+    .map(to_i64)
+}
+
+/// After a run's row was given up or ended in `tx`: its own records of windows still `running`
+/// go back to `pending` (noting `error` where they have none) and, once the run has ended, its
+/// windows' sums are stored with it (they never change after that; see [`store_window_sums`]).
+async fn release_run_windows(
+    conn: &mut PgConnection,
+    run_id: Uuid,
+    error: Option<&str>,
+) -> Result<()> {
+    sqlx::query(
+        "UPDATE ops.run_windows SET status = 'pending', error = coalesce(error, $2) \
+         WHERE run_id = $1 AND status = 'running'",
+    )
+    .bind(run_id)
+    .bind(error)
+    .execute(&mut *conn)
+    .await?;
+    store_window_sums(conn, run_id).await
+}
+
+/// Stores the sums of an ended run's windows in its row (`w_*`, what the Runs page and the API
+/// show); does nothing to a run that is queued or running (those are summed live).
+pub(super) async fn store_window_sums(conn: &mut PgConnection, run_id: Uuid) -> Result<()> {
+    sqlx::query(
+        "UPDATE ops.runs r SET w_failed = a.failed, w_succeeded = a.succeeded, w_rows = a.rows, \
+           w_inserted = a.inserted, w_updated = a.updated, w_unchanged = a.unchanged \
+         FROM (SELECT count(*) FILTER (WHERE status = 'failed') AS failed, \
+                 count(*) FILTER (WHERE status = 'succeeded') AS succeeded, \
+                 coalesce(sum(rows_total), 0) AS rows, coalesce(sum(inserted), 0) AS inserted, \
+                 coalesce(sum(updated), 0) AS updated, coalesce(sum(unchanged), 0) AS unchanged \
+               FROM ops.run_windows WHERE run_id = $1) a \
+         WHERE r.id = $1 AND r.status IN ('succeeded', 'failed', 'interrupted', 'cancelled')",
+    )
+    .bind(run_id)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
 }
 
 /// Moves the cursor of a run stored `succeeded` (inside the transaction that stored it): only
@@ -557,20 +603,13 @@ async fn give_up(
     .bind(reason)
     .fetch_optional(&mut *tx)
     .await?;
-    if requeued.is_none() {
-        tx.rollback().await?;
+    // Dropping `tx` rolls back: the run had changed, nothing is written.
+    let Some(requeued) = requeued else {
         return Ok(None);
-    }
-    sqlx::query(
-        "UPDATE ops.run_windows SET status = 'pending', error = coalesce(error, $2) \
-         WHERE run_id = $1 AND status = 'running'",
-    )
-    .bind(run_id)
-    .bind(reason)
-    .execute(&mut *tx)
-    .await?;
+    };
+    release_run_windows(&mut tx, run_id, Some(reason)).await?;
     tx.commit().await?;
-    Ok(requeued)
+    Ok(Some(requeued))
 }
 
 /// Marks a run whose worker died as given up (see [`reap_lost_runs`]); does nothing to a run

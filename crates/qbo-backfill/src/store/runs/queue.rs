@@ -142,24 +142,7 @@ pub async fn claim_next(
     worker: &WorkerIdentity,
     lease: Duration,
 ) -> Result<Option<ClaimedRun>, sqlx::Error> {
-    let execution_id = Uuid::now_v7();
-    let row = sqlx::query_as::<_, ClaimedRow>(sqlx::AssertSqlSafe(format!(
-        "UPDATE ops.runs SET {CLAIM_SET} WHERE id = (SELECT id FROM ops.runs \
-           WHERE status = 'queued' AND NOT cancel_requested \
-           ORDER BY created_at FOR UPDATE SKIP LOCKED LIMIT 1) \
-         RETURNING id, pipeline, realm_id, fecha_inicio, fecha_fin, trigger, requeue_on_loss"
-    )))
-    .bind(worker.id)
-    .bind(execution_id)
-    .bind(lease.as_secs_f64())
-    .bind(&worker.host)
-    .bind(worker.pid)
-    .fetch_optional(&mut *conn)
-    .await?;
-    match row {
-        Some(row) => Ok(Some(claimed(conn, row, execution_id, worker.id).await?)),
-        None => Ok(None),
-    }
+    claim_where(conn, worker, lease, Pick::Oldest).await
 }
 
 /// Claims the queued run `run_id` for `worker`: the CLI enqueues and claims its own run in one
@@ -174,20 +157,45 @@ pub async fn claim_run(
     worker: &WorkerIdentity,
     lease: Duration,
 ) -> Result<Option<ClaimedRun>, sqlx::Error> {
+    claim_where(conn, worker, lease, Pick::Run(run_id)).await
+}
+
+/// Which queued run a claim takes.
+enum Pick {
+    /// The oldest one no other worker is claiming.
+    Oldest,
+    /// This one.
+    Run(Uuid),
+}
+
+/// Claims for `worker` the run `pick` names, with a new execution.
+async fn claim_where(
+    conn: &mut PgConnection,
+    worker: &WorkerIdentity,
+    lease: Duration,
+    pick: Pick,
+) -> Result<Option<ClaimedRun>, sqlx::Error> {
     let execution_id = Uuid::now_v7();
-    let row = sqlx::query_as::<_, ClaimedRow>(sqlx::AssertSqlSafe(format!(
-        "UPDATE ops.runs SET {CLAIM_SET} WHERE id = $6 AND status = 'queued' \
+    let condition = match pick {
+        Pick::Oldest => {
+            "id = (SELECT id FROM ops.runs WHERE status = 'queued' AND NOT cancel_requested \
+               ORDER BY created_at FOR UPDATE SKIP LOCKED LIMIT 1)"
+        }
+        Pick::Run(_) => "id = $6 AND status = 'queued'",
+    };
+    let mut query = sqlx::query_as::<_, ClaimedRow>(sqlx::AssertSqlSafe(format!(
+        "UPDATE ops.runs SET {CLAIM_SET} WHERE {condition} \
          RETURNING id, pipeline, realm_id, fecha_inicio, fecha_fin, trigger, requeue_on_loss"
     )))
     .bind(worker.id)
     .bind(execution_id)
     .bind(lease.as_secs_f64())
     .bind(&worker.host)
-    .bind(worker.pid)
-    .bind(run_id)
-    .fetch_optional(&mut *conn)
-    .await?;
-    match row {
+    .bind(worker.pid);
+    if let Pick::Run(run_id) = pick {
+        query = query.bind(run_id);
+    }
+    match query.fetch_optional(&mut *conn).await? {
         Some(row) => Ok(Some(claimed(conn, row, execution_id, worker.id).await?)),
         None => Ok(None),
     }
@@ -253,6 +261,7 @@ pub async fn cancel_run(pool: &PgPool, run_id: Uuid) -> Result<CancelOutcome, sq
             .bind(run_id)
             .execute(&mut *tx)
             .await?;
+            super::lifecycle::store_window_sums(&mut tx, run_id).await?;
             CancelOutcome::Cancelled
         }
         Some(RunStatus::Running) => {

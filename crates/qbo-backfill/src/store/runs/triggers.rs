@@ -258,26 +258,37 @@ pub async fn create(
     now: Timestamp,
 ) -> Result<Trigger, TriggerStoreError> {
     let (def, arming) = new.validate(now)?;
-    let row: TriggerRow = sqlx::query_as(concat!(
-        "INSERT INTO ops.triggers (id, pipeline, realm_id, kind, local_time, cron, time_zone, \
-           params, enabled, state, next_fire_utc) \
+    let insert = sqlx::query_as(concat!(
+        "INSERT INTO ops.triggers (id, pipeline, realm_id, local_time, cron, time_zone, params, \
+           enabled, state, next_fire_utc, kind) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING ",
         columns!()
     ))
-    .bind(Uuid::now_v7())
-    .bind(def.pipeline.name())
-    .bind(def.realm_id.as_deref())
-    .bind(def.schedule.kind().as_str())
-    .bind(def.schedule.local_time())
-    .bind(def.schedule.cron())
-    .bind(&def.zone.name)
-    .bind(Json(def.params.to_json()))
-    .bind(arming.enabled)
-    .bind(arming.state.as_str())
-    .bind(arming.next_fire_utc.map(PgTimestamp))
-    .fetch_one(pool)
-    .await?;
+    .bind(Uuid::now_v7());
+    let row: TriggerRow = bind_definition(insert, &def, &arming)
+        .bind(def.schedule.kind().as_str())
+        .fetch_one(pool)
+        .await?;
     Ok(row.try_into()?)
+}
+
+/// A trigger's stored definition and arming as `$2` … `$10` of `query`: pipeline, company,
+/// local time, cron, time zone, parameters, enabled, state, next firing.
+fn bind_definition<'q>(
+    query: sqlx::query::QueryAs<'q, sqlx::Postgres, TriggerRow, sqlx::postgres::PgArguments>,
+    def: &'q TriggerDef,
+    arming: &Arming,
+) -> sqlx::query::QueryAs<'q, sqlx::Postgres, TriggerRow, sqlx::postgres::PgArguments> {
+    query
+        .bind(def.pipeline.name())
+        .bind(def.realm_id.as_deref())
+        .bind(def.schedule.local_time())
+        .bind(def.schedule.cron())
+        .bind(&def.zone.name)
+        .bind(Json(def.params.to_json()))
+        .bind(arming.enabled)
+        .bind(arming.state.as_str())
+        .bind(arming.next_fire_utc.map(PgTimestamp))
 }
 
 /// Every trigger, oldest first.
@@ -337,25 +348,17 @@ pub async fn update(
     .await?;
     let current = Trigger::try_from(row.ok_or(TriggerStoreError::NotFound(id))?)?;
     let (def, arming) = apply_patch(&current.definition()?, current.arming(), patch, now)?;
-    let row: TriggerRow = sqlx::query_as(concat!(
+    let update = sqlx::query_as(concat!(
         "UPDATE ops.triggers SET pipeline = $2, realm_id = $3, local_time = $4, cron = $5, \
            time_zone = $6, params = $7, enabled = $8, state = $9, next_fire_utc = $10, \
            updated_at = now() \
          WHERE id = $1 RETURNING ",
         columns!()
     ))
-    .bind(id)
-    .bind(def.pipeline.name())
-    .bind(def.realm_id.as_deref())
-    .bind(def.schedule.local_time())
-    .bind(def.schedule.cron())
-    .bind(&def.zone.name)
-    .bind(Json(def.params.to_json()))
-    .bind(arming.enabled)
-    .bind(arming.state.as_str())
-    .bind(arming.next_fire_utc.map(PgTimestamp))
-    .fetch_one(&mut *tx)
-    .await?;
+    .bind(id);
+    let row: TriggerRow = bind_definition(update, &def, &arming)
+        .fetch_one(&mut *tx)
+        .await?;
     tx.commit().await?;
     Ok(row.try_into()?)
 }

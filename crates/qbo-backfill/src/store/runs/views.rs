@@ -171,24 +171,31 @@ impl From<RunRow> for RunView {
     }
 }
 
+/// A run with its window counts: summed when it ended (`r.w_*`), or live from its windows
+/// while it is queued or running (the `live` sum is skipped for an ended run). What a retry
+/// would load is read live from the windows that did not succeed, each looked up by its key (a
+/// join there was planned as a quadratic loop while the tables had no statistics yet: 0.7 s
+/// for 50 running runs of a year).
 const RUN_SELECT: &str = "SELECT r.id, r.pipeline, r.realm_id, r.status, r.fecha_inicio, \
     r.fecha_fin, r.trigger, r.trigger_id, r.retry_of, r.created_at, r.started_at, r.finished_at, \
-    r.cancel_requested, r.windows_total, w.failed AS w_failed, w.succeeded AS w_succeeded, \
-    w.outstanding AS w_outstanding, \
+    r.cancel_requested, r.windows_total, coalesce(r.w_failed, live.failed) AS w_failed, \
+    coalesce(r.w_succeeded, live.succeeded) AS w_succeeded, o.outstanding AS w_outstanding, \
     (SELECT id FROM ops.runs n WHERE n.retry_of = r.id ORDER BY n.created_at DESC LIMIT 1) \
       AS retried_by, \
-    w.rows AS w_rows, w.inserted AS w_inserted, w.updated AS w_updated, \
-    w.unchanged AS w_unchanged, r.requests, r.throttled, r.error \
+    coalesce(r.w_rows, live.rows) AS w_rows, coalesce(r.w_inserted, live.inserted) AS w_inserted, \
+    coalesce(r.w_updated, live.updated) AS w_updated, \
+    coalesce(r.w_unchanged, live.unchanged) AS w_unchanged, r.requests, r.throttled, r.error \
     FROM ops.runs r CROSS JOIN LATERAL (SELECT \
       count(*) FILTER (WHERE status = 'failed') AS failed, \
       count(*) FILTER (WHERE status = 'succeeded') AS succeeded, \
-      count(*) FILTER (WHERE status <> 'succeeded' AND NOT EXISTS (SELECT 1 FROM ops.windows ow \
-        WHERE ow.pipeline = r.pipeline AND ow.realm_id = r.realm_id \
-          AND ow.window_start = rw.window_start AND ow.status = 'succeeded')) AS outstanding, \
       coalesce(sum(rows_total), 0)::bigint AS rows, coalesce(sum(inserted), 0)::bigint AS inserted, \
       coalesce(sum(updated), 0)::bigint AS updated, \
       coalesce(sum(unchanged), 0)::bigint AS unchanged \
-      FROM ops.run_windows rw WHERE rw.run_id = r.id) w";
+      FROM ops.run_windows rw WHERE rw.run_id = r.id AND r.w_rows IS NULL) live \
+    CROSS JOIN LATERAL (SELECT count(*) AS outstanding FROM ops.run_windows rw \
+      WHERE rw.run_id = r.id AND rw.status <> 'succeeded' AND (SELECT ow.status \
+        FROM ops.windows ow WHERE ow.pipeline = r.pipeline AND ow.realm_id = r.realm_id \
+          AND ow.window_start = rw.window_start) IS DISTINCT FROM 'succeeded') o";
 
 /// Filters for [`list`].
 #[derive(Debug, Clone, Default)]
@@ -197,7 +204,8 @@ pub struct RunFilter {
     pub status: Option<RunStatus>,
     /// Only this pipeline.
     pub pipeline: Option<String>,
-    /// Only runs created before this run (keyset pagination: ids are time-ordered).
+    /// Only runs listed after this one: created before it, or at the same time with a smaller id
+    /// (keyset pagination on the list's order).
     pub before: Option<Uuid>,
 }
 
@@ -212,7 +220,9 @@ pub async fn list(
 ) -> Result<Vec<RunView>, sqlx::Error> {
     let rows = sqlx::query_as::<_, RunRow>(sqlx::AssertSqlSafe(format!(
         "{RUN_SELECT} WHERE ($1::text IS NULL OR r.status = $1) \
-           AND ($2::text IS NULL OR r.pipeline = $2) AND ($3::uuid IS NULL OR r.id < $3) \
+           AND ($2::text IS NULL OR r.pipeline = $2) \
+           AND ($3::uuid IS NULL OR (r.created_at, r.id) < \
+             (SELECT b.created_at, b.id FROM ops.runs b WHERE b.id = $3)) \
          ORDER BY r.created_at DESC, r.id DESC LIMIT $4"
     )))
     .bind(filter.status)
