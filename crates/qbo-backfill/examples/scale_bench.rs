@@ -604,13 +604,13 @@ impl Load {
         })
     }
 
-    fn from_day(&self) -> jiff::civil::Date {
+    fn first_day(&self) -> jiff::civil::Date {
         jiff::civil::date(2025, 1, 1)
     }
 
-    fn to_day(&self) -> anyhow::Result<jiff::civil::Date> {
+    fn end_day(&self) -> anyhow::Result<jiff::civil::Date> {
         Ok(self
-            .from_day()
+            .first_day()
             .checked_add(jiff::Span::new().days(self.days))?)
     }
 }
@@ -651,9 +651,9 @@ fn start_sim(load: &Load, k: usize) -> anyhow::Result<Sim> {
         ])
         .args([
             "--from",
-            &load.from_day().to_string(),
+            &load.first_day().to_string(),
             "--to",
-            &load.to_day()?.to_string(),
+            &load.end_day()?.to_string(),
         ])
         .args(["--realm-id", &realm(k)])
         .args(["--requests-per-minute", &limit(load.per_minute)])
@@ -783,11 +783,11 @@ async fn wait_for_runs(pool: &PgPool, load: &Load) -> anyhow::Result<()> {
 
 /// One run per company through `POST /api/v1/runs`, all at once; their ids.
 async fn enqueue_all(server: &Server, load: &Load) -> anyhow::Result<Vec<String>> {
-    let to = load.to_day()?.to_string();
+    let to = load.end_day()?.to_string();
     let posts = (0..load.companies).map(|k| {
         let body = serde_json::json!({
             "pipeline": "qb_customers_backfill",
-            "fecha_inicio": load.from_day().to_string(),
+            "fecha_inicio": load.first_day().to_string(),
             "fecha_fin": to,
             "realm_id": realm(k),
         });

@@ -2,9 +2,14 @@
 //! the backfill. Ordered by `Id`, 1-based `STARTPOSITION`, consecutive pages overlapping by one
 //! row so that a row deleted mid-paging (which shifts every later offset) is seen at the next
 //! page boundary, stops on a missing array or a short page, and verifies multi-page windows with
-//! `COUNT(*)`, re-paging when the window changed.
+//! `COUNT(*)`, re-paging when the window changed. When the caller knows the window's `COUNT(*)`,
+//! the pages of the first pass can be requested several at once ([`WindowPager::fetch_ahead`]),
+//! by `STARTPOSITION`; their answers are still checked and returned in order.
 
-use std::collections::HashSet;
+use std::collections::{HashSet, VecDeque};
+use std::sync::Arc;
+
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::query::{Query, TimeField};
 use crate::{Entity, Page, QboClient, QboError, TimeWindow};
@@ -38,6 +43,16 @@ enum State {
 ///   re-pages the pager fails with [`QboError::WindowUnstable`].
 /// - After an error the pager stays where it was: calling `next_page` again retries the same
 ///   request.
+/// - With [`WindowPager::fetch_ahead`] and [`WindowPager::expect_count`], the first pass knows
+///   its pages in advance (their starts follow from the count) and requests several at once,
+///   each in its own task; answers are taken in `STARTPOSITION` order and go
+///   through exactly the checks above, so a page that arrives early waits for the ones before
+///   it. Whatever order QuickBooks served them in, two consecutive pages agree on their shared
+///   row only if no row before it appeared or disappeared between the two answers, so a shift
+///   is caught as in a sequential pass (and a row present throughout lies between two checked
+///   boundaries, inside the page that covers it). The requests are those a sequential pass
+///   sends; only when the window changes (a shift, an early short page) can a few pages fetched
+///   ahead go unused. Re-pages are sequential.
 #[derive(Debug)]
 pub struct WindowPager {
     client: QboClient,
@@ -57,6 +72,30 @@ pub struct WindowPager {
     /// A `COUNT(*)` of the same filter taken just before paging: when the first pass sees
     /// exactly that many rows, the verifying count is not sent again.
     expected: Option<u64>,
+    /// Permits for pages of the first pass requested ahead of the one being read, one per page
+    /// until it is read (shared with whoever else pages ahead with them); `None`: one page at
+    /// a time.
+    ahead_permits: Option<Arc<Semaphore>>,
+    /// Pages requested ahead, in `STARTPOSITION` order, consecutive.
+    ahead: VecDeque<Ahead>,
+}
+
+/// A page requested ahead of its turn.
+#[derive(Debug)]
+struct Ahead {
+    start: u32,
+    task: tokio::task::JoinHandle<Result<crate::QueryPage, QboError>>,
+    /// Held until the page is read (the page being read next needs none).
+    _permit: Option<OwnedSemaphorePermit>,
+}
+
+impl Drop for WindowPager {
+    /// Pages requested ahead and not read are not waited for.
+    fn drop(&mut self) {
+        for ahead in &self.ahead {
+            ahead.task.abort();
+        }
+    }
 }
 
 impl WindowPager {
@@ -86,6 +125,8 @@ impl WindowPager {
             pages: 0,
             rows: 0,
             expected: None,
+            ahead_permits: None,
+            ahead: VecDeque::new(),
         }
     }
 
@@ -127,8 +168,107 @@ impl WindowPager {
         self.expected = Some(count);
     }
 
-    /// Starts the window over from its first page.
+    /// Lets the first pass request its pages ahead of their turn, once [`Self::expect_count`]
+    /// told it the window's `COUNT(*)`: besides the page to read next, one page per permit it
+    /// can take from `permits` (each held until its page is read, so pagers sharing `permits`
+    /// hold that many pages ahead at most, together). Each request is a task of its own; the
+    /// client's rate limiter and shared budget still pace them.
+    pub fn fetch_ahead(&mut self, permits: Arc<Semaphore>) {
+        self.ahead_permits = Some(permits);
+    }
+
+    /// The start of the last page of the first pass as the expected count predicts it (the
+    /// first page with fewer rows than asked), when pages may be fetched ahead.
+    fn planned_last_start(&self) -> Option<u32> {
+        if self.ahead_permits.is_none() || self.pass != 1 {
+            return None;
+        }
+        let count = self.expected?;
+        let (size, stride) = (u64::from(self.page_size), u64::from(self.stride()));
+        let pages_before = if count < size {
+            0
+        } else {
+            (count - size) / stride + 1
+        };
+        u32::try_from(1 + pages_before * stride).ok()
+    }
+
+    /// Requests the pages from `from` on, up to the last one the count predicts: the page at
+    /// `from` (again, after an error), and after it as many as permits allow.
+    fn fill_ahead(&mut self, from: u32) {
+        let (Some(last), Some(permits)) = (self.planned_last_start(), self.ahead_permits.clone())
+        else {
+            return;
+        };
+        while self.ahead.front().is_some_and(|a| a.start < from) {
+            self.ahead.pop_front();
+        }
+        if from <= last && self.ahead.front().is_none_or(|a| a.start != from) {
+            let task = self.spawn_page(from, None);
+            self.ahead.push_front(task);
+        }
+        let mut next = self
+            .ahead
+            .back()
+            .map_or(from, |a| a.start.saturating_add(self.stride()));
+        while next <= last {
+            let Ok(permit) = Arc::clone(&permits).try_acquire_owned() else {
+                break;
+            };
+            let task = self.spawn_page(next, Some(permit));
+            self.ahead.push_back(task);
+            next = next.saturating_add(self.stride());
+        }
+    }
+
+    /// Requests the page at `start` in a task of its own.
+    fn spawn_page(&self, start: u32, permit: Option<OwnedSemaphorePermit>) -> Ahead {
+        let client = self.client.clone();
+        let query = self.page_query(start);
+        let key = self.entity.qbo_name();
+        Ahead {
+            start,
+            task: tokio::spawn(async move { client.run_query(&query, Some(key)).await }),
+            _permit: permit,
+        }
+    }
+
+    /// The answer to the page at `start`: from its request ahead when there is one, else asked
+    /// now. The pages after it are requested ahead first.
+    async fn answer(&mut self, start: u32, query: &str) -> Result<crate::QueryPage, QboError> {
+        self.fill_ahead(start);
+        match self.ahead.front() {
+            Some(front) if front.start == start => {
+                let Some(ahead) = self.ahead.pop_front() else {
+                    unreachable!("the front was just seen");
+                };
+                ahead.task.await.unwrap_or_else(|e| {
+                    Err(QboError::Connection {
+                        message: format!("a page requested ahead stopped unexpectedly: {e}"),
+                    })
+                })
+            }
+            _ => {
+                self.client
+                    .run_query(query, Some(self.entity.qbo_name()))
+                    .await
+            }
+        }
+    }
+
+    /// The query of the page at `start`.
+    fn page_query(&self, start: u32) -> String {
+        self.base_query()
+            .order_by("Id")
+            .start_position(start)
+            .max_results(self.page_size)
+            .to_string()
+    }
+
+    /// Starts the window over from its first page. Pages requested ahead are left to finish
+    /// unread: they are few, most already answered, and the window goes on.
     fn restart(&mut self) {
+        self.ahead.clear();
         self.expected = None;
         self.pass += 1;
         self.pass_pages = 0;
@@ -160,16 +300,8 @@ impl WindowPager {
 
     async fn fetch_page(&mut self) -> Result<Option<Page>, QboError> {
         let start = self.next_start;
-        let query = self
-            .base_query()
-            .order_by("Id")
-            .start_position(start)
-            .max_results(self.page_size)
-            .to_string();
-        let result = self
-            .client
-            .run_query(&query, Some(self.entity.qbo_name()))
-            .await?;
+        let query = self.page_query(start);
+        let result = self.answer(start, &query).await?;
         self.pages += 1;
         self.pass_pages += 1;
         let mut rows = result.rows;
@@ -190,6 +322,8 @@ impl WindowPager {
         }
         self.seen.extend(rows.iter().map(|r| r.id.clone()));
         if last {
+            // Pages requested ahead beyond a page that ended early are not read.
+            self.ahead.clear();
             let counted = self.expected == Some(self.seen.len() as u64);
             self.state = if self.pass_pages > 1 && !counted {
                 State::NeedsCount
@@ -201,6 +335,8 @@ impl WindowPager {
             if self.stride() < self.page_size {
                 self.boundary = rows_boundary(&rows, returned, requested);
             }
+            // While the caller reads this page, the next ones are on their way.
+            self.fill_ahead(self.next_start);
         }
         tracing::debug!(
             entity = %self.entity,

@@ -6,7 +6,7 @@ use jiff::Timestamp;
 use qbo_backfill::pipeline::catalog::ENTITIES;
 use qbo_sim::SimConfig;
 
-use super::harness::{World, field, sim_config, stderr, stdout};
+use super::harness::{World, field, midnight, sim_config, stderr, stdout};
 
 const JAN_FROM: &str = "2026-01-01";
 const JAN_TO: &str = "2026-01-31";
@@ -562,4 +562,106 @@ async fn a_span_taken_over_mid_run_loads_the_day_again_and_writes_only_what_it_h
         world.loaded_ids("raw.qb_customers").await,
         world.expected_ids("Customer", "2026-01-01", "2026-01-11")
     );
+}
+
+/// 600 invoices over January 2026, no server limits, 20 ms a request; loaded 20 rows a page
+/// without client rate limits: one span of 30 days, about 31 pages fetched ahead.
+async fn paged_invoices() -> World {
+    let mut config = sim_config(10);
+    config.invoices = 600;
+    config.limits = qbo_sim::SimLimits::none();
+    let mut world = World::new(config).await;
+    for (k, v) in [
+        ("QBO_PAGE_SIZE", "20"),
+        ("QBO_REQUESTS_PER_SECOND", "0"),
+        ("QBO_REQUESTS_PER_MINUTE", "0"),
+    ] {
+        world.extra_env.push((k.into(), v.into()));
+    }
+    world.sim.state().set_faults(qbo_sim::FaultConfig {
+        latency: std::time::Duration::from_millis(20),
+        ..qbo_sim::FaultConfig::default()
+    });
+    world
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_span_asks_for_its_pages_at_once_and_for_no_more_than_one_at_a_time() {
+    let world = paged_invoices().await;
+    let out = world.load("qb_invoices_backfill", JAN_FROM, JAN_TO).await;
+    assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
+    let expected = world.expected_ids("Invoice", JAN_FROM, JAN_TO);
+    assert_eq!(world.loaded_ids("raw.qb_invoices").await, expected);
+    world
+        .assert_payloads_match("raw.qb_invoices", "Invoice")
+        .await;
+    // One COUNT(*), then the pages of one pass (20 rows, overlapping by one): the requests of
+    // one page at a time, sent several at once.
+    let n = expected.len() as u64;
+    assert!(n > 200, "{n} invoices");
+    let pages = (n - 20) / 19 + 2;
+    let stats = world.sim.state().stats();
+    assert_eq!(
+        stats.query_requests,
+        1 + pages,
+        "{:?}",
+        world.sim.state().queries()
+    );
+    assert!(
+        stats.max_in_flight_seen > 1,
+        "pages were asked one at a time"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rows_deleted_while_a_span_fetches_ahead_make_no_other_row_slip_through() {
+    let world = paged_invoices().await;
+    let window = (midnight(JAN_FROM), midnight(JAN_TO));
+    let before = world
+        .sim
+        .state()
+        .ids_created_between("Invoice", window.0, window.1);
+    // Once the COUNT(*) and a few pages were answered, the span's first invoices go: every
+    // later row moves up three places, under pages asked for and not answered yet.
+    let delete_early = async {
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(60);
+        while world.sim.state().stats().query_requests < 4 {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "the run never paged"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+        }
+        for id in &before[..3] {
+            world.sim.state().delete("Invoice", id).expect("delete");
+        }
+    };
+    let (out, ()) = tokio::join!(
+        world.load("qb_invoices_backfill", JAN_FROM, JAN_TO),
+        delete_early
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
+    let loaded = world.loaded_ids("raw.qb_invoices").await;
+    let now = world.expected_ids("Invoice", JAN_FROM, JAN_TO);
+    assert_eq!(now.len(), before.len() - 3);
+    for id in &now {
+        assert!(loaded.contains(id), "invoice {id} slipped through");
+    }
+    assert!(
+        loaded.iter().all(|id| before.contains(id)),
+        "only the span's rows"
+    );
+    world
+        .assert_payloads_match_except(
+            "raw.qb_invoices",
+            "Invoice",
+            &before[..3].iter().map(String::as_str).collect::<Vec<_>>(),
+        )
+        .await;
+    // Every row once, with one version in history, whatever was paged twice.
+    let versions: i64 = sqlx::query_scalar("SELECT count(*) FROM raw.qb_invoices_history")
+        .fetch_one(world.pool())
+        .await
+        .expect("versions");
+    assert_eq!(versions, loaded.len() as i64);
 }

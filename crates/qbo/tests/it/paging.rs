@@ -445,3 +445,200 @@ async fn a_row_deleted_between_two_pages_never_makes_a_later_row_slip_through() 
         "the shift is seen at the first boundary, the window paged again and verified"
     );
 }
+
+/// A client of `stub` with pages of `page_size` rows and no client-side rate limits.
+fn unlimited_client(stub: &Stub, page_size: u32) -> (qbo::QboClient, qbo::MemoryTokenStore) {
+    stub.client_with(|s| {
+        s.page_size = page_size;
+        s.limits = qbo::RateLimitSettings::unlimited();
+    })
+}
+
+/// Permits for `n` pages requested ahead.
+fn permits(n: usize) -> Arc<tokio::sync::Semaphore> {
+    Arc::new(tokio::sync::Semaphore::new(n))
+}
+
+/// The `STARTPOSITION`s (0 for a `COUNT(*)`) of `requests`, sorted: pages fetched ahead may be
+/// answered in any order.
+fn sorted_starts(requests: &[crate::stub::StubRequest]) -> Vec<u32> {
+    let mut starts: Vec<u32> = requests
+        .iter()
+        .map(|r| {
+            if r.is_count() {
+                0
+            } else {
+                r.start_position().unwrap_or(0)
+            }
+        })
+        .collect();
+    starts.sort_unstable();
+    starts
+}
+
+#[tokio::test]
+async fn pages_fetched_ahead_are_the_pages_a_sequential_pass_asks_for() {
+    // Every count from 0 to 13 rows, pages of 1, 2 and 3 rows: fetching ahead sends exactly the
+    // requests one page at a time sends, and yields the same pages in the same order.
+    for page_size in [1_u32, 2, 3] {
+        for n in 0_u32..=13 {
+            let ids: Vec<u32> = (1..=n).collect();
+            let data = ids.clone();
+            let stub = Stub::start(move |req| {
+                if req.is_token() {
+                    StubResponse::token_ok()
+                } else if req.is_count() {
+                    StubResponse::count(u64::from(n))
+                } else {
+                    let start = req.start_position().unwrap_or(1);
+                    StubResponse::customers(&window_of(&data, start, page_size as usize), start)
+                }
+            })
+            .await;
+            let (client, _store) = unlimited_client(&stub, page_size);
+            let mut runs = Vec::new();
+            for ahead in [None, Some(permits(4))] {
+                let before = stub.api_requests().len();
+                let mut pager = client.window_pager(Entity::Customer, whole_range());
+                pager.expect_count(u64::from(n));
+                if let Some(ahead) = ahead {
+                    pager.fetch_ahead(ahead);
+                }
+                let pages = drain(&mut pager).await.expect("paging");
+                let got: Vec<(u32, u32, Vec<String>)> = pages
+                    .iter()
+                    .map(|p| {
+                        let ids = p.rows.iter().map(|r| r.id.clone()).collect();
+                        (p.number, p.start_position, ids)
+                    })
+                    .collect();
+                let seen: Vec<String> = got.iter().flat_map(|(_, _, ids)| ids.clone()).collect();
+                let want: Vec<String> = ids.iter().map(u32::to_string).collect();
+                assert_eq!(seen, want, "{n} rows, pages of {page_size}: every row once");
+                runs.push((got, sorted_starts(&stub.api_requests()[before..])));
+            }
+            assert_eq!(runs[0], runs[1], "{n} rows, pages of {page_size}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn pages_fetched_ahead_are_requested_at_once_and_read_in_order() {
+    let sim = start_sim(two_days()).await;
+    let (client, _store) = sim_client(&sim);
+    sim.state().set_faults(qbo_sim::FaultConfig {
+        latency: std::time::Duration::from_millis(100),
+        ..qbo_sim::FaultConfig::default()
+    });
+    let window = whole_range();
+    let expected = sim
+        .state()
+        .ids_created_between("Invoice", window.start, window.end);
+    sim.state().reset_stats();
+    let mut pager = client.window_pager(Entity::Invoice, window);
+    pager.expect_count(expected.len() as u64);
+    let ahead = permits(2);
+    pager.fetch_ahead(Arc::clone(&ahead));
+    let first = pager.next_page().await.expect("page").expect("rows");
+    assert_eq!((first.number, first.start_position), (1, 1));
+    // While page 1 is read, pages 2 and 3 were requested together with it.
+    assert_eq!(sim.state().stats().max_in_flight_seen, 3);
+    let mut pages = vec![first];
+    pages.extend(drain(&mut pager).await.expect("paging"));
+    let got: Vec<String> = pages
+        .iter()
+        .flat_map(|p| p.rows.iter().map(|r| r.id.clone()))
+        .collect();
+    assert_eq!(got, expected, "every row once, in Id order");
+    let numbers: Vec<_> = pages.iter().map(|p| (p.number, p.start_position)).collect();
+    assert_eq!(numbers, [(1, 1), (2, 1000), (3, 1999)]);
+    // The count was known: no verifying COUNT(*), three requests as one page at a time.
+    assert_eq!(sim.state().stats().query_requests, 3);
+    assert_eq!(ahead.available_permits(), 2, "every permit is back");
+}
+
+/// A stub of customers `1..=n`, pages of 3; once the page starting at `trigger` has been served
+/// (whichever order pages are served in), `change` edits the rows.
+fn changing_stub(
+    n: u32,
+    trigger: u32,
+    change: impl Fn(&mut Vec<u32>) + Send + Sync + 'static,
+) -> (
+    impl Fn(&crate::stub::StubRequest) -> StubResponse + Send + Sync + 'static,
+    Arc<std::sync::Mutex<Vec<u32>>>,
+) {
+    let rows = Arc::new(std::sync::Mutex::new((1..=n).collect::<Vec<u32>>()));
+    let changed = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let r = Arc::clone(&rows);
+    let handler = move |req: &crate::stub::StubRequest| {
+        if req.is_token() {
+            return StubResponse::token_ok();
+        }
+        let mut ids = r.lock().expect("rows");
+        if req.is_count() {
+            return StubResponse::count(ids.len() as u64);
+        }
+        let start = req.start_position().unwrap_or(1);
+        let page = window_of(&ids, start, 3);
+        if start == trigger && !changed.swap(true, Ordering::SeqCst) {
+            change(&mut ids);
+        }
+        StubResponse::customers(&page, start)
+    };
+    (handler, rows)
+}
+
+#[tokio::test]
+async fn rows_that_change_while_pages_are_fetched_ahead_are_never_lost() {
+    // 13 customers, pages of 3 (starts 1, 3, 5, 7, 9, 11, 13), all requested at once. Right
+    // after one page is served, rows are deleted or added before or after it: whatever order
+    // the stub serves the other pages in, every row there all along is returned.
+    type Change = fn(&mut Vec<u32>);
+    let changes: [(&str, Change); 4] = [
+        ("delete 2", |ids| ids.retain(|id| *id != 2)),
+        ("delete 2 and 8", |ids| {
+            ids.retain(|id| *id != 2 && *id != 8)
+        }),
+        // Row 100 sorts fifth (the stub serves rows in list order).
+        ("insert at 5", |ids| ids.insert(4, 100)),
+        ("append 14 and 15", |ids| ids.extend([14, 15])),
+    ];
+    let mut repaged = 0;
+    for trigger in [1, 5, 9, 13] {
+        for (label, change) in changes {
+            let (handler, rows) = changing_stub(13, trigger, change);
+            let stub = Stub::start(handler).await;
+            let (client, _store) = unlimited_client(&stub, 3);
+            let mut pager = client.window_pager(Entity::Customer, whole_range());
+            pager.expect_count(13);
+            pager.fetch_ahead(permits(8));
+            let pages = drain(&mut pager).await.expect("paging");
+            let seen: BTreeSet<u32> = pages
+                .iter()
+                .flat_map(|p| p.rows.iter().map(|r| r.id.parse::<u32>().expect("id")))
+                .collect();
+            // A row there all along is returned; a row deleted or added meanwhile may be.
+            let now: Vec<u32> = rows.lock().expect("rows").clone();
+            for id in now.iter().filter(|id| **id <= 13) {
+                assert!(
+                    seen.contains(id),
+                    "{label} after page {trigger}: row {id} slipped through ({seen:?})"
+                );
+            }
+            assert!(seen.iter().all(|id| *id <= 15 || *id == 100), "{seen:?}");
+            // Never more than a sequential pass and its re-page, plus the pages fetched
+            // ahead that a change made useless.
+            let requests = stub.api_requests().len();
+            assert!(requests <= 7 + 8 + 1 + 8, "{label}: {requests} requests");
+            if sorted_starts(&stub.api_requests())
+                .iter()
+                .filter(|s| **s == 1)
+                .count()
+                > 1
+            {
+                repaged += 1;
+            }
+        }
+    }
+    assert!(repaged > 0, "no change was ever seen mid-pass");
+}

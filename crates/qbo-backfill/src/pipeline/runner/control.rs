@@ -6,7 +6,7 @@
 
 use std::collections::VecDeque;
 use std::future::Future;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -49,6 +49,11 @@ pub(crate) struct RunCore<W> {
     pub(crate) control: Arc<RunControl>,
     /// The work not taken yet.
     pub(crate) queue: Mutex<VecDeque<W>>,
+    /// Tasks working on an item taken from the queue (changed with the queue locked): while
+    /// one is, more work may come (a split span's halves, days taken over), so idle tasks wait.
+    busy: AtomicUsize,
+    /// Wakes the tasks waiting for work: work was queued, or a task finished its item.
+    woken: tokio::sync::Notify,
     /// The run's totals.
     pub(crate) totals: Mutex<RunTotals>,
     /// The days (or months) whose window failed.
@@ -77,6 +82,8 @@ impl<W> RunCore<W> {
             }),
             ctx,
             queue: Mutex::new(queue),
+            busy: AtomicUsize::new(0),
+            woken: tokio::sync::Notify::new(),
             failed: Mutex::new(Vec::new()),
         }
     }
@@ -90,6 +97,12 @@ impl<W> RunCore<W> {
         windows.sort_unstable();
         let queue = windows.into_iter().map(W::from).collect();
         Self::new(engine, ctx, events, queue)
+    }
+
+    /// Changes the queue with `f` (queues work) and wakes the tasks waiting for some.
+    pub(crate) fn requeue(&self, f: impl FnOnce(&mut VecDeque<W>)) {
+        f(&mut lock(&self.queue));
+        self.woken.notify_waiters();
     }
 
     /// Tells the run's event sink.
@@ -180,7 +193,7 @@ pub(crate) async fn execute<S: RunScope>(scope: Arc<S>) -> Result<RunOutcome, Ru
                 let scope = scope.clone();
                 async move {
                     let core = scope.core();
-                    drain(&core.control, &core.queue, |item| scope.work(item)).await;
+                    drain(core, |item| scope.work(item)).await;
                 }
             })
             .await;
@@ -270,19 +283,51 @@ async fn with_heartbeat<Fut>(
     drop(heartbeat);
 }
 
-/// Takes work from `queue` until it is empty or the run halts, doing one item at a time.
-async fn drain<T, F, Fut>(control: &RunControl, queue: &Mutex<VecDeque<T>>, mut work: F)
+/// Takes work from `core`'s queue, one item at a time, until the run halts or the queue is
+/// empty with no task working on an item (whose work could queue more: then this task waits for
+/// it, so that the halves of a split span are loaded at once, not one after another).
+async fn drain<W, F, Fut>(core: &RunCore<W>, mut work: F)
 where
-    F: FnMut(T) -> Fut,
+    F: FnMut(W) -> Fut,
     Fut: Future<Output = ()>,
 {
     loop {
-        if control.halted() {
+        if core.control.halted() {
             return;
         }
-        let next = lock(queue).pop_front();
-        let Some(item) = next else { return };
+        let woken = core.woken.notified();
+        tokio::pin!(woken);
+        woken.as_mut().enable();
+        let next = {
+            let mut queue = lock(&core.queue);
+            let next = queue.pop_front();
+            if next.is_some() {
+                core.busy.fetch_add(1, Ordering::SeqCst);
+            } else if core.busy.load(Ordering::SeqCst) == 0 {
+                return;
+            }
+            next
+        };
+        let Some(item) = next else {
+            tokio::select! {
+                () = woken => {}
+                _ = core.control.until_halted() => return,
+            }
+            continue;
+        };
+        let _busy = Busy(core);
         work(item).await;
+    }
+}
+
+/// A task working on an item of the queue; when it is done (or panicked) the tasks waiting for
+/// work look again.
+struct Busy<'a, W>(&'a RunCore<W>);
+
+impl<W> Drop for Busy<'_, W> {
+    fn drop(&mut self) {
+        self.0.busy.fetch_sub(1, Ordering::SeqCst);
+        self.0.woken.notify_waiters();
     }
 }
 

@@ -136,6 +136,9 @@ struct Scope {
     /// Consecutive days are fetched together while their `COUNT(*)` fits in this many pages;
     /// 0 loads every day on its own.
     span_max_pages: u64,
+    /// Pages the run's spans may request ahead of the one they read, together (one permit a
+    /// page until it is read): as many as windows are worked on at once.
+    ahead: Arc<tokio::sync::Semaphore>,
     /// How often each day was taken over by another run while this one loaded it.
     takeovers: Mutex<HashMap<Date, u32>>,
     /// Where an incremental sync that loaded everything moves its cursor, when it ends.
@@ -186,6 +189,7 @@ impl Engine {
         execute(Arc::new(Scope {
             core: RunCore::new(self, ctx, events, queue),
             span_max_pages,
+            ahead: Arc::new(tokio::sync::Semaphore::new(self.concurrency.max(1))),
             takeovers: Mutex::new(HashMap::new()),
             cursor: Mutex::new(None),
         }))

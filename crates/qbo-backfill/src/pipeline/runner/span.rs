@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use jiff::civil::Date;
 use sqlx::PgPool;
 
-use super::window::{Early, WindowTask};
+use super::window::{Early, WindowTask, commit_if_held};
 use super::{MAX_TAKEOVERS, Scope, Stop, lock};
 use crate::pipeline::events::RunEvent;
 use crate::pipeline::{Pipeline, Window};
@@ -200,8 +200,8 @@ impl Scope {
         }
         match again.len() {
             0 => {}
-            1 => lock(&self.core.queue).push_back(Work::Window(again[0])),
-            _ => lock(&self.core.queue).push_back(Work::Span(again)),
+            1 => self.core.requeue(|q| q.push_back(Work::Window(again[0]))),
+            _ => self.core.requeue(|q| q.push_back(Work::Span(again))),
         }
         for window in given_up {
             let message = format!(
@@ -227,10 +227,11 @@ impl Scope {
     /// Puts the two halves of `windows` at the front of the queue.
     fn split(&self, windows: &[Window]) {
         let (first, second) = halves(windows);
-        let mut queue = lock(&self.core.queue);
-        for half in [second, first].into_iter().filter_map(Work::of) {
-            queue.push_front(half);
-        }
+        self.core.requeue(|queue| {
+            for half in [second, first].into_iter().filter_map(Work::of) {
+                queue.push_front(half);
+            }
+        });
     }
 
     fn warn_split(&self, windows: &[Window], error: &str) {
@@ -268,10 +269,11 @@ impl Scope {
                 let message =
                     format!("Cannot claim a span of windows ({e}); loading its days one by one");
                 self.emit(&RunEvent::Warning { message: &message });
-                let mut queue = lock(&self.core.queue);
-                for window in windows.iter().rev() {
-                    queue.push_front(Work::Window(*window));
-                }
+                self.core.requeue(|queue| {
+                    for window in windows.iter().rev() {
+                        queue.push_front(Work::Window(*window));
+                    }
+                });
                 return Vec::new();
             }
         };
@@ -279,11 +281,12 @@ impl Scope {
             self.stop_with(Stop::Lost);
             return Vec::new();
         }
-        {
-            let mut queue = lock(&self.core.queue);
-            for (window, _) in claim.busy {
-                queue.push_back(Work::Window(window));
-            }
+        if !claim.busy.is_empty() {
+            self.core.requeue(|queue| {
+                for (window, _) in claim.busy {
+                    queue.push_back(Work::Window(window));
+                }
+            });
         }
         let started = Instant::now();
         claim
@@ -372,6 +375,9 @@ impl Scope {
                 .client
                 .pager(pipeline.entity(), pipeline.time_field(), span);
         pager.expect_count(count);
+        // Its pages are requested several at once (by STARTPOSITION, within the run's permits
+        // to page ahead), and read, checked and written in order.
+        pager.fetch_ahead(Arc::clone(&self.ahead));
         let writer = Arc::new(SpreadWriter {
             pool: self.core.engine.pool.clone(),
             realm_id: self.core.ctx.realm_id.clone(),
@@ -558,12 +564,7 @@ impl SpreadWriter {
         let held =
             runs::record_spread_page(&mut tx, &self.exec, self.pipeline, &self.realm_id, &parts)
                 .await?;
-        if !held {
-            tx.rollback().await?;
-            return Ok(None);
-        }
-        tx.commit().await?;
-        Ok(Some(counts))
+        Ok(commit_if_held(tx, held, counts).await?)
     }
 }
 

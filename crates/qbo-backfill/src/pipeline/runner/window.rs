@@ -429,6 +429,19 @@ pub(crate) async fn write_held_page(
         counts,
     )
     .await?;
+    Ok(commit_if_held(tx, held, counts).await?)
+}
+
+/// Ends a page write's transaction: committed when the execution still holds the page's
+/// windows (`held`), answering `Some(counts)`; otherwise rolled back, nothing written, `None`.
+///
+/// # Errors
+/// Database errors.
+pub(crate) async fn commit_if_held<T>(
+    tx: sqlx::Transaction<'_, sqlx::Postgres>,
+    held: bool,
+    counts: T,
+) -> Result<Option<T>, sqlx::Error> {
     if !held {
         tx.rollback().await?;
         return Ok(None);

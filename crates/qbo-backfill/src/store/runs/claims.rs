@@ -292,7 +292,10 @@ async fn give_back_taken(
     gone: &HashSet<(Uuid, Option<Uuid>)>,
 ) -> Result<()> {
     let mut taken: HashMap<Uuid, Vec<PgTimestamp>> = HashMap::new();
-    for h in held.iter().filter(|h| gone.contains(&(h.run_id, h.execution_id))) {
+    for h in held
+        .iter()
+        .filter(|h| gone.contains(&(h.run_id, h.execution_id)))
+    {
         taken.entry(h.run_id).or_default().push(h.start);
     }
     for (run_id, starts) in taken {
