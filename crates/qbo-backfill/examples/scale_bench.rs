@@ -10,7 +10,7 @@
 //! ```
 //!
 //! Knobs: `--reps N` (claim), `--windows N --big N --size N` (runs), `--companies N --workers N --customers N
-//! --days N --per-minute N --latency-ms N` (companies).
+//! --days N --per-minute N --latency-ms N --jitter-ms N --sims-nice N` (companies).
 
 #![allow(
     clippy::unwrap_used,
@@ -583,6 +583,7 @@ struct Load {
     page_size: u32,
     pool: u32,
     timeout_s: u64,
+    sims_nice: u32,
 }
 
 impl Load {
@@ -601,6 +602,7 @@ impl Load {
             page_size: arg("--page-size", 1000)?,
             pool: arg("--pool", 8)?,
             timeout_s: arg("--timeout-s", 900)?,
+            sims_nice: arg("--sims-nice", 0)?,
         })
     }
 
@@ -632,7 +634,16 @@ fn start_sim(load: &Load, k: usize) -> anyhow::Result<Sim> {
     let exe = binary()?.with_file_name("qbo-sim");
     anyhow::ensure!(exe.exists(), "{} is missing", exe.display());
     let limit = |v: u32| v.to_string();
-    let mut child = std::process::Command::new(exe)
+    // `--sims-nice N`: the simulators stand in for Intuit's servers, whose CPU is not this
+    // machine's; niced, they take what the system under test leaves.
+    let mut command = if load.sims_nice > 0 {
+        let mut nice = std::process::Command::new("nice");
+        nice.args(["-n", &load.sims_nice.to_string()]).arg(exe);
+        nice
+    } else {
+        std::process::Command::new(exe)
+    };
+    let mut child = command
         .args([
             "--port",
             "0",
@@ -804,33 +815,10 @@ async fn enqueue_all(server: &Server, load: &Load) -> anyhow::Result<Vec<String>
             Ok(run["id"].as_str().context("run id")?.to_owned())
         }
     });
-    futures_join_all(posts).await.into_iter().collect()
-}
-
-/// Awaits every future at once (a `JoinSet` would need `'static` futures).
-async fn futures_join_all<F: std::future::Future>(
-    futures: impl Iterator<Item = F>,
-) -> Vec<F::Output> {
-    let mut pinned: Vec<_> = futures.map(Box::pin).collect();
-    let mut out: Vec<Option<F::Output>> = pinned.iter().map(|_| None).collect();
-    std::future::poll_fn(|cx| {
-        let mut pending = false;
-        for (f, slot) in pinned.iter_mut().zip(out.iter_mut()) {
-            if slot.is_none() {
-                match f.as_mut().poll(cx) {
-                    std::task::Poll::Ready(v) => *slot = Some(v),
-                    std::task::Poll::Pending => pending = true,
-                }
-            }
-        }
-        if pending {
-            std::task::Poll::Pending
-        } else {
-            std::task::Poll::Ready(())
-        }
-    })
-    .await;
-    out.into_iter().flatten().collect()
+    futures_util::future::join_all(posts)
+        .await
+        .into_iter()
+        .collect()
 }
 
 /// 50 companies (one `qbo-sim` each), each with its own request budget in PostgreSQL, loaded by

@@ -303,6 +303,7 @@ async fn a_run_whose_lease_expired_goes_back_to_the_queue_and_its_old_worker_can
     .await
     .expect("finish");
     assert_eq!(stored, Some(runs::RunStatus::Failed));
+    assert_sums_follow_the_windows(&db.pool).await;
 }
 
 /// Ends every window of `exec` as succeeded except `skip` (left as a taken-over day would be).
@@ -589,6 +590,7 @@ async fn a_ten_year_claim_is_set_based_fenced_and_taken_over_once_its_run_lease_
     .await
     .expect("end");
     assert_eq!(ended, windows);
+    assert_sums_follow_the_windows(&db.pool).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -713,6 +715,15 @@ async fn a_runs_counts_are_live_while_it_runs_and_stored_with_it_when_it_ends() 
         (live.rows, live.counts.inserted, live.windows_succeeded),
         (12, 12, 1)
     );
+    assert_eq!(
+        live.windows_outstanding, 2,
+        "running: two windows not loaded yet"
+    );
+    assert_eq!(
+        stored_sums(&db.pool, exec.run_id).await,
+        (12, 0, 1),
+        "the run's row follows its windows while it runs"
+    );
     let failed = runs::WindowEnd::Failed {
         error: "boom",
         intuit_tid: None,
@@ -728,15 +739,9 @@ async fn a_runs_counts_are_live_while_it_runs_and_stored_with_it_when_it_ends() 
     )
     .await
     .expect("finish");
-    let stored: (Option<i64>, Option<i64>, Option<i64>) =
-        sqlx::query_as("SELECT w_rows, w_failed, w_succeeded FROM ops.runs WHERE id = $1")
-            .bind(exec.run_id)
-            .fetch_one(&db.pool)
-            .await
-            .expect("sums");
     assert_eq!(
-        stored,
-        (Some(12), Some(1), Some(1)),
+        stored_sums(&db.pool, exec.run_id).await,
+        (12, 1, 1),
         "sums stored at the end"
     );
     let listed = views::list(&db.pool, &RunFilter::default(), 10)
@@ -785,6 +790,38 @@ async fn a_runs_counts_are_live_while_it_runs_and_stored_with_it_when_it_ends() 
         .expect("run");
     assert_eq!(ended.windows_outstanding, 1);
     assert_eq!(ended.windows.map(|w| w.len()), Some(3));
+}
+
+/// Every run's stored window sums (`w_*`) equal the sums of its windows, however they changed
+/// (claims, take-overs, pages, ends).
+async fn assert_sums_follow_the_windows(pool: &PgPool) {
+    let differ: Vec<(Uuid, i64, i64)> = sqlx::query_as(
+        "SELECT r.id, r.w_rows, coalesce(a.rows, 0) FROM ops.runs r LEFT JOIN ( \
+           SELECT run_id, count(*) FILTER (WHERE status = 'failed') AS failed, \
+             count(*) FILTER (WHERE status = 'succeeded') AS succeeded, sum(rows_total) AS rows, \
+             sum(inserted) AS inserted, sum(updated) AS updated, sum(unchanged) AS unchanged \
+           FROM ops.run_windows GROUP BY run_id) a ON a.run_id = r.id \
+         WHERE (r.w_failed, r.w_succeeded, r.w_rows, r.w_inserted, r.w_updated, r.w_unchanged) \
+           IS DISTINCT FROM (coalesce(a.failed, 0), coalesce(a.succeeded, 0), \
+             coalesce(a.rows, 0), coalesce(a.inserted, 0), coalesce(a.updated, 0), \
+             coalesce(a.unchanged, 0))",
+    )
+    .fetch_all(pool)
+    .await
+    .expect("sums");
+    assert!(
+        differ.is_empty(),
+        "stored sums differ from the windows: {differ:?}"
+    );
+}
+
+/// A run's stored window sums (`w_rows`, `w_failed`, `w_succeeded`).
+async fn stored_sums(pool: &PgPool, run_id: Uuid) -> (i64, i64, i64) {
+    sqlx::query_as("SELECT w_rows, w_failed, w_succeeded FROM ops.runs WHERE id = $1")
+        .bind(run_id)
+        .fetch_one(pool)
+        .await
+        .expect("sums")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

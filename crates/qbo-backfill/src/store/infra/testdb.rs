@@ -6,7 +6,7 @@
 //! throwaway local cluster. Tests run in parallel (one process each under nextest) without
 //! sharing anything but the server.
 
-use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::postgres::PgConnectOptions;
 use sqlx::{Connection as _, PgPool};
 
 use crate::store::{
@@ -66,7 +66,7 @@ impl TestDb {
         create_database(&server, &name).await?;
         let options = server.clone().database(&name);
         let setup = async {
-            let pool = PgPoolOptions::new()
+            let pool = crate::store::pool_options()
                 .max_connections(POOL_SIZE)
                 .connect_with(options)
                 .await

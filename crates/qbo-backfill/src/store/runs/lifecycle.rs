@@ -403,8 +403,8 @@ fn added_counts(totals: &RunTotals, requests: &RequestTotals) -> [i64; 9] {
 }
 
 /// After a run's row was given up or ended in `tx`: its own records of windows still `running`
-/// go back to `pending` (noting `error` where they have none) and, once the run has ended, its
-/// windows' sums are stored with it (they never change after that; see [`store_window_sums`]).
+/// go back to `pending` (noting `error` where they have none). Its window sums (`w_*`) follow
+/// its windows by themselves (the `run_windows_counters` triggers, migration 0020).
 async fn release_run_windows(
     conn: &mut PgConnection,
     run_id: Uuid,
@@ -416,25 +416,6 @@ async fn release_run_windows(
     )
     .bind(run_id)
     .bind(error)
-    .execute(&mut *conn)
-    .await?;
-    store_window_sums(conn, run_id).await
-}
-
-/// Stores the sums of an ended run's windows in its row (`w_*`, what the Runs page and the API
-/// show); does nothing to a run that is queued or running (those are summed live).
-pub(super) async fn store_window_sums(conn: &mut PgConnection, run_id: Uuid) -> Result<()> {
-    sqlx::query(
-        "UPDATE ops.runs r SET w_failed = a.failed, w_succeeded = a.succeeded, w_rows = a.rows, \
-           w_inserted = a.inserted, w_updated = a.updated, w_unchanged = a.unchanged \
-         FROM (SELECT count(*) FILTER (WHERE status = 'failed') AS failed, \
-                 count(*) FILTER (WHERE status = 'succeeded') AS succeeded, \
-                 coalesce(sum(rows_total), 0) AS rows, coalesce(sum(inserted), 0) AS inserted, \
-                 coalesce(sum(updated), 0) AS updated, coalesce(sum(unchanged), 0) AS unchanged \
-               FROM ops.run_windows WHERE run_id = $1) a \
-         WHERE r.id = $1 AND r.status IN ('succeeded', 'failed', 'interrupted', 'cancelled')",
-    )
-    .bind(run_id)
     .execute(&mut *conn)
     .await?;
     Ok(())

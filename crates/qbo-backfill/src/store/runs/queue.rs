@@ -261,7 +261,6 @@ pub async fn cancel_run(pool: &PgPool, run_id: Uuid) -> Result<CancelOutcome, sq
             .bind(run_id)
             .execute(&mut *tx)
             .await?;
-            super::lifecycle::store_window_sums(&mut tx, run_id).await?;
             CancelOutcome::Cancelled
         }
         Some(RunStatus::Running) => {

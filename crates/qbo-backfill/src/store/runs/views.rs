@@ -87,7 +87,8 @@ pub struct RunView {
     pub windows_failed: i64,
     /// Windows succeeded.
     pub windows_succeeded: i64,
-    /// Windows of this run neither loaded by it nor since (what a retry would load).
+    /// What a retry would load: windows of this run neither loaded by it nor since; while it
+    /// is queued or running, the windows it has not loaded yet.
     pub windows_outstanding: i64,
     /// The newest run that retries this one.
     pub retried_by: Option<Uuid>,
@@ -171,29 +172,23 @@ impl From<RunRow> for RunView {
     }
 }
 
-/// A run with its window counts: summed when it ended (`r.w_*`), or live from its windows
-/// while it is queued or running (the `live` sum is skipped for an ended run). What a retry
-/// would load is read live from the windows that did not succeed, each looked up by its key (a
-/// join there was planned as a quadratic loop while the tables had no statistics yet: 0.7 s
-/// for 50 running runs of a year).
+/// A run with its window counts, kept in its row as its windows change (`r.w_*`, migration
+/// 0020). What a retry would load: for a queued or running run, the windows it has not loaded
+/// yet; for an ended one, its windows that did not succeed and were not loaded since, each
+/// looked up by its key (a join there was planned as a quadratic loop while the tables had no
+/// statistics yet: 0.7 s for 50 running runs of a year).
 const RUN_SELECT: &str = "SELECT r.id, r.pipeline, r.realm_id, r.status, r.fecha_inicio, \
     r.fecha_fin, r.trigger, r.trigger_id, r.retry_of, r.created_at, r.started_at, r.finished_at, \
-    r.cancel_requested, r.windows_total, coalesce(r.w_failed, live.failed) AS w_failed, \
-    coalesce(r.w_succeeded, live.succeeded) AS w_succeeded, o.outstanding AS w_outstanding, \
+    r.cancel_requested, r.windows_total, r.w_failed, r.w_succeeded, \
+    CASE WHEN r.status IN ('queued', 'running') THEN r.windows_total - r.w_succeeded \
+      ELSE o.outstanding END AS w_outstanding, \
     (SELECT id FROM ops.runs n WHERE n.retry_of = r.id ORDER BY n.created_at DESC LIMIT 1) \
       AS retried_by, \
-    coalesce(r.w_rows, live.rows) AS w_rows, coalesce(r.w_inserted, live.inserted) AS w_inserted, \
-    coalesce(r.w_updated, live.updated) AS w_updated, \
-    coalesce(r.w_unchanged, live.unchanged) AS w_unchanged, r.requests, r.throttled, r.error \
-    FROM ops.runs r CROSS JOIN LATERAL (SELECT \
-      count(*) FILTER (WHERE status = 'failed') AS failed, \
-      count(*) FILTER (WHERE status = 'succeeded') AS succeeded, \
-      coalesce(sum(rows_total), 0)::bigint AS rows, coalesce(sum(inserted), 0)::bigint AS inserted, \
-      coalesce(sum(updated), 0)::bigint AS updated, \
-      coalesce(sum(unchanged), 0)::bigint AS unchanged \
-      FROM ops.run_windows rw WHERE rw.run_id = r.id AND r.w_rows IS NULL) live \
+    r.w_rows, r.w_inserted, r.w_updated, r.w_unchanged, r.requests, r.throttled, r.error \
+    FROM ops.runs r \
     CROSS JOIN LATERAL (SELECT count(*) AS outstanding FROM ops.run_windows rw \
-      WHERE rw.run_id = r.id AND rw.status <> 'succeeded' AND (SELECT ow.status \
+      WHERE rw.run_id = r.id AND r.status NOT IN ('queued', 'running') \
+        AND rw.status <> 'succeeded' AND (SELECT ow.status \
         FROM ops.windows ow WHERE ow.pipeline = r.pipeline AND ow.realm_id = r.realm_id \
           AND ow.window_start = rw.window_start) IS DISTINCT FROM 'succeeded') o";
 
