@@ -7,7 +7,7 @@
 //! this process's peak RSS (VmHWM) after 100,000 and after 1,000,000 rows.
 //!
 //! ```text
-//! cargo build --release -p qbo-sim && cargo build --release -p qbo-backfill --examples
+//! cargo build --release -p qbo-sim -p qbo-backfill --examples --bins
 //! target/release/examples/backfill_bench [--rows 100000] [--big-rows 1000000] [--limits]
 //!     [--span-max-pages 50]
 //! ```
