@@ -408,13 +408,7 @@ async fn write_report_row(
         "intuit_tid": piece.fetched.intuit_tid,
     });
     let header = &report.header;
-    let inserted: Option<bool> = sqlx::query_scalar(UPSERT_SQL)
-        .bind(&key.realm_id)
-        .bind(key.report.as_str())
-        .bind(key.basis)
-        .bind(PgDate(key.period_start))
-        .bind(PgDate(key.period_end))
-        .bind(key.summarize_column_by)
+    let written = keyed(UPSERT_SQL, key)
         .bind(params(request).to_string())
         .bind(jsonb_safe(&raw_text).as_ref())
         .bind(hash.as_slice())
@@ -435,7 +429,9 @@ async fn write_report_row(
         .bind(request_payload.to_string())
         .fetch_optional(&mut *conn)
         .await?;
-    Ok(inserted)
+    Ok(written
+        .map(|row| sqlx::Row::try_get::<bool, _>(&row, 0))
+        .transpose()?)
 }
 
 /// Inserts the report's cells, a chunk per statement; returns how many rows were written.
