@@ -84,7 +84,8 @@ pub async fn create(
 }
 
 /// The scope of the live token `token` (not revoked, not expired), if it is one; records its
-/// use.
+/// use to the minute (`last_used_at` is written when it is over a minute old, so most calls are
+/// read-only and wait for no commit).
 ///
 /// # Errors
 /// Database errors.
@@ -93,9 +94,13 @@ pub async fn verify(pool: &PgPool, token: &str) -> Result<Option<Scope>, StoreEr
         return Ok(None);
     }
     let scope: Option<String> = sqlx::query_scalar(
-        "UPDATE ops.api_tokens SET last_used_at = now() \
-         WHERE token_hash = $1 AND revoked_at IS NULL \
-           AND (expires_at IS NULL OR expires_at > now()) RETURNING scope",
+        "WITH live AS (SELECT id, scope, last_used_at FROM ops.api_tokens \
+           WHERE token_hash = $1 AND revoked_at IS NULL \
+             AND (expires_at IS NULL OR expires_at > now())), \
+         used AS (UPDATE ops.api_tokens t SET last_used_at = now() FROM live \
+           WHERE t.id = live.id \
+             AND (live.last_used_at IS NULL OR live.last_used_at < now() - interval '1 minute')) \
+         SELECT scope FROM live",
     )
     .bind(hash(token))
     .fetch_optional(pool)
