@@ -57,9 +57,10 @@ pub async fn snapshot(pool: &PgPool) -> Result<Snapshot, sqlx::Error> {
         )
         .fetch_all(pool)
         .await?,
+        // The runs' kept window sums (migration 0020): one row a run, not one a window.
         rows: sqlx::query_as(
-            "SELECT coalesce(sum(inserted), 0)::bigint, coalesce(sum(updated), 0)::bigint, \
-                    coalesce(sum(unchanged), 0)::bigint FROM ops.run_windows",
+            "SELECT coalesce(sum(w_inserted), 0)::bigint, coalesce(sum(w_updated), 0)::bigint, \
+                    coalesce(sum(w_unchanged), 0)::bigint FROM ops.runs",
         )
         .fetch_one(pool)
         .await?,
