@@ -939,3 +939,71 @@ async fn replacing_the_refresh_token_clears_the_access_token() {
     assert!(lease.tokens().access_token.is_none());
     assert!(lease.tokens().access_token_expires_at.is_none());
 }
+
+/// A session and an API token record their use at most once a minute: a read within the minute
+/// writes nothing (no commit to wait for), a read after it renews the session's expiry and the
+/// token's `last_used_at`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sessions_and_api_tokens_record_their_use_once_a_minute() {
+    use qbo_backfill::domain::access::Scope;
+    use qbo_backfill::store::auth::{api_tokens, web};
+    let db = test_db().await;
+    let pool = &db.pool;
+    assert!(web::create_user(pool, "ops", "hash").await.expect("user"));
+    let session = web::open_session(pool, "ops").await.expect("session");
+    let (token_id, token) = api_tokens::create(pool, "ci", Scope::Read, None)
+        .await
+        .expect("token");
+    let stamps = || async {
+        // Seconds since the epoch, to the microsecond.
+        sqlx::query_as::<_, (f64, f64, Option<f64>)>(
+            "SELECT extract(epoch FROM s.last_seen)::float8, \
+                    extract(epoch FROM s.expires_at)::float8, \
+                    extract(epoch FROM t.last_used_at)::float8 \
+             FROM ops.sessions s, ops.api_tokens t WHERE t.id = $1",
+        )
+        .bind(token_id)
+        .fetch_one(pool)
+        .await
+        .expect("stamps")
+    };
+    let read = || async {
+        assert!(
+            web::session(pool, &session.id)
+                .await
+                .expect("read")
+                .is_some()
+        );
+        assert_eq!(
+            api_tokens::verify(pool, &token).await.expect("verify"),
+            Some(Scope::Read)
+        );
+    };
+    // The first use of a token is recorded.
+    read().await;
+    let first = stamps().await;
+    assert!(first.2.is_some(), "a token's first use is recorded");
+    // Within the minute: nothing is written.
+    read().await;
+    assert_eq!(stamps().await, first, "a read within the minute wrote");
+    // Over a minute later: both are renewed.
+    sqlx::query(
+        "UPDATE ops.sessions SET last_seen = last_seen - interval '2 minutes', \
+           expires_at = expires_at - interval '2 minutes'",
+    )
+    .execute(pool)
+    .await
+    .expect("age session");
+    sqlx::query("UPDATE ops.api_tokens SET last_used_at = last_used_at - interval '2 minutes'")
+        .execute(pool)
+        .await
+        .expect("age token");
+    let aged = stamps().await;
+    read().await;
+    let renewed = stamps().await;
+    assert!(
+        renewed.0 > aged.0 && renewed.1 > aged.1,
+        "the session was not renewed"
+    );
+    assert!(renewed.2 > aged.2, "the token's use was not recorded");
+}
