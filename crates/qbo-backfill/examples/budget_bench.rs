@@ -18,8 +18,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use qbo::{
-    ClientSettings, Credentials, Environment, MemoryTokenStore, QboClient, RateLimitSettings,
-    TokenSet,
+    ClientSettings, Counted, Credentials, Environment, MemoryTokenStore, QboClient,
+    RateLimitSettings, TokenSet,
 };
 use qbo_backfill::store::connect_options;
 use qbo_backfill::store::infra::budget::PgBudget;
@@ -60,7 +60,11 @@ async fn cost(budgets: &[PgBudget], tasks: usize, per_task: usize) -> anyhow::Re
             let budget = budget.clone();
             handles.push(tokio::spawn(async move {
                 for _ in 0..per_task {
-                    budget.acquire_slot().await?.complete().await?;
+                    budget
+                        .acquire_slot(Counted::FromCompletion)
+                        .await?
+                        .complete()
+                        .await?;
                 }
                 Ok::<_, qbo_backfill::store::StoreError>(())
             }));
@@ -93,7 +97,7 @@ async fn cost_section(db: &TestDb, requests: usize) -> anyhow::Result<()> {
         let mut times = [0.0_f64; 3];
         for (i, sql) in [
             "SELECT 1",
-            "SELECT slot_id FROM ops.budget_acquire('probe', NULL, NULL, NULL, 60500000, 1050000, 130000000)",
+            "SELECT slot_id FROM ops.budget_acquire('probe', NULL, NULL, NULL, 60500000, 1100000, 130000000)",
             "SELECT count(*) FROM ops.budget_slots WHERE realm_id = 'none'",
         ]
         .into_iter()

@@ -7,13 +7,15 @@
 //! within them; a [`SharedBudget`] keeps all clients of all processes within them together.
 //! [`crate::QboClient`] takes its in-process permit first (so a process queues locally and asks
 //! the shared budget for one request at a time), then a slot from the shared budget, sends, reads
-//! the whole body, and releases the slot. A slot counts from its start until a window span after
-//! its release, exactly like the in-process limiter; a slot that is never released (its process
-//! died) must still be counted by the implementation, e.g. until a lease expires.
+//! the whole body, and releases the slot. A slot counts exactly like the in-process permit it
+//! goes with: in the rolling minute from its start until a window span after its release; in the
+//! rolling second the same, or, when the permit says [`Counted::FromStart`], from its start
+//! for a span. A slot that is never released (its process died) must still be counted by the
+//! implementation, e.g. until a lease expires.
 
 use std::time::Duration;
 
-use crate::BoxFuture;
+use crate::{BoxFuture, Counted};
 
 /// A failure of the shared budget itself (database down, …). The client sends nothing without
 /// a slot: it reports a retryable error instead.
@@ -22,8 +24,8 @@ pub type BudgetError = crate::error::CallerError;
 /// One company's request budget, shared by every process that sends requests for it.
 pub trait SharedBudget: Send + Sync {
     /// Waits until one more request may start for this company across all processes; the slot
-    /// is held until released.
-    fn acquire(&self) -> BoxFuture<'_, Result<Box<dyn BudgetSlot>, BudgetError>>;
+    /// is held until released and counts in the rolling second as `counted` says.
+    fn acquire(&self, counted: Counted) -> BoxFuture<'_, Result<Box<dyn BudgetSlot>, BudgetError>>;
 
     /// Holds every process's new requests back until `wait` from now (after a 429). A shorter
     /// pause never shortens one already in place. Failures are the implementation's to log.

@@ -400,7 +400,7 @@ impl QboClient {
         let slot: Option<Box<dyn BudgetSlot>> = match &inner.budget {
             Some(budget) => Some(
                 budget
-                    .acquire()
+                    .acquire(permit.counted())
                     .await
                     .map_err(|e| (None, budget_error(e)))?,
             ),
@@ -596,7 +596,10 @@ mod tests {
     }
 
     impl SharedBudget for RecordingBudget {
-        fn acquire(&self) -> crate::BoxFuture<'_, Result<Box<dyn BudgetSlot>, BudgetError>> {
+        fn acquire(
+            &self,
+            _counted: crate::Counted,
+        ) -> crate::BoxFuture<'_, Result<Box<dyn BudgetSlot>, BudgetError>> {
             Box::pin(async move {
                 if self.fail {
                     return Err(BudgetError::with_source(

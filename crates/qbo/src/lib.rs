@@ -26,7 +26,7 @@ pub use error::{ENVIRONMENT_HINT, Fault, FaultError, QboError};
 pub use page::{Page, Row};
 pub use pager::{MAX_REPAGES, WindowPager};
 pub use query::{Literal, Operator, Query, TimeField, TimeWindow, escape_literal, format_datetime};
-pub use rate_limit::{MINUTE_GUARD, SECOND_GUARD};
+pub use rate_limit::{COLD_AFTER_THROTTLE, Counted, MINUTE_GUARD, POOL_IDLE, SECOND_GUARD};
 pub use report::{
     Amount, Basis, FetchedReport, Report, ReportCell, ReportError, ReportFetchError, ReportName,
     ReportRequest, RowKind, SummarizeBy, is_range_too_large,

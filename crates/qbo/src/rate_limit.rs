@@ -3,9 +3,23 @@
 //! pause after the server throttles us. Uses `tokio::time`, so paused-time tests drive it.
 //!
 //! The server counts a request when it *arrives*, somewhere between our send and our receipt of
-//! the answer. So a request is counted here from the moment it starts until its window span has
-//! passed after it *completed*: whatever the network delay, no rolling window on the server can
-//! then hold more requests than the limit. In-flight requests occupy a slot until they finish.
+//! the answer. In the rolling minute, a request is counted here from the moment it starts until
+//! the window span has passed after it *completed*: whatever the network delay, no rolling
+//! minute on the server can then hold more requests than the limit.
+//!
+//! In the rolling second that rule would cost a quarter of the allowance (with answers of
+//! 300 ms, a slot is held 1.4 s instead of 1 s), so the second counts a request by how it
+//! reaches the server ([`Counted`]):
+//! - on a connection the HTTP pool already holds (*warm*), a request arrives a network delay
+//!   after it starts, the same delay for every warm request: it counts from its start for
+//!   1 s + [`SECOND_GUARD`], the guard covering the delay's jitter;
+//! - a request that may have to open a connection (*cold*: more requests in flight than the
+//!   pool has held since it was last idle, or after [`POOL_IDLE`] without traffic) may arrive
+//!   handshakes later: it counts, like every request in the minute, from its start until the span
+//!   has passed after its completion;
+//! - after the server throttles us, every request counts as cold for
+//!   [`COLD_AFTER_THROTTLE`]: if its clock or its network disagree with the rule, we fall back to
+//!   the rule that cannot overrun.
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex as StdMutex, PoisonError};
@@ -18,10 +32,26 @@ use crate::RateLimitSettings;
 
 /// Added to the minute window: a request is counted for 60.5 s after it completed.
 pub const MINUTE_GUARD: Duration = Duration::from_millis(500);
-/// Added to the second window: a request is counted for 1.05 s after it completed.
-pub const SECOND_GUARD: Duration = Duration::from_millis(50);
+/// Added to the second window: a request is counted for 1.1 s after it started (warm) or
+/// completed (cold).
+pub const SECOND_GUARD: Duration = Duration::from_millis(100);
+/// After this long without a request in flight, the pool's connections may have been closed
+/// by either side: the next requests count as cold.
+pub const POOL_IDLE: Duration = Duration::from_secs(15);
+/// After a 429, every request counts as cold for this long.
+pub const COLD_AFTER_THROTTLE: Duration = Duration::from_secs(3600);
 
-/// A rolling window: the completion instants of the last requests inside it, oldest first.
+/// From when a request counts in the rolling second (see the module header).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Counted {
+    /// Sent on a connection the pool holds: counted from its start.
+    FromStart,
+    /// May open a connection first: counted from its completion (and in flight until then).
+    FromCompletion,
+}
+
+/// A rolling window: the instants from which the last requests inside it count (their
+/// completion, or for a warm request in the second window its start), oldest first.
 #[derive(Debug)]
 struct Window {
     limit: usize,
@@ -70,6 +100,36 @@ struct State {
     second: Option<Window>,
     /// Requests started and not yet completed.
     in_flight: usize,
+    /// Of those, the ones counted from their completion in the second window.
+    cold_in_flight: usize,
+    /// The most requests in flight at once since the pool was last idle: how many connections
+    /// it holds, as far as we know.
+    pooled: usize,
+    /// When a request last completed.
+    last_completed: Option<Instant>,
+    /// Until then every request is cold (set by a 429).
+    cold_until: Option<Instant>,
+}
+
+impl State {
+    /// How a request starting `now` is counted, given the requests in flight.
+    fn counting(&mut self, now: Instant) -> Counted {
+        let idle = self.in_flight == 0
+            && self
+                .last_completed
+                .is_none_or(|t| now.saturating_duration_since(t) >= POOL_IDLE);
+        if idle {
+            self.pooled = 0;
+        }
+        let concurrent = self.in_flight + 1;
+        let warm = concurrent <= self.pooled && self.cold_until.is_none_or(|t| t <= now);
+        self.pooled = self.pooled.max(concurrent);
+        if warm {
+            Counted::FromStart
+        } else {
+            Counted::FromCompletion
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -98,18 +158,32 @@ pub(crate) struct RateLimiter {
 #[derive(Debug)]
 pub(crate) struct Permit {
     shared: Arc<Shared>,
+    counted: Counted,
     _in_flight: Option<OwnedSemaphorePermit>,
+}
+
+impl Permit {
+    /// From when this request counts in the rolling second; a shared budget counts it alike.
+    pub(crate) const fn counted(&self) -> Counted {
+        self.counted
+    }
 }
 
 impl Drop for Permit {
     fn drop(&mut self) {
-        let now = Instant::now();
         {
             let mut state = self.shared.state();
+            let now = Instant::now();
             state.in_flight = state.in_flight.saturating_sub(1);
-            let State { minute, second, .. } = &mut *state;
-            for w in [minute.as_mut(), second.as_mut()].into_iter().flatten() {
+            state.last_completed = Some(now);
+            if let Some(w) = state.minute.as_mut() {
                 w.done.push_back(now);
+            }
+            if self.counted == Counted::FromCompletion {
+                state.cold_in_flight = state.cold_in_flight.saturating_sub(1);
+                if let Some(w) = state.second.as_mut() {
+                    w.done.push_back(now);
+                }
             }
         }
         self.shared.completed.notify_waiters();
@@ -134,6 +208,10 @@ impl RateLimiter {
                         .requests_per_second
                         .map(|n| Window::new(n, Duration::from_secs(1) + SECOND_GUARD)),
                     in_flight: 0,
+                    cold_in_flight: 0,
+                    pooled: 0,
+                    last_completed: None,
+                    cold_until: None,
                 }),
                 completed: Notify::new(),
                 paused_until: StdMutex::new(None),
@@ -159,9 +237,10 @@ impl RateLimiter {
             let mut on_completion = false;
             {
                 let mut state = self.shared.state();
-                let pending = state.in_flight;
+                let (all, cold) = (state.in_flight, state.cold_in_flight);
                 let State { minute, second, .. } = &mut *state;
-                for w in [minute.as_mut(), second.as_mut()].into_iter().flatten() {
+                let windows = [(minute.as_mut(), all), (second.as_mut(), cold)];
+                for (w, pending) in windows.into_iter().filter_map(|(w, p)| Some((w?, p))) {
                     match w.ready(now, pending) {
                         Ready::Now => {}
                         Ready::At(at) => wait_at = wait_at.max(Some(at)),
@@ -169,9 +248,19 @@ impl RateLimiter {
                     }
                 }
                 if wait_at.is_none() && !on_completion {
+                    let counted = state.counting(now);
                     state.in_flight += 1;
+                    match counted {
+                        Counted::FromStart => {
+                            if let Some(w) = state.second.as_mut() {
+                                w.done.push_back(now);
+                            }
+                        }
+                        Counted::FromCompletion => state.cold_in_flight += 1,
+                    }
                     return Permit {
                         shared: Arc::clone(&self.shared),
+                        counted,
                         _in_flight: in_flight,
                     };
                 }
@@ -189,9 +278,12 @@ impl RateLimiter {
         }
     }
 
-    /// Holds every new request back for `wait` (after the server throttled us).
+    /// Holds every new request back for `wait` (after the server throttled us), and counts
+    /// every request as cold for [`COLD_AFTER_THROTTLE`].
     pub(crate) fn pause_for(&self, wait: Duration) {
-        let until = Instant::now() + wait;
+        let now = Instant::now();
+        self.shared.state().cold_until = Some(now + COLD_AFTER_THROTTLE);
+        let until = now + wait;
         let mut guard = self
             .shared
             .paused_until
@@ -299,6 +391,96 @@ mod tests {
         drop(first);
         let started = second.await.expect("task");
         assert_eq!(started - t0, Duration::from_secs(3) + SECOND_GUARD);
+    }
+
+    /// Sends `n` requests one after another, each answered after `answer`; their starts.
+    async fn sequential(limiter: &RateLimiter, n: usize, answer: Duration) -> Vec<Duration> {
+        let t0 = Instant::now();
+        let mut starts = Vec::new();
+        for _ in 0..n {
+            let permit = limiter.acquire().await;
+            starts.push(Instant::now() - t0);
+            tokio::time::sleep(answer).await;
+            drop(permit);
+        }
+        starts
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_request_on_a_warm_connection_counts_from_its_start() {
+        let limiter = RateLimiter::new(&limits(None, Some(1), None));
+        let answer = Duration::from_millis(300);
+        let span = Duration::from_secs(1) + SECOND_GUARD;
+        let starts = sequential(&limiter, 4, answer).await;
+        // The first opens the connection: counted from its answer. The others reuse it:
+        // each may start a span after the previous one started.
+        assert_eq!(
+            starts,
+            [
+                Duration::ZERO,
+                answer + span,
+                answer + span * 2,
+                answer + span * 3
+            ]
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn more_requests_in_flight_than_the_pool_held_count_from_their_completion() {
+        let limiter = RateLimiter::new(&limits(None, None, None));
+        let first = limiter.acquire().await;
+        assert_eq!(
+            first.counted(),
+            Counted::FromCompletion,
+            "the pool is empty"
+        );
+        drop(first);
+        let one = limiter.acquire().await;
+        assert_eq!(
+            one.counted(),
+            Counted::FromStart,
+            "one connection is pooled"
+        );
+        let two = limiter.acquire().await;
+        assert_eq!(
+            two.counted(),
+            Counted::FromCompletion,
+            "a second connection opens"
+        );
+        drop((one, two));
+        let (a, b) = (limiter.acquire().await, limiter.acquire().await);
+        assert_eq!(
+            (a.counted(), b.counted()),
+            (Counted::FromStart, Counted::FromStart)
+        );
+        drop((a, b));
+        tokio::time::advance(POOL_IDLE).await;
+        let after_idle = limiter.acquire().await;
+        assert_eq!(
+            after_idle.counted(),
+            Counted::FromCompletion,
+            "idle connections may be gone"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn after_a_throttle_every_request_counts_from_its_completion_for_an_hour() {
+        let limiter = RateLimiter::new(&limits(None, Some(1), None));
+        let answer = Duration::from_millis(300);
+        let span = Duration::from_secs(1) + SECOND_GUARD;
+        drop(limiter.acquire().await);
+        limiter.pause_for(Duration::from_millis(10));
+        let starts = sequential(&limiter, 3, answer).await;
+        // Each waits a span after the previous answer, not after the previous start.
+        assert_eq!(starts, [span, span * 2 + answer, span * 3 + answer * 2]);
+        tokio::time::advance(COLD_AFTER_THROTTLE).await;
+        drop(limiter.acquire().await); // reopens the connection idle for an hour
+        let permit = limiter.acquire().await;
+        assert_eq!(
+            permit.counted(),
+            Counted::FromStart,
+            "an hour later, warm again"
+        );
     }
 
     #[tokio::test(start_paused = true)]

@@ -6,7 +6,7 @@
 
 use std::time::{Duration, Instant};
 
-use qbo::RateLimitSettings;
+use qbo::{Counted, RateLimitSettings};
 use qbo_backfill::store::connect_options;
 use qbo_backfill::store::infra::budget::PgBudget;
 use qbo_sim::{FaultConfig, SimLimits};
@@ -87,10 +87,25 @@ fn max_in_flight(spans: &[Span]) -> usize {
 /// sent only after the decision commits. In-flight limits are checked on the spans the callers
 /// saw, and on what the simulator saw.
 async fn recorded_spans(pool: &PgPool) -> Vec<Span> {
-    let rows: Vec<(f64, f64)> = sqlx::query_as(
-        "SELECT extract(epoch FROM started_at)::float8, extract(epoch FROM ends_at)::float8 \
-         FROM ops.budget_slots ORDER BY started_at",
+    recorded(pool, "ends_at").await
+}
+
+/// [`recorded_spans`] as the rolling second counts them: a slot counted from its start
+/// (`from_start`, a warm connection) reaches the server a steady delay after it, so its span is
+/// that instant alone.
+async fn second_spans(pool: &PgPool) -> Vec<Span> {
+    recorded(
+        pool,
+        "CASE WHEN from_start THEN started_at ELSE ends_at END",
     )
+    .await
+}
+
+async fn recorded(pool: &PgPool, end: &str) -> Vec<Span> {
+    let rows: Vec<(f64, f64)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT extract(epoch FROM started_at)::float8, extract(epoch FROM {end})::float8 \
+         FROM ops.budget_slots ORDER BY started_at"
+    )))
     .fetch_all(pool)
     .await
     .expect("slots");
@@ -121,7 +136,10 @@ async fn hammer(
             tasks.push(tokio::spawn(async move {
                 let mut spans = Vec::new();
                 for _ in 0..requests_each {
-                    let slot = budget.acquire_slot().await.expect("slot");
+                    let slot = budget
+                        .acquire_slot(Counted::FromCompletion)
+                        .await
+                        .expect("slot");
                     let start = origin.elapsed().as_secs_f64();
                     seed = seed
                         .wrapping_mul(6_364_136_223_846_793_005)
@@ -162,10 +180,10 @@ async fn independent_budgets_never_exceed_the_per_second_or_in_flight_limit() {
     let in_flight = max_in_flight(&spans);
     assert!(by_server <= 6, "{by_server} requests in one second");
     assert!(in_flight <= 3, "{in_flight} requests in flight");
-    // The database's own record holds the rule with the guard: 6 per 1.05 s.
+    // The database's own record holds the rule with the guard: 6 per 1.1 s.
     let recorded = recorded_spans(&db.pool).await;
     assert_eq!(recorded.len(), 36);
-    assert!(max_in_any_window(&recorded, 1.05) <= 6);
+    assert!(max_in_any_window(&recorded, 1.1) <= 6);
     // The budget is used, not just respected: the server's rule would let the 36 start in
     // 6 batches of 6, 1 s apart.
     let elapsed = spans.last().map_or(0.0, |s| s.start);
@@ -188,10 +206,10 @@ async fn the_in_flight_limit_alone_is_shared_and_a_release_lets_a_waiter_in_at_o
     assert!(max_in_flight(&spans) <= 2);
     assert_eq!(recorded_spans(&db.pool).await.len(), 40);
 
-    let first = a.acquire_slot().await.expect("slot");
-    let second = a.acquire_slot().await.expect("slot");
+    let first = a.acquire_slot(Counted::FromCompletion).await.expect("slot");
+    let second = a.acquire_slot(Counted::FromCompletion).await.expect("slot");
     let waiter = tokio::spawn(async move {
-        let slot = b.acquire_slot().await.expect("slot");
+        let slot = b.acquire_slot(Counted::FromCompletion).await.expect("slot");
         let at = Instant::now();
         slot.complete().await.expect("release");
         at
@@ -222,10 +240,16 @@ async fn a_dead_slot_counts_until_its_lease_expires_then_as_completed() {
     );
     let t0 = Instant::now();
     // A process takes a slot and dies before releasing it.
-    dead.acquire_slot().await.expect("slot").leak();
-    let slot = alive.acquire_slot().await.expect("slot");
+    dead.acquire_slot(Counted::FromCompletion)
+        .await
+        .expect("slot")
+        .leak();
+    let slot = alive
+        .acquire_slot(Counted::FromCompletion)
+        .await
+        .expect("slot");
     let waited = t0.elapsed();
-    // In flight until the lease expires, then completed at the expiry: 1.5 s + 1.05 s.
+    // In flight until the lease expires, then completed at the expiry: 1.5 s + 1.1 s.
     assert!(
         waited >= Duration::from_millis(2500),
         "started after {waited:?}"
@@ -248,11 +272,17 @@ async fn a_dead_slot_counts_until_its_lease_expires_then_as_completed() {
 async fn a_dropped_slot_is_released_in_the_background() {
     let db = test_db().await;
     let budget = PgBudget::new(db.pool.clone(), REALM, &limits(None, None, Some(1)));
-    let slot = budget.acquire_slot().await.expect("slot");
+    let slot = budget
+        .acquire_slot(Counted::FromCompletion)
+        .await
+        .expect("slot");
     let id = slot.id().expect("id");
     drop(slot);
     let t0 = Instant::now();
-    let again = budget.acquire_slot().await.expect("slot");
+    let again = budget
+        .acquire_slot(Counted::FromCompletion)
+        .await
+        .expect("slot");
     assert!(t0.elapsed() < Duration::from_secs(1));
     let completed: bool =
         sqlx::query_scalar("SELECT completed_at IS NOT NULL FROM ops.budget_slots WHERE id = $1")
@@ -283,14 +313,14 @@ async fn a_pause_holds_back_every_budget_and_is_never_shortened() {
     // Another company is not paused.
     let other = PgBudget::new(db.pool.clone(), "other-realm", &limits(None, None, None));
     other
-        .acquire_slot()
+        .acquire_slot(Counted::FromCompletion)
         .await
         .expect("slot")
         .complete()
         .await
         .expect("release");
     assert!(t0.elapsed() < Duration::from_millis(500));
-    b.acquire_slot()
+    b.acquire_slot(Counted::FromCompletion)
         .await
         .expect("slot")
         .complete()
@@ -308,15 +338,75 @@ async fn a_pause_holds_back_every_budget_and_is_never_shortened() {
     // Through the trait, as the client calls it after a 429.
     qbo::SharedBudget::pause_for(&b, Duration::from_millis(400)).await;
     let t1 = Instant::now();
-    let slot = qbo::SharedBudget::acquire(&a).await.expect("slot");
+    let slot = qbo::SharedBudget::acquire(&a, Counted::FromStart)
+        .await
+        .expect("slot");
     assert!(t1.elapsed() >= Duration::from_millis(350));
     slot.release().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn in_the_second_a_warm_slot_counts_from_its_start_and_a_cold_one_from_its_completion() {
+    let db = test_db().await;
+    let a = PgBudget::new(db.pool.clone(), REALM, &limits(None, Some(1), None));
+    let b = PgBudget::new(
+        other_pool(&db.url).await,
+        REALM,
+        &limits(None, Some(1), None),
+    );
+    let span = Duration::from_secs(1) + qbo::SECOND_GUARD;
+    let answer = Duration::from_millis(400);
+    // A warm request answered after 400 ms: the next may start a span after its start.
+    let t0 = Instant::now();
+    let warm = a.acquire_slot(Counted::FromStart).await.expect("slot");
+    tokio::time::sleep(answer).await;
+    warm.complete().await.expect("release");
+    let cold = b.acquire_slot(Counted::FromCompletion).await.expect("slot");
+    let waited = t0.elapsed();
+    assert!(
+        waited >= span - Duration::from_millis(20),
+        "started after {waited:?}"
+    );
+    assert!(
+        waited < span + answer / 2,
+        "started after {waited:?}: counted from completion"
+    );
+    // A cold request in flight holds the second until it completes, then for a span.
+    let other = tokio::spawn(async move {
+        let slot = a.acquire_slot(Counted::FromStart).await.expect("slot");
+        let at = Instant::now();
+        slot.complete().await.expect("release");
+        at
+    });
+    tokio::time::sleep(span + answer).await;
+    assert!(
+        !other.is_finished(),
+        "started while a cold slot was in flight"
+    );
+    let completed = Instant::now();
+    cold.complete().await.expect("release");
+    let started = other.await.expect("task");
+    let after = started.saturating_duration_since(completed);
+    assert!(
+        after >= span - Duration::from_millis(20),
+        "started {after:?} after the completion"
+    );
+    assert!(
+        after < span + Duration::from_millis(300),
+        "started {after:?} after the completion"
+    );
+    let counted: Vec<bool> =
+        sqlx::query_scalar("SELECT from_start FROM ops.budget_slots ORDER BY started_at")
+            .fetch_all(&db.pool)
+            .await
+            .expect("slots");
+    assert_eq!(counted, [true, false, true]);
 }
 
 /// One call of the decision function for `REALM` with `per_minute`, as `PgBudget` makes it.
 async fn decide(pool: &PgPool, per_minute: i32) -> (Option<i64>, f64) {
     sqlx::query_as(
-        "SELECT slot_id, wait_ms FROM ops.budget_acquire($1, $2, NULL, NULL, 60500000, 1050000, 150000000)",
+        "SELECT slot_id, wait_ms FROM ops.budget_acquire($1, $2, NULL, NULL, 60500000, 1100000, 150000000)",
     )
     .bind(REALM)
     .bind(per_minute)
@@ -376,7 +466,7 @@ async fn old_slots_are_pruned() {
     .expect("old slots");
     let budget = PgBudget::new(db.pool.clone(), REALM, &RateLimitSettings::default());
     budget
-        .acquire_slot()
+        .acquire_slot(Counted::FromCompletion)
         .await
         .expect("slot")
         .complete()
@@ -394,7 +484,7 @@ async fn a_budget_on_a_closed_pool_fails_instead_of_granting() {
     let db = test_db().await;
     let budget = PgBudget::new(db.pool.clone(), REALM, &RateLimitSettings::default());
     db.pool.close().await;
-    let err = qbo::SharedBudget::acquire(&budget)
+    let err = qbo::SharedBudget::acquire(&budget, Counted::FromStart)
         .await
         .err()
         .expect("no slot without the database");
@@ -480,7 +570,7 @@ async fn three_processes_share_one_company_budget_without_a_single_429() {
     assert_eq!(stats.query_requests, n as u64, "{stats:?}");
     assert!(n > per_minute as usize, "{n} requests");
     assert!(stats.max_in_flight_seen <= 10, "{stats:?}");
-    assert!(max_in_any_window(&spans, 1.0) <= 10);
+    assert!(max_in_any_window(&second_spans(world.pool()).await, 1.0) <= 10);
     assert!(max_in_any_window(&spans, 60.0) <= per_minute as usize);
 
     // How much of the budget was used. Per second: the server's rule (10 in any second) would

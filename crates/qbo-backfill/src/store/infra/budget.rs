@@ -2,10 +2,12 @@
 //! `ops.budget_slots`, shared by every process on the database, implementing
 //! [`qbo::SharedBudget`].
 //!
-//! Each acquire is one call of `ops.budget_acquire` (migration `0004_budget.sql`): under the
-//! company row's lock, by the database clock, it counts the slots in flight and the slots inside
-//! the rolling minute and second (a slot counts from its start until the window span plus
-//! [`qbo::MINUTE_GUARD`] / [`qbo::SECOND_GUARD`] after it completed), and either inserts a slot
+//! Each acquire is one call of `ops.budget_acquire` (migrations `0004_budget.sql`,
+//! `0021_budget_warm_slots.sql`): under the company row's lock, by the database clock, it counts
+//! the slots in flight and the slots inside the rolling minute and second (a slot counts from its
+//! start until the window span plus [`qbo::MINUTE_GUARD`] / [`qbo::SECOND_GUARD`] after it
+//! completed; in the second, a slot the client counts [`Counted::FromStart`] only for the span
+//! after its start), and either inserts a slot
 //! or answers how long to wait. Waiting happens here, without any lock: until a window frees a
 //! slot or a shared pause ends, or a short poll while only in-flight requests block. Within one
 //! process a gate lets one task at a time ask, so a process adds at most one waiter to the
@@ -22,7 +24,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use qbo::{
-    BoxFuture, BudgetError, BudgetSlot, ClientSettings, MINUTE_GUARD, RateLimitSettings,
+    BoxFuture, BudgetError, BudgetSlot, ClientSettings, Counted, MINUTE_GUARD, RateLimitSettings,
     SECOND_GUARD, SharedBudget,
 };
 use sqlx::PgPool;
@@ -118,16 +120,17 @@ impl PgBudget {
         &self.realm_id
     }
 
-    /// Waits until one more request may start, records its slot and returns it; call
-    /// [`PgSlot::complete`] once the response has been read.
+    /// Waits until one more request may start, records its slot (counted in the rolling
+    /// second as `counted` says) and returns it; call [`PgSlot::complete`] once the response
+    /// has been read.
     ///
     /// # Errors
     /// Database errors (nothing is granted then).
-    pub async fn acquire_slot(&self) -> Result<PgSlot, StoreError> {
+    pub async fn acquire_slot(&self, counted: Counted) -> Result<PgSlot, StoreError> {
         let _gate = self.gate.lock().await;
         let mut poll = POLL_MIN;
         loop {
-            match self.try_acquire().await? {
+            match self.try_acquire(counted).await? {
                 Decision::Granted(id) => {
                     return Ok(PgSlot {
                         pool: self.pool.clone(),
@@ -148,11 +151,11 @@ impl PgBudget {
     }
 
     /// One decision: a slot now, or how long to wait.
-    async fn try_acquire(&self) -> Result<Decision, StoreError> {
+    async fn try_acquire(&self, counted: Counted) -> Result<Decision, StoreError> {
         let limit = |v: Option<u32>| v.map(|n| i32::try_from(n).unwrap_or(i32::MAX));
         // `on_completion` needs no reading: without a positive `wait_ms` the answer is to poll.
         let (slot_id, wait_ms): (Option<i64>, Option<f64>) = sqlx::query_as(
-            "SELECT slot_id, wait_ms FROM ops.budget_acquire($1, $2, $3, $4, $5, $6, $7)",
+            "SELECT slot_id, wait_ms FROM ops.budget_acquire($1, $2, $3, $4, $5, $6, $7, $8)",
         )
         .bind(&*self.realm_id)
         .bind(limit(self.limits.requests_per_minute))
@@ -161,6 +164,7 @@ impl PgBudget {
         .bind(micros(Duration::from_secs(60) + MINUTE_GUARD))
         .bind(micros(Duration::from_secs(1) + SECOND_GUARD))
         .bind(micros(self.lease))
+        .bind(counted == Counted::FromStart)
         .fetch_one(&self.pool)
         .await?;
         if let Some(id) = slot_id {
@@ -286,9 +290,9 @@ impl BudgetSlot for PgSlot {
 }
 
 impl SharedBudget for PgBudget {
-    fn acquire(&self) -> BoxFuture<'_, Result<Box<dyn BudgetSlot>, BudgetError>> {
+    fn acquire(&self, counted: Counted) -> BoxFuture<'_, Result<Box<dyn BudgetSlot>, BudgetError>> {
         Box::pin(async move {
-            match self.acquire_slot().await {
+            match self.acquire_slot(counted).await {
                 Ok(slot) => Ok(Box::new(slot) as Box<dyn BudgetSlot>),
                 Err(e) => Err(BudgetError::with_source(
                     "the shared request budget in PostgreSQL failed",
