@@ -1,6 +1,7 @@
 //! The one declarative list of what we load: every QuickBooks entity with its pipelines
 //! (`qb_<plural>_backfill`, `qb_<plural>_incremental`, `qb_<plural>_verify`), its raw table
-//! (`raw.qb_<plural>`), the table of that table's versions (`raw.qb_<plural>_history`) and the
+//! (`raw.qb_<plural>`), the view of every version it held (`raw.qb_<plural>_history`, over the
+//! table of superseded versions `raw.qb_<plural>_versions` and the raw table) and the
 //! label its log lines use; and every QuickBooks report with its pipeline
 //! (`qb_<report>_backfill`) and the bases it is read in. Adding an entity is one line here; the raw table is created on
 //! start-up, and the CLI, the API, the UI and the runbooks list it from this list.
@@ -18,10 +19,15 @@ pub struct EntitySpec {
     pub table: &'static str,
     /// The table name without its schema (`qb_journal_entries`).
     pub table_name: &'static str,
-    /// The table of every version the raw table held (`raw.qb_journal_entries_history`).
+    /// The view of every version the raw table held (`raw.qb_journal_entries_history`).
     pub history: &'static str,
-    /// The history table's name without its schema (`qb_journal_entries_history`).
+    /// The history view's name without its schema (`qb_journal_entries_history`).
     pub history_name: &'static str,
+    /// The table of the versions the raw table no longer holds
+    /// (`raw.qb_journal_entries_versions`).
+    pub versions: &'static str,
+    /// The versions table's name without its schema (`qb_journal_entries_versions`).
+    pub versions_name: &'static str,
     /// The backfill pipeline (`qb_journal_entries_backfill`).
     pub backfill: &'static str,
     /// The incremental pipeline (`qb_journal_entries_incremental`).
@@ -42,6 +48,8 @@ macro_rules! entities {
             table_name: concat!("qb_", stringify!($plural)),
             history: concat!("raw.qb_", stringify!($plural), "_history"),
             history_name: concat!("qb_", stringify!($plural), "_history"),
+            versions: concat!("raw.qb_", stringify!($plural), "_versions"),
+            versions_name: concat!("qb_", stringify!($plural), "_versions"),
             backfill: concat!("qb_", stringify!($plural), "_backfill"),
             incremental: concat!("qb_", stringify!($plural), "_incremental"),
             verify: concat!("qb_", stringify!($plural), "_verify"),
@@ -147,6 +155,7 @@ mod tests {
             assert!(names.insert(spec.table));
             assert!(names.insert(spec.history));
             assert_eq!(spec.history, format!("{}_history", spec.table));
+            assert_eq!(spec.versions, format!("{}_versions", spec.table));
             assert!(
                 spec.plural
                     .bytes()

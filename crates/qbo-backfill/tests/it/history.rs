@@ -1,5 +1,7 @@
-//! History against a real PostgreSQL: one version per written row in `raw.qb_<plural>_history`,
-//! written by the upsert itself (page and span paths), nothing for an unchanged re-run, the
+//! History against a real PostgreSQL: one version per written row in `raw.qb_<plural>_history`
+//! (a first load writes each row once, a replacement moves the replaced version into
+//! `_versions`, also under a concurrent writer), by the upsert's own transaction (page and span
+//! paths), nothing for an unchanged re-run, the
 //! README's "as of" query, how a deletion was found (`deleted_by`), and a database created before
 //! history existed brought up to date.
 
@@ -138,6 +140,8 @@ async fn a_load_writes_one_version_per_row_and_an_unchanged_rerun_none() {
     );
     assert_eq!(count(&db.pool, "raw.qb_customers").await, 50);
     assert_eq!(count(&db.pool, "raw.qb_customers_history").await, 50);
+    // Written once: the current versions are the raw rows themselves.
+    assert_eq!(count(&db.pool, "raw.qb_customers_versions").await, 0);
     // Each version is the raw row as written, with its LastUpdatedTime and run.
     let mismatched: i64 = sqlx::query_scalar(
         "SELECT count(*) FROM raw.qb_customers r \
@@ -197,6 +201,22 @@ async fn an_edit_adds_a_version_and_raw_keeps_only_the_newest() {
         versions(&db.pool, "raw.qb_customers_history", "4").await,
         [(Some(0), Some(load)), (Some(1), Some(edit))]
     );
+    // The replaced version moved to `_versions` as it was: its run and when it was first seen.
+    assert_eq!(
+        versions(&db.pool, "raw.qb_customers_versions", "4").await,
+        [(Some(0), Some(load))]
+    );
+    let first_seen: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM raw.qb_customers_versions v JOIN raw.qb_customers r \
+         ON r.realm_id = v.realm_id AND r.id = '1' WHERE v.seen_at_utc = r.ingested_at_utc",
+    )
+    .fetch_one(&db.pool)
+    .await
+    .expect("seen at");
+    assert_eq!(
+        first_seen, 1,
+        "loaded with customer 1, which was not rewritten"
+    );
     let name: String = sqlx::query_scalar(
         "SELECT payload->>'DisplayName' FROM raw.qb_customers WHERE realm_id = $1 AND id = '4'",
     )
@@ -212,6 +232,65 @@ async fn an_edit_adds_a_version_and_raw_keeps_only_the_newest() {
         counts(0, 0, 10)
     );
     assert_eq!(count(&db.pool, "raw.qb_customers_history").await, 11);
+}
+
+/// Upserts customers `page` for the window of 2026-01-01, by `run_id`, in the caller's
+/// transaction.
+async fn write_uncommitted(
+    conn: &mut sqlx::PgConnection,
+    page: &qbo::Page,
+    run_id: Uuid,
+) -> UpsertCounts {
+    let write = PageWrite {
+        realm_id: REALM,
+        table: RawTable::CUSTOMERS,
+        window_start: ts("2026-01-01T00:00:00Z"),
+        window_end: ts("2026-01-02T00:00:00Z"),
+        page,
+        run_id: Some(run_id),
+    };
+    upsert_page(conn, &write).await.expect("upsert")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_writer_waiting_on_another_archives_the_version_that_one_wrote() {
+    let db = test_db().await;
+    let (load, first, second) = (Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4());
+    let t = RawTable::CUSTOMERS;
+    let one = |token: u64, name: &str| page(1, vec![parsed_customer("4", token, name)]);
+    assert_eq!(
+        upsert(&db.pool, t, 1, &one(0, "Loaded"), load).await,
+        counts(1, 0, 0)
+    );
+    // The first writer replaces version 0 and holds the row, uncommitted.
+    let mut tx1 = db.pool.begin().await.expect("begin");
+    let got = write_uncommitted(&mut tx1, &one(1, "First"), first).await;
+    assert_eq!(got, counts(0, 1, 0));
+    // The second probes (version 0 is what it sees), then waits for the row.
+    let pool = db.pool.clone();
+    let second_page = one(2, "Second");
+    let waiting = tokio::spawn(async move {
+        let mut tx2 = pool.begin().await.expect("begin");
+        let got = write_uncommitted(&mut tx2, &second_page, second).await;
+        tx2.commit().await.expect("commit");
+        got
+    });
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert!(
+        !waiting.is_finished(),
+        "the second writer did not wait for the row"
+    );
+    tx1.commit().await.expect("commit");
+    assert_eq!(waiting.await.expect("task"), counts(0, 1, 0));
+    // Version 1 lived for a moment, and history has it.
+    assert_eq!(
+        versions(&db.pool, "raw.qb_customers_history", "4").await,
+        [
+            (Some(0), Some(load)),
+            (Some(1), Some(first)),
+            (Some(2), Some(second))
+        ]
+    );
 }
 
 #[tokio::test]
@@ -413,12 +492,13 @@ async fn a_deletion_records_how_it_was_found_until_the_row_is_seen_again() {
 }
 
 #[tokio::test]
-async fn an_older_database_gets_history_tables_and_deleted_by() {
+async fn an_older_database_gets_history_and_deleted_by() {
     let db = test_db().await;
     let pool = &db.pool;
-    // Undo what history added, as on a database created before it: migration 0009 (the three
-    // original tables) and what start-up added to the others; and the later migration 0012,
-    // whose views read what 0009 added (it is applied again below, as a migration would be).
+    // Undo what history added, as on a database created before it: migrations 0009 (the three
+    // original tables) and 0022 (history as a view) and what start-up added to the others; and
+    // the later migration 0012, whose views read what 0009 added (they are applied again below,
+    // as a migration would be).
     let mut undo = String::from(
         "DROP VIEW raw.qb_trial_balance_accrual, raw.qb_trial_balance_cash, raw.qb_journal_lines, \
            raw.qb_sales_lines, raw.qb_expense_lines, raw.qb_posting_transactions, \
@@ -429,8 +509,9 @@ async fn an_older_database_gets_history_tables_and_deleted_by() {
     );
     for spec in ENTITIES {
         undo.push_str(&format!(
-            "DROP TABLE {}; ALTER TABLE {} DROP COLUMN deleted_by;",
-            spec.history, spec.table
+            "DROP VIEW {}; DROP TABLE {}; ALTER TABLE {} DROP COLUMN deleted_by, \
+             DROP COLUMN last_updated_time, DROP COLUMN run_id;",
+            spec.history, spec.versions, spec.table
         ));
     }
     sqlx::raw_sql(sqlx::AssertSqlSafe(undo))
@@ -467,18 +548,28 @@ async fn an_older_database_gets_history_tables_and_deleted_by() {
         .execute(pool)
         .await
         .expect("migration 0012");
+    sqlx::raw_sql(include_str!("../../migrations/0022_history_view.sql"))
+        .execute(pool)
+        .await
+        .expect("migration 0022");
     store::migrate(pool, "history test")
         .await
         .expect("start-up");
 
-    let histories: i64 = sqlx::query_scalar(
-        "SELECT count(*) FROM pg_class WHERE relnamespace = 'raw'::regnamespace \
-         AND relkind = 'r' AND relname LIKE '%\\_history'",
+    let histories: (i64, i64) = sqlx::query_as(
+        "SELECT count(*) FILTER (WHERE relkind = 'v' AND relname LIKE '%\\_history'), \
+                count(*) FILTER (WHERE relkind = 'r' AND relname LIKE '%\\_versions') \
+         FROM pg_class WHERE relnamespace = 'raw'::regnamespace",
     )
     .fetch_one(pool)
     .await
     .expect("tables");
-    assert_eq!(histories, ENTITIES.len() as i64);
+    let n = ENTITIES.len() as i64;
+    assert_eq!(
+        histories,
+        (n, n),
+        "a history view and a versions table per entity"
+    );
     for (table, history) in [
         ("raw.qb_customers", "raw.qb_customers_history"),
         ("raw.qb_vendors", "raw.qb_vendors_history"),

@@ -73,6 +73,7 @@ impl std::fmt::Display for DeletionSource {
 /// The statements of one raw table, built once from the catalog.
 struct TableSql {
     probe: String,
+    archive: String,
     write: String,
     write_spread: String,
     mark_deleted: String,
@@ -83,8 +84,9 @@ static TABLE_SQL: LazyLock<Vec<TableSql>> = LazyLock::new(|| {
         .iter()
         .map(|spec| TableSql {
             probe: probe_sql(spec.table),
-            write: write_sql(spec.table, spec.history),
-            write_spread: write_spread_sql(spec.table, spec.history),
+            archive: archive_sql(spec.table, spec.versions),
+            write: write_sql(spec.table),
+            write_spread: write_spread_sql(spec.table),
             mark_deleted: mark_deleted_sql(spec.table),
         })
         .collect()
@@ -139,7 +141,7 @@ impl RawTable {
         self.spec().table
     }
 
-    /// The schema-qualified name of the table's history, e.g. `raw.qb_customers_history`.
+    /// The schema-qualified name of the table's history view, e.g. `raw.qb_customers_history`.
     #[must_use]
     pub fn qualified_history_name(self) -> &'static str {
         self.spec().history
@@ -147,6 +149,10 @@ impl RawTable {
 
     fn probe_sql(self) -> &'static str {
         &self.sql().probe
+    }
+
+    fn archive_sql(self) -> &'static str {
+        &self.sql().archive
     }
 
     fn write_sql(self) -> &'static str {
@@ -164,11 +170,11 @@ impl RawTable {
 
 /// Probe: which of the given rows are new, or differ (or are marked deleted) and are not older
 /// than what is stored.
-/// Returns their 1-based ordinals. `LATERAL … LIMIT 1` keeps it a per-row primary-key lookup
-/// whatever the planner thinks of the array's size.
+/// Returns their 1-based ordinals and whether the table holds them. `LATERAL … LIMIT 1` keeps it
+/// a per-row primary-key lookup whatever the planner thinks of the array's size.
 fn probe_sql(table: &str) -> String {
     format!(
-        "SELECT i.ord \
+        "SELECT i.ord, cur.present IS NOT NULL \
          FROM unnest($2::text[], $3::bytea[], $4::int8[]) WITH ORDINALITY \
               AS i(id, payload_hash, sync_token, ord) \
          LEFT JOIN LATERAL ( \
@@ -199,26 +205,43 @@ const WRITE_RESULT: &str = "SELECT w.inserted FROM w";
 /// [`WRITE_RESULT`] with the row's id.
 const SPREAD_RESULT: &str = "SELECT w.id, w.inserted FROM w";
 
+/// Archive: copies the versions of `$2` (ids of realm `$1`) the table holds into `versions`,
+/// locking the rows (a version already there is kept, with when it was first seen).
+fn archive_sql(table: &str, versions: &str) -> String {
+    format!(
+        "INSERT INTO {versions} (realm_id, id, payload_hash, sync_token, payload, \
+                last_updated_time, seen_at_utc, run_id) \
+         SELECT t.realm_id, t.id, t.payload_hash, t.sync_token, t.payload, \
+                t.last_updated_time, t.ingested_at_utc, t.run_id \
+         FROM {table} AS t \
+         WHERE t.realm_id = $1 AND t.id = ANY($2::text[]) AND t.payload_hash IS NOT NULL \
+         FOR UPDATE OF t \
+         ON CONFLICT (realm_id, id, payload_hash) DO NOTHING"
+    )
+}
+
 /// Write: insert new rows, update rows whose payload differs, or that are marked deleted, and
-/// whose SyncToken is not older (a row seen again is not deleted any more, even unchanged), and copy each written row into `history` as a
-/// new version (seen now, by run `$12`; a version already there is kept). Returns one row per
+/// whose SyncToken is not older (a row seen again is not deleted any more, even unchanged),
+/// recording each written version's `LastUpdatedTime` and run (`$12`). Returns one row per
 /// written row: `true` if inserted, `false` if updated.
-fn write_sql(table: &str, history: &str) -> String {
+fn write_sql(table: &str) -> String {
     format!(
         "WITH s AS (SELECT * FROM {WRITE_ROWS}), \
          w AS ( \
          INSERT INTO {table} \
          AS t (realm_id, id, payload, payload_hash, sync_token, ingested_at_utc, \
                 extract_window_start_utc, extract_window_end_utc, page_number, page_size, \
-                request_payload) \
+                request_payload, last_updated_time, run_id) \
          SELECT $1, s.id, s.payload::jsonb, s.payload_hash, s.sync_token, now(), \
-                {WRITE_WINDOW} \
+                {WRITE_WINDOW}, s.updated, $12::uuid \
          FROM s \
          ON CONFLICT (realm_id, id) DO UPDATE SET \
              payload = EXCLUDED.payload, \
              payload_hash = EXCLUDED.payload_hash, \
              sync_token = EXCLUDED.sync_token, \
              ingested_at_utc = EXCLUDED.ingested_at_utc, \
+             last_updated_time = EXCLUDED.last_updated_time, \
+             run_id = EXCLUDED.run_id, \
              extract_window_start_utc = EXCLUDED.extract_window_start_utc, \
              extract_window_end_utc = EXCLUDED.extract_window_end_utc, \
              page_number = EXCLUDED.page_number, \
@@ -231,14 +254,7 @@ fn write_sql(table: &str, history: &str) -> String {
            AND (t.deleted_at_utc IS NOT NULL \
                 OR (t.payload_hash IS DISTINCT FROM EXCLUDED.payload_hash \
                     AND t.payload IS DISTINCT FROM EXCLUDED.payload)) \
-         RETURNING t.id, t.payload, t.payload_hash, t.sync_token, (xmax = 0) AS inserted \
-         ), \
-         h AS ( \
-         INSERT INTO {history} (realm_id, id, payload_hash, sync_token, payload, \
-                last_updated_time, seen_at_utc, run_id) \
-         SELECT $1, w.id, w.payload_hash, w.sync_token, w.payload, s.updated, now(), $12::uuid \
-         FROM w JOIN s ON s.id = w.id \
-         ON CONFLICT (realm_id, id, payload_hash) DO NOTHING \
+         RETURNING t.id, (xmax = 0) AS inserted \
          ) \
          {WRITE_RESULT}"
     )
@@ -246,8 +262,8 @@ fn write_sql(table: &str, history: &str) -> String {
 
 /// [`write_sql`] for a page whose rows belong to different windows: each row carries its own
 /// window bounds. Returns the id of every written row and whether it was inserted.
-fn write_spread_sql(table: &str, history: &str) -> String {
-    write_sql(table, history)
+fn write_spread_sql(table: &str) -> String {
+    write_sql(table)
         .replace(WRITE_ROWS, SPREAD_ROWS)
         .replace(WRITE_WINDOW, SPREAD_WINDOW)
         .replace(WRITE_RESULT, SPREAD_RESULT)
@@ -264,39 +280,64 @@ fn mark_deleted_sql(table: &str) -> String {
     )
 }
 
-/// What [`ensure_tables`] has to do: catalog tables (names without schema) whose raw table is
-/// missing, whose raw table lacks `deleted_by` (created before that column existed), and whose
-/// history table is missing.
+/// What [`ensure_tables`] has to do, by catalog entity: raw tables missing; raw tables without
+/// `deleted_by` (created before that column existed) or without the current version's
+/// `last_updated_time` and `run_id` (created before migration 0022); `_versions` tables and
+/// `_history` views missing.
 #[derive(Debug, Default)]
 struct Missing {
     raw: Vec<&'static str>,
     deleted_by: Vec<&'static str>,
+    version_columns: Vec<&'static str>,
+    versions: Vec<&'static str>,
     history: Vec<&'static crate::domain::catalog::EntitySpec>,
 }
 
 impl Missing {
     fn is_empty(&self) -> bool {
-        self.raw.is_empty() && self.deleted_by.is_empty() && self.history.is_empty()
+        self.raw.is_empty()
+            && self.deleted_by.is_empty()
+            && self.version_columns.is_empty()
+            && self.versions.is_empty()
+            && self.history.is_empty()
     }
 }
 
-/// Compares the tables of schema `raw` (and whether each has `deleted_by`) with the catalog.
+/// Compares the tables and views of schema `raw` (and whether each has `deleted_by` and
+/// `run_id`) with the catalog.
 async fn missing(conn: &mut PgConnection) -> Result<Missing, StoreError> {
-    let existing: Vec<(String, bool)> = sqlx::query_as(
-        "SELECT c.relname::text, EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = c.oid \
-                AND a.attname = 'deleted_by' AND NOT a.attisdropped) \
+    let existing: Vec<(String, bool, bool)> = sqlx::query_as(
+        "SELECT c.relname::text, \
+                EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = c.oid \
+                        AND a.attname = 'deleted_by' AND NOT a.attisdropped), \
+                EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = c.oid \
+                        AND a.attname = 'run_id' AND NOT a.attisdropped) \
          FROM pg_class c \
-         WHERE c.relnamespace = 'raw'::regnamespace AND c.relkind IN ('r', 'p')",
+         WHERE c.relnamespace = 'raw'::regnamespace AND c.relkind IN ('r', 'p', 'v')",
     )
     .fetch_all(&mut *conn)
     .await?;
-    let find = |name: &str| existing.iter().find(|(e, _)| e == name).map(|(_, d)| *d);
+    let find = |name: &str| {
+        existing
+            .iter()
+            .find(|(e, ..)| e == name)
+            .map(|&(_, d, r)| (d, r))
+    };
     let mut missing = Missing::default();
     for spec in ENTITIES {
         match find(spec.table_name) {
             None => missing.raw.push(spec.table_name),
-            Some(false) => missing.deleted_by.push(spec.table_name),
-            Some(true) => {}
+            Some((deleted_by, run_id)) => {
+                if !deleted_by {
+                    missing.deleted_by.push(spec.table_name);
+                }
+                if !run_id {
+                    missing.version_columns.push(spec.table_name);
+                }
+            }
+        }
+        if find(spec.versions_name).is_none() {
+            missing.versions.push(spec.versions_name);
         }
         if find(spec.history_name).is_none() {
             missing.history.push(spec);
@@ -313,12 +354,33 @@ async fn execute_ddl(conn: &mut PgConnection, ddl: String) -> Result<(), StoreEr
     Ok(())
 }
 
+/// The history view of `spec` (as migration 0022 creates it): its `_versions`, and each raw
+/// row whose version `_versions` does not hold.
+fn history_view_ddl(spec: &crate::domain::catalog::EntitySpec) -> String {
+    let (table, versions, history) = (spec.table, spec.versions, spec.history);
+    format!(
+        "CREATE OR REPLACE VIEW {history} AS \
+         SELECT realm_id, id, payload_hash, sync_token, payload, last_updated_time, \
+                seen_at_utc, run_id \
+         FROM {versions} \
+         UNION ALL \
+         SELECT c.realm_id, c.id, c.payload_hash, c.sync_token, c.payload, \
+                c.last_updated_time, c.ingested_at_utc, c.run_id \
+         FROM {table} c \
+         WHERE c.payload_hash IS NOT NULL AND NOT EXISTS ( \
+             SELECT 1 FROM {versions} v \
+             WHERE v.realm_id = c.realm_id AND v.id = c.id \
+               AND v.payload_hash = c.payload_hash)"
+    )
+}
+
 /// Creates what the catalog needs and the migrations do not: the raw table of every catalog
-/// entity, shaped like `raw.qb_customers`; its history table, shaped like
-/// `raw.qb_customers_history`, seeded with the versions the raw table already holds (a table
-/// created before history existed); and `deleted_by` on raw tables created before that column
-/// existed (their deletions were all found by change data capture). Each is checked on its own.
-/// Serialised by an advisory lock, so processes starting together do not race.
+/// entity, shaped like `raw.qb_customers`; its `_versions` table, shaped like
+/// `raw.qb_customers_versions`, and its `_history` view; and the columns later migrations added
+/// to the first three raw tables on raw tables created before them (`deleted_by`: their
+/// deletions were all found by change data capture; `last_updated_time` and `run_id`: NULL, as
+/// for rows written before them). Each is checked on its own. Serialised by an advisory lock, so
+/// processes starting together do not race.
 ///
 /// # Errors
 /// [`StoreError::Database`].
@@ -358,29 +420,40 @@ pub async fn ensure_tables(pool: &sqlx::PgPool) -> Result<(), StoreError> {
         )
         .await?;
     }
-    for spec in missing.history {
-        let (table, history, name) = (spec.table, spec.history, spec.history_name);
+    for name in missing.version_columns {
+        // A table migration 0022 did not convert had no history: its rows' versions are read
+        // from it alone, so their LastUpdatedTime is filled in.
+        execute_ddl(
+            &mut tx,
+            format!(
+                "ALTER TABLE raw.{name} ADD COLUMN IF NOT EXISTS last_updated_time timestamptz, \
+                 ADD COLUMN IF NOT EXISTS run_id uuid"
+            ),
+        )
+        .await?;
+        execute_ddl(
+            &mut tx,
+            format!(
+                "UPDATE raw.{name} \
+                 SET last_updated_time = \
+                     ops.timestamptz_or_null(payload #>> '{{MetaData,LastUpdatedTime}}') \
+                 WHERE payload_hash IS NOT NULL"
+            ),
+        )
+        .await?;
+    }
+    for name in missing.versions {
         execute_ddl(
             &mut tx,
             format!(
                 "CREATE TABLE IF NOT EXISTS raw.{name} \
-                 (LIKE raw.qb_customers_history INCLUDING ALL)"
+                 (LIKE raw.qb_customers_versions INCLUDING ALL)"
             ),
         )
         .await?;
-        execute_ddl(
-            &mut tx,
-            format!(
-                "INSERT INTO {history} (realm_id, id, payload_hash, sync_token, payload, \
-                        last_updated_time, seen_at_utc, run_id) \
-                 SELECT realm_id, id, payload_hash, sync_token, payload, \
-                        ops.timestamptz_or_null(payload #>> '{{MetaData,LastUpdatedTime}}'), \
-                        ingested_at_utc, NULL \
-                 FROM {table} WHERE payload_hash IS NOT NULL \
-                 ON CONFLICT (realm_id, id, payload_hash) DO NOTHING"
-            ),
-        )
-        .await?;
+    }
+    for spec in missing.history {
+        execute_ddl(&mut tx, history_view_ddl(spec)).await?;
     }
     tx.commit().await?;
     Ok(())
@@ -602,7 +675,8 @@ fn request_payload(page: &qbo::Page) -> String {
 }
 
 /// The rows of `prepared` that are new or differ from what the table holds (the probe reads ids,
-/// hashes and SyncTokens only), in page order.
+/// hashes and SyncTokens only), in page order. Before returning, the versions those rows will
+/// replace are archived into the table's `_versions` (see the module header).
 async fn changed_rows<'p, 'r>(
     conn: &mut PgConnection,
     table: RawTable,
@@ -615,17 +689,31 @@ async fn changed_rows<'p, 'r>(
     let ids: Vec<&str> = prepared.iter().map(|p| p.id).collect();
     let hashes: Vec<&[u8]> = prepared.iter().map(|p| p.hash.as_slice()).collect();
     let tokens: Vec<Option<i64>> = prepared.iter().map(|p| p.sync_token).collect();
-    let ordinals: Vec<i64> = sqlx::query_scalar(table.probe_sql())
+    let probed: Vec<(i64, bool)> = sqlx::query_as(table.probe_sql())
         .bind(realm_id)
         .bind(&ids)
         .bind(&hashes)
         .bind(&tokens)
         .fetch_all(&mut *conn)
         .await?;
-    Ok(ordinals
-        .iter()
-        .filter_map(|&ord| usize::try_from(ord - 1).ok().and_then(|i| prepared.get(i)))
-        .collect())
+    let mut chosen = Vec::with_capacity(probed.len());
+    let mut stored = Vec::new();
+    for (ord, present) in probed {
+        if let Some(p) = usize::try_from(ord - 1).ok().and_then(|i| prepared.get(i)) {
+            chosen.push(p);
+            if present {
+                stored.push(p.id);
+            }
+        }
+    }
+    if !stored.is_empty() {
+        sqlx::query(table.archive_sql())
+            .bind(realm_id)
+            .bind(&stored)
+            .execute(&mut *conn)
+            .await?;
+    }
+    Ok(chosen)
 }
 
 /// The column arrays a write statement binds for the rows it writes.
@@ -651,7 +739,8 @@ impl<'a> WriteColumns<'a> {
 
 /// Upserts one page into its raw table on `conn`, within whatever transaction the caller holds
 /// (this function never commits), and returns exact counts. Every row inserted or updated is
-/// also a new version in the table's history (by `write.run_id`).
+/// also a new version in the table's history (by `write.run_id`); the version it replaced stays
+/// there, in `_versions`.
 ///
 /// # Errors
 /// [`StoreError::Database`] if a statement fails (the caller's transaction is then aborted and
@@ -825,15 +914,17 @@ mod tests {
             assert!(t.write_sql().contains(t.qualified_name()));
             assert!(t.mark_deleted_sql().contains(t.qualified_name()));
             let write = t.write_sql();
-            let history = format!("INSERT INTO {} (", t.qualified_history_name());
+            let versions = format!("INSERT INTO {}_versions (", t.qualified_name());
             assert!(
-                write.contains(&history)
-                    && write.contains("ON CONFLICT (realm_id, id, payload_hash)")
+                t.archive_sql().contains(&versions)
+                    && t.archive_sql().contains("FOR UPDATE OF t")
+                    && t.archive_sql().contains(t.qualified_name())
             );
+            assert!(write.contains("s.updated, $12::uuid") && write.contains("run_id ="));
             for fragment in [WRITE_ROWS, WRITE_WINDOW, WRITE_RESULT] {
                 assert_eq!(write.matches(fragment).count(), 1, "{fragment}");
             }
-            // Every replacement took effect, and the history write is still there.
+            // Every replacement took effect, and the version's columns are still written.
             let spread = t.write_spread_sql();
             for fragment in [WRITE_ROWS, WRITE_WINDOW, WRITE_RESULT] {
                 assert!(!spread.contains(fragment), "{fragment}");
@@ -844,7 +935,7 @@ mod tests {
             assert!(
                 spread.contains("AS s(id, payload, payload_hash, sync_token, updated, ws, we)")
             );
-            assert!(spread.contains(&history) && spread.contains("s.updated, now(), $12::uuid"));
+            assert!(spread.contains("s.updated, $12::uuid"));
             assert_eq!(
                 t.qualified_history_name(),
                 format!("{}_history", t.qualified_name())
