@@ -623,3 +623,96 @@ async fn an_older_database_gets_history_and_deleted_by() {
     );
     assert_eq!(count(pool, "raw.qb_vendors_history").await, 3);
 }
+
+/// Every version in `raw.qb_customers_history`, in a stable order: (id, SyncToken, run, seen).
+async fn all_versions(pool: &PgPool) -> Vec<(String, Option<i64>, Option<Uuid>, String)> {
+    sqlx::query_as(
+        "SELECT id, sync_token, run_id, seen_at_utc::text FROM raw.qb_customers_history \
+         ORDER BY id, sync_token",
+    )
+    .fetch_all(pool)
+    .await
+    .expect("versions")
+}
+
+#[tokio::test]
+async fn history_tables_become_views_keeping_every_version_and_when_it_was_seen() {
+    let db = test_db().await;
+    let pool = &db.pool;
+    let (load, edit, later) = (Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4());
+    let t = RawTable::CUSTOMERS;
+    let three = |second: (u64, &str)| {
+        page(
+            1,
+            vec![
+                parsed_customer("1", 0, "One"),
+                parsed_customer("2", second.0, second.1),
+                parsed_customer("3", 0, "Three"),
+            ],
+        )
+    };
+    assert_eq!(
+        upsert(pool, t, 1, &three((0, "Two")), load).await,
+        counts(3, 0, 0)
+    );
+    assert_eq!(
+        upsert(pool, t, 1, &three((1, "Two, renamed")), edit).await,
+        counts(0, 1, 2)
+    );
+    let before = all_versions(pool).await;
+    assert_eq!(before.len(), 4);
+
+    // Back to the shape before migration 0022: history a table holding every version, the
+    // current ones included, and raw tables without the current version's columns.
+    let mut undo = String::new();
+    for spec in ENTITIES {
+        undo.push_str(&format!(
+            "DROP VIEW {history}; ALTER TABLE {versions} RENAME TO {history_name}; \
+             INSERT INTO {history} SELECT realm_id, id, payload_hash, sync_token, payload, \
+                 last_updated_time, ingested_at_utc, run_id FROM {table}; \
+             ALTER TABLE {table} DROP COLUMN last_updated_time, DROP COLUMN run_id;",
+            history = spec.history,
+            versions = spec.versions,
+            history_name = spec.history_name,
+            table = spec.table,
+        ));
+    }
+    sqlx::raw_sql(sqlx::AssertSqlSafe(undo))
+        .execute(pool)
+        .await
+        .expect("undo");
+    assert_eq!(count(pool, "raw.qb_customers_history").await, 4);
+
+    sqlx::raw_sql(include_str!("../../migrations/0022_history_view.sql"))
+        .execute(pool)
+        .await
+        .expect("migration 0022");
+    store::migrate(pool, "history test")
+        .await
+        .expect("start-up");
+    assert_eq!(all_versions(pool).await, before, "every version, as it was");
+    let kinds: Vec<String> = sqlx::query_scalar(
+        "SELECT DISTINCT relkind::text FROM pg_class \
+         WHERE relnamespace = 'raw'::regnamespace AND relname LIKE '%\\_history'",
+    )
+    .fetch_all(pool)
+    .await
+    .expect("kinds");
+    assert_eq!(kinds, ["v"], "every history is a view");
+
+    // The converted table takes new versions like a new one.
+    let edited = three((1, "Two, renamed"));
+    let edited = qbo::Page {
+        rows: vec![
+            parsed_customer("1", 1, "One, renamed"),
+            edited.rows[1].clone(),
+        ],
+        ..edited
+    };
+    assert_eq!(upsert(pool, t, 2, &edited, later).await, counts(0, 1, 1));
+    assert_eq!(
+        versions(pool, "raw.qb_customers_history", "1").await,
+        [(Some(0), Some(load)), (Some(1), Some(later))]
+    );
+    assert_eq!(count(pool, "raw.qb_customers_history").await, 5);
+}
