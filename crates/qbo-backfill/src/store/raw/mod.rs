@@ -4,19 +4,26 @@
 //! # Write path (chosen by measurement, see `examples/write_path_bench.rs`)
 //!
 //! Each row carries the SHA-256 of its raw JSON text (`payload_hash`). A page is written in two
-//! statements on the caller's connection (inside the caller's transaction):
+//! statements on the caller's connection (inside the caller's transaction), three when it
+//! replaces stored rows:
 //!
 //! 1. **Probe**: the page's ids, hashes and SyncTokens are sent as arrays (no payloads) and a
-//!    plain `SELECT` returns which rows are new or differ. Identical rows stop here: they are not
-//!    touched at all (no dead tuple, no row lock, no WAL), and an unchanged re-run never ships a
-//!    payload to the server.
-//! 2. **Write**: only the remaining rows go, as `unnest` array binds, into one
+//!    plain `SELECT` returns which rows are new or differ, and which of those the table holds.
+//!    Identical rows stop here: they are not touched at all (no dead tuple, no row lock, no
+//!    WAL), and an unchanged re-run never ships a payload to the server.
+//! 2. **Archive** (only if some differing rows are stored): the versions they hold are copied
+//!    into `raw.qb_<entity>_versions`, reading them `FOR UPDATE`, so the version archived is the
+//!    one the write then replaces, whatever another writer committed meanwhile.
+//! 3. **Write**: only the remaining rows go, as `unnest` array binds, into one
 //!    `INSERT … ON CONFLICT DO UPDATE … WHERE` whose `WHERE` re-checks hash, SyncToken order and
 //!    jsonb equality (so a concurrent writer, or a payload that differs only in formatting,
-//!    still counts as unchanged). `RETURNING (xmax = 0)` tells inserts from updates. The same
-//!    statement copies every row it wrote into `raw.qb_<entity>_history` (a CTE over the
-//!    upsert's `RETURNING`), so history holds each version once, and an unchanged row, which
-//!    the probe stops, never adds one.
+//!    still counts as unchanged). `RETURNING (xmax = 0)` tells inserts from updates.
+//!
+//! History (`raw.qb_<entity>_history`, a view since migration 0022) is `_versions` plus the raw
+//! rows, so a first load writes each row once, a replacement writes the version it replaces once
+//! more, and an unchanged row, which the probe stops, never adds a version. A version archived
+//! and then not replaced (the write's `WHERE` kept the stored row) is still shown once: the view
+//! hides a raw row whose version `_versions` holds.
 //!
 //! Duplicate ids within one page are folded before writing: the later occurrence wins unless its
 //! SyncToken is older; the folded-away occurrences count as unchanged, so
@@ -515,7 +522,7 @@ pub struct PageWrite<'a> {
     pub window_end: jiff::Timestamp,
     /// The page: rows, page number and size, and the request (`request_payload`).
     pub page: &'a qbo::Page,
-    /// The run writing it, recorded with each new version in the history table.
+    /// The run writing it, recorded with each version it writes (the raw row's `run_id`).
     pub run_id: Option<uuid::Uuid>,
 }
 
