@@ -12,7 +12,7 @@ use qbo_backfill::pipeline::{DateRange, Pipeline};
 use qbo_backfill::store::TestDb;
 use qbo_backfill::store::runs::queue::{self, NewRun};
 use qbo_backfill::store::runs::workers::{self, WorkerIdentity};
-use qbo_backfill::store::runs::{self, RequestTotals, RunStatus, RunTotals, WindowEnd};
+use qbo_backfill::store::runs::{self, RunStatus, WindowEnd};
 
 const REALM: &str = "9130350000000001";
 
@@ -94,15 +94,8 @@ async fn main() -> anyhow::Result<()> {
         .await?;
         window += t.elapsed();
         let t = Instant::now();
-        let stored = runs::finish_run(
-            pool,
-            &exec,
-            RunStatus::Succeeded,
-            &RunTotals::default(),
-            &RequestTotals::default(),
-            None,
-        )
-        .await?;
+        let stored =
+            runs::finish_run(pool, &exec, &runs::RunEnd::bare(RunStatus::Succeeded, None)).await?;
         finish += t.elapsed();
         assert_eq!(stored, Some(RunStatus::Succeeded));
         claimed += 1;

@@ -26,7 +26,7 @@ use qbo_backfill::pipeline::{DateRange, Pipeline, Window};
 use qbo_backfill::store::TestDb;
 use qbo_backfill::store::runs::queue::{self, NewRun};
 use qbo_backfill::store::runs::workers::{self, WorkerIdentity};
-use qbo_backfill::store::runs::{self, Execution, RequestTotals, RunStatus, RunTotals};
+use qbo_backfill::store::runs::{self, Execution, RunStatus};
 use sqlx::PgPool;
 
 const REALM: &str = "9130350000000001";
@@ -115,10 +115,7 @@ async fn finish(pool: &PgPool, exec: &Execution) -> anyhow::Result<()> {
     runs::finish_run(
         pool,
         exec,
-        RunStatus::Interrupted,
-        &RunTotals::default(),
-        &RequestTotals::default(),
-        None,
+        &runs::RunEnd::bare(RunStatus::Interrupted, None),
     )
     .await?;
     Ok(())

@@ -23,7 +23,7 @@ use crate::settings::ClientTuning;
 use crate::store::auth::secrets::SecretKey;
 use crate::store::runs::queue::{self, ClaimedRun, NewRun};
 use crate::store::runs::workers::{self, WorkerIdentity};
-use crate::store::runs::{self, RequestTotals, RunStatus, RunTotals};
+use crate::store::runs::{self, RunStatus, RunTotals};
 use crate::store::{StoreError, auth::companies, runs::logs};
 
 /// Why a claimed run could not be executed.
@@ -141,10 +141,7 @@ impl Executor {
                 runs::finish_run(
                     &self.pool,
                     &exec,
-                    RunStatus::Failed,
-                    &RunTotals::default(),
-                    &RequestTotals::default(),
-                    Some(&message),
+                    &runs::RunEnd::bare(RunStatus::Failed, Some(&message)),
                 )
                 .await?;
                 let alert = Alert::run_failed(

@@ -277,10 +277,7 @@ async fn a_run_whose_lease_expired_goes_back_to_the_queue_and_its_old_worker_can
     let finished = runs::finish_run(
         &db.pool,
         &old.execution,
-        runs::RunStatus::Succeeded,
-        &runs::RunTotals::default(),
-        &runs::RequestTotals::default(),
-        None,
+        &runs::RunEnd::bare(runs::RunStatus::Succeeded, None),
     )
     .await
     .expect("finish");
@@ -295,10 +292,7 @@ async fn a_run_whose_lease_expired_goes_back_to_the_queue_and_its_old_worker_can
     let stored = runs::finish_run(
         &db.pool,
         &new.execution,
-        runs::RunStatus::Succeeded,
-        &runs::RunTotals::default(),
-        &runs::RequestTotals::default(),
-        None,
+        &runs::RunEnd::bare(runs::RunStatus::Succeeded, None),
     )
     .await
     .expect("finish");
@@ -360,10 +354,7 @@ async fn the_cursor_moves_only_with_a_run_whose_every_window_succeeded() {
             runs::finish_run_moving_cursor(
                 &pool,
                 &exec,
-                runs::RunStatus::Succeeded,
-                &runs::RunTotals::default(),
-                &runs::RequestTotals::default(),
-                None,
+                &runs::RunEnd::bare(runs::RunStatus::Succeeded, None),
                 Some(&cursor),
             )
             .await
@@ -732,10 +723,7 @@ async fn a_runs_counts_are_live_while_it_runs_and_stored_with_it_when_it_ends() 
     runs::finish_run(
         &db.pool,
         &exec,
-        runs::RunStatus::Succeeded,
-        &runs::RunTotals::default(),
-        &runs::RequestTotals::default(),
-        None,
+        &runs::RunEnd::bare(runs::RunStatus::Succeeded, None),
     )
     .await
     .expect("finish");

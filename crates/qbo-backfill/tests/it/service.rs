@@ -92,10 +92,7 @@ async fn one_retry_rule_live_runs_refused_dead_ones_interrupted_then_retried() {
     runs::finish_run(
         &db.pool,
         &done,
-        runs::RunStatus::Succeeded,
-        &runs::RunTotals::default(),
-        &runs::RequestTotals::default(),
-        None,
+        &runs::RunEnd::bare(runs::RunStatus::Succeeded, None),
     )
     .await
     .expect("finish");

@@ -507,10 +507,7 @@ async fn a_span_taken_over_mid_run_loads_the_day_again_and_writes_only_what_it_h
     runs::finish_run(
         &pool,
         &b,
-        runs::RunStatus::Succeeded,
-        &runs::RunTotals::default(),
-        &runs::RequestTotals::default(),
-        None,
+        &runs::RunEnd::bare(runs::RunStatus::Succeeded, None),
     )
     .await
     .expect("finish B");

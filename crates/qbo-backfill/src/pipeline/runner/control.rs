@@ -492,13 +492,16 @@ impl RunControl {
                 let error_text = fatal
                     .clone()
                     .or_else(|| (failed > 0).then(|| failed_text(failed)));
+                let run_end = runs::RunEnd {
+                    status,
+                    totals: end.totals,
+                    requests,
+                    error: error_text.as_deref(),
+                };
                 let stored = runs::finish_run_moving_cursor(
                     end.pool,
                     end.exec,
-                    status,
-                    &end.totals,
-                    &requests,
-                    error_text.as_deref(),
+                    &run_end,
                     end.cursor.as_ref(),
                 )
                 .await?;

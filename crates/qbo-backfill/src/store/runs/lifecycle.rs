@@ -287,6 +287,32 @@ pub async fn end_window(
     Ok(held)
 }
 
+/// How an execution ends its run: what [`finish_run`] stores.
+#[derive(Debug, Clone, Copy)]
+pub struct RunEnd<'a> {
+    /// The status asked for (`succeeded` is stored `failed` while a window did not succeed).
+    pub status: RunStatus,
+    /// What the execution loaded.
+    pub totals: RunTotals,
+    /// What its requests cost.
+    pub requests: RequestTotals,
+    /// Why it did not succeed, if it did not.
+    pub error: Option<&'a str>,
+}
+
+impl<'a> RunEnd<'a> {
+    /// `status` with nothing loaded and no request made, for `error`.
+    #[must_use]
+    pub fn bare(status: RunStatus, error: Option<&'a str>) -> Self {
+        Self {
+            status,
+            totals: RunTotals::default(),
+            requests: RequestTotals::default(),
+            error,
+        }
+    }
+}
+
 /// Ends a run held by the execution with its totals. A run asked to succeed while one of its
 /// windows did not is stored `failed`; an interrupted run that belongs to the queue
 /// (`requeue_on_loss`) goes back to `queued` for another worker. Returns the status stored, or
@@ -297,12 +323,9 @@ pub async fn end_window(
 pub async fn finish_run(
     pool: &PgPool,
     exec: &Execution,
-    status: RunStatus,
-    totals: &RunTotals,
-    requests: &RequestTotals,
-    error: Option<&str>,
+    end: &RunEnd<'_>,
 ) -> Result<Option<RunStatus>> {
-    finish_run_moving_cursor(pool, exec, status, totals, requests, error, None).await
+    finish_run_moving_cursor(pool, exec, end, None).await
 }
 
 /// Where an incremental sync that succeeded moves its entity's cursor (see
@@ -329,10 +352,7 @@ pub struct CursorMove {
 pub async fn finish_run_moving_cursor(
     pool: &PgPool,
     exec: &Execution,
-    status: RunStatus,
-    totals: &RunTotals,
-    requests: &RequestTotals,
-    error: Option<&str>,
+    end: &RunEnd<'_>,
     cursor: Option<&CursorMove>,
 ) -> Result<Option<RunStatus>> {
     let mut tx = pool.begin().await?;
@@ -364,10 +384,10 @@ pub async fn finish_run_moving_cursor(
     )
     .bind(exec.run_id)
     .bind(exec.execution_id)
-    .bind(status)
-    .bind(i32::try_from(totals.failed_windows).unwrap_or(i32::MAX))
-    .bind(&added_counts(totals, requests)[..])
-    .bind(error)
+    .bind(end.status)
+    .bind(i32::try_from(end.totals.failed_windows).unwrap_or(i32::MAX))
+    .bind(&added_counts(&end.totals, &end.requests)[..])
+    .bind(end.error)
     .fetch_optional(&mut *tx)
     .await?;
     // Dropping `tx` rolls back: the run had changed, nothing is written.
