@@ -76,21 +76,28 @@ async fn upsert(
     run_id: Uuid,
 ) -> UpsertCounts {
     let mut tx = pool.begin().await.expect("begin");
-    let got = upsert_page(
-        &mut tx,
-        &PageWrite {
-            realm_id: REALM,
-            table,
-            window_start: ts(&format!("2026-01-{day:02}T00:00:00Z")),
-            window_end: ts(&format!("2026-01-{:02}T00:00:00Z", day + 1)),
-            page,
-            run_id: Some(run_id),
-        },
-    )
-    .await
-    .expect("upsert");
+    let got = write_uncommitted(&mut tx, table, day, page, run_id).await;
     tx.commit().await.expect("commit");
     got
+}
+
+/// [`upsert`] in the caller's transaction, left uncommitted.
+async fn write_uncommitted(
+    conn: &mut sqlx::PgConnection,
+    table: RawTable,
+    day: u32,
+    page: &qbo::Page,
+    run_id: Uuid,
+) -> UpsertCounts {
+    let write = PageWrite {
+        realm_id: REALM,
+        table,
+        window_start: ts(&format!("2026-01-{day:02}T00:00:00Z")),
+        window_end: ts(&format!("2026-01-{:02}T00:00:00Z", day + 1)),
+        page,
+        run_id: Some(run_id),
+    };
+    upsert_page(conn, &write).await.expect("upsert")
 }
 
 async fn count(pool: &PgPool, table: &str) -> i64 {
@@ -234,24 +241,6 @@ async fn an_edit_adds_a_version_and_raw_keeps_only_the_newest() {
     assert_eq!(count(&db.pool, "raw.qb_customers_history").await, 11);
 }
 
-/// Upserts customers `page` for the window of 2026-01-01, by `run_id`, in the caller's
-/// transaction.
-async fn write_uncommitted(
-    conn: &mut sqlx::PgConnection,
-    page: &qbo::Page,
-    run_id: Uuid,
-) -> UpsertCounts {
-    let write = PageWrite {
-        realm_id: REALM,
-        table: RawTable::CUSTOMERS,
-        window_start: ts("2026-01-01T00:00:00Z"),
-        window_end: ts("2026-01-02T00:00:00Z"),
-        page,
-        run_id: Some(run_id),
-    };
-    upsert_page(conn, &write).await.expect("upsert")
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_writer_waiting_on_another_archives_the_version_that_one_wrote() {
     let db = test_db().await;
@@ -264,14 +253,14 @@ async fn a_writer_waiting_on_another_archives_the_version_that_one_wrote() {
     );
     // The first writer replaces version 0 and holds the row, uncommitted.
     let mut tx1 = db.pool.begin().await.expect("begin");
-    let got = write_uncommitted(&mut tx1, &one(1, "First"), first).await;
+    let got = write_uncommitted(&mut tx1, t, 1, &one(1, "First"), first).await;
     assert_eq!(got, counts(0, 1, 0));
     // The second probes (version 0 is what it sees), then waits for the row.
     let pool = db.pool.clone();
     let second_page = one(2, "Second");
     let waiting = tokio::spawn(async move {
         let mut tx2 = pool.begin().await.expect("begin");
-        let got = write_uncommitted(&mut tx2, &second_page, second).await;
+        let got = write_uncommitted(&mut tx2, t, 1, &second_page, second).await;
         tx2.commit().await.expect("commit");
         got
     });
