@@ -1,7 +1,7 @@
 -- The rolling second counts a request on a warm connection from its start (the client's
 -- `qbo::Counted`): such a request reaches QuickBooks a steady network delay after it starts, so
 -- holding its slot until a span after its answer, as before, spent a quarter of the allowance
--- (1.4 s a slot with 300 ms answers). A slot that may have opened a connection, and every slot
+-- (1.35 s a slot with 300 ms answers). A slot that may have opened a connection, and every slot
 -- of a client that was throttled in the last hour, still counts from its completion, as does
 -- every slot in the rolling minute.
 

@@ -8,7 +8,7 @@
 //! minute on the server can then hold more requests than the limit.
 //!
 //! In the rolling second that rule would cost a quarter of the allowance (with answers of
-//! 300 ms, a slot is held 1.4 s instead of 1 s), so the second counts a request by how it
+//! 300 ms, a slot was held 1.35 s instead of 1 s), so the second counts a request by how it
 //! reaches the server ([`Counted`]):
 //! - on a connection the HTTP pool already holds (*warm*), a request arrives a network delay
 //!   after it starts, the same delay for every warm request: it counts from its start for
