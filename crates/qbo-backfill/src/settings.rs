@@ -163,7 +163,15 @@ pub struct ClientTuning {
     /// would (one request per day at least).
     #[arg(long, env = "QBO_SPAN_MAX_PAGES", default_value_t = 50)]
     pub span_max_pages: u64,
+    /// Pages this process writes to PostgreSQL at once, over all its runs (at least 1). More
+    /// writers than the database has cores to run them only queue there, and they make every
+    /// other statement (the API's, the claims') wait behind them.
+    #[arg(long, env = "QBO_BACKFILL_PAGE_WRITES", default_value_t = DEFAULT_PAGE_WRITES)]
+    pub page_writes: usize,
 }
+
+/// Default of [`ClientTuning::page_writes`].
+pub const DEFAULT_PAGE_WRITES: usize = 2;
 
 impl Default for ClientTuning {
     fn default() -> Self {
@@ -178,6 +186,7 @@ impl Default for ClientTuning {
             request_timeout_s: 120,
             page_size: 1000,
             span_max_pages: 50,
+            page_writes: DEFAULT_PAGE_WRITES,
         }
     }
 }

@@ -15,7 +15,7 @@ use crate::domain::run::RunOrigin;
 use crate::pipeline::events::{self, Level, RunEvent, RunEvents, TokenFailure};
 use tokio_util::sync::CancellationToken;
 
-use crate::pipeline::runner::{Engine, RunContext, RunError, RunOutcome};
+use crate::pipeline::runner::{Engine, RunContext, RunError, RunOutcome, WriteGate};
 use crate::pipeline::{DateRange, Mode, Pipeline, Window};
 use crate::service::alerts;
 use crate::service::company as company_service;
@@ -56,6 +56,8 @@ pub struct Executor {
     pub tuning: ClientTuning,
     /// How long claims last without a heartbeat.
     pub lease: Duration,
+    /// The page writes of all runs in this process ([`ClientTuning::page_writes`] at once).
+    writes: WriteGate,
     clients: Mutex<HashMap<String, (Vec<u8>, qbo::QboClient)>>,
 }
 
@@ -66,6 +68,7 @@ impl Executor {
         Self {
             pool,
             key,
+            writes: WriteGate::new(tuning.page_writes),
             tuning,
             lease,
             clients: Mutex::new(HashMap::new()),
@@ -201,6 +204,7 @@ impl Executor {
             concurrency: self.tuning.window_concurrency(),
             interrupt,
             lease: self.lease,
+            writes: self.writes.clone(),
         };
         Ok(match ctx.pipeline.mode() {
             Mode::Verify => engine.verify(ctx, events).await?,

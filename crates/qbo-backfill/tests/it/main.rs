@@ -14,6 +14,7 @@ mod harness;
 mod history;
 mod hostile;
 mod layers;
+mod page_writes;
 mod payloads;
 mod preview;
 mod proof;

@@ -26,7 +26,7 @@ const FEB_FROM: &str = "2026-02-01";
 
 /// A world whose simulator answers as fast as it can, with its company saved for in-process
 /// use; the secret key.
-async fn world_with_company(customers: usize) -> (World, SecretKey) {
+pub(crate) async fn world_with_company(customers: usize) -> (World, SecretKey) {
     let mut config = sim_config(customers);
     config.limits = qbo_sim::SimLimits::none();
     let world = World::new(config).await;
@@ -48,7 +48,7 @@ async fn world_with_company(customers: usize) -> (World, SecretKey) {
 }
 
 /// Pacing without client-side limits, `page_size` rows a page, spans of `span_max_pages`.
-fn tuning(page_size: u32, span_max_pages: u64) -> ClientTuning {
+pub(crate) fn tuning(page_size: u32, span_max_pages: u64) -> ClientTuning {
     ClientTuning {
         requests_per_minute: 0,
         requests_per_second: 0,
@@ -71,7 +71,7 @@ async fn plan(world: &World, key: &SecretKey, target: RunTarget, tuning: &Client
 }
 
 /// Runs `pipeline` over January here; the requests its client spent and the rows it loaded.
-async fn run(
+pub(crate) async fn run(
     world: &World,
     key: &SecretKey,
     pipeline: Pipeline,

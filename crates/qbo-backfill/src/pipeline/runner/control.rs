@@ -36,6 +36,27 @@ pub struct Engine {
     pub interrupt: CancellationToken,
     /// How long claims last without a heartbeat.
     pub lease: Duration,
+    /// The page writes of this process, shared by all its runs.
+    pub writes: WriteGate,
+}
+
+/// Bounds the page writes a process runs at once, over all its runs and companies: each write
+/// waits for a place before it takes a connection and holds it until it commits.
+#[derive(Clone, Debug)]
+pub struct WriteGate(Arc<tokio::sync::Semaphore>);
+
+impl WriteGate {
+    /// A gate for `places` writes at once (at least 1).
+    #[must_use]
+    pub fn new(places: usize) -> Self {
+        Self(Arc::new(tokio::sync::Semaphore::new(places.max(1))))
+    }
+
+    /// Waits for a place; the write holds the permit until it ends. `None` only if the gate
+    /// was closed, which nothing does: the write then goes ahead unbounded.
+    pub(crate) async fn enter(&self) -> Option<tokio::sync::SemaphorePermit<'_>> {
+        self.0.acquire().await.ok()
+    }
 }
 
 /// What every execution of a run holds, whatever its kind: what it runs with, the claimed run,

@@ -28,7 +28,7 @@ mod span;
 mod sync;
 pub(crate) mod window;
 
-pub use control::Engine;
+pub use control::{Engine, WriteGate};
 use control::{RunControl, RunCore, RunScope, execute};
 use span::{Work, plan};
 use window::WindowTask;

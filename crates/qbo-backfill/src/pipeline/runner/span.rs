@@ -380,6 +380,7 @@ impl Scope {
         pager.fetch_ahead(Arc::clone(&self.ahead));
         let writer = Arc::new(SpreadWriter {
             pool: self.core.engine.pool.clone(),
+            writes: self.core.engine.writes.clone(),
             realm_id: self.core.ctx.realm_id.clone(),
             pipeline,
             exec: *self.exec(),
@@ -525,6 +526,8 @@ type WriteResult = Result<Option<Vec<UpsertCounts>>, String>;
 /// What a span's page writes need, owned, so that several can be in flight at once.
 struct SpreadWriter {
     pool: PgPool,
+    /// The process's page writes.
+    writes: super::WriteGate,
     realm_id: String,
     pipeline: Pipeline,
     exec: Execution,
@@ -542,6 +545,7 @@ impl SpreadWriter {
     ) -> Result<Option<Vec<UpsertCounts>>, Box<dyn std::error::Error + Send + Sync>> {
         let bounds: Vec<(jiff::Timestamp, jiff::Timestamp)> =
             self.windows.iter().map(|w| (w.start, w.end)).collect();
+        let _place = self.writes.enter().await;
         let mut tx = self.pool.begin().await?;
         let counts = upsert_spread_page(
             &mut tx,

@@ -178,6 +178,7 @@ impl HeldWindow<'_> {
             realm_id: &self.ctx.realm_id,
             window: &self.window,
             lease: self.engine.lease,
+            writes: &self.engine.writes,
         }
     }
 
@@ -307,6 +308,8 @@ pub(crate) struct WindowClaim<'a> {
     pub(crate) window: &'a Window,
     /// The claim's lease.
     pub(crate) lease: Duration,
+    /// The process's page writes.
+    pub(crate) writes: &'a super::WriteGate,
 }
 
 /// How waiting for a window's claim ended.
@@ -406,6 +409,7 @@ pub(crate) async fn write_held_page(
     at: &WindowClaim<'_>,
     page: &qbo::Page,
 ) -> Result<Option<UpsertCounts>, Box<dyn std::error::Error + Send + Sync>> {
+    let _place = at.writes.enter().await;
     let mut tx = at.pool.begin().await?;
     let counts = upsert_page(
         &mut tx,
