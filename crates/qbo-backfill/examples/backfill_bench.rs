@@ -9,7 +9,7 @@
 //! ```text
 //! cargo build --release -p qbo-sim -p qbo-backfill --examples --bins
 //! target/release/examples/backfill_bench [--rows 100000] [--big-rows 1000000] [--limits]
-//!     [--span-max-pages 50]
+//!     [--span-max-pages 50] [--page-writes 2]
 //! ```
 //! `--limits` instead runs with Intuit's limits enforced on both sides and reports how much of
 //! the 500 requests/minute budget the run used and whether it was ever throttled.
@@ -290,12 +290,18 @@ async fn main() -> anyhow::Result<()> {
     }
     // `--span-max-pages 0` asks for every day on its own (the calendar scan, for comparison).
     let span_max_pages: u64 = arg("--span-max-pages").map_or(Ok(50), |v| v.parse())?;
+    // `--page-writes N`: pages written at once (the process-wide bound, default 2).
+    let page_writes: usize = arg("--page-writes").map_or(
+        Ok(qbo_backfill::settings::DEFAULT_PAGE_WRITES),
+        |v| v.parse(),
+    )?;
     let unlimited = ClientTuning {
         requests_per_minute: 0,
         requests_per_second: 0,
         max_in_flight: 0,
         concurrency: Some(4),
         span_max_pages,
+        page_writes,
         ..ClientTuning::default()
     };
 
