@@ -291,10 +291,10 @@ async fn main() -> anyhow::Result<()> {
     // `--span-max-pages 0` asks for every day on its own (the calendar scan, for comparison).
     let span_max_pages: u64 = arg("--span-max-pages").map_or(Ok(50), |v| v.parse())?;
     // `--page-writes N`: pages written at once (the process-wide bound, default 2).
-    let page_writes: usize = arg("--page-writes").map_or(
-        Ok(qbo_backfill::settings::DEFAULT_PAGE_WRITES),
-        |v| v.parse(),
-    )?;
+    let page_writes: usize = arg("--page-writes")
+        .map_or(Ok(qbo_backfill::settings::DEFAULT_PAGE_WRITES), |v| {
+            v.parse()
+        })?;
     let unlimited = ClientTuning {
         requests_per_minute: 0,
         requests_per_second: 0,
