@@ -846,3 +846,73 @@ async fn the_next_page_of_runs_starts_after_the_last_one_shown_even_at_the_same_
     expected.reverse();
     assert_eq!(seen, expected, "every run once, newest first");
 }
+
+/// `(status, count)` of the company's customer windows in `ops.windows`, by status.
+async fn window_statuses(pool: &PgPool, realm_id: &str) -> Vec<(String, i64)> {
+    sqlx::query_as(
+        "SELECT status, count(*) FROM ops.windows WHERE pipeline = $1 AND realm_id = $2 \
+         GROUP BY status ORDER BY status",
+    )
+    .bind(Pipeline::CUSTOMERS.name())
+    .bind(realm_id)
+    .fetch_all(pool)
+    .await
+    .expect("windows")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_that_ends_gives_back_the_windows_it_still_holds_and_only_those() {
+    let db = test_db().await;
+    let (range, windows) = ten_years();
+    let other_realm = "9130357766900002";
+    let mine = new_run(&db.pool, range, &windows).await;
+    let theirs = start_run(
+        &db.pool,
+        other_realm,
+        range,
+        &windows,
+        &WorkerIdentity::current(),
+    )
+    .await;
+    for (exec, realm_id) in [(&mine, REALM), (&theirs, other_realm)] {
+        let claim = runs::claim_windows(
+            &db.pool,
+            exec,
+            Pipeline::CUSTOMERS,
+            realm_id,
+            &windows,
+            runs::LEASE,
+        )
+        .await
+        .expect("claim");
+        assert_eq!(claim.claimed.len(), 3653);
+    }
+
+    // The run stops with every window unfinished: all of them go back to pending, with why.
+    runs::finish_run(
+        &db.pool,
+        &mine,
+        &runs::RunEnd::bare(runs::RunStatus::Interrupted, Some("stopped")),
+    )
+    .await
+    .expect("finish");
+    assert_eq!(
+        window_statuses(&db.pool, REALM).await,
+        vec![("pending".to_owned(), 3653)]
+    );
+    let why: Option<String> =
+        sqlx::query_scalar("SELECT DISTINCT last_error FROM ops.windows WHERE realm_id = $1")
+            .bind(REALM)
+            .fetch_one(&db.pool)
+            .await
+            .expect("last_error");
+    assert_eq!(
+        why.as_deref(),
+        Some("the run stopped before this window finished")
+    );
+    // The other company's run still holds its own.
+    assert_eq!(
+        window_statuses(&db.pool, other_realm).await,
+        vec![("running".to_owned(), 3653)]
+    );
+}

@@ -358,11 +358,13 @@ pub async fn finish_run_moving_cursor(
     let mut tx = pool.begin().await?;
     // Give back what this execution still holds (windows it never ended).
     sqlx::query(
-        "UPDATE ops.windows SET status = 'pending', lease_until = NULL, \
-           last_error = coalesce(last_error, 'the run stopped before this window finished') \
-         WHERE execution_id = $1 AND status = 'running'",
+        "UPDATE ops.windows w SET status = 'pending', lease_until = NULL, \
+           last_error = coalesce(w.last_error, 'the run stopped before this window finished') \
+         FROM ops.runs r WHERE r.id = $2 AND w.pipeline = r.pipeline AND w.realm_id = r.realm_id \
+           AND w.execution_id = $1 AND w.status = 'running'",
     )
     .bind(exec.execution_id)
+    .bind(exec.run_id)
     .execute(&mut *tx)
     .await?;
     let stored: Option<RunStatus> = sqlx::query_scalar(
@@ -580,9 +582,10 @@ async fn give_up(
     let mut tx = pool.begin().await?;
     // Windows before the run row: the order claim_window locks them in.
     sqlx::query(
-        "UPDATE ops.windows SET status = 'pending', lease_until = NULL, finished_at = now(), \
+        "UPDATE ops.windows w SET status = 'pending', lease_until = NULL, finished_at = now(), \
            last_error = $3 \
-         WHERE run_id = $1 AND execution_id IS NOT DISTINCT FROM $2 AND status = 'running'",
+         FROM ops.runs r WHERE r.id = $1 AND w.pipeline = r.pipeline AND w.realm_id = r.realm_id \
+           AND w.run_id = $1 AND w.execution_id IS NOT DISTINCT FROM $2 AND w.status = 'running'",
     )
     .bind(run_id)
     .bind(execution)
