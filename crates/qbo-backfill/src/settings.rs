@@ -163,10 +163,15 @@ pub struct ClientTuning {
     /// would (one request per day at least).
     #[arg(long, env = "QBO_SPAN_MAX_PAGES", default_value_t = 50)]
     pub span_max_pages: u64,
-    /// Pages this process writes to PostgreSQL at once, over all its runs (at least 1). More
+    /// Pages this process writes to PostgreSQL at once, over all its runs, 1 to 1000. More
     /// writers than the database has cores to run them only queue there, and they make every
     /// other statement (the API's, the claims') wait behind them.
-    #[arg(long, env = "QBO_BACKFILL_PAGE_WRITES", default_value_t = DEFAULT_PAGE_WRITES)]
+    #[arg(
+        long,
+        env = "QBO_BACKFILL_PAGE_WRITES",
+        default_value_t = DEFAULT_PAGE_WRITES,
+        value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=1000)
+    )]
     pub page_writes: usize,
 }
 
@@ -456,6 +461,29 @@ pub fn smtp_settings() -> Result<Option<SmtpSettings>, ConfigError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn page_writes_are_1_to_1000() {
+        #[derive(clap::Parser)]
+        struct Flags {
+            #[command(flatten)]
+            tuning: ClientTuning,
+        }
+        let parse = |value: &str| {
+            <Flags as clap::Parser>::try_parse_from(["qbo-backfill", "--page-writes", value])
+                .map(|f| f.tuning.page_writes)
+        };
+        assert_eq!(parse("1").ok(), Some(1));
+        assert_eq!(parse("1000").ok(), Some(1000));
+        for bad in ["0", "1001", "18446744073709551615", "-1", "two"] {
+            assert!(parse(bad).is_err(), "{bad} accepted");
+        }
+        let default = <Flags as clap::Parser>::try_parse_from(["qbo-backfill"]);
+        assert_eq!(
+            default.map(|f| f.tuning.page_writes).ok(),
+            Some(DEFAULT_PAGE_WRITES)
+        );
+    }
 
     #[test]
     fn url_errors_never_echo_credentials() {

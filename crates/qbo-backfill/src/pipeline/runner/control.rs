@@ -46,10 +46,11 @@ pub struct Engine {
 pub struct WriteGate(Arc<tokio::sync::Semaphore>);
 
 impl WriteGate {
-    /// A gate for `places` writes at once (at least 1).
+    /// A gate for `places` writes at once (at least 1, at most what a semaphore holds).
     #[must_use]
     pub fn new(places: usize) -> Self {
-        Self(Arc::new(tokio::sync::Semaphore::new(places.max(1))))
+        let places = places.clamp(1, tokio::sync::Semaphore::MAX_PERMITS);
+        Self(Arc::new(tokio::sync::Semaphore::new(places)))
     }
 
     /// Waits for a place; the write holds the permit until it ends. `None` only if the gate
