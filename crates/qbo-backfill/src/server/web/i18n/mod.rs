@@ -19,7 +19,6 @@ use axum::middleware::Next;
 use axum::response::{Html, IntoResponse, Redirect, Response};
 
 use crate::server::AppState;
-use catalog::ENTRIES;
 
 /// The cookie that remembers the operator's choice (`es` or `en`).
 pub const LANG_COOKIE: &str = "lang";
@@ -348,7 +347,11 @@ pub async fn localize_errors(request: Request, next: Next) -> Response {
 
 /// The catalog as a map from key to (English, Spanish).
 static CATALOG: LazyLock<HashMap<&'static str, (&'static str, &'static str)>> =
-    LazyLock::new(|| ENTRIES.iter().map(|&(k, en, es)| (k, (en, es))).collect());
+    LazyLock::new(|| {
+        catalog::entries()
+            .map(|(k, en, es)| (k, (en, es)))
+            .collect()
+    });
 
 #[cfg(test)]
 mod tests {
@@ -356,8 +359,9 @@ mod tests {
 
     #[test]
     fn every_key_has_both_languages_and_appears_once() {
+        assert_eq!(catalog::malformed_lines(), Vec::<&str>::new());
         let mut seen = std::collections::HashSet::new();
-        for (key, en, es) in ENTRIES {
+        for (key, en, es) in catalog::entries() {
             assert!(seen.insert(key), "`{key}` is in the catalog twice");
             assert!(!en.trim().is_empty(), "`{key}` has no English text");
             assert!(!es.trim().is_empty(), "`{key}` has no Spanish text");
