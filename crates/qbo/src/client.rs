@@ -81,6 +81,9 @@ struct Inner {
     /// The company's budget shared with other processes, if any.
     budget: Option<Arc<dyn SharedBudget>>,
     stats: Arc<Stats>,
+    /// Page sizes smaller than the settings' that paging an entity fell back to after failed
+    /// pages: later windows of that entity start there.
+    page_sizes: std::sync::Mutex<std::collections::HashMap<Entity, u32>>,
 }
 
 /// Turns a whole answer (status, headers, body) into its value or its error.
@@ -191,6 +194,7 @@ impl QboClient {
                 limiter,
                 budget,
                 stats,
+                page_sizes: std::sync::Mutex::default(),
             }),
         })
     }
@@ -289,11 +293,46 @@ impl QboClient {
         query: &str,
         expected_key: Option<&str>,
     ) -> Result<QueryPage, QboError> {
+        let retries = self.inner.settings.retry.max_retries;
+        self.run_page_query(query, expected_key, retries).await
+    }
+
+    /// Like [`Self::run_query`], except that a failure a smaller page might avoid
+    /// ([`QboError::may_be_too_big`]) is given up after `size_retries` retries.
+    pub(crate) async fn run_page_query(
+        &self,
+        query: &str,
+        expected_key: Option<&str>,
+        size_retries: u32,
+    ) -> Result<QueryPage, QboError> {
         let url = self.url_for(query);
-        self.run_get(&url, &|meta: &ResponseMeta, body: &[u8]| {
-            interpret_query_response(meta, body, expected_key)
-        })
-        .await
+        let interpret =
+            |meta: &ResponseMeta, body: &[u8]| interpret_query_response(meta, body, expected_key);
+        self.run_get_with(&url, &interpret, size_retries).await
+    }
+
+    /// The page size paging `entity` starts with: the settings', or the smaller one an earlier
+    /// window of `entity` fell back to ([`Self::remember_page_size`]).
+    pub(crate) fn page_size_for(&self, entity: Entity) -> u32 {
+        let learned = self
+            .inner
+            .page_sizes
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(&entity)
+            .copied();
+        learned.unwrap_or(self.inner.settings.page_size)
+    }
+
+    /// Remembers that pages of `entity` had to shrink to `size` rows.
+    pub(crate) fn remember_page_size(&self, entity: Entity, size: u32) {
+        let mut sizes = self
+            .inner
+            .page_sizes
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let known = sizes.entry(entity).or_insert(size);
+        *known = (*known).min(size);
     }
 
     /// Changes to `entity` since `since` reported by the change-data-capture endpoint
@@ -326,6 +365,18 @@ impl QboClient {
     /// Sends a GET to `url` until it succeeds, fails for good, or retries run out; `interpret`
     /// turns a whole answer into its value or its error.
     async fn run_get<T>(&self, url: &Url, interpret: &Interpret<'_, T>) -> Result<T, QboError> {
+        let retries = self.inner.settings.retry.max_retries;
+        self.run_get_with(url, interpret, retries).await
+    }
+
+    /// [`Self::run_get`], giving up a failure a smaller request might avoid after
+    /// `size_retries` retries (the settings' `max_retries` at the most).
+    async fn run_get_with<T>(
+        &self,
+        url: &Url,
+        interpret: &Interpret<'_, T>,
+        size_retries: u32,
+    ) -> Result<T, QboError> {
         let inner = &*self.inner;
         let retry = &inner.settings.retry;
         let mut retries = 0_u32;
@@ -351,7 +402,12 @@ impl QboClient {
                 // this request waited out a throttle or an outage earns a fresh refresh.
                 refreshed_after_401 = false;
             }
-            if !err.is_retryable() || retries >= retry.max_retries {
+            let limit = if err.may_be_too_big() {
+                size_retries.min(retry.max_retries)
+            } else {
+                retry.max_retries
+            };
+            if !err.is_retryable() || retries >= limit {
                 return Err(err);
             }
             let wait = if let QboError::Throttled { retry_after, .. } = &err {

@@ -432,6 +432,19 @@ impl QboError {
         }
     }
 
+    /// Whether a smaller request might succeed where this one failed: a server or gateway
+    /// failure (5xx), a timeout, a dropped connection or a truncated body. Intuit has timed out
+    /// pages of 1,000 rows that it served in pages of 100, so a pager asks in smaller pages
+    /// after such a failure.
+    #[must_use]
+    pub fn may_be_too_big(&self) -> bool {
+        match self {
+            Self::Server { .. } | Self::Timeout { .. } | Self::Connection { .. } => true,
+            Self::Decode { retryable, .. } => *retryable,
+            _ => false,
+        }
+    }
+
     /// Whether the refresh token was refused (`invalid_grant`): the company must reconnect.
     #[must_use]
     pub fn is_invalid_grant(&self) -> bool {

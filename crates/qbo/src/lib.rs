@@ -24,7 +24,7 @@ pub use client::{ClientStats, QboClient};
 pub use entity::{Entity, UnknownEntity};
 pub use error::{ENVIRONMENT_HINT, Fault, FaultError, QboError};
 pub use page::{Page, Row};
-pub use pager::{MAX_REPAGES, WindowPager};
+pub use pager::{MAX_REPAGES, MIN_FALLBACK_PAGE_SIZE, WindowPager};
 pub use query::{Literal, Operator, Query, TimeField, TimeWindow, escape_literal, format_datetime};
 pub use rate_limit::{COLD_AFTER_THROTTLE, Counted, MINUTE_GUARD, POOL_IDLE, SECOND_GUARD};
 pub use report::{

@@ -17,6 +17,14 @@ use crate::{Entity, Page, QboClient, QboError, TimeWindow};
 /// How many times a window is paged again when its `COUNT(*)` disagrees with what paging saw.
 pub const MAX_REPAGES: u32 = 2;
 
+/// The smallest page a window falls back to after failed pages: Intuit has timed out pages of
+/// 1,000 rows (`TimeActivity`) that it served in pages of 100.
+pub const MIN_FALLBACK_PAGE_SIZE: u32 = 100;
+
+/// Retries a page gets at the size it was first asked in, for a failure a smaller page might
+/// avoid ([`QboError::may_be_too_big`]), before it is asked for in half the size.
+const RETRIES_BEFORE_HALVING: u32 = 1;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum State {
     Paging,
@@ -43,6 +51,14 @@ enum State {
 ///   re-pages the pager fails with [`QboError::WindowUnstable`].
 /// - After an error the pager stays where it was: calling `next_page` again retries the same
 ///   request.
+/// - A page of more than [`MIN_FALLBACK_PAGE_SIZE`] rows that fails in a way a smaller page
+///   might avoid (a 5xx, a timeout, a dropped connection, a truncated body) twice in a row is
+///   asked for again at the same `STARTPOSITION` in half the size, then in half again after
+///   each failure, down to [`MIN_FALLBACK_PAGE_SIZE`], sequentially. Every attempt counts
+///   against the settings' `max_retries` for that page, as without halving (with no retries,
+///   nothing is halved). The overlap check is unchanged, since the next page opens on the
+///   previous page's last requested row whatever its size. When a smaller page is answered the
+///   client remembers its size, so later windows of the entity start there.
 /// - With [`WindowPager::fetch_ahead`] and [`WindowPager::expect_count`], the first pass knows
 ///   its pages in advance (their starts follow from the count) and requests several at once,
 ///   each in its own task; answers are taken in `STARTPOSITION` order and go
@@ -78,6 +94,11 @@ pub struct WindowPager {
     ahead_permits: Option<Arc<Semaphore>>,
     /// Pages requested ahead, in `STARTPOSITION` order, consecutive.
     ahead: VecDeque<Ahead>,
+    /// Attempts left for the page at `next_start` (the settings' retries plus one), over all the
+    /// sizes it is asked in.
+    attempts_left: u32,
+    /// Times the page at `next_start` was halved (no page has been answered since).
+    halvings: u32,
 }
 
 /// A page requested ahead of its turn.
@@ -105,7 +126,7 @@ impl WindowPager {
         field: TimeField,
         window: TimeWindow,
     ) -> Self {
-        let page_size = client.settings().page_size;
+        let page_size = client.page_size_for(entity);
         Self {
             client,
             entity,
@@ -127,6 +148,8 @@ impl WindowPager {
             expected: None,
             ahead_permits: None,
             ahead: VecDeque::new(),
+            attempts_left: 0,
+            halvings: 0,
         }
     }
 
@@ -226,9 +249,12 @@ impl WindowPager {
         let client = self.client.clone();
         let query = self.page_query(start);
         let key = self.entity.qbo_name();
+        let size_retries = self.size_retries();
         Ahead {
             start,
-            task: tokio::spawn(async move { client.run_query(&query, Some(key)).await }),
+            task: tokio::spawn(async move {
+                client.run_page_query(&query, Some(key), size_retries).await
+            }),
             _permit: permit,
         }
     }
@@ -249,11 +275,63 @@ impl WindowPager {
                 })
             }
             _ => {
+                let key = Some(self.entity.qbo_name());
                 self.client
-                    .run_query(query, Some(self.entity.qbo_name()))
+                    .run_page_query(query, key, self.size_retries())
                     .await
             }
         }
+    }
+
+    /// Retries the next request of the page at `next_start` may spend on a failure a smaller
+    /// page might avoid: one at its first size while it can still be halved, none after a
+    /// halving, all that are left at the smallest size.
+    fn size_retries(&self) -> u32 {
+        let left = self.attempts_left.saturating_sub(1);
+        if self.page_size <= MIN_FALLBACK_PAGE_SIZE {
+            left
+        } else if self.halvings == 0 {
+            left.min(RETRIES_BEFORE_HALVING)
+        } else {
+            0
+        }
+    }
+
+    /// Gives the page at `next_start` its full count of attempts again.
+    fn reset_attempts(&mut self) {
+        self.attempts_left = self.client.settings().retry.max_retries.saturating_add(1);
+        self.halvings = 0;
+    }
+
+    /// After `err` on a page: when a smaller page might avoid it and the page can still shrink,
+    /// halves the page size, drops the pages fetched ahead (their sizes are the old one) and
+    /// pages on sequentially; `true` when it did.
+    fn halve_after(&mut self, err: &QboError, spent: u32) -> bool {
+        self.attempts_left = self.attempts_left.saturating_sub(spent);
+        if !err.may_be_too_big()
+            || self.page_size <= MIN_FALLBACK_PAGE_SIZE
+            || self.attempts_left == 0
+        {
+            self.reset_attempts();
+            return false;
+        }
+        let from = self.page_size;
+        self.page_size = (from / 2).max(MIN_FALLBACK_PAGE_SIZE);
+        self.halvings += 1;
+        for ahead in self.ahead.drain(..) {
+            ahead.task.abort();
+        }
+        self.ahead_permits = None;
+        tracing::warn!(
+            entity = %self.entity,
+            window = %self.window,
+            start = self.next_start,
+            from,
+            to = self.page_size,
+            "QuickBooks failed a page of {from} rows; asking for {} rows a page from here: {err}",
+            self.page_size
+        );
+        true
     }
 
     /// The query of the page at `start`.
@@ -301,7 +379,20 @@ impl WindowPager {
     async fn fetch_page(&mut self) -> Result<Option<Page>, QboError> {
         let start = self.next_start;
         let query = self.page_query(start);
-        let result = self.answer(start, &query).await?;
+        if self.attempts_left == 0 {
+            self.reset_attempts();
+        }
+        let spent = self.size_retries() + 1;
+        let result = match self.answer(start, &query).await {
+            Ok(result) => result,
+            Err(err) if self.halve_after(&err, spent) => return Ok(None),
+            Err(err) => return Err(err),
+        };
+        if self.halvings > 0 {
+            // The smaller page worked where the larger failed: later windows start there.
+            self.client.remember_page_size(self.entity, self.page_size);
+        }
+        self.reset_attempts();
         self.pages += 1;
         self.pass_pages += 1;
         let mut rows = result.rows;

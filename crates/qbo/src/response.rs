@@ -498,7 +498,15 @@ pub(crate) fn interpret_cdc_response(
     let objects = responses
         .iter()
         .flat_map(|r| &r.query_responses)
-        .filter_map(|qr| qr.get(entity))
+        .filter_map(|qr| {
+            // The entity's array by its name, or in another casing (`entities=estimate` has
+            // been answered with `Estimate`): a missed key would read as "no changes".
+            qr.get(entity).or_else(|| {
+                qr.iter()
+                    .find(|(key, _)| key.eq_ignore_ascii_case(entity))
+                    .map(|(_, value)| value)
+            })
+        })
         .filter_map(serde_json::Value::as_array)
         .flatten();
     for object in objects {

@@ -642,3 +642,132 @@ async fn rows_that_change_while_pages_are_fetched_ahead_are_never_lost() {
     }
     assert!(repaged > 0, "no change was ever seen mid-pass");
 }
+
+/// `(STARTPOSITION, MAXRESULTS)` of every page request of `stub`, in order.
+fn page_requests(stub: &Stub) -> Vec<(u32, u32)> {
+    stub.api_requests()
+        .iter()
+        .filter(|r| !r.is_count())
+        .map(|r| {
+            (
+                r.start_position().unwrap_or(0),
+                r.max_results().unwrap_or(0),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn pages_that_time_out_are_asked_for_in_halves_and_later_windows_start_small() {
+    // Intuit has timed out pages of 1,000 rows that it served 100 at a time: here every page
+    // of more than 250 rows is a 504 with Intuit's XML body, over a window of 1,100 rows.
+    let ids: Vec<u32> = (1..=1100).collect();
+    let stub = Stub::start(move |req| {
+        if req.is_token() {
+            StubResponse::token_ok()
+        } else if req.is_count() {
+            StubResponse::count(ids.len() as u64)
+        } else if req.max_results().unwrap_or(0) > 250 {
+            StubResponse::gateway_timeout()
+        } else {
+            let start = req.start_position().unwrap_or(1);
+            let size = usize::try_from(req.max_results().unwrap_or(1)).expect("usize");
+            StubResponse::customers(&window_of(&ids, start, size), start)
+        }
+    })
+    .await;
+    let (client, _store) = unlimited_client(&stub, 1000);
+    let mut pager = client.window_pager(Entity::Customer, whole_range());
+    let pages = drain(&mut pager).await.expect("smaller pages succeed");
+    let got: Vec<u32> = pages
+        .iter()
+        .flat_map(|p| p.rows.iter().map(|r| r.id.parse::<u32>().expect("id")))
+        .collect();
+    assert_eq!(
+        got,
+        (1..=1100).collect::<Vec<_>>(),
+        "every row once, in order"
+    );
+    assert!(
+        pages.iter().all(|p| p.page_size == 250),
+        "pages say the size sent"
+    );
+    assert_eq!(
+        page_requests(&stub),
+        [
+            (1, 1000),
+            (1, 1000),
+            (1, 500),
+            (1, 250),
+            (250, 250),
+            (499, 250),
+            (748, 250),
+            (997, 250)
+        ],
+        "one retry at the first size, then half the size at the same start after each failure"
+    );
+    let before = page_requests(&stub).len();
+    let mut next = client.window_pager(Entity::Customer, whole_range());
+    drain(&mut next).await.expect("paging again");
+    assert_eq!(
+        page_requests(&stub).get(before),
+        Some(&(1, 250)),
+        "a later window of the entity starts at the size that worked"
+    );
+}
+
+#[tokio::test]
+async fn at_the_smallest_page_a_failure_has_every_retry_then_is_an_error() {
+    let stub = Stub::start(|req| {
+        if req.is_token() {
+            StubResponse::token_ok()
+        } else {
+            StubResponse::gateway_timeout()
+        }
+    })
+    .await;
+    let (client, _store) = stub.client_with(|s| {
+        s.page_size = 1000;
+        s.limits = qbo::RateLimitSettings::unlimited();
+        s.retry.max_retries = 6;
+    });
+    let mut pager = client.window_pager(Entity::Customer, whole_range());
+    let err = drain(&mut pager).await.expect_err("always 504");
+    assert_eq!(err.status(), Some(504), "{err:?}");
+    assert!(err.is_retryable());
+    let sizes: Vec<u32> = page_requests(&stub).iter().map(|&(_, size)| size).collect();
+    assert_eq!(
+        sizes,
+        [1000, 1000, 500, 250, 125, 100, 100],
+        "halved down to the smallest page, within the settings' 6 retries"
+    );
+    let before = page_requests(&stub).len();
+    let mut next = client.window_pager(Entity::Customer, whole_range());
+    drain(&mut next).await.expect_err("still 504");
+    assert_eq!(
+        page_requests(&stub)[before].1,
+        1000,
+        "no smaller page worked, so nothing was remembered"
+    );
+}
+
+#[tokio::test]
+async fn without_retries_a_failed_page_is_not_halved() {
+    let stub = Stub::start(|req| {
+        if req.is_token() {
+            StubResponse::token_ok()
+        } else {
+            StubResponse::gateway_timeout()
+        }
+    })
+    .await;
+    let (client, _store) = stub.client_with(|s| {
+        s.page_size = 1000;
+        s.limits = qbo::RateLimitSettings::unlimited();
+        s.retry.max_retries = 0;
+    });
+    let mut pager = client.window_pager(Entity::Customer, whole_range());
+    let err = drain(&mut pager).await.expect_err("504");
+    assert_eq!(err.status(), Some(504), "{err:?}");
+    assert_eq!(page_requests(&stub), [(1, 1000)], "one attempt, as asked");
+}

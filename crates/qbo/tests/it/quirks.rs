@@ -244,6 +244,25 @@ async fn cdc_reads_changes_and_deletions_of_one_entity() {
 }
 
 #[tokio::test]
+async fn a_cdc_answer_keyed_in_another_casing_still_carries_the_changes() {
+    let body = CDC.replacen("\"Estimate\":[", "\"estimate\":[", 1);
+    assert_ne!(body, CDC, "the fixture names Estimate");
+    let stub = Stub::start(move |req| {
+        if req.is_token() {
+            StubResponse::token_ok()
+        } else {
+            StubResponse::json(200, body.clone())
+        }
+    })
+    .await;
+    let (client, _store) = stub.client(1000);
+    let since: jiff::Timestamp = "2015-10-01T00:00:00Z".parse().expect("time");
+    let changes = client.cdc(qbo::Entity::Estimate, since).await.expect("cdc");
+    let ids: Vec<&str> = changes.iter().map(|c| c.id.as_str()).collect();
+    assert_eq!(ids, ["48", "46", "41", "100"]);
+}
+
+#[tokio::test]
 async fn a_cdc_fault_is_an_error_not_an_empty_answer() {
     let stub = Stub::start(|req| {
         if req.is_token() {

@@ -35,6 +35,13 @@ impl StubRequest {
         rest.split_whitespace().next()?.parse().ok()
     }
 
+    /// The `MAXRESULTS` of the query, if any.
+    pub(crate) fn max_results(&self) -> Option<u32> {
+        let q = self.query.as_deref()?;
+        let rest = &q[q.find("MAXRESULTS ")? + "MAXRESULTS ".len()..];
+        rest.split_whitespace().next()?.parse().ok()
+    }
+
     /// Whether the query is a `COUNT(*)`.
     pub(crate) fn is_count(&self) -> bool {
         self.query
@@ -61,6 +68,15 @@ impl StubResponse {
                 "application/json;charset=utf-8".into(),
             )],
             body: body.into(),
+        }
+    }
+
+    /// Intuit's gateway timeout: HTTP 504 with an XML `Error` body.
+    pub(crate) fn gateway_timeout() -> Self {
+        Self {
+            status: 504,
+            headers: vec![("Content-Type".into(), "application/xml".into())],
+            body: r#"<?xml version="1.0" encoding="UTF-8" standalone="yes"?><Error code="6002"><Message>message=GatewayTimeout; errorCode=006002; statusCode=504</Message></Error>"#.into(),
         }
     }
 
