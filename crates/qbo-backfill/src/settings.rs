@@ -130,38 +130,41 @@ pub fn webhook_quiet() -> Result<Duration, ConfigError> {
 /// How the QuickBooks client paces and retries requests (flags with environment fallbacks).
 #[derive(Debug, Clone, clap::Args)]
 pub struct ClientTuning {
-    /// Requests per minute per company (Intuit allows 500). 0 = no limit.
-    #[arg(long, env = "QBO_REQUESTS_PER_MINUTE", default_value_t = 500)]
+    /// Requests per minute per company (Intuit allows 500), up to 100000. 0 = no limit.
+    #[arg(long, env = "QBO_REQUESTS_PER_MINUTE", default_value_t = 500, value_parser = u32_in(0, 100_000))]
     pub requests_per_minute: u32,
-    /// Requests per second per company (Intuit allows 10). 0 = no limit.
-    #[arg(long, env = "QBO_REQUESTS_PER_SECOND", default_value_t = 10)]
+    /// Requests per second per company (Intuit allows 10), up to 10000. 0 = no limit.
+    #[arg(long, env = "QBO_REQUESTS_PER_SECOND", default_value_t = 10, value_parser = u32_in(0, 10_000))]
     pub requests_per_second: u32,
-    /// Requests in flight per company (Intuit allows 10). 0 = no limit.
-    #[arg(long, env = "QBO_MAX_IN_FLIGHT", default_value_t = 10)]
+    /// Requests in flight per company (Intuit allows 10), up to 1000. 0 = no limit.
+    #[arg(long, env = "QBO_MAX_IN_FLIGHT", default_value_t = 10, value_parser = u32_in(0, 1000))]
     pub max_in_flight: u32,
-    /// Windows loaded at the same time (default: the in-flight limit, or 10).
-    #[arg(long, env = "QBO_WINDOW_CONCURRENCY")]
+    /// Windows loaded at the same time, 1 to 1000 (default: the in-flight limit, or 10).
+    #[arg(long, env = "QBO_WINDOW_CONCURRENCY", value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=1000))]
     pub concurrency: Option<usize>,
-    /// Retries of a failing request (5xx, timeouts, dropped connections) before its window fails.
-    #[arg(long, env = "QBO_MAX_RETRIES", default_value_t = 6)]
+    /// Retries of a failing request (5xx, timeouts, dropped connections) before its window
+    /// fails, up to 100.
+    #[arg(long, env = "QBO_MAX_RETRIES", default_value_t = 6, value_parser = u32_in(0, 100))]
     pub max_retries: u32,
-    /// First backoff delay in milliseconds (doubles with jitter on each retry).
-    #[arg(long, env = "QBO_INITIAL_BACKOFF_MS", default_value_t = 500)]
+    /// First backoff delay in milliseconds, up to 30000 (the longest backoff; doubles with
+    /// jitter on each retry).
+    #[arg(long, env = "QBO_INITIAL_BACKOFF_MS", default_value_t = 500, value_parser = u64_in(0, 30_000))]
     pub initial_backoff_ms: u64,
-    /// Wait after a 429 without `Retry-After`, in milliseconds (Intuit says 60 s).
-    #[arg(long, env = "QBO_THROTTLE_WAIT_MS", default_value_t = 60_000)]
+    /// Wait after a 429 without `Retry-After`, in milliseconds (Intuit says 60 s), up to an
+    /// hour.
+    #[arg(long, env = "QBO_THROTTLE_WAIT_MS", default_value_t = 60_000, value_parser = u64_in(0, 3_600_000))]
     pub throttle_wait_ms: u64,
-    /// Per-request timeout in seconds (Intuit's server side limit is 120 s).
-    #[arg(long, env = "QBO_REQUEST_TIMEOUT_S", default_value_t = 120)]
+    /// Per-request timeout in seconds, 1 to 3600 (Intuit's server side limit is 120 s).
+    #[arg(long, env = "QBO_REQUEST_TIMEOUT_S", default_value_t = 120, value_parser = u64_in(1, 3600))]
     pub request_timeout_s: u64,
-    /// Rows asked per query page, 1 to 1000 (Intuit's maximum). Lower it if pages of a wide
-    /// entity (TimeActivity) time out.
-    #[arg(long, env = "QBO_PAGE_SIZE", default_value_t = 1000)]
+    /// Rows asked per query page, 1 to 1000 (Intuit's maximum). A page that keeps failing is
+    /// asked for in halves, down to 100 rows.
+    #[arg(long, env = "QBO_PAGE_SIZE", default_value_t = 1000, value_parser = u32_in(1, 1000))]
     pub page_size: u32,
     /// Consecutive days are fetched together while their `COUNT(*)` fits in this many pages
     /// (a denser span is split in two). 0 asks for every day on its own, as a calendar scan
     /// would (one request per day at least).
-    #[arg(long, env = "QBO_SPAN_MAX_PAGES", default_value_t = 50)]
+    #[arg(long, env = "QBO_SPAN_MAX_PAGES", default_value_t = 50, value_parser = u64_in(0, 1_000_000))]
     pub span_max_pages: u64,
     /// Pages this process writes to PostgreSQL at once, over all its runs, 1 to 1000. More
     /// writers than the database has cores to run them only queue there, and they make every
@@ -177,6 +180,17 @@ pub struct ClientTuning {
 
 /// Default of [`ClientTuning::page_writes`].
 pub const DEFAULT_PAGE_WRITES: usize = 2;
+
+/// A flag's parser for a whole number from `min` to `max`: anything else is refused as bad input
+/// (exit 2) before anything runs.
+fn u32_in(min: u32, max: u32) -> clap::builder::RangedU64ValueParser<u32> {
+    clap::builder::RangedU64ValueParser::<u32>::new().range(u64::from(min)..=u64::from(max))
+}
+
+/// [`u32_in`] for 64-bit settings.
+fn u64_in(min: u64, max: u64) -> clap::builder::RangedU64ValueParser<u64> {
+    clap::builder::RangedU64ValueParser::<u64>::new().range(min..=max)
+}
 
 impl Default for ClientTuning {
     fn default() -> Self {
@@ -461,6 +475,46 @@ pub fn smtp_settings() -> Result<Option<SmtpSettings>, ConfigError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_tuning_flag_refuses_values_outside_its_range() {
+        #[derive(clap::Parser)]
+        struct Flags {
+            #[command(flatten)]
+            tuning: ClientTuning,
+        }
+        let accepts = |flag: &str, value: &str| {
+            <Flags as clap::Parser>::try_parse_from(["qbo-backfill", flag, value]).is_ok()
+        };
+        for (flag, lowest, highest, refused) in [
+            ("--requests-per-minute", "0", "100000", vec!["100001"]),
+            ("--requests-per-second", "0", "10000", vec!["10001"]),
+            ("--max-in-flight", "0", "1000", vec!["1001"]),
+            ("--concurrency", "1", "1000", vec!["0", "1001"]),
+            ("--max-retries", "0", "100", vec!["101"]),
+            ("--initial-backoff-ms", "0", "30000", vec!["999999999"]),
+            (
+                "--throttle-wait-ms",
+                "0",
+                "3600000",
+                vec!["18446744073709551615"],
+            ),
+            ("--request-timeout-s", "1", "3600", vec!["0", "3601"]),
+            ("--page-size", "1", "1000", vec!["0", "1001", "5000"]),
+            ("--span-max-pages", "0", "1000000", vec!["1000001"]),
+        ] {
+            assert!(accepts(flag, lowest), "{flag} {lowest} refused");
+            assert!(accepts(flag, highest), "{flag} {highest} refused");
+            for bad in refused.into_iter().chain(["-1", "two", ""]) {
+                assert!(!accepts(flag, bad), "{flag} `{bad}` accepted");
+            }
+        }
+        // The defaults are valid client settings.
+        let flags = <Flags as clap::Parser>::try_parse_from(["qbo-backfill"]).expect("defaults");
+        let mut client = qbo::ClientSettings::for_environment(qbo::Environment::Sandbox);
+        flags.tuning.apply(&mut client);
+        assert_eq!(client.page_size, 1000);
+    }
 
     #[test]
     fn page_writes_are_1_to_1000() {

@@ -219,6 +219,10 @@ pub enum SecretsAction {
         /// `QBO_REFRESH_TOKEN`, `QBO_CLIENT_SECRET`, `QBO_CLIENT_ID`, `QBO_REALM_ID`, …
         #[arg(value_parser = OneLine(parse::secret_name))]
         name: SecretName,
+        /// A value typed here by mistake: refused without being printed (argv is visible to
+        /// every process and kept in shell history).
+        #[arg(hide = true, num_args = 0.., trailing_var_arg = true, allow_hyphen_values = true)]
+        stray: Vec<String>,
     },
     /// List stored secrets, redacted.
     List,

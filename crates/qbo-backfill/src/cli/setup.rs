@@ -6,7 +6,7 @@ use std::sync::Arc;
 use sqlx::PgPool;
 use tracing::info;
 
-use super::{CliError, fail};
+use super::{CliError, bad, fail};
 use crate::domain::run::RunOrigin;
 use crate::orchestrator::worker::{Executor, LocalRun};
 use crate::pipeline::events::TerminalEvents;
@@ -14,13 +14,14 @@ use crate::pipeline::{DateRange, Pipeline, Window};
 use crate::service::company::{save_company, stored_lookup};
 use crate::service::shutdown::shutdown_signal;
 use crate::settings::{self, ClientTuning, QboSettings};
+use crate::store::StoreError;
 use crate::store::auth::secrets::{KeySettings, SecretKey};
 use crate::store::runs;
 
 /// Connects to `DATABASE_URL` (creating and migrating the database) with a pool of
 /// `QBO_BACKFILL_DB_POOL` connections.
 pub(super) async fn connect() -> Result<PgPool, CliError> {
-    let size = settings::db_pool_size().map_err(fail)?;
+    let size = settings::db_pool_size().map_err(bad)?;
     crate::store::connect_with_max_connections(&settings::database_url(), size)
         .await
         .map_err(fail)
@@ -30,7 +31,11 @@ pub(super) async fn connect() -> Result<PgPool, CliError> {
 pub(super) async fn secret_key(pool: &PgPool) -> Result<SecretKey, CliError> {
     SecretKey::load_or_create_for(pool, &KeySettings::from_env())
         .await
-        .map_err(fail)
+        .map_err(|e| match e {
+            // `QBO_BACKFILL_SECRET_KEY` is not a key: bad configuration, refused as bad input.
+            StoreError::InvalidKey(_) => bad(e),
+            _ => fail(e),
+        })
 }
 
 /// A run the command line asks for in this process (`run`, `verify`): no retry.

@@ -48,14 +48,14 @@ pub(crate) fn validate_run(
             }
             return Err(ApiError::invalid(
                 "invalid_request",
-                api_words(&SinceError::DatesRequired(pipeline).to_string()),
+                SinceError::DatesRequired(pipeline).to_string(),
             ));
         }
         (Some(i), Some(f)) => (i, f),
         _ => {
             return Err(ApiError::invalid(
                 "invalid_request",
-                api_words(&SinceError::OneDate.to_string()),
+                SinceError::OneDate.to_string(),
             ));
         }
     };
@@ -65,16 +65,11 @@ pub(crate) fn validate_run(
         crate::pipeline::parse_date("fecha_fin", fecha_fin)
             .map_err(|e| ApiError::invalid("invalid_date", e.to_string()))?,
     )
-    .map_err(|e| ApiError::invalid("invalid_range", api_words(&e.to_string())))?;
+    .map_err(|e| ApiError::invalid("invalid_range", e.to_string()))?;
     range
         .windows()
         .map_err(|e| ApiError::invalid("invalid_range", e.to_string()))?;
     Ok((pipeline, Some(range)))
-}
-
-/// The CLI's flag names (`--fecha-inicio`) as the API's field names (`fecha_inicio`).
-pub(crate) fn api_words(text: &str) -> String {
-    text.replace("--fecha", "fecha").replace("fecha-", "fecha_")
 }
 
 /// The range and windows of a validated run: the dates given, or for an incremental sync
@@ -95,8 +90,8 @@ pub(crate) async fn range_for(
     .await
     .map_err(|e| match e {
         SinceError::Database(e) => ApiError::from(e),
-        SinceError::NoCursor { .. } => ApiError::invalid("no_cursor", api_words(&e.to_string())),
-        other => ApiError::invalid("invalid_range", api_words(&other.to_string())),
+        SinceError::NoCursor { .. } => ApiError::invalid("no_cursor", e.to_string()),
+        other => ApiError::invalid("invalid_range", other.to_string()),
     })?;
     let windows = pipeline
         .windows(&range)
@@ -239,7 +234,7 @@ pub(crate) fn validate_verify(
     let range = dates.ok_or_else(|| {
         ApiError::invalid(
             "invalid_request",
-            api_words(&SinceError::DatesRequired(first).to_string()),
+            SinceError::DatesRequired(first).to_string(),
         )
     })?;
     Ok((pipelines, range))
@@ -372,9 +367,10 @@ pub(crate) async fn list_runs(
         "one of queued, running, succeeded, failed, interrupted, cancelled",
     )?;
     let before = query_parsed::<Uuid>(&query, "before", "a run id")?;
+    let pipeline = query_parsed::<Pipeline>(&query, "pipeline", "a pipeline's name")?;
     let filter = RunFilter {
         status,
-        pipeline: query.get("pipeline").cloned(),
+        pipeline,
         before,
     };
     let runs = views::list(&state.pool, &filter, limit).await?;

@@ -5,6 +5,12 @@ use axum::Json;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 
+/// `text` (worded for the command line) with the API's field names: `fecha_inicio`, not
+/// `--fecha-inicio`.
+pub(crate) fn api_words(text: &str) -> String {
+    text.replace("--fecha", "fecha").replace("fecha-", "fecha_")
+}
+
 /// A failed API call.
 #[derive(Debug, Clone)]
 pub struct ApiError {
@@ -17,12 +23,13 @@ pub struct ApiError {
 }
 
 impl ApiError {
-    /// An error with any status.
+    /// An error with any status. The message names fields as the API's bodies do
+    /// (`fecha_inicio`), whichever layer worded it ([`api_words`]).
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
         Self {
             status,
             code,
-            message: message.into(),
+            message: api_words(&message.into()),
         }
     }
 
@@ -77,5 +84,31 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let body = serde_json::json!({"error": {"code": self.code, "message": self.message}});
         (self.status, Json(body)).into_response()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_message_names_the_apis_fields_not_the_clis_flags() {
+        // Trigger parameters and a batch without a cursor are worded by layers the CLI shares.
+        let params = ApiError::invalid(
+            "invalid_params",
+            "--fecha-fin (2026-12-07) must be after --fecha-inicio (2026-12-08)",
+        );
+        assert_eq!(
+            params.message,
+            "fecha_fin (2026-12-07) must be after fecha_inicio (2026-12-08)"
+        );
+        let cursor = ApiError::conflict(
+            "no_cursor",
+            "run it once with --fecha-inicio and --fecha-fin",
+        );
+        assert_eq!(
+            cursor.message,
+            "run it once with fecha_inicio and fecha_fin"
+        );
     }
 }

@@ -85,6 +85,15 @@ impl<T: DeserializeOwned> FromRequest<AppState> for ApiJson<T> {
     }
 }
 
+/// The credentials of an `Authorization: Bearer …` value; the scheme's name is
+/// case-insensitive (RFC 9110), so `Bearer`, `bearer` and `BEARER` all name it.
+fn bearer_credentials(value: &str) -> Option<&str> {
+    let (scheme, credentials) = value.trim_start().split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then_some(credentials.trim())
+}
+
 /// A request that carries a live API token (`Authorization: Bearer TOKEN`) whose scope allows
 /// the call ([`required_scope`]): `401 unauthorized` without one (unknown, revoked or expired),
 /// `403 forbidden` outside its scope. The one place scopes are checked: applied to every API
@@ -100,11 +109,7 @@ impl FromRequestParts<AppState> for ApiToken {
             .headers
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| {
-                v.strip_prefix("Bearer ")
-                    .or_else(|| v.strip_prefix("bearer "))
-            })
-            .map(str::trim)
+            .and_then(bearer_credentials)
             .ok_or_else(ApiError::unauthorized)?;
         let scope = match crate::store::auth::api_tokens::verify(&state.pool, token).await {
             Ok(Some(scope)) => scope,
@@ -187,5 +192,25 @@ impl FromRequestParts<AppState> for BatchId {
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         let unknown = |id: &str| ApiError::not_found(format!("no batch `{id}`"));
         path_uuid(parts, state, unknown).await.map(Self)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::bearer_credentials;
+
+    #[test]
+    fn the_bearer_scheme_is_case_insensitive() {
+        for value in [
+            "Bearer qbt_x",
+            "bearer qbt_x",
+            "BEARER qbt_x",
+            "BeArEr  qbt_x ",
+        ] {
+            assert_eq!(bearer_credentials(value), Some("qbt_x"), "{value}");
+        }
+        for value in ["Basic qbt_x", "Bearerqbt_x", "qbt_x", ""] {
+            assert_eq!(bearer_credentials(value), None, "{value}");
+        }
     }
 }

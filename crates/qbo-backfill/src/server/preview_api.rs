@@ -12,7 +12,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
 use super::AppState;
-use super::api::{CreateRunBody, api_words, resolve_realm, validate_run};
+use super::api::{CreateRunBody, resolve_realm, validate_run};
 use super::batches_api::{batch_dates, refused};
 use super::error::ApiError;
 use super::extract::ApiJson;
@@ -44,9 +44,9 @@ fn api_error(e: PreviewError) -> ApiError {
     match e {
         PreviewError::Since(SinceError::Database(e)) => ApiError::from(e),
         PreviewError::Since(SinceError::NoCursor { .. }) => {
-            ApiError::invalid("no_cursor", api_words(&e.to_string()))
+            ApiError::invalid("no_cursor", e.to_string())
         }
-        PreviewError::Since(_) => ApiError::invalid("invalid_range", api_words(&e.to_string())),
+        PreviewError::Since(_) => ApiError::invalid("invalid_range", e.to_string()),
         PreviewError::Batch(e) => refused(e),
         PreviewError::Range(_) => ApiError::invalid("invalid_range", e.to_string()),
         PreviewError::Company(CompanyError::Store(e)) => ApiError::internal(&e),

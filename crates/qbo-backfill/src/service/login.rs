@@ -115,6 +115,9 @@ pub async fn login(
     client: IpAddr,
 ) -> Result<LoginOutcome, StoreError> {
     let client = rate_key(client);
+    // PostgreSQL's text holds no NUL and no operator's name has one: such a name is kept with
+    // U+FFFD in place of each NUL, so that it is refused and counted like any other.
+    let username = &username.replace('\0', "\u{FFFD}");
     let (for_name, in_all) = web::recent_failures(pool, username, &client).await?;
     if for_name >= MAX_FAILURES_PER_NAME || in_all >= MAX_FAILURES_PER_CLIENT {
         return Ok(LoginOutcome::Throttled);

@@ -97,6 +97,9 @@ async fn a_flood_of_wrong_passwords_from_one_address_never_locks_out_another() {
     // A stranger at 127.0.0.2 floods wrong passwords for admin and other names, forging
     // X-Forwarded-For (not believed: 127.0.0.2 is no trusted proxy).
     let attacker = client_from("127.0.0.2");
+    // A NUL in the user name (PostgreSQL's text holds none) is refused and counted, not a 500.
+    let (outcome, _) = attempt(&attacker, base, "ad\0min", "wrong", None).await;
+    assert_eq!(outcome, Outcome::Refused);
     let mut throttled = 0;
     for i in 0..30 {
         let user = if i % 2 == 0 { "admin" } else { "root" };

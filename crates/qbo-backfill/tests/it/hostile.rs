@@ -144,6 +144,49 @@ async fn urls_with_credentials_are_refused_without_printing_them() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_configuration_is_bad_input_and_writes_nothing() {
+    let mut world = World::new(sim_config(10)).await;
+    let load = [
+        "run",
+        "qb_customers_backfill",
+        "--fecha-inicio",
+        "2026-01-01",
+        "--fecha-fin",
+        "2026-01-02",
+    ];
+    for (var, value, args) in [
+        ("QBO_PAGE_SIZE", "0", &load[..]),
+        ("QBO_PAGE_SIZE", "5000", &load[..]),
+        ("QBO_INITIAL_BACKOFF_MS", "999999999", &load[..]),
+        ("QBO_THROTTLE_WAIT_MS", "18446744073709551615", &load[..]),
+        ("QBO_REQUEST_TIMEOUT_S", "0", &load[..]),
+        ("QBO_BACKFILL_DB_POOL", "0", &["runs"][..]),
+        (
+            "QBO_BACKFILL_SECRET_KEY",
+            "notbase64",
+            &["secrets", "list"][..],
+        ),
+    ] {
+        world.extra_env = vec![(var.to_owned(), value.to_owned())];
+        let out = world.run(args).await;
+        assert_bad_input(&out);
+        assert_eq!(
+            count(&world, "SELECT count(*) FROM ops.runs").await,
+            0,
+            "{var}={value}"
+        );
+    }
+    world.extra_env.clear();
+    // A value typed after the name by mistake is refused and never printed.
+    let out = world
+        .run(&["secrets", "set", "QBO_CLIENT_SECRET", "Typ3dOnArgvZZ9"])
+        .await;
+    assert_bad_input(&out);
+    assert!(!stderr(&out).contains("Typ3dOnArgvZZ9"), "{}", stderr(&out));
+    assert_eq!(count(&world, "SELECT count(*) FROM ops.secrets").await, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn secrets_set_never_stores_a_cut_binary_or_control_value() {
     let world = World::new(sim_config(10)).await;
     let too_long = vec![b'a'; qbo_backfill::domain::secret::MAX_SECRET_VALUE_BYTES + 1];

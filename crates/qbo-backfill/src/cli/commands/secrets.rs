@@ -17,7 +17,12 @@ use crate::store::auth::tokens::PgTokenStore;
 /// Runs a `secrets` subcommand; returns the exit status.
 pub(crate) async fn secrets(action: SecretsAction) -> Result<u8, CliError> {
     match action {
-        SecretsAction::Set { name } => set(&name).await?,
+        SecretsAction::Set { stray, .. } if !stray.is_empty() => {
+            return Err(bad(
+                "`secrets set` takes only the secret's name; the value is read from stdin (or a hidden prompt), never from the command line, so what followed the name was not stored and is not shown here",
+            ));
+        }
+        SecretsAction::Set { name, .. } => set(&name).await?,
         SecretsAction::List => list().await?,
         SecretsAction::Reset { yes } => reset(yes).await?,
     }

@@ -120,8 +120,12 @@ pub struct CronSchedule {
     cron: Box<Cron>,
 }
 
+/// The longest cron expression accepted: five fields of lists and ranges fit in far less, and a
+/// trigger's expression is shown on every page that lists it.
+pub(super) const MAX_CRON_CHARS: usize = 200;
+
 impl CronSchedule {
-    /// Parses `text` (5 fields; no seconds or years).
+    /// Parses `text` (5 fields; no seconds or years, at most [`MAX_CRON_CHARS`] characters).
     ///
     /// # Errors
     /// [`TriggerError::InvalidCron`].
@@ -132,7 +136,9 @@ impl CronSchedule {
             .year(Year::Disallowed)
             .build();
         let fields = text.split_whitespace().count();
-        let parsed = if text.starts_with('@') || fields == 5 {
+        let parsed = if text.chars().count() > MAX_CRON_CHARS {
+            Err(format!("it is longer than {MAX_CRON_CHARS} characters"))
+        } else if text.starts_with('@') || fields == 5 {
             parser.parse(text).map_err(|e| one_line(&e.to_string()))
         } else {
             Err(format!("it has {fields} fields, not 5"))

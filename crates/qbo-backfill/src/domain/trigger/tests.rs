@@ -230,6 +230,10 @@ fn cron_is_five_fields_and_must_fire() {
     let now = ts("2026-01-01T00:00:00Z");
     let never = new_cron("0 0 30 2 *", "UTC", "yesterday", "today").validate(now);
     assert_eq!(code(never), "invalid_cron");
+    // A valid expression padded past the limit (a list of 0,0,0,…) is refused all the same.
+    let padded = format!("{} 10 * * *", vec!["0"; 150].join(","));
+    let err = CronSchedule::parse(&padded).expect_err("too long");
+    assert_eq!(err.code(), "invalid_cron", "{err}");
     let long = "x".repeat(500);
     let err = CronSchedule::parse(&long).expect_err("bad");
     assert!(err.to_string().len() < 400, "{err}");

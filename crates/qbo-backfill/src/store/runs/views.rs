@@ -5,6 +5,7 @@ use serde::Serialize;
 use sqlx::PgPool;
 use uuid::Uuid;
 
+use crate::domain::pipeline::Pipeline;
 use crate::store::runs::{RunStatus, WindowStatus};
 use crate::store::{PgDate, PgTimestamp};
 
@@ -198,7 +199,7 @@ pub struct RunFilter {
     /// Only this status.
     pub status: Option<RunStatus>,
     /// Only this pipeline.
-    pub pipeline: Option<String>,
+    pub pipeline: Option<Pipeline>,
     /// Only runs listed after this one: created before it, or at the same time with a smaller id
     /// (keyset pagination on the list's order).
     pub before: Option<Uuid>,
@@ -221,7 +222,7 @@ pub async fn list(
          ORDER BY r.created_at DESC, r.id DESC LIMIT $4"
     )))
     .bind(filter.status)
-    .bind(filter.pipeline.as_deref())
+    .bind(filter.pipeline.map(Pipeline::name))
     .bind(filter.before)
     .bind(limit)
     .fetch_all(pool)

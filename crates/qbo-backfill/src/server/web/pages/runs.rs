@@ -93,18 +93,17 @@ pub(crate) async fn list(
         .and_then(|s| s.parse::<RunStatus>().ok());
     let pipeline = query
         .get("pipeline")
-        .and_then(|p| p.parse::<Pipeline>().ok())
-        .map(|p| p.name().to_owned());
+        .and_then(|p| p.parse::<Pipeline>().ok());
     let filter = RunFilter {
         status,
-        pipeline: pipeline.clone(),
+        pipeline,
         before: query.get("before").and_then(|b| b.parse().ok()),
     };
     let runs = views::list(&state.pool, &filter, RUNS_PER_PAGE).await?;
     let older = (runs.len() as i64 == RUNS_PER_PAGE)
         .then(|| runs.last().map(|r| r.id))
         .flatten()
-        .map(|last| older_link(last, status, pipeline.as_deref()));
+        .map(|last| older_link(last, status, pipeline.map(Pipeline::name)));
     Ok(render(&RunsPage {
         layout: layout(&state, &op, "runs", None).await?,
         runs: runs.into_iter().map(RunRow::from).collect(),
@@ -115,7 +114,7 @@ pub(crate) async fn list(
         .into_iter()
         .map(|c| c.labelled(|v| op.lang.status(v)))
         .collect(),
-        pipelines: pipeline_choices(pipeline.as_deref().unwrap_or("")),
+        pipelines: pipeline_choices(pipeline.map_or("", Pipeline::name)),
         older,
     }))
 }
