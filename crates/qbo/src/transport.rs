@@ -62,6 +62,23 @@ pub(crate) fn transport_error(e: reqwest::Error) -> QboError {
     }
 }
 
+/// `err` (a failure while the body was read) naming the response's `intuit_tid`, which Intuit's
+/// support asks for, when the error has no field of its own for it.
+fn with_tid(err: QboError, intuit_tid: Option<&str>) -> QboError {
+    let Some(tid) = intuit_tid else {
+        return err;
+    };
+    match err {
+        QboError::Connection { message } => QboError::Connection {
+            message: format!("{message}; intuit_tid={tid}"),
+        },
+        QboError::Timeout { message } => QboError::Timeout {
+            message: format!("{message}; intuit_tid={tid}"),
+        },
+        other => other,
+    }
+}
+
 /// The largest token endpoint response read.
 pub(crate) const MAX_TOKEN_RESPONSE_BYTES: usize = 64 * 1024;
 
@@ -72,11 +89,8 @@ pub(crate) async fn read_capped(
     max: usize,
 ) -> Result<bytes::Bytes, QboError> {
     let status = response.status();
-    let intuit_tid = response
-        .headers()
-        .get("intuit_tid")
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned);
+    let intuit_tid =
+        crate::response::ResponseMeta::from_parts(status.as_u16(), response.headers()).intuit_tid;
     if status.is_redirection() {
         let host = response
             .headers()
@@ -110,7 +124,8 @@ pub(crate) async fn read_capped(
         return Err(too_long(len));
     }
     let mut body = bytes::BytesMut::new();
-    while let Some(chunk) = response.chunk().await.map_err(transport_error)? {
+    let cut = |e: reqwest::Error| with_tid(transport_error(e), intuit_tid.as_deref());
+    while let Some(chunk) = response.chunk().await.map_err(cut)? {
         if body.len() + chunk.len() > max {
             return Err(too_long((body.len() + chunk.len()) as u64));
         }

@@ -244,6 +244,26 @@ async fn cdc_reads_changes_and_deletions_of_one_entity() {
 }
 
 #[tokio::test]
+async fn a_body_cut_off_mid_way_is_retried_and_its_error_names_the_intuit_tid() {
+    let stub = Stub::start(|req| {
+        if req.is_token() {
+            StubResponse::token_ok()
+        } else {
+            StubResponse::cut_short(r#"{"QueryResponse":{"Customer":[{"Id":"1""#, 1000)
+        }
+    })
+    .await;
+    let (client, _store) = stub.client_with(|s| s.retry.max_retries = 1);
+    let err = client
+        .query("SELECT * FROM Customer")
+        .await
+        .expect_err("cut off");
+    assert!(err.is_retryable(), "{err:?}");
+    assert!(err.to_string().contains("intuit_tid=1-stub-tid"), "{err}");
+    assert_eq!(stub.api_requests().len(), 2, "retried once");
+}
+
+#[tokio::test]
 async fn a_cdc_answer_keyed_in_another_casing_still_carries_the_changes() {
     let body = CDC.replacen("\"Estimate\":[", "\"estimate\":[", 1);
     assert_ne!(body, CDC, "the fixture names Estimate");

@@ -56,6 +56,8 @@ pub(crate) struct StubResponse {
     status: u16,
     headers: Vec<(String, String)>,
     body: String,
+    /// A `Content-Length` larger than the body: the connection closes mid-body.
+    declared_length: Option<usize>,
 }
 
 impl StubResponse {
@@ -68,6 +70,7 @@ impl StubResponse {
                 "application/json;charset=utf-8".into(),
             )],
             body: body.into(),
+            declared_length: None,
         }
     }
 
@@ -77,7 +80,15 @@ impl StubResponse {
             status: 504,
             headers: vec![("Content-Type".into(), "application/xml".into())],
             body: r#"<?xml version="1.0" encoding="UTF-8" standalone="yes"?><Error code="6002"><Message>message=GatewayTimeout; errorCode=006002; statusCode=504</Message></Error>"#.into(),
+            declared_length: None,
         }
+    }
+
+    /// A 200 whose head promises `declared` bytes and whose connection closes after `body`.
+    pub(crate) fn cut_short(body: &str, declared: usize) -> Self {
+        let mut response = Self::json(200, body);
+        response.declared_length = Some(declared);
+        response
     }
 
     /// Adds a header.
@@ -300,7 +311,7 @@ async fn serve_one(
     let mut out = format!(
         "HTTP/1.1 {} Stub\r\nContent-Length: {}\r\nConnection: close\r\n",
         response.status,
-        response.body.len()
+        response.declared_length.unwrap_or(response.body.len())
     );
     for (k, v) in &response.headers {
         out.push_str(&format!("{k}: {v}\r\n"));
