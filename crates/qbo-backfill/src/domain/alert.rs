@@ -181,9 +181,18 @@ impl ChannelRefusal {
     }
 }
 
-/// At most 60 characters of `text`, without control characters, for a message.
+/// At most 60 characters of `text` for a message, control characters escaped as the rest of
+/// the code escapes them (`\u{0}`): a refused value is shown as it was, not cleaned into one
+/// that looks valid.
 fn echo(text: &str) -> String {
-    let mut out: String = text.chars().filter(|c| !c.is_control()).take(60).collect();
+    let mut out = String::new();
+    for c in text.chars().take(60) {
+        if c.is_control() {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
     if text.chars().count() > 60 {
         out.push('…');
     }
@@ -236,27 +245,37 @@ impl NewChannel {
 }
 
 /// An `http` or `https` URL with a host, no user or password, at most [`MAX_TARGET_CHARS`].
+/// A refusal never repeats the URL: a webhook's URL is its key, and one carrying a password
+/// would show it.
 ///
 /// # Errors
 /// [`ChannelRefusal::Url`] saying what is wrong.
 pub fn check_url(text: &str) -> Result<String, ChannelRefusal> {
     let text = text.trim();
-    let bad = |why: &str| ChannelRefusal::Url(format!("`{}` {why}", echo(text)));
+    let bad = |why: &str| ChannelRefusal::Url(format!("the `url` {why}"));
     if text.is_empty() {
         return Err(ChannelRefusal::Url("a webhook needs a `url`".to_owned()));
     }
-    if text.chars().count() > MAX_TARGET_CHARS || text.chars().any(char::is_control) {
-        return Err(bad("is not a usable URL"));
+    if text.chars().count() > MAX_TARGET_CHARS {
+        return Err(bad(&format!(
+            "is longer than {MAX_TARGET_CHARS} characters"
+        )));
     }
-    let url = url::Url::parse(text).map_err(|_| bad("is not a URL"))?;
+    if text.chars().any(char::is_control) {
+        return Err(bad("contains control characters"));
+    }
+    let url = url::Url::parse(text)
+        .map_err(|_| bad("is not a URL such as https://chat.example.com/hooks/…"))?;
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(bad(
+            "must not carry a user or password: put credentials elsewhere",
+        ));
+    }
     if !matches!(url.scheme(), "http" | "https") {
         return Err(bad("is not an http or https URL"));
     }
     if url.host_str().is_none_or(str::is_empty) {
         return Err(bad("has no host"));
-    }
-    if !url.username().is_empty() || url.password().is_some() {
-        return Err(bad("carries a user or password: put credentials elsewhere"));
     }
     Ok(url.to_string())
 }
@@ -336,10 +355,15 @@ pub struct Alert {
 }
 
 /// `text` on one line, at most 300 characters, with anything that looks like a token masked
-/// (`…a1b2`): a run's error may quote what a server answered.
+/// (`…a1b2`) and any other control character (a NUL, which PostgreSQL cannot store) replaced
+/// by U+FFFD: a run's error may quote what a server answered.
 #[must_use]
 pub fn scrub(text: &str) -> String {
-    let line = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    let line = text
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+        .replace(|c: char| c.is_control(), "\u{fffd}");
     let mut out: String = qbo::redact::redact(&line).chars().take(300).collect();
     if line.chars().count() > 300 {
         out.push('…');
@@ -518,9 +542,9 @@ pub fn sign(secret: &[u8], body: &[u8]) -> String {
     out
 }
 
-/// A webhook URL as shown to a person: scheme, host and port, the path with every segment that
-/// looks like a key (16 characters or more mixing letters and digits) masked to its last four,
-/// and any query replaced by `?…`. Chat tools put the webhook's key in the path or the query.
+/// A webhook URL as shown to a person: its scheme, host and port, then `/…` when it has a
+/// path, a query or a fragment. A chat webhook's key is its path or its query (Slack's
+/// `/services/T…/B…/key`, `?token=`, `;key`), in any shape, so none of them is shown.
 #[must_use]
 pub fn shown_url(text: &str) -> String {
     let Ok(url) = url::Url::parse(text) else {
@@ -530,22 +554,8 @@ pub fn shown_url(text: &str) -> String {
     if let Some(port) = url.port() {
         out.push_str(&format!(":{port}"));
     }
-    for segment in url.path().split('/').skip(1) {
-        out.push('/');
-        let keyish = segment.chars().count() >= 16
-            && segment.chars().any(|c| c.is_ascii_digit())
-            && segment.chars().any(|c| c.is_ascii_alphabetic());
-        if keyish {
-            let tail: String = segment.chars().skip(segment.chars().count() - 4).collect();
-            out.push('…');
-            out.push_str(&tail);
-        } else {
-            out.push_str(segment);
-        }
-    }
-    if url.query().is_some() {
-        out.push_str("?…");
-    }
+    let bare = matches!(url.path(), "" | "/") && url.query().is_none() && url.fragment().is_none();
+    out.push_str(if bare { "/" } else { "/…" });
     out
 }
 
@@ -697,15 +707,103 @@ mod tests {
     }
 
     #[test]
-    fn webhook_keys_are_masked_when_shown() {
-        assert_eq!(
-            shown_url("https://hooks.example.com/services/T0001/B0001/aBcDeFgH12345678wxyz"),
-            "https://hooks.example.com/services/T0001/B0001/…wxyz"
+    fn webhook_urls_are_shown_without_their_path_or_query() {
+        for (url, shown) in [
+            (
+                "https://hooks.example.com/services/T0001/B0001/aBcDeFgH12345678wxyz",
+                "https://hooks.example.com/…",
+            ),
+            (
+                "https://hooks.example.com/services/T0000/B0000/SECRETCANARYslackpathkey",
+                "https://hooks.example.com/…",
+            ),
+            ("http://h/hook;SECRETCANARYsemi", "http://h/…"),
+            (
+                "http://127.0.0.1:9000/hook?token=s3cret",
+                "http://127.0.0.1:9000/…",
+            ),
+            ("https://h.example/?SECRETCANARYq", "https://h.example/…"),
+            ("https://h.example/#SECRETCANARYf", "https://h.example/…"),
+            ("https://h.example", "https://h.example/"),
+            ("http://[::1]:8080/k", "http://[::1]:8080/…"),
+        ] {
+            assert_eq!(shown_url(url), shown, "{url}");
+            assert!(!shown_url(url).contains("SECRETCANARY"));
+        }
+    }
+
+    #[test]
+    fn a_refused_url_is_never_repeated() {
+        let refusal = |url: &str| {
+            new("webhook", Some(url), None, &["run_failed"])
+                .check()
+                .expect_err(url)
+        };
+        let r = refusal("https://user:SECRETCANARYpw@hooks.example.com/x");
+        assert_eq!(r.code(), "invalid_url");
+        let text = r.to_string();
+        assert!(text.contains("must not carry a user or password"), "{text}");
+        assert!(
+            !text.contains("SECRETCANARY") && !text.contains("user:"),
+            "{text}"
         );
-        assert_eq!(
-            shown_url("http://127.0.0.1:9000/hook?token=s3cret"),
-            "http://127.0.0.1:9000/hook?…"
+        assert!(!text.contains("hooks.example.com"), "{text}");
+        for url in [
+            "http://example.com/a\u{0}b",
+            "ftp://u:SECRETCANARY@x.example/",
+            "https://x.example/SECRETCANARY\u{7}",
+            "not a url SECRETCANARY",
+            "mailto:SECRETCANARY@x.example",
+        ] {
+            let text = refusal(url).to_string();
+            assert!(
+                !text.contains("SECRETCANARY") && !text.contains("example.com/ab"),
+                "{url}: {text}"
+            );
+        }
+        assert!(
+            refusal("http://example.com/a\u{0}b")
+                .to_string()
+                .contains("control characters")
         );
+    }
+
+    #[test]
+    fn refused_values_are_echoed_with_control_characters_escaped() {
+        let mail = new("email", None, Some("a\u{0}@b.co"), &["run_failed"])
+            .check()
+            .expect_err("NUL");
+        assert_eq!(mail.code(), "invalid_email");
+        assert_eq!(
+            mail.to_string(),
+            "`a\\u{0}@b.co` is not an e-mail address such as ops@example.com"
+        );
+        let kind = new("web\u{1b}hook", None, None, &["run_failed"])
+            .check()
+            .expect_err("ESC");
+        assert!(kind.to_string().contains("web\\u{1b}hook"), "{kind}");
+        let event = new(
+            "webhook",
+            Some("https://x.example/"),
+            None,
+            &["run_\u{0}failed"],
+        )
+        .check()
+        .expect_err("NUL");
+        assert!(event.to_string().contains("run_\\u{0}failed"), "{event}");
+    }
+
+    #[test]
+    fn alert_text_carries_no_nul() {
+        let alert = Alert::run_failed(
+            "123",
+            Uuid::nil(),
+            "qb_customers_backfill",
+            "the server said a\u{0}b",
+            Timestamp::UNIX_EPOCH,
+        );
+        assert!(!alert.text.contains('\u{0}'), "{}", alert.text);
+        assert!(alert.text.contains("a\u{fffd}b"), "{}", alert.text);
     }
 
     #[test]

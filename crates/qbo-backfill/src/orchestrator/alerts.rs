@@ -1,7 +1,8 @@
 //! The alert delivery loop: every tick it sends the deliveries that are due
 //! ([`crate::service::alerts::deliver_due`]), so an event raised by a run, the scheduler or
 //! another process reaches its channels within about a second, and a delivery left `pending`
-//! by a crash is sent when `serve` starts again. Runs inside `serve`, next to the scheduler.
+//! by a crash is sent when `serve` starts again. Runs inside `serve`, next to the scheduler;
+//! when it starts it seals the webhook URLs still stored in plain text.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -11,7 +12,7 @@ use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 
 use crate::domain::alert::FIRST_DELAY;
-use crate::service::alerts::{Sender, deliver_due};
+use crate::service::alerts::{Sender, deliver_due, seal_plain_targets};
 use crate::store::auth::secrets::SecretKey;
 
 /// How often the loop looks for due deliveries.
@@ -28,6 +29,11 @@ pub async fn run_delivery_loop(
     tick: Duration,
     shutdown: impl Future<Output = ()>,
 ) {
+    match seal_plain_targets(&pool, &key).await {
+        Ok(0) => {}
+        Ok(n) => tracing::info!("Sealed the URLs of {n} webhook alert channel(s)."),
+        Err(e) => tracing::warn!("Could not seal the URLs of webhook alert channels: {e}"),
+    }
     let sender = match Sender::new(pool, key, FIRST_DELAY) {
         Ok(sender) => Arc::new(sender),
         Err(e) => {

@@ -53,7 +53,8 @@ impl FromRequestParts<AppState> for ChannelId {
     }
 }
 
-/// A channel as the API shows it: the webhook URL with its key masked, never the secret.
+/// A channel as the API shows it: the webhook URL as its scheme, host and port only, never
+/// the secret.
 #[must_use]
 pub fn channel_view(c: &ChannelRow) -> Value {
     let target_field = if c.kind == "email" { "to" } else { "url" };

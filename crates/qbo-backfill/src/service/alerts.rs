@@ -23,7 +23,9 @@ use crate::pipeline::runner::RunOutcome;
 use crate::pipeline::{Mode, Pipeline};
 use crate::settings::{self, SMTP_PASSWORD_SECRET, SmtpSettings, SmtpTls};
 use crate::store::StoreError;
-use crate::store::alerts::{self as store, AlertStoreError, ChannelRow, DeliveryRow, Due};
+use crate::store::alerts::{
+    self as store, AlertStoreError, ChannelRow, DeliveryRow, Due, StoredTarget,
+};
 use crate::store::auth::secrets::{SecretKey, SecretStore};
 use crate::store::runs::RunStatus;
 
@@ -80,6 +82,47 @@ fn secret_aad(id: Uuid) -> String {
     format!("alert_channels:{id}:secret")
 }
 
+/// The associated data sealing channel `id`'s webhook URL to its row.
+fn target_aad(id: Uuid) -> String {
+    format!("alert_channels:{id}:target")
+}
+
+/// How a channel's target is stored: a webhook's URL sealed with `key`, only its scheme and
+/// host in plain text; an e-mail address as is.
+fn stored_target(
+    key: &SecretKey,
+    id: Uuid,
+    kind: ChannelKind,
+    target: &str,
+) -> Result<StoredTarget, StoreError> {
+    Ok(match kind {
+        ChannelKind::Webhook => StoredTarget {
+            shown: alert::shown_url(target),
+            sealed: Some(key.seal(&target_aad(id), target.as_bytes())?),
+        },
+        ChannelKind::Email => StoredTarget {
+            shown: target.to_owned(),
+            sealed: None,
+        },
+    })
+}
+
+/// Seals every webhook URL still stored in plain text (channels created before URLs were
+/// sealed); returns how many. `serve` calls it when its delivery loop starts.
+///
+/// # Errors
+/// Database errors.
+pub async fn seal_plain_targets(pool: &PgPool, key: &SecretKey) -> Result<u64, StoreError> {
+    let mut sealed = 0;
+    for (id, plain) in store::plain_webhook_targets(pool).await? {
+        let target = stored_target(key, id, ChannelKind::Webhook, &plain)?;
+        if store::seal_target(pool, id, &plain, target).await? {
+            sealed += 1;
+        }
+    }
+    Ok(sealed)
+}
+
 /// A fresh signing secret: 32 random bytes as hex.
 fn new_secret() -> Result<String, StoreError> {
     let mut bytes = [0u8; 32];
@@ -106,7 +149,8 @@ pub async fn create_channel(
         Some(s) => Some(key.seal(&secret_aad(id), s.as_bytes())?),
         None => None,
     };
-    let channel = store::insert_channel(pool, id, &spec, sealed).await?;
+    let target = stored_target(key, id, spec.kind, &spec.target)?;
+    let channel = store::insert_channel(pool, id, &spec, target, sealed).await?;
     Ok(CreatedChannel { channel, secret })
 }
 
@@ -132,8 +176,8 @@ pub async fn delete_channel(pool: &PgPool, id: Uuid) -> Result<(), AlertError> {
     }
 }
 
-/// What a channel's target is shown as: an e-mail address as is, a webhook URL with its query
-/// and any token-looking path segment masked (chat webhooks carry their key in the path).
+/// What a channel's target is shown as: an e-mail address as is, a webhook URL as its scheme,
+/// host and port only (chat webhooks carry their key in the path or the query).
 #[must_use]
 pub fn shown_target(channel: &ChannelRow) -> String {
     if channel.kind == ChannelKind::Email.as_str() {
@@ -263,11 +307,12 @@ impl Sender {
             .key
             .open(&secret_aad(channel.id), sealed)
             .map_err(|e| e.to_string())?;
+        let url = self.webhook_url(channel).await?;
         let body = webhook_body(due.id, &due.alert);
         let signature = alert::sign(&secret, body.as_bytes());
         let answer = self
             .http
-            .post(&channel.target)
+            .post(url)
             .header(reqwest::header::CONTENT_TYPE, "application/json")
             .header(SIGNATURE_HEADER, signature)
             .body(body)
@@ -280,6 +325,31 @@ impl Sender {
         } else {
             Err(format!("the webhook answered HTTP {}", status.as_u16()))
         }
+    }
+
+    /// A webhook channel's URL: opened from `target_enc`; a row from before URLs were sealed
+    /// holds it in `target`, and is sealed now (a failure to seal is logged, not an error).
+    async fn webhook_url(&self, channel: &ChannelRow) -> Result<String, String> {
+        if let Some(sealed) = channel.target_enc.as_deref() {
+            let url = self
+                .key
+                .open(&target_aad(channel.id), sealed)
+                .map_err(|e| e.to_string())?;
+            return String::from_utf8(url).map_err(|_| "the stored URL is not UTF-8".to_owned());
+        }
+        let plain = channel.target.clone();
+        let sealed = match stored_target(&self.key, channel.id, ChannelKind::Webhook, &plain) {
+            Ok(target) => store::seal_target(&self.pool, channel.id, &plain, target).await,
+            Err(e) => Err(e),
+        };
+        if let Err(e) = sealed {
+            tracing::warn!(
+                channel = %channel.name,
+                "Could not seal the URL of alert channel {}: {e}",
+                channel.name
+            );
+        }
+        Ok(plain)
     }
 
     async fn send_email(&self, due: &Due) -> Result<(), String> {

@@ -20,8 +20,11 @@ pub struct ChannelRow {
     pub name: String,
     /// `webhook` or `email`.
     pub kind: String,
-    /// The URL or the address.
+    /// The address (e-mail); a webhook's URL as shown, its URL being sealed in `target_enc`
+    /// (a row stored before the URL was sealed holds it here until it is sealed).
     pub target: String,
+    /// A webhook's sealed URL.
+    pub target_enc: Option<Vec<u8>>,
     /// The events it receives.
     pub events: Vec<String>,
     /// A webhook's sealed secret.
@@ -89,9 +92,19 @@ impl From<sqlx::Error> for AlertStoreError {
     }
 }
 
-const CHANNEL_COLUMNS: &str = "id, name, kind, target, events, secret_enc, created_at";
+const CHANNEL_COLUMNS: &str = "id, name, kind, target, target_enc, events, secret_enc, created_at";
 
-/// Stores a channel checked by the domain, its webhook secret already sealed.
+/// Where a channel's alerts go, as stored: what is shown (an address, a webhook URL's scheme
+/// and host) and a webhook's URL, sealed.
+#[derive(Debug, Clone)]
+pub struct StoredTarget {
+    /// The `target` column.
+    pub shown: String,
+    /// The `target_enc` column.
+    pub sealed: Option<Vec<u8>>,
+}
+
+/// Stores a channel checked by the domain, its webhook URL and secret already sealed.
 ///
 /// # Errors
 /// [`AlertStoreError::NameTaken`]; database errors.
@@ -99,18 +112,20 @@ pub async fn insert_channel(
     pool: &PgPool,
     id: Uuid,
     spec: &ChannelSpec,
+    target: StoredTarget,
     secret_enc: Option<Vec<u8>>,
 ) -> Result<ChannelRow, AlertStoreError> {
     let events: Vec<&str> = spec.events.iter().map(|e| e.as_str()).collect();
     let sql = format!(
-        "INSERT INTO ops.alert_channels (id, name, kind, target, events, secret_enc) \
-         VALUES ($1, $2, $3, $4, $5, $6) RETURNING {CHANNEL_COLUMNS}"
+        "INSERT INTO ops.alert_channels (id, name, kind, target, target_enc, events, secret_enc) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING {CHANNEL_COLUMNS}"
     );
     sqlx::query_as(sqlx::AssertSqlSafe(sql))
         .bind(id)
         .bind(&spec.name)
         .bind(spec.kind.as_str())
-        .bind(&spec.target)
+        .bind(target.shown)
+        .bind(target.sealed)
         .bind(&events)
         .bind(secret_enc)
         .fetch_one(pool)
@@ -122,6 +137,44 @@ pub async fn insert_channel(
                 e.into()
             }
         })
+}
+
+/// The webhook channels whose URL is still in plain text in `target` (stored before URLs were
+/// sealed): their ids and URLs.
+///
+/// # Errors
+/// Database errors.
+pub async fn plain_webhook_targets(pool: &PgPool) -> Result<Vec<(Uuid, String)>, StoreError> {
+    Ok(sqlx::query_as(
+        "SELECT id, target FROM ops.alert_channels \
+          WHERE kind = 'webhook' AND target_enc IS NULL ORDER BY id",
+    )
+    .fetch_all(pool)
+    .await?)
+}
+
+/// Replaces the plain-text URL `plain` of webhook channel `id` by `target`; whether it did
+/// (not when another process sealed it first).
+///
+/// # Errors
+/// Database errors.
+pub async fn seal_target(
+    pool: &PgPool,
+    id: Uuid,
+    plain: &str,
+    target: StoredTarget,
+) -> Result<bool, StoreError> {
+    let done = sqlx::query(
+        "UPDATE ops.alert_channels SET target = $3, target_enc = $4 \
+          WHERE id = $1 AND kind = 'webhook' AND target_enc IS NULL AND target = $2",
+    )
+    .bind(id)
+    .bind(plain)
+    .bind(target.shown)
+    .bind(target.sealed)
+    .execute(pool)
+    .await?;
+    Ok(done.rows_affected() > 0)
 }
 
 /// Every channel, by name.

@@ -3,6 +3,8 @@
 //! by id), the pending events grouped by company and entity, taking a group for a sync and
 //! recording the run that loads it, and the figures `/metrics` shows.
 
+use std::borrow::Cow;
+
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
@@ -25,9 +27,22 @@ pub struct NewDelivery<'a> {
     pub body: Option<&'a str>,
 }
 
+/// `text` as PostgreSQL can store it: a NUL (which JSON may carry as `\u0000`, and a `text`
+/// column refuses) becomes U+FFFD. Refusing the delivery instead would have Intuit retry it
+/// for ever.
+#[must_use]
+pub fn storable(text: &str) -> Cow<'_, str> {
+    if text.contains('\0') {
+        Cow::Owned(text.replace('\0', "\u{fffd}"))
+    } else {
+        Cow::Borrowed(text)
+    }
+}
+
 /// Stores a delivery and its events in one statement (one insert per batch): each event once by
 /// its id (a redelivery adds nothing), `ignored` with its reason when `ignored` says so or its
-/// company is not in `ops.companies`, else `pending`. Returns how many events were new.
+/// company is not in `ops.companies`, else `pending`. Every text goes through [`storable`].
+/// Returns how many events were new.
 ///
 /// # Errors
 /// Database errors (nothing is stored then).
@@ -36,7 +51,12 @@ pub async fn record_delivery(
     delivery: &NewDelivery<'_>,
     events: &[(Event, Option<Ignored>)],
 ) -> Result<i64, sqlx::Error> {
-    let column = |f: fn(&Event) -> String| events.iter().map(|(e, _)| f(e)).collect::<Vec<_>>();
+    let column = |f: fn(&Event) -> &str| {
+        events
+            .iter()
+            .map(|(e, _)| storable(f(e)).into_owned())
+            .collect::<Vec<_>>()
+    };
     let times: Vec<Option<String>> = events
         .iter()
         .map(|(e, _)| e.time.map(|t| t.to_string()))
@@ -60,11 +80,11 @@ pub async fn record_delivery(
          RETURNING new_events::bigint",
     )
     .bind(delivery.id)
-    .bind(column(|e| e.id.clone()))
-    .bind(column(|e| e.realm_id.clone()))
-    .bind(column(|e| e.entity.clone()))
-    .bind(column(|e| e.entity_id.clone()))
-    .bind(column(|e| e.operation.clone()))
+    .bind(column(|e| &e.id))
+    .bind(column(|e| &e.realm_id))
+    .bind(column(|e| &e.entity))
+    .bind(column(|e| &e.entity_id))
+    .bind(column(|e| &e.operation))
     .bind(&times)
     .bind(&reasons)
     .bind(delivery.format.map(Format::as_str))
@@ -74,8 +94,8 @@ pub async fn record_delivery(
         "rejected"
     })
     .bind(i32::try_from(events.len()).unwrap_or(i32::MAX))
-    .bind(delivery.error)
-    .bind(delivery.body)
+    .bind(delivery.error.map(storable))
+    .bind(delivery.body.map(storable))
     .fetch_one(pool)
     .await
 }

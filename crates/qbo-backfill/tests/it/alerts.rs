@@ -731,8 +731,8 @@ async fn the_alerts_page_creates_tests_and_lists_deliveries_and_reads_on_a_phone
         "{row}"
     );
     assert!(
-        row.contains("…wxyz") && !row.contains("aBcDeFgH"),
-        "the webhook's key is masked: {row}"
+        row.contains("/…") && !row.contains("aBcDeFgH") && !row.contains("wxyz"),
+        "the webhook's key is not shown: {row}"
     );
 
     // Test: delivered, signed with the secret shown once; the delivery is listed.
@@ -928,4 +928,239 @@ async fn a_verification_that_finds_drift_raises_verify_drift_from_the_cli_too() 
         ("verify_drift", "pending")
     );
     assert!(rows[0].2.contains("1 month(s) drifted"), "{}", rows[0].2);
+}
+
+/// A logged-in web session of the first operator: the client and its cookies.
+async fn web_session(base: &str) -> (reqwest::Client, String) {
+    let http = qbo::tls::http_client_builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client");
+    let cookie = |r: &reqwest::Response| -> Vec<String> {
+        r.headers()
+            .get_all("set-cookie")
+            .iter()
+            .filter_map(|v| v.to_str().ok()?.split(';').next().map(str::to_owned))
+            .collect()
+    };
+    let page = http
+        .get(format!("{base}/login"))
+        .send()
+        .await
+        .expect("login page");
+    let mut cookies = cookie(&page);
+    let csrf = crate::support::csrf_field(&page.text().await.expect("html"));
+    let login = http
+        .post(format!("{base}/login"))
+        .header("cookie", cookies.join("; "))
+        .form(&[
+            ("csrf", csrf.as_str()),
+            ("username", "admin"),
+            ("password", crate::browser::ADMIN_PASSWORD),
+        ])
+        .send()
+        .await
+        .expect("login");
+    assert_eq!(login.status().as_u16(), 303, "login refused");
+    cookies.extend(cookie(&login));
+    (http, cookies.join("; "))
+}
+
+/// The hostile probe: a webhook URL carrying a password is refused without repeating it (API
+/// and form, whose input is not refilled with it); a chat webhook's key in its path, its
+/// parameters or its query is never shown (the `201` answer, the list, the page); a refused
+/// value with a NUL is echoed escaped, not cleaned into one that looks valid; and the database
+/// keeps no webhook URL in plain text.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn alert_channels_never_echo_a_credential_nor_show_a_webhook_key() {
+    const CANARY: &str = "SECRETCANARY";
+    let mut world = World::new(sim_config(5)).await;
+    let ui = Ui::start_with_workers(&mut world, "0").await;
+    let base = ui.base.as_str();
+    let admin = token(&world, "admin").await;
+    let post = |body: Value| {
+        let admin = admin.clone();
+        async move { call(base, &admin, "POST", "/api/v1/alert-channels", Some(body)).await }
+    };
+
+    // A URL with a user and password: refused, saying why, without the URL or the password.
+    let (status, answer) = post(json!({"name": "w2", "kind": "webhook",
+        "url": "https://user:SECRETCANARYpw@hooks.example.com/x", "events": ["run_failed"]}))
+    .await;
+    assert_eq!(
+        (status, answer["error"]["code"].as_str()),
+        (422, Some("invalid_url")),
+        "{answer}"
+    );
+    let text = answer.to_string();
+    assert!(text.contains("must not carry a user or password"), "{text}");
+    assert!(
+        !text.contains(CANARY) && !text.contains("hooks.example.com"),
+        "{text}"
+    );
+
+    // Control characters are echoed escaped, and a URL is not echoed at all.
+    let (status, answer) = post(json!({"name": "m", "kind": "email", "to": "a\u{0}@b.co",
+        "events": ["run_failed"]}))
+    .await;
+    assert_eq!(status, 422, "{answer}");
+    let message = answer["error"]["message"].as_str().expect("message");
+    assert!(message.contains("`a\\u{0}@b.co`"), "{message}");
+    let (status, answer) = post(json!({"name": "n", "kind": "webhook",
+        "url": "http://example.com/a\u{0}b", "events": ["run_failed"]}))
+    .await;
+    assert_eq!(
+        (status, answer["error"]["code"].as_str()),
+        (422, Some("invalid_url")),
+        "{answer}"
+    );
+    assert!(!answer.to_string().contains("example.com/ab"), "{answer}");
+    assert_eq!(count(&world, "ops.alert_channels").await, 0);
+
+    // Chat webhooks whose key is the path, a path parameter or the query: shown as the host.
+    for (name, url, shown) in [
+        (
+            "slack",
+            "https://hooks.example.com/services/T0000/B0000/SECRETCANARYslackpathkey",
+            "https://hooks.example.com/…",
+        ),
+        ("semi", "http://h/hook;SECRETCANARYsemi", "http://h/…"),
+        (
+            "query",
+            "https://chat.example.com/hook?key=SECRETCANARYq",
+            "https://chat.example.com/…",
+        ),
+    ] {
+        let (status, created) =
+            post(json!({"name": name, "kind": "webhook", "url": url, "events": ["run_failed"]}))
+                .await;
+        assert_eq!(status, 201, "{created}");
+        assert_eq!(created["url"], shown, "{created}");
+        assert!(!created.to_string().contains(CANARY), "{created}");
+    }
+    let (status, list) = call(base, &admin, "GET", "/api/v1/alert-channels", None).await;
+    assert_eq!(status, 200);
+    assert_eq!(list["alert_channels"].as_array().map(Vec::len), Some(3));
+    assert!(!list.to_string().contains(CANARY), "{list}");
+    let plain: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM ops.alert_channels WHERE target LIKE '%SECRETCANARY%'",
+    )
+    .fetch_one(world.pool())
+    .await
+    .expect("count");
+    assert_eq!(plain, 0, "a webhook URL is stored in plain text");
+
+    // The page: no key in the list; a refused form says why and does not refill the URL.
+    let (http, cookies) = web_session(base).await;
+    let html = http
+        .get(format!("{base}/alerts"))
+        .header("cookie", &cookies)
+        .send()
+        .await
+        .expect("page")
+        .text()
+        .await
+        .expect("html");
+    assert!(html.contains("https://hooks.example.com/…"), "{html}");
+    assert!(!html.contains(CANARY), "{html}");
+    let csrf = crate::support::csrf_field(&html);
+    let refused = http
+        .post(format!("{base}/alerts"))
+        .header("cookie", &cookies)
+        .form(&[
+            ("csrf", csrf.as_str()),
+            ("name", "w2"),
+            ("kind", "webhook"),
+            ("target", "https://user:SECRETCANARYpw@hooks.example.com/x"),
+            ("event_run_failed", "on"),
+        ])
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(refused.status().as_u16(), 200);
+    let html = refused.text().await.expect("html");
+    assert!(html.contains("must not carry a user or password"), "{html}");
+    assert!(!html.contains(CANARY), "{html}");
+    assert!(html.contains("value=\"w2\""), "the name is kept: {html}");
+    assert_eq!(count(&world, "ops.alert_channels").await, 3);
+}
+
+/// A webhook's URL (its key) is sealed at rest, only its scheme and host in plain text, and
+/// alerts still reach it; a URL stored in plain text before is sealed by the first delivery
+/// that reads it, or by `serve` when it starts (`seal_plain_targets`), and still delivered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn webhook_urls_are_sealed_at_rest_and_old_plain_ones_are_sealed_and_still_delivered() {
+    use qbo_backfill::service::alerts::{Sender, create_channel, seal_plain_targets, test_channel};
+    let db = crate::support::test_db().await;
+    let pool = &db.pool;
+    let key = qbo_backfill::store::auth::secrets::SecretKey::from_bytes([7u8; 32]);
+    let hook = Hook::start(0).await;
+    let url = format!(
+        "{}/services/T0/B0/SECRETCANARYkey?token=SECRETCANARYq",
+        hook.url
+    );
+    let mut ids = Vec::new();
+    for name in ["new", "old-delivered", "old-at-start"] {
+        let new = qbo_backfill::domain::alert::NewChannel {
+            name: Some(name.to_owned()),
+            kind: Some("webhook".to_owned()),
+            url: Some(url.clone()),
+            to: None,
+            events: Some(vec!["run_failed".to_owned()]),
+        };
+        let created = create_channel(pool, &key, &new).await.expect("channel");
+        ids.push(created.channel.id);
+    }
+    let stored = || async {
+        sqlx::query_as::<_, (String, Option<Vec<u8>>)>(
+            "SELECT target, target_enc FROM ops.alert_channels ORDER BY id",
+        )
+        .fetch_all(pool)
+        .await
+        .expect("channels")
+    };
+    for (target, sealed) in stored().await {
+        assert!(!target.contains("SECRETCANARY"), "{target}");
+        assert!(target.ends_with("/…"), "{target}");
+        let sealed = sealed.expect("sealed");
+        assert!(
+            !String::from_utf8_lossy(&sealed).contains("SECRETCANARY"),
+            "the URL is sealed"
+        );
+    }
+    // Two channels as a release before sealing left them: the URL in plain text.
+    sqlx::query("UPDATE ops.alert_channels SET target = $1, target_enc = NULL WHERE id <> $2")
+        .bind(&url)
+        .bind(ids[0])
+        .execute(pool)
+        .await
+        .expect("old rows");
+
+    let sender = Sender::new(pool.clone(), key.clone(), Duration::from_millis(10)).expect("sender");
+    for id in &ids[..2] {
+        let delivery = test_channel(&sender, *id).await.expect("test");
+        assert_eq!(delivery.state, "delivered", "{:?}", delivery.last_error);
+    }
+    assert_eq!(hook.received().len(), 2);
+    let plain: Vec<bool> = stored()
+        .await
+        .into_iter()
+        .map(|(target, _)| target.contains("SECRETCANARY"))
+        .collect();
+    assert_eq!(
+        plain.iter().filter(|p| **p).count(),
+        1,
+        "the delivery sealed the URL it read"
+    );
+    assert_eq!(seal_plain_targets(pool, &key).await.expect("sealed"), 1);
+    assert_eq!(seal_plain_targets(pool, &key).await.expect("sealed"), 0);
+    for (target, sealed) in stored().await {
+        assert!(
+            !target.contains("SECRETCANARY") && sealed.is_some(),
+            "{target}"
+        );
+    }
+    let delivery = test_channel(&sender, ids[2]).await.expect("test");
+    assert_eq!(delivery.state, "delivered", "{:?}", delivery.last_error);
+    assert_eq!(hook.received().len(), 3);
 }

@@ -573,3 +573,100 @@ async fn changes_join_a_queued_sync_and_two_coalescers_never_queue_one_twice() {
             .expect("pending");
     assert_eq!(pending, 0);
 }
+
+/// A signed delivery whose JSON carries `\u0000` (which PostgreSQL cannot store in text) is
+/// stored with U+FFFD in its place and answered as stored, not refused for Intuit to retry for
+/// ever; its events go on to a sync, a redelivery adds nothing, and a signed body with a raw
+/// NUL byte is kept as rejected.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_signed_delivery_carrying_nul_is_stored_with_it_replaced_and_synced() {
+    use qbo_backfill::service::webhooks::{Receipt, coalesce_due, receive};
+    use qbo_backfill::store::auth::secrets::{SecretKey, SecretStore};
+    let db = crate::support::test_db().await;
+    let pool = &db.pool;
+    let key = SecretKey::from_bytes([7u8; 32]);
+    SecretStore::new(pool.clone(), key.clone())
+        .set(
+            "QBO_WEBHOOK_VERIFIER_TOKEN",
+            &secrecy::SecretString::from(TOKEN),
+        )
+        .await
+        .expect("verifier token");
+    let realm = "9130350000000001";
+    sqlx::query(
+        "INSERT INTO ops.companies (realm_id, environment, client_id, client_secret_enc) \
+         VALUES ($1, 'sandbox', 'id', '\\x00')",
+    )
+    .bind(realm)
+    .execute(pool)
+    .await
+    .expect("company");
+
+    let body = json!([
+        {"specversion": "1.0", "id": "nul-\u{0}-1", "type": "qbo.invoice.updated.v1",
+         "intuitaccountid": realm, "intuitentityid": "4\u{0}2",
+         "time": "2026-01-05T00:00:00Z"},
+        {"specversion": "1.0", "id": "nul-2", "type": "qbo.invoice.updated.v1",
+         "intuitaccountid": realm, "intuitentityid": "7", "time": "2026-01-05T00:00:00\u{0}Z"}
+    ])
+    .to_string();
+    assert!(body.contains("\\u0000"), "{body}");
+    let sig = signed(body.as_bytes());
+    let receipt = receive(pool, &key, body.as_bytes(), Some(&sig))
+        .await
+        .expect("stored, not refused for a retry");
+    assert!(
+        matches!(
+            receipt,
+            Receipt::Stored {
+                events: 2,
+                new: 2,
+                ..
+            }
+        ),
+        "{receipt:?}"
+    );
+    let stored: Vec<(String, String, String)> = sqlx::query_as(
+        "SELECT event_id, entity_id, status FROM ops.webhook_events ORDER BY event_id",
+    )
+    .fetch_all(pool)
+    .await
+    .expect("events");
+    assert_eq!(
+        stored,
+        [
+            ("nul-2".to_owned(), "7".to_owned(), "pending".to_owned()),
+            (
+                "nul-\u{fffd}-1".to_owned(),
+                "4\u{fffd}2".to_owned(),
+                "pending".to_owned()
+            ),
+        ]
+    );
+    // Intuit delivers it again: the same events, nothing new.
+    let again = receive(pool, &key, body.as_bytes(), Some(&sig))
+        .await
+        .expect("stored");
+    assert!(matches!(again, Receipt::Stored { new: 0, .. }), "{again:?}");
+    // Processing goes on: the changes become one incremental sync.
+    let later = jiff::Timestamp::now() + jiff::SignedDuration::from_secs(5);
+    let done = coalesce_due(pool, later, Duration::from_secs(1))
+        .await
+        .expect("coalesced");
+    assert_eq!(done.len(), 1, "{done:?}");
+    assert_eq!(done[0].pipeline.name(), "qb_invoices_incremental");
+    assert_eq!(done[0].events, 2);
+
+    // A raw NUL byte is not JSON: kept as rejected (answered 200), the NUL replaced.
+    let raw = b"{\"eventNotifications\": \0 not json";
+    let rejected = receive(pool, &key, raw, Some(&signed(raw)))
+        .await
+        .expect("kept as rejected");
+    assert!(matches!(rejected, Receipt::Rejected { .. }), "{rejected:?}");
+    let kept: String =
+        sqlx::query_scalar("SELECT body FROM ops.webhook_deliveries WHERE status = 'rejected'")
+            .fetch_one(pool)
+            .await
+            .expect("rejected body");
+    assert_eq!(kept, "{\"eventNotifications\": \u{fffd} not json");
+}

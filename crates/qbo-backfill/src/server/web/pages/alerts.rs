@@ -1,4 +1,4 @@
-//! The Alerts page (`/alerts`): the channels (a webhook's URL with its key masked, or an e-mail
+//! The Alerts page (`/alerts`): the channels (a webhook's URL as its scheme and host, or an e-mail
 //! address, and the events each receives), a form to create one (a webhook's signing secret is
 //! shown once, on the page that answers the form), Test and Delete buttons, and the recent
 //! deliveries with their state. Checked as the API checks them (`domain::alert`).
@@ -9,7 +9,7 @@ use axum::response::Response;
 use uuid::Uuid;
 
 use super::{Fields, field, icon, shown};
-use crate::domain::alert::{AlertKind, FIRST_DELAY, NewChannel};
+use crate::domain::alert::{AlertKind, ChannelKind, FIRST_DELAY, NewChannel};
 use crate::server::AppState;
 use crate::server::web::{CsrfForm, ItemAction, Layout, Operator, PageError, layout, render};
 use crate::service::alerts::{self, AlertError, Sender, shown_target};
@@ -43,7 +43,7 @@ struct EventBox {
     checked: bool,
 }
 
-/// The create form as sent (echoed back when refused).
+/// The create form as sent (echoed back when refused, without a webhook's URL).
 #[derive(Default)]
 struct ChannelForm {
     name: String,
@@ -190,9 +190,19 @@ pub(crate) async fn create(
         }
         Err(AlertError::Store(e)) => Err(e.into()),
         Err(e) => {
+            // A webhook's URL is its key (and a refused one may carry a password): the form
+            // keeps the name, the kind and the events, never the URL. An address comes back.
+            let form = if sent.kind == ChannelKind::Email.as_str() {
+                sent
+            } else {
+                ChannelForm {
+                    target: String::new(),
+                    ..sent
+                }
+            };
             let shown = Shown {
                 error: Some(format!("{e}.")),
-                form: sent,
+                form,
                 checked,
                 ..Shown::default()
             };
