@@ -13,7 +13,7 @@ pub const BASES: [&str; 2] = ["Accrual", "Cash"];
 pub const TRIAL_BALANCE_PIPELINE: &str = "qb_trial_balance_backfill";
 
 /// One account of a month's comparison.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct AccountComparison {
     /// The account's id (`None` for a line without one, e.g. Retained Earnings of a company
     /// without that account).
@@ -31,7 +31,7 @@ pub struct AccountComparison {
 }
 
 /// A transaction posting to an account that changed in `raw` after the report was read.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct ChangedTxn {
     /// `Purchase`, `Invoice`, …
     pub txn_type: String,
@@ -48,7 +48,7 @@ pub struct ChangedTxn {
 }
 
 /// An account that differs, with the transactions that may explain it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Difference {
     /// The comparison.
     pub account: AccountComparison,
@@ -56,8 +56,10 @@ pub struct Difference {
     pub changed: Vec<ChangedTxn>,
 }
 
-/// What one month and basis came to.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// What one month and basis came to (in JSON: `"outcome": "missing"` or `"compared"` and its
+/// fields).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(tag = "outcome", rename_all = "snake_case")]
 pub enum MonthOutcome {
     /// No Trial Balance of this month and basis is stored.
     Missing,
@@ -78,13 +80,14 @@ pub enum MonthOutcome {
 }
 
 /// One calendar month on one basis.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct MonthReconciliation {
     /// First day of the month.
     pub month: Date,
     /// `Accrual` or `Cash`.
     pub basis: String,
     /// The result.
+    #[serde(flatten)]
     pub outcome: MonthOutcome,
 }
 
@@ -174,7 +177,7 @@ impl MonthReconciliation {
 }
 
 /// Totals over every month and basis reconciled.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
 pub struct ReconcileTotals {
     /// Month × basis pairs looked at.
     pub months: u64,

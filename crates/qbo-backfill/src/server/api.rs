@@ -17,9 +17,11 @@ use super::AppState;
 use super::error::ApiError;
 use super::extract::{ApiJson, RunId, path_param};
 use crate::domain::batch::Batch;
+use crate::domain::reconcile::TRIAL_BALANCE_PIPELINE;
 use crate::domain::run::RunOrigin;
 use crate::domain::secret::SecretName;
 use crate::pipeline::{DateRange, Mode, Pipeline, SinceError, Window, echo};
+use crate::service::reconcile::{ReconcileError, months_of, reconcile_trial_balances};
 use crate::service::retry::{RetryRefusal, plan_retry};
 use crate::store::auth::companies::{self, NoDefault};
 use crate::store::runs::logs;
@@ -277,11 +279,16 @@ pub(crate) async fn enqueue_verify(
 
 /// `POST /api/v1/verify` with `{"entity", "fecha_inicio", "fecha_fin", "realm_id": optional}`:
 /// `202` with the run (the shape of `POST /api/v1/runs`) of `qb_<entity>_verify`; for
-/// `"entity": "all"`, one run per entity, answered as `{"runs": [run, …]}` in catalog order.
+/// `"entity": "all"`, one run per entity, answered as `{"runs": [run, …]}` in catalog order;
+/// for `"entity": "reports"`, `200` with the Trial Balance reconciliation `verify reports`
+/// prints (it reads the database only).
 pub(crate) async fn create_verify(
     State(state): State<AppState>,
     ApiJson(body): ApiJson<VerifyBody>,
 ) -> Result<Response, ApiError> {
+    if body.entity.trim() == "reports" {
+        return reconcile_reports(&state, &body).await;
+    }
     let (pipelines, range) = validate_verify(
         &body.entity,
         body.fecha_inicio.as_deref(),
@@ -308,6 +315,41 @@ pub(crate) async fn create_verify(
         .pop()
         .ok_or_else(|| ApiError::not_found("the run just created"))?;
     Ok((StatusCode::ACCEPTED, Json(view)).into_response())
+}
+
+/// `POST /api/v1/verify` for `reports`: `{"realm_id", "fecha_inicio", "fecha_fin",
+/// "any_stored", "totals": {months, agreed, differed, missing, differences}, "months": [{month,
+/// basis, outcome: "missing" | "compared", as_of, fetched_at, accounts, agreed, differences:
+/// [{account, changed}]}]}`, validated as the CLI validates `verify reports`.
+async fn reconcile_reports(state: &AppState, body: &VerifyBody) -> Result<Response, ApiError> {
+    let (_, dates) = validate_run(
+        TRIAL_BALANCE_PIPELINE,
+        body.fecha_inicio.as_deref(),
+        body.fecha_fin.as_deref(),
+    )?;
+    let range = dates.ok_or_else(|| {
+        ApiError::invalid(
+            "invalid_request",
+            "`reports` needs fecha_inicio and fecha_fin",
+        )
+    })?;
+    months_of(&range).map_err(|e| ApiError::invalid("invalid_range", e.to_string()))?;
+    let realm_id = resolve_realm(state, body.realm_id.as_deref()).await?;
+    let reconciliation = reconcile_trial_balances(&state.pool, &realm_id, &range)
+        .await
+        .map_err(|e| match e {
+            ReconcileError::Range(e) => ApiError::invalid("invalid_range", e.to_string()),
+            ReconcileError::Store(e) => ApiError::from(e),
+        })?;
+    Ok(Json(serde_json::json!({
+        "realm_id": realm_id,
+        "fecha_inicio": range.fecha_inicio.to_string(),
+        "fecha_fin": range.fecha_fin.to_string(),
+        "any_stored": reconciliation.any_stored,
+        "totals": reconciliation.totals(),
+        "months": reconciliation.months,
+    }))
+    .into_response())
 }
 
 fn query_i64(

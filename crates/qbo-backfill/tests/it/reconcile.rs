@@ -4,7 +4,8 @@
 //! is reported missing (exit 1), bad input writes nothing (exit 2); then one Purchase's amount
 //! changed in the simulator after the reports were read and re-loaded into `raw` (not the
 //! reports) is exactly the difference found, naming both accounts, both amounts and the
-//! transaction; and `verify all` reconciles too.
+//! transaction; the API's `POST /api/v1/verify` with `reports` answers the same; and `verify
+//! all` reconciles too.
 
 use std::collections::BTreeSet;
 
@@ -305,6 +306,39 @@ async fn a_simulated_year_reconciles_then_exactly_the_planted_change_differs() {
             "{line}"
         );
     }
+
+    // The API answers the same reconciliation, as JSON.
+    let api = super::server::Api::start(&world, "0").await;
+    let asked =
+        serde_json::json!({"entity": "reports", "fecha_inicio": FROM, "fecha_fin": REPORTS_TO});
+    let (status, body) = api.post("/api/v1/verify", asked).await;
+    assert_eq!(status, 200, "{body}");
+    for key in ["months", "agreed", "differed", "missing", "differences"] {
+        let cli = field(&text, "Reconcile done |", key);
+        assert_eq!(body["totals"][key].as_u64(), cli, "{key}: {body}");
+    }
+    let march = body["months"]
+        .as_array()
+        .expect("months")
+        .iter()
+        .find(|m| m["month"] == "2025-03-01" && m["basis"] == "Accrual")
+        .expect("March, accrual");
+    assert_eq!(march["outcome"], "compared", "{march}");
+    let differences = march["differences"].as_array().expect("differences");
+    assert_eq!(differences.len(), 2, "{march}");
+    assert!(
+        differences
+            .iter()
+            .all(|d| d["changed"][0]["txn_id"] == id.as_str()),
+        "{march}"
+    );
+    let (status, body) = api
+        .post(
+            "/api/v1/verify",
+            serde_json::json!({"entity": "reports", "fecha_inicio": "2025-03-01", "fecha_fin": "2025-02-01"}),
+        )
+        .await;
+    assert_eq!(status, 422, "{body}");
 
     // `verify all` reconciles the same way after the entities.
     let (code, text) = verify(&world, "all", "2025-03-01", "2025-04-01").await;
