@@ -59,11 +59,31 @@ pub fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
                 "invalid_request",
                 format!(
                     "the body does not have the expected fields: {}",
-                    one_line(&e.to_string())
+                    one_line(&without_values(&e.to_string()))
                 ),
             ),
         }
     })
+}
+
+/// `message` (serde's) without the value it quotes: `invalid type: string "…", expected a
+/// sequence` says `invalid type: string, expected a sequence`, so that a secret put in the wrong
+/// field never comes back in the answer.
+fn without_values(message: &str) -> String {
+    for prefix in ["invalid type: ", "invalid value: ", "unknown variant "] {
+        if let Some(rest) = message.strip_prefix(prefix)
+            && let Some((quoted, expected)) = rest.rsplit_once(", expected ")
+        {
+            let kind = if prefix == "unknown variant " {
+                ""
+            } else {
+                quoted.split([' ', ',']).next().unwrap_or_default()
+            };
+            return format!("{prefix}{kind}, expected {expected}")
+                .replace(" , expected", ", expected");
+        }
+    }
+    message.to_owned()
 }
 
 /// A JSON body parsed into `T` by [`parse_json`] (whatever its content type); a body over the
@@ -198,6 +218,34 @@ impl FromRequestParts<AppState> for BatchId {
 #[cfg(test)]
 mod tests {
     use super::bearer_credentials;
+
+    #[test]
+    fn a_misplaced_value_is_never_quoted_back() {
+        #[derive(Debug, serde::Deserialize)]
+        #[allow(dead_code)]
+        struct Body {
+            events: Vec<String>,
+            kind: Kind,
+            count: Option<u32>,
+        }
+        #[derive(Debug, serde::Deserialize)]
+        #[serde(rename_all = "snake_case")]
+        enum Kind {
+            Webhook,
+        }
+        for body in [
+            r#"{"events": "https://u:Pw5ecretZZ@hooks.example.com/x", "kind": "webhook"}"#,
+            r#"{"events": [], "kind": "Pw5ecretZZ"}"#,
+            r#"{"events": [], "kind": "webhook", "count": "Pw5ecretZZ"}"#,
+            r#"{"events": [], "kind": "webhook", "count": 4294967296}"#,
+        ] {
+            let err = super::parse_json::<Body>(body.as_bytes()).expect_err(body);
+            assert_eq!(err.code, "invalid_request", "{body}");
+            assert!(!err.message.contains("Pw5ecretZZ"), "{}", err.message);
+            assert!(!err.message.contains("4294967296"), "{}", err.message);
+            assert!(err.message.contains("expected"), "{}", err.message);
+        }
+    }
 
     #[test]
     fn the_bearer_scheme_is_case_insensitive() {
