@@ -481,3 +481,49 @@ async fn connect_opened_at_another_address_says_so_and_starts_at_the_redirect_ur
         format!("{}/connect", ui.base)
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_century_runs_page_stays_small_and_says_where_every_window_is() {
+    use qbo_backfill::pipeline::{DateRange, Pipeline};
+    use qbo_backfill::store::runs::queue::{NewRun, enqueue_run};
+    let mut world = World::new(sim_config(5)).await;
+    let ui = Ui::start_with_workers(&mut world, "0").await;
+    let range = DateRange::new(jiff::civil::date(1926, 1, 1), jiff::civil::date(2026, 1, 1))
+        .expect("a century");
+    let windows = range.windows().expect("windows");
+    assert_eq!(windows.len(), 36_525);
+    let mut tx = world.pool().begin().await.expect("begin");
+    let id = enqueue_run(
+        &mut tx,
+        &NewRun {
+            pipeline: Pipeline::CUSTOMERS,
+            realm_id: &world.config.realm_id,
+            range,
+            windows: &windows,
+            trigger: qbo_backfill::domain::run::RunOrigin::Cli,
+            trigger_id: None,
+            retry_of: None,
+            requeue_on_loss: false,
+        },
+    )
+    .await
+    .expect("enqueue");
+    tx.commit().await.expect("commit");
+    let (_, session) = login_cookies(&ui.base).await;
+    let page = client_from("127.0.0.1")
+        .get(format!("{}/runs/{id}", ui.base))
+        .header("cookie", session)
+        .send()
+        .await
+        .expect("run page");
+    assert_eq!(page.status().as_u16(), 200);
+    let html = page.text().await.expect("html");
+    println!("a century's run page: {} bytes", html.len());
+    assert!(html.len() < 4_000_000, "{} bytes", html.len());
+    assert!(html.contains("id=\"windows-hidden\""), "no note");
+    assert!(html.contains("32,525 more windows"), "the note counts them");
+    assert!(
+        html.contains(&format!("/api/v1/runs/{id}")),
+        "the note names the API"
+    );
+}

@@ -14,8 +14,8 @@ use crate::server::web::{CsrfForm, Lang, Layout, Operator, PageError, layout, re
 use crate::service::retry::{RetryRefusal, plan_retry, retry_offered};
 use crate::store::auth::companies;
 use crate::store::runs::queue;
-use crate::store::runs::views::{self, RunFilter, RunView};
-use crate::store::runs::{RunStatus, logs};
+use crate::store::runs::views::{self, RunFilter, RunView, WindowView};
+use crate::store::runs::{RunStatus, WindowStatus, logs};
 
 struct RunRow {
     id: Uuid,
@@ -171,6 +171,9 @@ struct WindowRow {
 struct RunLive {
     run: RunDetail,
     windows: Vec<WindowRow>,
+    /// How many windows of the run are not listed ([`MAX_WINDOWS_SHOWN`]) and where they are:
+    /// the catalog's words (markup), with a number and the run's id.
+    hidden_note: Option<String>,
     csrf: String,
     /// Why QuickBooks refused the company's token, if it did: the reconnect banner, inside the
     /// part the page refreshes so it appears without a reload.
@@ -186,10 +189,34 @@ struct RunPage {
     live: String,
 }
 
-fn window_rows(view: &RunView, lang: Lang) -> Vec<WindowRow> {
-    view.windows
-        .clone()
-        .unwrap_or_default()
+/// The most windows a run's page lists: ten years of days, with room to spare. A longer run's
+/// page (a century is 36,525 windows, 15 MB of HTML refreshed every few seconds) lists first
+/// the windows that are not succeeded, then succeeded ones, in day order, and says how many
+/// more the API (`GET /api/v1/runs/{id}`) has.
+const MAX_WINDOWS_SHOWN: usize = 4000;
+
+/// The windows of `windows` a run's page lists, in day order, and how many it leaves out.
+fn shown_windows(windows: Vec<WindowView>) -> (Vec<WindowView>, usize) {
+    let hidden = windows.len().saturating_sub(MAX_WINDOWS_SHOWN);
+    if hidden == 0 {
+        return (windows, 0);
+    }
+    let mut order: Vec<usize> = (0..windows.len()).collect();
+    order.sort_by_key(|&i| windows[i].status == WindowStatus::Succeeded);
+    let mut keep = vec![false; windows.len()];
+    for &i in order.iter().take(MAX_WINDOWS_SHOWN) {
+        keep[i] = true;
+    }
+    let kept = windows
+        .into_iter()
+        .zip(keep)
+        .filter_map(|(w, keep)| keep.then_some(w))
+        .collect();
+    (kept, hidden)
+}
+
+fn window_rows(windows: Vec<WindowView>, lang: Lang) -> Vec<WindowRow> {
+    windows
         .into_iter()
         .map(|w| WindowRow {
             day: w.start_utc.get(..10).unwrap_or_default().to_owned(),
@@ -217,7 +244,8 @@ fn tid_not_in(error: Option<&str>, tid: Option<String>) -> Option<String> {
 
 /// The live part of a run's page for `op`; `can_retry` from [`retry_offered`].
 fn live(view: RunView, can_retry: bool, auth_error: Option<String>, op: &Operator) -> RunLive {
-    let windows = window_rows(&view, op.lang);
+    let (windows, hidden) = shown_windows(view.windows.clone().unwrap_or_default());
+    let windows = window_rows(windows, op.lang);
     // A final run is offered a retry whenever a window of it is still outstanding.
     let no_retry = view.status.is_final() && view.status != RunStatus::Succeeded && !can_retry;
     let run = RunDetail {
@@ -249,9 +277,15 @@ fn live(view: RunView, can_retry: bool, auth_error: Option<String>, op: &Operato
         error: view.error,
         retried_by: view.retried_by,
     };
+    let hidden_note = (hidden > 0).then(|| {
+        let count = op.lang.num(hidden);
+        op.lang
+            .fill("run.windows_hidden", &[("count", &count), ("id", &run.id)])
+    });
     RunLive {
         run,
         windows,
+        hidden_note,
         csrf: op.session.csrf_token.clone(),
         auth_error,
         lang: op.lang,
@@ -365,7 +399,60 @@ pub(crate) async fn cancel(
 
 #[cfg(test)]
 mod tests {
-    use super::tid_not_in;
+    use super::{MAX_WINDOWS_SHOWN, WindowStatus, WindowView, shown_windows, tid_not_in};
+
+    fn window(day: usize, status: WindowStatus) -> WindowView {
+        WindowView {
+            start_utc: format!("{day:06}"),
+            end_utc: String::new(),
+            status,
+            pages: 0,
+            rows: 0,
+            inserted: 0,
+            updated: 0,
+            unchanged: 0,
+            duration_s: None,
+            error: None,
+            intuit_tid: None,
+        }
+    }
+
+    #[test]
+    fn a_long_runs_page_lists_the_windows_not_succeeded_first_and_counts_the_rest() {
+        let short: Vec<_> = (0..MAX_WINDOWS_SHOWN)
+            .map(|d| window(d, WindowStatus::Succeeded))
+            .collect();
+        assert_eq!(shown_windows(short).1, 0, "ten years are listed whole");
+        let failed = [7, 2500, 9000, 36_000];
+        let century: Vec<_> = (0..36_525)
+            .map(|d| {
+                let status = if failed.contains(&d) {
+                    WindowStatus::Failed
+                } else if d >= 36_500 {
+                    WindowStatus::Pending
+                } else {
+                    WindowStatus::Succeeded
+                };
+                window(d, status)
+            })
+            .collect();
+        let (kept, hidden) = shown_windows(century);
+        assert_eq!(
+            (kept.len(), hidden),
+            (MAX_WINDOWS_SHOWN, 36_525 - MAX_WINDOWS_SHOWN)
+        );
+        let days: Vec<&str> = kept.iter().map(|w| w.start_utc.as_str()).collect();
+        assert!(days.windows(2).all(|p| p[0] < p[1]), "in day order");
+        let not_succeeded = kept
+            .iter()
+            .filter(|w| w.status != WindowStatus::Succeeded)
+            .count();
+        assert_eq!(
+            not_succeeded,
+            4 + 25,
+            "every failed and pending window is listed"
+        );
+    }
 
     #[test]
     fn an_intuit_tid_the_error_already_names_is_not_shown_again() {
