@@ -930,42 +930,6 @@ async fn a_verification_that_finds_drift_raises_verify_drift_from_the_cli_too() 
     assert!(rows[0].2.contains("1 month(s) drifted"), "{}", rows[0].2);
 }
 
-/// A logged-in web session of the first operator: the client and its cookies.
-async fn web_session(base: &str) -> (reqwest::Client, String) {
-    let http = qbo::tls::http_client_builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .expect("client");
-    let cookie = |r: &reqwest::Response| -> Vec<String> {
-        r.headers()
-            .get_all("set-cookie")
-            .iter()
-            .filter_map(|v| v.to_str().ok()?.split(';').next().map(str::to_owned))
-            .collect()
-    };
-    let page = http
-        .get(format!("{base}/login"))
-        .send()
-        .await
-        .expect("login page");
-    let mut cookies = cookie(&page);
-    let csrf = crate::support::csrf_field(&page.text().await.expect("html"));
-    let login = http
-        .post(format!("{base}/login"))
-        .header("cookie", cookies.join("; "))
-        .form(&[
-            ("csrf", csrf.as_str()),
-            ("username", "admin"),
-            ("password", crate::browser::ADMIN_PASSWORD),
-        ])
-        .send()
-        .await
-        .expect("login");
-    assert_eq!(login.status().as_u16(), 303, "login refused");
-    cookies.extend(cookie(&login));
-    (http, cookies.join("; "))
-}
-
 /// The hostile probe: a webhook URL carrying a password is refused without repeating it (API
 /// and form, whose input is not refilled with it); a chat webhook's key in its path, its
 /// parameters or its query is never shown (the `201` answer, the list, the page); a refused
@@ -1051,7 +1015,7 @@ async fn alert_channels_never_echo_a_credential_nor_show_a_webhook_key() {
     assert_eq!(plain, 0, "a webhook URL is stored in plain text");
 
     // The page: no key in the list; a refused form says why and does not refill the URL.
-    let (http, cookies) = web_session(base).await;
+    let (http, cookies) = crate::support::web_session(base, crate::browser::ADMIN_PASSWORD).await;
     let html = http
         .get(format!("{base}/alerts"))
         .header("cookie", &cookies)

@@ -484,8 +484,7 @@ async fn connect_opened_at_another_address_says_so_and_starts_at_the_redirect_ur
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_century_runs_page_stays_small_and_says_where_every_window_is() {
-    use qbo_backfill::pipeline::{DateRange, Pipeline};
-    use qbo_backfill::store::runs::queue::{NewRun, enqueue_run};
+    use qbo_backfill::pipeline::DateRange;
     let mut world = World::new(sim_config(5)).await;
     let ui = Ui::start_with_workers(&mut world, "0").await;
     let range = DateRange::new(jiff::civil::date(1926, 1, 1), jiff::civil::date(2026, 1, 1))
@@ -493,24 +492,11 @@ async fn a_century_runs_page_stays_small_and_says_where_every_window_is() {
     let windows = range.windows().expect("windows");
     assert_eq!(windows.len(), 36_525);
     let mut tx = world.pool().begin().await.expect("begin");
-    let id = enqueue_run(
-        &mut tx,
-        &NewRun {
-            pipeline: Pipeline::CUSTOMERS,
-            realm_id: &world.config.realm_id,
-            range,
-            windows: &windows,
-            trigger: qbo_backfill::domain::run::RunOrigin::Cli,
-            trigger_id: None,
-            retry_of: None,
-            requeue_on_loss: false,
-        },
-    )
-    .await
-    .expect("enqueue");
+    let realm = world.config.realm_id.clone();
+    let id = crate::support::enqueue_customers(&mut tx, &realm, range, &windows).await;
     tx.commit().await.expect("commit");
-    let (_, session) = login_cookies(&ui.base).await;
-    let page = client_from("127.0.0.1")
+    let (http, session) = crate::support::web_session(&ui.base, ADMIN_PASSWORD).await;
+    let page = http
         .get(format!("{}/runs/{id}", ui.base))
         .header("cookie", session)
         .send()

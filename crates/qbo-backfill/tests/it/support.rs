@@ -85,21 +85,16 @@ pub(crate) fn dead_worker() -> qbo_backfill::store::runs::workers::WorkerIdentit
     worker
 }
 
-/// A run of `windows` enqueued and claimed by `worker` (registered first), as a CLI run is.
-pub(crate) async fn start_run(
-    pool: &sqlx::PgPool,
+/// A customers run of `windows` enqueued in `tx`, as a CLI run is; its id.
+pub(crate) async fn enqueue_customers(
+    tx: &mut sqlx::PgConnection,
     realm_id: &str,
     range: qbo_backfill::pipeline::DateRange,
     windows: &[qbo_backfill::pipeline::Window],
-    worker: &qbo_backfill::store::runs::workers::WorkerIdentity,
-) -> qbo_backfill::store::runs::Execution {
-    use qbo_backfill::store::runs::queue::{NewRun, claim_run, enqueue_run};
-    qbo_backfill::store::runs::workers::register(pool, worker, "test")
-        .await
-        .expect("register worker");
-    let mut tx = pool.begin().await.expect("begin");
-    let id = enqueue_run(
-        &mut tx,
+) -> uuid::Uuid {
+    use qbo_backfill::store::runs::queue::{NewRun, enqueue_run};
+    enqueue_run(
+        tx,
         &NewRun {
             pipeline: qbo_backfill::pipeline::Pipeline::CUSTOMERS,
             realm_id,
@@ -112,7 +107,23 @@ pub(crate) async fn start_run(
         },
     )
     .await
-    .expect("enqueue");
+    .expect("enqueue")
+}
+
+/// A run of `windows` enqueued and claimed by `worker` (registered first), as a CLI run is.
+pub(crate) async fn start_run(
+    pool: &sqlx::PgPool,
+    realm_id: &str,
+    range: qbo_backfill::pipeline::DateRange,
+    windows: &[qbo_backfill::pipeline::Window],
+    worker: &qbo_backfill::store::runs::workers::WorkerIdentity,
+) -> qbo_backfill::store::runs::Execution {
+    use qbo_backfill::store::runs::queue::claim_run;
+    qbo_backfill::store::runs::workers::register(pool, worker, "test")
+        .await
+        .expect("register worker");
+    let mut tx = pool.begin().await.expect("begin");
+    let id = enqueue_customers(&mut tx, realm_id, range, windows).await;
     let claimed = claim_run(&mut tx, id, worker, qbo_backfill::store::runs::LEASE)
         .await
         .expect("claim")
@@ -157,4 +168,41 @@ pub(crate) fn csrf_field(html: &str) -> String {
         .and_then(|s| s.split('"').next())
         .expect("csrf")
         .to_owned()
+}
+
+/// A web session of the first operator (`admin`, logged in through the form with `password`):
+/// the client and its cookies.
+pub(crate) async fn web_session(base: &str, password: &str) -> (reqwest::Client, String) {
+    let http = qbo::tls::http_client_builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client");
+    let cookie = |r: &reqwest::Response| -> Vec<String> {
+        r.headers()
+            .get_all("set-cookie")
+            .iter()
+            .filter_map(|v| v.to_str().ok()?.split(';').next().map(str::to_owned))
+            .collect()
+    };
+    let page = http
+        .get(format!("{base}/login"))
+        .send()
+        .await
+        .expect("login page");
+    let mut cookies = cookie(&page);
+    let csrf = crate::support::csrf_field(&page.text().await.expect("html"));
+    let login = http
+        .post(format!("{base}/login"))
+        .header("cookie", cookies.join("; "))
+        .form(&[
+            ("csrf", csrf.as_str()),
+            ("username", "admin"),
+            ("password", password),
+        ])
+        .send()
+        .await
+        .expect("login");
+    assert_eq!(login.status().as_u16(), 303, "login refused");
+    cookies.extend(cookie(&login));
+    (http, cookies.join("; "))
 }

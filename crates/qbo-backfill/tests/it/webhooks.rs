@@ -240,41 +240,10 @@ async fn a_burst_of_500_edits_costs_at_most_five_requests() {
 
 /// The web page at `path`, logged in as the first operator.
 async fn web_page(api: &Api, path: &str) -> String {
-    let http = qbo::tls::http_client_builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .expect("client");
     let base = api.base();
-    let page = http
-        .get(format!("{base}/login"))
-        .send()
-        .await
-        .expect("login page");
-    let cookie = |r: &reqwest::Response| -> Vec<String> {
-        r.headers()
-            .get_all("set-cookie")
-            .iter()
-            .filter_map(|v| v.to_str().ok()?.split(';').next().map(str::to_owned))
-            .collect()
-    };
-    let mut cookies = cookie(&page);
-    let html = page.text().await.expect("html");
-    let csrf = crate::support::csrf_field(&html);
-    let login = http
-        .post(format!("{base}/login"))
-        .header("cookie", cookies.join("; "))
-        .form(&[
-            ("csrf", csrf.as_str()),
-            ("username", "admin"),
-            ("password", ADMIN_PASSWORD),
-        ])
-        .send()
-        .await
-        .expect("login");
-    assert_eq!(login.status().as_u16(), 303, "login refused");
-    cookies.extend(cookie(&login));
+    let (http, cookies) = crate::support::web_session(base, ADMIN_PASSWORD).await;
     http.get(format!("{base}{path}"))
-        .header("cookie", cookies.join("; "))
+        .header("cookie", cookies)
         .send()
         .await
         .expect("page")

@@ -716,8 +716,9 @@ async fn pages_that_time_out_are_asked_for_in_halves_and_later_windows_start_sma
     );
 }
 
-#[tokio::test]
-async fn at_the_smallest_page_a_failure_has_every_retry_then_is_an_error() {
+/// A stub that answers every query with Intuit's 504, and its client: pages of 1,000 rows,
+/// `max_retries` retries, no client-side rate limits.
+async fn always_timing_out(max_retries: u32) -> (Stub, qbo::QboClient, qbo::MemoryTokenStore) {
     let stub = Stub::start(|req| {
         if req.is_token() {
             StubResponse::token_ok()
@@ -726,11 +727,17 @@ async fn at_the_smallest_page_a_failure_has_every_retry_then_is_an_error() {
         }
     })
     .await;
-    let (client, _store) = stub.client_with(|s| {
+    let (client, store) = stub.client_with(|s| {
         s.page_size = 1000;
         s.limits = qbo::RateLimitSettings::unlimited();
-        s.retry.max_retries = 6;
+        s.retry.max_retries = max_retries;
     });
+    (stub, client, store)
+}
+
+#[tokio::test]
+async fn at_the_smallest_page_a_failure_has_every_retry_then_is_an_error() {
+    let (stub, client, _store) = always_timing_out(6).await;
     let mut pager = client.window_pager(Entity::Customer, whole_range());
     let err = drain(&mut pager).await.expect_err("always 504");
     assert_eq!(err.status(), Some(504), "{err:?}");
@@ -753,19 +760,7 @@ async fn at_the_smallest_page_a_failure_has_every_retry_then_is_an_error() {
 
 #[tokio::test]
 async fn without_retries_a_failed_page_is_not_halved() {
-    let stub = Stub::start(|req| {
-        if req.is_token() {
-            StubResponse::token_ok()
-        } else {
-            StubResponse::gateway_timeout()
-        }
-    })
-    .await;
-    let (client, _store) = stub.client_with(|s| {
-        s.page_size = 1000;
-        s.limits = qbo::RateLimitSettings::unlimited();
-        s.retry.max_retries = 0;
-    });
+    let (stub, client, _store) = always_timing_out(0).await;
     let mut pager = client.window_pager(Entity::Customer, whole_range());
     let err = drain(&mut pager).await.expect_err("504");
     assert_eq!(err.status(), Some(504), "{err:?}");

@@ -208,11 +208,9 @@ const CDC: &str = include_str!(concat!(
     "/../../../shared/fixtures/qbo/cdc_response.json"
 ));
 
-#[tokio::test]
-async fn cdc_reads_changes_and_deletions_of_one_entity() {
-    // Intuit's recorded answer, plus one deleted Estimate in the shape deletions take.
-    let deleted = r#"{"domain":"QBO","status":"Deleted","Id":"77","MetaData":{"LastUpdatedTime":"2015-10-09T08:00:00-07:00"}},"#;
-    let body = CDC.replacen("\"Estimate\":[", &format!("\"Estimate\":[{deleted}"), 1);
+/// The Estimate changes since 2015-10-01 a stub answering every CDC request with `body` gives,
+/// with the stub and the client that asked.
+async fn estimate_changes(body: String) -> (Vec<qbo::CdcChange>, Stub, qbo::QboClient) {
     let stub = Stub::start(move |req| {
         if req.is_token() {
             StubResponse::token_ok()
@@ -224,6 +222,16 @@ async fn cdc_reads_changes_and_deletions_of_one_entity() {
     let (client, _store) = stub.client(1000);
     let since: jiff::Timestamp = "2015-10-01T00:00:00Z".parse().expect("time");
     let changes = client.cdc(qbo::Entity::Estimate, since).await.expect("cdc");
+    (changes, stub, client)
+}
+
+#[tokio::test]
+async fn cdc_reads_changes_and_deletions_of_one_entity() {
+    // Intuit's recorded answer, plus one deleted Estimate in the shape deletions take.
+    let deleted = r#"{"domain":"QBO","status":"Deleted","Id":"77","MetaData":{"LastUpdatedTime":"2015-10-09T08:00:00-07:00"}},"#;
+    let body = CDC.replacen("\"Estimate\":[", &format!("\"Estimate\":[{deleted}"), 1);
+    let (changes, stub, client) = estimate_changes(body).await;
+    let since: jiff::Timestamp = "2015-10-01T00:00:00Z".parse().expect("time");
     let ids: Vec<&str> = changes.iter().map(|c| c.id.as_str()).collect();
     assert_eq!(ids, ["77", "48", "46", "41", "100"]);
     assert!(changes[0].deleted && changes[1..].iter().all(|c| !c.deleted));
@@ -267,17 +275,7 @@ async fn a_body_cut_off_mid_way_is_retried_and_its_error_names_the_intuit_tid() 
 async fn a_cdc_answer_keyed_in_another_casing_still_carries_the_changes() {
     let body = CDC.replacen("\"Estimate\":[", "\"estimate\":[", 1);
     assert_ne!(body, CDC, "the fixture names Estimate");
-    let stub = Stub::start(move |req| {
-        if req.is_token() {
-            StubResponse::token_ok()
-        } else {
-            StubResponse::json(200, body.clone())
-        }
-    })
-    .await;
-    let (client, _store) = stub.client(1000);
-    let since: jiff::Timestamp = "2015-10-01T00:00:00Z".parse().expect("time");
-    let changes = client.cdc(qbo::Entity::Estimate, since).await.expect("cdc");
+    let (changes, _stub, _client) = estimate_changes(body).await;
     let ids: Vec<&str> = changes.iter().map(|c| c.id.as_str()).collect();
     assert_eq!(ids, ["48", "46", "41", "100"]);
 }
