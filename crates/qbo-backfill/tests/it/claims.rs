@@ -916,3 +916,46 @@ async fn a_run_that_ends_gives_back_the_windows_it_still_holds_and_only_those() 
         vec![("running".to_owned(), 3653)]
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_claims_of_one_runs_loaded_windows_never_deadlock() {
+    // Windows loaded in part once (a span that failed: its days load again in smaller pieces)
+    // carry counters, so each claim, which zeroes them, moves its run's own counters too.
+    let db = test_db().await;
+    let range = DateRange::parse("2026-01-01", "2026-03-02").expect("range");
+    let windows = range.windows().expect("windows");
+    let exec = new_run(&db.pool, range, &windows).await;
+    sqlx::query("UPDATE ops.run_windows SET rows_total = 5, inserted = 5 WHERE run_id = $1")
+        .bind(exec.run_id)
+        .execute(&db.pool)
+        .await
+        .expect("counters");
+    let mut claims = tokio::task::JoinSet::new();
+    for window in windows.clone() {
+        let pool = db.pool.clone();
+        claims.spawn(async move {
+            runs::claim_window(
+                &pool,
+                &exec,
+                Pipeline::CUSTOMERS,
+                REALM,
+                &window,
+                runs::LEASE,
+            )
+            .await
+        });
+    }
+    while let Some(claim) = claims.join_next().await {
+        let claim = claim.expect("task").expect("no claim fails (no deadlock)");
+        assert!(matches!(claim, Claim::Claimed), "{claim:?}");
+    }
+    let (running, rows): (i64, i64) = sqlx::query_as(
+        "SELECT (SELECT count(*) FROM ops.run_windows WHERE run_id = $1 AND status = 'running'), \
+                (SELECT w_rows FROM ops.runs WHERE id = $1)",
+    )
+    .bind(exec.run_id)
+    .fetch_one(&db.pool)
+    .await
+    .expect("state");
+    assert_eq!((running, rows), (windows.len() as i64, 0));
+}

@@ -565,3 +565,58 @@ async fn interrupt_then_retry(signal: &str) {
         world.expected_ids("Customer", JAN_FROM, JAN_TO)
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_of_spans_broken_by_faults_ends_with_every_window_settled_and_totals_that_add_up() {
+    let mut config = sim_config(2000);
+    config.faults = FaultConfig {
+        error_rate: 0.3,
+        ..FaultConfig::default()
+    };
+    config.limits = qbo_sim::SimLimits::none();
+    let mut world = World::new(config).await;
+    world.extra_env.push(("QBO_MAX_RETRIES".into(), "0".into()));
+    world.extra_env.push(("QBO_PAGE_SIZE".into(), "50".into()));
+    world
+        .extra_env
+        .push(("QBO_SPAN_MAX_PAGES".into(), "4".into()));
+    let out = world.load("qb_customers_backfill", JAN_FROM, JAN_TO).await;
+    let text = stdout(&out);
+    let id = run_id(&text);
+    let (status, total_rows, inserted, updated, unchanged): (String, i64, i64, i64, i64) =
+        sqlx::query_as(
+            "SELECT status, rows_total, inserted, updated, unchanged FROM ops.runs WHERE id = $1::uuid",
+        )
+        .bind(&id)
+        .fetch_one(world.pool())
+        .await
+        .expect("run");
+    let windows: Vec<(String, i64, i64, i64, i64)> = sqlx::query_as(
+        "SELECT status, rows_total, inserted, updated, unchanged FROM ops.run_windows \
+          WHERE run_id = $1::uuid ORDER BY window_start",
+    )
+    .bind(&id)
+    .fetch_all(world.pool())
+    .await
+    .expect("windows");
+    println!("{status} total_rows={total_rows} windows={windows:?}\n{text}");
+    // Concurrent claims of one run's windows never deadlock on the run's row.
+    assert!(!text.contains("cannot claim"), "{text}");
+    assert!(
+        windows
+            .iter()
+            .all(|w| w.0 == "succeeded" || w.0 == "failed"),
+        "a final run leaves no window pending or running: {windows:?}"
+    );
+    let sum = |f: fn(&(String, i64, i64, i64, i64)) -> i64| windows.iter().map(f).sum::<i64>();
+    assert_eq!(total_rows, sum(|w| w.1), "total rows = the windows' rows");
+    assert_eq!(
+        (inserted, updated, unchanged),
+        (sum(|w| w.2), sum(|w| w.3), sum(|w| w.4)),
+        "counts = the windows' counts"
+    );
+    assert_eq!(
+        field(&text, "total_rows=", "total_rows"),
+        Some(total_rows as u64)
+    );
+}

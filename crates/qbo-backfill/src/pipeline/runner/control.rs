@@ -145,6 +145,21 @@ impl<W> RunCore<W> {
         lock(&self.failed).push(day);
     }
 
+    /// Records this run's own record of `window` failed with `message` though this execution
+    /// does not hold the window (its claim failed, or other runs kept taking it over), so that
+    /// the record agrees with the outcome, which counts it failed; a failure to record is a
+    /// warning.
+    pub(crate) async fn give_up(&self, window: Window, message: &str) {
+        let pool = &self.engine.pool;
+        if let Err(e) =
+            crate::store::runs::give_up_run_window(pool, &self.ctx.execution, &window, message)
+                .await
+        {
+            let warning = format!("Cannot record the end of window {}: {e}", window.day);
+            self.emit(&RunEvent::Warning { message: &warning });
+        }
+    }
+
     /// `window` in this execution's hands, worked on since `started`.
     pub(crate) fn held(&self, window: Window, started: Instant) -> HeldWindow<'_> {
         HeldWindow {

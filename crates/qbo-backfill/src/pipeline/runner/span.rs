@@ -152,6 +152,7 @@ impl Scope {
             Err(Early::TakenOver) => {
                 // What was written stays (upserts are idempotent); the days are loaded again,
                 // those another run holds once it is done with them.
+                self.take_back(&loaded);
                 for task in &tasks {
                     self.emit(&RunEvent::WindowTakenOver {
                         day: task.window.day,
@@ -170,6 +171,7 @@ impl Scope {
             Err(Early::Failed(message, _)) => {
                 // What was written stays (upserts are idempotent); the days load again in
                 // smaller spans, down to single days that fail on their own.
+                self.take_back(&loaded);
                 for task in &tasks {
                     task.unfinished("loading again in smaller spans").await;
                 }
@@ -207,15 +209,8 @@ impl Scope {
             let message = format!(
                 "taken over by other runs {MAX_TAKEOVERS} times while this run loaded it; retry the run"
             );
-            self.add(|t| t.failed_windows += 1);
-            lock(&self.core.failed).push(window.day);
-            if let Err(e) =
-                runs::give_up_run_window(&self.core.engine.pool, self.exec(), &window, &message)
-                    .await
-            {
-                let warning = format!("Cannot record the end of window {}: {e}", window.day);
-                self.emit(&RunEvent::Warning { message: &warning });
-            }
+            self.core.window_failed(window.day);
+            self.core.give_up(window, &message).await;
             self.emit(&RunEvent::WindowFailed {
                 day: window.day,
                 error: &message,
@@ -488,6 +483,23 @@ impl Scope {
                 None,
             )),
         }
+    }
+
+    /// Takes back from the run's totals the rows and counts a span's attempt added when its days
+    /// are loaded again in this run: the run's totals stay the sums of its windows' own figures
+    /// (the page, the API and the summary agree), each day counted by the load that ends it.
+    fn take_back(&self, loaded: &[SpanDay]) {
+        let rows: u64 = loaded.iter().map(|day| day.rows).sum();
+        let counts = loaded
+            .iter()
+            .fold(UpsertCounts::default(), |sum, day| sum + day.counts);
+        let totals = self.add(|t| {
+            t.rows = t.rows.saturating_sub(rows);
+            t.counts = t.counts.saturating_sub(counts);
+        });
+        self.emit(&RunEvent::PageWritten {
+            run_rows: totals.rows,
+        });
     }
 
     /// Adds a written span page to its days' figures and the run's totals.

@@ -44,8 +44,11 @@ impl WindowTask<'_> {
             Ok(Some(_)) => {}
             Ok(None) => return,
             Err(e) => {
-                self.failed(&format!("cannot claim the window: {e}"), None)
-                    .await;
+                let message = format!("cannot claim the window: {e}");
+                self.failed(&message, None).await;
+                // Not held, so the failure is recorded on this run's own record of the window,
+                // which the outcome counts: a final run leaves no window pending.
+                scope.core.give_up(self.window, &message).await;
                 return;
             }
         }

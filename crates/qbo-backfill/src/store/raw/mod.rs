@@ -553,6 +553,18 @@ impl AddAssign for UpsertCounts {
     }
 }
 
+impl UpsertCounts {
+    /// `self - rhs`, each count at least 0.
+    #[must_use]
+    pub const fn saturating_sub(self, rhs: Self) -> Self {
+        Self {
+            inserted: self.inserted.saturating_sub(rhs.inserted),
+            updated: self.updated.saturating_sub(rhs.updated),
+            unchanged: self.unchanged.saturating_sub(rhs.unchanged),
+        }
+    }
+}
+
 impl std::ops::Add for UpsertCounts {
     type Output = Self;
 

@@ -313,11 +313,15 @@ async fn give_back_taken(
     Ok(())
 }
 
-/// Whether this execution still holds its run (locked `FOR SHARE` until the transaction ends).
+/// Whether this execution still holds its run (locked `FOR NO KEY UPDATE` until the transaction
+/// ends). Not `FOR SHARE`: a claim that resets a window's counters moves the run's own (the
+/// `run_windows_counters` trigger updates its row), and two claims of one run that both held the
+/// row shared and then both wanted to update it deadlocked. The claims of one run take turns on
+/// its row instead, as its page writes already do.
 async fn run_still_held(conn: &mut PgConnection, exec: &Execution) -> Result<bool> {
     let held: Option<i32> = sqlx::query_scalar(
         "SELECT 1 FROM ops.runs WHERE id = $1 AND execution_id = $2 AND status = 'running' \
-         FOR SHARE",
+         FOR NO KEY UPDATE",
     )
     .bind(exec.run_id)
     .bind(exec.execution_id)
