@@ -112,7 +112,6 @@ pub fn app(state: AppState) -> Router {
         .route("/api/v1/secrets", get(api::list_secrets))
         .route("/api/v1/secrets/{name}", put(api::put_secret))
         .route("/metrics", get(metrics_route))
-        .fallback(api_not_found)
         .layer(middleware::map_response(json_body_limit))
         .layer(middleware::from_extractor_with_state::<extract::ApiToken, _>(state.clone()));
     let pages = web::routes().layer(middleware::from_fn(web::security_headers));
@@ -127,6 +126,7 @@ pub fn app(state: AppState) -> Router {
         .merge(hooks)
         .merge(pages)
         .merge(api)
+        .fallback(unknown_path)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(state)
 }
@@ -140,8 +140,21 @@ async fn json_body_limit(response: Response) -> Response {
     response
 }
 
-async fn api_not_found() -> ApiError {
-    ApiError::not_found("no such API route (see the contract's Server section)")
+/// What answers a path no route has: under `/api/`, the API's 404 behind its token like every
+/// API route; elsewhere (a mistyped page, a browser's `/favicon.ico`) the site's "not found"
+/// page in the request's language, not the API's demand for a token.
+async fn unknown_path(State(state): State<AppState>, request: axum::extract::Request) -> Response {
+    use axum::extract::FromRequestParts as _;
+    if request.uri().path().starts_with("/api/") {
+        let (mut parts, _) = request.into_parts();
+        if let Err(refused) = extract::ApiToken::from_request_parts(&mut parts, &state).await {
+            return refused.into_response();
+        }
+        return ApiError::not_found("no such API route (see the contract's Server section)")
+            .into_response();
+    }
+    let lang = web::Lang::of_request(request.headers());
+    web::i18n::error_page(lang, web::i18n::ErrorPage::NotFound)
 }
 
 async fn healthz(State(state): State<AppState>) -> Response {

@@ -513,3 +513,45 @@ async fn a_century_runs_page_stays_small_and_says_where_every_window_is() {
         "the note names the API"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_unknown_page_is_not_found_in_the_readers_language_and_an_unknown_api_route_asks_for_a_token()
+ {
+    let mut world = World::new(sim_config(5)).await;
+    let ui = Ui::start_with_workers(&mut world, "0").await;
+    let http = client_from("127.0.0.1");
+    for (path, lang) in [
+        ("/favicon.ico", "en"),
+        ("/nonexistent", "es"),
+        ("/runs/x/y/z", "en"),
+    ] {
+        let r = http
+            .get(format!("{}{path}", ui.base))
+            .header("accept-language", lang)
+            .send()
+            .await
+            .expect("get");
+        assert_eq!(r.status().as_u16(), 404, "{path}");
+        let html = r.text().await.expect("html");
+        assert!(html.contains(&format!("lang=\"{lang}\"")), "{path}: {html}");
+        assert!(!html.contains("API token"), "{path}: {html}");
+    }
+    let r = http
+        .get(format!("{}/api/v1/nope", ui.base))
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(r.status().as_u16(), 401);
+    let (http, session) = crate::support::web_session(&ui.base, ADMIN_PASSWORD).await;
+    let r = http
+        .get(format!("{}/nonexistent", ui.base))
+        .header("cookie", session)
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(
+        r.status().as_u16(),
+        404,
+        "logged in, a wrong address is still not found"
+    );
+}
