@@ -778,7 +778,7 @@ async fn the_alerts_page_creates_tests_and_lists_deliveries_and_reads_on_a_phone
         .expect("get");
     assert_eq!(
         (r.status().as_u16(), r.headers()["location"].to_str().ok()),
-        (303, Some("/login"))
+        (303, Some("/login?next=%2Falerts"))
     );
     let cookie = browser
         .cmd(reqwest::Method::GET, "/cookie/qbo_session", None)

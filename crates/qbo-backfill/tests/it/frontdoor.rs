@@ -555,3 +555,79 @@ async fn an_unknown_page_is_not_found_in_the_readers_language_and_an_unknown_api
         "logged in, a wrong address is still not found"
     );
 }
+
+/// Logs in through the form of `/login?next=…` (`next` as the redirect gave it); where the
+/// login sends the browser.
+async fn login_going_to(base: &str, login_path: &str) -> String {
+    let http = client_from("127.0.0.1");
+    let page = http
+        .get(format!("{base}{login_path}"))
+        .send()
+        .await
+        .expect("login page");
+    let cookie = page.headers()["set-cookie"]
+        .to_str()
+        .expect("cookie")
+        .split(';')
+        .next()
+        .expect("pair")
+        .to_owned();
+    let html = page.text().await.expect("html");
+    let csrf = crate::support::csrf_field(&html);
+    let next = html
+        .split("name=\"next\" value=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .expect("the form carries next")
+        .replace("&#x2f;", "/")
+        .replace("&#x3f;", "?")
+        .replace("&#x3d;", "=")
+        .replace("&amp;", "&");
+    let r = http
+        .post(format!("{base}/login"))
+        .header("cookie", cookie)
+        .form(&[
+            ("csrf", csrf.as_str()),
+            ("username", "admin"),
+            ("password", ADMIN_PASSWORD),
+            ("next", next.as_str()),
+        ])
+        .send()
+        .await
+        .expect("login");
+    assert_eq!(r.status().as_u16(), 303);
+    r.headers()["location"]
+        .to_str()
+        .expect("location")
+        .to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_page_asked_for_before_logging_in_is_where_the_login_goes_and_only_a_page_of_this_site() {
+    let mut world = World::new(sim_config(5)).await;
+    let ui = Ui::start_with_workers(&mut world, "0").await;
+    let r = client_from("127.0.0.1")
+        .get(format!("{}/runs?status=failed", ui.base))
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(r.status().as_u16(), 303);
+    let to_login = r.headers()["location"]
+        .to_str()
+        .expect("location")
+        .to_owned();
+    assert_eq!(to_login, "/login?next=%2Fruns%3Fstatus%3Dfailed");
+    assert_eq!(
+        login_going_to(&ui.base, &to_login).await,
+        "/runs?status=failed"
+    );
+    for elsewhere in [
+        "//evil.example/x",
+        "https://evil.example/",
+        "/\\evil.example",
+    ] {
+        let path = format!("/login?next={}", elsewhere.replace('/', "%2F"));
+        assert_eq!(login_going_to(&ui.base, &path).await, "/", "{elsewhere}");
+    }
+    assert_eq!(login_going_to(&ui.base, "/login").await, "/");
+}

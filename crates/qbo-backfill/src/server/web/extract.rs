@@ -33,6 +33,17 @@ impl PageError {
         Self::from_response(Redirect::to("/login").into_response())
     }
 
+    /// `303` to the login page, which comes back to `then` (a page of this site) after it.
+    #[must_use]
+    pub fn login_then(then: Option<&axum::http::uri::PathAndQuery>) -> Self {
+        let then = then.map_or("/", |p| super::i18n::local_path(p.as_str()));
+        if then == "/" {
+            return Self::login();
+        }
+        let next: String = url::form_urlencoded::byte_serialize(then.as_bytes()).collect();
+        Self::redirect(&format!("/login?next={next}"))
+    }
+
     /// `303` to `to` (a page of this site).
     #[must_use]
     pub fn redirect(to: &str) -> Self {
@@ -129,8 +140,14 @@ impl FromRequestParts<AppState> for Operator {
         if let Some(op) = parts.extensions.get::<Self>() {
             return Ok(op.clone());
         }
-        let mut op = operator(state, &parts.headers).await?;
-        if parts.method == axum::http::Method::GET {
+        let get = parts.method == axum::http::Method::GET;
+        let mut op = match operator(state, &parts.headers).await {
+            Ok(op) => op,
+            // A page asked for without a session comes back after the login.
+            Err(_) if get => return Err(PageError::login_then(parts.uri.path_and_query())),
+            Err(e) => return Err(e),
+        };
+        if get {
             op.here = parts.uri.path_and_query().map(|p| p.as_str().to_owned());
         }
         parts.extensions.insert(op.clone());

@@ -5,14 +5,14 @@
 use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 
 use askama::Template;
-use axum::extract::{ConnectInfo, Form, State};
+use axum::extract::{ConnectInfo, Form, Query, State};
 use axum::http::{Extensions, HeaderMap};
 use axum::response::{IntoResponse, Redirect, Response};
 
 use super::{Fields, field};
 use crate::server::AppState;
 use crate::server::web::extract::operator;
-use crate::server::web::i18n::{Lang, LangLink};
+use crate::server::web::i18n::{Lang, LangLink, local_path};
 use crate::server::web::{
     CsrfForm, LOGIN_CSRF_COOKIE, Operator, PageError, SESSION_COOKIE, add_cookie, constant_time_eq,
     render,
@@ -24,18 +24,27 @@ use crate::store::auth::web;
 #[template(path = "login.html")]
 struct LoginPage {
     csrf: String,
+    /// Where a successful login goes (a page of this site).
+    next: String,
     username: String,
     error: Option<String>,
     lang: Lang,
     languages: Vec<LangLink>,
 }
 
-fn login_page(state: &AppState, lang: Lang, username: &str, error: Option<String>) -> Response {
+fn login_page(
+    state: &AppState,
+    lang: Lang,
+    next: &str,
+    username: &str,
+    error: Option<String>,
+) -> Response {
     let Ok(csrf) = web::random_token() else {
         return PageError::failure(&"no randomness for the login form").into_response();
     };
     let mut response = render(&LoginPage {
         csrf: csrf.clone(),
+        next: local_path(next).to_owned(),
         username: username.to_owned(),
         error,
         lang,
@@ -51,12 +60,18 @@ fn login_page(state: &AppState, lang: Lang, username: &str, error: Option<String
     response
 }
 
-/// `GET /login`: the form, or the Pipelines page when already logged in.
-pub(crate) async fn form(State(state): State<AppState>, headers: HeaderMap) -> Response {
+/// `GET /login?next=/path`: the form, or the page `next` names (the dashboard by default) when
+/// already logged in.
+pub(crate) async fn form(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(query): Query<Fields>,
+) -> Response {
+    let next = local_path(query.get("next").map_or("/", String::as_str));
     if operator(&state, &headers).await.is_ok() {
-        return Redirect::to("/").into_response();
+        return Redirect::to(next).into_response();
     }
-    login_page(&state, Lang::of_request(&headers), "", None)
+    login_page(&state, Lang::of_request(&headers), next, "", None)
 }
 
 /// The client a request comes from: the connection's peer, or, when the peer is one of the
@@ -95,18 +110,14 @@ pub(crate) async fn login(
     let password = form.get("password").map_or("", String::as_str);
     let client = client_of(&state, &extensions, &headers);
     let lang = Lang::of_request(&headers);
+    let next = local_path(field(&form, "next"));
+    let refused = |key| login_page(&state, lang, next, &username, Some(lang.t(key).to_owned()));
     let session = match login::login(&state.pool, &username, password, client).await? {
-        LoginOutcome::Throttled => {
-            let error = lang.t("login.throttled");
-            return Ok(login_page(&state, lang, &username, Some(error.to_owned())));
-        }
-        LoginOutcome::Refused => {
-            let error = lang.t("login.refused");
-            return Ok(login_page(&state, lang, &username, Some(error.to_owned())));
-        }
+        LoginOutcome::Throttled => return Ok(refused("login.throttled")),
+        LoginOutcome::Refused => return Ok(refused("login.refused")),
         LoginOutcome::Session(session) => session,
     };
-    let mut response = Redirect::to("/").into_response();
+    let mut response = Redirect::to(next).into_response();
     let idle = Some(web::SESSION_IDLE.as_secs());
     add_cookie(&mut response, &state.web, SESSION_COOKIE, &session.id, idle);
     add_cookie(&mut response, &state.web, LOGIN_CSRF_COOKIE, "", Some(0));
