@@ -631,3 +631,50 @@ async fn a_page_asked_for_before_logging_in_is_where_the_login_goes_and_only_a_p
     }
     assert_eq!(login_going_to(&ui.base, "/login").await, "/");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_refused_load_history_keeps_its_dates_and_writes_nothing() {
+    let mut world = World::new(sim_config(5)).await;
+    let ui = Ui::start_with_workers(&mut world, "0").await;
+    let (http, session) = crate::support::web_session(&ui.base, ADMIN_PASSWORD).await;
+    let page = http
+        .get(format!("{}/pipelines", ui.base))
+        .header("cookie", &session)
+        .send()
+        .await
+        .expect("pipelines")
+        .text()
+        .await
+        .expect("html");
+    assert!(page.contains("action=\"/batches#load-history\""), "{page}");
+    let csrf = crate::support::csrf_field(&page);
+    let r = http
+        .post(format!("{}/batches", ui.base))
+        .header("cookie", &session)
+        .form(&[
+            ("csrf", csrf.as_str()),
+            ("batch", "all_backfill"),
+            ("fecha_inicio", "2026-03-01"),
+            ("fecha_fin", "2026-02-01"),
+        ])
+        .send()
+        .await
+        .expect("load history");
+    assert_eq!(r.status().as_u16(), 200);
+    let html = r.text().await.expect("html");
+    assert!(
+        html.contains("name=\"fecha_inicio\" value=\"2026-03-01\""),
+        "{html}"
+    );
+    assert!(
+        html.contains("name=\"fecha_fin\" value=\"2026-02-01\""),
+        "{html}"
+    );
+    let (batches, runs): (i64, i64) = sqlx::query_as(
+        "SELECT (SELECT count(*) FROM ops.batches), (SELECT count(*) FROM ops.runs)",
+    )
+    .fetch_one(world.pool())
+    .await
+    .expect("counts");
+    assert_eq!((batches, runs), (0, 0));
+}

@@ -133,7 +133,13 @@ pub(crate) async fn start(
         Ok(id) => Ok(Redirect::to(&format!("/batches/{id}")).into_response()),
         Err(e) => {
             let message = op.lang.refusal(e.code, &e.message);
-            super::pipelines::with_error(&state, &op, name, message).await
+            let refused = super::pipelines::Posted {
+                pipeline: name,
+                fecha_inicio: field(&form, "fecha_inicio"),
+                fecha_fin: field(&form, "fecha_fin"),
+                outcome: super::pipelines::Outcome::Refused(message),
+            };
+            super::pipelines::pipelines_page(&state, &op, Some(refused)).await
         }
     }
 }

@@ -269,23 +269,6 @@ pub(crate) async fn pipelines_page(
     }))
 }
 
-/// The Pipelines page with `message` shown at its top (a refused Load history, which no card
-/// owns), nothing written.
-pub(crate) async fn with_error(
-    state: &AppState,
-    op: &Operator,
-    batch: &str,
-    message: String,
-) -> Result<Response, PageError> {
-    let refused = Posted {
-        pipeline: batch,
-        fecha_inicio: "",
-        fecha_fin: "",
-        outcome: Outcome::Refused(message),
-    };
-    pipelines_page(state, op, Some(refused)).await
-}
-
 /// `GET /`.
 pub(crate) async fn page(
     State(state): State<AppState>,
