@@ -58,8 +58,21 @@
         box.innerHTML = html;
         var inner = box.firstElementChild;
         if (inner && inner.id === "live") {
+          // The refresh keeps what the operator was on: the focused button (the same
+          // form's) and how far the windows table was scrolled sideways.
+          var focused = document.activeElement;
+          var form = focused && live.contains(focused) && focused.form;
+          var action = form ? form.getAttribute("action") : null;
+          var wrap = live.querySelector(".table-wrap");
+          var scrolled = wrap ? wrap.scrollLeft : 0;
           live.innerHTML = inner.innerHTML;
           live.setAttribute("data-final", inner.getAttribute("data-final"));
+          if (action) {
+            var again = live.querySelector('form[action="' + action + '"] button');
+            if (again) { again.focus({ preventScroll: true }); }
+          }
+          var wrapAgain = live.querySelector(".table-wrap");
+          if (wrapAgain) { wrapAgain.scrollLeft = scrolled; }
         }
       });
   }

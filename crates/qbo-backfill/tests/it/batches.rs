@@ -237,3 +237,50 @@ async fn the_api_starts_a_batch_follows_it_and_retries_its_failed_runs_in_one_ca
         .await;
     assert_eq!(status, 404);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_whose_command_line_is_killed_leaves_no_run_queued_for_nobody() {
+    let mut config = sim_config(2000);
+    config.faults = FaultConfig {
+        latency: std::time::Duration::from_millis(40),
+        ..FaultConfig::default()
+    };
+    let world = World::new(config).await;
+    let mut child = world
+        .command(&[
+            "run",
+            "all_backfill",
+            "--fecha-inicio",
+            JAN_FROM,
+            "--fecha-fin",
+            JAN_TO,
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn");
+    // Killed while its first run loads: the batch's other runs are still queued for it.
+    world.wait_for_pages(2).await;
+    child.start_kill().expect("kill");
+    child.wait().await.expect("wait");
+    let queued = count(
+        &world,
+        "SELECT count(*) FROM ops.runs WHERE status = 'queued'",
+    )
+    .await;
+    assert!(queued > 20, "{queued} runs queued when it was killed");
+    // The next command that looks (here `runs`) finds the process dead: its run is interrupted
+    // and the runs it was going to run are cancelled, as Ctrl-C would have left them.
+    let out = world.run(&["runs"]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let statuses: Vec<(String, i64)> =
+        sqlx::query_as("SELECT status, count(*) FROM ops.runs GROUP BY status ORDER BY status")
+            .fetch_all(world.pool())
+            .await
+            .expect("statuses");
+    let of = |s: &str| statuses.iter().find(|(k, _)| k == s).map_or(0, |(_, n)| *n);
+    assert_eq!(of("queued"), 0, "{statuses:?}");
+    assert_eq!(of("interrupted"), 1, "{statuses:?}");
+    assert_eq!(of("cancelled") + of("succeeded") + 1, 26, "{statuses:?}");
+    assert!(of("cancelled") > 20, "{statuses:?}");
+}

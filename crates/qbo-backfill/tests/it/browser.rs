@@ -1018,3 +1018,45 @@ async fn load_history_starts_every_entity_as_one_batch_followed_on_one_page() {
     );
     assert_no_secret_in(&world, &browser.pages_seen());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_live_refresh_of_a_run_leaves_the_focus_on_the_button_the_operator_is_on() {
+    let mut config = sim_config(400);
+    config.faults = FaultConfig {
+        latency: Duration::from_millis(400),
+        ..FaultConfig::default()
+    };
+    let mut world = World::new(config).await;
+    world.extra_env.extend([
+        ("QBO_SPAN_MAX_PAGES".to_owned(), "0".to_owned()),
+        ("QBO_WINDOW_CONCURRENCY".to_owned(), "1".to_owned()),
+    ]);
+    let ui = Ui::start_with_workers(&mut world, "1").await;
+    let browser = Browser::start().await;
+    ui.login(&browser).await;
+    ui.run_once(&browser, "2026-01-01", "2026-01-31").await;
+    browser
+        .wait_for("#live form[action$='/cancel'] button", 1, 20)
+        .await;
+    let on_cancel = "const f = document.activeElement && document.activeElement.closest('form'); \
+                     return f !== null && f.getAttribute('action').endsWith('/cancel');";
+    browser
+        .cmd(
+            reqwest::Method::POST,
+            "/execute/sync",
+            Some(json!({"script": "document.querySelector(\"#live form[action$='/cancel'] button\").focus();", "args": []})),
+        )
+        .await;
+    // Three refreshes of the live part (one a second) while the run goes on.
+    tokio::time::sleep(Duration::from_millis(3200)).await;
+    let still: Value = browser
+        .cmd(
+            reqwest::Method::POST,
+            "/execute/sync",
+            Some(json!({"script": on_cancel, "args": []})),
+        )
+        .await;
+    let running = browser.count("#live[data-final='false']").await;
+    assert_eq!(running, 1, "the run ended too soon to tell");
+    assert_eq!(still, true, "the focus left Cancel");
+}

@@ -612,8 +612,31 @@ async fn give_up(
         return Ok(None);
     };
     release_run_windows(&mut tx, run_id, Some(reason)).await?;
+    if !requeued {
+        cancel_orphaned_batch_runs(&mut tx, run_id).await?;
+    }
     tx.commit().await?;
     Ok(Some(requeued))
+}
+
+/// When `run_id`, a run of a batch the command line was running here one run after another,
+/// is given up because that process died: the batch's runs still queued for it are cancelled,
+/// as its Ctrl-C would have done, so that they neither wait for nobody nor run weeks later on
+/// whatever worker starts next; a retry of the batch (or of each run) loads them.
+async fn cancel_orphaned_batch_runs(conn: &mut PgConnection, run_id: Uuid) -> Result<()> {
+    sqlx::query(
+        "UPDATE ops.runs q SET status = 'cancelled', cancel_requested = true, \
+           finished_at = now(), \
+           error = coalesce(q.error, 'cancelled before it started: the command line running \
+its batch stopped') \
+         FROM ops.runs r \
+         WHERE r.id = $1 AND r.batch_id IS NOT NULL AND NOT r.requeue_on_loss \
+           AND q.batch_id = r.batch_id AND q.status = 'queued' AND NOT q.requeue_on_loss",
+    )
+    .bind(run_id)
+    .execute(conn)
+    .await?;
+    Ok(())
 }
 
 /// Marks a run whose worker died as given up (see [`reap_lost_runs`]); does nothing to a run
