@@ -39,36 +39,13 @@ async fn attempt(
     password: &str,
     forwarded_for: Option<&str>,
 ) -> (Outcome, Duration) {
-    let page = http
-        .get(format!("{base}/login"))
-        .send()
-        .await
-        .expect("login page");
-    let cookie = page.headers()["set-cookie"]
-        .to_str()
-        .expect("cookie")
-        .split(';')
-        .next()
-        .expect("pair")
-        .to_owned();
-    let html = page.text().await.expect("html");
-    let csrf = crate::support::csrf_field(&html);
-    let mut req = http
-        .post(format!("{base}/login"))
-        .header("cookie", cookie)
-        .form(&[
-            ("csrf", csrf.as_str()),
-            ("username", user),
-            ("password", password),
-        ]);
-    if let Some(xff) = forwarded_for {
-        req = req.header("x-forwarded-for", xff);
-    }
-    let start = Instant::now();
-    let r = req.send().await.expect("login");
+    let fields = [("username", user), ("password", password)];
+    let (_, r, posted) =
+        crate::support::post_login(http, base, "/login", &fields, forwarded_for).await;
     let status = r.status().as_u16();
+    let read = Instant::now();
     let html = r.text().await.expect("html");
-    let took = start.elapsed();
+    let took = posted + read.elapsed();
     let outcome = match status {
         303 => Outcome::LoggedIn,
         200 if html.contains("Too many failed attempts") => Outcome::Throttled,
@@ -556,45 +533,12 @@ async fn an_unknown_page_is_not_found_in_the_readers_language_and_an_unknown_api
     );
 }
 
-/// Logs in through the form of `/login?next=…` (`next` as the redirect gave it); where the
-/// login sends the browser.
+/// Logs in through the form of `login_path` (`/login?next=…` as the redirect gave it); where
+/// the login sends the browser.
 async fn login_going_to(base: &str, login_path: &str) -> String {
+    let fields = [("username", "admin"), ("password", ADMIN_PASSWORD)];
     let http = client_from("127.0.0.1");
-    let page = http
-        .get(format!("{base}{login_path}"))
-        .send()
-        .await
-        .expect("login page");
-    let cookie = page.headers()["set-cookie"]
-        .to_str()
-        .expect("cookie")
-        .split(';')
-        .next()
-        .expect("pair")
-        .to_owned();
-    let html = page.text().await.expect("html");
-    let csrf = crate::support::csrf_field(&html);
-    let next = html
-        .split("name=\"next\" value=\"")
-        .nth(1)
-        .and_then(|rest| rest.split('"').next())
-        .expect("the form carries next")
-        .replace("&#x2f;", "/")
-        .replace("&#x3f;", "?")
-        .replace("&#x3d;", "=")
-        .replace("&amp;", "&");
-    let r = http
-        .post(format!("{base}/login"))
-        .header("cookie", cookie)
-        .form(&[
-            ("csrf", csrf.as_str()),
-            ("username", "admin"),
-            ("password", ADMIN_PASSWORD),
-            ("next", next.as_str()),
-        ])
-        .send()
-        .await
-        .expect("login");
+    let (_, r, _) = crate::support::post_login(&http, base, login_path, &fields, None).await;
     assert_eq!(r.status().as_u16(), 303);
     r.headers()["location"]
         .to_str()

@@ -4186,7 +4186,7 @@ async fn s5_hostile_input() {
         "web page",
         "GET /secrets",
         "a session whose row was deleted (expired)",
-        "303 → /login",
+        "303 → /login?next=%2Fsecrets",
         web_outcome(status, &location, &body),
         html_problems(&body),
         None,

@@ -170,6 +170,57 @@ pub(crate) fn csrf_field(html: &str) -> String {
         .to_owned()
 }
 
+/// The `name=value` pairs of a response's `Set-Cookie` headers.
+pub(crate) fn cookie_pairs(r: &reqwest::Response) -> Vec<String> {
+    r.headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok()?.split(';').next().map(str::to_owned))
+        .collect()
+}
+
+/// A login through the form at `path` (`/login`, `/login?next=…`) as a browser posts it: the
+/// form's CSRF cookie and token first, then `fields` with the token and the form's `next`, and
+/// an `X-Forwarded-For` when given. The cookies sent, the answer (not read yet) and how long
+/// the POST took.
+pub(crate) async fn post_login(
+    http: &reqwest::Client,
+    base: &str,
+    path: &str,
+    fields: &[(&str, &str)],
+    forwarded_for: Option<&str>,
+) -> (String, reqwest::Response, std::time::Duration) {
+    let page = http
+        .get(format!("{base}{path}"))
+        .send()
+        .await
+        .expect("login page");
+    let cookies = cookie_pairs(&page).join("; ");
+    let html = page.text().await.expect("html");
+    let csrf = csrf_field(&html);
+    let next = html
+        .split("name=\"next\" value=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .unwrap_or("/")
+        .replace("&#x2f;", "/")
+        .replace("&#x3f;", "?")
+        .replace("&#x3d;", "=")
+        .replace("&amp;", "&");
+    let mut form = vec![("csrf", csrf.as_str()), ("next", next.as_str())];
+    form.extend_from_slice(fields);
+    let mut request = http
+        .post(format!("{base}/login"))
+        .header("cookie", &cookies)
+        .form(&form);
+    if let Some(xff) = forwarded_for {
+        request = request.header("x-forwarded-for", xff);
+    }
+    let started = std::time::Instant::now();
+    let answer = request.send().await.expect("login");
+    (cookies, answer, started.elapsed())
+}
+
 /// A web session of the first operator (`admin`, logged in through the form with `password`):
 /// the client and its cookies.
 pub(crate) async fn web_session(base: &str, password: &str) -> (reqwest::Client, String) {
@@ -177,32 +228,10 @@ pub(crate) async fn web_session(base: &str, password: &str) -> (reqwest::Client,
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .expect("client");
-    let cookie = |r: &reqwest::Response| -> Vec<String> {
-        r.headers()
-            .get_all("set-cookie")
-            .iter()
-            .filter_map(|v| v.to_str().ok()?.split(';').next().map(str::to_owned))
-            .collect()
-    };
-    let page = http
-        .get(format!("{base}/login"))
-        .send()
-        .await
-        .expect("login page");
-    let mut cookies = cookie(&page);
-    let csrf = crate::support::csrf_field(&page.text().await.expect("html"));
-    let login = http
-        .post(format!("{base}/login"))
-        .header("cookie", cookies.join("; "))
-        .form(&[
-            ("csrf", csrf.as_str()),
-            ("username", "admin"),
-            ("password", password),
-        ])
-        .send()
-        .await
-        .expect("login");
+    let fields = [("username", "admin"), ("password", password)];
+    let (sent, login, _) = post_login(&http, base, "/login", &fields, None).await;
     assert_eq!(login.status().as_u16(), 303, "login refused");
-    cookies.extend(cookie(&login));
+    let mut cookies = vec![sent];
+    cookies.extend(cookie_pairs(&login));
     (http, cookies.join("; "))
 }
