@@ -557,6 +557,14 @@ async fn an_operator_runs_once_schedules_a_trigger_and_reconnects_after_invalid_
         "the triggers table is clipped at 1280 px"
     );
     browser.screenshot("05-triggers").await;
+    // The dashboard shows the customers' next trigger in local time and in UTC.
+    browser.goto(&format!("{}/", ui.base)).await;
+    let customers = browser.text("tr[data-name^='Customers']").await;
+    assert!(
+        customers.contains("2030-02-02T10:00:00-05:00")
+            && customers.contains("2030-02-02 15:00:00Z"),
+        "{customers}"
+    );
 
     // The refresh token dies: the next run fails with invalid_grant and every page shows the
     // banner; Connect QuickBooks fixes it in one click; retrying the run succeeds.

@@ -7,7 +7,7 @@ use askama::Template;
 use axum::extract::State;
 use axum::response::Response;
 
-use super::shown_time;
+use super::{shown, shown_time};
 use crate::domain::health::Freshness;
 use crate::server::AppState;
 use crate::server::web::Lang;
@@ -26,6 +26,8 @@ struct EntityRow {
     freshness: String,
     stale: bool,
     next_trigger: String,
+    /// The same instant in UTC (none without a trigger).
+    next_trigger_utc: Option<String>,
     verify: Option<VerifyCell>,
     attention: bool,
 }
@@ -99,6 +101,10 @@ fn row(e: &EntityHealth, lang: Lang) -> EntityRow {
             .next_trigger
             .as_ref()
             .map_or_else(|| "—".to_owned(), |(local, _)| local.clone()),
+        next_trigger_utc: e
+            .next_trigger
+            .as_ref()
+            .map(|(_, utc)| shown(Some(utc.as_str()))),
         verify: e.verify.as_ref().map(|v| VerifyCell {
             run_id: v.run_id,
             status: lang.status(&v.status),
