@@ -143,14 +143,7 @@ async fn wait_batch(api: &Api, id: &str) -> Value {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_api_starts_a_batch_follows_it_and_retries_its_failed_runs_in_one_call() {
-    let mut config = sim_config(60);
-    config.faults = FaultConfig {
-        error_rate: 0.3,
-        ..FaultConfig::default()
-    };
-    config.limits = qbo_sim::SimLimits::none();
-    let mut world = World::new(config).await;
-    world.extra_env.push(("QBO_MAX_RETRIES".into(), "0".into()));
+    let mut world = World::failing(60, 0.3).await;
     // Day by day, so that every failed request fails its window: with spans a failed span is
     // loaded again in halves, and all 26 runs could end succeeded by chance (it happened once
     // in CI). The simulator enforces no limit here; neither does the client (806 requests).

@@ -660,14 +660,7 @@ async fn an_operator_runs_once_schedules_a_trigger_and_reconnects_after_invalid_
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn only_the_failed_windows_of_a_run_broken_by_faults_are_retried_from_the_ui() {
-    let mut config = sim_config(300);
-    config.faults = FaultConfig {
-        error_rate: 0.5,
-        ..FaultConfig::default()
-    };
-    config.limits = qbo_sim::SimLimits::none();
-    let mut world = World::new(config).await;
-    world.extra_env.push(("QBO_MAX_RETRIES".into(), "0".into()));
+    let mut world = World::failing(300, 0.5).await;
     // Days asked for one by one, so that single days fail on their own.
     world
         .extra_env

@@ -80,6 +80,20 @@ impl World {
         cmd
     }
 
+    /// A world whose simulator fails `error_rate` of its answers with a 5xx and throttles
+    /// nothing, and whose client does not retry: only the injected faults fail a window.
+    pub(crate) async fn failing(customers: usize, error_rate: f64) -> Self {
+        let mut config = sim_config(customers);
+        config.faults = qbo_sim::FaultConfig {
+            error_rate,
+            ..qbo_sim::FaultConfig::default()
+        };
+        config.limits = qbo_sim::SimLimits::none();
+        let mut world = Self::new(config).await;
+        world.extra_env.push(("QBO_MAX_RETRIES".into(), "0".into()));
+        world
+    }
+
     pub(crate) async fn run(&self, args: &[&str]) -> Output {
         tokio::time::timeout(Duration::from_secs(240), self.command(args).output())
             .await

@@ -393,15 +393,8 @@ async fn injected_faults_still_end_with_an_exact_table() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn failed_windows_are_listed_and_retry_runs_only_them() {
-    let mut config = sim_config(300);
-    config.faults = FaultConfig {
-        error_rate: 0.5,
-        ..FaultConfig::default()
-    };
     // Only injected 5xx may fail a window here (no retries), never a throttle.
-    config.limits = qbo_sim::SimLimits::none();
-    let mut world = World::new(config).await;
-    world.extra_env.push(("QBO_MAX_RETRIES".into(), "0".into()));
+    let mut world = World::failing(300, 0.5).await;
     // Days asked for one by one, so that single days fail on their own.
     world
         .extra_env
@@ -568,14 +561,7 @@ async fn interrupt_then_retry(signal: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_run_of_spans_broken_by_faults_ends_with_every_window_settled_and_totals_that_add_up() {
-    let mut config = sim_config(2000);
-    config.faults = FaultConfig {
-        error_rate: 0.3,
-        ..FaultConfig::default()
-    };
-    config.limits = qbo_sim::SimLimits::none();
-    let mut world = World::new(config).await;
-    world.extra_env.push(("QBO_MAX_RETRIES".into(), "0".into()));
+    let mut world = World::failing(2000, 0.3).await;
     world.extra_env.push(("QBO_PAGE_SIZE".into(), "50".into()));
     world
         .extra_env

@@ -405,14 +405,7 @@ async fn a_run_started_through_the_api_is_followed_to_succeeded_with_the_table_e
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_run_broken_by_faults_is_retried_through_the_api_and_only_its_failed_windows_run() {
-    let mut config = sim_config(300);
-    config.faults = FaultConfig {
-        error_rate: 0.5,
-        ..FaultConfig::default()
-    };
-    config.limits = qbo_sim::SimLimits::none();
-    let mut world = World::new(config).await;
-    world.extra_env.push(("QBO_MAX_RETRIES".into(), "0".into()));
+    let mut world = World::failing(300, 0.5).await;
     // Days asked for one by one, so that single days fail on their own.
     world
         .extra_env
