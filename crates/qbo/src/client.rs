@@ -1,7 +1,7 @@
 //! [`QboClient`]: one HTTP client per company with its token manager, rate limiter, optional
 //! [`SharedBudget`] and counters; sends queries with retries (backoff with full jitter for 5xx,
-//! timeouts, dropped connections and truncated bodies; `Retry-After` or `throttle_wait` for 429s)
-//! and one forced token refresh after a 401.
+//! timeouts, dropped connections and truncated bodies, never sooner than a 5xx's `Retry-After`;
+//! `Retry-After` or `throttle_wait` for 429s) and one forced token refresh after a 401.
 //!
 //! Each attempt waits for the in-process rate limiter first, then (when the client has one) for a
 //! slot of the shared budget, so a process asks the shared budget only for requests its own
@@ -422,6 +422,13 @@ impl QboClient {
                     .throttle_wait_ns
                     .fetch_add(ns, Ordering::Relaxed);
                 wait
+            } else if let QboError::Server {
+                retry_after: Some(asked),
+                ..
+            } = &err
+            {
+                // An outage that says when to come back (a 503's `Retry-After`): not sooner.
+                backoff(retry, retries).max(*asked)
             } else {
                 backoff(retry, retries)
             };

@@ -179,6 +179,8 @@ pub enum QboError {
         fault: Option<Fault>,
         /// A summary of a body that was not a fault (an HTML `<title>`, "empty body", …).
         detail: Option<String>,
+        /// The server's `Retry-After` (a 503 may say when to come back), if it sent one.
+        retry_after: Option<Duration>,
         /// `intuit_tid` response header.
         intuit_tid: Option<String>,
     },
@@ -518,6 +520,7 @@ mod tests {
             status: 503,
             fault: None,
             detail: Some("empty body".into()),
+            retry_after: None,
             intuit_tid: None,
         };
         assert!(server.is_retryable());

@@ -894,6 +894,7 @@ pub(crate) fn classify_error(meta: &ResponseMeta, body: &ErrorBody) -> QboError 
             status,
             fault,
             detail,
+            retry_after: meta.retry_after,
             intuit_tid,
         };
     }

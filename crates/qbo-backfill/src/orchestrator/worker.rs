@@ -23,7 +23,7 @@ use crate::settings::ClientTuning;
 use crate::store::auth::secrets::SecretKey;
 use crate::store::runs::queue::{self, ClaimedRun, NewRun};
 use crate::store::runs::workers::{self, WorkerIdentity};
-use crate::store::runs::{self, RunStatus, RunTotals};
+use crate::store::runs::{self, Reaped, RunStatus, RunTotals};
 use crate::store::{StoreError, auth::companies, runs::logs};
 
 /// Why a claimed run could not be executed.
@@ -398,6 +398,20 @@ pub async fn run_workers_woken(
     let _ = workers::stopped(&executor.pool, identity.id).await;
 }
 
+/// Tells the operator what the reaper did with a run whose worker was gone.
+fn tell_reaped(reaped: &Reaped) {
+    let id = reaped.run_id;
+    match reaped.status {
+        RunStatus::Queued => info!("Run {id} lost its worker; back in the queue"),
+        RunStatus::Cancelled => warn!(
+            "Run {id} cancelled: its worker stopped before it finished (it had been asked to cancel, or was queued for a command line that stopped)"
+        ),
+        _ => warn!(
+            "Run {id} stopped without finishing; marked interrupted (finish it with: qbo-backfill retry {id})"
+        ),
+    }
+}
+
 async fn reaper_loop(
     executor: Arc<Executor>,
     identity: WorkerIdentity,
@@ -406,18 +420,7 @@ async fn reaper_loop(
     loop {
         let _ = workers::heartbeat(&executor.pool, identity.id).await;
         match runs::reap_lost_runs(&executor.pool).await {
-            Ok(reaped) => {
-                for r in reaped {
-                    if r.requeued {
-                        info!("Run {} lost its worker; back in the queue", r.run_id);
-                    } else {
-                        warn!(
-                            "Run {} stopped without finishing; marked interrupted (finish it with: qbo-backfill retry {})",
-                            r.run_id, r.run_id
-                        );
-                    }
-                }
-            }
+            Ok(reaped) => reaped.iter().for_each(tell_reaped),
             Err(e) => warn!("Cannot reap lost runs: {e}"),
         }
         tokio::select! {
@@ -520,19 +523,21 @@ impl Executor {
         outcome
     }
 
-    /// Executes the queued runs `run_ids` (a batch enqueued by this process) here, one after
-    /// another, each claimed as [`Self::run_here`] claims its run; stops at an interrupt,
-    /// cancelling the runs not started. Returns the outcome of each run started.
+    /// Executes the queued runs `run_ids` (a batch this process enqueued as `identity`, from
+    /// [`Self::start_local_worker`]) here, one after another, each claimed as
+    /// [`Self::run_here`] claims its run; stops at an interrupt, cancelling the runs not
+    /// started. Returns the outcome of each run started. Were this process to die, the next
+    /// reaper cancels the runs still queued for it ([`runs::reap_lost_runs`]).
     ///
     /// # Errors
     /// Bookkeeping failures.
     pub async fn run_queued_here(
         &self,
+        identity: &WorkerIdentity,
         run_ids: &[uuid::Uuid],
         interrupt: CancellationToken,
         sink: Arc<dyn RunEvents>,
     ) -> Result<Vec<RunOutcome>, ExecError> {
-        let identity = self.start_local_worker().await?;
         let mut outcomes = Vec::with_capacity(run_ids.len());
         for &run_id in run_ids {
             if interrupt.is_cancelled() {
@@ -540,7 +545,7 @@ impl Executor {
                 continue;
             }
             let mut tx = self.pool.begin().await?;
-            let outcome = match queue::claim_run(&mut tx, run_id, &identity, self.lease).await? {
+            let outcome = match queue::claim_run(&mut tx, run_id, identity, self.lease).await? {
                 Some(claimed) => {
                     tx.commit().await?;
                     self.execute(claimed, interrupt.clone(), sink.clone())
@@ -548,7 +553,7 @@ impl Executor {
                 }
                 None => {
                     drop(tx);
-                    self.follow(run_id, &interrupt).await?
+                    self.follow(run_id, identity, &interrupt).await?
                 }
             };
             outcomes.push(outcome);
@@ -559,15 +564,18 @@ impl Executor {
 
     /// Waits for run `run_id`, taken by another worker (a `serve` or `worker` sharing the
     /// queue), to end, telling the operator once; its outcome as stored (`None` status when
-    /// interrupted first).
+    /// interrupted first). This process's worker (`identity`) keeps beating meanwhile, so the
+    /// runs still queued for it are not taken for a dead command line's.
     async fn follow(
         &self,
         run_id: uuid::Uuid,
+        identity: &WorkerIdentity,
         interrupt: &CancellationToken,
     ) -> Result<RunOutcome, ExecError> {
         let started = std::time::Instant::now();
         tracing::info!("Run {run_id} was taken by another worker; waiting for it to end");
         let status = loop {
+            let _ = workers::heartbeat(&self.pool, identity.id).await;
             let record = runs::load_run(&self.pool, run_id).await?;
             match record.map(|r| r.status) {
                 Some(status) if status.is_final() => break Some(status),
@@ -596,19 +604,16 @@ impl Executor {
 
     /// Registers this process as a worker of its own and reaps runs whose worker died, so
     /// nothing dead stays `running`.
-    async fn start_local_worker(&self) -> Result<WorkerIdentity, ExecError> {
+    ///
+    /// # Errors
+    /// Database errors.
+    pub async fn start_local_worker(&self) -> Result<WorkerIdentity, ExecError> {
         let identity = WorkerIdentity::current();
         workers::register(&self.pool, &identity, "cli").await?;
-        for reaped in runs::reap_lost_runs(&self.pool).await? {
-            let id = reaped.run_id;
-            if reaped.requeued {
-                warn!("Run {id} lost its worker; back in the queue");
-            } else {
-                warn!(
-                    "Run {id} stopped without finishing; marked interrupted (finish it with: qbo-backfill retry {id})"
-                );
-            }
-        }
+        runs::reap_lost_runs(&self.pool)
+            .await?
+            .iter()
+            .for_each(tell_reaped);
         Ok(identity)
     }
 

@@ -86,8 +86,9 @@ pub(crate) async fn enqueue_batch(
         range: dates,
         trigger,
         trigger_id: None,
+        run_by: None,
     };
-    let (id, _) = batch_service::enqueue(&state.pool, &new, &planned, true).await?;
+    let (id, _) = batch_service::enqueue(&state.pool, &new, &planned).await?;
     state.wake_workers.notify_waiters();
     Ok(id)
 }

@@ -98,7 +98,9 @@ pub async fn plan(
 }
 
 /// Enqueues the runs of a planned batch and the batch itself in one transaction (all or none);
-/// returns the batch id and its runs' ids in catalog order.
+/// returns the batch id and its runs' ids in catalog order. The runs of a batch a command line
+/// runs itself ([`NewBatch::run_by`]) are not requeued when their worker is lost; the others
+/// are.
 ///
 /// # Errors
 /// Database errors.
@@ -106,7 +108,6 @@ pub async fn enqueue(
     pool: &PgPool,
     batch: &NewBatch<'_>,
     planned: &[PlannedRun],
-    requeue_on_loss: bool,
 ) -> Result<(Uuid, Vec<Uuid>), sqlx::Error> {
     let mut tx = pool.begin().await?;
     let mut ids = Vec::with_capacity(planned.len());
@@ -119,7 +120,7 @@ pub async fn enqueue(
             trigger: batch.trigger,
             trigger_id: batch.trigger_id,
             retry_of: None,
-            requeue_on_loss,
+            requeue_on_loss: batch.run_by.is_none(),
         };
         ids.push(queue::enqueue_run(&mut tx, &new).await?);
     }

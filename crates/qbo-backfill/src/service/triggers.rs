@@ -152,6 +152,7 @@ async fn start_run(
             range: Some(range),
             trigger: RunOrigin::Trigger,
             trigger_id: Some(trigger_id),
+            run_by: None,
         };
         batches::insert(&mut *conn, &new, &ids).await?;
     }

@@ -277,3 +277,42 @@ async fn a_batch_whose_command_line_is_killed_leaves_no_run_queued_for_nobody() 
     assert_eq!(of("cancelled") + of("succeeded") + 1, 26, "{statuses:?}");
     assert!(of("cancelled") > 20, "{statuses:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_killed_at_any_moment_leaves_no_run_queued_or_running() {
+    let world = World::new(sim_config(40)).await;
+    let args = [
+        "run",
+        "all_backfill",
+        "--fecha-inicio",
+        JAN_FROM,
+        "--fecha-fin",
+        JAN_TO,
+    ];
+    // How long a whole batch takes here, to spread the kills over it (runs, and the moments
+    // between two runs).
+    let started = std::time::Instant::now();
+    let out = world.run(&args).await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let whole = started.elapsed();
+    for step in 0..6_u32 {
+        let mut child = world
+            .command(&args)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("spawn");
+        tokio::time::sleep(whole * step / 6).await;
+        child.start_kill().expect("kill");
+        child.wait().await.expect("wait");
+        // The next command that looks finds the process dead.
+        let out = world.run(&["runs"]).await;
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+        let stuck = count(
+            &world,
+            "SELECT count(*) FROM ops.runs WHERE status IN ('queued', 'running')",
+        )
+        .await;
+        assert_eq!(stuck, 0, "killed at {:?} of {whole:?}", whole * step / 6);
+    }
+}

@@ -122,7 +122,7 @@ async fn a_dead_run_and_its_windows_are_reaped_not_left_running() {
         reaped,
         vec![Reaped {
             run_id: dead,
-            requeued: false
+            status: runs::RunStatus::Interrupted
         }]
     );
 
@@ -223,7 +223,7 @@ async fn a_run_whose_lease_expired_goes_back_to_the_queue_and_its_old_worker_can
         runs::reap_lost_runs(&db.pool).await.expect("reap"),
         vec![Reaped {
             run_id: id,
-            requeued: true
+            status: runs::RunStatus::Queued
         }]
     );
     let new = qbo_backfill::store::runs::queue::claim_next(
@@ -958,4 +958,106 @@ async fn concurrent_claims_of_one_runs_loaded_windows_never_deadlock() {
     .await
     .expect("state");
     assert_eq!((running, rows), (windows.len() as i64, 0));
+}
+
+/// A batch of two queued customers runs recorded as run by `run_by` (`None`: the queue's).
+async fn queued_batch(pool: &PgPool, run_by: Option<Uuid>) -> Vec<Uuid> {
+    use qbo_backfill::domain::batch::Batch;
+    use qbo_backfill::domain::run::RunOrigin;
+    use qbo_backfill::store::runs::batches::{self, NewBatch};
+    let (range, windows) = one_day();
+    let mut tx = pool.begin().await.expect("begin");
+    let mut ids = Vec::new();
+    for _ in 0..2 {
+        ids.push(crate::support::enqueue_customers(&mut tx, REALM, range, &windows).await);
+    }
+    if run_by.is_none() {
+        sqlx::query("UPDATE ops.runs SET requeue_on_loss = true WHERE id = ANY($1)")
+            .bind(&ids)
+            .execute(&mut *tx)
+            .await
+            .expect("queue's runs");
+    }
+    let batch = NewBatch {
+        batch: Batch::AllBackfill,
+        realm_id: REALM,
+        range: Some(range),
+        trigger: RunOrigin::Cli,
+        trigger_id: None,
+        run_by,
+    };
+    batches::insert(&mut tx, &batch, &ids).await.expect("batch");
+    tx.commit().await.expect("commit");
+    ids
+}
+
+async fn statuses(pool: &PgPool, ids: &[Uuid]) -> Vec<String> {
+    sqlx::query_scalar("SELECT status FROM ops.runs WHERE id = ANY($1) ORDER BY id")
+        .bind(ids)
+        .fetch_all(pool)
+        .await
+        .expect("statuses")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn runs_queued_for_a_command_line_that_is_gone_are_cancelled_not_left_queued() {
+    let db = test_db().await;
+    // A command line killed between two of its batch's runs (none running): its worker is dead.
+    let dead = dead_worker();
+    runs::workers::register(&db.pool, &dead, "cli")
+        .await
+        .expect("register");
+    let orphaned = queued_batch(&db.pool, Some(dead.id)).await;
+    // One on another host (its process cannot be looked at) that stopped beating a while ago.
+    let mut far = WorkerIdentity::current();
+    far.liveness_key = None;
+    runs::workers::register(&db.pool, &far, "cli")
+        .await
+        .expect("register");
+    sqlx::query(
+        "UPDATE ops.workers SET heartbeat_at = now() - interval '61 seconds' WHERE id = $1",
+    )
+    .bind(far.id)
+    .execute(&db.pool)
+    .await
+    .expect("silence");
+    let silent = queued_batch(&db.pool, Some(far.id)).await;
+    // This live process's batch, one on another host still beating, and a batch the queue runs.
+    let me = WorkerIdentity::current();
+    runs::workers::register(&db.pool, &me, "cli")
+        .await
+        .expect("register");
+    let mine = queued_batch(&db.pool, Some(me.id)).await;
+    let mut near = WorkerIdentity::current();
+    near.liveness_key = None;
+    runs::workers::register(&db.pool, &near, "cli")
+        .await
+        .expect("register");
+    let beating = queued_batch(&db.pool, Some(near.id)).await;
+    let queues = queued_batch(&db.pool, None).await;
+
+    let mut reaped = runs::reap_lost_runs(&db.pool).await.expect("reap");
+    reaped.sort_by_key(|r| r.run_id);
+    let mut expected: Vec<Reaped> = orphaned
+        .iter()
+        .chain(&silent)
+        .map(|&run_id| Reaped {
+            run_id,
+            status: runs::RunStatus::Cancelled,
+        })
+        .collect();
+    expected.sort_by_key(|r| r.run_id);
+    assert_eq!(reaped, expected);
+    assert_eq!(statuses(&db.pool, &orphaned).await, ["cancelled"; 2]);
+    assert_eq!(statuses(&db.pool, &silent).await, ["cancelled"; 2]);
+    for live in [&mine, &beating, &queues] {
+        assert_eq!(statuses(&db.pool, live).await, ["queued"; 2]);
+    }
+    // A command line that ended (stopped) with runs still queued leaves none behind either.
+    runs::workers::stopped(&db.pool, me.id)
+        .await
+        .expect("stopped");
+    assert_eq!(runs::reap_lost_runs(&db.pool).await.expect("reap").len(), 2);
+    assert_eq!(statuses(&db.pool, &mine).await, ["cancelled"; 2]);
+    assert_eq!(statuses(&db.pool, &queues).await, ["queued"; 2]);
 }

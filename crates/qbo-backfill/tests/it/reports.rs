@@ -851,6 +851,7 @@ async fn a_range_quickbooks_fails_with_5xx_is_read_in_halves_and_a_single_day_th
             status: 504,
             fault: None,
             detail: Some("gateway timeout".to_owned()),
+            retry_after: None,
             intuit_tid: Some("1-504".to_owned()),
         })
     };

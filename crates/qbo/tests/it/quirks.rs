@@ -63,6 +63,35 @@ async fn json_429_honours_retry_after() {
 }
 
 #[tokio::test]
+async fn a_503_that_says_when_to_come_back_is_not_retried_sooner() {
+    let stub = Stub::start(first_n_then_ok(
+        1,
+        StubResponse::html(
+            503,
+            "<html><title>503 Service Temporarily Unavailable</title></html>",
+        )
+        .header("Retry-After", "1"),
+    ))
+    .await;
+    let (client, _store) = stub.client(1000);
+    client.ensure_access_token().await.expect("token");
+    let started = Instant::now();
+    let page = client.query("SELECT * FROM Customer").await.expect("query");
+    assert_eq!(page.rows.len(), 1);
+    assert!(
+        started.elapsed() >= Duration::from_secs(1),
+        "the 503's Retry-After: 1 was not honoured (fast backoff retried after {:?})",
+        started.elapsed()
+    );
+    let s = client.stats();
+    assert_eq!(
+        (s.throttled, s.retries),
+        (0, 1),
+        "an outage is not a throttle"
+    );
+}
+
+#[tokio::test]
 async fn xml_throttle_on_http_200_is_still_a_throttle() {
     let stub = Stub::start(first_n_then_ok(2, StubResponse::json(200, THROTTLE_XML))).await;
     let (client, _store) = stub.client(1000);

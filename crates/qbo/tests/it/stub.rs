@@ -74,6 +74,16 @@ impl StubResponse {
         }
     }
 
+    /// A load balancer's page: `status` with an HTML body.
+    pub(crate) fn html(status: u16, body: impl Into<String>) -> Self {
+        Self {
+            status,
+            headers: vec![("Content-Type".into(), "text/html".into())],
+            body: body.into(),
+            declared_length: None,
+        }
+    }
+
     /// Intuit's gateway timeout: HTTP 504 with an XML `Error` body.
     pub(crate) fn gateway_timeout() -> Self {
         Self {

@@ -104,24 +104,33 @@ async fn run_batch(
         BatchError::Database(e) => fail(e),
         other => bad(other),
     })?;
+    let executor = session.executor(tuning);
+    // Registered before the runs are enqueued: were this process to die before it took its
+    // first run, or between two, they are cancelled by the next command that reaps.
+    let identity = executor.start_local_worker().await.map_err(fail)?;
     let new = NewBatch {
         batch,
         realm_id,
         range: dates,
         trigger: RunOrigin::Cli,
         trigger_id: None,
+        run_by: Some(identity.id),
     };
     let started = std::time::Instant::now();
-    let (batch_id, run_ids) = batch_service::enqueue(&session.pool, &new, &planned, false)
+    let (batch_id, run_ids) = batch_service::enqueue(&session.pool, &new, &planned)
         .await
         .map_err(fail)?;
     info!(
         "Batch {batch_id} started: {batch} runs={} realm_id={realm_id}",
         run_ids.len()
     );
-    let outcomes = session
-        .executor(tuning)
-        .run_queued_here(&run_ids, shutdown_signal(), Arc::new(TerminalEvents::new()))
+    let outcomes = executor
+        .run_queued_here(
+            &identity,
+            &run_ids,
+            shutdown_signal(),
+            Arc::new(TerminalEvents::new()),
+        )
         .await
         .map_err(fail)?;
     let count = |code: u8| outcomes.iter().filter(|o| o.exit_code() == code).count();

@@ -24,6 +24,10 @@ pub struct NewBatch<'a> {
     pub trigger: RunOrigin,
     /// The trigger that fired it.
     pub trigger_id: Option<Uuid>,
+    /// The worker of the command line that runs the batch's runs itself, one after another
+    /// (`None`: the queue's workers run them). Its runs are not requeued when their worker is
+    /// lost, and are cancelled once that command line is gone.
+    pub run_by: Option<Uuid>,
 }
 
 /// Records `batch` and marks `runs` (enqueued in the same transaction) as its runs.
@@ -37,8 +41,8 @@ pub async fn insert(
 ) -> Result<Uuid, sqlx::Error> {
     let id = Uuid::now_v7();
     sqlx::query(
-        "INSERT INTO ops.batches (id, name, realm_id, fecha_inicio, fecha_fin, trigger, trigger_id) \
-         VALUES ($1, $2, $3, $4::date, $5::date, $6, $7)",
+        "INSERT INTO ops.batches (id, name, realm_id, fecha_inicio, fecha_fin, trigger, trigger_id, \
+           run_by) VALUES ($1, $2, $3, $4::date, $5::date, $6, $7, $8)",
     )
     .bind(id)
     .bind(batch.batch.name())
@@ -47,6 +51,7 @@ pub async fn insert(
     .bind(batch.range.map(|r| PgDate(r.fecha_fin)))
     .bind(batch.trigger)
     .bind(batch.trigger_id)
+    .bind(batch.run_by)
     .execute(&mut *conn)
     .await?;
     sqlx::query("UPDATE ops.runs SET batch_id = $1 WHERE id = ANY($2)")

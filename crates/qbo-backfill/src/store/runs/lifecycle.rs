@@ -531,18 +531,33 @@ pub fn run_is_alive(run: &RunRecord) -> bool {
 pub struct Reaped {
     /// The run.
     pub run_id: Uuid,
-    /// Back in the queue (`true`) or `interrupted` (`false`).
-    pub requeued: bool,
+    /// What it is now: back in the queue (`queued`), `interrupted` (a CLI run, finished with
+    /// `retry`), or `cancelled` (cancel requested before its worker died, or queued for a
+    /// command line that is gone).
+    pub status: RunStatus,
 }
+
+/// How long a worker's heartbeat may be silent before its worker is taken for gone when its
+/// process cannot be looked at (another host or container). Workers beat every
+/// [`super::HEARTBEAT_EVERY`] while they run, wait or follow a run.
+const WORKER_SILENT_FOR: &str = "interval '60 seconds'";
 
 /// Finds the runs recorded as `running` whose worker is gone (its lease expired, or it died in
 /// this pid namespace) and gives them up: their windows go back to `pending`, and the run goes
 /// back to the queue (runs queued for workers) or becomes `interrupted` (CLI runs, finished with
-/// `retry`). Safe to call from any number of processes at once.
+/// `retry`). Then cancels the runs still queued for a command line that is gone
+/// ([`cancel_runs_of_gone_command_lines`]). Safe to call from any number of processes at once.
 ///
 /// # Errors
 /// Database errors.
 pub async fn reap_lost_runs(pool: &PgPool) -> Result<Vec<Reaped>> {
+    let mut reaped = give_up_lost_runs(pool).await?;
+    reaped.extend(cancel_runs_of_gone_command_lines(pool).await?);
+    Ok(reaped)
+}
+
+/// The `running` runs whose worker is gone, given up.
+async fn give_up_lost_runs(pool: &PgPool) -> Result<Vec<Reaped>> {
     let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
         "SELECT r.id, r.execution_id, {LEASE_EXPIRED} AS expired, w.liveness_key \
          FROM ops.runs r LEFT JOIN ops.workers w ON w.id = r.worker_id \
@@ -558,27 +573,68 @@ pub async fn reap_lost_runs(pool: &PgPool) -> Result<Vec<Reaped>> {
         let key: Option<String> = row.try_get("liveness_key")?;
         let dead_here = key.as_deref().and_then(workers::alive_here) == Some(false);
         if (expired || dead_here)
-            && let Some(requeued) =
+            && let Some(status) =
                 give_up(pool, id, execution, "its worker stopped without finishing").await?
         {
-            reaped.push(Reaped {
-                run_id: id,
-                requeued,
-            });
+            reaped.push(Reaped { run_id: id, status });
         }
     }
     Ok(reaped)
 }
 
+/// Cancels the runs still `queued` in a batch a command line was running here one run after
+/// another ([`super::batches::NewBatch::run_by`]) once that command line is gone: stopped, dead
+/// in this pid namespace, or silent for [`WORKER_SILENT_FOR`]. It may have died during a run
+/// (that run is given up first) or between two, or before it took its first: its Ctrl-C would
+/// have cancelled them, and so they neither wait for nobody nor run weeks later on whatever
+/// worker starts next; a retry of the batch (or of each run) loads them.
+async fn cancel_runs_of_gone_command_lines(pool: &PgPool) -> Result<Vec<Reaped>> {
+    let owners: Vec<(Uuid, Option<String>, bool)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT DISTINCT b.run_by, w.liveness_key, \
+           (w.id IS NULL OR w.stopped_at IS NOT NULL \
+            OR w.heartbeat_at < now() - {WORKER_SILENT_FOR}) AS silent \
+         FROM ops.runs q JOIN ops.batches b ON b.id = q.batch_id \
+           LEFT JOIN ops.workers w ON w.id = b.run_by \
+         WHERE q.status = 'queued' AND NOT q.requeue_on_loss AND b.run_by IS NOT NULL"
+    )))
+    .fetch_all(pool)
+    .await?;
+    let mut cancelled = Vec::new();
+    for (worker, key, silent) in owners {
+        let dead_here = key.as_deref().and_then(workers::alive_here) == Some(false);
+        if !(silent || dead_here) {
+            continue;
+        }
+        let ids: Vec<Uuid> = sqlx::query_scalar(
+            "UPDATE ops.runs q SET status = 'cancelled', cancel_requested = true, \
+               finished_at = now(), \
+               error = coalesce(q.error, 'cancelled before it started: the command line running \
+its batch stopped') \
+             FROM ops.batches b \
+             WHERE b.run_by = $1 AND q.batch_id = b.id AND q.status = 'queued' \
+               AND NOT q.requeue_on_loss \
+             RETURNING q.id",
+        )
+        .bind(worker)
+        .fetch_all(pool)
+        .await?;
+        cancelled.extend(ids.into_iter().map(|run_id| Reaped {
+            run_id,
+            status: RunStatus::Cancelled,
+        }));
+    }
+    Ok(cancelled)
+}
+
 /// Gives up a running run held by `execution` (a dead worker's): windows back to `pending`, the
-/// run back to `queued` or `interrupted`. Returns whether it was requeued, or `None` when the run
-/// had changed meanwhile (nothing done).
+/// run back to `queued`, or `interrupted` (`cancelled` when a cancel was asked). Returns its
+/// status now, or `None` when the run had changed meanwhile (nothing done).
 async fn give_up(
     pool: &PgPool,
     run_id: Uuid,
     execution: Option<Uuid>,
     reason: &str,
-) -> Result<Option<bool>> {
+) -> Result<Option<RunStatus>> {
     let mut tx = pool.begin().await?;
     // Windows before the run row: the order claim_window locks them in.
     sqlx::query(
@@ -592,7 +648,7 @@ async fn give_up(
     .bind(reason)
     .execute(&mut *tx)
     .await?;
-    let requeued: Option<bool> = sqlx::query_scalar(
+    let status: Option<RunStatus> = sqlx::query_scalar(
         "UPDATE ops.runs SET \
            status = CASE WHEN requeue_on_loss AND NOT cancel_requested THEN 'queued' \
                          WHEN cancel_requested THEN 'cancelled' ELSE 'interrupted' END, \
@@ -600,7 +656,7 @@ async fn give_up(
                               ELSE now() END, \
            execution_id = NULL, lease_until = NULL, error = coalesce(error, $3) \
          WHERE id = $1 AND execution_id IS NOT DISTINCT FROM $2 AND status = 'running' \
-         RETURNING status = 'queued'",
+         RETURNING status",
     )
     .bind(run_id)
     .bind(execution)
@@ -608,35 +664,12 @@ async fn give_up(
     .fetch_optional(&mut *tx)
     .await?;
     // Dropping `tx` rolls back: the run had changed, nothing is written.
-    let Some(requeued) = requeued else {
+    let Some(status) = status else {
         return Ok(None);
     };
     release_run_windows(&mut tx, run_id, Some(reason)).await?;
-    if !requeued {
-        cancel_orphaned_batch_runs(&mut tx, run_id).await?;
-    }
     tx.commit().await?;
-    Ok(Some(requeued))
-}
-
-/// When `run_id`, a run of a batch the command line was running here one run after another,
-/// is given up because that process died: the batch's runs still queued for it are cancelled,
-/// as its Ctrl-C would have done, so that they neither wait for nobody nor run weeks later on
-/// whatever worker starts next; a retry of the batch (or of each run) loads them.
-async fn cancel_orphaned_batch_runs(conn: &mut PgConnection, run_id: Uuid) -> Result<()> {
-    sqlx::query(
-        "UPDATE ops.runs q SET status = 'cancelled', cancel_requested = true, \
-           finished_at = now(), \
-           error = coalesce(q.error, 'cancelled before it started: the command line running \
-its batch stopped') \
-         FROM ops.runs r \
-         WHERE r.id = $1 AND r.batch_id IS NOT NULL AND NOT r.requeue_on_loss \
-           AND q.batch_id = r.batch_id AND q.status = 'queued' AND NOT q.requeue_on_loss",
-    )
-    .bind(run_id)
-    .execute(conn)
-    .await?;
-    Ok(())
+    Ok(Some(status))
 }
 
 /// Marks a run whose worker died as given up (see [`reap_lost_runs`]); does nothing to a run
