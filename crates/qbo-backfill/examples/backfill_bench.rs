@@ -184,6 +184,7 @@ async fn load_pipeline(
                 range,
                 windows: range.windows()?,
                 trigger: qbo_backfill::domain::run::RunOrigin::Cli,
+                started_by: None,
                 retry_of: None,
             },
             CancellationToken::new(),

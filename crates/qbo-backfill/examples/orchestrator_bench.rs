@@ -50,6 +50,7 @@ async fn main() -> anyhow::Result<()> {
                 windows: &windows,
                 trigger: qbo_backfill::domain::run::RunOrigin::Api,
                 trigger_id: None,
+                started_by: None,
                 retry_of: None,
                 requeue_on_loss: true,
             },

@@ -99,6 +99,7 @@ async fn start_run(
             windows,
             trigger: qbo_backfill::domain::run::RunOrigin::Cli,
             trigger_id: None,
+            started_by: None,
             retry_of: None,
             requeue_on_loss: false,
         },

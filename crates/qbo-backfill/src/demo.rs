@@ -130,6 +130,7 @@ async fn load_january(
             range,
             windows: range.windows()?,
             trigger: RunOrigin::Demo,
+            started_by: None,
             retry_of: None,
         };
         let outcome = executor

@@ -38,6 +38,18 @@ pub(super) async fn secret_key(pool: &PgPool) -> Result<SecretKey, CliError> {
         })
 }
 
+/// Who runs this command line, as runs record it (`started_by`): the system user from `USER` or
+/// `LOGNAME`, when it is a plain name (at most 64 characters, no control characters).
+pub(super) fn system_user() -> Option<String> {
+    ["USER", "LOGNAME"]
+        .into_iter()
+        .filter_map(|name| std::env::var(name).ok())
+        .map(|user| user.trim().to_owned())
+        .find(|user| {
+            !user.is_empty() && user.chars().count() <= 64 && !user.chars().any(char::is_control)
+        })
+}
+
 /// A run the command line asks for in this process (`run`, `verify`): no retry.
 pub(super) fn asked_run(
     pipeline: Pipeline,
@@ -51,6 +63,7 @@ pub(super) fn asked_run(
         range,
         windows,
         trigger: RunOrigin::Cli,
+        started_by: system_user(),
         retry_of: None,
     }
 }

@@ -154,13 +154,14 @@ text_enum!(RunOrigin {
 
 impl RunOrigin {
     /// Every origin.
-    pub const ALL: [Self; 6] = [
+    pub const ALL: [Self; 7] = [
         Self::Cli,
         Self::Api,
         Self::Ui,
         Self::Retry,
         Self::Trigger,
         Self::Demo,
+        Self::Webhook,
     ];
 }
 

@@ -482,6 +482,8 @@ pub struct LocalRun<'a> {
     pub windows: Vec<Window>,
     /// What started it (the CLI, a retry, the demo).
     pub trigger: RunOrigin,
+    /// Who: the command line's system user, if known.
+    pub started_by: Option<String>,
     /// The run it retries.
     pub retry_of: Option<uuid::Uuid>,
 }
@@ -511,6 +513,7 @@ impl Executor {
                 windows: &run.windows,
                 trigger: run.trigger,
                 trigger_id: None,
+                started_by: run.started_by.as_deref(),
                 retry_of: run.retry_of,
                 requeue_on_loss: false,
             },

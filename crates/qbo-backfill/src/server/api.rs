@@ -15,7 +15,7 @@ use uuid::Uuid;
 
 use super::AppState;
 use super::error::ApiError;
-use super::extract::{ApiJson, RunId, path_param};
+use super::extract::{ApiJson, Caller, RunId, path_param};
 use crate::domain::batch::Batch;
 use crate::domain::reconcile::TRIAL_BALANCE_PIPELINE;
 use crate::domain::run::RunOrigin;
@@ -170,11 +170,13 @@ pub(crate) struct CreateRunBody {
 /// `POST /api/v1/runs`.
 pub(crate) async fn create_run(
     State(state): State<AppState>,
+    caller: Caller,
     ApiJson(body): ApiJson<CreateRunBody>,
 ) -> Result<Response, ApiError> {
     if let Ok(batch) = body.pipeline.parse::<Batch>() {
         return super::batches_api::create_batch(
             &state,
+            &caller,
             batch,
             body.fecha_inicio.as_deref(),
             body.fecha_fin.as_deref(),
@@ -198,6 +200,7 @@ pub(crate) async fn create_run(
             windows: &windows,
             trigger: RunOrigin::Api,
             trigger_id: None,
+            started_by: caller.name(),
             retry_of: None,
             requeue_on_loss: true,
         },
@@ -242,13 +245,14 @@ pub(crate) fn validate_verify(
     Ok((pipelines, range))
 }
 
-/// Enqueues one verify run per pipeline over `range`, in one transaction (all or none).
+/// Enqueues one verify run per pipeline over `range`, in one transaction (all or none), started
+/// by `started_by` from `trigger`.
 pub(crate) async fn enqueue_verify(
     state: &AppState,
     pipelines: &[Pipeline],
     realm_id: &str,
     range: DateRange,
-    trigger: RunOrigin,
+    (trigger, started_by): (RunOrigin, Option<&str>),
 ) -> Result<Vec<Uuid>, ApiError> {
     let mut planned = Vec::with_capacity(pipelines.len());
     for pipeline in pipelines {
@@ -267,6 +271,7 @@ pub(crate) async fn enqueue_verify(
             windows,
             trigger,
             trigger_id: None,
+            started_by,
             retry_of: None,
             requeue_on_loss: true,
         };
@@ -284,6 +289,7 @@ pub(crate) async fn enqueue_verify(
 /// prints (it reads the database only).
 pub(crate) async fn create_verify(
     State(state): State<AppState>,
+    caller: Caller,
     ApiJson(body): ApiJson<VerifyBody>,
 ) -> Result<Response, ApiError> {
     if body.entity.trim() == "reports" {
@@ -295,7 +301,14 @@ pub(crate) async fn create_verify(
         body.fecha_fin.as_deref(),
     )?;
     let realm_id = resolve_realm(&state, body.realm_id.as_deref()).await?;
-    let ids = enqueue_verify(&state, &pipelines, &realm_id, range, RunOrigin::Api).await?;
+    let ids = enqueue_verify(
+        &state,
+        &pipelines,
+        &realm_id,
+        range,
+        (RunOrigin::Api, caller.name()),
+    )
+    .await?;
     let mut views = Vec::with_capacity(ids.len());
     for id in ids {
         views.push(
@@ -454,6 +467,7 @@ pub(crate) async fn run_logs(
 /// that did not succeed.
 pub(crate) async fn retry_run(
     State(state): State<AppState>,
+    caller: Caller,
     RunId(id): RunId,
 ) -> Result<Response, ApiError> {
     let plan = plan_retry(&state.pool, id)
@@ -469,7 +483,7 @@ pub(crate) async fn retry_run(
             }
             RetryRefusal::Database(e) => ApiError::from(e),
         })?;
-    enqueue(&state, plan.queued_run()).await
+    enqueue(&state, plan.queued_run(caller.name())).await
 }
 
 /// `POST /api/v1/runs/{id}/cancel`.

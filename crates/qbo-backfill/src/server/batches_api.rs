@@ -12,7 +12,7 @@ use uuid::Uuid;
 use super::AppState;
 use super::api::{resolve_realm, validate_run};
 use super::error::ApiError;
-use super::extract::BatchId;
+use super::extract::{BatchId, Caller};
 use crate::domain::batch::Batch;
 use crate::domain::pipeline::DateRange;
 use crate::domain::run::RunOrigin;
@@ -58,6 +58,7 @@ pub(crate) fn refused(e: BatchError) -> ApiError {
 /// the batch and its runs.
 pub(crate) async fn create_batch(
     state: &AppState,
+    caller: &Caller,
     batch: Batch,
     fecha_inicio: Option<&str>,
     fecha_fin: Option<&str>,
@@ -65,17 +66,25 @@ pub(crate) async fn create_batch(
 ) -> Result<Response, ApiError> {
     let dates = batch_dates(batch, fecha_inicio, fecha_fin)?;
     let realm_id = resolve_realm(state, realm_id).await?;
-    let id = enqueue_batch(state, batch, &realm_id, dates, RunOrigin::Api).await?;
+    let id = enqueue_batch(
+        state,
+        batch,
+        &realm_id,
+        dates,
+        (RunOrigin::Api, caller.name()),
+    )
+    .await?;
     answer(state, id, StatusCode::ACCEPTED).await
 }
 
-/// Plans and enqueues `batch` (all runs or none) and wakes the workers; the batch id.
+/// Plans and enqueues `batch` (all runs or none), started by `started_by` from `trigger`, and
+/// wakes the workers; the batch id.
 pub(crate) async fn enqueue_batch(
     state: &AppState,
     batch: Batch,
     realm_id: &str,
     dates: Option<DateRange>,
-    trigger: RunOrigin,
+    (trigger, started_by): (RunOrigin, Option<&str>),
 ) -> Result<Uuid, ApiError> {
     let planned = batch_service::plan(&state.pool, batch, realm_id, dates, jiff::Timestamp::now())
         .await
@@ -86,6 +95,7 @@ pub(crate) async fn enqueue_batch(
         range: dates,
         trigger,
         trigger_id: None,
+        started_by,
         run_by: None,
     };
     let (id, _) = batch_service::enqueue(&state.pool, &new, &planned).await?;
@@ -113,12 +123,13 @@ pub(crate) async fn get_batch(
 /// again; `409 nothing_to_retry` when none has anything left to load.
 pub(crate) async fn retry_batch(
     State(state): State<AppState>,
+    caller: Caller,
     BatchId(id): BatchId,
 ) -> Result<Response, ApiError> {
     if batches::get(&state.pool, id).await?.is_none() {
         return Err(ApiError::not_found(format!("no batch `{id}`")));
     }
-    let retried = batch_service::retry_failed(&state.pool, id).await?;
+    let retried = batch_service::retry_failed(&state.pool, id, caller.name()).await?;
     if retried.is_empty() {
         return Err(ApiError::conflict(
             "nothing_to_retry",

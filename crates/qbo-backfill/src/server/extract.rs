@@ -117,9 +117,30 @@ fn bearer_credentials(value: &str) -> Option<&str> {
 /// A request that carries a live API token (`Authorization: Bearer TOKEN`) whose scope allows
 /// the call ([`required_scope`]): `401 unauthorized` without one (unknown, revoked or expired),
 /// `403 forbidden` outside its scope. The one place scopes are checked: applied to every API
-/// route as a layer.
+/// route as a layer, which leaves the token's name to the handler ([`Caller`]).
 #[derive(Debug, Clone, Copy)]
 pub struct ApiToken(pub Scope);
+
+/// Who makes an API request: the name of its token, as runs record who started them
+/// (`started_by`). Set by [`ApiToken`]; `None` on a route outside it.
+#[derive(Debug, Clone, Default)]
+pub struct Caller(pub Option<String>);
+
+impl Caller {
+    /// The name, as [`crate::store::runs::queue::NewRun::started_by`] takes it.
+    #[must_use]
+    pub fn name(&self) -> Option<&str> {
+        self.0.as_deref()
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for Caller {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(parts.extensions.get::<Self>().cloned().unwrap_or_default())
+    }
+}
 
 impl FromRequestParts<AppState> for ApiToken {
     type Rejection = ApiError;
@@ -131,8 +152,8 @@ impl FromRequestParts<AppState> for ApiToken {
             .and_then(|v| v.to_str().ok())
             .and_then(bearer_credentials)
             .ok_or_else(ApiError::unauthorized)?;
-        let scope = match crate::store::auth::api_tokens::verify(&state.pool, token).await {
-            Ok(Some(scope)) => scope,
+        let (scope, name) = match crate::store::auth::api_tokens::verify(&state.pool, token).await {
+            Ok(Some(live)) => live,
             Ok(None) => return Err(ApiError::unauthorized()),
             Err(e) => return Err(ApiError::internal(&e)),
         };
@@ -145,6 +166,7 @@ impl FromRequestParts<AppState> for ApiToken {
             );
             return Err(ApiError::new(StatusCode::FORBIDDEN, "forbidden", message));
         }
+        parts.extensions.insert(Caller(Some(name)));
         Ok(Self(scope))
     }
 }

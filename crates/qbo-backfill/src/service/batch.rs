@@ -119,6 +119,7 @@ pub async fn enqueue(
             windows: &run.windows,
             trigger: batch.trigger,
             trigger_id: batch.trigger_id,
+            started_by: batch.started_by,
             retry_of: None,
             requeue_on_loss: batch.run_by.is_none(),
         };
@@ -133,11 +134,15 @@ pub async fn enqueue(
 /// [`plan_retry`], run by run), each retry part of the batch; returns the new runs. Runs with
 /// nothing to retry (succeeded, queued, still running) and runs already retried (their retry,
 /// also in the batch, is the one retried when it failed too) are skipped, so retrying twice
-/// never loads a window twice.
+/// never loads a window twice. The retries are started by `started_by`.
 ///
 /// # Errors
 /// Database errors.
-pub async fn retry_failed(pool: &PgPool, id: Uuid) -> Result<Vec<Uuid>, sqlx::Error> {
+pub async fn retry_failed(
+    pool: &PgPool,
+    id: Uuid,
+    started_by: Option<&str>,
+) -> Result<Vec<Uuid>, sqlx::Error> {
     let Some(batch) = batches::get(pool, id).await? else {
         return Ok(Vec::new());
     };
@@ -149,7 +154,7 @@ pub async fn retry_failed(pool: &PgPool, id: Uuid) -> Result<Vec<Uuid>, sqlx::Er
             Err(_) => continue,
         };
         let mut tx = pool.begin().await?;
-        let run_id = queue::enqueue_run(&mut tx, &plan.queued_run()).await?;
+        let run_id = queue::enqueue_run(&mut tx, &plan.queued_run(started_by)).await?;
         batches::attach(&mut tx, id, run_id).await?;
         tx.commit().await?;
         retried.push(run_id);

@@ -26,9 +26,9 @@ pub struct RetryPlan {
 
 impl RetryPlan {
     /// The run that retries this plan through the queue (its `retry_of` names the run retried;
-    /// queued again if its worker is lost).
+    /// queued again if its worker is lost), started by `started_by`.
     #[must_use]
-    pub fn queued_run(&self) -> NewRun<'_> {
+    pub fn queued_run<'a>(&'a self, started_by: Option<&'a str>) -> NewRun<'a> {
         NewRun {
             pipeline: self.pipeline,
             realm_id: &self.run.realm_id,
@@ -36,6 +36,7 @@ impl RetryPlan {
             windows: &self.windows,
             trigger: RunOrigin::Retry,
             trigger_id: None,
+            started_by,
             retry_of: Some(self.run.id),
             requeue_on_loss: true,
         }

@@ -140,6 +140,7 @@ async fn start_run(
             windows: &windows,
             trigger: RunOrigin::Trigger,
             trigger_id: Some(trigger_id),
+            started_by: None,
             retry_of: None,
             requeue_on_loss: true,
         };
@@ -152,6 +153,7 @@ async fn start_run(
             range: Some(range),
             trigger: RunOrigin::Trigger,
             trigger_id: Some(trigger_id),
+            started_by: None,
             run_by: None,
         };
         batches::insert(&mut *conn, &new, &ids).await?;

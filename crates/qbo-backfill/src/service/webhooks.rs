@@ -228,6 +228,7 @@ async fn coalesce_group(
                 windows: &windows,
                 trigger: RunOrigin::Webhook,
                 trigger_id: None,
+                started_by: None,
                 retry_of: None,
                 requeue_on_loss: true,
             };

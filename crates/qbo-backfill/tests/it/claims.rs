@@ -180,6 +180,7 @@ async fn a_run_whose_lease_expired_goes_back_to_the_queue_and_its_old_worker_can
             windows: &windows,
             trigger: qbo_backfill::domain::run::RunOrigin::Api,
             trigger_id: None,
+            started_by: None,
             retry_of: None,
             requeue_on_loss: true,
         },
@@ -984,6 +985,7 @@ async fn queued_batch(pool: &PgPool, run_by: Option<Uuid>) -> Vec<Uuid> {
         range: Some(range),
         trigger: RunOrigin::Cli,
         trigger_id: None,
+        started_by: None,
         run_by,
     };
     batches::insert(&mut tx, &batch, &ids).await.expect("batch");

@@ -621,3 +621,90 @@ async fn a_refused_load_history_keeps_its_dates_and_writes_nothing() {
     .expect("counts");
     assert_eq!((batches, runs), (0, 0));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn what_an_operator_starts_names_them_on_its_pages_in_their_language() {
+    let mut world = World::new(sim_config(5)).await;
+    let ui = Ui::start_with_workers(&mut world, "0").await;
+    let (http, session) = crate::support::web_session(&ui.base, ADMIN_PASSWORD).await;
+    let get = |path: String, lang: &'static str| {
+        let http = http.clone();
+        let session = session.clone();
+        let base = ui.base.clone();
+        async move {
+            http.get(format!("{base}{path}"))
+                .header("cookie", format!("{session}; lang={lang}"))
+                .send()
+                .await
+                .expect("get")
+                .text()
+                .await
+                .expect("html")
+        }
+    };
+    let csrf = crate::support::csrf_field(&get("/pipelines".into(), "en").await);
+    let post = |path: &'static str, fields: Vec<(&'static str, &'static str)>| {
+        let http = http.clone();
+        let session = session.clone();
+        let base = ui.base.clone();
+        let csrf = csrf.clone();
+        async move {
+            let mut form = vec![("csrf", csrf.as_str())];
+            form.extend(fields);
+            http.post(format!("{base}{path}"))
+                .header("cookie", &session)
+                .form(&form)
+                .send()
+                .await
+                .expect("post")
+        }
+    };
+    let run_once = post(
+        "/runs",
+        vec![
+            ("pipeline", "qb_customers_backfill"),
+            ("fecha_inicio", "2026-01-01"),
+            ("fecha_fin", "2026-01-03"),
+        ],
+    )
+    .await;
+    assert!(run_once.status().is_success() || run_once.status().is_redirection());
+    let load_history = post(
+        "/batches",
+        vec![
+            ("batch", "all_backfill"),
+            ("fecha_inicio", "2026-01-01"),
+            ("fecha_fin", "2026-01-03"),
+        ],
+    )
+    .await;
+    assert_eq!(load_history.status().as_u16(), 303);
+    let batch = load_history.headers()["location"]
+        .to_str()
+        .expect("location")
+        .to_owned();
+    let started: Vec<(String, Option<String>)> =
+        sqlx::query_as("SELECT trigger, started_by FROM ops.runs")
+            .fetch_all(world.pool())
+            .await
+            .expect("runs");
+    assert_eq!(started.len(), 27, "{started:?}");
+    assert!(
+        started
+            .iter()
+            .all(|(t, by)| t == "ui" && by.as_deref() == Some("admin")),
+        "{started:?}"
+    );
+    let by: Option<String> = sqlx::query_scalar("SELECT started_by FROM ops.batches")
+        .fetch_one(world.pool())
+        .await
+        .expect("batch");
+    assert_eq!(by.as_deref(), Some("admin"));
+    assert!(get("/runs".into(), "en").await.contains("web UI · admin"));
+    assert!(
+        get("/runs".into(), "es")
+            .await
+            .contains("interfaz web · admin")
+    );
+    assert!(get(batch, "es").await.contains("interfaz web · admin"));
+}

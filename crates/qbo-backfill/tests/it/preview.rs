@@ -97,6 +97,7 @@ pub(crate) async fn run(
                 range,
                 windows: pipeline.windows(&range).expect("windows"),
                 trigger: qbo_backfill::domain::run::RunOrigin::Cli,
+                started_by: None,
                 retry_of: None,
             },
             tokio_util::sync::CancellationToken::new(),

@@ -259,6 +259,7 @@ async fn a_run_started_through_the_api_is_followed_to_succeeded_with_the_table_e
         "{run}"
     );
     assert_eq!(run["trigger"], "api");
+    assert_eq!(run["started_by"], "tests", "the API token's name");
     let id = run["id"].as_str().expect("id").to_owned();
     let run = api.wait_final(&id, 120).await;
     assert_eq!(run["status"], "succeeded", "{run}");

@@ -976,7 +976,7 @@ async fn sessions_and_api_tokens_record_their_use_once_a_minute() {
         );
         assert_eq!(
             api_tokens::verify(pool, &token).await.expect("verify"),
-            Some(Scope::Read)
+            Some((Scope::Read, "ci".to_owned()))
         );
     };
     // The first use of a token is recorded.

@@ -102,6 +102,7 @@ pub(crate) async fn enqueue_customers(
             windows,
             trigger: qbo_backfill::domain::run::RunOrigin::Cli,
             trigger_id: None,
+            started_by: None,
             retry_of: None,
             requeue_on_loss: false,
         },

@@ -570,6 +570,7 @@ async fn claimed_month(
             windows: &windows,
             trigger: qbo_backfill::domain::run::RunOrigin::Cli,
             trigger_id: None,
+            started_by: None,
             retry_of: None,
             requeue_on_loss: false,
         },

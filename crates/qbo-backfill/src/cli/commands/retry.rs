@@ -40,6 +40,7 @@ pub(crate) async fn retry(run_id: Uuid, tuning: &ClientTuning) -> Result<u8, Cli
         range: plan.run.range(),
         windows: plan.windows,
         trigger: RunOrigin::Retry,
+        started_by: crate::cli::setup::system_user(),
         retry_of: Some(run_id),
     };
     session.run_in_terminal(tuning, local).await

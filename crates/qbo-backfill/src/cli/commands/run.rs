@@ -108,12 +108,14 @@ async fn run_batch(
     // Registered before the runs are enqueued: were this process to die before it took its
     // first run, or between two, they are cancelled by the next command that reaps.
     let identity = executor.start_local_worker().await.map_err(fail)?;
+    let started_by = crate::cli::setup::system_user();
     let new = NewBatch {
         batch,
         realm_id,
         range: dates,
         trigger: RunOrigin::Cli,
         trigger_id: None,
+        started_by: started_by.as_deref(),
         run_by: Some(identity.id),
     };
     let started = std::time::Instant::now();

@@ -83,30 +83,30 @@ pub async fn create(
     Ok((id, token))
 }
 
-/// The scope of the live token `token` (not revoked, not expired), if it is one; records its
-/// use to the minute (`last_used_at` is written when it is over a minute old, so most calls are
-/// read-only and wait for no commit).
+/// The scope and name of the live token `token` (not revoked, not expired), if it is one;
+/// records its use to the minute (`last_used_at` is written when it is over a minute old, so
+/// most calls are read-only and wait for no commit).
 ///
 /// # Errors
 /// Database errors.
-pub async fn verify(pool: &PgPool, token: &str) -> Result<Option<Scope>, StoreError> {
+pub async fn verify(pool: &PgPool, token: &str) -> Result<Option<(Scope, String)>, StoreError> {
     if !token.starts_with(TOKEN_PREFIX) || token.len() > 200 {
         return Ok(None);
     }
-    let scope: Option<String> = sqlx::query_scalar(
-        "WITH live AS (SELECT id, scope, last_used_at FROM ops.api_tokens \
+    let live: Option<(String, String)> = sqlx::query_as(
+        "WITH live AS (SELECT id, scope, name, last_used_at FROM ops.api_tokens \
            WHERE token_hash = $1 AND revoked_at IS NULL \
              AND (expires_at IS NULL OR expires_at > now())), \
          used AS (UPDATE ops.api_tokens t SET last_used_at = now() FROM live \
            WHERE t.id = live.id \
              AND (live.last_used_at IS NULL OR live.last_used_at < now() - interval '1 minute')) \
-         SELECT scope FROM live",
+         SELECT scope, name FROM live",
     )
     .bind(hash(token))
     .fetch_optional(pool)
     .await?;
     // The column's CHECK allows only the three names; anything else is no token at all.
-    Ok(scope.and_then(|s| s.parse().ok()))
+    Ok(live.and_then(|(scope, name)| Some((scope.parse().ok()?, name))))
 }
 
 /// Every token, newest first.

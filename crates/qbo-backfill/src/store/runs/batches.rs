@@ -24,6 +24,8 @@ pub struct NewBatch<'a> {
     pub trigger: RunOrigin,
     /// The trigger that fired it.
     pub trigger_id: Option<Uuid>,
+    /// Who started it (as [`super::queue::NewRun::started_by`]; its runs carry the same).
+    pub started_by: Option<&'a str>,
     /// The worker of the command line that runs the batch's runs itself, one after another
     /// (`None`: the queue's workers run them). Its runs are not requeued when their worker is
     /// lost, and are cancelled once that command line is gone.
@@ -42,7 +44,7 @@ pub async fn insert(
     let id = Uuid::now_v7();
     sqlx::query(
         "INSERT INTO ops.batches (id, name, realm_id, fecha_inicio, fecha_fin, trigger, trigger_id, \
-           run_by) VALUES ($1, $2, $3, $4::date, $5::date, $6, $7, $8)",
+           run_by, started_by) VALUES ($1, $2, $3, $4::date, $5::date, $6, $7, $8, $9)",
     )
     .bind(id)
     .bind(batch.batch.name())
@@ -52,6 +54,7 @@ pub async fn insert(
     .bind(batch.trigger)
     .bind(batch.trigger_id)
     .bind(batch.run_by)
+    .bind(batch.started_by)
     .execute(&mut *conn)
     .await?;
     sqlx::query("UPDATE ops.runs SET batch_id = $1 WHERE id = ANY($2)")
@@ -90,6 +93,8 @@ pub struct BatchView {
     pub fecha_fin: Option<String>,
     /// What started it.
     pub trigger: String,
+    /// Who started it (as [`RunView::started_by`]).
+    pub started_by: Option<String>,
     /// When it was enqueued.
     pub created_at: String,
     /// Its runs by status (`queued`, `running`, `succeeded`, …), and `total`.
@@ -114,6 +119,7 @@ struct BatchRow {
     fecha_inicio: Option<PgDate>,
     fecha_fin: Option<PgDate>,
     trigger: String,
+    started_by: Option<String>,
     created_at: PgTimestamp,
 }
 
@@ -123,7 +129,7 @@ struct BatchRow {
 /// Database errors.
 pub async fn get(pool: &PgPool, id: Uuid) -> Result<Option<BatchView>, sqlx::Error> {
     let row = sqlx::query_as::<_, BatchRow>(
-        "SELECT id, name, realm_id, fecha_inicio, fecha_fin, trigger, created_at \
+        "SELECT id, name, realm_id, fecha_inicio, fecha_fin, trigger, started_by, created_at \
          FROM ops.batches WHERE id = $1",
     )
     .bind(id)
@@ -143,6 +149,7 @@ pub async fn get(pool: &PgPool, id: Uuid) -> Result<Option<BatchView>, sqlx::Err
         fecha_inicio: row.fecha_inicio.map(|d| d.0.to_string()),
         fecha_fin: row.fecha_fin.map(|d| d.0.to_string()),
         trigger: row.trigger,
+        started_by: row.started_by,
         created_at: row.created_at.0.to_string(),
         status_counts,
         windows_total: runs.iter().map(|r| i64::from(r.windows_total)).sum(),

@@ -30,6 +30,9 @@ pub struct NewRun<'a> {
     pub trigger: RunOrigin,
     /// The trigger that fired it.
     pub trigger_id: Option<Uuid>,
+    /// Who started it: the web UI operator, the API token's name, the command line's system
+    /// user (`None` for a trigger, a webhook, the demo).
+    pub started_by: Option<&'a str>,
     /// The run it retries.
     pub retry_of: Option<Uuid>,
     /// Whether a worker that dies gives the run back to the queue (server runs) rather than
@@ -56,8 +59,8 @@ pub async fn enqueue_run(conn: &mut PgConnection, run: &NewRun<'_>) -> Result<Uu
     .await?;
     sqlx::query(
         "INSERT INTO ops.runs (id, pipeline, realm_id, fecha_inicio, fecha_fin, status, trigger, \
-           trigger_id, retry_of, windows_total, requeue_on_loss) \
-         VALUES ($1, $2, $3, $4::date, $5::date, 'queued', $6, $7, $8, $9, $10)",
+           trigger_id, retry_of, windows_total, requeue_on_loss, started_by) \
+         VALUES ($1, $2, $3, $4::date, $5::date, 'queued', $6, $7, $8, $9, $10, $11)",
     )
     .bind(id)
     .bind(run.pipeline.name())
@@ -69,6 +72,7 @@ pub async fn enqueue_run(conn: &mut PgConnection, run: &NewRun<'_>) -> Result<Uu
     .bind(run.retry_of)
     .bind(i32::try_from(run.windows.len()).unwrap_or(i32::MAX))
     .bind(run.requeue_on_loss)
+    .bind(run.started_by)
     .execute(&mut *conn)
     .await?;
     let starts: Vec<String> = run.windows.iter().map(|w| w.start.to_string()).collect();

@@ -72,6 +72,9 @@ pub struct RunView {
     pub trigger: String,
     /// The trigger that fired it.
     pub trigger_id: Option<Uuid>,
+    /// Who started it: the web UI operator, the API token's name, the command line's system
+    /// user (`null` for a trigger, a webhook, the demo, and runs from before this was kept).
+    pub started_by: Option<String>,
     /// The run it retries.
     pub retry_of: Option<Uuid>,
     /// When it was queued.
@@ -118,6 +121,7 @@ struct RunRow {
     fecha_fin: PgDate,
     trigger: String,
     trigger_id: Option<Uuid>,
+    started_by: Option<String>,
     retry_of: Option<Uuid>,
     created_at: Option<PgTimestamp>,
     started_at: Option<PgTimestamp>,
@@ -148,6 +152,7 @@ impl From<RunRow> for RunView {
             fecha_fin: r.fecha_fin.0.to_string(),
             trigger: r.trigger,
             trigger_id: r.trigger_id,
+            started_by: r.started_by,
             retry_of: r.retry_of,
             created_at: rfc3339(r.created_at),
             started_at: rfc3339(r.started_at),
@@ -179,7 +184,7 @@ impl From<RunRow> for RunView {
 /// looked up by its key (a join there was planned as a quadratic loop while the tables had no
 /// statistics yet: 0.7 s for 50 running runs of a year).
 const RUN_SELECT: &str = "SELECT r.id, r.pipeline, r.realm_id, r.status, r.fecha_inicio, \
-    r.fecha_fin, r.trigger, r.trigger_id, r.retry_of, r.created_at, r.started_at, r.finished_at, \
+    r.fecha_fin, r.trigger, r.trigger_id, r.started_by, r.retry_of, r.created_at, r.started_at, r.finished_at, \
     r.cancel_requested, r.windows_total, r.w_failed, r.w_succeeded, \
     CASE WHEN r.status IN ('queued', 'running') THEN r.windows_total - r.w_succeeded \
       ELSE o.outstanding END AS w_outstanding, \

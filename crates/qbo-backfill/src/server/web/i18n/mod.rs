@@ -197,13 +197,27 @@ impl Lang {
     /// there is none).
     #[must_use]
     pub fn status(self, code: &str) -> String {
-        CATALOG.get(format!("status.{code}").as_str()).map_or_else(
-            || code.to_owned(),
-            |&(en, es)| match self {
-                Self::En => en.to_owned(),
-                Self::Es => es.to_owned(),
-            },
-        )
+        self.coded("status", code)
+    }
+
+    /// The words for what started a run or a batch, from its origin code (`cli`, `ui`, …; the
+    /// code itself when there are none).
+    #[must_use]
+    pub fn origin(self, code: &str) -> String {
+        self.coded("origin", code)
+    }
+
+    /// The catalog's text for `{family}.{code}`, else `code`.
+    fn coded(self, family: &str, code: &str) -> String {
+        CATALOG
+            .get(format!("{family}.{code}").as_str())
+            .map_or_else(
+                || code.to_owned(),
+                |&(en, es)| match self {
+                    Self::En => en.to_owned(),
+                    Self::Es => es.to_owned(),
+                },
+            )
     }
 }
 
@@ -400,6 +414,21 @@ mod tests {
             }
         }
         keys
+    }
+
+    #[test]
+    fn every_run_origin_has_words_in_both_languages() {
+        for origin in crate::domain::run::RunOrigin::ALL {
+            let code = origin.as_str();
+            let (en, es) = (Lang::En.origin(code), Lang::Es.origin(code));
+            assert!(
+                CATALOG.contains_key(format!("origin.{code}").as_str()),
+                "`origin.{code}` is not in the catalog"
+            );
+            assert!(!en.is_empty() && !es.is_empty(), "{code}");
+        }
+        assert_eq!(Lang::Es.origin("cli"), "línea de comandos");
+        assert_eq!(Lang::Es.origin("nobody"), "nobody");
     }
 
     #[test]

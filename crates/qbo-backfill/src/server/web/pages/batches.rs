@@ -127,7 +127,8 @@ pub(crate) async fn start(
             })?;
         let dates = batch_dates(batch, given("fecha_inicio"), given("fecha_fin"))?;
         let realm_id = resolve_realm(&state, realm_field(&form)).await?;
-        enqueue_batch(&state, batch, &realm_id, dates, RunOrigin::Ui).await
+        let by = (RunOrigin::Ui, Some(op.session.username.as_str()));
+        enqueue_batch(&state, batch, &realm_id, dates, by).await
     };
     match started.await {
         Ok(id) => Ok(Redirect::to(&format!("/batches/{id}")).into_response()),
@@ -147,14 +148,14 @@ pub(crate) async fn start(
 /// `POST /batches/{id}/retry`: Retry failed runs, then the batch's page.
 pub(crate) async fn retry(
     State(state): State<AppState>,
-    _op: Operator,
+    op: Operator,
     IdPath(id): IdPath,
     CsrfForm(_form): CsrfForm<Fields>,
 ) -> Result<Response, PageError> {
     if batches::get(&state.pool, id).await?.is_none() {
         return Err(PageError::not_found());
     }
-    batch_service::retry_failed(&state.pool, id).await?;
+    batch_service::retry_failed(&state.pool, id, Some(&op.session.username)).await?;
     state.wake_workers.notify_waiters();
     Ok(Redirect::to(&format!("/batches/{id}")).into_response())
 }

@@ -313,6 +313,7 @@ pub(crate) async fn run_once(
         windows: &windows,
         trigger: RunOrigin::Ui,
         trigger_id: None,
+        started_by: Some(&op.session.username),
         retry_of: None,
         requeue_on_loss: true,
     };

@@ -32,6 +32,7 @@ struct RunRow {
     updated: i64,
     unchanged: i64,
     trigger: String,
+    started_by: Option<String>,
     created_at: String,
 }
 
@@ -52,6 +53,7 @@ impl From<RunView> for RunRow {
             updated: r.counts.updated,
             unchanged: r.counts.unchanged,
             trigger: r.trigger,
+            started_by: r.started_by,
             created_at: shown(r.created_at.as_deref()),
         }
     }
@@ -132,6 +134,7 @@ struct RunDetail {
     fecha_fin: String,
     trigger: String,
     trigger_id: Option<Uuid>,
+    started_by: Option<String>,
     retry_of: Option<Uuid>,
     created_at: String,
     started_at: String,
@@ -263,6 +266,7 @@ fn live(view: RunView, can_retry: bool, auth_error: Option<String>, op: &Operato
         fecha_fin: view.fecha_fin,
         trigger: view.trigger,
         trigger_id: view.trigger_id,
+        started_by: view.started_by,
         retry_of: view.retry_of,
         created_at: shown(view.created_at.as_deref()),
         started_at: shown(view.started_at.as_deref()),
@@ -368,6 +372,7 @@ pub(crate) async fn log(
 /// retried is shown again as it is.
 pub(crate) async fn retry(
     State(state): State<AppState>,
+    op: Operator,
     IdPath(id): IdPath,
     CsrfForm(_): CsrfForm<Fields>,
 ) -> Result<Response, PageError> {
@@ -382,7 +387,7 @@ pub(crate) async fn retry(
         }
         Err(RetryRefusal::Database(e)) => return Err(PageError::failure(&e)),
     };
-    enqueue_and_show(&state, &plan.queued_run()).await
+    enqueue_and_show(&state, &plan.queued_run(Some(&op.session.username))).await
 }
 
 /// `POST /runs/{id}/cancel`.

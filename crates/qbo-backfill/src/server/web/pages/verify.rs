@@ -149,7 +149,8 @@ pub(crate) async fn start(
             return verify_page(&state, &op, None, Some(error), sent).await;
         }
     };
-    let ids = match enqueue_verify(&state, &pipelines, &realm_id, range, RunOrigin::Ui).await {
+    let by = (RunOrigin::Ui, Some(op.session.username.as_str()));
+    let ids = match enqueue_verify(&state, &pipelines, &realm_id, range, by).await {
         Ok(ids) => ids,
         Err(e) if e.status.is_client_error() => {
             let error = op.lang.refusal(e.code, &e.message);
