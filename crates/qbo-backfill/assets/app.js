@@ -91,3 +91,38 @@
   }
   tick();
 })();
+// The trigger form says when the trigger it describes would fire, in its zone and in UTC, or why
+// it would be refused, as it is typed (GET /triggers/when: the server's own validation).
+(function () {
+  "use strict";
+  var out = document.getElementById("trigger-when");
+  var form = out && out.closest("form");
+  if (!form || !window.fetch || !window.URLSearchParams) { return; }
+  var timer = null;
+  var asked = 0;
+  function ask() {
+    var data = new FormData(form);
+    data.delete("csrf");
+    var when = data.get("kind") === "cron" ? data.get("cron") : data.get("local_time");
+    if (!when || !String(when).trim()) {
+      out.textContent = "";
+      out.className = "muted small";
+      return;
+    }
+    var n = ++asked;
+    fetch("/triggers/when?" + new URLSearchParams(data).toString(), { credentials: "same-origin" })
+      .then(function (r) { return r.ok ? r.json() : null; })
+      .then(function (body) {
+        if (!body || n !== asked) { return; }
+        out.textContent = body.text;
+        out.className = body.ok ? "small" : "error small";
+      }, function () {});
+  }
+  function soon() {
+    window.clearTimeout(timer);
+    timer = window.setTimeout(ask, 250);
+  }
+  form.addEventListener("input", soon);
+  form.addEventListener("change", soon);
+  ask();
+})();

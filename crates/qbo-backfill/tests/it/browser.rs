@@ -216,6 +216,16 @@ impl Browser {
         .await;
     }
 
+    /// Sets an input's value and tells the page, as typing would (an `input` event).
+    pub(crate) async fn typed(&self, css: &str, value: &str) {
+        self.cmd(
+            reqwest::Method::POST,
+            "/execute/sync",
+            Some(json!({"script": "var el = document.querySelector(arguments[0]); el.value = arguments[1]; el.dispatchEvent(new Event('input', {bubbles: true}));", "args": [css, value]})),
+        )
+        .await;
+    }
+
     pub(crate) async fn click(&self, css: &str) {
         // A run's page swaps its live part in as soon as it loads: an element found just before
         // the swap is stale, so it is found again and clicked again.
@@ -536,13 +546,31 @@ async fn an_operator_runs_once_schedules_a_trigger_and_reconnects_after_invalid_
             .await,
         "America/Guayaquil"
     );
-    browser
-        .set_value("input[name=local_time]", "2030-02-02T10:00")
-        .await;
+    // As it is typed, the form says when it would fire (or why it would be refused).
     browser
         .set_value("input[name=fecha_inicio]", JAN_FROM)
         .await;
     browser.set_value("input[name=fecha_fin]", JAN_TO).await;
+    browser
+        .typed("input[name=local_time]", "2020-02-02T10:00")
+        .await;
+    browser.wait_for("#trigger-when.error", 1, 10).await;
+    let refused = browser.text("#trigger-when").await;
+    assert!(refused.contains("already past"), "{refused}");
+    browser
+        .typed("input[name=local_time]", "2030-02-02T10:00")
+        .await;
+    browser
+        .wait_for("#trigger-when:not(.error):not(:empty)", 1, 10)
+        .await;
+    let fires = browser.text("#trigger-when").await;
+    assert!(
+        fires.contains("2030-02-02T10:00:00-05:00")
+            && fires.contains("America/Guayaquil")
+            && fires.contains("2030-02-02 15:00:00Z"),
+        "{fires}"
+    );
+    browser.screenshot("05a-trigger-form-says-when").await;
     browser.click("form.trigger-form button[type=submit]").await;
     let flash = browser.text(".flash").await;
     assert!(flash.contains("2030-02-02T10:00:00-05:00"), "{flash}");

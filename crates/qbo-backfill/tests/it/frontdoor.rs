@@ -708,3 +708,94 @@ async fn what_an_operator_starts_names_them_on_its_pages_in_their_language() {
     );
     assert!(get(batch, "es").await.contains("interfaz web · admin"));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_trigger_form_says_when_it_would_fire_before_anything_is_created() {
+    let mut world = World::new(sim_config(5)).await;
+    let ui = Ui::start_with_workers(&mut world, "0").await;
+    let (http, session) = crate::support::web_session(&ui.base, ADMIN_PASSWORD).await;
+    let when = |query: &'static str, lang: &'static str| {
+        let http = http.clone();
+        let session = session.clone();
+        let base = ui.base.clone();
+        async move {
+            let r = http
+                .get(format!(
+                    "{base}/triggers/when?pipeline=qb_customers_backfill&fecha_inicio=yesterday&fecha_fin=today&{query}"
+                ))
+                .header("cookie", format!("{session}; lang={lang}"))
+                .send()
+                .await
+                .expect("get");
+            assert_eq!(r.status().as_u16(), 200);
+            r.json::<serde_json::Value>().await.expect("json")
+        }
+    };
+    let once = when(
+        "kind=once&local_time=2030-02-02T10%3A00&time_zone=America%2FGuayaquil",
+        "en",
+    )
+    .await;
+    assert_eq!(once["ok"], true, "{once}");
+    assert_eq!(
+        once["text"],
+        "It would fire at 2030-02-02T10:00:00-05:00 (America/Guayaquil), that is 2030-02-02 15:00:00Z (UTC)."
+    );
+    let madrid = when(
+        "kind=once&local_time=2030-07-01T10%3A00&time_zone=Europe%2FMadrid",
+        "es",
+    )
+    .await;
+    assert_eq!(
+        madrid["text"],
+        "Se dispararía el 2030-07-01T10:00:00+02:00 (Europe/Madrid), es decir 2030-07-01 08:00:00Z (UTC).",
+        "{madrid}"
+    );
+    let past = when(
+        "kind=once&local_time=2020-02-02T10%3A00&time_zone=America%2FGuayaquil",
+        "en",
+    )
+    .await;
+    assert_eq!(past["ok"], false, "{past}");
+    assert!(
+        past["text"]
+            .as_str()
+            .is_some_and(|t| t.contains("already past")),
+        "{past}"
+    );
+    let cron = when(
+        "kind=cron&cron=0+10+*+*+*&time_zone=America%2FGuayaquil",
+        "en",
+    )
+    .await;
+    assert_eq!(cron["ok"], true, "{cron}");
+    assert!(
+        cron["text"]
+            .as_str()
+            .is_some_and(|t| t.contains("10:00:00-05:00") && t.contains("15:00:00Z")),
+        "{cron}"
+    );
+    let bad = when("kind=cron&cron=99+*+*+*+*", "en").await;
+    assert_eq!(bad["ok"], false, "{bad}");
+    let zone = when(
+        "kind=once&local_time=2030-02-02T10%3A00&time_zone=Mars%2FOlympus",
+        "en",
+    )
+    .await;
+    assert_eq!(zone["ok"], false, "{zone}");
+    let created: i64 = sqlx::query_scalar("SELECT count(*) FROM ops.triggers")
+        .fetch_one(world.pool())
+        .await
+        .expect("count");
+    assert_eq!(created, 0, "asking writes nothing");
+    // Without a session it is not answered.
+    let r = client_from("127.0.0.1")
+        .get(format!(
+            "{}/triggers/when?kind=once&local_time=2030-02-02T10%3A00",
+            ui.base
+        ))
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(r.status().as_u16(), 303);
+}

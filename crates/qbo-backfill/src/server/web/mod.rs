@@ -84,6 +84,7 @@ pub fn routes() -> Router<AppState> {
         .route("/batches/{id}/retry", post(batches::retry))
         .route("/verify", get(verify::page).post(verify::start))
         .route("/triggers", get(triggers::page).post(triggers::create))
+        .route("/triggers/when", get(triggers::when))
         .route("/triggers/{id}/{action}", post(triggers::action))
         .route("/secrets", get(secrets::page).post(secrets::replace))
         .route("/alerts", get(alerts::page).post(alerts::create))

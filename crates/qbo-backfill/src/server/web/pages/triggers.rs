@@ -3,11 +3,13 @@
 //! Validation and firing rules live in `orchestrator::triggers`, as for the API.
 
 use askama::Template;
-use axum::extract::State;
+use axum::extract::{Query, State};
 use axum::response::{IntoResponse, Redirect, Response};
 use uuid::Uuid;
 
-use super::{Choice, Fields, company_ids, field, icon, realm_field, shown, target_choices};
+use super::{
+    Choice, Fields, company_ids, field, icon, realm_field, shown, shown_time, target_choices,
+};
 use crate::orchestrator::triggers::{DEFAULT_TIME_ZONE, NewTrigger, TriggerPatch};
 use crate::server::AppState;
 use crate::server::api::resolve_realm;
@@ -174,6 +176,29 @@ fn new_trigger(sent: &TriggerForm, realm: String) -> NewTrigger {
         realm_id: Some(realm),
         enabled: Some(true),
     }
+}
+
+/// `GET /triggers/when?…` with the form's fields: when the trigger the form describes would fire
+/// next, in its zone and in UTC, or why creating it would be refused (the same validation as
+/// `POST /triggers`), as `{"ok": bool, "text": …}` in the operator's language. The form shows it
+/// as it is typed (`app.js`); nothing is written.
+pub(crate) async fn when(op: Operator, Query(form): Query<Fields>) -> Response {
+    let mut asked = new_trigger(&sent_form(&form), String::new());
+    asked.realm_id = None;
+    let (ok, text) = match asked.validate(jiff::Timestamp::now()) {
+        Ok((def, arming)) => match arming.next_fire_utc {
+            Some(at) => {
+                let local = def.local_text(at);
+                let utc = shown_time(Some(at));
+                let args: [(&str, &dyn std::fmt::Display); 3] =
+                    [("local", &local), ("zone", &def.zone.name), ("utc", &utc)];
+                (true, op.lang.fill("triggers.fires_at", &args))
+            }
+            None => (false, String::new()),
+        },
+        Err(e) => (false, op.lang.refusal("invalid_trigger", &e.to_string())),
+    };
+    axum::Json(serde_json::json!({ "ok": ok, "text": text })).into_response()
 }
 
 /// `POST /triggers`: a one-time or cron trigger from the form.
