@@ -21,7 +21,7 @@ use crate::service::alerts;
 use crate::service::company as company_service;
 use crate::settings::ClientTuning;
 use crate::store::auth::secrets::SecretKey;
-use crate::store::runs::queue::{self, ClaimedRun, NewRun};
+use crate::store::runs::queue::{self, ClaimedRun, NewRun, RetryEnqueued};
 use crate::store::runs::workers::{self, WorkerIdentity};
 use crate::store::runs::{self, Reaped, RunStatus, RunTotals};
 use crate::store::{StoreError, auth::companies, runs::logs};
@@ -504,7 +504,7 @@ impl Executor {
     ) -> Result<RunOutcome, ExecError> {
         let identity = self.start_local_worker().await?;
         let mut tx = self.pool.begin().await?;
-        let run_id = queue::enqueue_run(
+        let enqueued = queue::enqueue_retry(
             &mut tx,
             &NewRun {
                 pipeline: run.pipeline,
@@ -519,6 +519,16 @@ impl Executor {
             },
         )
         .await?;
+        let run_id = match enqueued {
+            RetryEnqueued::Queued(run_id) => run_id,
+            RetryEnqueued::AlreadyRetrying(retry) => {
+                let _ = workers::stopped(&self.pool, identity.id).await;
+                return Err(ExecError::Company(format!(
+                    "run {} is being retried already by run {retry}; follow that run",
+                    run.retry_of.unwrap_or_default()
+                )));
+            }
+        };
         let outcome = self
             .claim_and_execute(tx, run_id, &identity, interrupt, sink)
             .await;

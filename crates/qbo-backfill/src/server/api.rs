@@ -22,7 +22,7 @@ use crate::domain::run::RunOrigin;
 use crate::domain::secret::SecretName;
 use crate::pipeline::{DateRange, Mode, Pipeline, SinceError, Window, echo};
 use crate::service::reconcile::{ReconcileError, months_of, reconcile_trial_balances};
-use crate::service::retry::{RetryRefusal, plan_retry};
+use crate::service::retry::{RetryRefusal, plan_retry, queue_retry};
 use crate::store::auth::companies::{self, NoDefault};
 use crate::store::runs::logs;
 use crate::store::runs::queue::{self, CancelOutcome, NewRun};
@@ -147,6 +147,11 @@ pub(crate) async fn enqueue(state: &AppState, run: NewRun<'_>) -> Result<Respons
     let mut tx = state.pool.begin().await?;
     let id = queue::enqueue_run(&mut tx, &run).await?;
     tx.commit().await?;
+    queued(state, id).await
+}
+
+/// Wakes the workers for run `id`, just queued, and answers `202` with it.
+async fn queued(state: &AppState, id: Uuid) -> Result<Response, ApiError> {
     state.wake_workers.notify_waiters();
     let view = views::get(&state.pool, id)
         .await?
@@ -470,20 +475,24 @@ pub(crate) async fn retry_run(
     caller: Caller,
     RunId(id): RunId,
 ) -> Result<Response, ApiError> {
-    let plan = plan_retry(&state.pool, id)
+    let refused = |refusal: RetryRefusal| match refusal {
+        RetryRefusal::NotFound(_) => ApiError::not_found(refusal.to_string()),
+        RetryRefusal::Active { .. } | RetryRefusal::Retrying { .. } => {
+            ApiError::conflict("run_active", refusal.to_string())
+        }
+        RetryRefusal::NothingToRetry(_) => {
+            ApiError::conflict("nothing_to_retry", refusal.to_string())
+        }
+        RetryRefusal::UnknownPipeline(e) => ApiError::invalid("unknown_pipeline", e.to_string()),
+        RetryRefusal::Database(e) => ApiError::from(e),
+    };
+    let plan = plan_retry(&state.pool, id).await.map_err(refused)?;
+    let mut tx = state.pool.begin().await?;
+    let retry = queue_retry(&mut tx, &plan, caller.name())
         .await
-        .map_err(|refusal| match refusal {
-            RetryRefusal::NotFound(_) => ApiError::not_found(refusal.to_string()),
-            RetryRefusal::Active { .. } => ApiError::conflict("run_active", refusal.to_string()),
-            RetryRefusal::NothingToRetry(_) => {
-                ApiError::conflict("nothing_to_retry", refusal.to_string())
-            }
-            RetryRefusal::UnknownPipeline(e) => {
-                ApiError::invalid("unknown_pipeline", e.to_string())
-            }
-            RetryRefusal::Database(e) => ApiError::from(e),
-        })?;
-    enqueue(&state, plan.queued_run(caller.name())).await
+        .map_err(refused)?;
+    tx.commit().await?;
+    queued(&state, retry).await
 }
 
 /// `POST /api/v1/runs/{id}/cancel`.

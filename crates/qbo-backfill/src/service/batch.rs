@@ -10,7 +10,7 @@ use uuid::Uuid;
 use crate::domain::batch::Batch;
 use crate::domain::pipeline::{DateRange, Pipeline, RangeError, Window};
 use crate::pipeline::{SinceError, range_or_since_cursor};
-use crate::service::retry::{RetryRefusal, plan_retry};
+use crate::service::retry::{RetryRefusal, plan_retry, queue_retry};
 use crate::store::runs::batches::{self, NewBatch};
 use crate::store::runs::queue::{self, NewRun};
 
@@ -154,10 +154,16 @@ pub async fn retry_failed(
             Err(_) => continue,
         };
         let mut tx = pool.begin().await?;
-        let run_id = queue::enqueue_run(&mut tx, &plan.queued_run(started_by)).await?;
-        batches::attach(&mut tx, id, run_id).await?;
-        tx.commit().await?;
-        retried.push(run_id);
+        // The retry joins the batch of the run it retries; one retried meanwhile (a second
+        // click, another script) is left to the retry already queued.
+        match queue_retry(&mut tx, &plan, started_by).await {
+            Ok(run_id) => {
+                tx.commit().await?;
+                retried.push(run_id);
+            }
+            Err(RetryRefusal::Database(e)) => return Err(e),
+            Err(_) => {}
+        }
     }
     Ok(retried)
 }

@@ -2,15 +2,16 @@
 //!
 //! A run can be retried once it is over. A run recorded `running` whose worker is gone (its
 //! lease ran out, or its process died on this machine) is over too: it is marked interrupted
-//! first. A queued run, or a running one that is alive, is refused. The retry loads only the
-//! windows that did not succeed and that no other run has loaded since.
+//! first. A queued run, or a running one that is alive, is refused, and so is a run whose retry
+//! is still queued or running (asked twice at once, only one retry is queued). The retry loads
+//! only the windows that did not succeed and that no other run has loaded since.
 
 use sqlx::PgPool;
 use uuid::Uuid;
 
 use crate::domain::run::RunOrigin;
 use crate::pipeline::{Pipeline, UnknownPipeline, Window};
-use crate::store::runs::queue::NewRun;
+use crate::store::runs::queue::{self, NewRun, RetryEnqueued};
 use crate::store::runs::{self, RunRecord, RunStatus};
 
 /// What a retry of a run loads.
@@ -85,8 +86,19 @@ pub enum RetryRefusal {
         /// Its process, when known.
         pid: i32,
     },
+    /// A retry of the run is still queued or running.
+    #[error("run {id} is being retried already by run {retry}; follow that run")]
+    Retrying {
+        /// The run.
+        id: Uuid,
+        /// Its retry still queued or running.
+        retry: Uuid,
+    },
     /// Every window of the run succeeded, or was loaded since by another run.
-    #[error("run {0} has no failed or unfinished windows; nothing to retry")]
+    #[error(
+        "run {0} has no failed or unfinished windows left to load (any it left have been loaded \
+         since by another run); nothing to retry"
+    )]
     NothingToRetry(Uuid),
     /// The run names a pipeline this version does not know.
     #[error(transparent)]
@@ -116,6 +128,9 @@ pub async fn plan_retry(pool: &PgPool, id: Uuid) -> Result<RetryPlan, RetryRefus
     if run.status == RunStatus::Running {
         runs::mark_interrupted(pool, id, "its worker stopped without finishing").await?;
     }
+    if let Some(retry) = queue::active_retry(pool, id).await? {
+        return Err(RetryRefusal::Retrying { id, retry });
+    }
     let pipeline: Pipeline = run.pipeline.parse()?;
     let windows = runs::unfinished_windows(pool, id).await?;
     if windows.is_empty() {
@@ -126,4 +141,24 @@ pub async fn plan_retry(pool: &PgPool, id: Uuid) -> Result<RetryPlan, RetryRefus
         pipeline,
         windows,
     })
+}
+
+/// Queues the retry `plan` describes, started by `started_by`, in `conn`'s transaction: the one
+/// way every front end queues a retry. [`RetryRefusal::Retrying`] (nothing written) when another
+/// retry of the run was queued meanwhile.
+///
+/// # Errors
+/// [`RetryRefusal::Retrying`]; database errors.
+pub async fn queue_retry(
+    conn: &mut sqlx::PgConnection,
+    plan: &RetryPlan,
+    started_by: Option<&str>,
+) -> Result<Uuid, RetryRefusal> {
+    match queue::enqueue_retry(conn, &plan.queued_run(started_by)).await? {
+        RetryEnqueued::Queued(id) => Ok(id),
+        RetryEnqueued::AlreadyRetrying(retry) => Err(RetryRefusal::Retrying {
+            id: plan.run.id,
+            retry,
+        }),
+    }
 }

@@ -854,3 +854,49 @@ async fn the_api_retries_a_run_whose_worker_died_by_the_one_retry_rule() {
         "{again}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retries_of_one_run_asked_at_once_queue_one_retry() {
+    let world = World::new(sim_config(20)).await;
+    // No worker: the retry stays queued while the others are asked.
+    let api = Api::start(&world, "0").await;
+    let (status, run) = api.post("/api/v1/runs", run_body(JAN_FROM, JAN_TO)).await;
+    assert_eq!(status, 202, "{run}");
+    let id = run["id"].as_str().expect("id").to_owned();
+    let (status, cancelled) = api
+        .post(&format!("/api/v1/runs/{id}/cancel"), json!({}))
+        .await;
+    assert_eq!(status, 202, "{cancelled}");
+    let path = format!("/api/v1/runs/{id}/retry");
+    let answers = futures_util::future::join_all((0..8).map(|_| api.post(&path, json!({})))).await;
+    let accepted: Vec<&Value> = answers
+        .iter()
+        .filter(|(status, _)| *status == 202)
+        .map(|(_, answer)| answer)
+        .collect();
+    assert_eq!(accepted.len(), 1, "{answers:?}");
+    let retry = accepted[0]["id"].as_str().expect("id");
+    assert_eq!(accepted[0]["retry_of"], id.as_str());
+    for (status, answer) in answers.iter().filter(|(status, _)| *status != 202) {
+        assert_eq!(
+            (*status, answer["error"]["code"].as_str()),
+            (409, Some("run_active")),
+            "{answer}"
+        );
+        assert!(
+            answer["error"]["message"]
+                .as_str()
+                .is_some_and(|m| m.contains(retry)),
+            "the refusal names the retry to follow: {answer}"
+        );
+    }
+    assert_eq!(count(&world, "SELECT count(*) FROM ops.runs").await, 2);
+    // Asked again later, while that retry is still queued: refused the same way.
+    let (status, again) = api.post(&path, json!({})).await;
+    assert_eq!(
+        (status, again["error"]["code"].as_str()),
+        (409, Some("run_active")),
+        "{again}"
+    );
+    assert_eq!(count(&world, "SELECT count(*) FROM ops.runs").await, 2);
+}

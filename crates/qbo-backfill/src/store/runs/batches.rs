@@ -65,19 +65,6 @@ pub async fn insert(
     Ok(id)
 }
 
-/// Marks `run` (a retry of one of the batch's runs) as a run of batch `id`.
-///
-/// # Errors
-/// Database errors.
-pub async fn attach(conn: &mut PgConnection, id: Uuid, run: Uuid) -> Result<(), sqlx::Error> {
-    sqlx::query("UPDATE ops.runs SET batch_id = $1 WHERE id = $2")
-        .bind(id)
-        .bind(run)
-        .execute(&mut *conn)
-        .await?;
-    Ok(())
-}
-
 /// A batch with its runs, as the API answers it and the batch page shows it.
 #[derive(Debug, Clone, Serialize)]
 pub struct BatchView {
@@ -97,13 +84,15 @@ pub struct BatchView {
     pub started_by: Option<String>,
     /// When it was enqueued.
     pub created_at: String,
-    /// Its runs by status (`queued`, `running`, `succeeded`, …), and `total`.
+    /// Each entity's latest run (a run retried counts through its retry) by status (`queued`,
+    /// `running`, `succeeded`, …), and `total` (one per entity): every run `succeeded` once
+    /// the batch loaded everything.
     pub status_counts: std::collections::BTreeMap<String, usize>,
-    /// Windows of every run: total, succeeded, failed.
+    /// The windows the batch planned (its first runs', retries not counted again).
     pub windows_total: i64,
-    /// Windows succeeded.
+    /// Of those, the ones loaded: all but what each entity's latest run has left to load.
     pub windows_succeeded: i64,
-    /// Windows failed.
+    /// The windows each entity's latest run failed.
     pub windows_failed: i64,
     /// Rows received by every run.
     pub rows: i64,
@@ -137,11 +126,24 @@ pub async fn get(pool: &PgPool, id: Uuid) -> Result<Option<BatchView>, sqlx::Err
     .await?;
     let Some(row) = row else { return Ok(None) };
     let runs = views::of_batch(pool, id).await?;
+    // Each entity's latest run: a run retried is counted through its retry (retries join the
+    // batch of the run they retry; one from before they did is not in it).
+    let ids: std::collections::HashSet<Uuid> = runs.iter().map(|r| r.id).collect();
+    let latest = || {
+        runs.iter()
+            .filter(|r| r.retried_by.is_none_or(|retry| !ids.contains(&retry)))
+    };
     let mut status_counts = std::collections::BTreeMap::new();
-    for run in &runs {
+    for run in latest() {
         *status_counts.entry(run.status.to_string()).or_insert(0) += 1;
     }
-    status_counts.insert("total".to_owned(), runs.len());
+    status_counts.insert("total".to_owned(), latest().count());
+    let windows_total: i64 = runs
+        .iter()
+        .filter(|r| r.retry_of.is_none())
+        .map(|r| i64::from(r.windows_total))
+        .sum();
+    let left: i64 = latest().map(|r| r.windows_outstanding).sum();
     Ok(Some(BatchView {
         id: row.id,
         name: row.name,
@@ -152,9 +154,9 @@ pub async fn get(pool: &PgPool, id: Uuid) -> Result<Option<BatchView>, sqlx::Err
         started_by: row.started_by,
         created_at: row.created_at.0.to_string(),
         status_counts,
-        windows_total: runs.iter().map(|r| i64::from(r.windows_total)).sum(),
-        windows_succeeded: runs.iter().map(|r| r.windows_succeeded).sum(),
-        windows_failed: runs.iter().map(|r| r.windows_failed).sum(),
+        windows_total,
+        windows_succeeded: (windows_total - left).max(0),
+        windows_failed: latest().map(|r| r.windows_failed).sum(),
         rows: runs.iter().map(|r| r.rows).sum(),
         runs,
     }))

@@ -40,16 +40,10 @@ pub struct NewRun<'a> {
     pub requeue_on_loss: bool,
 }
 
-/// Inserts a `queued` run with one `ops.run_windows` row per window, and makes sure every
-/// window has its `ops.windows` row. Runs inside the caller's transaction, so a trigger can
-/// record the run it started in the same commit.
-///
-/// # Errors
-/// Database errors.
-pub async fn enqueue_run(conn: &mut PgConnection, run: &NewRun<'_>) -> Result<Uuid, sqlx::Error> {
-    let id = Uuid::now_v7();
-    // Enqueues of one pipeline and company take turns (until their transactions end), so two
-    // inserting overlapping windows at once never deadlock.
+/// Enqueues of one pipeline and company take turns (until their transactions end), so two
+/// inserting overlapping windows at once never deadlock, and two retries of one run never both
+/// pass [`enqueue_retry`]'s check.
+async fn take_enqueue_turn(conn: &mut PgConnection, run: &NewRun<'_>) -> Result<(), sqlx::Error> {
     sqlx::query(
         "SELECT pg_advisory_xact_lock(hashtextextended('ops.enqueue:' || $1 || ':' || $2, 0))",
     )
@@ -57,10 +51,70 @@ pub async fn enqueue_run(conn: &mut PgConnection, run: &NewRun<'_>) -> Result<Uu
     .bind(run.realm_id)
     .execute(&mut *conn)
     .await?;
+    Ok(())
+}
+
+/// The retry of run `run_id` still queued or running, if there is one.
+///
+/// # Errors
+/// Database errors.
+pub async fn active_retry<'e>(
+    db: impl sqlx::PgExecutor<'e>,
+    run_id: Uuid,
+) -> Result<Option<Uuid>, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT id FROM ops.runs WHERE retry_of = $1 AND status IN ('queued', 'running') \
+         ORDER BY created_at LIMIT 1",
+    )
+    .bind(run_id)
+    .fetch_optional(db)
+    .await
+}
+
+/// What [`enqueue_retry`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RetryEnqueued {
+    /// The retry, queued.
+    Queued(Uuid),
+    /// This other retry of the same run is still queued or running: nothing was written.
+    AlreadyRetrying(Uuid),
+}
+
+/// Enqueues `run`, a retry of the run its `retry_of` names, unless another retry of that run is
+/// still queued or running. Checked in the enqueue's turn ([`take_enqueue_turn`]), so retries
+/// of one run asked at once (two clicks, two scripts, two batch retries) queue one retry, not
+/// one each. Without `retry_of`, as [`enqueue_run`].
+///
+/// # Errors
+/// Database errors.
+pub async fn enqueue_retry(
+    conn: &mut PgConnection,
+    run: &NewRun<'_>,
+) -> Result<RetryEnqueued, sqlx::Error> {
+    if let Some(retried) = run.retry_of {
+        take_enqueue_turn(conn, run).await?;
+        if let Some(active) = active_retry(&mut *conn, retried).await? {
+            return Ok(RetryEnqueued::AlreadyRetrying(active));
+        }
+    }
+    Ok(RetryEnqueued::Queued(enqueue_run(conn, run).await?))
+}
+
+/// Inserts a `queued` run with one `ops.run_windows` row per window, and makes sure every
+/// window has its `ops.windows` row. A retry joins the batch of the run it retries, if any.
+/// Runs inside the caller's transaction, so a trigger can record the run it started in the same
+/// commit. A retry goes through [`enqueue_retry`].
+///
+/// # Errors
+/// Database errors.
+pub async fn enqueue_run(conn: &mut PgConnection, run: &NewRun<'_>) -> Result<Uuid, sqlx::Error> {
+    let id = Uuid::now_v7();
+    take_enqueue_turn(conn, run).await?;
     sqlx::query(
         "INSERT INTO ops.runs (id, pipeline, realm_id, fecha_inicio, fecha_fin, status, trigger, \
-           trigger_id, retry_of, windows_total, requeue_on_loss, started_by) \
-         VALUES ($1, $2, $3, $4::date, $5::date, 'queued', $6, $7, $8, $9, $10, $11)",
+           trigger_id, retry_of, windows_total, requeue_on_loss, started_by, batch_id) \
+         VALUES ($1, $2, $3, $4::date, $5::date, 'queued', $6, $7, $8, $9, $10, $11, \
+           (SELECT batch_id FROM ops.runs WHERE id = $8))",
     )
     .bind(id)
     .bind(run.pipeline.name())

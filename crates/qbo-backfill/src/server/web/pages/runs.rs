@@ -7,11 +7,11 @@ use axum::extract::{Query, State};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use uuid::Uuid;
 
-use super::{Choice, Fields, IdPath, choices, enqueue_and_show, icon, pipeline_choices, shown};
+use super::{Choice, Fields, IdPath, choices, icon, pipeline_choices, shown};
 use crate::pipeline::Pipeline;
 use crate::server::AppState;
 use crate::server::web::{CsrfForm, Lang, Layout, Operator, PageError, layout, render};
-use crate::service::retry::{RetryRefusal, plan_retry, retry_offered};
+use crate::service::retry::{RetryRefusal, plan_retry, queue_retry, retry_offered};
 use crate::store::auth::companies;
 use crate::store::runs::queue;
 use crate::store::runs::views::{self, RunFilter, RunView, WindowView};
@@ -385,9 +385,20 @@ pub(crate) async fn retry(
         Err(RetryRefusal::Active { .. } | RetryRefusal::NothingToRetry(_)) => {
             return Ok(Redirect::to(&format!("/runs/{id}")).into_response());
         }
+        Err(RetryRefusal::Retrying { retry, .. }) => {
+            return Ok(Redirect::to(&format!("/runs/{retry}")).into_response());
+        }
         Err(RetryRefusal::Database(e)) => return Err(PageError::failure(&e)),
     };
-    enqueue_and_show(&state, &plan.queued_run(Some(&op.session.username))).await
+    let mut tx = state.pool.begin().await?;
+    let retry = match queue_retry(&mut tx, &plan, Some(&op.session.username)).await {
+        // Retried meanwhile (a second click, another operator): that retry's page.
+        Ok(retry) | Err(RetryRefusal::Retrying { retry, .. }) => retry,
+        Err(e) => return Err(PageError::failure(&e)),
+    };
+    tx.commit().await?;
+    state.wake_workers.notify_waiters();
+    Ok(Redirect::to(&format!("/runs/{retry}")).into_response())
 }
 
 /// `POST /runs/{id}/cancel`.
