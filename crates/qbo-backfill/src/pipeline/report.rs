@@ -29,13 +29,16 @@ fn current_bar() -> Option<ProgressBar> {
     bar_slot().lock().ok().and_then(|slot| slot.clone())
 }
 
+/// The log filter without `RUST_LOG`.
+const DEFAULT_LOG_FILTER: &str = "warn,qbo_backfill=info,qbo=warn,qbo_sim=warn,sqlx=error";
+
 /// Installs the process's log output: operator lines on stdout (bare, as the contract writes
 /// them; JSON lines when `QBO_LOG_FORMAT=json`), filtered by `RUST_LOG` (default: `info` for this
-/// program, `warn` for the rest).
+/// program, `warn` for the rest, `error` for `sqlx`, whose "slow statement" warnings would print
+/// whole SQL statements among the operator's lines).
 pub fn init_logging() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
-        tracing_subscriber::EnvFilter::new("warn,qbo_backfill=info,qbo=warn,qbo_sim=warn")
-    });
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(DEFAULT_LOG_FILTER));
     let json = std::env::var("QBO_LOG_FORMAT").is_ok_and(|f| f.trim().eq_ignore_ascii_case("json"));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)

@@ -57,6 +57,15 @@ impl ApiError {
         )
     }
 
+    /// 401 `unauthorized` for a token sent that is not a live one.
+    pub fn token_refused() -> Self {
+        Self::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "this API token is not accepted: it is unknown, revoked or expired (`qbo-backfill api-tokens list` shows yours; create one with `qbo-backfill api-tokens create NAME`)",
+        )
+    }
+
     /// 500, with the cause logged on the server only.
     pub fn internal(cause: &dyn std::fmt::Display) -> Self {
         tracing::error!("API request failed: {cause}");
@@ -83,7 +92,15 @@ impl From<crate::store::StoreError> for ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let body = serde_json::json!({"error": {"code": self.code, "message": self.message}});
-        (self.status, Json(body)).into_response()
+        let mut response = (self.status, Json(body)).into_response();
+        if self.status == StatusCode::UNAUTHORIZED {
+            // RFC 6750: how to authenticate.
+            response.headers_mut().insert(
+                axum::http::header::WWW_AUTHENTICATE,
+                axum::http::HeaderValue::from_static("Bearer realm=\"qbo-backfill\""),
+            );
+        }
+        response
     }
 }
 

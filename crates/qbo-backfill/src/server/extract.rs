@@ -154,7 +154,7 @@ impl FromRequestParts<AppState> for ApiToken {
             .ok_or_else(ApiError::unauthorized)?;
         let (scope, name) = match crate::store::auth::api_tokens::verify(&state.pool, token).await {
             Ok(Some(live)) => live,
-            Ok(None) => return Err(ApiError::unauthorized()),
+            Ok(None) => return Err(ApiError::token_refused()),
             Err(e) => return Err(ApiError::internal(&e)),
         };
         let needed = required_scope(parts.method.as_str(), parts.uri.path());

@@ -112,7 +112,7 @@ pub fn app(state: AppState) -> Router {
         .route("/api/v1/secrets", get(api::list_secrets))
         .route("/api/v1/secrets/{name}", put(api::put_secret))
         .route("/metrics", get(metrics_route))
-        .layer(middleware::map_response(json_body_limit))
+        .layer(middleware::map_response(json_envelope))
         .layer(middleware::from_extractor_with_state::<extract::ApiToken, _>(state.clone()));
     let pages = web::routes().layer(middleware::from_fn(web::security_headers));
     let hooks = Router::new().route(
@@ -131,13 +131,33 @@ pub fn app(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// A body over [`MAX_BODY_BYTES`] is refused by the body limit with a plain 413: give it the
-/// API's JSON error envelope.
-async fn json_body_limit(response: Response) -> Response {
-    if response.status() == StatusCode::PAYLOAD_TOO_LARGE {
-        return extract::body_too_large().into_response();
+/// What the router itself answers under the API gets the API's JSON error envelope: a body over
+/// [`MAX_BODY_BYTES`] (the body limit's plain 413), and a method the route does not take (a bare
+/// 405: `405 method_not_allowed`, its `Allow` header kept).
+async fn json_envelope(response: Response) -> Response {
+    match response.status() {
+        StatusCode::PAYLOAD_TOO_LARGE => extract::body_too_large().into_response(),
+        StatusCode::METHOD_NOT_ALLOWED => {
+            let allow = response.headers().get(axum::http::header::ALLOW).cloned();
+            let takes = allow
+                .as_ref()
+                .and_then(|a| a.to_str().ok())
+                .map_or_else(String::new, |a| format!(": it takes {a}"));
+            let mut refused = ApiError::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                format!("this API route does not take that method{takes}"),
+            )
+            .into_response();
+            if let Some(allow) = allow {
+                refused
+                    .headers_mut()
+                    .insert(axum::http::header::ALLOW, allow);
+            }
+            refused
+        }
+        _ => response,
     }
-    response
 }
 
 /// What answers a path no route has: under `/api/`, the API's 404 behind its token like every

@@ -900,3 +900,61 @@ async fn retries_of_one_run_asked_at_once_queue_one_retry() {
     );
     assert_eq!(count(&world, "SELECT count(*) FROM ops.runs").await, 2);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_method_a_route_does_not_take_and_a_refused_token_are_answered_in_the_envelope() {
+    let world = World::new(sim_config(5)).await;
+    let api = Api::start(&world, "0").await;
+    for (method, path, allow) in [
+        ("PUT", "/api/v1/runs", "GET,HEAD,POST"),
+        ("GET", "/api/v1/verify", "POST"),
+        ("DELETE", "/api/v1/secrets/X", "PUT"),
+        (
+            "POST",
+            "/api/v1/runs/00000000-0000-0000-0000-000000000000",
+            "GET,HEAD",
+        ),
+    ] {
+        let r = api
+            .http
+            .request(
+                method.parse().expect("method"),
+                format!("{}{path}", api.base),
+            )
+            .bearer_auth(&api.token)
+            .send()
+            .await
+            .expect("request");
+        assert_eq!(r.status().as_u16(), 405, "{method} {path}");
+        let allowed = r.headers()["allow"]
+            .to_str()
+            .expect("allow")
+            .replace(' ', "");
+        let mut allowed: Vec<&str> = allowed.split(',').collect();
+        allowed.sort_unstable();
+        assert_eq!(allowed.join(","), allow, "{method} {path}");
+        let answer: Value = r.json().await.expect("a JSON error");
+        assert_eq!(answer["error"]["code"], "method_not_allowed", "{answer}");
+    }
+    // No token, and a token that is not (or no longer) one: 401 saying which, with the scheme.
+    for (token, says) in [(None, "is required"), (Some("qbo_nope"), "not accepted")] {
+        let mut request = api.http.get(format!("{}/api/v1/runs", api.base));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        let r = request.send().await.expect("request");
+        assert_eq!(r.status().as_u16(), 401);
+        assert_eq!(
+            r.headers()["www-authenticate"],
+            "Bearer realm=\"qbo-backfill\""
+        );
+        let answer: Value = r.json().await.expect("a JSON error");
+        assert_eq!(answer["error"]["code"], "unauthorized");
+        assert!(
+            answer["error"]["message"]
+                .as_str()
+                .is_some_and(|m| m.contains(says)),
+            "{answer}"
+        );
+    }
+}
