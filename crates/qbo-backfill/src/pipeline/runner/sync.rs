@@ -57,13 +57,8 @@ impl Scope {
         now: jiff::Timestamp,
     ) -> Result<(), String> {
         let entity = self.core.ctx.pipeline.entity();
-        let verify = format!(
-            "`qbo-backfill verify {} --fecha-inicio {} --fecha-fin {}` finds them",
-            self.core.ctx.pipeline.spec().plural,
-            self.core.ctx.range.fecha_inicio,
-            self.core.ctx.range.fecha_fin
-        );
         if !entity.has_cdc() {
+            let verify = self.verify_hint().await;
             let message = format!(
                 "Deletions of {entity} cannot be seen: QuickBooks' change data capture does not report {entity}; {verify}"
             );
@@ -75,6 +70,7 @@ impl Scope {
             .checked_sub(jiff::SignedDuration::from_hours(30 * 24 - 1))
             .unwrap_or(now);
         if range_start < oldest {
+            let verify = self.verify_hint().await;
             let message = format!(
                 "Deletions before {} cannot be seen: QuickBooks' change data capture looks back 30 days; {verify}",
                 oldest.strftime("%Y-%m-%dT%H:%M:%SZ")
@@ -114,14 +110,39 @@ impl Scope {
         Ok(())
     }
 
+    /// The `verify` command that finds deletions a sync cannot see: over every day the entity's
+    /// stored rows were created on, since `verify` reads by creation time and a row deleted now
+    /// may have been created any day.
+    async fn verify_hint(&self) -> String {
+        let pipeline = self.core.ctx.pipeline;
+        let plural = pipeline.spec().plural;
+        let span = crate::store::raw::verify::created_days(
+            &self.core.engine.pool,
+            pipeline.table(),
+            &self.core.ctx.realm_id,
+        )
+        .await;
+        match span {
+            Ok(Some((first, after))) => format!(
+                "`qbo-backfill verify {plural} --fecha-inicio {first} --fecha-fin {after}` (every day its stored rows were created on) finds them"
+            ),
+            _ => format!(
+                "`qbo-backfill verify {plural}` over the days its rows were created on finds them"
+            ),
+        }
+    }
+
     /// Every deletion QuickBooks' change data capture reports since `since`, with how many
     /// answers it took: an answer at the cap of [`qbo::CDC_MAX_OBJECTS`] may leave changes out,
     /// so the next is asked from the newest change it carried, until an answer is under the
-    /// cap. `None` when the run stopped meanwhile.
+    /// cap. When as many changes as the cap share one instant, the rest of that instant cannot
+    /// be asked for: a warning says so (and how `verify` finds what was left out) and the
+    /// reading goes on past it, rather than failing every sync until that instant is 30 days
+    /// old. `None` when the run stopped meanwhile.
     ///
     /// # Errors
-    /// A failed read, or an answer at the cap that cannot be followed (as many changes at one
-    /// instant as the cap): the sync must not report success then.
+    /// A failed read, or more answers at the cap than [`MAX_CDC_ANSWERS`]: the sync must not
+    /// report success then.
     async fn read_deletions(
         &self,
         since: jiff::Timestamp,
@@ -157,14 +178,28 @@ impl Scope {
             }
             let newest = changes.iter().filter_map(|c| c.updated).max();
             match newest {
-                Some(newest) if newest > from && answers < MAX_CDC_ANSWERS => from = newest,
-                _ => {
+                _ if answers >= MAX_CDC_ANSWERS => {
                     return Err(format!(
-                        "Cannot read every deletion of {entity} since {}: QuickBooks' change data capture answered its maximum of {} objects without reaching past {}; run `qbo-backfill verify` over this range to find them",
+                        "Cannot read every deletion of {entity} since {}: QuickBooks' change data capture answered its maximum of {} objects {answers} times without reaching past {}; {}",
                         since.strftime("%Y-%m-%dT%H:%M:%SZ"),
                         qbo::CDC_MAX_OBJECTS,
                         from.strftime("%Y-%m-%dT%H:%M:%SZ"),
+                        self.verify_hint().await,
                     ));
+                }
+                Some(newest) if newest > from => from = newest,
+                _ => {
+                    let instant = newest.unwrap_or(from);
+                    let message = format!(
+                        "Deletions of {entity} at {} may be left out: QuickBooks' change data capture reported {} changes at that one instant, its maximum, and cannot be asked for the rest of it; {}",
+                        instant.strftime("%Y-%m-%dT%H:%M:%SZ"),
+                        qbo::CDC_MAX_OBJECTS,
+                        self.verify_hint().await,
+                    );
+                    self.emit(&RunEvent::Warning { message: &message });
+                    from = instant
+                        .checked_add(jiff::SignedDuration::from_secs(1))
+                        .map_err(|e| format!("Cannot read deletions past {instant}: {e}"))?;
                 }
             }
         }

@@ -51,6 +51,30 @@ impl std::fmt::Display for MonthStatus {
 /// The expression of a raw row's creation time (`t` is the raw table).
 const CREATED: &str = "ops.qbo_time(t.payload -> 'MetaData' ->> 'CreateTime')";
 
+/// The UTC days live rows of `table` for `realm_id` were created on, as a range `verify` reads
+/// (`[first day, the day after the last)`); `None` without rows. Reads every row's creation
+/// time (about 3 µs a row).
+///
+/// # Errors
+/// Database errors.
+pub async fn created_days(
+    pool: &PgPool,
+    table: RawTable,
+    realm_id: &str,
+) -> Result<Option<(jiff::civil::Date, jiff::civil::Date)>, sqlx::Error> {
+    let span: Option<(PgDate, PgDate)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT min(c.created AT TIME ZONE 'UTC')::date, max(c.created AT TIME ZONE 'UTC')::date + 1 \
+         FROM (SELECT {CREATED} AS created FROM {table} AS t \
+               WHERE t.realm_id = $1 AND t.deleted_at_utc IS NULL OFFSET 0) AS c \
+         HAVING count(c.created) > 0",
+        table = table.qualified_name()
+    )))
+    .bind(realm_id)
+    .fetch_optional(pool)
+    .await?;
+    Ok(span.map(|(first, after)| (first.0, after.0)))
+}
+
 /// Live rows of `table` for `realm_id` created in each of `windows` (at most one window per
 /// calendar month, as a verification's are), in one grouped query over their whole span. Every
 /// window has an entry (0 when it has no row). The creation time is read once per row (`OFFSET
