@@ -61,4 +61,13 @@ fn log(c: &Coalesced) {
         c.range.fecha_inicio,
         c.range.fecha_fin,
     );
+    if c.deleted > 0 {
+        tracing::info!(
+            realm_id = %c.realm_id,
+            "Webhook deletions marked | pipeline={} deleted={} run={}",
+            c.pipeline,
+            c.deleted,
+            c.run_id,
+        );
+    }
 }

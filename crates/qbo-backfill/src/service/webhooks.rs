@@ -15,6 +15,7 @@ use crate::domain::webhook::{self, Event, Ignored, PendingGroup};
 use crate::settings::{env, env_var};
 use crate::store::StoreError;
 use crate::store::auth::secrets::{SecretKey, SecretStore};
+use crate::store::raw::{self, DeletionSource};
 use crate::store::runs::queue::{NewRun, enqueue_run};
 use crate::store::webhooks::{self as stored, NewDelivery};
 
@@ -149,6 +150,9 @@ pub struct Coalesced {
     pub events: usize,
     /// Whether the run was queued now (`false`: they joined a run already queued).
     pub queued_now: bool,
+    /// Stored rows a `Delete` event among them named, marked deleted now (`deleted_by =
+    /// 'webhook'`): at once, and also for the entities change data capture never reports.
+    pub deleted: u64,
     /// Its range.
     pub range: DateRange,
 }
@@ -162,6 +166,9 @@ pub enum CoalesceError {
     /// A range out of what can be represented.
     #[error("cannot plan a webhook sync: {0}")]
     Range(#[from] RangeError),
+    /// The deletions the events name could not be marked.
+    #[error("cannot mark the deletions webhook events name: {0}")]
+    Store(#[from] StoreError),
 }
 
 /// Turns the pending events that are due at `now` (quiet for `quiet`, see
@@ -215,6 +222,15 @@ async fn coalesce_group(
         return Ok(None);
     };
     group.earliest = earliest;
+    let deletions = stored::deletions_among(&mut tx, &ids).await?;
+    let deleted = raw::mark_deleted(
+        &mut tx,
+        pipeline.table(),
+        &group.realm_id,
+        &deletions,
+        DeletionSource::Webhook,
+    )
+    .await?;
     let range = group.range(now)?;
     let existing = stored::queued_run_covering(&mut tx, pipeline, &group.realm_id, &range).await?;
     let run_id = match existing {
@@ -243,6 +259,7 @@ async fn coalesce_group(
         run_id,
         events: ids.len(),
         queued_now: existing.is_none(),
+        deleted,
         range,
     }))
 }

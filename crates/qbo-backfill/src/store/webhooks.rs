@@ -156,6 +156,25 @@ pub async fn take_group(
     Ok((rows.into_iter().map(|(id, _)| id).collect(), earliest))
 }
 
+/// The entities that the `Delete` events among `event_ids` name, each with when QuickBooks says
+/// it was deleted (else when the event came).
+///
+/// # Errors
+/// Database errors.
+pub async fn deletions_among(
+    conn: &mut PgConnection,
+    event_ids: &[String],
+) -> Result<Vec<(String, jiff::Timestamp)>, sqlx::Error> {
+    let rows: Vec<(String, PgTimestamp)> = sqlx::query_as(
+        "SELECT entity_id, max(coalesce(event_time, received_at)) FROM ops.webhook_events \
+         WHERE event_id = ANY($1) AND operation = 'Delete' GROUP BY entity_id ORDER BY entity_id",
+    )
+    .bind(event_ids)
+    .fetch_all(&mut *conn)
+    .await?;
+    Ok(rows.into_iter().map(|(id, at)| (id, at.0)).collect())
+}
+
 /// A queued (not yet claimed) run of `pipeline` for `realm_id` whose range covers `range`:
 /// changes coalesce into it instead of queueing a second sync. Locked for this transaction,
 /// so no worker claims it meanwhile (a run a worker is claiming is skipped).

@@ -58,15 +58,18 @@ pub enum DeletionSource {
     Cdc,
     /// A comparison of the raw table with QuickBooks found it missing there.
     Verify,
+    /// A QuickBooks webhook's `Delete` event named it.
+    Webhook,
 }
 
 impl DeletionSource {
-    /// The stored value: `cdc` or `verify`.
+    /// The stored value: `cdc`, `verify` or `webhook`.
     #[must_use]
     pub const fn as_str(self) -> &'static str {
         match self {
             Self::Cdc => "cdc",
             Self::Verify => "verify",
+            Self::Webhook => "webhook",
         }
     }
 }
@@ -414,7 +417,7 @@ pub async fn ensure_tables(pool: &sqlx::PgPool) -> Result<(), StoreError> {
             &mut tx,
             format!(
                 "ALTER TABLE raw.{name} ADD COLUMN IF NOT EXISTS deleted_by text \
-                 CHECK (deleted_by IN ('cdc', 'verify'))"
+                 CHECK (deleted_by IN ('cdc', 'verify', 'webhook'))"
             ),
         )
         .await?;
