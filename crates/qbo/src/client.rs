@@ -262,6 +262,27 @@ impl QboClient {
         self.count(&query).await
     }
 
+    /// How many `entity` rows have their `field` in `window` and changed after `after`
+    /// (`MetaData.LastUpdatedTime > after`, whole seconds): for a window whose newest stored
+    /// change is `after`, anything but 0 is a change the copy has not seen.
+    pub async fn count_changed_after(
+        &self,
+        entity: Entity,
+        field: TimeField,
+        window: TimeWindow,
+        after: jiff::Timestamp,
+    ) -> Result<u64, QboError> {
+        let query = Query::count(entity)
+            .within(field, window)
+            .filter(
+                crate::query::LAST_UPDATED_TIME,
+                crate::query::Operator::Gt,
+                after,
+            )
+            .to_string();
+        self.count(&query).await
+    }
+
     /// The counters so far (shared by every clone).
     #[must_use]
     pub fn stats(&self) -> ClientStats {

@@ -1,9 +1,11 @@
 //! Executing a claimed verification (`qb_<plural>_verify`): `raw.qb_<plural>` against
 //! QuickBooks, one calendar month (by `MetaData.CreateTime`, UTC) per window.
 //!
-//! The live raw rows of every month are counted in one grouped query. Each month is then claimed
-//! like any window (so leases, takeover, cancel and retry work as for loads) and costs one
-//! `COUNT(*)` when it agrees. A month that differs is repaired: paged whole from QuickBooks, every
+//! The live raw rows of every month are counted in one grouped query, with the newest change
+//! (`MetaData.LastUpdatedTime`) among them. Each month is then claimed like any window (so
+//! leases, takeover, cancel and retry work as for loads) and costs two `COUNT(*)` when it
+//! agrees: its rows, and its rows changed after the newest change the copy holds (an edit the
+//! copy has not seen, which a count alone cannot tell). A month that differs is repaired: paged whole from QuickBooks, every
 //! row upserted (new rows count as `loaded`), and the live rows of the month that QuickBooks did
 //! not return, written before the paging started, marked deleted; then both sides are counted
 //! again: the month is `drifted` when they now agree, `failed` when they do not. Each month's
@@ -20,7 +22,7 @@ use super::runner::control::{Engine, RunCore, RunScope, execute};
 use super::runner::window::{Early, HeldWindow};
 use super::runner::{RunContext, RunError, RunOutcome, Stop, lock};
 use super::{Pipeline, Window};
-use crate::store::raw::verify::{self as verify_store, MonthRecord, MonthStatus};
+use crate::store::raw::verify::{self as verify_store, MonthRecord, MonthRows, MonthStatus};
 use crate::store::runs::{RequestTotals, WindowEnd};
 
 /// What a verification found, as its `Verify | …` line reports it.
@@ -58,7 +60,7 @@ impl std::ops::AddAssign for VerifyTotals {
 struct Scope {
     core: RunCore<Window>,
     /// Live raw rows per month (by window start), counted before the months start.
-    raw_before: Mutex<HashMap<jiff::Timestamp, u64>>,
+    raw_before: Mutex<HashMap<jiff::Timestamp, MonthRows>>,
     /// What the months found.
     verified: Mutex<VerifyTotals>,
 }
@@ -246,9 +248,42 @@ impl MonthTask<'_> {
         }
     }
 
+    /// Whether QuickBooks holds a row of the month changed after `newest`, the newest change
+    /// among the month's stored rows (one request; `false` without stored rows, which a count
+    /// of 0 on both sides already settles).
+    async fn changed_since(
+        &self,
+        record: &mut MonthRecord,
+        newest: Option<jiff::Timestamp>,
+    ) -> Result<bool, Early> {
+        let Some(newest) = newest else {
+            return Ok(false);
+        };
+        let scope = self.scope;
+        let held = self.held();
+        let counted = held
+            .unless_halted(
+                scope.core.engine.client.count_changed_after(
+                    scope.pipeline().entity(),
+                    scope.pipeline().time_field(),
+                    self.qbo_window(),
+                    newest,
+                ),
+                STOPPED,
+            )
+            .await?;
+        record.requests += 1;
+        match counted {
+            Ok(n) => Ok(n > 0),
+            Err(e) => Err(held
+                .request_failed(&e, "cannot count the month's changes in QuickBooks: ")
+                .await),
+        }
+    }
+
     /// Live raw rows of the month now.
-    async fn count_raw(&self) -> Result<u64, Early> {
-        verify_store::live_count(
+    async fn count_raw(&self) -> Result<MonthRows, Early> {
+        verify_store::live_rows(
             self.pool(),
             self.scope.pipeline().table(),
             self.realm_id(),
@@ -275,13 +310,15 @@ impl MonthTask<'_> {
                 .copied()
         };
         let raw = match counted {
-            Some(n) => n,
+            Some(rows) => rows,
             None => self.count_raw().await?,
         };
-        record.raw_count = Some(raw);
+        record.raw_count = Some(raw.live);
         let qbo = self.count_qbo(record).await?;
         record.qbo_count = Some(qbo);
-        if qbo == raw {
+        // The same count may still hide an edit the copy missed: asked only when the counts
+        // agree (a month that differs is paged whole anyway).
+        if qbo == raw.live && !self.changed_since(record, raw.newest_change).await? {
             record.status = MonthStatus::Agreed;
             return Ok(());
         }
@@ -306,7 +343,7 @@ impl MonthTask<'_> {
             None => return Err(Early::TakenOver),
         }
         let qbo_after = self.count_qbo(record).await?;
-        let raw_after = self.count_raw().await?;
+        let raw_after = self.count_raw().await?.live;
         record.qbo_count_after = Some(qbo_after);
         record.raw_count_after = Some(raw_after);
         if qbo_after == raw_after {

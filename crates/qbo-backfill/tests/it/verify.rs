@@ -66,6 +66,23 @@ async fn verify(world: &World, entity: &str, from: &str, to: &str) -> (Option<i3
     (out.status.code(), format!("{text}\n{}", stderr(&out)))
 }
 
+/// How many calendar months of `[from, to)` hold a live row of `table` (by creation time): an
+/// agreeing month with rows costs two counts (its rows, its rows changed after the newest
+/// change stored), one without rows one.
+async fn months_with_rows(world: &World, table: &str, from: &str, to: &str) -> u64 {
+    let n: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+        "SELECT count(DISTINCT to_char(c AT TIME ZONE 'UTC', 'YYYY-MM')) FROM (SELECT \
+         ops.qbo_time(payload -> 'MetaData' ->> 'CreateTime') AS c FROM {table} \
+         WHERE deleted_at_utc IS NULL) AS t WHERE c >= $1::timestamptz AND c < $2::timestamptz"
+    )))
+    .bind(format!("{from}T00:00:00Z"))
+    .bind(format!("{to}T00:00:00Z"))
+    .fetch_one(world.pool())
+    .await
+    .expect("months with rows");
+    u64::try_from(n).expect("a count")
+}
+
 /// The value of `key=` on the `Verify | …` line.
 fn verify_field(text: &str, key: &str) -> u64 {
     field(text, "Verify |", key).unwrap_or_else(|| panic!("no {key}= on a Verify line: {text}"))
@@ -81,7 +98,7 @@ fn run_id_of(text: &str) -> String {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn verify_marks_exactly_the_rows_quickbooks_deleted_then_costs_one_request_a_month() {
+async fn verify_marks_exactly_the_rows_quickbooks_deleted_then_costs_two_counts_a_month() {
     let world = World::new(three_months()).await;
     let out = world.load("qb_time_activities_backfill", FROM, TO).await;
     assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
@@ -177,16 +194,24 @@ async fn verify_marks_exactly_the_rows_quickbooks_deleted_then_costs_one_request
         "{windows:?}"
     );
 
-    // Verified again: every month agrees, one COUNT(*) each, nothing written.
+    // Verified again: every month agrees, on counts alone (two for a month with rows, one for a
+    // month without), nothing written.
     world.sim.state().reset_stats();
     let (code, text) = verify(&world, "time_activities", FROM, TO).await;
     assert_eq!(code, Some(0), "{text}");
     assert_eq!(verify_field(&text, "drifted"), 0, "{text}");
     assert_eq!(verify_field(&text, "marked_deleted"), 0, "{text}");
     assert_eq!(verify_field(&text, "agreed"), 3, "{text}");
-    assert_eq!(verify_field(&text, "requests"), 3, "{text}");
+    let with_rows = months_with_rows(&world, TABLE, FROM, TO).await;
+    assert!(with_rows > 0);
+    assert_eq!(verify_field(&text, "requests"), 3 + with_rows, "{text}");
     let stats = world.sim.state().stats();
-    assert_eq!(stats.query_requests, 3, "{:?}", world.sim.state().queries());
+    assert_eq!(
+        stats.query_requests,
+        3 + with_rows,
+        "{:?}",
+        world.sim.state().queries()
+    );
     assert!(
         world
             .sim
@@ -233,7 +258,7 @@ async fn rows_missing_from_raw_are_loaded_back() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn verify_all_loads_what_raw_lacks_then_each_agreeing_month_costs_one_request() {
+async fn verify_all_loads_what_raw_lacks_then_each_agreeing_month_costs_two_counts() {
     let world = World::new(sim_config(30)).await;
     // Nothing loaded yet: every entity's January differs, and the repair loads it.
     let (code, text) = verify(&world, "all", "2026-01-01", "2026-02-01").await;
@@ -268,12 +293,16 @@ async fn verify_all_loads_what_raw_lacks_then_each_agreeing_month_costs_one_requ
     let (code, text) = verify(&world, "all", "2026-01-01", "2026-02-01").await;
     assert_eq!(code, Some(0), "{text}");
     assert_eq!(field(&text, "Verify done |", "agreed"), Some(26), "{text}");
+    let mut with_rows = 0;
+    for spec in qbo_backfill::pipeline::catalog::ENTITIES {
+        with_rows += months_with_rows(&world, spec.table, "2026-01-01", "2026-02-01").await;
+    }
     assert_eq!(
         field(&text, "Verify done |", "requests"),
-        Some(26),
+        Some(26 + with_rows),
         "{text}"
     );
-    assert_eq!(world.sim.state().stats().query_requests, 26);
+    assert_eq!(world.sim.state().stats().query_requests, 26 + with_rows);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -645,7 +674,11 @@ async fn a_row_written_after_the_paging_started_is_never_marked() {
     let counts = verify_store::live_counts(pool, pipeline.table(), "realm", &[month])
         .await
         .expect("counts");
-    assert_eq!(counts.get(&month.start), Some(&2), "{counts:?}");
+    assert_eq!(
+        counts.get(&month.start).map(|m| m.live),
+        Some(2),
+        "{counts:?}"
+    );
 
     // Paging started before the rows were written: none of them may be marked.
     let marked = verify_store::mark_missing(
@@ -716,8 +749,8 @@ async fn a_row_written_after_the_paging_started_is_never_marked() {
         .await
         .expect("counts");
     assert_eq!(
-        counts.get(&month.start),
-        Some(&1),
+        counts.get(&month.start).map(|m| m.live),
+        Some(1),
         "a marked row is not live"
     );
 }
@@ -920,5 +953,52 @@ async fn a_weekly_cron_trigger_schedules_a_verify_run_of_calendar_months() {
     assert_eq!(
         windows,
         [("2026-02-02", "2026-03-01"), ("2026-03-01", "2026-03-09")]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_edit_the_copy_has_not_seen_is_found_though_the_counts_agree() {
+    let world = World::new(sim_config(30)).await;
+    let out = world
+        .load("qb_invoices_backfill", "2026-01-01", "2026-02-01")
+        .await;
+    assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
+    let (code, text) = verify(&world, "invoices", "2026-01-01", "2026-02-01").await;
+    assert_eq!(
+        (code, verify_field(&text, "agreed")),
+        (Some(0), 1),
+        "{text}"
+    );
+    // An invoice is edited in QuickBooks and no sync has run: the count is the same.
+    let id: String = sqlx::query_scalar("SELECT min(id) FROM raw.qb_invoices")
+        .fetch_one(world.pool())
+        .await
+        .expect("an invoice");
+    let stored = || async {
+        sqlx::query_scalar::<_, i64>("SELECT sync_token FROM raw.qb_invoices WHERE id = $1")
+            .bind(&id)
+            .fetch_one(world.pool())
+            .await
+            .expect("sync token")
+    };
+    let before = stored().await;
+    tokio::time::sleep(std::time::Duration::from_millis(1_100)).await;
+    world.sim.state().mutate("Invoice", &id).expect("edit");
+    let (code, text) = verify(&world, "invoices", "2026-01-01", "2026-02-01").await;
+    assert_eq!(code, Some(0), "{text}");
+    assert_eq!(
+        (
+            verify_field(&text, "agreed"),
+            verify_field(&text, "drifted")
+        ),
+        (0, 1),
+        "the month holds a change the copy had not seen: {text}"
+    );
+    assert!(stored().await > before, "the repair stored the edit");
+    let (code, text) = verify(&world, "invoices", "2026-01-01", "2026-02-01").await;
+    assert_eq!(
+        (code, verify_field(&text, "agreed")),
+        (Some(0), 1),
+        "{text}"
     );
 }

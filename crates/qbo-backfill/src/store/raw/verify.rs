@@ -75,11 +75,25 @@ pub async fn created_days(
     Ok(span.map(|(first, after)| (first.0, after.0)))
 }
 
+/// A month's live rows in a raw table.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct MonthRows {
+    /// How many.
+    pub live: u64,
+    /// The newest `MetaData.LastUpdatedTime` among them: QuickBooks holding a row of the month
+    /// changed after it means the copy missed a change.
+    pub newest_change: Option<Timestamp>,
+}
+
+/// The last-update time of a row as QuickBooks sent it.
+const LAST_UPDATED: &str = "ops.qbo_time(t.payload -> 'MetaData' ->> 'LastUpdatedTime')";
+
 /// Live rows of `table` for `realm_id` created in each of `windows` (at most one window per
-/// calendar month, as a verification's are), in one grouped query over their whole span. Every
-/// window has an entry (0 when it has no row). The creation time is read once per row (`OFFSET
-/// 0` keeps the planner from evaluating it in each condition): about 3 µs a row, so a company's
-/// million invoices take about 3 s.
+/// calendar month, as a verification's are), with the newest change among them, in one grouped
+/// query over their whole span. Every window has an entry (no row: 0 and no change). The
+/// creation and update times are read once per row (`OFFSET 0` keeps the planner from
+/// evaluating them in each condition): a few µs a row, so a company's million invoices take
+/// seconds.
 ///
 /// # Errors
 /// Database errors.
@@ -88,52 +102,63 @@ pub async fn live_counts(
     table: RawTable,
     realm_id: &str,
     windows: &[Window],
-) -> Result<HashMap<Timestamp, u64>, sqlx::Error> {
-    let mut out: HashMap<Timestamp, u64> = windows.iter().map(|w| (w.start, 0)).collect();
+) -> Result<HashMap<Timestamp, MonthRows>, sqlx::Error> {
+    let mut out: HashMap<Timestamp, MonthRows> = windows
+        .iter()
+        .map(|w| (w.start, MonthRows::default()))
+        .collect();
     let (Some(first), Some(last)) = (
         windows.iter().map(|w| w.start).min(),
         windows.iter().map(|w| w.end).max(),
     ) else {
         return Ok(out);
     };
-    let rows: Vec<(String, i64)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "SELECT to_char(c.created AT TIME ZONE 'UTC', 'YYYY-MM') AS month, count(*) \
-         FROM (SELECT {CREATED} AS created FROM {table} AS t \
-               WHERE t.realm_id = $1 AND t.deleted_at_utc IS NULL OFFSET 0) AS c \
-         WHERE c.created >= $2 AND c.created < $3 \
-         GROUP BY 1",
-        table = table.qualified_name()
-    )))
-    .bind(realm_id)
-    .bind(PgTimestamp(first))
-    .bind(PgTimestamp(last))
-    .fetch_all(pool)
-    .await?;
-    let by_month: HashMap<String, u64> = rows
+    let rows: Vec<(String, i64, Option<PgTimestamp>)> =
+        sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT to_char(c.created AT TIME ZONE 'UTC', 'YYYY-MM') AS month, count(*), \
+               max(c.updated) \
+             FROM (SELECT {CREATED} AS created, {LAST_UPDATED} AS updated FROM {table} AS t \
+                   WHERE t.realm_id = $1 AND t.deleted_at_utc IS NULL OFFSET 0) AS c \
+             WHERE c.created >= $2 AND c.created < $3 \
+             GROUP BY 1",
+            table = table.qualified_name()
+        )))
+        .bind(realm_id)
+        .bind(PgTimestamp(first))
+        .bind(PgTimestamp(last))
+        .fetch_all(pool)
+        .await?;
+    let by_month: HashMap<String, MonthRows> = rows
         .into_iter()
-        .map(|(month, n)| (month, u64::try_from(n).unwrap_or(0)))
+        .map(|(month, n, newest)| {
+            let rows = MonthRows {
+                live: u64::try_from(n).unwrap_or(0),
+                newest_change: newest.map(|t| t.0),
+            };
+            (month, rows)
+        })
         .collect();
     for window in windows {
         let month = window.day.strftime("%Y-%m").to_string();
-        if let Some(n) = by_month.get(&month) {
-            out.insert(window.start, *n);
+        if let Some(rows) = by_month.get(&month) {
+            out.insert(window.start, *rows);
         }
     }
     Ok(out)
 }
 
-/// Live rows of `table` for `realm_id` created in `window`.
+/// Live rows of `table` for `realm_id` created in `window`, with the newest change among them.
 ///
 /// # Errors
 /// Database errors.
-pub async fn live_count(
+pub async fn live_rows(
     pool: &PgPool,
     table: RawTable,
     realm_id: &str,
     window: &Window,
-) -> Result<u64, sqlx::Error> {
+) -> Result<MonthRows, sqlx::Error> {
     let counts = live_counts(pool, table, realm_id, std::slice::from_ref(window)).await?;
-    Ok(counts.get(&window.start).copied().unwrap_or(0))
+    Ok(counts.get(&window.start).copied().unwrap_or_default())
 }
 
 /// The database's clock now: what `ingested_at_utc` of a row written from now on is at least.
