@@ -24,7 +24,7 @@ use crate::store::auth::secrets::SecretKey;
 use crate::store::runs::queue::{self, ClaimedRun, NewRun, RetryEnqueued};
 use crate::store::runs::workers::{self, WorkerIdentity};
 use crate::store::runs::{self, Reaped, RunStatus, RunTotals};
-use crate::store::{StoreError, auth::companies, runs::logs};
+use crate::store::{PgTimestamp, StoreError, auth::companies, runs::logs};
 
 /// Why a claimed run could not be executed.
 #[derive(Debug, thiserror::Error)]
@@ -273,7 +273,8 @@ impl RunEvents for LogEvents {
 pub struct StoredLog {
     pool: PgPool,
     run_id: uuid::Uuid,
-    pending: Mutex<Vec<(Level, String)>>,
+    /// Lines not written yet, each with when it happened.
+    pending: Mutex<Vec<(Level, String, jiff::Timestamp)>>,
     closed: CancellationToken,
 }
 
@@ -312,9 +313,10 @@ impl StoredLog {
         if batch.is_empty() {
             return;
         }
-        let levels: Vec<&str> = batch.iter().map(|(l, _)| l.as_str()).collect();
-        let texts: Vec<String> = batch.iter().map(|(_, t)| t.clone()).collect();
-        if let Err(e) = logs::append(&self.pool, self.run_id, &levels, &texts).await {
+        let levels: Vec<&str> = batch.iter().map(|(l, _, _)| l.as_str()).collect();
+        let texts: Vec<String> = batch.iter().map(|(_, t, _)| t.clone()).collect();
+        let ats: Vec<PgTimestamp> = batch.iter().map(|(_, _, at)| PgTimestamp(*at)).collect();
+        if let Err(e) = logs::append(&self.pool, self.run_id, &levels, &texts, &ats).await {
             warn!(
                 "Cannot store {} log lines of run {}: {e}",
                 texts.len(),
@@ -334,10 +336,11 @@ impl RunEvents for StoredLog {
     fn emit(&self, event: &RunEvent<'_>) {
         let lines = events::lines(event);
         if !lines.is_empty() {
+            let at = jiff::Timestamp::now();
             self.pending
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner)
-                .extend(lines);
+                .extend(lines.into_iter().map(|(level, text)| (level, text, at)));
         }
     }
 }

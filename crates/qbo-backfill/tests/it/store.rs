@@ -1007,3 +1007,36 @@ async fn sessions_and_api_tokens_record_their_use_once_a_minute() {
     );
     assert!(renewed.2 > aged.2, "the token's use was not recorded");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_logs_lines_carry_when_they_happened_not_when_the_batch_was_written() {
+    use qbo_backfill::orchestrator::worker::StoredLog;
+    use qbo_backfill::pipeline::events::{RunEvent, RunEvents as _};
+    let db = test_db().await;
+    let range =
+        qbo_backfill::pipeline::DateRange::parse("2026-01-10", "2026-01-11").expect("range");
+    let windows = range.windows().expect("windows");
+    let exec = crate::support::start_run(
+        &db.pool,
+        "9130357766900001",
+        range,
+        &windows,
+        &qbo_backfill::store::runs::workers::WorkerIdentity::current(),
+    )
+    .await;
+    // Two lines 120 ms apart, written in one batch (every 200 ms).
+    let (log, writer) = StoredLog::start(db.pool.clone(), exec.run_id);
+    log.emit(&RunEvent::Warning { message: "first" });
+    tokio::time::sleep(Duration::from_millis(120)).await;
+    log.emit(&RunEvent::Warning { message: "second" });
+    log.close(writer).await;
+    let lines = qbo_backfill::store::runs::logs::read(&db.pool, exec.run_id, 0, 10)
+        .await
+        .expect("lines");
+    assert_eq!(lines.len(), 2);
+    let apart = lines[1].at.0.duration_since(lines[0].at.0);
+    assert!(
+        apart >= jiff::SignedDuration::from_millis(100),
+        "the lines are {apart:?} apart"
+    );
+}

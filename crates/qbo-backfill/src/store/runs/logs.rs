@@ -19,7 +19,8 @@ pub struct LogLine {
     pub text: String,
 }
 
-/// Appends lines to a run's log.
+/// Appends lines to a run's log, each with when it happened (`ats`, one per line; the log is
+/// written in batches, later than its lines happen).
 ///
 /// # Errors
 /// Database errors.
@@ -28,18 +29,21 @@ pub async fn append(
     run_id: Uuid,
     levels: &[&str],
     texts: &[String],
+    ats: &[PgTimestamp],
 ) -> Result<(), sqlx::Error> {
     if texts.is_empty() {
         return Ok(());
     }
     sqlx::query(
-        "INSERT INTO ops.run_logs (run_id, level, text) \
-         SELECT $1, l, t FROM unnest($2::text[], $3::text[]) WITH ORDINALITY AS x(l, t, i) \
+        "INSERT INTO ops.run_logs (run_id, level, text, at) \
+         SELECT $1, l, t, a FROM unnest($2::text[], $3::text[], $4::timestamptz[]) \
+           WITH ORDINALITY AS x(l, t, a, i) \
          ORDER BY i",
     )
     .bind(run_id)
     .bind(levels)
     .bind(texts)
+    .bind(ats)
     .execute(pool)
     .await?;
     Ok(())
