@@ -31,6 +31,19 @@ fn looks_like_token(run: &str) -> bool {
     run.len() >= MIN_TOKEN_LEN
         && run.chars().any(|c| c.is_ascii_digit())
         && run.chars().any(|c| c.is_ascii_alphabetic())
+        && !is_transaction_id(run)
+}
+
+/// Whether `run` is an `intuit_tid` (`1-` then 8 and 24 hex digits, as Intuit's support asks
+/// for it), alone or as the value of `key=`: kept whole, since it is no secret and the one
+/// thing that lets Intuit find the request.
+fn is_transaction_id(run: &str) -> bool {
+    let value = run.rsplit_once('=').map_or(run, |(_, value)| value);
+    let hex = |s: &str, n: usize| s.len() == n && s.bytes().all(|b| b.is_ascii_hexdigit());
+    value
+        .strip_prefix("1-")
+        .and_then(|rest| rest.split_once('-'))
+        .is_some_and(|(time, id)| hex(time, 8) && hex(id, 24))
 }
 
 /// Replaces every token-looking substring of `text` by `…` plus its last 4 characters.
@@ -103,6 +116,22 @@ mod tests {
         ] {
             assert_eq!(redact(s), s);
         }
+    }
+
+    #[test]
+    fn intuit_transaction_ids_are_kept_whole() {
+        for s in [
+            "intuit_tid=1-5f7330b9-2dfd1c3e0c1f7a8b3a9fdd89",
+            "HTTP 500; intuit_tid=1-5f7330b9-2dfd1c3e0c1f7a8b3a9fdd89)",
+            "1-5f7330b9-2dfd1c3e0c1f7a8b3a9fdd89",
+        ] {
+            assert_eq!(redact(s), s);
+        }
+        // The shape only: a token is still masked, even after `intuit_tid=`.
+        assert_eq!(
+            redact("intuit_tid=AB01601390262kxzxOlnHYdhtEVRXISU7piPqQrCmmbDN35Yjd"),
+            "…5Yjd"
+        );
     }
 
     #[test]

@@ -159,8 +159,8 @@ pub enum ChannelRefusal {
     /// A webhook without a usable URL.
     #[error("{0}")]
     Url(String),
-    /// An e-mail channel without a usable address.
-    #[error("`{0}` is not an e-mail address such as ops@example.com")]
+    /// An e-mail channel without a usable address (the whole sentence).
+    #[error("{0}")]
     Email(String),
     /// No event, or one that does not exist.
     #[error("{0}")]
@@ -286,7 +286,12 @@ pub fn check_url(text: &str) -> Result<String, ChannelRefusal> {
 /// [`ChannelRefusal::Email`].
 pub fn check_email(text: &str) -> Result<String, ChannelRefusal> {
     let text = text.trim();
-    let bad = || ChannelRefusal::Email(echo(text));
+    let bad = || {
+        ChannelRefusal::Email(format!(
+            "`{}` is not an e-mail address such as ops@example.com",
+            echo(text)
+        ))
+    };
     let (local, domain) = text.split_once('@').ok_or_else(bad)?;
     let local_ok = !local.is_empty()
         && local.len() <= 64

@@ -192,7 +192,7 @@ pub async fn raise(pool: &PgPool, alert: &Alert) {
     match store::raise(pool, alert).await {
         Ok(0) => {}
         Ok(n) => {
-            tracing::info!(event = %alert.kind, deliveries = n, "Alert raised | event={} channels={n}", alert.kind)
+            tracing::info!("Alert raised | event={} channels={n}", alert.kind)
         }
         Err(e) => {
             tracing::warn!(event = %alert.kind, "Could not record the {} alert: {e}", alert.kind)
