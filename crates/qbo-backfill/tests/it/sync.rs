@@ -690,3 +690,27 @@ async fn rows_deleted_while_a_span_fetches_ahead_make_no_other_row_slip_through(
         .expect("versions");
     assert_eq!(versions, loaded.len() as i64);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_first_sync_that_starts_after_the_history_ends_says_what_it_leaves_out() {
+    let world = World::new(sim_config(20)).await;
+    let out = world.load("qb_invoices_backfill", JAN_FROM, JAN_TO).await;
+    assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
+    let (today, tomorrow) = today_and_tomorrow();
+    let out = world
+        .load("qb_invoices_incremental", &today, &tomorrow)
+        .await;
+    let text = stdout(&out);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert!(
+        text.contains(&format!(
+            "invoices have no sync cursor yet and their loaded history ends {JAN_TO}, before this sync's range starts ({today}): changes made in between are in neither; `qbo-backfill run qb_invoices_incremental --fecha-inicio {JAN_TO} --fecha-fin {today}` loads them"
+        )),
+        "{text}"
+    );
+    // Once it has a cursor, a sync continues from it: nothing to say.
+    let out = world.run(&["run", "qb_invoices_incremental"]).await;
+    let text = stdout(&out);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert!(!text.contains("no sync cursor yet"), "{text}");
+}

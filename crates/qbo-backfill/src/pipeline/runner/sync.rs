@@ -43,12 +43,49 @@ impl Scope {
                 return;
             }
         };
+        self.warn_of_a_gap_before(range_start).await;
         *lock(&self.cursor) = Some(CursorMove {
             realm_id: self.core.ctx.realm_id.clone(),
             entity: pipeline.entity(),
             range_start,
             through,
         });
+    }
+
+    /// A sync of an entity that has no cursor yet (its first) whose range starts after the
+    /// entity's loaded history ends leaves the days in between in neither: their changes are
+    /// not in raw, and no later sync reads them. Said in one line, with the command that loads
+    /// them (nothing is said when the history reaches the range, or the database cannot tell).
+    async fn warn_of_a_gap_before(&self, range_start: jiff::Timestamp) {
+        let pipeline = self.core.ctx.pipeline;
+        let pool = &self.core.engine.pool;
+        let realm_id = &self.core.ctx.realm_id;
+        if !matches!(
+            runs::cursors::get(pool, realm_id, pipeline.entity()).await,
+            Ok(None)
+        ) {
+            return;
+        }
+        let Some(backfill) =
+            crate::pipeline::Pipeline::of(pipeline.entity(), crate::pipeline::Mode::Backfill)
+        else {
+            return;
+        };
+        let day = |t: jiff::Timestamp| t.to_zoned(jiff::tz::TimeZone::UTC).date();
+        let start = day(range_start);
+        let plural = pipeline.spec().plural;
+        let message = match runs::cursors::history_ends(pool, realm_id, backfill).await {
+            Ok(Some(end)) if end < range_start => format!(
+                "{plural} have no sync cursor yet and their loaded history ends {}, before this sync's range starts ({start}): changes made in between are in neither; `qbo-backfill run {pipeline} --fecha-inicio {} --fecha-fin {start}` loads them",
+                day(end),
+                day(end),
+            ),
+            Ok(None) => format!(
+                "{plural} have no sync cursor yet and no loaded history: rows last changed before {start} are not in raw; `qbo-backfill run {backfill} --fecha-inicio … --fecha-fin {start}` loads them"
+            ),
+            _ => return,
+        };
+        self.emit(&RunEvent::Warning { message: &message });
     }
 
     async fn mark_deletions(

@@ -53,3 +53,24 @@ pub async fn advance(
     .await?;
     Ok(())
 }
+
+/// Where the loaded history of `pipeline` (a backfill) for `realm_id` ends: the end of its
+/// latest window loaded, if it has one.
+///
+/// # Errors
+/// Database errors.
+pub async fn history_ends(
+    pool: &PgPool,
+    realm_id: &str,
+    pipeline: crate::domain::pipeline::Pipeline,
+) -> Result<Option<jiff::Timestamp>, sqlx::Error> {
+    let at: Option<PgTimestamp> = sqlx::query_scalar(
+        "SELECT max(window_end) FROM ops.windows \
+         WHERE pipeline = $1 AND realm_id = $2 AND status = 'succeeded'",
+    )
+    .bind(pipeline.name())
+    .bind(realm_id)
+    .fetch_one(pool)
+    .await?;
+    Ok(at.map(|t| t.0))
+}
