@@ -228,24 +228,14 @@ impl MonthTask<'_> {
     /// QuickBooks' `COUNT(*)` of the month (one request).
     async fn count_qbo(&self, record: &mut MonthRecord) -> Result<u64, Early> {
         let scope = self.scope;
-        let held = self.held();
-        let counted = held
-            .unless_halted(
-                scope.core.engine.client.count_within(
-                    scope.pipeline().entity(),
-                    scope.pipeline().time_field(),
-                    self.qbo_window(),
-                ),
-                STOPPED,
-            )
-            .await?;
-        record.requests += 1;
-        match counted {
-            Ok(n) => Ok(n),
-            Err(e) => Err(held
-                .request_failed(&e, "cannot count the month in QuickBooks: ")
-                .await),
-        }
+        let (entity, field) = (scope.pipeline().entity(), scope.pipeline().time_field());
+        let count = scope
+            .core
+            .engine
+            .client
+            .count_within(entity, field, self.qbo_window());
+        self.ask(record, count, "cannot count the month in QuickBooks: ")
+            .await
     }
 
     /// Whether QuickBooks holds a row of the month changed after `newest`, the newest change
@@ -260,24 +250,37 @@ impl MonthTask<'_> {
             return Ok(false);
         };
         let scope = self.scope;
-        let held = self.held();
-        let counted = held
-            .unless_halted(
-                scope.core.engine.client.count_changed_after(
-                    scope.pipeline().entity(),
-                    scope.pipeline().time_field(),
-                    self.qbo_window(),
-                    newest,
-                ),
-                STOPPED,
+        let (entity, field) = (scope.pipeline().entity(), scope.pipeline().time_field());
+        let count =
+            scope
+                .core
+                .engine
+                .client
+                .count_changed_after(entity, field, self.qbo_window(), newest);
+        let changed = self
+            .ask(
+                record,
+                count,
+                "cannot count the month's changes in QuickBooks: ",
             )
             .await?;
+        Ok(changed > 0)
+    }
+
+    /// One request of the month, counted in `record` (unless the run halted first); a failure
+    /// ends the month, its message led by `failing`.
+    async fn ask(
+        &self,
+        record: &mut MonthRecord,
+        request: impl Future<Output = Result<u64, qbo::QboError>>,
+        failing: &str,
+    ) -> Result<u64, Early> {
+        let held = self.held();
+        let answered = held.unless_halted(request, STOPPED).await?;
         record.requests += 1;
-        match counted {
-            Ok(n) => Ok(n > 0),
-            Err(e) => Err(held
-                .request_failed(&e, "cannot count the month's changes in QuickBooks: ")
-                .await),
+        match answered {
+            Ok(n) => Ok(n),
+            Err(e) => Err(held.request_failed(&e, failing).await),
         }
     }
 
