@@ -276,8 +276,9 @@ async fn a_batch_whose_command_line_is_killed_leaves_no_run_queued_for_nobody() 
     )
     .await;
     assert!(queued > 20, "{queued} runs queued when it was killed");
-    // The next command that looks (here `runs`) finds the process dead: its run is interrupted
-    // and the runs it was going to run are cancelled, as Ctrl-C would have left them.
+    // The next command that looks (here `runs`) finds the process dead: the run it was loading,
+    // if it was between two runs none, is interrupted, and the runs it was going to run are
+    // cancelled, as Ctrl-C would have left them.
     let out = world.run(&["runs"]).await;
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let statuses: Vec<(String, i64)> =
@@ -286,9 +287,13 @@ async fn a_batch_whose_command_line_is_killed_leaves_no_run_queued_for_nobody() 
             .await
             .expect("statuses");
     let of = |s: &str| statuses.iter().find(|(k, _)| k == s).map_or(0, |(_, n)| *n);
-    assert_eq!(of("queued"), 0, "{statuses:?}");
-    assert_eq!(of("interrupted"), 1, "{statuses:?}");
-    assert_eq!(of("cancelled") + of("succeeded") + 1, 26, "{statuses:?}");
+    assert_eq!(of("queued") + of("running"), 0, "{statuses:?}");
+    assert!(of("interrupted") <= 1, "{statuses:?}");
+    assert_eq!(
+        of("cancelled") + of("succeeded") + of("interrupted"),
+        26,
+        "{statuses:?}"
+    );
     assert!(of("cancelled") > 20, "{statuses:?}");
 }
 
