@@ -5,11 +5,12 @@
 //! (`MetaData.LastUpdatedTime`) among them. Each month is then claimed like any window (so
 //! leases, takeover, cancel and retry work as for loads) and costs two `COUNT(*)` when it
 //! agrees: its rows, and its rows changed after the newest change the copy holds (an edit the
-//! copy has not seen, which a count alone cannot tell). A month that differs is repaired: paged whole from QuickBooks, every
-//! row upserted (new rows count as `loaded`), and the live rows of the month that QuickBooks did
-//! not return, written before the paging started, marked deleted; then both sides are counted
-//! again: the month is `drifted` when they now agree, `failed` when they do not. Each month's
-//! result goes to `ops.verify_months` as it ends. What happens is emitted as [`RunEvent`]s.
+//! copy has not seen, which a count alone cannot tell). A month that differs is repaired: paged
+//! whole from QuickBooks, every row upserted (new rows count as `loaded`), and the live rows of
+//! the month that QuickBooks did not return, written before the paging started, marked deleted;
+//! then both sides are counted again: the month is `drifted` when they now agree, `failed` when
+//! they do not. Each month's result goes to `ops.verify_months` as it ends. What happens is
+//! emitted as [`RunEvent`]s.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};

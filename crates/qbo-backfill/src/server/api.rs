@@ -487,11 +487,9 @@ pub(crate) async fn retry_run(
         RetryRefusal::Database(e) => ApiError::from(e),
     };
     let plan = plan_retry(&state.pool, id).await.map_err(refused)?;
-    let mut tx = state.pool.begin().await?;
-    let retry = queue_retry(&mut tx, &plan, caller.name())
+    let retry = queue_retry(&state.pool, &plan, caller.name())
         .await
         .map_err(refused)?;
-    tx.commit().await?;
     queued(&state, retry).await
 }
 

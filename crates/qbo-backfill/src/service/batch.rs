@@ -153,14 +153,10 @@ pub async fn retry_failed(
             Err(RetryRefusal::Database(e)) => return Err(e),
             Err(_) => continue,
         };
-        let mut tx = pool.begin().await?;
         // The retry joins the batch of the run it retries; one retried meanwhile (a second
         // click, another script) is left to the retry already queued.
-        match queue_retry(&mut tx, &plan, started_by).await {
-            Ok(run_id) => {
-                tx.commit().await?;
-                retried.push(run_id);
-            }
+        match queue_retry(pool, &plan, started_by).await {
+            Ok(run_id) => retried.push(run_id),
             Err(RetryRefusal::Database(e)) => return Err(e),
             Err(_) => {}
         }

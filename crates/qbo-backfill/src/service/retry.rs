@@ -143,19 +143,23 @@ pub async fn plan_retry(pool: &PgPool, id: Uuid) -> Result<RetryPlan, RetryRefus
     })
 }
 
-/// Queues the retry `plan` describes, started by `started_by`, in `conn`'s transaction: the one
-/// way every front end queues a retry. [`RetryRefusal::Retrying`] (nothing written) when another
-/// retry of the run was queued meanwhile.
+/// Queues the retry `plan` describes, started by `started_by`, in a transaction of its own: the
+/// one way the API, the UI and batch retries queue a retry. [`RetryRefusal::Retrying`] (nothing
+/// written) when another retry of the run was queued meanwhile.
 ///
 /// # Errors
 /// [`RetryRefusal::Retrying`]; database errors.
 pub async fn queue_retry(
-    conn: &mut sqlx::PgConnection,
+    pool: &PgPool,
     plan: &RetryPlan,
     started_by: Option<&str>,
 ) -> Result<Uuid, RetryRefusal> {
-    match queue::enqueue_retry(conn, &plan.queued_run(started_by)).await? {
-        RetryEnqueued::Queued(id) => Ok(id),
+    let mut tx = pool.begin().await?;
+    match queue::enqueue_retry(&mut tx, &plan.queued_run(started_by)).await? {
+        RetryEnqueued::Queued(id) => {
+            tx.commit().await?;
+            Ok(id)
+        }
         RetryEnqueued::AlreadyRetrying(retry) => Err(RetryRefusal::Retrying {
             id: plan.run.id,
             retry,

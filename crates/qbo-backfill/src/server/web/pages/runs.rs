@@ -390,13 +390,11 @@ pub(crate) async fn retry(
         }
         Err(RetryRefusal::Database(e)) => return Err(PageError::failure(&e)),
     };
-    let mut tx = state.pool.begin().await?;
-    let retry = match queue_retry(&mut tx, &plan, Some(&op.session.username)).await {
+    let retry = match queue_retry(&state.pool, &plan, Some(&op.session.username)).await {
         // Retried meanwhile (a second click, another operator): that retry's page.
         Ok(retry) | Err(RetryRefusal::Retrying { retry, .. }) => retry,
         Err(e) => return Err(PageError::failure(&e)),
     };
-    tx.commit().await?;
     state.wake_workers.notify_waiters();
     Ok(Redirect::to(&format!("/runs/{retry}")).into_response())
 }
